@@ -1,0 +1,214 @@
+"""The StyleGAN2 / StyleGAN2-ADA discriminator."""
+import copy
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..ops import downsample2d, setup_filter
+from .layers import Conv2dLayer, FullyConnectedLayer
+from .mapping import MappingNetwork
+
+
+class DiscriminatorBlock(nn.Module):
+    """fromrgb (first block or 'skip'), conv0, downsampling conv1, resnet skip."""
+
+    def __init__(
+        self,
+        in_channels,
+        tmp_channels,
+        out_channels,
+        resolution,
+        img_channels,
+        first_layer_idx=0,
+        architecture="resnet",
+        activation="lrelu",
+        resample_filter=(1, 3, 3, 1),
+        conv_clamp=None,
+        use_fp16=False,
+        fp16_channels_last=False,
+        freeze_layers=0,
+    ):
+        if architecture not in ("orig", "skip", "resnet"):
+            raise ValueError(f"architecture must be orig, skip or resnet, got {architecture!r}")
+        super().__init__()
+        self.in_channels = in_channels
+        self.resolution = resolution
+        self.img_channels = img_channels
+        self.first_layer_idx = first_layer_idx
+        self.architecture = architecture
+        self.use_fp16 = use_fp16
+        self.channels_last = use_fp16 and fp16_channels_last
+        self.freeze_layers = freeze_layers
+        self.register_buffer("resample_filter", setup_filter(list(resample_filter)))
+        self.num_layers = 0
+
+        def trainable():  # layers before `freeze_layers` hold buffers instead of parameters
+            idx = first_layer_idx + self.num_layers
+            self.num_layers += 1
+            return idx >= freeze_layers
+
+        common = dict(activation=activation, conv_clamp=conv_clamp, channels_last=self.channels_last)
+        if in_channels == 0 or architecture == "skip":
+            self.fromrgb = Conv2dLayer(img_channels, tmp_channels, kernel_size=1, trainable=trainable(), **common)
+        self.conv0 = Conv2dLayer(tmp_channels, tmp_channels, kernel_size=3, trainable=trainable(), **common)
+        self.conv1 = Conv2dLayer(
+            tmp_channels, out_channels, kernel_size=3, down=2, resample_filter=resample_filter, trainable=trainable(), **common
+        )
+        if architecture == "resnet":
+            self.skip = Conv2dLayer(
+                tmp_channels, out_channels, kernel_size=1, bias=False, down=2, resample_filter=resample_filter,
+                trainable=trainable(), channels_last=self.channels_last,
+            )
+
+    def forward(self, x, img, force_fp32=False):
+        ref = x if x is not None else img
+        dtype = torch.float16 if self.use_fp16 and ref.device.type == "cuda" and not force_fp32 else torch.float32
+        memory_format = torch.channels_last if self.channels_last and not force_fp32 else torch.contiguous_format
+        if x is not None:
+            x = x.to(dtype=dtype, memory_format=memory_format)
+        if self.in_channels == 0 or self.architecture == "skip":
+            y = self.fromrgb(img.to(dtype=dtype, memory_format=memory_format))
+            x = x + y if x is not None else y
+            img = downsample2d(img, self.resample_filter) if self.architecture == "skip" else None
+        if self.architecture == "resnet":
+            y = self.skip(x, gain=np.sqrt(0.5))
+            x = self.conv0(x)
+            x = self.conv1(x, gain=np.sqrt(0.5))
+            x = y + x
+        else:
+            x = self.conv1(self.conv0(x))
+        return x, img
+
+
+class MinibatchStdLayer(nn.Module):
+    """Append the standard deviation across groups of samples as extra feature maps.
+
+    Group members are strided: sample i belongs to group i % (N // G), as in the official code.
+    """
+
+    def __init__(self, group_size, num_channels=1):
+        super().__init__()
+        self.group_size = group_size
+        self.num_channels = num_channels
+
+    def forward(self, x):
+        n, c, h, w = x.shape
+        g = min(self.group_size, n) if self.group_size is not None else n
+        if n % g != 0:
+            raise ValueError(f"minibatch-stddev: batch size {n} is not a multiple of the group size {g}")
+        f = self.num_channels
+        y = x.float().reshape(g, -1, f, c // f, h, w)  # [G, n/G, F, c, H, W]
+        y = (y - y.mean(dim=0)).square().mean(dim=0)
+        y = (y + 1e-8).sqrt().mean(dim=[2, 3, 4])  # [n/G, F]
+        y = y.reshape(-1, f, 1, 1).repeat(g, 1, h, w).to(x.dtype)
+        return torch.cat([x, y], dim=1)
+
+    def extra_repr(self):
+        return f"group_size={self.group_size}, num_channels={self.num_channels}"
+
+
+class DiscriminatorEpilogue(nn.Module):
+    """4x4 head: minibatch stddev, conv, dense, output (projected onto the label map when conditional)."""
+
+    def __init__(
+        self,
+        in_channels,
+        cmap_dim,
+        resolution,
+        img_channels,
+        architecture="resnet",
+        mbstd_group_size=4,
+        mbstd_num_channels=1,
+        activation="lrelu",
+        conv_clamp=None,
+    ):
+        super().__init__()
+        self.in_channels = in_channels
+        self.cmap_dim = cmap_dim
+        self.resolution = resolution
+        self.architecture = architecture
+        if architecture == "skip":
+            self.fromrgb = Conv2dLayer(img_channels, in_channels, kernel_size=1, activation=activation)
+        self.mbstd = MinibatchStdLayer(mbstd_group_size, mbstd_num_channels) if mbstd_num_channels > 0 else None
+        self.conv = Conv2dLayer(in_channels + mbstd_num_channels, in_channels, kernel_size=3, activation=activation, conv_clamp=conv_clamp)
+        self.fc = FullyConnectedLayer(in_channels * resolution**2, in_channels, activation=activation)
+        self.out = FullyConnectedLayer(in_channels, 1 if cmap_dim == 0 else cmap_dim)
+
+    def forward(self, x, img, cmap, force_fp32=False):
+        x = x.to(torch.float32)
+        if self.architecture == "skip":
+            x = x + self.fromrgb(img.to(torch.float32))
+        if self.mbstd is not None:
+            x = self.mbstd(x)
+        x = self.conv(x)
+        x = self.fc(x.flatten(1))
+        x = self.out(x)
+        if self.cmap_dim > 0:
+            x = (x * cmap).sum(dim=1, keepdim=True) * (1 / np.sqrt(self.cmap_dim))
+        return x
+
+
+class Discriminator(nn.Module):
+    """D(img, c) -> logits [N, 1]."""
+
+    def __init__(
+        self,
+        c_dim,
+        img_resolution,
+        img_channels,
+        architecture="resnet",
+        channel_base=32768,
+        channel_max=512,
+        num_fp16_res=0,
+        conv_clamp=None,
+        cmap_dim=None,
+        block_kwargs=None,
+        mapping_kwargs=None,
+        epilogue_kwargs=None,
+    ):
+        super().__init__()
+        block_kwargs, mapping_kwargs, epilogue_kwargs = dict(block_kwargs or {}), dict(mapping_kwargs or {}), dict(epilogue_kwargs or {})
+        self.init_kwargs = copy.deepcopy(
+            dict(c_dim=c_dim, img_resolution=img_resolution, img_channels=img_channels, architecture=architecture,
+                 channel_base=channel_base, channel_max=channel_max, num_fp16_res=num_fp16_res, conv_clamp=conv_clamp,
+                 cmap_dim=cmap_dim, block_kwargs=block_kwargs, mapping_kwargs=mapping_kwargs, epilogue_kwargs=epilogue_kwargs)
+        )
+        log2 = int(np.log2(img_resolution))
+        if img_resolution < 4 or 2**log2 != img_resolution:
+            raise ValueError(f"img_resolution must be a power of two >= 4, got {img_resolution}")
+        self.c_dim = c_dim
+        self.img_resolution = img_resolution
+        self.img_channels = img_channels
+        self.block_resolutions = [2**i for i in range(log2, 2, -1)]
+        channels = {res: min(channel_base // res, channel_max) for res in self.block_resolutions + [4]}
+        fp16_resolution = max(2 ** (log2 + 1 - num_fp16_res), 8)
+        if cmap_dim is None:
+            cmap_dim = channels[4]
+        if c_dim == 0:
+            cmap_dim = 0
+        common = dict(img_channels=img_channels, architecture=architecture, conv_clamp=conv_clamp)
+        layer_idx = 0
+        for res in self.block_resolutions:
+            block = DiscriminatorBlock(
+                channels[res] if res < img_resolution else 0, channels[res], channels[res // 2], resolution=res,
+                first_layer_idx=layer_idx, use_fp16=res >= fp16_resolution, **block_kwargs, **common,
+            )
+            setattr(self, f"b{res}", block)
+            layer_idx += block.num_layers
+        if c_dim > 0:
+            self.mapping = MappingNetwork(z_dim=0, c_dim=c_dim, w_dim=cmap_dim, num_ws=None, w_avg_beta=None, **mapping_kwargs)
+        self.b4 = DiscriminatorEpilogue(channels[4], cmap_dim=cmap_dim, resolution=4, **epilogue_kwargs, **common)
+
+    def forward(self, img, c=None, force_fp32=False):
+        if img.ndim != 4 or img.shape[1:] != (self.img_channels, self.img_resolution, self.img_resolution):
+            raise ValueError(
+                f"D expects images [N, {self.img_channels}, {self.img_resolution}, {self.img_resolution}], got {tuple(img.shape)}"
+            )
+        x = None
+        for res in self.block_resolutions:
+            x, img = getattr(self, f"b{res}")(x, img, force_fp32=force_fp32)
+        cmap = None
+        if self.c_dim > 0:
+            cmap = self.mapping(None, c)
+        return self.b4(x, img, cmap)

@@ -1,0 +1,109 @@
+"""Building blocks shared by the StyleGAN2 generator and discriminator."""
+import math
+
+import torch
+from torch import nn
+
+from ..ops import bias_act, conv2d_resample, setup_filter
+from ..ops.bias_act import activation as _activation
+
+
+class HookPoint(nn.Module):
+    """Identity module marking a named place in the network.
+
+    Register forward hooks on it (`module.register_forward_hook`) to read or
+    replace the activation that flows through, as in TransformerLens.
+    """
+
+    def forward(self, x):
+        return x
+
+
+def normalize_2nd_moment(x, dim=1, eps=1e-8):
+    """Scale each vector to unit root-mean-square (the 'pixel norm' of z)."""
+    return x * (x.square().mean(dim=dim, keepdim=True) + eps).rsqrt()
+
+
+class FullyConnectedLayer(nn.Module):
+    """Dense layer with equalised learning rate: weights stored unscaled, scaled at run time."""
+
+    def __init__(self, in_features, out_features, bias=True, activation="linear", lr_multiplier=1.0, bias_init=0.0):
+        super().__init__()
+        self.in_features = in_features
+        self.out_features = out_features
+        self.activation = activation
+        self.lr_multiplier = lr_multiplier
+        self.weight = nn.Parameter(torch.randn([out_features, in_features]) / lr_multiplier)
+        self.bias = nn.Parameter(torch.full([out_features], float(bias_init))) if bias else None
+        self.weight_gain = lr_multiplier / math.sqrt(in_features)
+        self.bias_gain = lr_multiplier
+
+    def forward(self, x):
+        w = self.weight.to(x.dtype) * self.weight_gain
+        b = self.bias
+        if b is not None:
+            b = b.to(x.dtype)
+            if self.bias_gain != 1:
+                b = b * self.bias_gain
+        if self.activation == "linear" and b is not None:
+            return torch.addmm(b.unsqueeze(0), x, w.t())
+        return bias_act(x.matmul(w.t()), b, act=self.activation)
+
+    def extra_repr(self):
+        return f"in={self.in_features}, out={self.out_features}, act={self.activation}, lr_mul={self.lr_multiplier:g}"
+
+
+class Conv2dLayer(nn.Module):
+    """Convolution with equalised learning rate, optional FIR up/down-sampling and clamping."""
+
+    def __init__(
+        self,
+        in_channels,
+        out_channels,
+        kernel_size,
+        bias=True,
+        activation="linear",
+        up=1,
+        down=1,
+        resample_filter=(1, 3, 3, 1),
+        conv_clamp=None,
+        channels_last=False,
+        trainable=True,
+    ):
+        super().__init__()
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.kernel_size = kernel_size
+        self.activation = activation
+        self.up = up
+        self.down = down
+        self.conv_clamp = conv_clamp
+        self.register_buffer("resample_filter", setup_filter(list(resample_filter)))
+        self.padding = kernel_size // 2
+        self.weight_gain = 1 / math.sqrt(in_channels * kernel_size**2)
+        self.act_gain = _activation(activation).def_gain
+        memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        weight = torch.randn([out_channels, in_channels, kernel_size, kernel_size]).to(memory_format=memory_format)
+        b = torch.zeros([out_channels]) if bias else None
+        if trainable:
+            self.weight = nn.Parameter(weight)
+            self.bias = nn.Parameter(b) if b is not None else None
+        else:
+            self.register_buffer("weight", weight)
+            self.register_buffer("bias", b)
+
+    def forward(self, x, gain=1):
+        w = self.weight * self.weight_gain
+        b = self.bias.to(x.dtype) if self.bias is not None else None
+        flip_weight = self.up == 1  # the official layers convolve (not correlate) when upsampling
+        x = conv2d_resample(
+            x, w.to(x.dtype), f=self.resample_filter, up=self.up, down=self.down, padding=self.padding, flip_weight=flip_weight
+        )
+        clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
+        return bias_act(x, b, act=self.activation, gain=self.act_gain * gain, clamp=clamp)
+
+    def extra_repr(self):
+        return (
+            f"in={self.in_channels}, out={self.out_channels}, k={self.kernel_size}, act={self.activation}, "
+            f"up={self.up}, down={self.down}, clamp={self.conv_clamp}"
+        )

@@ -1,0 +1,92 @@
+"""Mapping network: z (and an optional label c) -> intermediate latent w, broadcast to W+."""
+import torch
+from torch import nn
+
+from .layers import FullyConnectedLayer, HookPoint, normalize_2nd_moment
+
+
+def truncate(ws, center, psi=1.0, cutoff=None):
+    """Move ws [N, num_ws, w_dim] toward `center` by psi on the first `cutoff` layers (all if None)."""
+    if psi == 1:
+        return ws
+    if cutoff is None:
+        return center.lerp(ws, psi)
+    ws = ws.clone()
+    ws[:, :cutoff] = center.lerp(ws[:, :cutoff], psi)
+    return ws
+
+
+class MappingNetwork(nn.Module):
+    """An MLP with equalised learning rate (lr multiplier 0.01 by default) and a running mean of w."""
+
+    def __init__(
+        self,
+        z_dim,
+        c_dim,
+        w_dim,
+        num_ws,
+        num_layers=8,
+        embed_features=None,
+        layer_features=None,
+        activation="lrelu",
+        lr_multiplier=0.01,
+        w_avg_beta=0.995,
+    ):
+        super().__init__()
+        self.z_dim = z_dim
+        self.c_dim = c_dim
+        self.w_dim = w_dim
+        self.num_ws = num_ws
+        self.num_layers = num_layers
+        self.w_avg_beta = w_avg_beta
+        if embed_features is None:
+            embed_features = w_dim
+        if c_dim == 0:
+            embed_features = 0
+        if layer_features is None:
+            layer_features = w_dim
+        features = [z_dim + embed_features] + [layer_features] * (num_layers - 1) + [w_dim]
+        if c_dim > 0:
+            self.embed = FullyConnectedLayer(c_dim, embed_features)
+        for i in range(num_layers):
+            layer = FullyConnectedLayer(features[i], features[i + 1], activation=activation, lr_multiplier=lr_multiplier)
+            setattr(self, f"fc{i}", layer)
+        if num_ws is not None and w_avg_beta is not None:
+            self.register_buffer("w_avg", torch.zeros([w_dim]))
+        self.hook_z = HookPoint()  # normalised z (and embedded c), input of fc0
+        self.hook_w = HookPoint()  # w before broadcasting and truncation
+
+    def forward(self, z, c=None, truncation_psi=1, truncation_cutoff=None, update_w_avg=None):
+        """Return ws [N, num_ws, w_dim] (or w [N, w_dim] when num_ws is None).
+
+        The running mean `w_avg` is updated in training mode unless update_w_avg=False.
+        """
+        x = None
+        if self.z_dim > 0:
+            if z is None or z.ndim != 2 or z.shape[1] != self.z_dim:
+                raise ValueError(f"z must be [N, {self.z_dim}], got {None if z is None else tuple(z.shape)}")
+            x = normalize_2nd_moment(z.to(torch.float32))
+        if self.c_dim > 0:
+            if c is None or c.ndim != 2 or c.shape[1] != self.c_dim:
+                raise ValueError(f"c must be [N, {self.c_dim}] for this conditional network, got {None if c is None else tuple(c.shape)}")
+            y = normalize_2nd_moment(self.embed(c.to(torch.float32)))
+            x = torch.cat([x, y], dim=1) if x is not None else y
+        x = self.hook_z(x)
+        for i in range(self.num_layers):
+            x = getattr(self, f"fc{i}")(x)
+        x = self.hook_w(x)
+
+        if update_w_avg is None:
+            update_w_avg = self.training
+        if update_w_avg and self.w_avg_beta is not None and hasattr(self, "w_avg"):
+            self.w_avg.copy_(x.detach().mean(dim=0).lerp(self.w_avg, self.w_avg_beta))
+
+        if self.num_ws is None:
+            if truncation_psi != 1:
+                raise ValueError("truncation needs a mapping network with num_ws and w_avg")
+            return x
+        x = x.unsqueeze(1).repeat([1, self.num_ws, 1])
+        return truncate(x, self.w_avg, truncation_psi, truncation_cutoff)
+
+    def extra_repr(self):
+        return f"z_dim={self.z_dim}, c_dim={self.c_dim}, w_dim={self.w_dim}, num_ws={self.num_ws}, layers={self.num_layers}"

@@ -1,0 +1,65 @@
+"""Style-modulated convolution with optional weight demodulation (StyleGAN2, section 2.2)."""
+import math
+
+import torch
+
+from .conv2d_resample import conv2d_resample
+
+
+def modulated_conv2d(
+    x,
+    weight,
+    styles,
+    noise=None,
+    up=1,
+    down=1,
+    padding=0,
+    resample_filter=None,
+    demodulate=True,
+    flip_weight=True,
+    fused_modconv=True,
+):
+    """Convolve each sample with the shared weight scaled by its own styles.
+
+    Args:
+        x: [N, Cin, H, W]; weight: [Cout, Cin, kh, kw]; styles: [N, Cin].
+        noise: optional tensor broadcastable to the output, added after demodulation.
+        demodulate: rescale each output channel to unit expected variance (eps 1e-8).
+        fused_modconv: True = one grouped conv with per-sample kernels; False =
+            scale activations before and after a shared conv (same maths, and on
+            the CPU usually faster because the conv is batched).
+    """
+    n = x.shape[0]
+    out_ch, in_ch, kh, kw = weight.shape
+    if styles.shape != (n, in_ch):
+        raise ValueError(f"styles must be [{n}, {in_ch}], got {tuple(styles.shape)}")
+
+    if x.dtype == torch.float16 and demodulate:
+        # Pre-scale so that the products below stay inside the fp16 range; cancels out after demodulation.
+        weight = weight * (1 / math.sqrt(in_ch * kh * kw) / weight.norm(float("inf"), dim=[1, 2, 3], keepdim=True))
+        styles = styles / styles.norm(float("inf"), dim=1, keepdim=True)
+
+    dcoefs = None
+    if demodulate or fused_modconv:
+        w = weight.unsqueeze(0) * styles.reshape(n, 1, -1, 1, 1)  # [N, Cout, Cin, kh, kw]
+    if demodulate:
+        dcoefs = (w.square().sum(dim=[2, 3, 4]) + 1e-8).rsqrt()  # [N, Cout]
+
+    if not fused_modconv:
+        x = x * styles.to(x.dtype).reshape(n, -1, 1, 1)
+        x = conv2d_resample(x, weight.to(x.dtype), f=resample_filter, up=up, down=down, padding=padding, flip_weight=flip_weight)
+        if dcoefs is not None:
+            x = x * dcoefs.to(x.dtype).reshape(n, -1, 1, 1)
+        if noise is not None:
+            x = x + noise.to(x.dtype)
+        return x
+
+    if dcoefs is not None:
+        w = w * dcoefs.reshape(n, -1, 1, 1, 1)
+    x = x.reshape(1, -1, *x.shape[2:])  # the batch becomes conv groups
+    w = w.reshape(-1, in_ch, kh, kw)
+    x = conv2d_resample(x, w.to(x.dtype), f=resample_filter, up=up, down=down, padding=padding, groups=n, flip_weight=flip_weight)
+    x = x.reshape(n, -1, *x.shape[2:])
+    if noise is not None:
+        x = x + noise.to(x.dtype)
+    return x

@@ -1,0 +1,142 @@
+"""Upsample, FIR-filter and downsample 2-D images in one op (the resampling used by StyleGAN2)."""
+import torch
+import torch.nn.functional as F
+
+from ._impl import choose_impl
+
+
+def _pair(v, what):
+    if isinstance(v, int):
+        return v, v
+    sx, sy = v
+    if not (isinstance(sx, int) and isinstance(sy, int)):
+        raise ValueError(f"{what} must be ints, got {v!r}")
+    return sx, sy
+
+
+def parse_scaling(s):
+    sx, sy = _pair(s, "up/down factors")
+    if sx < 1 or sy < 1:
+        raise ValueError(f"up/down factors must be >= 1, got {s!r}")
+    return sx, sy
+
+
+def parse_padding(p):
+    """int -> all sides; (px, py) -> both sides of each axis; (x0, x1, y0, y1) as is."""
+    if isinstance(p, int):
+        return p, p, p, p
+    p = tuple(int(v) for v in p)
+    if len(p) == 2:
+        return p[0], p[0], p[1], p[1]
+    if len(p) == 4:
+        return p
+    raise ValueError(f"padding must be an int, 2 or 4 ints, got {p!r}")
+
+
+def filter_size(f):
+    """(width, height) of a filter; None counts as 1x1."""
+    if f is None:
+        return 1, 1
+    if f.ndim == 1:
+        return f.shape[0], f.shape[0]
+    return f.shape[1], f.shape[0]
+
+
+def setup_filter(f, normalize=True, flip_filter=False, gain=1, separable=None, device=None):
+    """Turn a list of taps into a float32 filter tensor.
+
+    A 1-D kernel with fewer than 8 taps becomes its outer product (a 2-D filter),
+    as the official code does; so [1, 3, 3, 1] becomes a normalised 4x4 filter.
+    """
+    if f is None:
+        f = 1
+    f = torch.as_tensor(f, dtype=torch.float32, device=device)
+    if f.ndim == 0:
+        f = f[None]
+    if f.ndim not in (1, 2) or f.numel() == 0:
+        raise ValueError(f"filter must be 1-D or 2-D and non-empty, got shape {tuple(f.shape)}")
+    if separable is None:
+        separable = f.ndim == 1 and f.numel() >= 8
+    if f.ndim == 1 and not separable:
+        f = f.ger(f)
+    if normalize:
+        f = f / f.sum()
+    if flip_filter:
+        f = f.flip(list(range(f.ndim)))
+    f = f * (gain ** (f.ndim / 2))
+    return f
+
+
+def _depthwise(x, k, stride):
+    c = x.shape[1]
+    return F.conv2d(x, k[None, None].expand(c, 1, *k.shape), stride=stride, groups=c)
+
+
+def upfirdn2d_ref(x, f, up=1, down=1, padding=0, flip_filter=False, gain=1):
+    """Reference path built from differentiable PyTorch ops (any-order gradients)."""
+    if x.ndim != 4:
+        raise ValueError(f"upfirdn2d expects [N, C, H, W], got shape {tuple(x.shape)}")
+    if f is None:
+        f = torch.ones([1, 1], dtype=torch.float32, device=x.device)
+    ux, uy = parse_scaling(up)
+    dx, dy = parse_scaling(down)
+    px0, px1, py0, py1 = parse_padding(padding)
+    n, c, h, w = x.shape
+
+    if ux > 1 or uy > 1:  # zero after every sample
+        x = x.reshape(n, c, h, 1, w, 1)
+        x = F.pad(x, [0, ux - 1, 0, 0, 0, uy - 1])
+        x = x.reshape(n, c, h * uy, w * ux)
+
+    x = F.pad(x, [max(px0, 0), max(px1, 0), max(py0, 0), max(py1, 0)])
+    x = x[:, :, max(-py0, 0) : x.shape[2] - max(-py1, 0), max(-px0, 0) : x.shape[3] - max(-px1, 0)]
+
+    f = f.to(x.dtype) * (gain ** (f.ndim / 2))
+    if not flip_filter:  # conv2d correlates; flipping makes it a true convolution
+        f = f.flip(list(range(f.ndim)))
+    if f.ndim == 2:
+        return _depthwise(x, f, (dy, dx))
+    x = _depthwise(x, f[None, :], (1, dx))
+    return _depthwise(x, f[:, None], (dy, 1))
+
+
+def upfirdn2d(x, f, up=1, down=1, padding=0, flip_filter=False, gain=1, impl=None):
+    """Pad, upsample by zero insertion, convolve with `f`, then keep every `down`-th sample.
+
+    Args:
+        x: [N, C, H, W] tensor.
+        f: filter from `setup_filter` ([fh, fw], or [k] for a separable one), or None.
+        up, down: int or (x, y) factors.
+        padding: int, (px, py) or (x0, x1, y0, y1); negative values crop.
+        flip_filter: correlate instead of convolve.
+        gain: overall scale of the filter.
+        impl: 'ref', 'cuda' or None (automatic).
+    Output size per axis: (in * up + pad0 + pad1 - taps) // down + 1.
+    """
+    if choose_impl(x, impl, "upfirdn2d") == "cuda":
+        from .cuda.functions import upfirdn2d_cuda
+
+        if f is None:
+            f = torch.ones([1, 1], dtype=torch.float32, device=x.device)
+        return upfirdn2d_cuda(
+            x, f, parse_scaling(up), parse_scaling(down), parse_padding(padding), bool(flip_filter), float(gain)
+        )
+    return upfirdn2d_ref(x, f, up, down, padding, flip_filter, gain)
+
+
+def upsample2d(x, f, up=2, padding=0, flip_filter=False, gain=1, impl=None):
+    """Upsample by `up` with filter `f`, keeping the image centred."""
+    ux, uy = parse_scaling(up)
+    px0, px1, py0, py1 = parse_padding(padding)
+    fw, fh = filter_size(f)
+    pad = [px0 + (fw + ux - 1) // 2, px1 + (fw - ux) // 2, py0 + (fh + uy - 1) // 2, py1 + (fh - uy) // 2]
+    return upfirdn2d(x, f, up=(ux, uy), padding=pad, flip_filter=flip_filter, gain=gain * ux * uy, impl=impl)
+
+
+def downsample2d(x, f, down=2, padding=0, flip_filter=False, gain=1, impl=None):
+    """Low-pass with `f` and downsample by `down`, keeping the image centred."""
+    dx, dy = parse_scaling(down)
+    px0, px1, py0, py1 = parse_padding(padding)
+    fw, fh = filter_size(f)
+    pad = [px0 + (fw - dx + 1) // 2, px1 + (fw - dx) // 2, py0 + (fh - dy + 1) // 2, py1 + (fh - dy) // 2]
+    return upfirdn2d(x, f, down=(dx, dy), padding=pad, flip_filter=flip_filter, gain=gain, impl=impl)
