@@ -82,6 +82,9 @@ def upfirdn2d_ref(x, f, up=1, down=1, padding=0, flip_filter=False, gain=1):
     dx, dy = parse_scaling(down)
     px0, px1, py0, py1 = parse_padding(padding)
     n, c, h, w = x.shape
+    fw, fh = filter_size(f)
+    if h * uy + py0 + py1 < fh or w * ux + px0 + px1 < fw:
+        raise ValueError(f"upfirdn2d: padding {(px0, px1, py0, py1)} leaves an empty output for a {h}x{w} input and {fh}x{fw} filter")
 
     if ux > 1 or uy > 1:  # zero after every sample
         x = x.reshape(n, c, h, 1, w, 1)
