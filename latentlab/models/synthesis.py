@@ -196,13 +196,15 @@ class SynthesisBlock(nn.Module):
         ref = ws if ws is not None else next(iter(styles.values()))
         on_gpu = ref.device.type == "cuda"
         dtype = torch.float16 if self.use_fp16 and on_gpu and not force_fp32 else torch.float32
-        memory_format = torch.channels_last if self.channels_last and not force_fp32 else torch.contiguous_format
         if fused_modconv is None:
             # Grouped convs win on GPUs; on the CPU one batched conv with scaled activations is faster.
             fused_modconv = on_gpu and not self.training and (dtype == torch.float32 or ref.shape[0] == 1)
+        # oneDNN convs (above all the transposed ones) run much faster on channels-last tensors.
+        cpu_cl = not on_gpu and not fused_modconv
+        memory_format = torch.channels_last if (self.channels_last and not force_fp32) or cpu_cl else torch.contiguous_format
 
         if self.in_channels == 0:
-            x = self.const.to(dtype=dtype, memory_format=memory_format).unsqueeze(0).repeat([ref.shape[0], 1, 1, 1])
+            x = self.const.to(dtype).unsqueeze(0).repeat([ref.shape[0], 1, 1, 1]).to(memory_format=memory_format)
         else:
             x = x.to(dtype=dtype, memory_format=memory_format)
         kw = dict(fused_modconv=fused_modconv, noise_mode=noise_mode)

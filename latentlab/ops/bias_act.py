@@ -60,10 +60,12 @@ def bias_act_ref(x, b=None, dim=1, act="linear", alpha=None, gain=None, clamp=No
             raise ValueError(f"bias of shape {tuple(b.shape)} does not fit dim {dim} of {tuple(x.shape)}")
         x = x + b.reshape([-1 if i == dim else 1 for i in range(x.ndim)])
     x = spec.func(x, alpha)
+    # Without autograd, work in place on the fresh tensor made above (the caller's x is never touched).
+    inplace = not (torch.is_grad_enabled() and x.requires_grad) and (b is not None or spec.name != "linear")
     if gain != 1:
-        x = x * gain
+        x = x.mul_(gain) if inplace else x * gain
     if clamp >= 0:
-        x = x.clamp(-clamp, clamp)
+        x = x.clamp_(-clamp, clamp) if inplace else x.clamp(-clamp, clamp)
     return x
 
 

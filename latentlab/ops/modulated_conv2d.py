@@ -40,20 +40,22 @@ def modulated_conv2d(
         styles = styles / styles.norm(float("inf"), dim=1, keepdim=True)
 
     dcoefs = None
-    if demodulate or fused_modconv:
-        w = weight.unsqueeze(0) * styles.reshape(n, 1, -1, 1, 1)  # [N, Cout, Cin, kh, kw]
     if demodulate:
-        dcoefs = (w.square().sum(dim=[2, 3, 4]) + 1e-8).rsqrt()  # [N, Cout]
+        # sum_{i,k} (w[o,i,k] s[n,i])^2 = sum_i s[n,i]^2 sum_k w[o,i,k]^2: a matmul, no [N, Cout, Cin, k, k] tensor.
+        dcoefs = (styles.square() @ weight.square().sum(dim=[2, 3]).t() + 1e-8).rsqrt()  # [N, Cout]
 
     if not fused_modconv:
         x = x * styles.to(x.dtype).reshape(n, -1, 1, 1)
         x = conv2d_resample(x, weight.to(x.dtype), f=resample_filter, up=up, down=down, padding=padding, flip_weight=flip_weight)
+        if dcoefs is not None and noise is not None:
+            return torch.addcmul(noise.to(x.dtype), x, dcoefs.to(x.dtype).reshape(n, -1, 1, 1))  # one pass
         if dcoefs is not None:
             x = x * dcoefs.to(x.dtype).reshape(n, -1, 1, 1)
         if noise is not None:
             x = x + noise.to(x.dtype)
         return x
 
+    w = weight.unsqueeze(0) * styles.reshape(n, 1, -1, 1, 1)  # [N, Cout, Cin, kh, kw]
     if dcoefs is not None:
         w = w * dcoefs.reshape(n, -1, 1, 1, 1)
     x = x.reshape(1, -1, *x.shape[2:])  # the batch becomes conv groups

@@ -1,0 +1,114 @@
+"""Generator throughput (images/s) for a checkpoint or a synthetic config, per ops path.
+
+Examples:
+    python benchmarks/generator_throughput.py --model ffhq.pkl --batch 8
+    python benchmarks/generator_throughput.py --config res256 --batch 4 --iters 5
+    python benchmarks/generator_throughput.py --config res256 --official ~/stylegan2-ada-pytorch
+
+--official PATH times NVIDIA's own networks (from your checkout of
+stylegan2-ada-pytorch or stylegan3) on the very same weights, side by side.
+"""
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+
+import torch
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import latentlab  # noqa: E402
+
+CONFIGS = {  # synthetic generators with random weights, sized like real ones
+    "res64": dict(z_dim=512, c_dim=0, w_dim=512, img_resolution=64, img_channels=3,
+                  synthesis_kwargs=dict(channel_base=16384, channel_max=512)),
+    "res256": dict(z_dim=512, c_dim=0, w_dim=512, img_resolution=256, img_channels=3,
+                   synthesis_kwargs=dict(channel_base=16384, channel_max=512)),
+    "res1024": dict(z_dim=512, c_dim=0, w_dim=512, img_resolution=1024, img_channels=3,
+                    synthesis_kwargs=dict(channel_base=32768, channel_max=512)),
+}
+
+
+def timed(fn, iters, warmup, device):
+    for _ in range(warmup):
+        fn()
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for _ in range(iters):
+        fn()
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    return (time.perf_counter() - t0) / iters
+
+
+def official_generator(repo, G):
+    """NVIDIA's Generator built from their source tree, loaded with our weights."""
+    sys.path.insert(0, os.path.abspath(repo))
+    try:
+        from training.networks import Generator as Official  # stylegan2-ada-pytorch
+    except ImportError:
+        from training.networks_stylegan2 import Generator as Official  # stylegan3
+    kw = dict(G.init_kwargs)
+    net = Official(**{k: v for k, v in kw.items() if k != "synthesis_kwargs"}, synthesis_kwargs=kw["synthesis_kwargs"]) \
+        if "synthesis_kwargs" in Official.__init__.__code__.co_varnames else Official(**kw)
+    net.load_state_dict(G.state_dict())
+    return net.eval().requires_grad_(False)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", help="checkpoint to load")
+    ap.add_argument("--config", choices=sorted(CONFIGS), default="res256")
+    ap.add_argument("--batch", type=int, default=4)
+    ap.add_argument("--iters", type=int, default=5)
+    ap.add_argument("--warmup", type=int, default=1)
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
+    ap.add_argument("--official", help="path to a stylegan2-ada-pytorch / stylegan3 checkout to time side by side")
+    ap.add_argument("--json", help="append results as JSON lines to this file")
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    if args.model:
+        G = latentlab.load_generator(args.model)
+        name = os.path.basename(args.model)
+    else:
+        torch.manual_seed(0)
+        G = latentlab.Generator(**CONFIGS[args.config]).eval().requires_grad_(False)
+        name = args.config
+    G = G.to(args.device)
+    z = torch.randn([args.batch, G.z_dim], device=args.device)
+    c = torch.zeros([args.batch, G.c_dim], device=args.device)
+
+    runs = [("ref", dict(), "ref fused=auto")]
+    runs += [("ref", dict(fused_modconv=True), "ref fused"), ("ref", dict(fused_modconv=False), "ref non-fused")]
+    if args.device.startswith("cuda"):
+        runs.append(("cuda", dict(), "cuda kernels"))
+    results = []
+    with torch.no_grad():
+        for impl, kw, label in runs:
+            os.environ["LATENTLAB_OPS"] = "ref" if impl == "ref" else ""
+            sec = timed(lambda: G(z, c, noise_mode="const", **kw), args.iters, args.warmup, args.device)
+            results.append(dict(impl=label, sec_per_batch=sec, img_per_s=args.batch / sec))
+        if args.official:
+            O = official_generator(args.official, G.cpu()).to(args.device)
+            G.to(args.device)
+            sec = timed(lambda: O(z, c, noise_mode="const"), args.iters, args.warmup, args.device)
+            results.append(dict(impl="official", sec_per_batch=sec, img_per_s=args.batch / sec))
+
+    info = dict(model=name, batch=args.batch, device=args.device, threads=torch.get_num_threads(),
+                cpu=platform.processor() or platform.machine(), torch=torch.__version__)
+    print(json.dumps(info))
+    for r in results:
+        print(f"{r['impl']:<16} {r['img_per_s']:8.2f} img/s   {r['sec_per_batch'] * 1000:9.1f} ms/batch")
+    if args.json:
+        with open(args.json, "a") as f:
+            for r in results:
+                f.write(json.dumps({**info, **r}) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The `latentlab` command line: thin click shells over the latentlab Python API."""
