@@ -1,0 +1,36 @@
+import os
+
+import numpy as np
+import pytest
+import torch
+
+FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "official")
+
+
+def fixture_path(name):
+    return os.path.join(FIXTURES, name)
+
+
+def assert_matches_official(got, expected, name=""):
+    """The project's exactness bar: |got - expected| <= 1e-4 * max(1, max|expected|)."""
+    got = got.detach().cpu().numpy() if torch.is_tensor(got) else np.asarray(got)
+    assert got.shape == expected.shape, f"{name}: shape {got.shape} != {expected.shape}"
+    tol = 1e-4 * max(1.0, float(np.abs(expected).max()))
+    err = float(np.abs(got - expected).max())
+    assert err <= tol, f"{name}: max abs error {err:.3g} > tolerance {tol:.3g}"
+
+
+@pytest.fixture
+def tiny_generator():
+    """A small random StyleGAN2 generator (16x16, skip)."""
+    from latentlab import Generator
+
+    torch.manual_seed(0)
+    G = Generator(z_dim=16, c_dim=0, w_dim=16, img_resolution=16, img_channels=3,
+                  mapping_kwargs=dict(num_layers=2), synthesis_kwargs=dict(channel_base=256, channel_max=16))
+    with torch.no_grad():  # non-trivial noise strengths and w_avg so that tests see them
+        for name, p in G.named_parameters():
+            if name.endswith("noise_strength"):
+                p.fill_(0.3)
+        G.mapping.w_avg.normal_()
+    return G.eval()
