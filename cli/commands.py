@@ -113,4 +113,22 @@ def convert(src, dst, force):
     click.echo(f"wrote {dst} ({', '.join(sorted(c.networks()))} from {c.format})")
 
 
-ALL = [info, generate, convert]
+@click.command()
+def models():
+    """List the checkpoints that --model accepts by name (downloaded on first use).
+
+    \b
+    Example:
+      latentlab models
+      latentlab generate --model ffhq --seeds 0-3 --out out/
+    """
+    from latentlab.checkpoints.download import cache_dir, registry
+
+    for name, entry in sorted(registry().items()):
+        cached = any(os.path.exists(os.path.join(cache_dir(), name + ext)) for ext in (".pkl", ".safetensors"))
+        mark = "cached" if cached else f"~{entry.get('size_mb', '?')} MB"
+        click.echo(f"{name:<22} {entry['resolution']:>5}px  {mark:<9} {entry['description']}")
+    click.echo(f"cache: {cache_dir()} (set LATENTLAB_CACHE to move it)")
+
+
+ALL = [info, generate, convert, models]

@@ -66,13 +66,17 @@ def build_network(path, name, class_name, init_kwargs, state):
 def load_checkpoint(path, device="cpu") -> Checkpoint:
     """Read a checkpoint safely and return its networks in eval mode on `device`.
 
+    `path` may also be a registry name (e.g. 'ffhq', see `latentlab models`) or
+    an http(s) URL; those are downloaded once into the cache (resumable).
     Supported: stylegan2-ada-pytorch / stylegan3-era pickles of StyleGAN2
     networks, StyleGAN2 TensorFlow pickles, and latentlab .safetensors files.
     Raises `CheckpointError` (naming the file and the problem) for anything else.
     """
-    path = os.fspath(path)
+    from .download import resolve
+
+    path = resolve(path)
     if not os.path.isfile(path):
-        raise CheckpointError(f"{path}: no such file")
+        raise CheckpointError(f"{path}: not a file")
     if is_safetensors(path):
         source, nets, extras = read_native(path)
         ckpt = Checkpoint(path=path, format="latentlab", extras=dict(extras, source_format=source))

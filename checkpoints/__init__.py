@@ -1,0 +1,1 @@
+"""Data shipped with latentlab: the registry of known checkpoints (registry.json)."""

@@ -1,0 +1,111 @@
+"""End-to-end runs of the `latentlab` command and its error paths."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import latentlab
+from cli.errors import run
+from cli.main import app
+from conftest import fixture_path
+
+ADA = fixture_path("sg2ada_skip32.pkl")
+TF = fixture_path("tf_sg2_16.pkl")
+
+
+def cli(capsys, *args):
+    code = run(app, list(args))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_help_lists_commands_with_examples(capsys):
+    code, out, _ = cli(capsys, "--help")
+    assert code == 0
+    for name in ("info", "generate", "convert", "models"):
+        assert name in out
+    for name in ("info", "generate", "convert", "models"):
+        code, out, _ = cli(capsys, name, "--help")
+        assert code == 0 and "Example:" in out and "latentlab " + name in out
+
+
+@pytest.mark.parametrize("path,fmt,res", [(ADA, "stylegan2-ada-pytorch", 32), (TF, "stylegan2-tf", 16)])
+def test_info(capsys, path, fmt, res):
+    code, out, err = cli(capsys, "info", path)
+    assert code == 0, err
+    assert fmt in out and f"{res}x{res}" in out and "num_ws" in out
+    code, out, _ = cli(capsys, "info", path, "--json")
+    s = json.loads(out)
+    G = latentlab.load_generator(path)
+    assert s["format"] == fmt and s["num_ws"] == G.num_ws and s["z_dim"] == G.z_dim
+    assert [b["resolution"] for b in s["blocks"]] == [2**i for i in range(2, res.bit_length())]
+    assert s["params"]["total"] == sum(p.numel() for p in G.parameters())
+    assert s["params"]["D"] > 0
+
+
+def test_generate_matches_official_seed_convention(capsys, tmp_path):
+    out_dir = tmp_path / "out"
+    code, out, err = cli(capsys, "generate", "--model", ADA, "--seeds", "3-5,9", "--trunc", "0.7", "--trunc-cutoff", "2", "--out", str(out_dir))
+    assert code == 0, err
+    files = sorted(os.listdir(out_dir))
+    assert files == ["grid.png", "seed0003.png", "seed0004.png", "seed0005.png", "seed0009.png"]
+    # independent computation: z = RandomState(seed).randn(z_dim), uint8 = clamp(img * 127.5 + 128)
+    G = latentlab.load_generator(ADA)
+    z = torch.from_numpy(np.random.RandomState(9).randn(1, G.z_dim)).float()
+    with torch.no_grad():
+        img = G(z, None, truncation_psi=0.7, truncation_cutoff=2, noise_mode="const")
+    expected = (img[0].permute(1, 2, 0) * 127.5 + 128).clamp(0, 255).to(torch.uint8).numpy()
+    got = np.asarray(Image.open(out_dir / "seed0009.png"))
+    assert got.shape == (32, 32, 3) and np.abs(got.astype(int) - expected.astype(int)).max() <= 1
+    grid = Image.open(out_dir / "grid.png")
+    assert grid.size == (2 * 32 + 2, 2 * 32 + 2)
+
+
+def test_convert_then_generate_from_safetensors(capsys, tmp_path):
+    dst = tmp_path / "m.safetensors"
+    code, out, err = cli(capsys, "convert", ADA, str(dst))
+    assert code == 0, err and dst.exists()
+    code, _, err = cli(capsys, "convert", ADA, str(dst))
+    assert code == 1 and "--force" in err  # never overwrites silently
+    for src, name in ((ADA, "a"), (str(dst), "b")):
+        assert cli(capsys, "generate", "--model", src, "--seeds", "0", "--out", str(tmp_path / name))[0] == 0
+    a = np.asarray(Image.open(tmp_path / "a" / "seed0000.png"))
+    b = np.asarray(Image.open(tmp_path / "b" / "seed0000.png"))
+    assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["info", "/nonexistent/model.pkl"], "not a known checkpoint name"),
+        (["generate", "--model", ADA, "--seeds", "7-3", "--out", "x"], "bad seed range"),
+        (["generate", "--model", ADA, "--seeds", "a-b", "--out", "x"], "bad seed"),
+        (["generate", "--model", ADA, "--seeds", "0", "--class", "1", "--out", "x"], "unconditional"),
+        (["generate", "--model", ADA, "--seeds", "0", "--trunc-cutoff", "99", "--out", "x"], "exceeds num_ws"),
+        (["generate", "--model", ADA, "--seeds", "0"], "Missing option '--out'"),
+        (["convert", ADA, "out.pkl"], "must end in .safetensors"),
+    ],
+)
+def test_errors_are_one_line_and_nonzero(capsys, tmp_path, args, message):
+    os.chdir(tmp_path)
+    code, out, err = cli(capsys, *args)
+    assert code != 0
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("latentlab: error:") and message in lines[0], err
+    assert "Traceback" not in err
+
+
+def test_corrupt_file_via_subprocess(tmp_path):
+    bad = tmp_path / "corrupt.pkl"
+    bad.write_bytes(open(ADA, "rb").read()[:5000])
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    p = subprocess.run([sys.executable, "-m", "cli.main", "info", str(bad)], capture_output=True, text=True, env=env)
+    assert p.returncode == 1
+    assert p.stderr.count("\n") == 1 and str(bad) in p.stderr and "Traceback" not in p.stderr
+    p = subprocess.run([sys.executable, "-m", "cli.main", "--debug", "info", str(bad)], capture_output=True, text=True, env=env)
+    assert p.returncode != 0 and "Traceback" in p.stderr
