@@ -1,5 +1,9 @@
-"""Errors raised by latentlab."""
+"""Exceptions raised by latentlab."""
 
 
 class CheckpointError(Exception):
-    """A checkpoint file is missing, unsafe, corrupt or not of a supported kind (the message names the file)."""
+    """A checkpoint file could not be read: unsafe, damaged, or of an unsupported kind.
+
+    The message always names the file and the problem, e.g.
+    ``"ffhq.pkl: refuses global 'os.system' (not an allowed checkpoint object)"``.
+    """

@@ -23,13 +23,13 @@ NAIVE_ACTS = {
 
 
 @pytest.mark.parametrize("act", sorted(NAIVE_ACTS))
-@pytest.mark.parametrize("dim", [1, 2])
+@pytest.mark.parametrize("dim", [1, 2, -1])
 def test_bias_act_matches_formula(act, dim):
     x = RNG.standard_normal((3, 4, 5, 2)) * 2
     b = RNG.standard_normal(x.shape[dim])
     func, alpha, gain = NAIVE_ACTS[act]
     shape = [1] * 4
-    shape[dim] = -1
+    shape[dim] = -1  # negative dims count from the end, as in NumPy
     expected = func(x + b.reshape(shape), alpha) * gain
     got = bias_act(torch.from_numpy(x), torch.from_numpy(b), dim=dim, act=act).numpy()
     np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-10)

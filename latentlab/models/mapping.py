@@ -56,10 +56,11 @@ class MappingNetwork(nn.Module):
         self.hook_z = HookPoint()  # normalised z (and embedded c), input of fc0
         self.hook_w = HookPoint()  # w before broadcasting and truncation
 
-    def forward(self, z, c=None, truncation_psi=1, truncation_cutoff=None, update_w_avg=None):
+    def forward(self, z, c=None, truncation_psi=1, truncation_cutoff=None, update_w_avg=None, skip_w_avg_update=False):
         """Return ws [N, num_ws, w_dim] (or w [N, w_dim] when num_ws is None).
 
-        The running mean `w_avg` is updated in training mode unless update_w_avg=False.
+        The running mean `w_avg` is updated in training mode unless update_w_avg=False
+        (or skip_w_avg_update=True, the official spelling).
         """
         x = None
         if self.z_dim > 0:
@@ -77,7 +78,7 @@ class MappingNetwork(nn.Module):
         x = self.hook_w(x)
 
         if update_w_avg is None:
-            update_w_avg = self.training
+            update_w_avg = self.training and not skip_w_avg_update
         if update_w_avg and self.w_avg_beta is not None and hasattr(self, "w_avg"):
             self.w_avg.copy_(x.detach().mean(dim=0).lerp(self.w_avg, self.w_avg_beta))
 

@@ -55,6 +55,7 @@ def _resolve(act, alpha, gain, clamp):
 def bias_act_ref(x, b=None, dim=1, act="linear", alpha=None, gain=None, clamp=None):
     """Reference path: plain PyTorch ops, differentiable to any order."""
     spec, alpha, gain, clamp = _resolve(act, alpha, gain, clamp)
+    dim = dim % x.ndim if x.ndim else 0
     if b is not None:
         if b.ndim != 1 or b.shape[0] != x.shape[dim]:
             raise ValueError(f"bias of shape {tuple(b.shape)} does not fit dim {dim} of {tuple(x.shape)}")

@@ -92,5 +92,30 @@ LL_HD T eval_one(int mode, T z, T g, T h, T alpha, T gain, T clamp) {
     return g * h * gain * d2;
 }
 
+struct Params {
+    int64_t n;         // number of elements
+    int64_t step;      // memory stride of the bias axis
+    int64_t channels;  // bias length; 0 = no bias
+    int act;
+    int mode;
+    double alpha, gain, clamp;
+};
+
+// Elements [begin, end) with stride `stride`, in memory order. All tensors share
+// one dense layout, so the bias index follows from the memory offset alone.
+template <int A, typename scalar_t, typename acc_t, typename index_t>
+LL_HD void run_range(index_t begin, index_t end, index_t stride, const Params& p, scalar_t* y,
+                     const scalar_t* x, const scalar_t* b, const scalar_t* g, const scalar_t* h) {
+    const acc_t alpha = acc_t(p.alpha), gain = acc_t(p.gain), clamp = acc_t(p.clamp);
+    const index_t step = index_t(p.step), channels = index_t(p.channels);
+    for (index_t i = begin; i < end; i += stride) {
+        acc_t z = acc_t(x[i]);
+        if (channels > 0) z += acc_t(b[(i / step) % channels]);
+        const acc_t gv = g ? acc_t(g[i]) : acc_t(0);
+        const acc_t hv = h ? acc_t(h[i]) : acc_t(0);
+        y[i] = scalar_t(eval_one<A, acc_t>(p.mode, z, gv, hv, alpha, gain, clamp));
+    }
+}
+
 }  // namespace bias_act
 }  // namespace latentlab

@@ -1,0 +1,137 @@
+"""stylegan2-ada-pytorch / stylegan3-era pickles: a dict of `torch_utils.persistence` objects."""
+import re
+
+from ..errors import CheckpointError
+from .formats import FORMAT_PYTORCH, NetworkRecord, RawCheckpoint, float_tensor, summarise, to_plain
+from .safe_pickle import PersistentObject
+
+# Official positional parameter order, for networks pickled with positional init args.
+G_POSITIONAL = ("z_dim", "c_dim", "w_dim", "img_resolution", "img_channels", "mapping_kwargs", "synthesis_kwargs")
+D_POSITIONAL = (
+    "c_dim", "img_resolution", "img_channels", "architecture", "channel_base", "channel_max",
+    "num_fp16_res", "conv_clamp", "cmap_dim", "block_kwargs", "mapping_kwargs", "epilogue_kwargs",
+)
+G_TOP_KWARGS = set(G_POSITIONAL)
+# stylegan3's copy of the StyleGAN2 generator takes this run-time switch; it carries no weights.
+G_RUNTIME_ONLY = {"fused_modconv_default"}
+
+G_CLASSES = {
+    "Generator", "MappingNetwork", "SynthesisNetwork", "SynthesisBlock", "SynthesisLayer",
+    "ToRGBLayer", "FullyConnectedLayer", "Conv2dLayer",
+}
+D_CLASSES = {
+    "Discriminator", "DiscriminatorBlock", "DiscriminatorEpilogue", "MinibatchStdLayer",
+    "MappingNetwork", "FullyConnectedLayer", "Conv2dLayer",
+}
+ROLES = (("G", "Generator", G_CLASSES, G_POSITIONAL), ("D", "Discriminator", D_CLASSES, D_POSITIONAL),
+         ("G_ema", "Generator", G_CLASSES, G_POSITIONAL))
+
+_SG3_LAYER = re.compile(r"L\d+_\d+_\d+$")  # StyleGAN3 synthesis layers, e.g. 'L0_36_512'
+
+
+def convert(path, data):
+    networks, ignored = {}, {}
+    for key, class_name, classes, positional in ROLES:
+        obj = data.get(key)
+        if obj is None:
+            continue
+        networks[key] = _network(path, key, obj, class_name, classes, positional, ignored)
+    if not networks:
+        raise CheckpointError(f"{path}: not a StyleGAN2 checkpoint (G, D and G_ema are all empty)")
+    extras = {str(k): summarise(v) for k, v in data.items() if k not in networks}
+    if ignored:
+        extras["ignored_kwargs"] = ignored
+    return RawCheckpoint(path=path, format=FORMAT_PYTORCH, networks=networks, extras=extras)
+
+
+def _network(path, key, obj, class_name, classes, positional, ignored):
+    if not isinstance(obj, PersistentObject):
+        raise CheckpointError(f"{path}: {key!r} is a {type(obj).__name__}, not a persistent network object")
+    if obj.class_name != class_name:
+        raise CheckpointError(f"{path}: {key!r} is a {obj.class_name!r}, expected a {class_name!r}")
+    state = {}
+    _flatten(path, key, obj, "", classes, state, depth=0)
+    init_args, init_kwargs = _init_kwargs(path, key, obj, positional)
+    if class_name == "Generator":
+        init_kwargs = _nest_synthesis_kwargs(path, key, init_kwargs, ignored)
+    return NetworkRecord(class_name=class_name, init_kwargs=init_kwargs, state=state, init_args=tuple(init_args))
+
+
+def _flatten(path, key, obj, prefix, classes, out, depth):
+    """Walk `_modules` recursively, collecting `_parameters` and persistent `_buffers` under dotted names."""
+    where = f"network {key!r} at {prefix.rstrip('.') or 'top level'}"
+    if depth > 16:
+        raise CheckpointError(f"{path}: {where}: module tree nested too deeply")
+    st = obj.state
+    params, buffers, modules = st.get("_parameters", {}), st.get("_buffers", {}), st.get("_modules", {})
+    skip = st.get("_non_persistent_buffers_set") or set()
+    if not all(isinstance(d, dict) for d in (params, buffers, modules)) or not isinstance(skip, (set, frozenset)):
+        raise CheckpointError(f"{path}: {where}: malformed module state")
+    if obj.class_name == "SynthesisInput" or (
+        obj.class_name == "SynthesisNetwork" and any(n == "input" or _SG3_LAYER.match(str(n)) for n in modules)
+    ):
+        raise CheckpointError(f"{path}: network {key!r} is a StyleGAN3 generator; StyleGAN3 networks are not supported yet")
+    if obj.class_name not in classes:
+        raise CheckpointError(
+            f"{path}: {where} is a {obj.class_name!r}, "
+            f"which is not a StyleGAN2 {'discriminator' if key == 'D' else 'generator'} class"
+        )
+    for group, is_buffer in ((params, False), (buffers, True)):
+        for name, t in group.items():
+            if t is None or (is_buffer and name in skip):
+                continue
+            _check_name(path, where, name)
+            if prefix + name in out:
+                raise CheckpointError(f"{path}: {where}: duplicate entry {name!r}")
+            out[prefix + name] = float_tensor(t, path, f"network {key!r} tensor {prefix + name!r}")
+    for name, child in modules.items():
+        if child is None:
+            continue
+        _check_name(path, where, name)
+        if not isinstance(child, PersistentObject):
+            raise CheckpointError(f"{path}: {where}: submodule {name!r} is a {type(child).__name__}, not a module")
+        _flatten(path, key, child, f"{prefix}{name}.", classes, out, depth + 1)
+
+
+def _check_name(path, where, name):
+    if not isinstance(name, str) or not name or "." in name:
+        raise CheckpointError(f"{path}: {where}: invalid member name {name!r}")
+
+
+def _init_kwargs(path, key, obj, positional):
+    if "_init_kwargs" not in obj.state:
+        raise CheckpointError(f"{path}: network {key!r} does not record its constructor arguments")
+    args = obj.state.get("_init_args", ())
+    if not isinstance(args, (tuple, list)):
+        raise CheckpointError(f"{path}: network {key!r} has malformed positional constructor arguments")
+    args = to_plain(list(args), path, f"{key}.init_args")
+    kwargs = to_plain(obj.state["_init_kwargs"], path, f"{key}.init_kwargs")
+    if not isinstance(kwargs, dict):
+        raise CheckpointError(f"{path}: network {key!r} has malformed constructor kwargs")
+    if len(args) > len(positional):
+        raise CheckpointError(
+            f"{path}: network {key!r} has {len(args)} positional constructor arguments, at most {len(positional)} expected"
+        )
+    for name, value in zip(positional, args):
+        if name in kwargs:
+            raise CheckpointError(f"{path}: network {key!r} gives {name!r} both positionally and by keyword")
+        kwargs[name] = value
+    return args, kwargs
+
+
+def _nest_synthesis_kwargs(path, key, kwargs, ignored):
+    """stylegan3-era generators pass synthesis kwargs flat; nest them as stylegan2-ada-pytorch does."""
+    out = {k: v for k, v in kwargs.items() if k in G_TOP_KWARGS}
+    synthesis = dict(out.get("synthesis_kwargs") or {})
+    for k, v in kwargs.items():
+        if k in G_TOP_KWARGS:
+            continue
+        if k in G_RUNTIME_ONLY:
+            ignored.setdefault(key, {})[k] = v
+            continue
+        if k in synthesis and synthesis[k] != v:
+            raise CheckpointError(f"{path}: network {key!r} gives synthesis kwarg {k!r} twice with different values")
+        synthesis[k] = v
+    if synthesis or "synthesis_kwargs" in out:
+        out["synthesis_kwargs"] = synthesis
+    return out
