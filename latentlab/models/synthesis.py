@@ -1,7 +1,5 @@
 """Synthesis network: per-layer styles (S space) from ws, then modulated convolutions to an image."""
 import math
-from collections import OrderedDict
-
 import numpy as np
 import torch
 from torch import nn
@@ -9,6 +7,7 @@ from torch import nn
 from ..ops import bias_act, modulated_conv2d, setup_filter, upsample2d
 from ..ops.bias_act import activation as _activation
 from .layers import Conv2dLayer, FullyConnectedLayer, HookPoint
+from .style_space import StyleSpaceMixin
 
 NOISE_MODES = ("const", "random", "none")
 
@@ -53,6 +52,10 @@ class SynthesisLayer(nn.Module):
         self.bias = nn.Parameter(torch.zeros([out_channels]))
         self.hook_style = HookPoint()
         self.hook_out = HookPoint()
+
+    @property
+    def style_dim(self):
+        return self.in_channels
 
     def style(self, w):
         return self.affine(w)
@@ -104,6 +107,10 @@ class ToRGBLayer(nn.Module):
         self.weight_gain = 1 / math.sqrt(in_channels * kernel_size**2)
         self.hook_style = HookPoint()
         self.hook_out = HookPoint()
+
+    @property
+    def style_dim(self):
+        return self.in_channels
 
     def style(self, w):
         return self.affine(w)
@@ -240,7 +247,7 @@ class SynthesisBlock(nn.Module):
         return f"res={self.resolution}, in={self.in_channels}, out={self.out_channels}, arch={self.architecture}, fp16={self.use_fp16}"
 
 
-class SynthesisNetwork(nn.Module):
+class SynthesisNetwork(StyleSpaceMixin, nn.Module):
     """ws [N, num_ws, w_dim] -> image [N, img_channels, R, R].
 
     Per-layer styles ("S space": the outputs of the affine layers) can be read
@@ -290,7 +297,6 @@ class SynthesisNetwork(nn.Module):
             idx += block.num_conv
         return out
 
-    # ---- S space -------------------------------------------------------------------------
     def style_layers(self):
         """[(name, layer, w_index)] for every style-taking layer, in ws order."""
         out, idx = [], 0
@@ -300,57 +306,17 @@ class SynthesisNetwork(nn.Module):
             idx += block.num_conv
         return out
 
-    @property
-    def style_dims(self):
-        """OrderedDict name -> number of style channels."""
-        return OrderedDict((name, layer.in_channels) for name, layer, _ in self.style_layers())
-
-    def compute_styles(self, ws):
-        """ws [N, num_ws, w_dim] -> OrderedDict name -> styles [N, C] (affine outputs)."""
-        self._check_ws(ws)
-        return OrderedDict((name, layer.style(ws[:, i])) for name, layer, i in self.style_layers())
-
-    def pack_styles(self, styles):
-        """Dict of per-layer styles -> one flat [N, sum(C)] tensor (the S-space vector)."""
-        return torch.cat([styles[name] for name in self.style_dims], dim=1)
-
-    def unpack_styles(self, flat):
-        """Inverse of `pack_styles`."""
-        dims = self.style_dims
-        if flat.ndim != 2 or flat.shape[1] != sum(dims.values()):
-            raise ValueError(f"flat styles must be [N, {sum(dims.values())}], got {tuple(flat.shape)}")
-        return OrderedDict(zip(dims, flat.split(list(dims.values()), dim=1)))
-
-    def _check_ws(self, ws):
-        if ws.ndim != 3 or ws.shape[1] != self.num_ws or ws.shape[2] != self.w_dim:
-            raise ValueError(f"ws must be [N, {self.num_ws}, {self.w_dim}], got {tuple(ws.shape)}")
-
     def forward(self, ws=None, styles=None, noise_mode="const", force_fp32=False, fused_modconv=None):
         """Render images from ws, or from styles (a dict as from `compute_styles`, or a flat tensor).
 
         With both, the given styles override the layers they name. noise_mode:
         'const' (the stored noise buffers), 'random', or 'none'.
         """
-        if ws is None and styles is None:
-            raise ValueError("synthesis needs ws or styles")
-        if ws is not None:
-            self._check_ws(ws)
-            ws = ws.to(torch.float32)
-        if styles is not None and torch.is_tensor(styles):
-            styles = self.unpack_styles(styles)
-        if styles is not None:
-            unknown = set(styles) - set(self.style_dims)
-            if unknown:
-                raise ValueError(f"unknown style layers {sorted(unknown)}; expected names like {list(self.style_dims)[:3]}")
-            if ws is None and len(styles) != len(self.style_dims):
-                raise ValueError("styles without ws must name every layer")
+        ws, styles = self._normalise_inputs(ws, styles)
         block_ws = self._block_ws(ws) if ws is not None else [None] * len(self.block_resolutions)
         x = img = None
         for block, bws in zip(self.blocks(), block_ws):
-            bstyles = None
-            if styles is not None:
-                prefix = f"b{block.resolution}."
-                bstyles = {k[len(prefix):]: v for k, v in styles.items() if k.startswith(prefix)}
+            bstyles = self._block_styles(styles, block.resolution)
             x, img = block(x, img, bws, styles=bstyles, force_fp32=force_fp32, fused_modconv=fused_modconv, noise_mode=noise_mode)
         return img
 
