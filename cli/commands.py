@@ -41,7 +41,8 @@ def info(ckpt, as_json):
         return
     click.echo(f"file          {ckpt}")
     click.echo(f"format        {c.format}  (networks: {', '.join(s['networks'])})")
-    click.echo(f"generation    StyleGAN{'' if s['generation'] == 1 else s['generation']} ({s['architecture']})")
+    gen = "StyleGAN (v1)" if s["generation"] == 1 else f"StyleGAN2 (v2, {s['architecture']} architecture)"
+    click.echo(f"generation    {gen}")
     click.echo(f"resolution    {s['img_resolution']}x{s['img_resolution']}, {s['img_channels']} channel(s)")
     click.echo(f"z_dim {s['z_dim']}  w_dim {s['w_dim']}  c_dim {s['c_dim']}  num_ws {s['num_ws']}  style channels {s['style_channels']}")
     p = s["params"]

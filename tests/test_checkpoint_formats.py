@@ -351,9 +351,12 @@ def test_tf_resample_filters_equal_official_buffers(ada, tf):
         assert filters and all(torch.equal(t, official) for t in filters.values())
 
 
-def test_original_stylegan_pickle_is_refused():
-    with pytest.raises(CheckpointError, match="StyleGAN \\(v1\\)"):
-        read_checkpoint(SG1)
+def test_original_stylegan_pickle_is_routed_to_the_v1_reader():
+    raw = read_checkpoint(SG1)
+    assert raw.format == "stylegan1-tf"
+    assert {k: r.class_name for k, r in raw.networks.items()} == {
+        "G": "StyleGAN1Generator", "D": "StyleGAN1Discriminator", "G_ema": "StyleGAN1Generator"}
+    assert raw.networks["G_ema"].state["synthesis.b4.const"].shape == (32, 4, 4)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -429,14 +432,14 @@ def test_tf_networks_without_state_are_refused(tmp_path):
     one = b"cdnnlib.tflib.network\nNetwork\n)\x81"
     path = tmp_path / "bare.pkl"
     path.write_bytes(b"\x80\x02" + one * 3 + b"\x87.")
-    with pytest.raises(CheckpointError, match="not a StyleGAN2 checkpoint"):
+    with pytest.raises(CheckpointError, match="not a StyleGAN checkpoint"):
         read_checkpoint(str(path))
 
 
-def test_non_stylegan2_structure_message(tmp_path):
-    with pytest.raises(CheckpointError, match="not a StyleGAN2 checkpoint"):
+def test_non_stylegan_structure_message(tmp_path):
+    with pytest.raises(CheckpointError, match="not a StyleGAN checkpoint"):
         read_checkpoint(write(tmp_path, {"foo": 1, "bar": [1, 2]}))
-    with pytest.raises(CheckpointError, match="not a StyleGAN2 checkpoint"):
+    with pytest.raises(CheckpointError, match="not a StyleGAN checkpoint"):
         read_checkpoint(write(tmp_path, (1, 2)))
 
 

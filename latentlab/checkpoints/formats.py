@@ -55,7 +55,7 @@ def detect_format(obj):
 
 
 def read_checkpoint(path) -> RawCheckpoint:
-    """Read an official StyleGAN2 pickle (PyTorch or TensorFlow era) without running code from it.
+    """Read an official StyleGAN pickle (v1 TF, v2 TF, v2 PyTorch) without running code from it.
 
     Raises CheckpointError (naming the file and the problem) for anything unsafe,
     damaged, or not a StyleGAN2 checkpoint.
@@ -72,8 +72,10 @@ def read_checkpoint(path) -> RawCheckpoint:
 
         return tf_pickle.convert(path, obj)
     if kind == "stylegan-tf":
-        raise CheckpointError(f"{path}: an original StyleGAN (v1) TensorFlow pickle; this reader handles StyleGAN2 only")
-    raise CheckpointError(f"{path}: not a StyleGAN2 checkpoint (unpickled a {describe(obj)})")
+        from . import tf_stylegan1
+
+        return tf_stylegan1.convert(path, obj)
+    raise CheckpointError(f"{path}: not a StyleGAN checkpoint (unpickled a {describe(obj)})")
 
 
 # --------------------------------------------------------------------------------------------

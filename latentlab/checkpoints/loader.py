@@ -7,9 +7,12 @@ import torch
 
 from ..errors import CheckpointError
 from ..models import Discriminator, Generator
+from ..models.stylegan1 import StyleGAN1Discriminator, StyleGAN1Generator
 from .native import is_safetensors, read_native
 
-NETWORK_CLASSES = {"Generator": Generator, "Discriminator": Discriminator}
+NETWORK_CLASSES = {
+    cls.__name__: cls for cls in (Generator, Discriminator, StyleGAN1Generator, StyleGAN1Discriminator)
+}
 
 
 @dataclass
@@ -39,8 +42,8 @@ def build_network(path, name, class_name, init_kwargs, state):
     if cls is None:
         raise CheckpointError(f"{path}: network {name!r} has unsupported class {class_name!r}")
     try:
-        with torch.device("meta"):  # no wasted random init; real tensors come from the file
-            net = cls(**init_kwargs)
+        # Built for real (not on the meta device): non-persistent buffers such as blur filters are not in the file.
+        net = cls(**init_kwargs)
     except (TypeError, ValueError, KeyError) as e:
         raise CheckpointError(f"{path}: network {name!r} has unsupported constructor arguments ({e})") from None
     expected = net.state_dict()
@@ -58,7 +61,6 @@ def build_network(path, name, class_name, init_kwargs, state):
             )
         if not state[key].is_floating_point():
             raise CheckpointError(f"{path}: network {name!r} parameter {key!r} has non-float dtype {state[key].dtype}")
-    net = net.to_empty(device="cpu")
     net.load_state_dict({k: v.to(torch.float32) for k, v in state.items()}, strict=True)
     return net.eval().requires_grad_(False)
 

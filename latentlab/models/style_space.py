@@ -39,7 +39,8 @@ class StyleSpaceMixin:
             raise ValueError("synthesis needs ws or styles")
         if ws is not None:
             self._check_ws(ws)
-            ws = ws.to(torch.float32)
+            param = next(self.parameters(), None)  # float32 normally; float64 when the user converted the model
+            ws = ws.to(torch.float64 if param is not None and param.dtype == torch.float64 else torch.float32)
         if styles is not None and torch.is_tensor(styles):
             styles = self.unpack_styles(styles)
         if styles is not None:

@@ -6,32 +6,38 @@ def count_params(module):
 
 
 def generator_summary(G):
-    """Dict with dims, num_ws and one row per synthesis block."""
+    """Dict with dims, num_ws and one row per synthesis block (works for every generation)."""
     syn = G.synthesis
-    rows, idx = [], 0
+    rows = {}
+    for name, _layer, w_index in syn.style_layers():
+        block_name, layer_name = name.split(".", 1)
+        row = rows.setdefault(block_name, dict(layers=[], ws=[]))
+        row["layers"].append(layer_name)
+        row["ws"].append(w_index)
+    out_rows = []
     for block in syn.blocks():
-        names = block.layer_names()
-        rows.append(
+        row = rows[f"b{block.resolution}"]
+        out_rows.append(
             dict(
                 resolution=block.resolution,
                 channels=block.out_channels,
-                layers=names,
-                ws=list(range(idx, idx + block.num_conv + block.num_torgb)),
-                fp16=bool(block.use_fp16),
+                layers=row["layers"],
+                ws=sorted(set(row["ws"])),
+                fp16=bool(getattr(block, "use_fp16", False)),
                 params=count_params(block),
             )
         )
-        idx += block.num_conv
+    generation = getattr(G, "generation", 2)
     return dict(
-        generation=getattr(G, "generation", 2),
+        generation=generation,
         z_dim=G.z_dim,
         c_dim=G.c_dim,
         w_dim=G.w_dim,
         num_ws=G.num_ws,
         img_resolution=G.img_resolution,
         img_channels=G.img_channels,
-        architecture=block.architecture,
+        architecture=getattr(syn.blocks()[-1], "architecture", None),  # None for v1
         style_channels=sum(syn.style_dims.values()),
         params=dict(mapping=count_params(G.mapping), synthesis=count_params(syn), total=count_params(G)),
-        blocks=rows,
+        blocks=out_rows,
     )

@@ -1,4 +1,6 @@
 """Upsample, FIR-filter and downsample 2-D images in one op (the resampling used by StyleGAN2)."""
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -75,7 +77,7 @@ def _depthwise(x, k, stride, padding=(0, 0)):
 def _as_separable(f):
     """(column, row) taps if the 2-D filter is an outer product (e.g. [1,3,3,1] x [1,3,3,1]), else None."""
     total = f.sum()
-    if f.requires_grad or f.shape[0] != f.shape[1] or f.shape[0] < 3 or float(total) == 0:
+    if f.requires_grad or f.shape[0] != f.shape[1] or f.shape[0] < 3 or not math.isfinite(float(total)) or float(total) == 0:
         return None
     col, row = f.sum(dim=1), f.sum(dim=0) / total
     if not torch.allclose(torch.outer(col, row), f, rtol=1e-6, atol=1e-7 * float(f.abs().max())):
