@@ -4,18 +4,7 @@ import os
 
 import click
 
-
-def _device(name):
-    import torch
-
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"--device {name}: CUDA is not available on this machine")
-    return name
-
-
-DEVICE = click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:N or auto.")
+from . import options as opt
 
 
 @click.command()
@@ -56,15 +45,15 @@ def info(ckpt, as_json):
 
 
 @click.command()
-@click.option("--model", "ckpt", required=True, type=click.Path(dir_okay=False), help="Checkpoint (.pkl or .safetensors).")
-@click.option("--seeds", default="0-7", show_default=True, help="Seeds: N, A-B or a list such as 0-3,42.")
-@click.option("--trunc", "psi", type=float, default=1.0, show_default=True, help="Truncation psi (1 = none).")
-@click.option("--trunc-cutoff", "cutoff", type=click.IntRange(min=0), default=None, help="Truncate only the first N ws.")
-@click.option("--noise-mode", type=click.Choice(["const", "random", "none"]), default="const", show_default=True)
+@opt.model_required
+@opt.seeds
+@opt.trunc
+@opt.trunc_cutoff
+@opt.noise_mode
 @click.option("--class", "class_idx", type=click.IntRange(min=0), default=None, help="Class index (conditional models).")
-@click.option("--batch", "batch_size", type=click.IntRange(min=1), default=8, show_default=True)
-@DEVICE
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Output folder.")
+@opt.batch
+@opt.device_opt
+@opt.out
 def generate(ckpt, seeds, psi, cutoff, noise_mode, class_idx, batch_size, device, out_dir):
     """Render one PNG per seed plus grid.png.
 
@@ -77,15 +66,13 @@ def generate(ckpt, seeds, psi, cutoff, noise_mode, class_idx, batch_size, device
     """
     from tqdm import tqdm
 
-    from latentlab import load_generator
     from latentlab.generate import class_labels, generate_images, write_images
     from latentlab.latents import parse_seeds
 
     seed_list = parse_seeds(seeds)
-    device = _device(device)
-    G = load_generator(ckpt, device=device)
-    if cutoff is not None and cutoff > G.num_ws:
-        raise ValueError(f"--trunc-cutoff {cutoff} exceeds num_ws ({G.num_ws})")
+    device = opt.device(device)
+    G = opt.load_model(ckpt, device)
+    opt.check_cutoff(G, cutoff)
     class_labels(G, 1, class_idx)  # fail before rendering anything
     with tqdm(total=len(seed_list), desc="generate", unit="img", disable=None) as bar:
         items = generate_images(G, seed_list, psi, cutoff, noise_mode, class_idx, batch_size, device, progress=bar)

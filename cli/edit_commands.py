@@ -1,0 +1,204 @@
+"""`latentlab edit`, `mix` and `interpolate`: thin shells over latentlab.edits."""
+import json
+import os
+
+import click
+
+from . import options as opt
+
+
+def _direction(G, ckpt, attr, boundary, boundaries_dir, conditions, channels, space):
+    """Resolve the primary direction (and conditions) from the options; None for a pure channel edit."""
+    from latentlab.edits import load_direction, orthogonalize, resolve_attribute
+
+    def one(spec, what):
+        if os.path.exists(spec) or spec.endswith(".npy"):
+            return load_direction(spec)
+        return resolve_attribute(spec, G, ckpt, boundaries_dir)
+
+    if sum(x is not None for x in (attr, boundary)) > 1:
+        raise click.UsageError("give either --attr or --boundary, not both")
+    if attr is None and boundary is None:
+        if channels is None:
+            raise click.UsageError("say what to edit: --attr NAME, --boundary FILE.npy, or --channels for S space")
+        if conditions:
+            raise click.UsageError("--condition needs --attr or --boundary")
+        return None
+    d = one(boundary, "boundary") if boundary is not None else resolve_attribute(attr, G, ckpt, boundaries_dir)
+    if d.space is not None and space is not None and d.space != space and not (d.space == "w" and space == "w+"):
+        raise ValueError(f"direction {d.name!r} belongs to the {d.space} space, not {space}; pass --space {d.space}")
+    if conditions:
+        d = orthogonalize(d, [one(c, "condition") for c in conditions])
+    return d
+
+
+@click.command()
+@opt.model
+@click.option("--attr", default=None, help="Attribute name registered for the model (e.g. smile).")
+@click.option("--boundary", default=None, type=click.Path(dir_okay=False), help="Direction file (.npy, InterFaceGAN layout (1, d)).")
+@click.option("--boundaries", "boundaries_dir", default=None, type=click.Path(file_okay=False), help="Folder of <attr>.npy directions to resolve --attr in.")
+@click.option("--condition", "conditions", multiple=True, help="Attribute or .npy file to stay orthogonal to (repeatable).")
+@click.option("--alpha", "alphas", default="-3:3:7", show_default=True, help="Value, list (-2,0,2) or start:stop:count.")
+@click.option("--space", type=click.Choice(["z", "w", "w+", "s"]), default=None, help="Latent space (default: the direction's, else w).")
+@click.option("--layers", default=None, help="W+ layers: 0-5, a list, coarse, middle, fine or all.")
+@click.option("--channels", default=None, help="S-space channels: b64.conv0:12,b32.conv1:3-5 or flat indices.")
+@opt.seeds
+@opt.trunc
+@opt.trunc_cutoff
+@opt.noise_mode
+@click.option("--class", "class_idx", type=click.IntRange(min=0), default=None, help="Class index (conditional models).")
+@opt.batch
+@opt.device_opt
+@opt.out
+def edit(ckpt, attr, boundary, boundaries_dir, conditions, alphas, space, layers, channels, seeds, psi, cutoff, noise_mode,
+         class_idx, batch_size, device, out_dir):
+    """Edit generated faces along a semantic direction: code + alpha * n.
+
+    Writes grid.png (rows = seeds, columns = alphas), one PNG per image,
+    edit.json (everything needed to reproduce it) and latents.npz.
+
+    \b
+    Example:
+      latentlab edit --model ffhq --attr smile --alpha 2 --seeds 0-3 --out out/smile
+      latentlab edit --model ffhq.pkl --boundary smile_w.npy --condition age.npy --alpha -3:3:7 --out out/
+      latentlab edit --model ffhq.pkl --boundary smile_w.npy --space w+ --layers 0-5 --out out/
+      latentlab edit --model ffhq.pkl --space s --channels b64.conv0:12 --alpha -10,0,10 --out out/
+    """
+    from tqdm import tqdm
+
+    from latentlab.edits import parse_alphas
+    from latentlab.edits.pipeline import run_edit, save_edit
+    from latentlab.generate import class_labels
+    from latentlab.latents import parse_layers, parse_seeds
+
+    seed_list, alpha_list = parse_seeds(seeds), parse_alphas(alphas)
+    dev = opt.device(device)
+    G = opt.load_model(ckpt, dev)
+    opt.check_cutoff(G, cutoff)
+    direction = _direction(G, ckpt, attr, boundary, boundaries_dir, conditions, channels, space)
+    space = space or (direction.space if direction is not None and direction.space else ("s" if direction is None else "w"))
+    if direction is None and space != "s":
+        raise click.UsageError("--channels edits the s space: add --space s")
+    if layers is not None and space != "w+":
+        raise click.UsageError("--layers needs --space w+")
+    if layers is not None:
+        parse_layers(layers, G)  # fail before rendering
+    c = class_labels(G, len(seed_list), class_idx, dev)
+    total = len(seed_list) * len(alpha_list)
+    with tqdm(total=total, desc="edit", unit="img", disable=None) as bar:
+        codes, edited, images = run_edit(G, seed_list, direction, alpha_list, space, layers, channels, psi, cutoff,
+                                         noise_mode, c, batch_size, dev, progress=bar)
+    record = dict(
+        model=ckpt, space=space, layers=parse_layers(layers, G) if space == "w+" else None, channels=channels,
+        truncation=dict(psi=psi, cutoff=cutoff), noise_mode=noise_mode, class_idx=class_idx,
+        direction=None if direction is None else dict(name=direction.name, source=direction.source, space=direction.space,
+                                                      sha256=direction.sha256, conditions=list(conditions)),
+    )
+    save_edit(out_dir, G, codes, edited, images, alpha_list, record)
+    click.echo(f"wrote {total} images, grid.png, edit.json and latents.npz to {out_dir}")
+
+
+@click.command()
+@opt.model_required
+@click.option("--rows", "row_seeds", default="0-3", show_default=True, help="Seeds of the images that receive layers.")
+@click.option("--cols", "col_seeds", default="10-13", show_default=True, help="Seeds of the images the layers come from.")
+@click.option("--layers", default="coarse", show_default=True, help="Layers to copy: 0-5, a list, coarse, middle, fine.")
+@opt.trunc
+@opt.trunc_cutoff
+@opt.noise_mode
+@opt.batch
+@opt.device_opt
+@opt.out
+def mix(ckpt, row_seeds, col_seeds, layers, psi, cutoff, noise_mode, batch_size, device, out_dir):
+    """Style mixing grid: row images with the chosen layers taken from column images.
+
+    The top row shows the column sources, the left column the row sources.
+
+    \b
+    Example:
+      latentlab mix --model ffhq.pkl --rows 0-3 --cols 10-13 --layers coarse --trunc 0.7 --out out/mix
+    """
+    import numpy as np
+
+    from latentlab.edits import style_mix
+    from latentlab.edits.pipeline import start_codes, versions
+    from latentlab.latents import parse_layers, parse_seeds
+    from latentlab.utils.images import make_grid, save_png, to_pil, to_uint8
+
+    rows, cols = parse_seeds(row_seeds), parse_seeds(col_seeds)
+    dev = opt.device(device)
+    G = opt.load_model(ckpt, dev)
+    opt.check_cutoff(G, cutoff)
+    sel = parse_layers(layers, G)
+    import torch
+
+    with torch.no_grad():
+        wr = start_codes(G, rows, "w+", psi, cutoff, device=dev).data
+        wc = start_codes(G, cols, "w+", psi, cutoff, device=dev).data
+        mixed = style_mix(wr.repeat_interleave(len(cols), 0), wc.repeat(len(rows), 1, 1), sel)
+        render = lambda ws: np.concatenate([to_uint8(G.synthesis(ws[i : i + batch_size], noise_mode=noise_mode))  # noqa: E731
+                                            for i in range(0, len(ws), batch_size)])
+        img_r, img_c, img_m = render(wr), render(wc), render(mixed)
+    h, w, ch = img_r.shape[1:]
+    blank = np.full((1, h, w, ch), 255, np.uint8)
+    cells = [blank, img_c]
+    for i in range(len(rows)):
+        cells += [img_r[i : i + 1], img_m[i * len(cols) : (i + 1) * len(cols)]]
+    os.makedirs(out_dir, exist_ok=True)
+    save_png(to_pil(make_grid(np.concatenate(cells), cols=len(cols) + 1)), os.path.join(out_dir, "grid.png"))
+    for i, r in enumerate(rows):
+        for j, cs in enumerate(cols):
+            save_png(to_pil(img_m[i * len(cols) + j]), os.path.join(out_dir, f"mix_{r:04d}_{cs:04d}.png"))
+    with open(os.path.join(out_dir, "mix.json"), "w") as f:
+        json.dump(dict(model=ckpt, rows=rows, cols=cols, layers=sel, truncation=dict(psi=psi, cutoff=cutoff),
+                       noise_mode=noise_mode, versions=versions()), f, indent=1)
+    click.echo(f"wrote {len(rows) * len(cols)} mixes and grid.png to {out_dir}")
+
+
+@click.command()
+@opt.model_required
+@click.option("--seeds", default="0,1", show_default=True, help="Two or more seeds; consecutive pairs are interpolated.")
+@click.option("--steps", type=click.IntRange(min=2), default=8, show_default=True, help="Frames per pair, both ends included.")
+@click.option("--space", type=click.Choice(["z", "w", "w+"]), default="w", show_default=True, help="z uses slerp, w/w+ lerp.")
+@opt.trunc
+@opt.trunc_cutoff
+@opt.noise_mode
+@opt.batch
+@opt.device_opt
+@opt.out
+def interpolate(ckpt, seeds, steps, space, psi, cutoff, noise_mode, batch_size, device, out_dir):
+    """Interpolate between seeds: slerp in Z, lerp in W / W+.
+
+    \b
+    Example:
+      latentlab interpolate --model ffhq.pkl --seeds 0,5,9 --steps 10 --space w --out out/interp
+    """
+    import numpy as np
+    import torch
+
+    from latentlab.edits import lerp, slerp
+    from latentlab.edits.pipeline import render_codes, start_codes
+    from latentlab.latents import parse_seeds
+    from latentlab.utils.images import make_grid, save_png, to_pil
+
+    seed_list = parse_seeds(seeds)
+    if len(seed_list) < 2:
+        raise click.UsageError("--seeds needs at least two seeds")
+    dev = opt.device(device)
+    G = opt.load_model(ckpt, dev)
+    opt.check_cutoff(G, cutoff)
+    codes = start_codes(G, seed_list, space, psi, cutoff, device=dev)
+    t = torch.linspace(0, 1, steps)
+    a, b = codes.data[:-1], codes.data[1:]
+    path = slerp(a, b, t) if space == "z" else lerp(a, b, t)  # [T, P, ...]
+    frames = codes.replace(data=path.transpose(0, 1).flatten(0, 1), seeds=None)
+    images = render_codes(G, frames, psi, cutoff, noise_mode, batch_size)
+    os.makedirs(out_dir, exist_ok=True)
+    for k, img in enumerate(images):
+        save_png(to_pil(img), os.path.join(out_dir, f"pair{k // steps:02d}_frame{k % steps:03d}.png"))
+    save_png(to_pil(make_grid(images, cols=steps)), os.path.join(out_dir, "grid.png"))
+    np.savez(os.path.join(out_dir, "path.npz"), codes=frames.data.numpy(), space=space, seeds=np.asarray(seed_list), t=t.numpy())
+    click.echo(f"wrote {len(images)} frames and grid.png to {out_dir}")
+
+
+ALL = [edit, mix, interpolate]

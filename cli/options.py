@@ -1,0 +1,38 @@
+"""Options shared by several commands, and small helpers."""
+import click
+
+MODEL_HELP = "Checkpoint: a .pkl/.safetensors file, a registry name (see `latentlab models`) or a URL."
+
+
+def device(name):
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"--device {name}: CUDA is not available on this machine")
+    return name
+
+
+def load_model(spec, dev):
+    from latentlab import load_generator
+
+    if spec is None:
+        raise click.UsageError("no model given: pass --model CKPT (a .pkl/.safetensors file, a registry name such as ffhq, or a URL)")
+    return load_generator(spec, device=dev)
+
+
+def check_cutoff(G, cutoff):
+    if cutoff is not None and cutoff > G.num_ws:
+        raise ValueError(f"--trunc-cutoff {cutoff} exceeds num_ws ({G.num_ws})")
+
+
+model = click.option("--model", "ckpt", default=None, type=click.Path(dir_okay=False), help=MODEL_HELP)
+model_required = click.option("--model", "ckpt", required=True, type=click.Path(dir_okay=False), help=MODEL_HELP)
+seeds = click.option("--seeds", default="0-7", show_default=True, help="Seeds: N, A-B or a list such as 0-3,42.")
+trunc = click.option("--trunc", "psi", type=float, default=1.0, show_default=True, help="Truncation psi (1 = none).")
+trunc_cutoff = click.option("--trunc-cutoff", "cutoff", type=click.IntRange(min=0), default=None, help="Truncate only the first N ws.")
+noise_mode = click.option("--noise-mode", type=click.Choice(["const", "random", "none"]), default="const", show_default=True)
+batch = click.option("--batch", "batch_size", type=click.IntRange(min=1), default=8, show_default=True, help="Images per batch.")
+device_opt = click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:N or auto.")
+out = click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Output folder.")

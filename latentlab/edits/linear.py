@@ -1,0 +1,120 @@
+"""Linear edits `code + alpha * n` in Z, W, W+ (chosen layers) and S (whole vector or chosen channels)."""
+import re
+
+import numpy as np
+import torch
+
+from ..latents.codes import LatentCodes, space_dim
+from ..latents.layers import parse_layers
+from .directions import Direction, load_direction
+
+
+def parse_alphas(spec):
+    """'2', '-3,0,3' or 'start:stop:count' (inclusive, like numpy.linspace) -> list of floats."""
+    if isinstance(spec, (int, float)):
+        return [float(spec)]
+    if isinstance(spec, (list, tuple)):
+        return [float(a) for a in spec]
+    text = str(spec).strip()
+    try:
+        if text.count(":") == 2:
+            start, stop, count = text.split(":")
+            n = int(count)
+            if n < 1:
+                raise ValueError
+            return [float(a) for a in np.linspace(float(start), float(stop), n)]
+        return [float(a) for a in text.split(",") if a.strip()]
+    except ValueError:
+        raise ValueError(f"bad alpha {spec!r}: use a value (2), a list (-2,0,2) or start:stop:count (-3:3:13)") from None
+
+
+def parse_channels(spec, G):
+    """S-space channels: 'b64.conv0:12,b32.conv1:3-5' (layer:channel) or flat indices '17,300' -> flat indices."""
+    dims = G.synthesis.style_dims
+    offsets, total = {}, 0
+    for name, d in dims.items():
+        offsets[name] = (total, d)
+        total += d
+    out = []
+    for part in str(spec).split(","):
+        part = part.strip()
+        m = re.fullmatch(r"([\w.]+):(\d+)(?:-(\d+))?", part)
+        if m:
+            layer, lo, hi = m.group(1), int(m.group(2)), int(m.group(3) or m.group(2))
+            if layer not in offsets:
+                raise ValueError(f"unknown style layer {layer!r}; layers are {', '.join(dims)}")
+            start, d = offsets[layer]
+            if not 0 <= lo <= hi < d:
+                raise ValueError(f"style layer {layer} has channels 0-{d - 1}, got {part!r}")
+            out.extend(range(start + lo, start + hi + 1))
+        elif part.isdigit() and int(part) < total:
+            out.append(int(part))
+        else:
+            raise ValueError(f"bad style channel {part!r}: use LAYER:CHANNEL (e.g. b64.conv0:12) or a flat index below {total}")
+    return sorted(set(out))
+
+
+def _as_tensor(direction, like):
+    return torch.as_tensor(direction.vector, dtype=like.dtype, device=like.device)
+
+
+def edit(codes: LatentCodes, direction, alpha, G, layers=None, channels=None):
+    """Return codes moved by alpha along the unit direction.
+
+    z, w: the whole code. w+: only the ws layers in `layers` (spec or list; all by
+    default); the direction is a w-sized vector. s: the whole S vector, or with
+    `channels` (spec or flat indices) only those channels, each by alpha (the
+    direction is then the unit vector on them, if none is given).
+    """
+    space = codes.space
+    if space == "s" and direction is None:
+        if channels is None:
+            raise ValueError("an S-space edit needs a direction or channels")
+        idx = parse_channels(channels, G) if isinstance(channels, str) else list(channels)
+        vec = np.zeros(space_dim(G, "s"))
+        vec[idx] = 1.0
+        direction = Direction(vec, name=f"channels:{channels}", space="s")
+    direction = load_direction(direction)
+    direction.check_dim(space_dim(G, space), space)
+    n = _as_tensor(direction, codes.data)
+    data = codes.data.clone()
+    if space == "w+":
+        sel = parse_layers(layers, G)
+        data[:, sel] = data[:, sel] + alpha * n
+    elif space == "s" and channels is not None:
+        idx = parse_channels(channels, G) if isinstance(channels, str) else list(channels)
+        mask = torch.zeros_like(n)
+        mask[idx] = 1
+        data = data + alpha * n * mask
+    else:
+        if layers is not None:
+            raise ValueError(f"--layers needs the w+ space (the {space} code has no layers)")
+        data = data + alpha * n
+    meta = dict(codes.meta, edit=dict(direction=direction.name, alpha=float(alpha), space=space))
+    return codes.replace(data=data, meta=meta)
+
+
+def sweep(codes, direction, alphas, G, layers=None, channels=None):
+    """[edit(codes, direction, a) for a in alphas] as one LatentCodes ordered seed-major (rows = seeds)."""
+    edited = [edit(codes, direction, a, G, layers, channels) for a in parse_alphas(alphas)]
+    data = torch.stack([e.data for e in edited], dim=1).flatten(0, 1)
+    seeds = [s for s in codes.seeds for _ in edited] if codes.seeds is not None else None
+    c = codes.c.repeat_interleave(len(edited), dim=0) if codes.c is not None else None
+    return codes.replace(data=data, seeds=seeds, c=c)
+
+
+def distance(codes, direction, offset=0.0):
+    """Signed distance of each code to the hyperplane {x: n.x + offset = 0} (n unit): [N] (W+: [N, num_ws])."""
+    direction = load_direction(direction)
+    n = _as_tensor(direction, codes.data)
+    return codes.data @ n + offset
+
+
+def edit_to_distance(codes, direction, target, G, offset=0.0, layers=None):
+    """Move each code along n until its signed distance equals `target` (InterFaceGAN's start/end distance)."""
+    if codes.space == "w+":
+        raise ValueError("edit_to_distance works on z, w or s codes (a w+ code has one distance per layer)")
+    direction = load_direction(direction)
+    d = distance(codes, direction, offset)
+    n = _as_tensor(direction, codes.data)
+    return codes.replace(data=codes.data + (target - d)[:, None] * n)
