@@ -14,7 +14,7 @@ def style_mix(ws_dst, ws_src, layers):
 def lerp(a, b, t):
     """a + t (b - a) for every t in the 1-D tensor `t`: [T, *a.shape]."""
     t = torch.as_tensor(t, dtype=a.dtype, device=a.device).reshape(-1, *([1] * a.ndim))
-    return a.unsqueeze(0) + t * (b - a).unsqueeze(0)
+    return torch.lerp(a.unsqueeze(0), b.unsqueeze(0), t)  # exact at both ends
 
 
 def slerp(a, b, t, eps=1e-7):
