@@ -1,3 +1,4 @@
+import importlib.util
 import json
 import math
 import os
@@ -12,6 +13,9 @@ from latentlab.latents.layers import level_layers
 from latentlab.models.stylegan1 import StyleGAN1Generator
 from latentlab.truncation import (ClusterTruncation, LayerScheduleTruncation, NoTruncation, NotFittedError, RadiusClamp,
                                   Truncation, WTruncation, ZTruncatedNormal, compare, parse_truncation)
+
+
+needs_sklearn = pytest.mark.skipif(importlib.util.find_spec("sklearn") is None, reason="cluster fitting needs scikit-learn")
 
 
 @pytest.fixture(autouse=True)
@@ -210,6 +214,7 @@ def match(recovered, planted_centers, tol):
     return idx
 
 
+@needs_sklearn
 @pytest.mark.parametrize("method,cov", [("gmm", "full"), ("gmm", "diag"), ("kmeans", "full")])
 def test_clusters_recover_planted_centers(planted, method, cov):
     G = planted
@@ -224,6 +229,7 @@ def test_clusters_recover_planted_centers(planted, method, cov):
     assert torch.equal(t.predict(G.mapping(z), "middle"), to_m[im])
 
 
+@needs_sklearn
 def test_cluster_psi_moves_layers_toward_their_center_and_keeps_last(planted):
     G = planted
     z = zs(20, 16, seed=5)
@@ -244,6 +250,7 @@ def test_cluster_psi_moves_layers_toward_their_center_and_keeps_last(planted):
     assert every.layers_["middle"] == [3, 4, 5] and not torch.equal(every(G, z)[:, 5], ws[:, 5])
 
 
+@needs_sklearn
 def test_cluster_generate_uses_the_chosen_cluster(planted):
     G = planted
     t = ClusterTruncation(k={"coarse": 3, "middle": 4}, psi=0.0, levels=("coarse", "middle"),
@@ -260,6 +267,7 @@ def test_cluster_generate_uses_the_chosen_cluster(planted):
         t.generate(G, z, clusters={"fine": 0})
 
 
+@needs_sklearn
 @pytest.mark.parametrize("cov", ["full", "diag"])
 def test_cluster_prediction_agrees_with_sklearn(cov):
     from sklearn.mixture import GaussianMixture
@@ -271,6 +279,7 @@ def test_cluster_prediction_agrees_with_sklearn(cov):
     assert np.array_equal(t.predict(ws, "all").numpy(), ref.predict(codes))
 
 
+@needs_sklearn
 def test_cluster_save_load_round_trip(planted, tmp_path):
     G = planted
     z = zs(30, 16, seed=4)
@@ -295,6 +304,7 @@ def test_cluster_save_load_round_trip(planted, tmp_path):
         WTruncation.load(path)
 
 
+@needs_sklearn
 def test_clusters_on_stylegan1(G1):
     t = ClusterTruncation(k=2, psi=0.0, method="kmeans").fit(G1, n_samples=100, batch_size=32)
     assert t.layers_ == {"coarse": [0, 1, 2, 3], "middle": [4]}  # 4,4,8,8,16,16 px; no fine level at 16 px
@@ -306,13 +316,15 @@ def test_clusters_on_stylegan1(G1):
 
 
 # --- specs, files, compare ----------------------------------------------------------
+@needs_sklearn
 def test_spec_forms(tmp_path, tiny_generator):
     assert isinstance(parse_truncation("none"), NoTruncation)
     t = parse_truncation("w:0.7")
     assert isinstance(t, WTruncation) and (t.psi, t.cutoff) == (0.7, None)
     t = parse_truncation(" W:0.5@8 ")
     assert (t.psi, t.cutoff) == (0.5, 8) and t.name == "w psi=0.5 cutoff=8"
-    assert parse_truncation("schedule:1,1,0.7").psis == [1.0, 1.0, 0.7]
+    t = parse_truncation("schedule:1,1,0.7")
+    assert t.psis == [1.0, 1.0, 0.7] and t.name == "schedule psi=1x2,0.7"
     np.save(tmp_path / "c.npy", np.ones((1, 16), np.float32))
     t = parse_truncation(f"center:{tmp_path / 'c.npy'}:0.5")
     assert t.psi == 0.5 and t.center.shape == (16,)
@@ -320,7 +332,8 @@ def test_spec_forms(tmp_path, tiny_generator):
     assert parse_truncation("z:2.5").threshold == 2.5
     assert parse_truncation("clamp:95").percentile == 95 and not parse_truncation("clamp:95").is_fitted
     t = parse_truncation("clusters:k=8,psi=0.6,method=kmeans,cov=diag,keep_last=no,levels=coarse+fine")
-    assert (t.k, t.psi, t.method, t.covariance_type, t.keep_last, t.levels) == (8, 0.6, "kmeans", "diag", False, ("coarse", "fine"))
+    got = (t.k, t.psi, t.method, t.covariance_type, t.keep_last, t.levels)
+    assert got == (8, 0.6, "kmeans", "diag", False, ("coarse", "fine"))
     fitted = ClusterTruncation(k=2, method="kmeans").fit(tiny_generator, n_samples=50)
     path = fitted.save(tmp_path / "fitted.npz")
     assert torch.equal(parse_truncation(f"clusters:{path}")(tiny_generator, zs(3, 16)), fitted(tiny_generator, zs(3, 16)))

@@ -63,7 +63,8 @@ class ClusterTruncation(Truncation):
     @property
     def name(self):
         k = self.k if isinstance(self.k, int) else ",".join(f"{n}:{v}" for n, v in self.k.items())
-        return f"clusters {self.method} k={k} psi={self.psi:g}"
+        method = f"gmm-{self.covariance_type}" if self.method == "gmm" else self.method
+        return f"clusters {method} k={k} psi={self.psi:g}"
 
     @property
     def is_fitted(self):
@@ -123,15 +124,16 @@ class ClusterTruncation(Truncation):
         return self
 
     def _fit_estimator(self, X, k, seed):
-        if self.method == "gmm":
+        try:
+            from sklearn.cluster import KMeans
             from sklearn.mixture import GaussianMixture
-
+        except ImportError:  # an optional dependency: only fitting needs it, loading a fitted file does not
+            raise ImportError("fitting cluster truncation needs scikit-learn: pip install 'latentlab[analysis]'") from None
+        if self.method == "gmm":
             est = GaussianMixture(n_components=k, covariance_type=self.covariance_type, max_iter=self.max_iter,
                                   random_state=seed).fit(X)
             return {"means": est.means_, "covariances": est.covariances_, "weights": est.weights_,
                     "precisions_cholesky": est.precisions_cholesky_}
-        from sklearn.cluster import KMeans
-
         est = KMeans(n_clusters=k, max_iter=self.max_iter, n_init=1, random_state=seed).fit(X)
         return {"cluster_centers": est.cluster_centers_}
 

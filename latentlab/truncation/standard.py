@@ -91,7 +91,14 @@ class LayerScheduleTruncation(Truncation):
 
     @property
     def name(self):
-        return "schedule psi=" + ",".join(_fmt(p) for p in self.psis) + ("" if self.center is None else " custom center")
+        runs = []  # run-length: 0.7x8,1x10 rather than eighteen numbers
+        for p in self.psis:
+            if runs and runs[-1][0] == p:
+                runs[-1][1] += 1
+            else:
+                runs.append([p, 1])
+        text = ",".join(_fmt(p) + (f"x{n}" if n > 1 else "") for p, n in runs)
+        return "schedule psi=" + text + ("" if self.center is None else " custom center")
 
     def transform_ws(self, G, ws):
         ws = check_ws(G, ws)
