@@ -202,3 +202,70 @@ def interpolate(ckpt, seeds, steps, space, psi, cutoff, noise_mode, batch_size, 
 
 
 ALL = [edit, mix, interpolate]
+
+
+@click.command()
+@opt.model_required
+@opt.seeds
+@click.option("--variant", "variants", multiple=True,
+              help="Truncation spec (repeatable): none, w:0.7, w:0.7@8, schedule:..., center:FILE.npy:0.5, z:2.0, "
+                   "clamp:95, clusters:k=8,psi=0.7 or clusters:FILE.npz.")
+@click.option("--clusters", "clusters_file", default=None, type=click.Path(dir_okay=False), help="Fitted clusters file (adds clusters:FILE).")
+@click.option("--fit-samples", type=click.IntRange(min=10), default=10000, show_default=True, help="Samples for variants that fit.")
+@click.option("--fit-seed", type=int, default=0, show_default=True)
+@click.option("--save-fitted", is_flag=True, help="Save fitted variants (e.g. clusters) into --out for reuse.")
+@opt.noise_mode
+@opt.batch
+@opt.device_opt
+@opt.out
+def truncate(ckpt, seeds, variants, clusters_file, fit_samples, fit_seed, save_fitted, noise_mode, batch_size, device, out_dir):
+    """Truncation variants side by side on the same seeds (rows = variants, columns = seeds).
+
+    \b
+    Example:
+      latentlab truncate --model ffhq.pkl --seeds 0-5 --variant none --variant w:0.7 --variant z:2 --out out/trunc
+      latentlab truncate --model ffhq.pkl --variant clusters:k=8,psi=0.5 --save-fitted --out out/clusters
+      latentlab truncate --model ffhq.pkl --clusters out/clusters/variant1.npz --out out/reuse
+    """
+    import numpy as np
+    import torch
+
+    from latentlab.edits.pipeline import versions
+    from latentlab.latents import parse_seeds, z_from_seeds
+    from latentlab.truncation import parse_truncation
+    from latentlab.utils.images import make_grid, save_png, to_pil, to_uint8
+
+    specs = list(variants) or ["none", "w:0.7", "w:0.5", "z:2.0", "clamp:90"]
+    if clusters_file:
+        specs.append(f"clusters:{clusters_file}")
+    truncs = [parse_truncation(s) for s in specs]  # all specs checked before any work
+    seed_list = parse_seeds(seeds)
+    dev = opt.device(device)
+    G = opt.load_model(ckpt, dev)
+    os.makedirs(out_dir, exist_ok=True)
+    z = z_from_seeds(seed_list, G.z_dim, dev)
+    rows, record = [], []
+    for i, (spec, t) in enumerate(zip(specs, truncs)):
+        if t.requires_fit and not t.is_fitted:
+            click.echo(f"fitting {spec} on {fit_samples} samples ...", err=True)
+            t.fit(G, n_samples=fit_samples, seed=fit_seed, progress=True)
+        with torch.no_grad():
+            ws = t(G, z)
+            imgs = np.concatenate([to_uint8(G.synthesis(ws[j : j + batch_size], noise_mode=noise_mode))
+                                   for j in range(0, len(ws), batch_size)])
+        rows.append(imgs)
+        save_png(to_pil(make_grid(imgs, cols=len(seed_list))), os.path.join(out_dir, f"variant{i}.png"))
+        entry = dict(spec=spec, name=t.name, image=f"variant{i}.png")
+        if save_fitted and t.requires_fit:
+            t.save(os.path.join(out_dir, f"variant{i}.npz"))
+            entry["fitted"] = f"variant{i}.npz"
+        record.append(entry)
+    save_png(to_pil(make_grid(np.concatenate(rows), cols=len(seed_list))), os.path.join(out_dir, "grid.png"))
+    with open(os.path.join(out_dir, "truncate.json"), "w") as f:
+        json.dump(dict(model=ckpt, seeds=seed_list, variants=record, noise_mode=noise_mode, versions=versions()), f, indent=1)
+    for i, e in enumerate(record):
+        click.echo(f"row {i}: {e['name']}")
+    click.echo(f"wrote grid.png ({len(specs)} variants x {len(seed_list)} seeds) to {out_dir}")
+
+
+ALL.append(truncate)

@@ -27,9 +27,10 @@ def cli(capsys, *args):
 def test_help_lists_commands_with_examples(capsys):
     code, out, _ = cli(capsys, "--help")
     assert code == 0
-    for name in ("info", "generate", "convert", "models"):
+    names = ("info", "generate", "convert", "models", "edit", "mix", "interpolate", "truncate")
+    for name in names:
         assert name in out
-    for name in ("info", "generate", "convert", "models"):
+    for name in names:
         code, out, _ = cli(capsys, name, "--help")
         assert code == 0 and "Example:" in out and "latentlab " + name in out
 

@@ -143,3 +143,27 @@ def test_interpolate_frames(capsys, tmp_path, space):
     ends = z if space == "z" else G.mapping(z, None)[:, 0].detach()
     np.testing.assert_allclose(codes[0, 0], ends[0].numpy(), atol=1e-5)
     np.testing.assert_allclose(codes[0, -1], ends[1].numpy(), atol=1e-5)
+
+
+def test_truncate_grid_and_reusable_clusters(capsys, tmp_path):
+    out = tmp_path / "t"
+    code, _, err = cli(capsys, "truncate", "--model", ADA, "--seeds", "0-3", "--variant", "none", "--variant", "w:0",
+                       "--variant", "clusters:k=2,psi=0", "--fit-samples", "200", "--save-fitted", "--out", out)
+    assert code == 0, err
+    rec = json.loads((out / "truncate.json").read_text())
+    assert [v["spec"] for v in rec["variants"]] == ["none", "w:0", "clusters:k=2,psi=0"]
+    assert Image.open(out / "grid.png").size == (4 * 32 + 3 * 2, 3 * 32 + 2 * 2)
+    # psi=0 in W renders w_avg for every seed: all four images of that row are identical
+    row = np.asarray(Image.open(out / "variant1.png"))
+    tiles = [row[:, k * 34 : k * 34 + 32] for k in range(4)]
+    assert all(np.array_equal(tiles[0], t) for t in tiles[1:])
+    # the saved clusters load again and give the same row
+    code, _, err = cli(capsys, "truncate", "--model", ADA, "--seeds", "0-3", "--variant", "none",
+                       "--clusters", out / "variant2.npz", "--out", tmp_path / "t2")
+    assert code == 0, err
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "t2" / "variant1.png")), np.asarray(Image.open(out / "variant2.png")))
+
+
+def test_truncate_bad_spec_is_one_line(capsys, tmp_path):
+    code, _, err = cli(capsys, "truncate", "--model", ADA, "--variant", "w:abc", "--out", tmp_path / "t")
+    assert code == 1 and len(err.strip().splitlines()) == 1 and "bad truncation spec 'w:abc'" in err
