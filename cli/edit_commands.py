@@ -39,6 +39,7 @@ def _direction(G, ckpt, attr, boundary, boundaries_dir, conditions, channels, sp
 @click.option("--boundaries", "boundaries_dir", default=None, type=click.Path(file_okay=False), help="Folder of <attr>.npy directions to resolve --attr in.")
 @click.option("--condition", "conditions", multiple=True, help="Attribute or .npy file to stay orthogonal to (repeatable).")
 @click.option("--alpha", "alphas", default="-3:3:7", show_default=True, help="Value, list (-2,0,2) or start:stop:count.")
+@click.option("--to-distance", is_flag=True, help="Read --alpha as target signed distances to the boundary (InterFaceGAN).")
 @click.option("--space", type=click.Choice(["z", "w", "w+", "s"]), default=None, help="Latent space (default: the direction's, else w).")
 @click.option("--layers", default=None, help="W+ layers: 0-5, a list, coarse, middle, fine or all.")
 @click.option("--channels", default=None, help="S-space channels: b64.conv0:12,b32.conv1:3-5 or flat indices.")
@@ -50,7 +51,7 @@ def _direction(G, ckpt, attr, boundary, boundaries_dir, conditions, channels, sp
 @opt.batch
 @opt.device_opt
 @opt.out
-def edit(ckpt, attr, boundary, boundaries_dir, conditions, alphas, space, layers, channels, seeds, psi, cutoff, noise_mode,
+def edit(ckpt, attr, boundary, boundaries_dir, conditions, alphas, to_distance, space, layers, channels, seeds, psi, cutoff, noise_mode,
          class_idx, batch_size, device, out_dir):
     """Edit generated faces along a semantic direction: code + alpha * n.
 
@@ -63,6 +64,7 @@ def edit(ckpt, attr, boundary, boundaries_dir, conditions, alphas, space, layers
       latentlab edit --model ffhq.pkl --boundary smile_w.npy --condition age.npy --alpha -3:3:7 --out out/
       latentlab edit --model ffhq.pkl --boundary smile_w.npy --space w+ --layers 0-5 --out out/
       latentlab edit --model ffhq.pkl --space s --channels b64.conv0:12 --alpha -10,0,10 --out out/
+      latentlab edit --model ffhq.pkl --boundary smile_w.npy --to-distance --alpha -3:3:7 --out out/
     """
     from tqdm import tqdm
 
@@ -87,9 +89,9 @@ def edit(ckpt, attr, boundary, boundaries_dir, conditions, alphas, space, layers
     total = len(seed_list) * len(alpha_list)
     with tqdm(total=total, desc="edit", unit="img", disable=None) as bar:
         codes, edited, images = run_edit(G, seed_list, direction, alpha_list, space, layers, channels, psi, cutoff,
-                                         noise_mode, c, batch_size, dev, progress=bar)
+                                         noise_mode, c, batch_size, dev, progress=bar, to_distance=to_distance)
     record = dict(
-        model=ckpt, space=space, layers=parse_layers(layers, G) if space == "w+" else None, channels=channels,
+        model=ckpt, to_distance=to_distance, space=space, layers=parse_layers(layers, G) if space == "w+" else None, channels=channels,
         truncation=dict(psi=psi, cutoff=cutoff), noise_mode=noise_mode, class_idx=class_idx,
         direction=None if direction is None else dict(name=direction.name, source=direction.source, space=direction.space,
                                                       sha256=direction.sha256, conditions=list(conditions)),
@@ -192,7 +194,10 @@ def interpolate(ckpt, seeds, steps, space, psi, cutoff, noise_mode, batch_size, 
     a, b = codes.data[:-1], codes.data[1:]
     path = slerp(a, b, t) if space == "z" else lerp(a, b, t)  # [T, P, ...]
     frames = codes.replace(data=path.transpose(0, 1).flatten(0, 1), seeds=None)
-    images = render_codes(G, frames, psi, cutoff, noise_mode, batch_size)
+    from tqdm import tqdm
+
+    with tqdm(total=len(frames), desc="interpolate", unit="img", disable=None) as bar:
+        images = render_codes(G, frames, psi, cutoff, noise_mode, batch_size, progress=bar)
     os.makedirs(out_dir, exist_ok=True)
     for k, img in enumerate(images):
         save_png(to_pil(img), os.path.join(out_dir, f"pair{k // steps:02d}_frame{k % steps:03d}.png"))

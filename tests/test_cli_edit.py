@@ -167,3 +167,12 @@ def test_truncate_grid_and_reusable_clusters(capsys, tmp_path):
 def test_truncate_bad_spec_is_one_line(capsys, tmp_path):
     code, _, err = cli(capsys, "truncate", "--model", ADA, "--variant", "w:abc", "--out", tmp_path / "t")
     assert code == 1 and len(err.strip().splitlines()) == 1 and "bad truncation spec 'w:abc'" in err
+
+
+def test_edit_to_target_distances(capsys, tmp_path, boundaries):
+    code, _, err = cli(capsys, "edit", "--model", ADA, "--boundary", boundaries / "smile.npy", "--to-distance",
+                       "--alpha", "-3,3", "--seeds", "0-1", "--out", tmp_path / "d")
+    assert code == 0, err
+    lat = np.load(tmp_path / "d" / "latents.npz")
+    n = np.load(boundaries / "smile.npy")[0]
+    np.testing.assert_allclose(lat["edited_codes"] @ n, [-3, 3, -3, 3], atol=1e-4)

@@ -94,9 +94,19 @@ def edit(codes: LatentCodes, direction, alpha, G, layers=None, channels=None):
     return codes.replace(data=data, meta=meta)
 
 
-def sweep(codes, direction, alphas, G, layers=None, channels=None):
-    """[edit(codes, direction, a) for a in alphas] as one LatentCodes ordered seed-major (rows = seeds)."""
-    edited = [edit(codes, direction, a, G, layers, channels) for a in parse_alphas(alphas)]
+def sweep(codes, direction, alphas, G, layers=None, channels=None, to_distance=False):
+    """[edit(codes, direction, a) for a in alphas] as one LatentCodes ordered seed-major (rows = seeds).
+
+    With to_distance=True each value is a target signed distance to the boundary
+    through the origin instead of a step (InterFaceGAN's start/end distance).
+    """
+    if to_distance:
+        if channels is not None or layers is not None:
+            raise ValueError("target distances work on whole z, w or s codes (no --layers / --channels)")
+        direction = load_direction(direction).check_dim(space_dim(G, codes.space), codes.space)
+        edited = [edit_to_distance(codes, direction, t, G) for t in parse_alphas(alphas)]
+    else:
+        edited = [edit(codes, direction, a, G, layers, channels) for a in parse_alphas(alphas)]
     data = torch.stack([e.data for e in edited], dim=1).flatten(0, 1)
     seeds = [s for s in codes.seeds for _ in edited] if codes.seeds is not None else None
     c = codes.c.repeat_interleave(len(edited), dim=0) if codes.c is not None else None

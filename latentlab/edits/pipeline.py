@@ -39,14 +39,15 @@ def render_codes(G, codes, truncation_psi=1.0, truncation_cutoff=None, noise_mod
 
 
 def run_edit(G, seeds, direction, alphas, space="w", layers=None, channels=None, truncation_psi=1.0,
-             truncation_cutoff=None, noise_mode="const", c=None, batch_size=8, device="cpu", progress=None):
-    """Edit the faces of `seeds` along `direction` for every alpha.
+             truncation_cutoff=None, noise_mode="const", c=None, batch_size=8, device="cpu", progress=None,
+             to_distance=False):
+    """Edit the faces of `seeds` along `direction` for every alpha (or target distance, with to_distance).
 
     Returns (original codes, edited codes [seed-major: seed0 a0, seed0 a1, ...], uint8 images [S*A, H, W, C]).
     """
     alphas = parse_alphas(alphas)
     codes = start_codes(G, seeds, space, truncation_psi, truncation_cutoff, c, device)
-    edited = sweep(codes, direction, alphas, G, layers=layers, channels=channels)
+    edited = sweep(codes, direction, alphas, G, layers=layers, channels=channels, to_distance=to_distance)
     images = render_codes(G, edited, truncation_psi, truncation_cutoff, noise_mode, batch_size, progress)
     return codes, edited, images
 
