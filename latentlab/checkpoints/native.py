@@ -1,13 +1,12 @@
 """latentlab's own checkpoint format: weights in safetensors, architecture as JSON metadata."""
 import json
 import os
-import tempfile
 
-import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from ..errors import CheckpointError
+from ..utils.atomic import atomic_path
 
 MAGIC = "latentlab-checkpoint"
 VERSION = 1
@@ -40,16 +39,8 @@ def save_native(path, networks, source_format, extras=None):
         "networks": json.dumps(nets),
         "extras": json.dumps(extras or {}, default=str),
     }
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".safetensors", dir=directory)
-    os.close(fd)
-    try:
+    with atomic_path(path, ".safetensors") as tmp:
         save_file(tensors, tmp, metadata=meta)
-        os.replace(tmp, path)  # atomic: readers never see a half-written file
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def read_native(path):

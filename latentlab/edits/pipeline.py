@@ -7,8 +7,9 @@ import sys
 import numpy as np
 import torch
 
-from ..latents.codes import LatentCodes, save_npz
+from ..latents.codes import LatentCodes
 from ..models.identity import model_hash
+from ..utils.atomic import save_npz, write_text
 from ..utils.images import make_grid, save_png, to_pil, to_uint8
 from .linear import parse_alphas, sweep
 
@@ -75,8 +76,5 @@ def save_edit(out_dir, G, codes, edited, images, alphas, record):
     save_npz(os.path.join(out_dir, "latents.npz"), arrays)
     record = dict(record, model_id=model_hash(G), alphas=alphas, seeds=codes.seeds, space=codes.space,
                   versions=versions(), command=sys.argv, files=dict(grid="grid.png", images=files, latents="latents.npz"))
-    tmp = os.path.join(out_dir, ".edit.json.tmp")
-    with open(tmp, "w") as f:
-        json.dump(record, f, indent=1, default=str)
-    os.replace(tmp, os.path.join(out_dir, "edit.json"))
+    write_text(os.path.join(out_dir, "edit.json"), json.dumps(record, indent=1, default=str))
     return record

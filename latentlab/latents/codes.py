@@ -8,8 +8,6 @@ Spaces and shapes:
 Conversions go forward only: z -> w -> w+ -> s -> image.
 """
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from typing import List, Optional
 
@@ -17,6 +15,7 @@ import numpy as np
 import torch
 
 from ..models.identity import model_hash
+from ..utils.atomic import save_npz
 from .seeds import z_from_seeds
 
 SPACES = ("z", "w", "w+", "s")
@@ -160,17 +159,3 @@ class LatentCodes:
                 meta=json.loads(str(f["meta"])) if "meta" in f else {},
             )
 
-
-def save_npz(path, arrays):
-    """np.savez to a temporary file in the same folder, then rename (never a half-written file)."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=directory)
-    os.close(fd)
-    try:
-        np.savez(tmp, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise

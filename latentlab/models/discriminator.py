@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from ..ops import downsample2d, setup_filter
-from .layers import Conv2dLayer, FullyConnectedLayer
+from .layers import Conv2dLayer, FullyConnectedLayer, check_resolution
 from .mapping import MappingNetwork
 
 
@@ -174,9 +174,7 @@ class Discriminator(nn.Module):
                  channel_base=channel_base, channel_max=channel_max, num_fp16_res=num_fp16_res, conv_clamp=conv_clamp,
                  cmap_dim=cmap_dim, block_kwargs=block_kwargs, mapping_kwargs=mapping_kwargs, epilogue_kwargs=epilogue_kwargs)
         )
-        log2 = int(np.log2(img_resolution))
-        if img_resolution < 4 or 2**log2 != img_resolution:
-            raise ValueError(f"img_resolution must be a power of two >= 4, got {img_resolution}")
+        log2 = check_resolution(img_resolution)
         self.c_dim = c_dim
         self.img_resolution = img_resolution
         self.img_channels = img_channels

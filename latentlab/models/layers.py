@@ -19,6 +19,14 @@ class HookPoint(nn.Module):
         return x
 
 
+def check_resolution(resolution):
+    """log2 of a power-of-two resolution >= 4; ValueError otherwise."""
+    log2 = int(resolution).bit_length() - 1
+    if resolution < 4 or 2**log2 != resolution:
+        raise ValueError(f"img_resolution must be a power of two >= 4, got {resolution}")
+    return log2
+
+
 def normalize_2nd_moment(x, dim=1, eps=1e-8):
     """Scale each vector to unit root-mean-square (the 'pixel norm' of z)."""
     return x * (x.square().mean(dim=dim, keepdim=True) + eps).rsqrt()

@@ -18,7 +18,7 @@ from torch import nn
 
 from ..ops import setup_filter, upfirdn2d
 from .discriminator import MinibatchStdLayer
-from .layers import HookPoint, normalize_2nd_moment
+from .layers import HookPoint, check_resolution, normalize_2nd_moment
 from .mapping import truncate
 from .style_space import StyleSpaceMixin
 
@@ -233,9 +233,7 @@ class StyleGAN1Synthesis(StyleSpaceMixin, nn.Module):
     """ws [N, num_ws, w_dim] -> image; two ws (and two styles) per resolution."""
 
     def __init__(self, w_dim, img_resolution, img_channels, fmap_base=8192, fmap_decay=1.0, fmap_max=512, use_wscale=True, **layer_kwargs):
-        log2 = int(np.log2(img_resolution)) if img_resolution > 0 else 0
-        if img_resolution < 4 or 2**log2 != img_resolution:
-            raise ValueError(f"img_resolution must be a power of two >= 4, got {img_resolution}")
+        log2 = check_resolution(img_resolution)
         super().__init__()
         self.w_dim = w_dim
         self.img_resolution = img_resolution
@@ -396,9 +394,7 @@ class StyleGAN1Discriminator(nn.Module):
         super().__init__()
         self.init_kwargs = copy.deepcopy({k: v for k, v in locals().items() if k not in ("self", "__class__")})
         self.init_kwargs["blur_filter"] = list(blur_filter) if blur_filter is not None else None
-        log2 = int(np.log2(resolution)) if resolution > 0 else 0
-        if resolution < 4 or 2**log2 != resolution:
-            raise ValueError(f"resolution must be a power of two >= 4, got {resolution}")
+        log2 = check_resolution(resolution)
         self.c_dim = label_size
         self.img_resolution = resolution
         self.img_channels = num_channels

@@ -6,7 +6,7 @@ from torch import nn
 
 from ..ops import bias_act, modulated_conv2d, setup_filter, upsample2d
 from ..ops.bias_act import activation as _activation
-from .layers import Conv2dLayer, FullyConnectedLayer, HookPoint
+from .layers import Conv2dLayer, FullyConnectedLayer, HookPoint, check_resolution
 from .style_space import StyleSpaceMixin
 
 NOISE_MODES = ("const", "random", "none")
@@ -255,9 +255,7 @@ class SynthesisNetwork(StyleSpaceMixin, nn.Module):
     """
 
     def __init__(self, w_dim, img_resolution, img_channels, channel_base=32768, channel_max=512, num_fp16_res=0, **block_kwargs):
-        log2 = int(np.log2(img_resolution)) if img_resolution > 0 else 0
-        if img_resolution < 4 or 2**log2 != img_resolution:
-            raise ValueError(f"img_resolution must be a power of two >= 4, got {img_resolution}")
+        log2 = check_resolution(img_resolution)
         super().__init__()
         self.w_dim = w_dim
         self.img_resolution = img_resolution

@@ -1,7 +1,7 @@
 """Fused bias + activation + gain + clamp, the pointwise tail of every StyleGAN2 layer."""
 import math
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Callable
 
 import torch
 import torch.nn.functional as F

@@ -1,5 +1,4 @@
 """2-D convolution fused with FIR up/down-sampling (StyleGAN2's resampling convolution)."""
-import torch
 import torch.nn.functional as F
 
 from .upfirdn2d import filter_size, parse_padding, upfirdn2d

@@ -8,10 +8,11 @@ serialise to plain JSON-able dicts or to an .npz file without pickle.
 import json
 import math
 import os
-import tempfile
 
 import numpy as np
 import torch
+
+from ..utils.atomic import save_npz
 
 _KINDS = {}  # kind -> class, filled by Truncation.__init_subclass__
 
@@ -92,15 +93,7 @@ class Truncation:
         arrays["kind"] = np.array(self.kind)
         arrays["meta"] = np.array(json.dumps(meta))
         path = os.fspath(path)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=os.path.dirname(os.path.abspath(path)))
-        try:
-            with os.fdopen(fd, "wb") as f:  # a file object keeps np.savez from renaming the target
-                np.savez(f, **arrays)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            raise
+        save_npz(path, arrays)
         return path
 
     @classmethod

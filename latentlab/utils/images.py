@@ -1,11 +1,11 @@
 """Image conversion and atomic PNG writing."""
 import math
-import os
-import tempfile
 
 import numpy as np
 import torch
 from PIL import Image
+
+from .atomic import atomic_path
 
 
 def to_uint8(img: torch.Tensor) -> np.ndarray:
@@ -25,16 +25,8 @@ def to_pil(arr: np.ndarray) -> Image.Image:
 
 def save_png(image: Image.Image, path):
     """Write a PNG atomically (temporary file in the same folder, then rename)."""
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".png", dir=directory)
-    os.close(fd)
-    try:
+    with atomic_path(path, ".png") as tmp:
         image.save(tmp, format="PNG")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def make_grid(images: np.ndarray, cols=None, pad=2, fill=255) -> np.ndarray:
