@@ -1,0 +1,186 @@
+"""InterFaceGAN boundaries: a linear SVM separating the most positive from the most negative codes.
+
+Procedure (Shen et al., InterFaceGAN), with a seeded RNG in place of the global one:
+sort by score (highest first); take the top and bottom `ratio` of the samples (or
+`count` each; at most half of the samples each); shuffle each side and put `split`
+of it into training, the rest into validation; fit a linear SVM (positives = 1);
+the codes in between are labelled by the midpoint of the highest and lowest score
+and give the "remaining" accuracy; the boundary is the SVM's unit normal.
+"""
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Optional
+
+import numpy as np
+
+from ..utils.atomic import write_text
+
+SOLVERS = ("linear", "svc")
+
+
+@dataclass
+class Boundary:
+    normal: np.ndarray  # unit vector, shape (d,), float64
+    offset: float  # signed distance of the origin: n.x + offset = 0 is the hyperplane
+    val_accuracy: Optional[float]
+    remaining_accuracy: Optional[float]
+    train_accuracy: float
+    n_train: int
+    n_val: int
+    n_remaining: int
+    solver: str
+    ratio: Optional[float]
+    split: float
+    seed: int
+    fit_seconds: float
+    meta: dict = field(default_factory=dict)
+
+    def save(self, path):
+        """InterFaceGAN's layout: float64 (1, d), unit norm."""
+        np.save(path, self.normal[None].astype(np.float64))
+
+    def report(self):
+        d = asdict(self)
+        d.pop("normal")
+        d["dim"] = int(self.normal.shape[0])
+        return d
+
+    def save_report(self, path):
+        write_text(path, json.dumps(self.report(), indent=1, default=_json_default))
+
+
+def _json_default(x):
+    if isinstance(x, np.generic):
+        return x.item()
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    return str(x)
+
+
+def _make_svm(solver, C, max_iter, seed):
+    from sklearn import svm
+
+    if solver == "linear":
+        # liblinear scales to hundreds of thousands of 512-d codes
+        return svm.LinearSVC(C=C, max_iter=max_iter, random_state=seed)
+    if solver == "svc":
+        return svm.SVC(kernel="linear", C=C)  # the exact kernel SVM InterFaceGAN used
+    raise ValueError(f"unknown solver {solver!r}; choose from {', '.join(SOLVERS)}")
+
+
+def split_samples(codes, scores, ratio=0.02, split=0.7, seed=0, count=None):
+    """The train / validation / remaining sets of InterFaceGAN's procedure (see module docstring)."""
+    codes = np.asarray(codes, dtype=np.float64)
+    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+    if codes.ndim != 2 or len(codes) != len(scores):
+        raise ValueError(f"codes must be [N, d] and scores [N]; got {codes.shape} and {scores.shape}")
+    if not np.isfinite(scores).all():
+        raise ValueError("scores contain NaN or infinite values")
+    if not 0 < split <= 1:
+        raise ValueError(f"split must be in (0, 1], got {split}")
+    n = len(codes)
+    order = np.argsort(-scores, kind="stable")  # highest first
+    codes, scores = codes[order], scores[order]
+    if count is None:
+        if not 0 < ratio <= 1:
+            raise ValueError(f"ratio must be in (0, 1], got {ratio}")
+        chosen = int(n * ratio)
+    else:
+        chosen = int(count)
+    chosen = min(chosen, n // 2)
+    train_n = int(chosen * split)
+    if train_n < 1:
+        raise ValueError(f"too few samples: {n} samples with ratio {ratio} leave no training pair (need at least 2 / ratio)")
+    rng = np.random.RandomState(seed)
+    pos_idx, neg_idx = rng.permutation(chosen), rng.permutation(chosen)
+    pos, neg = codes[:chosen], codes[n - chosen :]
+    train_x = np.concatenate([pos[pos_idx[:train_n]], neg[neg_idx[:train_n]]])
+    train_y = np.concatenate([np.ones(train_n), np.zeros(train_n)])
+    val_x = np.concatenate([pos[pos_idx[train_n:]], neg[neg_idx[train_n:]]])
+    val_y = np.concatenate([np.ones(chosen - train_n), np.zeros(chosen - train_n)])
+    rem_x, rem_scores = codes[chosen : n - chosen], scores[chosen : n - chosen]
+    midpoint = (scores[0] + scores[-1]) / 2
+    rem_y = (rem_scores >= midpoint).astype(np.float64)
+    return (train_x, train_y), (val_x, val_y), (rem_x, rem_y)
+
+
+def train_boundary(codes, scores, ratio=0.02, split=0.7, solver="linear", seed=0, count=None, C=1.0, max_iter=10000, meta=None):
+    """Fit an InterFaceGAN boundary.
+
+    Args:
+        codes: [N, d] latent codes (z, w, one w+ layer, or s).
+        scores: [N] attribute scores (classifier logits).
+        ratio / count: how many of the most positive and most negative samples to use.
+        split: training fraction of the chosen samples (the rest validates).
+        solver: 'linear' (LinearSVC, scales to 500k x 512) or 'svc' (kernel SVM, as InterFaceGAN).
+    Returns a Boundary with `.normal` (unit, shape (d,)), accuracies and counts.
+    """
+    (tx, ty), (vx, vy), (rx, ry) = split_samples(codes, scores, ratio, split, seed, count)
+    clf = _make_svm(solver, C, max_iter, seed)
+    t0 = time.perf_counter()
+    clf.fit(tx, ty)
+    seconds = time.perf_counter() - t0
+    coef = np.asarray(clf.coef_, dtype=np.float64).reshape(-1)
+    norm = np.linalg.norm(coef)
+    if norm == 0 or not np.isfinite(norm):
+        raise ValueError("the SVM found no separating direction (all weights zero); are the scores constant?")
+    acc = lambda x, y: float(np.mean(clf.predict(x) == y)) if len(x) else None  # noqa: E731
+    return Boundary(
+        normal=coef / norm, offset=float(np.asarray(clf.intercept_).reshape(-1)[0] / norm),
+        val_accuracy=acc(vx, vy), remaining_accuracy=acc(rx, ry), train_accuracy=acc(tx, ty),
+        n_train=len(tx), n_val=len(vx), n_remaining=len(rx), solver=solver, ratio=None if count is not None else ratio,
+        split=split, seed=seed, fit_seconds=seconds, meta=dict(meta or {}),
+    )
+
+
+def train_boundaries(codes, scores, names, attrs=None, conditions=None, **kwargs):
+    """Boundaries for several attributes from one table: {name: Boundary}.
+
+    scores: [N, A] with column names `names`; attrs: which to train (all by default);
+    conditions: {attr: [other attrs]} makes those normals orthogonal to the others'
+    (InterFaceGAN's conditional boundaries); the condition boundaries are trained too.
+    """
+    from ..edits.directions import orthogonalize
+
+    scores = np.asarray(scores)
+    names = list(names)
+    if scores.ndim != 2 or scores.shape[1] != len(names):
+        raise ValueError(f"scores must be [N, {len(names)}] for {len(names)} names, got {scores.shape}")
+    attrs = list(attrs or names)
+    conditions = conditions or {}
+    needed = list(dict.fromkeys(attrs + [c for cs in conditions.values() for c in cs]))
+    for a in needed:
+        if a not in names:
+            raise ValueError(f"unknown attribute {a!r}; the samples have {', '.join(names)}")
+    plain = {a: train_boundary(codes, scores[:, names.index(a)], meta={"attribute": a}, **kwargs) for a in needed}
+    out = {}
+    for a in attrs:
+        b = plain[a]
+        if conditions.get(a):
+            d = orthogonalize(b.normal, [plain[c].normal for c in conditions[a]])
+            b = Boundary(**{**asdict(b), "normal": d.vector, "meta": dict(b.meta, conditions=list(conditions[a]))})
+        out[a] = b
+    return out
+
+
+def write_boundary(boundary, path, space=None, extra=None):
+    """Save the (1, d) .npy, a JSON report beside it, and register it in the folder's index.json."""
+    path = os.fspath(path)
+    if not path.endswith(".npy"):
+        raise ValueError(f"{path}: a boundary file must end in .npy")
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    boundary.save(path)
+    report = dict(boundary.report(), space=space, **(extra or {}))
+    write_text(path[:-4] + ".json", json.dumps(report, indent=1, default=_json_default))
+    index_path = os.path.join(folder, "index.json")
+    index = json.load(open(index_path)) if os.path.exists(index_path) else {}
+    name = os.path.basename(path)[:-4]
+    index.setdefault("attributes", {})[name] = {
+        "file": os.path.basename(path), "space": space, "val_accuracy": boundary.val_accuracy,
+        "remaining_accuracy": boundary.remaining_accuracy, "report": os.path.basename(path)[:-4] + ".json",
+    }
+    write_text(index_path, json.dumps(index, indent=1, default=_json_default))
+    return report
