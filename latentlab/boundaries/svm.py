@@ -70,19 +70,17 @@ def _make_svm(solver, C, max_iter, seed):
     raise ValueError(f"unknown solver {solver!r}; choose from {', '.join(SOLVERS)}")
 
 
-def split_samples(codes, scores, ratio=0.02, split=0.7, seed=0, count=None):
-    """The train / validation / remaining sets of InterFaceGAN's procedure (see module docstring)."""
-    codes = np.asarray(codes, dtype=np.float64)
+def _split_indices(scores, n_codes, ratio, split, seed, count):
+    """Row indices and labels of the train / validation / remaining sets (codes are never copied whole)."""
     scores = np.asarray(scores, dtype=np.float64).reshape(-1)
-    if codes.ndim != 2 or len(codes) != len(scores):
-        raise ValueError(f"codes must be [N, d] and scores [N]; got {codes.shape} and {scores.shape}")
+    if n_codes != len(scores):
+        raise ValueError(f"{n_codes} codes but {len(scores)} scores")
     if not np.isfinite(scores).all():
         raise ValueError("scores contain NaN or infinite values")
     if not 0 < split <= 1:
         raise ValueError(f"split must be in (0, 1], got {split}")
-    n = len(codes)
+    n = len(scores)
     order = np.argsort(-scores, kind="stable")  # highest first
-    codes, scores = codes[order], scores[order]
     if count is None:
         if not 0 < ratio <= 1:
             raise ValueError(f"ratio must be in (0, 1], got {ratio}")
@@ -95,15 +93,45 @@ def split_samples(codes, scores, ratio=0.02, split=0.7, seed=0, count=None):
         raise ValueError(f"too few samples: {n} samples with ratio {ratio} leave no training pair (need at least 2 / ratio)")
     rng = np.random.RandomState(seed)
     pos_idx, neg_idx = rng.permutation(chosen), rng.permutation(chosen)
-    pos, neg = codes[:chosen], codes[n - chosen :]
-    train_x = np.concatenate([pos[pos_idx[:train_n]], neg[neg_idx[:train_n]]])
-    train_y = np.concatenate([np.ones(train_n), np.zeros(train_n)])
-    val_x = np.concatenate([pos[pos_idx[train_n:]], neg[neg_idx[train_n:]]])
-    val_y = np.concatenate([np.ones(chosen - train_n), np.zeros(chosen - train_n)])
-    rem_x, rem_scores = codes[chosen : n - chosen], scores[chosen : n - chosen]
-    midpoint = (scores[0] + scores[-1]) / 2
-    rem_y = (rem_scores >= midpoint).astype(np.float64)
-    return (train_x, train_y), (val_x, val_y), (rem_x, rem_y)
+    pos, neg = order[:chosen], order[n - chosen :]
+    train = (np.concatenate([pos[pos_idx[:train_n]], neg[neg_idx[:train_n]]]),
+             np.concatenate([np.ones(train_n), np.zeros(train_n)]))
+    val = (np.concatenate([pos[pos_idx[train_n:]], neg[neg_idx[train_n:]]]),
+           np.concatenate([np.ones(chosen - train_n), np.zeros(chosen - train_n)]))
+    midpoint = (scores[order[0]] + scores[order[-1]]) / 2
+    rem_rows = order[chosen : n - chosen]
+    remaining = (rem_rows, (scores[rem_rows] >= midpoint).astype(np.float64))
+    return train, val, remaining
+
+
+def _check_codes(codes):
+    codes = np.asarray(codes)
+    if codes.ndim != 2:
+        raise ValueError(f"codes must be [N, d], got shape {codes.shape}")
+    return codes
+
+
+def split_samples(codes, scores, ratio=0.02, split=0.7, seed=0, count=None):
+    """The train / validation / remaining sets (codes, labels) of InterFaceGAN's procedure."""
+    codes = _check_codes(codes)
+    sets = _split_indices(scores, len(codes), ratio, split, seed, count)
+    return tuple((codes[rows].astype(np.float64), labels) for rows, labels in sets)
+
+
+def _accuracy(coef, intercept, codes, rows, labels, chunk=65536):
+    """Accuracy of the linear rule [coef.x + intercept > 0] over `rows` of `codes`, in chunks (flat memory).
+
+    Same predictions as the fitted SVM's predict() (both solvers are linear), without
+    a kernel evaluation per support vector.
+    """
+    if len(rows) == 0:
+        return None
+    hits = 0
+    for i in range(0, len(rows), chunk):
+        part = rows[i : i + chunk]
+        pred = (codes[part].astype(np.float64) @ coef + intercept > 0).astype(np.float64)
+        hits += int(np.sum(pred == labels[i : i + chunk]))
+    return hits / len(rows)
 
 
 def train_boundary(codes, scores, ratio=0.02, split=0.7, solver="linear", seed=0, count=None, C=1.0, max_iter=10000, meta=None):
@@ -117,20 +145,22 @@ def train_boundary(codes, scores, ratio=0.02, split=0.7, solver="linear", seed=0
         solver: 'linear' (LinearSVC, scales to 500k x 512) or 'svc' (kernel SVM, as InterFaceGAN).
     Returns a Boundary with `.normal` (unit, shape (d,)), accuracies and counts.
     """
-    (tx, ty), (vx, vy), (rx, ry) = split_samples(codes, scores, ratio, split, seed, count)
+    codes = _check_codes(codes)
+    (tr, ty), (vr, vy), (rr, ry) = _split_indices(scores, len(codes), ratio, split, seed, count)
     clf = _make_svm(solver, C, max_iter, seed)
     t0 = time.perf_counter()
-    clf.fit(tx, ty)
+    clf.fit(codes[tr].astype(np.float64), ty)
     seconds = time.perf_counter() - t0
     coef = np.asarray(clf.coef_, dtype=np.float64).reshape(-1)
     norm = np.linalg.norm(coef)
     if norm == 0 or not np.isfinite(norm):
         raise ValueError("the SVM found no separating direction (all weights zero); are the scores constant?")
-    acc = lambda x, y: float(np.mean(clf.predict(x) == y)) if len(x) else None  # noqa: E731
+    intercept = float(np.asarray(clf.intercept_).reshape(-1)[0])
+    acc = lambda rows, labels: _accuracy(coef, intercept, codes, rows, labels)  # noqa: E731
     return Boundary(
-        normal=coef / norm, offset=float(np.asarray(clf.intercept_).reshape(-1)[0] / norm),
-        val_accuracy=acc(vx, vy), remaining_accuracy=acc(rx, ry), train_accuracy=acc(tx, ty),
-        n_train=len(tx), n_val=len(vx), n_remaining=len(rx), solver=solver, ratio=None if count is not None else ratio,
+        normal=coef / norm, offset=intercept / norm,
+        val_accuracy=acc(vr, vy), remaining_accuracy=acc(rr, ry), train_accuracy=acc(tr, ty),
+        n_train=len(tr), n_val=len(vr), n_remaining=len(rr), solver=solver, ratio=None if count is not None else ratio,
         split=split, seed=seed, fit_seconds=seconds, meta=dict(meta or {}),
     )
 
