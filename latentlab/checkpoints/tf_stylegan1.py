@@ -38,32 +38,8 @@ def convert(path, data):
     records = {}
     for label, key in (("G", "G"), ("D", "D"), ("Gs", "G_ema")):
         net = data[("G", "D", "Gs").index(label)]
-        if net.state.get("version") not in (2, 3):
-            raise _error(path, label, f"has pickle version {net.state.get('version')!r}; StyleGAN v1 pickles have 2 or 3")
-        func = net.state.get("build_func_name")
-        want = "D_basic" if label == "D" else "G_style"
-        if func != want:
-            raise _error(path, label, f"was built by {func!r}; latentlab implements {want!r} for StyleGAN v1")
-        static = _static_kwargs(path, label, net)
-        defaults, required, cls = (D_DEFAULTS, D_REQUIRED, StyleGAN1Discriminator) if label == "D" else (G_DEFAULTS, G_REQUIRED, StyleGAN1Generator)
-        kwargs = _kwargs(path, label, static, defaults, required, unused_kwargs)
-        tf_vars = _collect(path, label, net)
-        _drop_lod(path, label, tf_vars)
-        try:
-            with torch.device("meta"):
-                model = cls(**kwargs)
-        except (ValueError, TypeError) as e:
-            raise _error(path, label, f"has kwargs latentlab cannot build ({e})") from None
-        prefix = "" if label == "D" else "synthesis/"
-        rgb = "FromRGB" if label == "D" else "ToRGB"
-        for name in list(tf_vars):  # the lod > 0 RGB layers are dead weight in a fully grown network
-            m = re.fullmatch(rf"{prefix}{rgb}_lod(\d+)/(weight|bias)", name)
-            if m and int(m.group(1)) > 0:
-                tf_vars.pop(name)
-                ignored.append(f"{label}:{name}")
-        expected = {k: (tf_name, how, tuple(v.shape)) for k, v in model.state_dict().items() for tf_name, how in [_tf_name(k, model)]}
-        state = _apply(path, label, "StyleGAN v1 " + ("discriminator" if label == "D" else "generator"), tf_vars, expected)
-        records[key] = NetworkRecord(class_name=cls.__name__, init_kwargs=kwargs, state=state)
+        build_func = "D_basic" if label == "D" else "G_style"
+        records[key] = convert_network(path, label, net, build_func, ignored, unused_kwargs)
     gs = _static_kwargs(path, "Gs", data[2])
     extras = {
         "tf_static_kwargs": {label: _static_kwargs(path, label, n) for label, n in zip(("G", "D", "Gs"), data)},
@@ -76,6 +52,41 @@ def convert(path, data):
     if unused_kwargs:
         extras["ignored_kwargs"] = unused_kwargs
     return RawCheckpoint(path=path, format=FORMAT_SG1, networks=records, extras=extras)
+
+
+def convert_network(path, label, net, build_func, ignored, unused_kwargs):
+    """One v1 Network state built by `build_func` ('G_style' or 'D_basic') -> NetworkRecord.
+
+    Also used for single-network files (NVIDIA's CelebA-HQ attribute classifiers are
+    one D_basic each). Dropped lod > 0 variables are appended to `ignored` as
+    'label:name', swallowed kwargs go to `unused_kwargs[label]`.
+    """
+    if net.state.get("version") not in (2, 3):
+        raise _error(path, label, f"has pickle version {net.state.get('version')!r}; StyleGAN v1 pickles have 2 or 3")
+    func = net.state.get("build_func_name")
+    if func != build_func:
+        raise _error(path, label, f"was built by {func!r}; latentlab implements {build_func!r} for StyleGAN v1")
+    is_d = build_func == "D_basic"
+    static = _static_kwargs(path, label, net)
+    defaults, required, cls = (D_DEFAULTS, D_REQUIRED, StyleGAN1Discriminator) if is_d else (G_DEFAULTS, G_REQUIRED, StyleGAN1Generator)
+    kwargs = _kwargs(path, label, static, defaults, required, unused_kwargs)
+    tf_vars = _collect(path, label, net)
+    _drop_lod(path, label, tf_vars)
+    try:
+        with torch.device("meta"):
+            model = cls(**kwargs)
+    except (ValueError, TypeError) as e:
+        raise _error(path, label, f"has kwargs latentlab cannot build ({e})") from None
+    prefix = "" if is_d else "synthesis/"
+    rgb = "FromRGB" if is_d else "ToRGB"
+    for name in list(tf_vars):  # the lod > 0 RGB layers are dead weight in a fully grown network
+        m = re.fullmatch(rf"{prefix}{rgb}_lod(\d+)/(weight|bias)", name)
+        if m and int(m.group(1)) > 0:
+            tf_vars.pop(name)
+            ignored.append(f"{label}:{name}")
+    expected = {k: (tf_name, how, tuple(v.shape)) for k, v in model.state_dict().items() for tf_name, how in [_tf_name(k, model)]}
+    state = _apply(path, label, "StyleGAN v1 " + ("discriminator" if is_d else "generator"), tf_vars, expected)
+    return NetworkRecord(class_name=cls.__name__, init_kwargs=kwargs, state=state)
 
 
 def _kwargs(path, label, static, defaults, required, unused):

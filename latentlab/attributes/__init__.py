@@ -1,0 +1,78 @@
+"""Attribute classifiers behind one interface: generator images -> named logits.
+
+    clf = load_classifier("resnet:celeba_r18.pt")      # or nvidia:/clip:/torchscript:/table:
+    logits = clf(G.synthesis(ws))                       # [N, A], positive = attribute present
+    smile = clf.select(["smile", "age"])                # a view; 'age' is Young negated
+
+Every classifier has `names`, `index(name)`, `select(names)` and an explicit `preprocess`
+(`Preprocess`) turning the generator's [-1, 1] images into what it was trained on.
+"""
+import os
+
+from .base import AttributeClassifier, NamedAttributes, SelectedAttributes
+from .celeba import ALIASES, CELEBA_40, read_celeba, resolve_name
+from .clip import ClipZeroShotClassifier, read_prompts
+from .nvidia import CELEBA_NAME, NVIDIA_ATTRIBUTES, NvidiaCelebAHQClassifier, read_nvidia_classifier
+from .optional import MissingDependency
+from .preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocess
+from .resnet import ARCHS, ResNetAttributeClassifier, celeba_preprocess
+from .table import TableScores
+from .torchscript import TorchScriptClassifier
+
+__all__ = [
+    "ALIASES", "ARCHS", "AttributeClassifier", "CELEBA_40", "CELEBA_NAME", "ClipZeroShotClassifier",
+    "IMAGENET_MEAN", "IMAGENET_STD", "MissingDependency", "NVIDIA_ATTRIBUTES", "NamedAttributes",
+    "NvidiaCelebAHQClassifier", "Preprocess", "ResNetAttributeClassifier", "SelectedAttributes", "SPEC_FORMS",
+    "TableScores", "TorchScriptClassifier", "celeba_preprocess", "load_classifier", "read_celeba",
+    "read_nvidia_classifier", "read_prompts", "resolve_name", "train_attribute_classifier",
+]
+
+SPEC_FORMS = (
+    "resnet:PATH[:ARCH]",
+    "torchscript:PATH",
+    "clip:WEIGHTS:PROMPTS.json",
+    "nvidia:FILE1.pkl,FILE2.pkl (or nvidia:FOLDER of celebahq-classifier-*.pkl)",
+    "table:PATH.csv (or .parquet)",
+)
+
+
+def train_attribute_classifier(*args, **kwargs):
+    """See `latentlab.attributes.training.train_attribute_classifier` (imported lazily: PIL, tqdm)."""
+    from .training import train_attribute_classifier as train
+
+    return train(*args, **kwargs)
+
+
+def _split_last(rest, what, spec):
+    if ":" not in rest:
+        raise ValueError(f"classifier spec {spec!r}: expected {what}")
+    a, b = rest.rsplit(":", 1)
+    if not a or not b:
+        raise ValueError(f"classifier spec {spec!r}: expected {what}")
+    return a, b
+
+
+def load_classifier(spec):
+    """Build a classifier (or a TableScores) from a CLI-style spec; ValueError listing the forms otherwise."""
+    spec = os.fspath(spec) if isinstance(spec, os.PathLike) else spec
+    kind, sep, rest = spec.partition(":") if isinstance(spec, str) else ("", "", "")
+    if not sep or not rest:
+        raise ValueError(f"unknown classifier spec {spec!r}; use one of: {'; '.join(SPEC_FORMS)}")
+    if kind == "resnet":
+        head, _, tail = rest.rpartition(":")
+        if head and tail in ARCHS:
+            return ResNetAttributeClassifier.from_file(head, arch=tail)
+        return ResNetAttributeClassifier.from_file(rest)
+    if kind == "torchscript":
+        return TorchScriptClassifier(rest)
+    if kind == "clip":
+        weights, prompts = _split_last(rest, "clip:WEIGHTS:PROMPTS.json", spec)
+        return ClipZeroShotClassifier(prompts=prompts, weights=weights)
+    if kind == "nvidia":
+        if os.path.isdir(rest):
+            return NvidiaCelebAHQClassifier.from_folder(rest)
+        files = [p for p in rest.split(",") if p]
+        return NvidiaCelebAHQClassifier.from_files(files)
+    if kind == "table":
+        return TableScores(rest)
+    raise ValueError(f"unknown classifier kind {kind!r} in {spec!r}; use one of: {'; '.join(SPEC_FORMS)}")
