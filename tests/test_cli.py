@@ -27,7 +27,8 @@ def cli(capsys, *args):
 def test_help_lists_commands_with_examples(capsys):
     code, out, _ = cli(capsys, "--help")
     assert code == 0
-    names = ("info", "generate", "convert", "models", "edit", "mix", "interpolate", "truncate")
+    names = ("info", "generate", "convert", "models", "edit", "mix", "interpolate", "truncate", "train-classifier",
+             "sample", "boundary", "separability")
     for name in names:
         assert name in out
     for name in names:

@@ -1,0 +1,73 @@
+"""`latentlab sample`: a thin shell over latentlab.sampling (also runs under torchrun)."""
+import click
+
+from . import options as opt
+
+
+def _load_classifier(spec):
+    try:
+        from latentlab.attributes import load_classifier
+    except ImportError as e:
+        raise ValueError(f"--classifier needs latentlab.attributes.load_classifier, which could not be imported ({e})") from None
+    return load_classifier(spec)
+
+
+@click.command("sample")
+@opt.model_required
+@click.option("--n", "n", type=click.IntRange(min=1), required=True, help="Number of samples (seeds seed-start .. seed-start+n-1).")
+@click.option("--classifier", "classifier_spec", required=True,
+              help="Attribute classifier spec for latentlab.attributes.load_classifier, e.g. torchscript:model.pt.")
+@opt.out
+@click.option("--seed-start", type=click.IntRange(min=0), default=0, show_default=True, help="First seed.")
+@click.option("--chunk", "chunk_size", type=click.IntRange(min=1), default=1000, show_default=True,
+              help="Samples per chunk file (the unit of resuming).")
+@click.option("--batch", "batch_size", type=click.IntRange(min=1), default=32, show_default=True, help="Images per batch.")
+@opt.trunc
+@opt.trunc_cutoff
+@opt.noise_mode
+@click.option("--class", "class_idx", type=click.IntRange(min=0), default=None, help="Class index (conditional models).")
+@click.option("--styles", "save_styles", is_flag=True, help="Also store the S-space style vectors.")
+@click.option("--images", "save_images", is_flag=True, help="Also store uint8 thumbnails.")
+@click.option("--thumb", "thumb_size", type=click.IntRange(min=1), default=64, show_default=True, help="Thumbnail side with --images.")
+@opt.device_opt
+def sample_cmd(ckpt, n, classifier_spec, out_dir, seed_start, chunk_size, batch_size, psi, cutoff, noise_mode, class_idx,
+               save_styles, save_images, thumb_size, device):
+    """Sample seeds, render, score with a classifier, and store codes + scores in chunks.
+
+    The --out folder gets manifest.json and chunk_NNNNNN.npz files (seeds, z, w, [wplus],
+    [styles], [images], scores). Rerun the same command to resume: finished
+    chunks are kept, missing or damaged ones recomputed. Options that change the
+    data (model, classifier, n, seeds, chunk size, truncation, ...) must match the
+    folder's manifest. Under torchrun every process takes every k-th chunk and
+    uses cuda:LOCAL_RANK; the result is the same as with one process.
+
+    \b
+    Example:
+      latentlab sample --model ffhq.pkl --n 500000 --classifier torchscript:celeba40.pt --trunc 0.7 --out out/samples
+      torchrun --nproc_per_node 4 -m cli.main sample --model ffhq.pkl --n 500000 --classifier torchscript:celeba40.pt --out out/samples
+    """
+    from latentlab.sampling import distributed, sample
+
+    if device != "auto" and device.startswith("cuda"):
+        opt.device(device)  # one clear error when CUDA is absent
+    classifier = _load_classifier(classifier_spec)
+    rank, world_size = distributed.init_from_env(device)
+    ok = False
+    try:
+        dev = distributed.rank_device(device)
+        G = opt.load_model(ckpt, dev)
+        opt.check_cutoff(G, cutoff)
+        report = sample(G, classifier, out_dir, n, seed_start=seed_start, chunk_size=chunk_size, batch_size=batch_size,
+                        truncation_psi=psi, truncation_cutoff=cutoff, noise_mode=noise_mode, save_styles=save_styles,
+                        save_images=save_images, thumb_size=thumb_size, class_idx=class_idx, device=dev,
+                        progress=True, rank=rank, world_size=world_size)
+        ok = True
+    finally:
+        distributed.shutdown(wait=ok)  # after a failure, do not wait for ranks that may never arrive
+    who = "" if world_size == 1 else f"rank 0 of {world_size}: "
+    if rank == 0:
+        click.echo(f"{who}computed {report.samples_computed} samples ({len(report.computed)} chunks), kept "
+                   f"{report.samples_skipped} already done; repaired {len(report.repaired)} damaged chunks -> {out_dir}")
+
+
+ALL = [sample_cmd]
