@@ -25,12 +25,16 @@ def _codes_and_scores(samples, space, layer, attrs):
     field = SPACE_FIELDS[space]
     if space == "w+" and layer is None:
         raise click.UsageError("--space w+ needs --layer K (a boundary lives in one layer's w)")
+    if space == "w+" and field not in table.fields:
+        field = "w"  # no per-layer codes stored: every layer of w+ is the same w
+        if layer < 0:
+            raise ValueError(f"--layer {layer} does not exist")
     data = table.load(fields=(field, "scores", "seeds"))
     if field not in data or data[field] is None:
         hint = " (sample with --styles)" if space == "s" else ""
         raise ValueError(f"the samples in {samples} have no {space} codes{hint}")
     codes = data[field]
-    if space == "w+":
+    if space == "w+" and field == "wplus":
         if not 0 <= layer < codes.shape[1]:
             raise ValueError(f"--layer {layer} does not exist: the samples have ws layers 0-{codes.shape[1] - 1}")
         codes = codes[:, layer]

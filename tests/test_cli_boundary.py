@@ -83,3 +83,11 @@ def test_separability_command(capsys, tmp_path, samples):
     res = json.loads((tmp_path / "s.json").read_text())
     assert set(res["entropies"]) == {"red", "green", "dark"} and 1.0 <= res["score"] <= 8.0
     assert res["kept"] == 300 and "separability (w, 3 attributes" in out
+
+
+def test_wplus_layer_without_stored_layers_uses_w(capsys, tmp_path, samples):
+    code, _, err = cli(capsys, "boundary", "--samples", samples, "--attr", "red", "--space", "w+", "--layer", "3",
+                       "--ratio", "0.2", "--out", tmp_path / "l3.npy")
+    assert code == 0, err
+    cli(capsys, "boundary", "--samples", samples, "--attr", "red", "--ratio", "0.2", "--out", tmp_path / "w.npy")
+    np.testing.assert_allclose(np.load(tmp_path / "l3.npy"), np.load(tmp_path / "w.npy"))
