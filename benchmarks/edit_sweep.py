@@ -13,7 +13,7 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import latentlab  # noqa: E402
-from benchmarks.generator_throughput import CONFIGS  # noqa: E402
+from benchmarks.generator_throughput import CONFIGS, synthetic_generator  # noqa: E402
 from latentlab.edits.pipeline import run_edit  # noqa: E402
 from latentlab.generate import generate_images  # noqa: E402
 
@@ -30,8 +30,7 @@ def main():
     if args.model:
         G = latentlab.load_generator(args.model, device=args.device)
     else:
-        torch.manual_seed(0)
-        G = latentlab.Generator(**CONFIGS[args.config]).eval().requires_grad_(False).to(args.device)
+        G = synthetic_generator(args.config, args.device)
     n = np.random.RandomState(0).randn(G.w_dim)
     total = args.seeds * args.alphas
     list(generate_images(G, list(range(args.batch)), batch_size=args.batch, device=args.device))  # warm-up

@@ -30,6 +30,31 @@ CONFIGS = {  # synthetic generators with random weights, sized like real ones
 }
 
 
+def add_run_args(ap):
+    """--threads and --json, shared by every benchmark script."""
+    ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
+    ap.add_argument("--json", help="append results as JSON lines to this file")
+
+
+def apply_run_args(args):
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+
+def synthetic_generator(config, device="cpu"):
+    """A random generator of one of CONFIGS, seeded so every script times the same weights."""
+    torch.manual_seed(0)
+    return latentlab.Generator(**CONFIGS[config]).eval().requires_grad_(False).to(device)
+
+
+def append_jsonl(path, info, rows):
+    """Append one JSON line per result row (merged with the run info) to `path`, if given."""
+    if path:
+        with open(path, "a") as f:
+            for r in rows:
+                f.write(json.dumps({**info, **r}) + "\n")
+
+
 def timed(fn, iters, warmup, device):
     for _ in range(warmup):
         fn()
@@ -65,19 +90,16 @@ def main():
     ap.add_argument("--iters", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
     ap.add_argument("--official", help="path to a stylegan2-ada-pytorch / stylegan3 checkout to time side by side")
-    ap.add_argument("--json", help="append results as JSON lines to this file")
+    add_run_args(ap)
     args = ap.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    apply_run_args(args)
 
     if args.model:
         G = latentlab.load_generator(args.model)
         name = os.path.basename(args.model)
     else:
-        torch.manual_seed(0)
-        G = latentlab.Generator(**CONFIGS[args.config]).eval().requires_grad_(False)
+        G = synthetic_generator(args.config)
         name = args.config
     G = G.to(args.device)
     z = torch.randn([args.batch, G.z_dim], device=args.device)
@@ -104,10 +126,7 @@ def main():
     print(json.dumps(info))
     for r in results:
         print(f"{r['impl']:<16} {r['img_per_s']:8.2f} img/s   {r['sec_per_batch'] * 1000:9.1f} ms/batch")
-    if args.json:
-        with open(args.json, "a") as f:
-            for r in results:
-                f.write(json.dumps({**info, **r}) + "\n")
+    append_jsonl(args.json, info, results)
 
 
 if __name__ == "__main__":

@@ -22,8 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-import latentlab  # noqa: E402
-from benchmarks.generator_throughput import CONFIGS  # noqa: E402
+from benchmarks.generator_throughput import CONFIGS, add_run_args, append_jsonl, apply_run_args, synthetic_generator  # noqa: E402,E501
 from latentlab.latents import z_from_seeds  # noqa: E402
 from latentlab.sampling import sample  # noqa: E402
 
@@ -76,14 +75,11 @@ def main():
     ap.add_argument("--repeats", type=int, default=3, help="report the best of this many interleaved runs")
     ap.add_argument("--styles", action="store_true", help="also store S-space styles in the sample() run")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
-    ap.add_argument("--json", help="append results as JSON lines to this file")
+    add_run_args(ap)
     args = ap.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    apply_run_args(args)
 
-    torch.manual_seed(0)
-    G = latentlab.Generator(**CONFIGS[args.config]).eval().requires_grad_(False).to(args.device)
+    G = synthetic_generator(args.config, args.device)
     clf = SmallCNN().eval().requires_grad_(False).to(args.device)
     plain(G, clf, args.batch, args.batch, args.device)  # warm-up: allocator, oneDNN/cuDNN kernel choice
 
@@ -112,10 +108,7 @@ def main():
     for label, sec in results:
         print(f"{label:<18} {args.n / sec:8.2f} samples/s   {sec:7.2f} s   {sec / base:5.2f}x generate time")
     print(f"folder size {size / 2**20:.2f} MiB ({size / args.n / 1024:.2f} KiB per sample)")
-    if args.json:
-        with open(args.json, "a") as f:
-            for label, sec in results:
-                f.write(json.dumps({**info, "what": label, "samples_per_s": args.n / sec}) + "\n")
+    append_jsonl(args.json, info, [{"what": label, "samples_per_s": args.n / sec} for label, sec in results])
 
 
 if __name__ == "__main__":

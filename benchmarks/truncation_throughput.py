@@ -19,8 +19,7 @@ import time
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-import latentlab  # noqa: E402
-from benchmarks.generator_throughput import CONFIGS, timed  # noqa: E402
+from benchmarks.generator_throughput import CONFIGS, add_run_args, append_jsonl, apply_run_args, synthetic_generator, timed  # noqa: E402,E501
 from latentlab.truncation import (ClusterTruncation, LayerScheduleTruncation, RadiusClamp, WTruncation,  # noqa: E402
                                   ZTruncatedNormal)
 
@@ -54,14 +53,11 @@ def main():
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--fit-samples", type=int, default=5000)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
-    ap.add_argument("--json", help="append results as JSON lines to this file")
+    add_run_args(ap)
     args = ap.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    apply_run_args(args)
 
-    torch.manual_seed(0)
-    G = latentlab.Generator(**CONFIGS[args.config]).eval().requires_grad_(False).to(args.device)
+    G = synthetic_generator(args.config, args.device)
     with torch.no_grad():  # a random network's w_avg is 0; give it a realistic running mean
         G.mapping.w_avg.copy_(G.mapping(torch.randn(4096, G.z_dim, device=args.device), None)[:, 0].mean(0))
     z_ws = torch.randn([args.ws_batch, G.z_dim], device=args.device)
@@ -93,10 +89,7 @@ def main():
                  img_per_s=args.img_batch / img_sec)
         results.append(r)
         print(f"{r['variant']:<34} {r['fit_s']:7.1f} {r['ws_per_s']:10.0f} {r['img_per_s']:8.2f}")
-    if args.json:
-        with open(args.json, "a") as f:
-            for r in results:
-                f.write(json.dumps({**info, **r}) + "\n")
+    append_jsonl(args.json, info, results)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ The score is exp(sum over attributes of H): 1 when every attribute is linearly
 separable, 2^A for labels the codes say nothing about.
 """
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -26,7 +27,7 @@ def conditional_entropy(svm_side, labels):
 @dataclass
 class SeparabilityResult:
     score: float  # exp(sum of entropies)
-    entropies: "pandas.Series"  # per attribute, nats
+    entropies: Any  # pandas.Series: per attribute, in nats
     kept: int
 
     def to_dict(self):
