@@ -1,0 +1,93 @@
+"""Attribute Linearity Score (HSR paper, ECCV 2022): how linearly classifier logits follow a latent path.
+
+For a pair (w0, w1), frames w_t = w0 + t (w1 - w0) at t = k/N, k = 0..N, rendered with
+constant noise and scored by a classifier (logits a_t, one per attribute):
+
+protocol='paper' (the paper's formula):
+    Delta_tj = (a_tj - a_0j - t (a_1j - a_0j))^2
+    ALS_j = (1/N) sum_{k=1..N} Delta_{k/N, j}, averaged over pairs; 'mean' averages attributes.
+protocol='hsr' (the HSR authors' evaluation code):
+    logits are standardised per attribute by the mean and std over all frames of all pairs;
+    delta_tj = (1-t) a_0j + t a_1j - a_tj (standardised); for each t the mean of |delta_tj|
+    over pairs; ALS_j = sum over frames of that mean squared; 'mean' averages attributes.
+"""
+import numpy as np
+import torch
+
+PROTOCOLS = ("paper", "hsr")
+
+
+@torch.no_grad()
+def path_logits(G, classifier, w0, w1, steps=10, batch_size=16, noise_mode="const"):
+    """Logits [P, steps+1, A] along straight lines w0 -> w1 (w: [P, w_dim] or [P, num_ws, w_dim])."""
+    if w0.shape != w1.shape or w0.ndim not in (2, 3):
+        raise ValueError(f"w0 and w1 must both be [P, w_dim] or [P, num_ws, w_dim]; got {tuple(w0.shape)} and {tuple(w1.shape)}")
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    t = torch.linspace(0, 1, steps + 1, device=w0.device, dtype=w0.dtype)
+    frames = torch.lerp(w0[:, None], w1[:, None], t.reshape(1, -1, *([1] * (w0.ndim - 1))))  # [P, T, ...]
+    flat = frames.flatten(0, 1)
+    if flat.ndim == 2:
+        flat = flat[:, None].repeat(1, G.num_ws, 1)
+    out = []
+    for i in range(0, len(flat), batch_size):
+        out.append(torch.as_tensor(classifier(G.synthesis(flat[i : i + batch_size], noise_mode=noise_mode))).float().cpu())
+    logits = torch.cat(out).reshape(w0.shape[0], steps + 1, -1)
+    return logits.numpy().astype(np.float64)
+
+
+def als_from_logits(logits, names=None, protocol="paper"):
+    """ALS per attribute (+ 'mean') from logits [P, N+1, A]; details in the Series' .attrs."""
+    import pandas as pd
+
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
+    logits = np.asarray(logits, dtype=np.float64)
+    if logits.ndim != 3 or logits.shape[1] < 2:
+        raise ValueError(f"logits must be [pairs, steps+1, attributes], got {logits.shape}")
+    p, frames, a = logits.shape
+    n = frames - 1
+    names = list(names) if names is not None else [f"attr{j}" for j in range(a)]
+    if len(names) != a:
+        raise ValueError(f"{len(names)} names for {a} attributes")
+    t = np.linspace(0, 1, frames)[None, :, None]
+    linear = (1 - t) * logits[:, :1] + t * logits[:, -1:]
+    if protocol == "paper":
+        delta = (logits - linear) ** 2  # [P, T, A]
+        per_pair = delta[:, 1:].sum(axis=1) / n  # [P, A]; t = 0 adds nothing and is not counted
+        scores = per_pair.mean(axis=0)
+        curve = delta.mean(axis=(0, 2))
+    else:
+        std = logits.reshape(-1, a).std(axis=0)
+        std = np.where(std > 0, std, 1.0)
+        delta = (linear - logits) / std  # the means cancel in the difference
+        frame_means = np.abs(delta).mean(axis=0)  # [T, A]
+        scores = (frame_means**2).sum(axis=0)
+        per_pair = (delta**2).sum(axis=1)
+        curve = (frame_means**2).mean(axis=1)
+    out = pd.Series(np.append(scores, scores.mean()), index=names + ["mean"], name=f"ALS ({protocol})")
+    out.attrs.update(protocol=protocol, steps=n, pairs=p, per_pair=per_pair, curve=curve, logits=logits)
+    return out
+
+
+def als(G, classifier, w0, w1, steps=10, names=None, protocol="paper", batch_size=16, noise_mode="const"):
+    """Attribute Linearity Score of `classifier` along the lines w0 -> w1 through generator G.
+
+    classifier: any callable images -> logits [N, A] (a latentlab classifier supplies its names).
+    Returns a pandas Series indexed by attribute name (attr0, attr1, ... when unknown) plus 'mean';
+    `.attrs` holds per-pair values, the mean-Delta-vs-t curve and the raw logits.
+    """
+    logits = path_logits(G, classifier, w0, w1, steps, batch_size, noise_mode)
+    if names is None:
+        names = getattr(classifier, "names", None)
+    return als_from_logits(logits, names, protocol)
+
+
+def bootstrap_ci(per_pair, n_boot=1000, level=0.95, seed=0):
+    """Percentile bootstrap over pairs of the mean of per-pair values [P, A] -> (low [A], high [A])."""
+    per_pair = np.asarray(per_pair, dtype=np.float64)
+    rng = np.random.RandomState(seed)
+    idx = rng.randint(0, len(per_pair), size=(n_boot, len(per_pair)))
+    means = per_pair[idx].mean(axis=1)  # [B, A]
+    lo, hi = (1 - level) / 2, 1 - (1 - level) / 2
+    return np.quantile(means, lo, axis=0), np.quantile(means, hi, axis=0)
