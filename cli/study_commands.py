@@ -1,0 +1,110 @@
+"""`latentlab als` and `latentlab ppl`: thin shells over latentlab.studies."""
+import json
+import os
+
+import click
+
+from . import options as opt
+
+
+@click.command()
+@opt.model_required
+@click.option("--classifier", "classifier_spec", required=True, help="Classifier spec, e.g. resnet:celeba40.pt (see `latentlab sample --help`).")
+@click.option("--attrs", default=None, help="Comma-separated attributes (default: all of the classifier's).")
+@click.option("--pairs", type=click.IntRange(min=1), default=100, show_default=True)
+@click.option("--steps", type=click.IntRange(min=1), default=10, show_default=True, help="N: frames t = k/N, k = 0..N.")
+@click.option("--space", type=click.Choice(["w", "w+"]), default="w", show_default=True, help="Random pairs in W, or in W+ (per-layer w's).")
+@click.option("--protocol", type=click.Choice(["paper", "hsr"]), default="paper", show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="Pair p uses seeds 2p + seed and 2p + 1 + seed.")
+@opt.batch
+@opt.device_opt
+@click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False), help="Write CSVs (table, per pair, curve, logits).")
+def als(ckpt, classifier_spec, attrs, pairs, steps, space, protocol, seed, batch_size, device, out_dir):
+    """Attribute Linearity Score (HSR paper) of random latent pairs.
+
+    \b
+    Example:
+      latentlab als --model ffhq.pkl --classifier resnet:celeba40.pt --attrs Smiling,Male,Young --pairs 1000
+    """
+    import numpy as np
+    import pandas as pd
+    import torch
+    from tqdm import tqdm
+
+    from latentlab.attributes import load_classifier
+    from latentlab.latents import z_from_seeds
+    from latentlab.studies import als_from_logits, bootstrap_ci, path_logits
+
+    dev = opt.device(device)
+    G = opt.load_model(ckpt, dev)
+    clf = load_classifier(classifier_spec)
+    if attrs:
+        clf = clf.select([a.strip() for a in attrs.split(",") if a.strip()])
+    clf = clf.to(dev).eval() if hasattr(clf, "to") else clf
+    chunks = []
+    with torch.no_grad(), tqdm(total=pairs, desc="als", unit="pair", disable=None) as bar:
+        for start in range(0, pairs, batch_size):
+            n = min(batch_size, pairs - start)
+            seeds = [seed + 2 * p + k for p in range(start, start + n) for k in (0, 1)]
+            z = z_from_seeds(seeds, G.z_dim, dev)
+            ws = G.mapping(z, torch.zeros([len(z), G.c_dim], device=dev))
+            if space == "w+":  # per-layer w's from independent seeds: mix layers across a shuffled batch
+                perm = torch.arange(len(z)).roll(1)
+                ws = torch.where((torch.arange(G.num_ws, device=dev) % 2 == 1)[None, :, None], ws[perm], ws)
+            else:
+                ws = ws[:, 0]
+            chunks.append(path_logits(G, clf, ws[0::2], ws[1::2], steps, batch_size))
+            bar.update(n)
+    res = als_from_logits(np.concatenate(chunks), getattr(clf, "names", None), protocol)
+    lo, hi = bootstrap_ci(res.attrs["per_pair"])
+    table = pd.DataFrame({"ALS": res.values[:-1], "ci_low": lo, "ci_high": hi}, index=res.index[:-1])
+    click.echo(table.to_string(float_format=lambda v: f"{v:.4f}"))
+    click.echo(f"mean ALS ({protocol}, {pairs} pairs, {steps} steps, {space}): {res['mean']:.4f}")
+    if out_dir:
+        os.makedirs(out_dir, exist_ok=True)
+        res.to_frame().T.to_csv(os.path.join(out_dir, "als.csv"), index=False)
+        table.to_csv(os.path.join(out_dir, "als_ci.csv"))
+        pd.DataFrame(res.attrs["per_pair"], columns=res.index[:-1]).to_csv(os.path.join(out_dir, "per_pair.csv"), index_label="pair")
+        pd.DataFrame({"t": np.linspace(0, 1, steps + 1), "mean_delta": res.attrs["curve"]}).to_csv(os.path.join(out_dir, "curve.csv"), index=False)
+        np.save(os.path.join(out_dir, "logits.npy"), res.attrs["logits"])
+
+
+@click.command()
+@opt.model_required
+@click.option("--samples", "num_samples", type=click.IntRange(min=2), default=100_000, show_default=True)
+@click.option("--space", type=click.Choice(["z", "w"]), default="w", show_default=True)
+@click.option("--sampling", type=click.Choice(["full", "end"]), default="full", show_default=True)
+@click.option("--crop", is_flag=True, help="Crop to the face region first (as the FFHQ metric does).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--random-backbone", is_flag=True, help="LPIPS with an untrained VGG (offline smoke runs; not comparable to published PPL).")
+@opt.batch
+@opt.device_opt
+@click.option("--out", "out_json", default=None, type=click.Path(dir_okay=False), help="Write mean and distribution as JSON.")
+def ppl(ckpt, num_samples, space, sampling, crop, seed, random_backbone, batch_size, device, out_json):
+    """Perceptual path length (StyleGAN paper), as the official StyleGAN2-ADA metric computes it.
+
+    LPIPS-VGG needs torchvision's ImageNet VGG weights, downloaded on first use.
+
+    \b
+    Example:
+      latentlab ppl --model ffhq.pkl --samples 100000 --space w --sampling end --crop
+    """
+    from tqdm import tqdm
+
+    from latentlab.studies import LPIPSDistance, perceptual_path_length
+
+    dev = opt.device(device)
+    G = opt.load_model(ckpt, dev)
+    distance = LPIPSDistance(pretrained_backbone=not random_backbone).to(dev)
+    with tqdm(total=num_samples, desc="ppl", unit="pair", disable=None) as bar:
+        res = perceptual_path_length(G, num_samples, space, sampling, crop, distance=distance, batch_size=batch_size,
+                                     seed=seed, device=dev, progress=bar)
+    click.echo(f"PPL ({space}, {sampling}{', crop' if crop else ''}, {num_samples} pairs): {res.mean:.3f}")
+    if out_json:
+        counts, edges = res.histogram()
+        with open(out_json, "w") as f:
+            json.dump(dict(mean=res.mean, space=space, sampling=sampling, crop=crop, samples=num_samples,
+                           histogram=dict(counts=counts.tolist(), edges=edges.tolist())), f, indent=1)
+
+
+ALL = [als, ppl]
