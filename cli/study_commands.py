@@ -108,3 +108,90 @@ def ppl(ckpt, num_samples, space, sampling, crop, seed, random_backbone, batch_s
 
 
 ALL = [als, ppl]
+
+
+@click.command()
+@opt.model_required
+@click.option("--classifier", "classifier_spec", required=True, help="Multi-attribute classifier spec, e.g. resnet:celeba40.pt.")
+@click.option("--attrs", required=True, help="Edited attributes, comma-separated (e.g. smile,age,eyeglasses,gender).")
+@click.option("--z-boundaries", default=None, type=click.Path(file_okay=False), help="Folder of Z-space <attr>.npy directions.")
+@click.option("--w-boundaries", default=None, type=click.Path(file_okay=False), help="Folder of W-space <attr>.npy directions.")
+@click.option("--score-map", default=None, help="Classifier column per edited attribute, e.g. smile=Smiling,age=Young.")
+@click.option("--reference", default=None, type=click.Path(dir_okay=False), help="Reference label table (CelebA list_attr_celeba.txt).")
+@opt.seeds
+@click.option("--alpha", "alphas", default="-3:3:13", show_default=True)
+@opt.trunc
+@opt.batch
+@opt.device_opt
+@opt.out
+def corr(ckpt, classifier_spec, attrs, z_boundaries, w_boundaries, score_map, reference, seeds, alphas, psi, batch_size, device, out_dir):
+    """Attribute correlation study: edit in Z and W, score, compare correlations, plot linearity.
+
+    Writes scores.csv, corr_generated/reference/difference/difference_cubed.csv with heatmaps,
+    linearity.csv, linearity_fits.csv (R^2) and linearity.png/.pdf.
+
+    \b
+    Example:
+      latentlab corr --model ffhq.pkl --classifier resnet:celeba40.pt --attrs smile,age --z-boundaries bz/ \\
+          --w-boundaries bw/ --reference list_attr_celeba.txt --seeds 0-99 --out out/corr
+    """
+    from tqdm import tqdm
+
+    from latentlab.attributes import load_classifier
+    from latentlab.attributes.celeba import read_attr_table, resolve_name
+    from latentlab.edits import load_direction, parse_alphas
+    from latentlab.edits.registry import attributes_in
+    from latentlab.latents import parse_seeds
+    from latentlab.studies.correlation import compare_correlations, correlation_matrix, edit_scores, linearity
+    from latentlab.studies.plots import heatmap, linearity_plot
+
+    edited = [a.strip() for a in attrs.split(",") if a.strip()]
+    folders = {s: f for s, f in (("z", z_boundaries), ("w", w_boundaries)) if f}
+    if not folders:
+        raise click.UsageError("give --z-boundaries and/or --w-boundaries")
+    directions = {}
+    for space, folder in folders.items():
+        found = attributes_in(folder)
+        for a in edited:
+            if a not in found:
+                raise ValueError(f"no direction {a!r} in {folder}; it has: {', '.join(sorted(found)) or 'none'}")
+            directions[(space, a)] = load_direction(found[a]["file"], name=a)
+    seed_list = parse_seeds(seeds)
+    dev = opt.device(device)
+    G = opt.load_model(ckpt, dev)
+    clf = load_classifier(classifier_spec)
+    clf = clf.to(dev).eval() if hasattr(clf, "to") else clf
+    names = list(clf.names)
+    mapping = dict(kv.split("=", 1) for kv in score_map.split(",")) if score_map else {}
+    columns = {}
+    for a in edited:
+        idx, sign = resolve_name(mapping.get(a, a), names)
+        if sign < 0:
+            raise ValueError(f"{a!r} is the opposite of {names[idx]!r}; map it explicitly with --score-map {a}={names[idx]}")
+        columns[a] = names[idx]
+    total = len(directions) * len(seed_list) * len(parse_alphas(alphas))
+    with tqdm(total=total, desc="corr", unit="img", disable=None) as bar:
+        frame = edit_scores(G, clf, directions, seed_list, alphas, psi, batch_size, device=dev, progress=bar)
+    os.makedirs(out_dir, exist_ok=True)
+    frame.to_csv(os.path.join(out_dir, "scores.csv"), index=False)
+    gen = correlation_matrix(frame, names)
+    mats = {"generated": gen}
+    if reference:
+        table = read_attr_table(reference)
+        common = [n for n in names if n in table.columns]
+        if not common:
+            raise ValueError(f"{reference}: none of the classifier's attributes ({', '.join(names[:5])}, ...) are in this table")
+        mats = compare_correlations(correlation_matrix(frame, common), correlation_matrix(table, common))
+    for key, m in mats.items():
+        m.to_csv(os.path.join(out_dir, f"corr_{key}.csv"))
+        heatmap(m, f"attribute correlation: {key.replace('_', ' ')}", os.path.join(out_dir, f"corr_{key}"))
+    curves, fits = linearity(frame, columns)
+    curves.to_csv(os.path.join(out_dir, "linearity.csv"), index=False)
+    fits.to_csv(os.path.join(out_dir, "linearity_fits.csv"), index=False)
+    linearity_plot(curves, fits, os.path.join(out_dir, "linearity"))
+    for _, f in fits.iterrows():
+        click.echo(f"{f['edited']:<14} {f['space']}: slope {f['slope']:+.3f} per alpha, R^2 {f['r2']:.3f}")
+    click.echo(f"wrote scores, correlation matrices, heatmaps and linearity plots to {out_dir}")
+
+
+ALL.append(corr)

@@ -60,3 +60,32 @@ def test_ppl_command_offline(capsys, tmp_path):
     assert code == 0, err
     res = json.loads((tmp_path / "p.json").read_text())
     assert res["samples"] == 6 and res["mean"] > 0 and sum(res["histogram"]["counts"]) >= 4
+
+
+
+def test_corr_command(capsys, tmp_path, classifier):
+    for space in ("z", "w"):
+        folder = tmp_path / f"b{space}"
+        folder.mkdir()
+        rng = np.random.RandomState(0 if space == "z" else 1)
+        for a in ("red", "green"):
+            v = rng.randn(1, 64)
+            np.save(folder / f"{a}.npy", v / np.linalg.norm(v))
+    ref = tmp_path / "list_attr.txt"
+    ref.write_text("4\nattr0 attr1 attr2\n" + "".join(f"{i}.jpg {a} {b} {c}\n" for i, (a, b, c) in
+                                                       enumerate([(1, 1, -1), (-1, -1, 1), (1, 1, 1), (-1, -1, -1)])))
+    code, out, err = cli(capsys, "corr", "--model", ADA, "--classifier", f"torchscript:{classifier}", "--attrs", "red,green",
+                         "--score-map", "red=attr0,green=attr1", "--z-boundaries", tmp_path / "bz", "--w-boundaries", tmp_path / "bw",
+                         "--reference", ref, "--seeds", "0-3", "--alpha", "-2:2:3", "--out", tmp_path / "c")
+    assert code == 0, err
+    scores = pd.read_csv(tmp_path / "c" / "scores.csv")
+    assert len(scores) == 2 * 2 * 4 * 3
+    ref_corr = pd.read_csv(tmp_path / "c" / "corr_reference.csv", index_col=0)
+    assert ref_corr.loc["attr0", "attr1"] == pytest.approx(1.0)
+    diff = pd.read_csv(tmp_path / "c" / "corr_difference.csv", index_col=0)
+    gen = pd.read_csv(tmp_path / "c" / "corr_generated.csv", index_col=0)
+    np.testing.assert_allclose(diff.to_numpy(), gen.to_numpy() - ref_corr.to_numpy(), atol=1e-9)
+    fits = pd.read_csv(tmp_path / "c" / "linearity_fits.csv")
+    assert len(fits) == 4 and set(fits["space"]) == {"z", "w"}
+    for f in ("linearity.png", "linearity.pdf", "corr_difference_cubed.png"):
+        assert (tmp_path / "c" / f).exists()

@@ -117,25 +117,13 @@ def _first_bad_value(path, table, skip, allowed, what):
                          f"{' '.join(table.iloc[row])!r}")
 
 
-def read_celeba(root):
-    """The CelebA annotation tables as one DataFrame, one row per image, in file order.
-
-    Columns: `file`, the attribute names of `list_attr_celeba.txt` (int8, -1 or 1),
-    `partition` (0/1/2), `split` ('train'/'val'/'test') and `path` (the image path).
-    `df.attrs['names']` lists the attribute names. Raises FileNotFoundError for a
-    missing file or folder and ValueError (with the line number) for a malformed line.
-    """
+def read_attr_table(attr_path):
+    """`list_attr_celeba.txt` alone: DataFrame with `file` and one -1/1 column per attribute (`attrs['names']`)."""
     import pandas as pd
 
-    root = os.fspath(root)
-    if not os.path.isdir(root):
-        raise FileNotFoundError(f"{root}: no such CelebA folder")
-    attr_path = find_celeba_file(root, "list_attr_celeba.txt", ("Anno",))
-    part_path = find_celeba_file(root, "list_eval_partition.txt", ("Eval",))
-    image_dir = find_celeba_file(root, "img_align_celeba", ("Img",))
-    if not os.path.isdir(image_dir):
-        raise NotADirectoryError(f"{image_dir}: not a folder")
-
+    attr_path = os.fspath(attr_path)
+    if not os.path.isfile(attr_path):
+        raise FileNotFoundError(f"{attr_path}: no such attribute table")
     with open(attr_path) as f:
         head = [f.readline(), f.readline()]
     try:
@@ -156,6 +144,32 @@ def read_celeba(root):
     df = pd.concat([df, pd.DataFrame(values, columns=names)], axis=1)
     if df["file"].duplicated().any():
         raise ValueError(f"{attr_path}: image {df['file'][df['file'].duplicated()].iloc[0]!r} is listed twice")
+
+    df.attrs["names"] = names
+    return df
+
+
+def read_celeba(root):
+    """The CelebA annotation tables as one DataFrame, one row per image, in file order.
+
+    Columns: `file`, the attribute names of `list_attr_celeba.txt` (int8, -1 or 1),
+    `partition` (0/1/2), `split` ('train'/'val'/'test') and `path` (the image path).
+    `df.attrs['names']` lists the attribute names. Raises FileNotFoundError for a
+    missing file or folder and ValueError (with the line number) for a malformed line.
+    """
+    import pandas as pd
+
+    root = os.fspath(root)
+    if not os.path.isdir(root):
+        raise FileNotFoundError(f"{root}: no such CelebA folder")
+    attr_path = find_celeba_file(root, "list_attr_celeba.txt", ("Anno",))
+    part_path = find_celeba_file(root, "list_eval_partition.txt", ("Eval",))
+    image_dir = find_celeba_file(root, "img_align_celeba", ("Img",))
+    if not os.path.isdir(image_dir):
+        raise NotADirectoryError(f"{image_dir}: not a folder")
+
+    df = read_attr_table(attr_path)
+    names = df.attrs["names"]
 
     part = _read_table(part_path, 0, 2, "an image file and a partition")
     _first_bad_value(part_path, part, 0, ["0", "1", "2"], "partitions")
