@@ -4,7 +4,6 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from cli.errors import run
 from cli.main import app

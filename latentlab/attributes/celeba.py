@@ -157,7 +157,6 @@ def read_celeba(root):
     `df.attrs['names']` lists the attribute names. Raises FileNotFoundError for a
     missing file or folder and ValueError (with the line number) for a malformed line.
     """
-    import pandas as pd
 
     root = os.fspath(root)
     if not os.path.isdir(root):
