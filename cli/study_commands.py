@@ -15,16 +15,20 @@ from . import options as opt
 @click.option("--steps", type=click.IntRange(min=1), default=10, show_default=True, help="N: frames t = k/N, k = 0..N.")
 @click.option("--space", type=click.Choice(["w", "w+"]), default="w", show_default=True, help="Random pairs in W, or in W+ (per-layer w's).")
 @click.option("--protocol", type=click.Choice(["paper", "hsr"]), default="paper", show_default=True)
+@click.option("--boundary", default=None, type=click.Path(dir_okay=False),
+              help="Edit linearity: pairs are w0 and w0 + alpha * n along this W direction instead of random pairs.")
+@click.option("--alpha", "edit_alpha", type=float, default=3.0, show_default=True, help="Step for --boundary pairs.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Pair p uses seeds 2p + seed and 2p + 1 + seed.")
 @opt.batch
 @opt.device_opt
 @click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False), help="Write CSVs (table, per pair, curve, logits).")
-def als(ckpt, classifier_spec, attrs, pairs, steps, space, protocol, seed, batch_size, device, out_dir):
+def als(ckpt, classifier_spec, attrs, pairs, steps, space, protocol, boundary, edit_alpha, seed, batch_size, device, out_dir):
     """Attribute Linearity Score (HSR paper) of random latent pairs.
 
     \b
     Example:
       latentlab als --model ffhq.pkl --classifier resnet:celeba40.pt --attrs Smiling,Male,Young --pairs 1000
+      latentlab als --model ffhq.pkl --classifier resnet:celeba40.pt --boundary smile_w.npy --alpha 3 --protocol hsr
     """
     import numpy as np
     import pandas as pd
@@ -41,6 +45,12 @@ def als(ckpt, classifier_spec, attrs, pairs, steps, space, protocol, seed, batch
     if attrs:
         clf = clf.select([a.strip() for a in attrs.split(",") if a.strip()])
     clf = clf.to(dev).eval() if hasattr(clf, "to") else clf
+    n_dir = None
+    if boundary is not None:
+        from latentlab.edits import load_direction
+
+        d = load_direction(boundary).check_dim(G.w_dim, "w")
+        n_dir = torch.as_tensor(d.vector, dtype=torch.float32, device=dev)
     chunks = []
     with torch.no_grad(), tqdm(total=pairs, desc="als", unit="pair", disable=None) as bar:
         for start in range(0, pairs, batch_size):
@@ -53,13 +63,17 @@ def als(ckpt, classifier_spec, attrs, pairs, steps, space, protocol, seed, batch
                 ws = torch.where((torch.arange(G.num_ws, device=dev) % 2 == 1)[None, :, None], ws[perm], ws)
             else:
                 ws = ws[:, 0]
-            chunks.append(path_logits(G, clf, ws[0::2], ws[1::2], steps, batch_size))
+            w0, w1 = ws[0::2], ws[1::2]
+            if n_dir is not None:  # edit linearity: along the direction, from each pair's first code
+                w1 = w0 + edit_alpha * n_dir
+            chunks.append(path_logits(G, clf, w0, w1, steps, batch_size))
             bar.update(n)
     res = als_from_logits(np.concatenate(chunks), getattr(clf, "names", None), protocol)
     lo, hi = bootstrap_ci(res.attrs["per_pair"])
     table = pd.DataFrame({"ALS": res.values[:-1], "ci_low": lo, "ci_high": hi}, index=res.index[:-1])
     click.echo(table.to_string(float_format=lambda v: f"{v:.4f}"))
-    click.echo(f"mean ALS ({protocol}, {pairs} pairs, {steps} steps, {space}): {res['mean']:.4f}")
+    kind = f"edit along {os.path.basename(boundary)} x {edit_alpha:g}" if boundary else space
+    click.echo(f"mean ALS ({protocol}, {pairs} pairs, {steps} steps, {kind}): {res['mean']:.4f}")
     if out_dir:
         os.makedirs(out_dir, exist_ok=True)
         res.to_frame().T.to_csv(os.path.join(out_dir, "als.csv"), index=False)

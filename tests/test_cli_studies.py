@@ -4,6 +4,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from cli.errors import run
 from cli.main import app
@@ -88,3 +89,22 @@ def test_corr_command(capsys, tmp_path, classifier):
     assert len(fits) == 4 and set(fits["space"]) == {"z", "w"}
     for f in ("linearity.png", "linearity.pdf", "corr_difference_cubed.png"):
         assert (tmp_path / "c" / f).exists()
+
+
+def test_als_edit_linearity_along_a_boundary(capsys, tmp_path, classifier):
+    v = np.random.RandomState(3).randn(1, 64)
+    np.save(tmp_path / "d.npy", v / np.linalg.norm(v))
+    code, out, err = cli(capsys, "als", "--model", ADA, "--classifier", f"torchscript:{classifier}", "--pairs", "3",
+                         "--steps", "2", "--boundary", tmp_path / "d.npy", "--alpha", "2", "--out", tmp_path / "e")
+    assert code == 0, err and "edit along d.npy x 2" in out
+    import latentlab
+    import latentlab.attributes
+
+    G = latentlab.load_generator(ADA)
+    with torch.no_grad():
+        w0 = G.mapping(latentlab.z_from_seeds([0], 64), None)
+        n = torch.from_numpy(v[0] / np.linalg.norm(v)).float()
+        clf = latentlab.attributes.load_classifier(f"torchscript:{classifier}")
+        mid = clf(G.synthesis(w0 + 1.0 * n))[0]  # t = 1/2 of the way to w0 + 2 n
+    logits = np.load(tmp_path / "e" / "logits.npy")
+    np.testing.assert_allclose(logits[0, 1], mid.numpy(), atol=1e-4)
