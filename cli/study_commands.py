@@ -94,7 +94,9 @@ def als(ckpt, classifier_spec, attrs, pairs, steps, space, protocol, boundary, e
 @opt.batch
 @opt.device_opt
 @click.option("--out", "out_json", default=None, type=click.Path(dir_okay=False), help="Write mean and distribution as JSON.")
-def ppl(ckpt, num_samples, space, sampling, crop, seed, random_backbone, batch_size, device, out_json):
+@click.option("--grids", "grid_dir", default=None, type=click.Path(file_okay=False),
+              help="Save the 8 lowest and 8 highest path-length pairs as image grids here.")
+def ppl(ckpt, num_samples, space, sampling, crop, seed, random_backbone, batch_size, device, out_json, grid_dir):
     """Perceptual path length (StyleGAN paper), as the official StyleGAN2-ADA metric computes it.
 
     LPIPS-VGG needs torchvision's ImageNet VGG weights, downloaded on first use.
@@ -114,6 +116,13 @@ def ppl(ckpt, num_samples, space, sampling, crop, seed, random_backbone, batch_s
         res = perceptual_path_length(G, num_samples, space, sampling, crop, distance=distance, batch_size=batch_size,
                                      seed=seed, device=dev, progress=bar)
     click.echo(f"PPL ({space}, {sampling}{', crop' if crop else ''}, {num_samples} pairs): {res.mean:.3f}")
+    if grid_dir:
+        from latentlab.studies.ppl import extreme_pairs
+        from latentlab.utils.images import make_grid, save_png, to_pil
+
+        os.makedirs(grid_dir, exist_ok=True)
+        for name, pairs in extreme_pairs(G, res, 8, space, sampling, seed, device=dev).items():
+            save_png(to_pil(make_grid(pairs.reshape(-1, *pairs.shape[2:]), cols=2)), os.path.join(grid_dir, f"ppl_{name}.png"))
     if out_json:
         counts, edges = res.histogram()
         with open(out_json, "w") as f:

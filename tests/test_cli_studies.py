@@ -56,8 +56,11 @@ def test_als_command_writes_tables(capsys, tmp_path, classifier):
 def test_ppl_command_offline(capsys, tmp_path):
     pytest.importorskip("lpips")
     code, out, err = cli(capsys, "ppl", "--model", ADA, "--samples", "6", "--random-backbone", "--batch", "3",
-                         "--out", tmp_path / "p.json")
+                         "--out", tmp_path / "p.json", "--grids", tmp_path / "g")
     assert code == 0, err
+    from PIL import Image
+
+    assert Image.open(tmp_path / "g" / "ppl_highest.png").size == (2 * 32 + 2, 6 * 32 + 5 * 2)  # 6 pairs < 8
     res = json.loads((tmp_path / "p.json").read_text())
     assert res["samples"] == 6 and res["mean"] > 0 and sum(res["histogram"]["counts"]) >= 4
 

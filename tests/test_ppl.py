@@ -69,3 +69,16 @@ def test_lpips_distance_offline_backbone():
     x = torch.rand(2, 3, 32, 32) * 255
     assert torch.allclose(d(x, x), torch.zeros(2), atol=1e-6)
     assert (d(x, 255 - x) > 0).all()
+
+
+def test_extreme_pairs_are_the_sorted_ends(tiny_generator):
+    from latentlab.studies.ppl import extreme_pairs
+
+    G = tiny_generator
+    mse = lambda a, b: ((a - b) ** 2).mean(dim=[1, 2, 3])  # noqa: E731
+    res = perceptual_path_length(G, num_samples=6, distance=mse, batch_size=6)
+    ext = extreme_pairs(G, res, k=2)
+    assert ext["lowest"].shape == (2, 2, 16, 16, 3) and ext["lowest"].dtype == np.uint8
+    # the re-rendered lowest pair really has the smallest image change
+    diff = lambda p: np.abs(p[:, 0].astype(int) - p[:, 1].astype(int)).sum(axis=(1, 2, 3))  # noqa: E731
+    assert diff(ext["lowest"])[0] <= diff(ext["highest"])[0]

@@ -89,6 +89,32 @@ def pair_images(G, z0, z1, t, space="w", epsilon=EPS, noise_mode="const", c=None
     return G.synthesis(wa, noise_mode=noise_mode), G.synthesis(wb, noise_mode=noise_mode)
 
 
+def _draw_pairs(indices, seed, z_dim, sampling, device):
+    """z0, z1, t of the pairs `indices`; pair i always comes from RandomState(seed + i)."""
+    draws = [np.random.RandomState(seed + i) for i in indices]
+    z0 = torch.from_numpy(np.stack([r.randn(z_dim) for r in draws])).float().to(device)
+    z1 = torch.from_numpy(np.stack([r.randn(z_dim) for r in draws])).float().to(device)
+    t = torch.from_numpy(np.array([r.uniform() if sampling == "full" else 0.0 for r in draws])).float().to(device)
+    return z0, z1, t
+
+
+@torch.no_grad()
+def extreme_pairs(G, result, k=8, space="w", sampling="full", seed=0, epsilon=EPS, device="cpu"):
+    """uint8 images of the k lowest and k highest path-length pairs (re-rendered from their seeds).
+
+    Returns {'lowest': [k, 2, H, W, C], 'highest': [k, 2, H, W, C]}, the two images of each pair side by side.
+    """
+    from ..utils.images import to_uint8
+
+    order = np.argsort(result.distances)
+    out = {}
+    for name, idx in (("lowest", order[:k]), ("highest", order[::-1][:k])):
+        z0, z1, t = _draw_pairs([int(i) for i in idx], seed, G.z_dim, sampling, device)
+        a, b = pair_images(G, z0, z1, t, space, epsilon)
+        out[name] = np.stack([to_uint8(a), to_uint8(b)], axis=1)
+    return out
+
+
 @torch.no_grad()
 def perceptual_path_length(G, num_samples=100_000, space="w", sampling="full", crop=False, epsilon=EPS,
                            distance=None, batch_size=16, seed=0, device="cpu", progress=None):
@@ -103,10 +129,7 @@ def perceptual_path_length(G, num_samples=100_000, space="w", sampling="full", c
     out = np.empty(num_samples)
     for start in range(0, num_samples, batch_size):
         idx = range(start, min(start + batch_size, num_samples))
-        draws = [np.random.RandomState(seed + i) for i in idx]
-        z0 = torch.from_numpy(np.stack([r.randn(G.z_dim) for r in draws])).float().to(device)
-        z1 = torch.from_numpy(np.stack([r.randn(G.z_dim) for r in draws])).float().to(device)
-        t = torch.from_numpy(np.array([r.uniform() if sampling == "full" else 0.0 for r in draws])).float().to(device)
+        z0, z1, t = _draw_pairs(idx, seed, G.z_dim, sampling, device)
         a, b = pair_images(G, z0, z1, t, space, epsilon)
         d = distance(prepare_images(a, crop), prepare_images(b, crop))
         out[start : start + len(idx)] = torch.as_tensor(d).double().cpu().numpy() / epsilon**2
