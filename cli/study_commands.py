@@ -30,14 +30,11 @@ def als(ckpt, classifier_spec, attrs, pairs, steps, space, protocol, boundary, e
       latentlab als --model ffhq.pkl --classifier resnet:celeba40.pt --attrs Smiling,Male,Young --pairs 1000
       latentlab als --model ffhq.pkl --classifier resnet:celeba40.pt --boundary smile_w.npy --alpha 3 --protocol hsr
     """
-    import numpy as np
-    import pandas as pd
-    import torch
     from tqdm import tqdm
 
     from latentlab.attributes import load_classifier
-    from latentlab.latents import z_from_seeds
-    from latentlab.studies import als_from_logits, bootstrap_ci, path_logits
+    from latentlab.edits import load_direction
+    from latentlab.studies.reports import als_study, als_table, write_als_report
 
     dev = opt.device(device)
     G = opt.load_model(ckpt, dev)
@@ -45,42 +42,14 @@ def als(ckpt, classifier_spec, attrs, pairs, steps, space, protocol, boundary, e
     if attrs:
         clf = clf.select([a.strip() for a in attrs.split(",") if a.strip()])
     clf = clf.to(dev).eval() if hasattr(clf, "to") else clf
-    n_dir = None
-    if boundary is not None:
-        from latentlab.edits import load_direction
-
-        d = load_direction(boundary).check_dim(G.w_dim, "w")
-        n_dir = torch.as_tensor(d.vector, dtype=torch.float32, device=dev)
-    chunks = []
-    with torch.no_grad(), tqdm(total=pairs, desc="als", unit="pair", disable=None) as bar:
-        for start in range(0, pairs, batch_size):
-            n = min(batch_size, pairs - start)
-            seeds = [seed + 2 * p + k for p in range(start, start + n) for k in (0, 1)]
-            z = z_from_seeds(seeds, G.z_dim, dev)
-            ws = G.mapping(z, torch.zeros([len(z), G.c_dim], device=dev))
-            if space == "w+":  # per-layer w's from independent seeds: mix layers across a shuffled batch
-                perm = torch.arange(len(z)).roll(1)
-                ws = torch.where((torch.arange(G.num_ws, device=dev) % 2 == 1)[None, :, None], ws[perm], ws)
-            else:
-                ws = ws[:, 0]
-            w0, w1 = ws[0::2], ws[1::2]
-            if n_dir is not None:  # edit linearity: along the direction, from each pair's first code
-                w1 = w0 + edit_alpha * n_dir
-            chunks.append(path_logits(G, clf, w0, w1, steps, batch_size))
-            bar.update(n)
-    res = als_from_logits(np.concatenate(chunks), getattr(clf, "names", None), protocol)
-    lo, hi = bootstrap_ci(res.attrs["per_pair"])
-    table = pd.DataFrame({"ALS": res.values[:-1], "ci_low": lo, "ci_high": hi}, index=res.index[:-1])
-    click.echo(table.to_string(float_format=lambda v: f"{v:.4f}"))
+    direction = load_direction(boundary).check_dim(G.w_dim, "w").vector if boundary is not None else None
+    with tqdm(total=pairs, desc="als", unit="pair", disable=None) as bar:
+        res = als_study(G, clf, pairs, steps, space, protocol, direction, edit_alpha, seed, batch_size, dev, progress=bar)
+    click.echo(als_table(res).to_string(float_format=lambda v: f"{v:.4f}"))
     kind = f"edit along {os.path.basename(boundary)} x {edit_alpha:g}" if boundary else space
     click.echo(f"mean ALS ({protocol}, {pairs} pairs, {steps} steps, {kind}): {res['mean']:.4f}")
     if out_dir:
-        os.makedirs(out_dir, exist_ok=True)
-        res.to_frame().T.to_csv(os.path.join(out_dir, "als.csv"), index=False)
-        table.to_csv(os.path.join(out_dir, "als_ci.csv"))
-        pd.DataFrame(res.attrs["per_pair"], columns=res.index[:-1]).to_csv(os.path.join(out_dir, "per_pair.csv"), index_label="pair")
-        pd.DataFrame({"t": np.linspace(0, 1, steps + 1), "mean_delta": res.attrs["curve"]}).to_csv(os.path.join(out_dir, "curve.csv"), index=False)
-        np.save(os.path.join(out_dir, "logits.npy"), res.attrs["logits"])
+        write_als_report(res, out_dir)
 
 
 @click.command()
@@ -95,7 +64,7 @@ def als(ckpt, classifier_spec, attrs, pairs, steps, space, protocol, boundary, e
 @opt.device_opt
 @click.option("--out", "out_json", default=None, type=click.Path(dir_okay=False), help="Write mean and distribution as JSON.")
 @click.option("--grids", "grid_dir", default=None, type=click.Path(file_okay=False),
-              help="Save the 8 lowest and 8 highest path-length pairs as image grids here.")
+              help="Report folder: histogram, the 8 lowest and 8 highest path-length pairs, summary.")
 def ppl(ckpt, num_samples, space, sampling, crop, seed, random_backbone, batch_size, device, out_json, grid_dir):
     """Perceptual path length (StyleGAN paper), as the official StyleGAN2-ADA metric computes it.
 
@@ -116,21 +85,17 @@ def ppl(ckpt, num_samples, space, sampling, crop, seed, random_backbone, batch_s
         res = perceptual_path_length(G, num_samples, space, sampling, crop, distance=distance, batch_size=batch_size,
                                      seed=seed, device=dev, progress=bar)
     click.echo(f"PPL ({space}, {sampling}{', crop' if crop else ''}, {num_samples} pairs): {res.mean:.3f}")
-    if grid_dir:
-        from latentlab.studies.ppl import extreme_pairs
-        from latentlab.utils.images import make_grid, save_png, to_pil
-
-        os.makedirs(grid_dir, exist_ok=True)
-        for name, pairs in extreme_pairs(G, res, 8, space, sampling, seed, device=dev).items():
-            save_png(to_pil(make_grid(pairs.reshape(-1, *pairs.shape[2:]), cols=2)), os.path.join(grid_dir, f"ppl_{name}.png"))
+    settings = dict(space=space, sampling=sampling, crop=crop)
     if out_json:
         counts, edges = res.histogram()
         with open(out_json, "w") as f:
-            json.dump(dict(mean=res.mean, space=space, sampling=sampling, crop=crop, samples=num_samples,
+            json.dump(dict(mean=res.mean, samples=num_samples, **settings,
                            histogram=dict(counts=counts.tolist(), edges=edges.tolist())), f, indent=1)
+    if grid_dir:
+        from latentlab.studies.ppl import extreme_pairs
+        from latentlab.studies.reports import write_ppl_report
 
-
-ALL = [als, ppl]
+        write_ppl_report(res, grid_dir, extreme_pairs(G, res, 8, space, sampling, seed, device=dev), settings)
 
 
 @click.command()
@@ -165,8 +130,7 @@ def corr(ckpt, classifier_spec, attrs, z_boundaries, w_boundaries, score_map, re
     from latentlab.edits import load_direction, parse_alphas
     from latentlab.edits.registry import attributes_in
     from latentlab.latents import parse_seeds
-    from latentlab.studies.correlation import compare_correlations, correlation_matrix, edit_scores, linearity
-    from latentlab.studies.plots import heatmap, linearity_plot
+    from latentlab.studies.reports import corr_study, write_corr_report
 
     edited = [a.strip() for a in attrs.split(",") if a.strip()]
     folders = {s: f for s, f in (("z", z_boundaries), ("w", w_boundaries)) if f}
@@ -193,28 +157,14 @@ def corr(ckpt, classifier_spec, attrs, z_boundaries, w_boundaries, score_map, re
             raise ValueError(f"{a!r} is the opposite of {names[idx]!r}; map it explicitly with --score-map {a}={names[idx]}")
         columns[a] = names[idx]
     total = len(directions) * len(seed_list) * len(parse_alphas(alphas))
+    reference_table = read_attr_table(reference) if reference else None
     with tqdm(total=total, desc="corr", unit="img", disable=None) as bar:
-        frame = edit_scores(G, clf, directions, seed_list, alphas, psi, batch_size, device=dev, progress=bar)
-    os.makedirs(out_dir, exist_ok=True)
-    frame.to_csv(os.path.join(out_dir, "scores.csv"), index=False)
-    gen = correlation_matrix(frame, names)
-    mats = {"generated": gen}
-    if reference:
-        table = read_attr_table(reference)
-        common = [n for n in names if n in table.columns]
-        if not common:
-            raise ValueError(f"{reference}: none of the classifier's attributes ({', '.join(names[:5])}, ...) are in this table")
-        mats = compare_correlations(correlation_matrix(frame, common), correlation_matrix(table, common))
-    for key, m in mats.items():
-        m.to_csv(os.path.join(out_dir, f"corr_{key}.csv"))
-        heatmap(m, f"attribute correlation: {key.replace('_', ' ')}", os.path.join(out_dir, f"corr_{key}"))
-    curves, fits = linearity(frame, columns)
-    curves.to_csv(os.path.join(out_dir, "linearity.csv"), index=False)
-    fits.to_csv(os.path.join(out_dir, "linearity_fits.csv"), index=False)
-    linearity_plot(curves, fits, os.path.join(out_dir, "linearity"))
+        result = corr_study(G, clf, directions, seed_list, alphas, columns, reference_table, psi, batch_size, dev, progress=bar)
+    write_corr_report(result, out_dir)
+    fits = result["fits"]
     for _, f in fits.iterrows():
         click.echo(f"{f['edited']:<14} {f['space']}: slope {f['slope']:+.3f} per alpha, R^2 {f['r2']:.3f}")
     click.echo(f"wrote scores, correlation matrices, heatmaps and linearity plots to {out_dir}")
 
 
-ALL.append(corr)
+ALL = [als, ppl, corr]
