@@ -36,15 +36,21 @@ def als(ckpt, classifier_spec, attrs, pairs, steps, space, protocol, boundary, e
     from latentlab.edits import load_direction
     from latentlab.studies.reports import als_study, als_table, write_als_report
 
-    dev = opt.device(device)
+    from latentlab.sampling.distributed import init_from_env, rank_device, shutdown
+
+    dev = rank_device(device) if os.environ.get("WORLD_SIZE", "1") != "1" else opt.device(device)
+    rank, _ = init_from_env(dev)  # under torchrun the pairs are split across ranks; rank 0 reports
     G = opt.load_model(ckpt, dev)
     clf = load_classifier(classifier_spec)
     if attrs:
         clf = clf.select([a.strip() for a in attrs.split(",") if a.strip()])
     clf = clf.to(dev).eval() if hasattr(clf, "to") else clf
     direction = load_direction(boundary).check_dim(G.w_dim, "w").vector if boundary is not None else None
-    with tqdm(total=pairs, desc="als", unit="pair", disable=None) as bar:
+    with tqdm(total=pairs, desc="als", unit="pair", disable=None if rank == 0 else True) as bar:
         res = als_study(G, clf, pairs, steps, space, protocol, direction, edit_alpha, seed, batch_size, dev, progress=bar)
+    shutdown()
+    if rank != 0:
+        return
     click.echo(als_table(res).to_string(float_format=lambda v: f"{v:.4f}"))
     kind = f"edit along {os.path.basename(boundary)} x {edit_alpha:g}" if boundary else space
     click.echo(f"mean ALS ({protocol}, {pairs} pairs, {steps} steps, {kind}): {res['mean']:.4f}")
@@ -73,17 +79,24 @@ def ppl(ckpt, num_samples, space, sampling, crop, seed, random_backbone, batch_s
     \b
     Example:
       latentlab ppl --model ffhq.pkl --samples 100000 --space w --sampling end --crop
+      torchrun --nproc_per_node 4 -m cli.main ppl --model ffhq.pkl --samples 100000
     """
     from tqdm import tqdm
 
     from latentlab.studies import LPIPSDistance, perceptual_path_length
 
-    dev = opt.device(device)
+    from latentlab.sampling.distributed import init_from_env, rank_device, shutdown
+
+    dev = rank_device(device) if os.environ.get("WORLD_SIZE", "1") != "1" else opt.device(device)
+    rank, _ = init_from_env(dev)  # under torchrun the pairs are split across ranks; rank 0 reports
     G = opt.load_model(ckpt, dev)
     distance = LPIPSDistance(pretrained_backbone=not random_backbone).to(dev)
-    with tqdm(total=num_samples, desc="ppl", unit="pair", disable=None) as bar:
+    with tqdm(total=num_samples, desc="ppl", unit="pair", disable=None if rank == 0 else True) as bar:
         res = perceptual_path_length(G, num_samples, space, sampling, crop, distance=distance, batch_size=batch_size,
                                      seed=seed, device=dev, progress=bar)
+    shutdown()
+    if rank != 0:
+        return
     click.echo(f"PPL ({space}, {sampling}{', crop' if crop else ''}, {num_samples} pairs): {res.mean:.3f}")
     settings = dict(space=space, sampling=sampling, crop=crop)
     if out_json:

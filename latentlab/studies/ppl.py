@@ -121,20 +121,25 @@ def perceptual_path_length(G, num_samples=100_000, space="w", sampling="full", c
     """PPL of generator G. `distance`: callable ([N,3,H,W] in [0,255], same) -> [N]; LPIPS-VGG by default.
 
     Pair i is drawn from RandomState(seed + i) (z0, z1, then t), so results do not
-    depend on the batch size and can be split across processes by pair index.
+    depend on the batch size; under torchrun (an initialised process group) rank r
+    measures the pairs i % world_size == r and every rank gets the gathered result.
     """
     if sampling not in ("full", "end"):
         raise ValueError(f"sampling must be 'full' or 'end', got {sampling!r}")
+    from .parallel import gather_rows, rank_items
+
     distance = distance or LPIPSDistance().to(device)
-    out = np.empty(num_samples)
-    for start in range(0, num_samples, batch_size):
-        idx = range(start, min(start + batch_size, num_samples))
+    mine = rank_items(num_samples)  # under torchrun each rank measures its share of the pairs
+    local = np.empty(len(mine))
+    for k in range(0, len(mine), batch_size):
+        idx = mine[k : k + batch_size]
         z0, z1, t = _draw_pairs(idx, seed, G.z_dim, sampling, device)
         a, b = pair_images(G, z0, z1, t, space, epsilon)
         d = distance(prepare_images(a, crop), prepare_images(b, crop))
-        out[start : start + len(idx)] = torch.as_tensor(d).double().cpu().numpy() / epsilon**2
+        local[k : k + len(idx)] = torch.as_tensor(d).double().cpu().numpy() / epsilon**2
         if progress is not None:
             progress.update(len(idx))
+    out = gather_rows(mine, local, num_samples)
     lo = np.percentile(out, 1, method="lower")
     hi = np.percentile(out, 99, method="higher")
     kept = (out >= lo) & (out <= hi)

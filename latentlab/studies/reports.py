@@ -59,15 +59,19 @@ def als_study(G, classifier, pairs=100, steps=10, space="w", protocol="paper", d
               batch_size=16, device="cpu", progress=None):
     """ALS over `pairs` pairs (random, or edits along `direction`), computed in batches of pairs."""
     from .als import als_from_logits, path_logits
+    from .parallel import gather_rows, rank_items
 
+    mine = rank_items(pairs)  # under torchrun each rank renders its share of the pairs
     chunks = []
-    for start in range(0, pairs, batch_size):
-        n = min(batch_size, pairs - start)
-        w0, w1 = als_pairs(G, n, seed, space, direction, alpha, device, start)
+    for k in range(0, len(mine), batch_size):
+        idx = mine[k : k + batch_size]
+        pair = [als_pairs(G, 1, seed, space, direction, alpha, device, start=p) for p in idx]
+        w0, w1 = torch.cat([a for a, _ in pair]), torch.cat([b for _, b in pair])
         chunks.append(path_logits(G, classifier, w0, w1, steps, batch_size))
         if progress is not None:
-            progress.update(n)
-    return als_from_logits(np.concatenate(chunks), getattr(classifier, "names", None), protocol)
+            progress.update(len(idx))
+    local = np.concatenate(chunks) if chunks else np.zeros((0, steps + 1, len(getattr(classifier, "names", []) or [])))
+    return als_from_logits(gather_rows(mine, local, pairs), getattr(classifier, "names", None), protocol)
 
 
 def als_table(res):
