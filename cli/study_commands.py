@@ -13,7 +13,8 @@ from . import options as opt
 @click.option("--attrs", default=None, help="Comma-separated attributes (default: all of the classifier's).")
 @click.option("--pairs", type=click.IntRange(min=1), default=100, show_default=True)
 @click.option("--steps", type=click.IntRange(min=1), default=10, show_default=True, help="N: frames t = k/N, k = 0..N.")
-@click.option("--space", type=click.Choice(["w", "w+"]), default="w", show_default=True, help="Random pairs in W, or in W+ (per-layer w's).")
+@click.option("--space", type=click.Choice(["z", "w", "w+"]), default="w", show_default=True,
+              help="Random pairs in W, W+ (per-layer w's) or Z (slerp, then mapped).")
 @click.option("--protocol", type=click.Choice(["paper", "hsr"]), default="paper", show_default=True)
 @click.option("--boundary", default=None, type=click.Path(dir_okay=False),
               help="Edit linearity: pairs are w0 and w0 + alpha * n along this W direction instead of random pairs.")

@@ -78,3 +78,17 @@ def test_als_on_a_real_generator_is_deterministic(tiny_generator):
     a = als(G, clf, w[:2], w[2:], steps=5, names=["r", "g", "b"])
     b = als(G, clf, w[:2], w[2:], steps=5, names=["r", "g", "b"])
     assert a.equals(b) and (a >= 0).all() and np.isfinite(a.values).all()
+
+
+def test_z_space_pairs_follow_the_slerp(tiny_generator):
+    from latentlab.edits import slerp
+    from latentlab.studies.reports import als_pairs, als_study
+
+    G = tiny_generator
+    clf = lambda img: img.mean(dim=[2, 3])  # noqa: E731
+    res = als_study(G, clf, pairs=2, steps=4, space="z")
+    z0, z1 = als_pairs(G, 2, space="z")
+    with torch.no_grad():
+        mid = slerp(z0, z1, torch.tensor([0.5]))[0]
+        expected = clf(G.synthesis(G.mapping(mid, None)))
+    np.testing.assert_allclose(res.attrs["logits"][:, 2], expected.numpy(), atol=1e-5)

@@ -18,15 +18,27 @@ PROTOCOLS = ("paper", "hsr")
 
 
 @torch.no_grad()
-def path_logits(G, classifier, w0, w1, steps=10, batch_size=16, noise_mode="const"):
-    """Logits [P, steps+1, A] along straight lines w0 -> w1 (w: [P, w_dim] or [P, num_ws, w_dim])."""
+def path_logits(G, classifier, w0, w1, steps=10, batch_size=16, noise_mode="const", mapping=None):
+    """Logits [P, steps+1, A] along the paths w0 -> w1 (w: [P, w_dim] or [P, num_ws, w_dim]).
+
+    mapping=None: straight lines in W / W+. mapping='slerp': w0, w1 are z's; the path is the
+    spherical interpolation between them (norms interpolated linearly), mapped to W frame by frame.
+    """
     if w0.shape != w1.shape or w0.ndim not in (2, 3):
         raise ValueError(f"w0 and w1 must both be [P, w_dim] or [P, num_ws, w_dim]; got {tuple(w0.shape)} and {tuple(w1.shape)}")
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
     t = torch.linspace(0, 1, steps + 1, device=w0.device, dtype=w0.dtype)
-    frames = torch.lerp(w0[:, None], w1[:, None], t.reshape(1, -1, *([1] * (w0.ndim - 1))))  # [P, T, ...]
-    flat = frames.flatten(0, 1)
+    if mapping == "slerp":
+        from ..edits.mixing import slerp
+
+        zs = slerp(w0, w1, t).transpose(0, 1).flatten(0, 1)  # [P*T, z_dim]
+        flat = G.mapping(zs, torch.zeros([len(zs), G.c_dim], device=zs.device))
+    elif mapping is None:
+        frames = torch.lerp(w0[:, None], w1[:, None], t.reshape(1, -1, *([1] * (w0.ndim - 1))))  # [P, T, ...]
+        flat = frames.flatten(0, 1)
+    else:
+        raise ValueError(f"mapping must be None or 'slerp', got {mapping!r}")
     if flat.ndim == 2:
         flat = flat[:, None].repeat(1, G.num_ws, 1)
     out = []

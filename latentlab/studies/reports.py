@@ -33,13 +33,16 @@ def write_table(df, stem):
 def als_pairs(G, pairs, seed=0, space="w", direction=None, alpha=3.0, device="cpu", start=0):
     """(w0, w1) for pairs [start, start + pairs): seeds 2p + seed and 2p + 1 + seed.
 
-    space 'w': one w per code; 'w+': per-layer codes mixing two seeds' ws layer by layer;
+    space 'z': the z's themselves (the path slerps, then maps); 'w': one w per code;
+    'w+': per-layer codes mixing two seeds' ws layer by layer;
     with `direction` (unit W vector), w1 = w0 + alpha * direction (edit linearity).
     """
     from ..latents import z_from_seeds
 
     seeds = [seed + 2 * p + k for p in range(start, start + pairs) for k in (0, 1)]
     z = z_from_seeds(seeds, G.z_dim, device)
+    if space == "z":
+        return z[0::2], z[1::2]
     ws = G.mapping(z, torch.zeros([len(z), G.c_dim], device=device))
     if space == "w+":
         perm = torch.arange(len(z)).roll(1)
@@ -47,9 +50,11 @@ def als_pairs(G, pairs, seed=0, space="w", direction=None, alpha=3.0, device="cp
     elif space == "w":
         ws = ws[:, 0]
     else:
-        raise ValueError(f"ALS pairs live in 'w' or 'w+', got {space!r}")
+        raise ValueError(f"ALS pairs live in 'z', 'w' or 'w+', got {space!r}")
     w0, w1 = ws[0::2], ws[1::2]
     if direction is not None:
+        if space == "z":
+            raise ValueError("edit-linearity pairs move along a W direction: use space 'w'")
         n = torch.as_tensor(np.asarray(direction), dtype=w0.dtype, device=device)
         w1 = w0 + alpha * n
     return w0, w1
@@ -67,7 +72,10 @@ def als_study(G, classifier, pairs=100, steps=10, space="w", protocol="paper", d
         idx = mine[k : k + batch_size]
         pair = [als_pairs(G, 1, seed, space, direction, alpha, device, start=p) for p in idx]
         w0, w1 = torch.cat([a for a, _ in pair]), torch.cat([b for _, b in pair])
-        chunks.append(path_logits(G, classifier, w0, w1, steps, batch_size))
+        if space == "z":
+            chunks.append(path_logits(G, classifier, w0, w1, steps, batch_size, mapping="slerp"))
+        else:
+            chunks.append(path_logits(G, classifier, w0, w1, steps, batch_size))
         if progress is not None:
             progress.update(len(idx))
     local = np.concatenate(chunks) if chunks else np.zeros((0, steps + 1, len(getattr(classifier, "names", []) or [])))
