@@ -157,8 +157,11 @@ def corr(ckpt, classifier_spec, attrs, z_boundaries, w_boundaries, score_map, re
             if a not in found:
                 raise ValueError(f"no direction {a!r} in {folder}; it has: {', '.join(sorted(found)) or 'none'}")
             directions[(space, a)] = load_direction(found[a]["file"], name=a)
+    from latentlab.sampling.distributed import init_from_env, rank_device, shutdown
+
     seed_list = parse_seeds(seeds)
-    dev = opt.device(device)
+    dev = rank_device(device) if os.environ.get("WORLD_SIZE", "1") != "1" else opt.device(device)
+    rank, _ = init_from_env(dev)  # under torchrun the faces are split across ranks; rank 0 writes
     G = opt.load_model(ckpt, dev)
     clf = load_classifier(classifier_spec)
     clf = clf.to(dev).eval() if hasattr(clf, "to") else clf
@@ -172,8 +175,11 @@ def corr(ckpt, classifier_spec, attrs, z_boundaries, w_boundaries, score_map, re
         columns[a] = names[idx]
     total = len(directions) * len(seed_list) * len(parse_alphas(alphas))
     reference_table = read_attr_table(reference) if reference else None
-    with tqdm(total=total, desc="corr", unit="img", disable=None) as bar:
+    with tqdm(total=total, desc="corr", unit="img", disable=None if rank == 0 else True) as bar:
         result = corr_study(G, clf, directions, seed_list, alphas, columns, reference_table, psi, batch_size, dev, progress=bar)
+    shutdown()
+    if rank != 0:
+        return
     write_corr_report(result, out_dir)
     fits = result["fits"]
     for _, f in fits.iterrows():

@@ -1,4 +1,4 @@
-"""ALS and PPL split across two gloo processes give the single-process result."""
+"""ALS, PPL and the correlation study split across two gloo processes give the single-process result."""
 import json
 import os
 import socket
@@ -19,11 +19,21 @@ torch.manual_seed(0)
 G = Generator(z_dim=16, c_dim=0, w_dim=16, img_resolution=16, img_channels=3,
               mapping_kwargs=dict(num_layers=2), synthesis_kwargs=dict(channel_base=256, channel_max=16)).eval()
 init_from_env("cpu")
-clf = lambda img: img.mean(dim=[2, 3])
+class Clf:
+    names = None
+    def __call__(self, img):
+        return img.mean(dim=[2, 3])
+clf = Clf()
 mse = lambda a, b: ((a - b) ** 2).mean(dim=[1, 2, 3])
 a = als_study(G, clf, pairs=5, steps=3, batch_size=2)
 p = perceptual_path_length(G, num_samples=7, distance=mse, batch_size=2)
-print("RESULT " + json.dumps(dict(als=a.tolist(), logits=a.attrs["logits"].tolist(), ppl=p.distances.tolist())), flush=True)
+import numpy as np
+from latentlab.studies.reports import corr_study
+clf.names = ["r", "g", "b"]
+dirs = {("w", "r"): np.eye(16)[0], ("z", "r"): np.eye(16)[1]}
+c = corr_study(G, clf, dirs, [4, 2, 9, 7, 1], "-1:1:3", {"r": "r"})
+print("RESULT " + json.dumps(dict(als=a.tolist(), logits=a.attrs["logits"].tolist(), ppl=p.distances.tolist(),
+                                  corr=c["frame"].values.tolist())), flush=True)
 from latentlab.sampling.distributed import shutdown
 shutdown()
 '''
@@ -54,3 +64,5 @@ def test_two_ranks_equal_one():
         np.testing.assert_allclose(r["logits"], single["logits"], rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(r["als"], single["als"], rtol=1e-4, atol=1e-9)
         np.testing.assert_allclose(r["ppl"], single["ppl"], rtol=1e-2)  # float32 images 1e-4 apart (see test_ppl)
+        assert [row[:4] for row in r["corr"]] == [row[:4] for row in single["corr"]]  # same rows, same order
+        np.testing.assert_allclose([row[4:] for row in r["corr"]], [row[4:] for row in single["corr"]], rtol=1e-5, atol=1e-6)

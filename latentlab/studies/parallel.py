@@ -30,3 +30,14 @@ def gather_rows(indices, rows, total):
     for idx, part in parts:
         out[idx] = part
     return out
+
+
+def gather_frames(frame):
+    """Concatenate every rank's DataFrame (rank order) on every rank; the frame itself without a process group."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return frame
+    import pandas as pd
+
+    parts = [None] * dist.get_world_size()
+    dist.all_gather_object(parts, frame)
+    return pd.concat(parts, ignore_index=True)

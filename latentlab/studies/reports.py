@@ -145,8 +145,15 @@ def corr_study(G, classifier, directions, seeds, alphas, score_columns, referenc
                batch_size=16, device="cpu", progress=None):
     """Scores of every edit, correlation matrices (vs `reference`, a label DataFrame) and linearity fits."""
     from .correlation import compare_correlations, correlation_matrix, edit_scores, linearity
+    from .parallel import gather_frames, rank_items
 
-    frame = edit_scores(G, classifier, directions, seeds, alphas, truncation_psi, batch_size, device=device, progress=progress)
+    seeds = list(seeds)
+    mine = [seeds[i] for i in rank_items(len(seeds))]  # under torchrun each rank edits its share of the faces
+    frame = edit_scores(G, classifier, directions, mine, alphas, truncation_psi, batch_size, device=device, progress=progress)
+    order = {s: i for i, s in enumerate(seeds)}
+    frame = gather_frames(frame)
+    frame = frame.assign(_o=frame["seed"].map(order)).sort_values(["space", "edited", "alpha", "_o"], kind="stable")
+    frame = frame.drop(columns="_o").reset_index(drop=True)
     names = list(frame.columns[4:])
     mats = {"generated": correlation_matrix(frame, names)}
     if reference is not None:
