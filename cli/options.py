@@ -14,6 +14,17 @@ def device(name):
     return name
 
 
+def join_ranks(name):
+    """(device, rank) for a command that splits work across torchrun ranks (rank 0 reports)."""
+    import os
+
+    from latentlab.sampling.distributed import init_from_env, rank_device
+
+    dev = rank_device(name) if os.environ.get("WORLD_SIZE", "1") != "1" else device(name)
+    rank, _ = init_from_env(dev)
+    return dev, rank
+
+
 def load_model(spec, dev):
     from latentlab import load_generator
 

@@ -37,10 +37,9 @@ def als(ckpt, classifier_spec, attrs, pairs, steps, space, protocol, boundary, e
     from latentlab.edits import load_direction
     from latentlab.studies.reports import als_study, als_table, write_als_report
 
-    from latentlab.sampling.distributed import init_from_env, rank_device, shutdown
+    from latentlab.sampling.distributed import shutdown
 
-    dev = rank_device(device) if os.environ.get("WORLD_SIZE", "1") != "1" else opt.device(device)
-    rank, _ = init_from_env(dev)  # under torchrun the pairs are split across ranks; rank 0 reports
+    dev, rank = opt.join_ranks(device)  # under torchrun the work is split across ranks; rank 0 reports
     G = opt.load_model(ckpt, dev)
     clf = load_classifier(classifier_spec)
     if attrs:
@@ -86,10 +85,9 @@ def ppl(ckpt, num_samples, space, sampling, crop, seed, random_backbone, batch_s
 
     from latentlab.studies import LPIPSDistance, perceptual_path_length
 
-    from latentlab.sampling.distributed import init_from_env, rank_device, shutdown
+    from latentlab.sampling.distributed import shutdown
 
-    dev = rank_device(device) if os.environ.get("WORLD_SIZE", "1") != "1" else opt.device(device)
-    rank, _ = init_from_env(dev)  # under torchrun the pairs are split across ranks; rank 0 reports
+    dev, rank = opt.join_ranks(device)  # under torchrun the work is split across ranks; rank 0 reports
     G = opt.load_model(ckpt, dev)
     distance = LPIPSDistance(pretrained_backbone=not random_backbone).to(dev)
     with tqdm(total=num_samples, desc="ppl", unit="pair", disable=None if rank == 0 else True) as bar:
@@ -157,11 +155,10 @@ def corr(ckpt, classifier_spec, attrs, z_boundaries, w_boundaries, score_map, re
             if a not in found:
                 raise ValueError(f"no direction {a!r} in {folder}; it has: {', '.join(sorted(found)) or 'none'}")
             directions[(space, a)] = load_direction(found[a]["file"], name=a)
-    from latentlab.sampling.distributed import init_from_env, rank_device, shutdown
+    from latentlab.sampling.distributed import shutdown
 
     seed_list = parse_seeds(seeds)
-    dev = rank_device(device) if os.environ.get("WORLD_SIZE", "1") != "1" else opt.device(device)
-    rank, _ = init_from_env(dev)  # under torchrun the faces are split across ranks; rank 0 writes
+    dev, rank = opt.join_ranks(device)  # under torchrun the work is split across ranks; rank 0 reports
     G = opt.load_model(ckpt, dev)
     clf = load_classifier(classifier_spec)
     clf = clf.to(dev).eval() if hasattr(clf, "to") else clf
