@@ -34,3 +34,36 @@ def tiny_generator():
                 p.fill_(0.3)
         G.mapping.w_avg.normal_()
     return G.eval()
+
+
+def run_cli(capsys, *args):
+    """Run the `latentlab` command in-process: (exit code, stdout, stderr)."""
+    from cli.errors import run
+    from cli.main import app
+
+    code = run(app, [str(a) for a in args])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+MEAN_COLOUR = (
+    "import torch\n"
+    "class MeanColour(torch.nn.Module):\n"
+    "    def forward(self, x):\n"
+    "        return x.mean(dim=[2, 3])\n"
+    "torch.jit.script(MeanColour()).save(PATH)\n"
+)
+
+
+@pytest.fixture(scope="session")
+def mean_colour_torchscript(tmp_path_factory):
+    """A TorchScript classifier file (logits = mean of each channel), written by a script (TorchScript needs source)."""
+    import subprocess
+    import sys
+
+    folder = tmp_path_factory.mktemp("clf")
+    path = folder / "clf.pt"
+    script = folder / "make.py"
+    script.write_text(MEAN_COLOUR.replace("PATH", repr(str(path))))
+    subprocess.run([sys.executable, str(script)], check=True, capture_output=True)
+    return path

@@ -19,15 +19,9 @@ def run_script(name, *args):
     return p.stdout
 
 
-@pytest.fixture(scope="module")
-def classifier(tmp_path_factory):
-    path = tmp_path_factory.mktemp("clf") / "clf.pt"
-    src = ("import torch\nclass M(torch.nn.Module):\n    def forward(self, x):\n        return x.mean(dim=[2, 3])\n"
-           f"torch.jit.script(M()).save({str(path)!r})\n")
-    script = path.with_suffix(".py")
-    script.write_text(src)
-    subprocess.run([sys.executable, str(script)], check=True, capture_output=True)
-    return path
+@pytest.fixture
+def classifier(mean_colour_torchscript):
+    return mean_colour_torchscript
 
 
 def test_als_and_truncation_reports(tmp_path, classifier):

@@ -10,38 +10,31 @@ import torch
 from PIL import Image
 
 import latentlab
-from cli.errors import run
-from cli.main import app
-from conftest import fixture_path
+from conftest import fixture_path, run_cli
 
 ADA = fixture_path("sg2ada_skip32.pkl")
 TF = fixture_path("tf_sg2_16.pkl")
 
 
-def cli(capsys, *args):
-    code = run(app, list(args))
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
 
 def test_help_lists_commands_with_examples(capsys):
-    code, out, _ = cli(capsys, "--help")
+    code, out, _ = run_cli(capsys, "--help")
     assert code == 0
     names = ("info", "generate", "convert", "models", "edit", "mix", "interpolate", "truncate", "train-classifier",
              "sample", "boundary", "separability")
     for name in names:
         assert name in out
     for name in names:
-        code, out, _ = cli(capsys, name, "--help")
+        code, out, _ = run_cli(capsys, name, "--help")
         assert code == 0 and "Example:" in out and "latentlab " + name in out
 
 
 @pytest.mark.parametrize("path,fmt,res", [(ADA, "stylegan2-ada-pytorch", 32), (TF, "stylegan2-tf", 16)])
 def test_info(capsys, path, fmt, res):
-    code, out, err = cli(capsys, "info", path)
+    code, out, err = run_cli(capsys, "info", path)
     assert code == 0, err
     assert fmt in out and f"{res}x{res}" in out and "num_ws" in out
-    code, out, _ = cli(capsys, "info", path, "--json")
+    code, out, _ = run_cli(capsys, "info", path, "--json")
     s = json.loads(out)
     G = latentlab.load_generator(path)
     assert s["format"] == fmt and s["num_ws"] == G.num_ws and s["z_dim"] == G.z_dim
@@ -52,7 +45,7 @@ def test_info(capsys, path, fmt, res):
 
 def test_generate_matches_official_seed_convention(capsys, tmp_path):
     out_dir = tmp_path / "out"
-    code, out, err = cli(capsys, "generate", "--model", ADA, "--seeds", "3-5,9", "--trunc", "0.7", "--trunc-cutoff", "2", "--out", str(out_dir))
+    code, out, err = run_cli(capsys, "generate", "--model", ADA, "--seeds", "3-5,9", "--trunc", "0.7", "--trunc-cutoff", "2", "--out", str(out_dir))
     assert code == 0, err
     files = sorted(os.listdir(out_dir))
     assert files == ["grid.png", "seed0003.png", "seed0004.png", "seed0005.png", "seed0009.png"]
@@ -70,12 +63,12 @@ def test_generate_matches_official_seed_convention(capsys, tmp_path):
 
 def test_convert_then_generate_from_safetensors(capsys, tmp_path):
     dst = tmp_path / "m.safetensors"
-    code, out, err = cli(capsys, "convert", ADA, str(dst))
+    code, out, err = run_cli(capsys, "convert", ADA, str(dst))
     assert code == 0, err and dst.exists()
-    code, _, err = cli(capsys, "convert", ADA, str(dst))
+    code, _, err = run_cli(capsys, "convert", ADA, str(dst))
     assert code == 1 and "--force" in err  # never overwrites silently
     for src, name in ((ADA, "a"), (str(dst), "b")):
-        assert cli(capsys, "generate", "--model", src, "--seeds", "0", "--out", str(tmp_path / name))[0] == 0
+        assert run_cli(capsys, "generate", "--model", src, "--seeds", "0", "--out", str(tmp_path / name))[0] == 0
     a = np.asarray(Image.open(tmp_path / "a" / "seed0000.png"))
     b = np.asarray(Image.open(tmp_path / "b" / "seed0000.png"))
     assert np.array_equal(a, b)
@@ -95,7 +88,7 @@ def test_convert_then_generate_from_safetensors(capsys, tmp_path):
 )
 def test_errors_are_one_line_and_nonzero(capsys, tmp_path, args, message):
     os.chdir(tmp_path)
-    code, out, err = cli(capsys, *args)
+    code, out, err = run_cli(capsys, *args)
     assert code != 0
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("latentlab: error:") and message in lines[0], err

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from cli.errors import run
-from cli.main import app
+from conftest import run_cli
+
 
 
 class ColourClassifier(torch.nn.Module):
@@ -32,18 +32,13 @@ def samples(tmp_path_factory):
     return out
 
 
-def cli(capsys, *args):
-    code = run(app, [str(a) for a in args])
-    o = capsys.readouterr()
-    return code, o.out, o.err
-
 
 def test_boundary_writes_npy_report_and_index(capsys, tmp_path, samples):
     from latentlab.boundaries import train_boundary
     from latentlab.sampling import SampleTable
 
     out = tmp_path / "b" / "red.npy"
-    code, stdout, err = cli(capsys, "boundary", "--samples", samples, "--attr", "red", "--ratio", "0.2", "--out", out)
+    code, stdout, err = run_cli(capsys, "boundary", "--samples", samples, "--attr", "red", "--ratio", "0.2", "--out", out)
     assert code == 0, err
     normal = np.load(out)
     assert normal.shape == (1, 16)
@@ -57,12 +52,12 @@ def test_boundary_writes_npy_report_and_index(capsys, tmp_path, samples):
 
 
 def test_conditional_and_all(capsys, tmp_path, samples):
-    code, _, err = cli(capsys, "boundary", "--samples", samples, "--attr", "red", "--condition", "green",
+    code, _, err = run_cli(capsys, "boundary", "--samples", samples, "--attr", "red", "--condition", "green",
                        "--ratio", "0.2", "--out", tmp_path / "rc.npy")
     assert code == 0, err
-    code, _, err = cli(capsys, "boundary", "--samples", samples, "--attr", "green", "--ratio", "0.2", "--out", tmp_path / "g.npy")
+    code, _, err = run_cli(capsys, "boundary", "--samples", samples, "--attr", "green", "--ratio", "0.2", "--out", tmp_path / "g.npy")
     assert abs(np.load(tmp_path / "rc.npy")[0] @ np.load(tmp_path / "g.npy")[0]) < 1e-8
-    code, _, err = cli(capsys, "boundary", "--samples", samples, "--attr", "all", "--ratio", "0.2", "--space", "z", "--out", tmp_path / "all")
+    code, _, err = run_cli(capsys, "boundary", "--samples", samples, "--attr", "all", "--ratio", "0.2", "--space", "z", "--out", tmp_path / "all")
     assert code == 0, err
     assert sorted(p.name for p in (tmp_path / "all").glob("*.npy")) == ["dark.npy", "green.npy", "red.npy"]
 
@@ -73,12 +68,12 @@ def test_conditional_and_all(capsys, tmp_path, samples):
     (["--attr", "red", "--attr", "green"], "several attributes go to a folder"),
 ])
 def test_boundary_errors(capsys, tmp_path, samples, args, message):
-    code, _, err = cli(capsys, "boundary", "--samples", samples, *args, "--out", tmp_path / "x.npy")
+    code, _, err = run_cli(capsys, "boundary", "--samples", samples, *args, "--out", tmp_path / "x.npy")
     assert code != 0 and len(err.strip().splitlines()) == 1 and message in err, err
 
 
 def test_separability_command(capsys, tmp_path, samples):
-    code, out, err = cli(capsys, "separability", "--samples", samples, "--space", "w", "--out", tmp_path / "s.json")
+    code, out, err = run_cli(capsys, "separability", "--samples", samples, "--space", "w", "--out", tmp_path / "s.json")
     assert code == 0, err
     res = json.loads((tmp_path / "s.json").read_text())
     assert set(res["entropies"]) == {"red", "green", "dark"} and 1.0 <= res["score"] <= 8.0
@@ -86,8 +81,8 @@ def test_separability_command(capsys, tmp_path, samples):
 
 
 def test_wplus_layer_without_stored_layers_uses_w(capsys, tmp_path, samples):
-    code, _, err = cli(capsys, "boundary", "--samples", samples, "--attr", "red", "--space", "w+", "--layer", "3",
+    code, _, err = run_cli(capsys, "boundary", "--samples", samples, "--attr", "red", "--space", "w+", "--layer", "3",
                        "--ratio", "0.2", "--out", tmp_path / "l3.npy")
     assert code == 0, err
-    cli(capsys, "boundary", "--samples", samples, "--attr", "red", "--ratio", "0.2", "--out", tmp_path / "w.npy")
+    run_cli(capsys, "boundary", "--samples", samples, "--attr", "red", "--ratio", "0.2", "--out", tmp_path / "w.npy")
     np.testing.assert_allclose(np.load(tmp_path / "l3.npy"), np.load(tmp_path / "w.npy"))

@@ -8,19 +8,12 @@ import torch
 from PIL import Image
 
 import latentlab
-from cli.errors import run
-from cli.main import app
-from conftest import fixture_path
+from conftest import fixture_path, run_cli
 from latentlab.latents import LatentCodes
 
 ADA = fixture_path("sg2ada_skip32.pkl")
 SG1 = fixture_path("sg1_32.pkl")
 
-
-def cli(capsys, *args):
-    code = run(app, [str(a) for a in args])
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 @pytest.fixture
@@ -39,7 +32,7 @@ def boundaries(tmp_path):
 
 def test_edit_writes_grid_images_record_and_latents(capsys, tmp_path, boundaries):
     out = tmp_path / "edit"
-    code, _, err = cli(capsys, "edit", "--model", ADA, "--attr", "smile", "--boundaries", boundaries, "--condition", "age",
+    code, _, err = run_cli(capsys, "edit", "--model", ADA, "--attr", "smile", "--boundaries", boundaries, "--condition", "age",
                        "--alpha", "-2,0,2", "--seeds", "1-2", "--trunc", "0.7", "--out", out)
     assert code == 0, err
     files = sorted(os.listdir(out))
@@ -66,13 +59,13 @@ def test_edit_writes_grid_images_record_and_latents(capsys, tmp_path, boundaries
 
 
 def test_edit_in_wplus_layers_and_s_channels(capsys, tmp_path, boundaries):
-    code, _, err = cli(capsys, "edit", "--model", ADA, "--boundary", boundaries / "smile.npy", "--space", "w+",
+    code, _, err = run_cli(capsys, "edit", "--model", ADA, "--boundary", boundaries / "smile.npy", "--space", "w+",
                        "--layers", "coarse", "--alpha", "3", "--seeds", "0", "--out", tmp_path / "wp")
     assert code == 0, err
     lat = np.load(tmp_path / "wp" / "latents.npz")
     diff = lat["edited_codes"] - lat["original_codes"]
     assert np.abs(diff[0, 3:]).max() == 0 and np.abs(diff[0, :3]).max() > 0  # coarse = ws 0-2 at 32 px
-    code, _, err = cli(capsys, "edit", "--model", ADA, "--space", "s", "--channels", "b8.conv0:5", "--alpha", "-4,4",
+    code, _, err = run_cli(capsys, "edit", "--model", ADA, "--space", "s", "--channels", "b8.conv0:5", "--alpha", "-4,4",
                        "--seeds", "0", "--out", tmp_path / "s")
     assert code == 0, err
     lat = np.load(tmp_path / "s" / "latents.npz")
@@ -82,7 +75,7 @@ def test_edit_in_wplus_layers_and_s_channels(capsys, tmp_path, boundaries):
 def test_edit_on_a_stylegan1_model(capsys, tmp_path):
     v = np.random.RandomState(1).randn(1, 32)
     np.save(tmp_path / "d.npy", v / np.linalg.norm(v))
-    code, _, err = cli(capsys, "edit", "--model", SG1, "--boundary", tmp_path / "d.npy", "--alpha", "-1:1:3", "--seeds", "0-1",
+    code, _, err = run_cli(capsys, "edit", "--model", SG1, "--boundary", tmp_path / "d.npy", "--alpha", "-1:1:3", "--seeds", "0-1",
                        "--out", tmp_path / "v1")
     assert code == 0, err and os.path.exists(tmp_path / "v1" / "grid.png")
 
@@ -102,7 +95,7 @@ def test_edit_on_a_stylegan1_model(capsys, tmp_path):
 )
 def test_edit_errors(capsys, tmp_path, boundaries, args, message):
     args = [a.replace("{b}", str(boundaries)) for a in args]
-    code, _, err = cli(capsys, "edit", "--model", ADA, *args, "--seeds", "0", "--out", tmp_path / "x")
+    code, _, err = run_cli(capsys, "edit", "--model", ADA, *args, "--seeds", "0", "--out", tmp_path / "x")
     assert code != 0 and len(err.strip().splitlines()) == 1 and message in err, err
     assert not os.path.exists(tmp_path / "x" / "grid.png")
 
@@ -111,12 +104,12 @@ def test_interfacegan_boundary_size_mismatch_is_refused(capsys, tmp_path):
     b = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "interfacegan", "boundaries", "stylegan_ffhq_smile_w_boundary.npy")
     if not os.path.exists(b):
         pytest.skip("official InterFaceGAN boundaries not available")
-    code, _, err = cli(capsys, "edit", "--model", SG1, "--boundary", b, "--out", tmp_path / "x")
+    code, _, err = run_cli(capsys, "edit", "--model", SG1, "--boundary", b, "--out", tmp_path / "x")
     assert code == 1 and "has 512 entries but the w space of this model has 32" in err
 
 
 def test_mix_grid_copies_the_layers(capsys, tmp_path):
-    code, _, err = cli(capsys, "mix", "--model", ADA, "--rows", "0-1", "--cols", "5-7", "--layers", "0-3", "--out", tmp_path / "m")
+    code, _, err = run_cli(capsys, "mix", "--model", ADA, "--rows", "0-1", "--cols", "5-7", "--layers", "0-3", "--out", tmp_path / "m")
     assert code == 0, err
     grid = Image.open(tmp_path / "m" / "grid.png")
     assert grid.size == (4 * 32 + 3 * 2, 3 * 32 + 2 * 2)
@@ -133,7 +126,7 @@ def test_mix_grid_copies_the_layers(capsys, tmp_path):
 
 @pytest.mark.parametrize("space", ["z", "w"])
 def test_interpolate_frames(capsys, tmp_path, space):
-    code, _, err = cli(capsys, "interpolate", "--model", ADA, "--seeds", "0,3,4", "--steps", "5", "--space", space, "--out", tmp_path / "i")
+    code, _, err = run_cli(capsys, "interpolate", "--model", ADA, "--seeds", "0,3,4", "--steps", "5", "--space", space, "--out", tmp_path / "i")
     assert code == 0, err
     assert len([f for f in os.listdir(tmp_path / "i") if f.startswith("pair")]) == 10
     path = np.load(tmp_path / "i" / "path.npz")
@@ -147,7 +140,7 @@ def test_interpolate_frames(capsys, tmp_path, space):
 
 def test_truncate_grid_and_reusable_clusters(capsys, tmp_path):
     out = tmp_path / "t"
-    code, _, err = cli(capsys, "truncate", "--model", ADA, "--seeds", "0-3", "--variant", "none", "--variant", "w:0",
+    code, _, err = run_cli(capsys, "truncate", "--model", ADA, "--seeds", "0-3", "--variant", "none", "--variant", "w:0",
                        "--variant", "clusters:k=2,psi=0", "--fit-samples", "200", "--save-fitted", "--out", out)
     assert code == 0, err
     rec = json.loads((out / "truncate.json").read_text())
@@ -158,19 +151,19 @@ def test_truncate_grid_and_reusable_clusters(capsys, tmp_path):
     tiles = [row[:, k * 34 : k * 34 + 32] for k in range(4)]
     assert all(np.array_equal(tiles[0], t) for t in tiles[1:])
     # the saved clusters load again and give the same row
-    code, _, err = cli(capsys, "truncate", "--model", ADA, "--seeds", "0-3", "--variant", "none",
+    code, _, err = run_cli(capsys, "truncate", "--model", ADA, "--seeds", "0-3", "--variant", "none",
                        "--clusters", out / "variant2.npz", "--out", tmp_path / "t2")
     assert code == 0, err
     assert np.array_equal(np.asarray(Image.open(tmp_path / "t2" / "variant1.png")), np.asarray(Image.open(out / "variant2.png")))
 
 
 def test_truncate_bad_spec_is_one_line(capsys, tmp_path):
-    code, _, err = cli(capsys, "truncate", "--model", ADA, "--variant", "w:abc", "--out", tmp_path / "t")
+    code, _, err = run_cli(capsys, "truncate", "--model", ADA, "--variant", "w:abc", "--out", tmp_path / "t")
     assert code == 1 and len(err.strip().splitlines()) == 1 and "bad truncation spec 'w:abc'" in err
 
 
 def test_edit_to_target_distances(capsys, tmp_path, boundaries):
-    code, _, err = cli(capsys, "edit", "--model", ADA, "--boundary", boundaries / "smile.npy", "--to-distance",
+    code, _, err = run_cli(capsys, "edit", "--model", ADA, "--boundary", boundaries / "smile.npy", "--to-distance",
                        "--alpha", "-3,3", "--seeds", "0-1", "--out", tmp_path / "d")
     assert code == 0, err
     lat = np.load(tmp_path / "d" / "latents.npz")

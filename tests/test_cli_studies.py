@@ -6,41 +6,18 @@ import pandas as pd
 import pytest
 import torch
 
-from cli.errors import run
-from cli.main import app
-from conftest import fixture_path
+from conftest import fixture_path, run_cli
 
 ADA = fixture_path("sg2ada_skip32.pkl")
 
-SRC = '''
-import torch
-class MeanColour(torch.nn.Module):
-    def forward(self, x):
-        return x.mean(dim=[2, 3])
-torch.jit.script(MeanColour()).save(PATH)
-'''
-
-
-def cli(capsys, *args):
-    code = run(app, [str(a) for a in args])
-    o = capsys.readouterr()
-    return code, o.out, o.err
-
 
 @pytest.fixture
-def classifier(tmp_path):
-    path = tmp_path / "clf.pt"
-    script = tmp_path / "make.py"
-    script.write_text(SRC.replace("PATH", repr(str(path))))
-    import subprocess
-    import sys
-
-    subprocess.run([sys.executable, str(script)], check=True, capture_output=True)
-    return path
+def classifier(mean_colour_torchscript):
+    return mean_colour_torchscript
 
 
 def test_als_command_writes_tables(capsys, tmp_path, classifier):
-    code, out, err = cli(capsys, "als", "--model", ADA, "--classifier", f"torchscript:{classifier}", "--pairs", "5",
+    code, out, err = run_cli(capsys, "als", "--model", ADA, "--classifier", f"torchscript:{classifier}", "--pairs", "5",
                          "--steps", "4", "--batch", "3", "--out", tmp_path / "a")
     assert code == 0, err
     assert "mean ALS (paper, 5 pairs, 4 steps, w)" in out
@@ -55,7 +32,7 @@ def test_als_command_writes_tables(capsys, tmp_path, classifier):
 
 def test_ppl_command_offline(capsys, tmp_path):
     pytest.importorskip("lpips")
-    code, out, err = cli(capsys, "ppl", "--model", ADA, "--samples", "6", "--random-backbone", "--batch", "3",
+    code, out, err = run_cli(capsys, "ppl", "--model", ADA, "--samples", "6", "--random-backbone", "--batch", "3",
                          "--out", tmp_path / "p.json", "--grids", tmp_path / "g")
     assert code == 0, err
     from PIL import Image
@@ -77,7 +54,7 @@ def test_corr_command(capsys, tmp_path, classifier):
     ref = tmp_path / "list_attr.txt"
     ref.write_text("4\nattr0 attr1 attr2\n" + "".join(f"{i}.jpg {a} {b} {c}\n" for i, (a, b, c) in
                                                        enumerate([(1, 1, -1), (-1, -1, 1), (1, 1, 1), (-1, -1, -1)])))
-    code, out, err = cli(capsys, "corr", "--model", ADA, "--classifier", f"torchscript:{classifier}", "--attrs", "red,green",
+    code, out, err = run_cli(capsys, "corr", "--model", ADA, "--classifier", f"torchscript:{classifier}", "--attrs", "red,green",
                          "--score-map", "red=attr0,green=attr1", "--z-boundaries", tmp_path / "bz", "--w-boundaries", tmp_path / "bw",
                          "--reference", ref, "--seeds", "0-3", "--alpha", "-2:2:3", "--out", tmp_path / "c")
     assert code == 0, err
@@ -97,7 +74,7 @@ def test_corr_command(capsys, tmp_path, classifier):
 def test_als_edit_linearity_along_a_boundary(capsys, tmp_path, classifier):
     v = np.random.RandomState(3).randn(1, 64)
     np.save(tmp_path / "d.npy", v / np.linalg.norm(v))
-    code, out, err = cli(capsys, "als", "--model", ADA, "--classifier", f"torchscript:{classifier}", "--pairs", "3",
+    code, out, err = run_cli(capsys, "als", "--model", ADA, "--classifier", f"torchscript:{classifier}", "--pairs", "3",
                          "--steps", "2", "--boundary", tmp_path / "d.npy", "--alpha", "2", "--out", tmp_path / "e")
     assert code == 0, err and "edit along d.npy x 2" in out
     import latentlab
