@@ -1,0 +1,500 @@
+"""The StyleGAN2 training loop: from scratch or fine-tuning an official checkpoint.
+
+One step = the four lazy-regularised phases of StyleGAN2 (G main, G path length every
+`g_reg_interval` steps, D main, D R1 every `d_reg_interval` steps), then the G EMA update.
+Everything a resumed run needs (networks, optimisers, path-length mean, RNG states,
+step) goes into `training_state.pt` together with each snapshot, so stopping after
+any snapshot and resuming gives the same networks as an uninterrupted run.
+
+Output folder:
+  network-snapshot-NNNNNN.safetensors  G, D, G_ema after step NNNNNN (latentlab format;
+                                        `.pkl` beside it with `export_pkl`)
+  training_state.pt                     resume point (weights-only torch file)
+  options.json                          the run's settings
+  metrics.csv                           averaged stats every `log_every` steps
+  tensorboard/                          the same stats, when TensorBoard is installed
+"""
+import copy
+import csv
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field, fields
+
+import numpy as np
+import torch
+
+from ..checkpoints.native import save_native
+from ..models import Discriminator, Generator
+from ..sampling import distributed as dist_utils
+from ..utils.atomic import atomic_path, write_text
+from .dataset import ImageDataset, PositionSampler, load_batch
+from .losses import StyleGAN2Loss
+
+STATE_FILE = "training_state.pt"
+OPTIONS_FILE = "options.json"
+METRICS_FILE = "metrics.csv"
+BASE_COLUMNS = ("step", "kimg", "sec_per_step", "loss_G", "D_fake_G", "pl_penalty", "pl_mean", "loss_D", "D_real",
+                "D_fake", "r1_penalty")
+
+
+@dataclass
+class TrainingOptions:
+    """Settings of a run. None means 'choose as StyleGAN2-ADA does' (see `resolved`).
+
+    lr: Adam learning rate of G and D (betas (0, 0.99), eps 1e-8; with lazy
+    regularisation both are adjusted by interval / (interval + 1) as in StyleGAN2).
+    r1_gamma: R1 weight; None = 0.0002 * resolution^2 / batch_size (ADA's heuristic).
+    ema_kimg: half-life of G_ema in thousands of images; None = batch_size * 10 / 32.
+    ema_rampup: the half-life is at most ema_rampup * images seen so far (None: off).
+    """
+
+    batch_size: int = 16
+    lr: float = 0.0025
+    betas: tuple = (0.0, 0.99)
+    eps: float = 1e-8
+    r1_gamma: float = None
+    style_mixing_prob: float = 0.9
+    pl_weight: float = 2.0
+    pl_batch_shrink: int = 2
+    pl_decay: float = 0.01
+    g_reg_interval: int = 4
+    d_reg_interval: int = 16
+    ema_kimg: float = None
+    ema_rampup: float = 0.05
+    xflip: bool = False
+    seed: int = 0
+    snapshot_every: int = 500
+    log_every: int = 10
+    export_pkl: bool = False
+    extra: dict = field(default_factory=dict)  # settings of add-on terms (e.g. HSR), for the record
+
+    # Settings that may differ between a run and its resumption.
+    RESUMABLE_CHANGES = ("snapshot_every", "log_every", "export_pkl")
+
+    def resolved(self, resolution):
+        o = copy.deepcopy(self)
+        o.betas = tuple(float(b) for b in o.betas)
+        if o.r1_gamma is None:
+            o.r1_gamma = 0.0002 * resolution**2 / o.batch_size
+        if o.ema_kimg is None:
+            o.ema_kimg = o.batch_size * 10 / 32
+        o.check()
+        return o
+
+    def check(self):
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        for name in ("lr", "eps"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        for name in ("r1_gamma", "pl_weight", "ema_kimg"):
+            v = getattr(self, name)
+            if v is not None and not (v >= 0 and math.isfinite(v)):
+                raise ValueError(f"{name} must be a finite number >= 0, got {v}")
+        if not 0 <= self.style_mixing_prob <= 1:
+            raise ValueError(f"style_mixing_prob must be in [0, 1], got {self.style_mixing_prob}")
+        for name in ("g_reg_interval", "d_reg_interval", "snapshot_every", "log_every", "pl_batch_shrink"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+
+    def to_dict(self):
+        d = asdict(self)
+        d["betas"] = list(d["betas"])
+        return d
+
+    @classmethod
+    def from_dict(cls, d):
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ValueError(f"unknown training options {unknown}")
+        return cls(**{k: tuple(v) if k == "betas" else v for k, v in d.items()})
+
+
+def scratch_networks(resolution, img_channels=3, z_dim=512, w_dim=512, map_layers=2, channel_base=16384,
+                     channel_max=512, c_dim=0, fp16=False, mbstd_group=4, seed=0):
+    """A new (G, D) pair with StyleGAN2-ADA's layout; fp16 adds its 4 fp16 resolutions and conv clamp 256."""
+    fp16_kw = dict(num_fp16_res=4, conv_clamp=256) if fp16 else dict(num_fp16_res=0, conv_clamp=None)
+    torch.manual_seed(seed)
+    G = Generator(z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, img_resolution=resolution, img_channels=img_channels,
+                  mapping_kwargs=dict(num_layers=map_layers),
+                  synthesis_kwargs=dict(channel_base=channel_base, channel_max=channel_max, **fp16_kw))
+    D = Discriminator(c_dim=c_dim, img_resolution=resolution, img_channels=img_channels, channel_base=channel_base,
+                      channel_max=channel_max, epilogue_kwargs=dict(mbstd_group_size=mbstd_group), **fp16_kw)
+    return G, D
+
+
+def _network_spec(net):
+    return {"class_name": type(net).__name__, "init_kwargs": net.init_kwargs}
+
+
+def _build(spec):
+    cls = {"Generator": Generator, "Discriminator": Discriminator}.get(spec["class_name"])
+    if cls is None:
+        raise ValueError(f"training state holds an unsupported network class {spec['class_name']!r}")
+    return cls(**spec["init_kwargs"])
+
+
+class Trainer:
+    """Train or fine-tune (G, D) on an ImageDataset, writing snapshots into `out_dir`.
+
+    G, D: latentlab networks (G_ema: optional starting EMA, else a copy of G).
+    regularizer: optional add-on generator term (e.g. `latentlab.train.hsr.HSRTerm`)
+    with `resolutions`, `weight(kimg)`, `__call__(features, images) -> (loss, stats)`,
+    `parameters()`, `state_dict()`, `load_state_dict()` and `log_keys`.
+    Use `Trainer.resume(out_dir, dataset)` to continue a run.
+    """
+
+    def __init__(self, out_dir, G, D, dataset, options=None, G_ema=None, regularizer=None, device="cpu",
+                 progress=True, source=None):
+        self.out_dir = os.fspath(out_dir)
+        self.device = torch.device(device)
+        self.rank, self.world = dist_utils.world() or (0, 1)
+        self.dataset = dataset
+        if (dataset.resolution, dataset.channels) != (G.img_resolution, G.img_channels):
+            raise ValueError(
+                f"dataset gives {dataset.channels}x{dataset.resolution}px images, generator makes "
+                f"{G.img_channels}x{G.img_resolution}px"
+            )
+        if dataset.label_dim != G.c_dim or D.c_dim != G.c_dim:
+            raise ValueError(f"labels: dataset has {dataset.label_dim}, G takes {G.c_dim}, D takes {D.c_dim}")
+        self.options = (options or TrainingOptions()).resolved(G.img_resolution)
+        o = self.options
+        if o.batch_size % self.world:
+            raise ValueError(f"batch_size {o.batch_size} is not divisible by the {self.world} processes")
+        self.batch_gpu = o.batch_size // self.world
+        group = D.b4.mbstd.group_size if hasattr(D.b4, "mbstd") and D.b4.mbstd is not None else None
+        if group and self.batch_gpu % min(group, self.batch_gpu):
+            raise ValueError(f"per-process batch {self.batch_gpu} is not divisible by D's minibatch-std group {group}")
+        self.progress = progress and self.rank == 0
+        self.source = source
+        self.G = G.to(self.device).train().requires_grad_(False)
+        self.D = D.to(self.device).train().requires_grad_(False)
+        self.G_ema = (G_ema if G_ema is not None else copy.deepcopy(G)).to(self.device).eval().requires_grad_(False)
+        self.regularizer = regularizer.to(self.device) if regularizer is not None else None
+        self.loss = StyleGAN2Loss(self.G, self.D, r1_gamma=o.r1_gamma, style_mixing_prob=o.style_mixing_prob,
+                                  pl_weight=o.pl_weight, pl_batch_shrink=o.pl_batch_shrink, pl_decay=o.pl_decay)
+        self.opt_G = self._adam(self.G.parameters(), o.g_reg_interval if o.pl_weight > 0 else None)
+        self.opt_D = self._adam(self.D.parameters(), o.d_reg_interval if o.r1_gamma > 0 else None)
+        self.opt_reg = self._adam(self.regularizer.parameters(), None) if self.regularizer is not None else None
+        self.sampler = PositionSampler(len(dataset), seed=o.seed)
+        self.step = 0
+        self._stats = {}
+        self._tb = None
+        if self.world > 1:  # every rank starts from rank 0's weights
+            for net in (self.G, self.D, self.G_ema) + ((self.regularizer,) if self.regularizer is not None else ()):
+                for t in list(net.parameters()) + list(net.buffers()):
+                    torch.distributed.broadcast(t.data, src=0)
+        torch.manual_seed(o.seed * self.world + self.rank)
+        if self.device.type == "cuda":
+            torch.cuda.manual_seed(o.seed * self.world + self.rank)
+
+    # ---------------------------------------------------------------------------------- setup
+
+    def _adam(self, params, reg_interval):
+        o = self.options
+        # Lazy regularisation takes extra optimiser steps; rescale so the effective rate is unchanged.
+        ratio = reg_interval / (reg_interval + 1) if reg_interval else 1.0
+        return torch.optim.Adam(list(params), lr=o.lr * ratio, betas=tuple(b**ratio for b in o.betas), eps=o.eps)
+
+    @classmethod
+    def resume(cls, out_dir, dataset, options=None, regularizer=None, device="cpu", progress=True):
+        """Continue the run in `out_dir` from its last snapshot.
+
+        `options`, when given, must match the stored ones (apart from RESUMABLE_CHANGES).
+        """
+        path = os.path.join(out_dir, STATE_FILE)
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except (OSError, RuntimeError, EOFError) as e:
+            raise ValueError(f"{path}: unreadable training state ({e})") from None
+        stored = TrainingOptions.from_dict(json.loads(state["options"]))
+        if options is not None:
+            check_same_options(stored, options, out_dir)
+            for k in TrainingOptions.RESUMABLE_CHANGES:
+                setattr(stored, k, getattr(options, k))
+        specs = json.loads(state["networks"])
+        nets = {}
+        for name in ("G", "D", "G_ema"):
+            nets[name] = _build(specs[name])
+            nets[name].load_state_dict(state[name])
+        if (regularizer is None) != (state.get("regularizer") is None):
+            raise ValueError(f"{out_dir}: the run was {'not ' if state.get('regularizer') is None else ''}"
+                             "trained with an add-on regulariser; resume it with the same command")
+        if regularizer is not None:
+            regularizer.load_state_dict(state["regularizer"])
+        trainer = cls(out_dir, nets["G"], nets["D"], dataset, options=stored, G_ema=nets["G_ema"],
+                      regularizer=regularizer, device=device, progress=progress, source=state.get("source"))
+        trainer._load_state(state)
+        return trainer
+
+    def _load_state(self, state):
+        self.opt_G.load_state_dict(state["opt_G"])
+        self.opt_D.load_state_dict(state["opt_D"])
+        if self.opt_reg is not None:
+            self.opt_reg.load_state_dict(state["opt_reg"])
+        self.loss.pl_mean.copy_(state["pl_mean"])
+        self.step = int(state["step"])
+        rng = state.get(f"rng_{self.rank}")
+        if rng is not None and int(state.get("world", 1)) == self.world:
+            torch.set_rng_state(rng["cpu"])
+            if self.device.type == "cuda" and rng.get("cuda") is not None:
+                torch.cuda.set_rng_state(rng["cuda"], self.device)
+        else:  # another process count: a fresh but deterministic stream
+            torch.manual_seed(self.options.seed * 1_000_003 + self.step * self.world + self.rank)
+        self._trim_metrics()
+
+    # ---------------------------------------------------------------------------------- training
+
+    @property
+    def kimg(self):
+        return self.step * self.options.batch_size / 1000
+
+    def _sync_grads(self, params):
+        params = [p for p in params if p.grad is not None]
+        if self.world > 1 and params:
+            flat = torch.cat([p.grad.flatten() for p in params])
+            torch.distributed.all_reduce(flat)
+            flat /= self.world
+            torch.nn.utils.vector_to_parameters(flat, [p.grad for p in params])
+        for p in params:  # fp16 layers can overflow; keep the update finite as StyleGAN2-ADA does
+            torch.nan_to_num(p.grad, nan=0, posinf=1e5, neginf=-1e5, out=p.grad)
+
+    def _sync_mean(self, t):
+        if self.world > 1:
+            t = t.clone()
+            torch.distributed.all_reduce(t)
+            t /= self.world
+        return t
+
+    def _latents(self, n):
+        z = torch.randn([n, self.G.z_dim], device=self.device)
+        if self.G.c_dim == 0:
+            return z, self.G.empty_c(n, self.device)
+        idx = torch.randint(len(self.dataset), [n]).tolist()
+        c = np.stack([self.dataset.sample(i)[1] for i in idx])
+        return z, torch.from_numpy(c).to(self.device)
+
+    def _phase(self, module_params, opt, loss):
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self._sync_grads(module_params)
+        opt.step()
+
+    def train_step(self):
+        """One StyleGAN2 iteration; returns this step's stats."""
+        o, stats = self.options, {}
+        G, D, n = self.G, self.D, self.batch_gpu
+        start = self.step * o.batch_size + self.rank
+        real, real_c = load_batch(self.dataset, self.sampler, start, n, stride=self.world, device=self.device)
+
+        # G main (+ add-on regulariser on the same images).
+        G.requires_grad_(True)
+        z, c = self._latents(n)
+        reg_weight = self.regularizer.weight(self.kimg) if self.regularizer is not None else 0.0
+        if reg_weight > 0:
+            with self.regularizer.capture(G) as feats:
+                loss, img, s = self.loss.g_main(z, c)
+            reg_loss, reg_stats = self.regularizer(feats, img)
+            loss = loss + reg_weight * reg_loss
+            stats.update(reg_stats)
+            self.opt_reg.zero_grad(set_to_none=True)
+            self._phase(G.parameters(), self.opt_G, loss)
+            self._sync_grads(self.regularizer.parameters())
+            self.opt_reg.step()
+        else:
+            loss, img, s = self.loss.g_main(z, c)
+            self._phase(G.parameters(), self.opt_G, loss)
+        stats.update(s)
+        stats["reg_weight"] = reg_weight
+        if o.pl_weight > 0 and self.step % o.g_reg_interval == 0:
+            z, c = self._latents(n)
+            loss, s = self.loss.g_pl(z, c, sync=self._sync_mean)
+            self._phase(G.parameters(), self.opt_G, loss * o.g_reg_interval)
+            stats.update(s)
+        G.requires_grad_(False)
+
+        # D main (+ lazy R1).
+        D.requires_grad_(True)
+        z, c = self._latents(n)
+        loss, s = self.loss.d_main(z, c, real, real_c)
+        self._phase(D.parameters(), self.opt_D, loss)
+        stats.update(s)
+        if o.r1_gamma > 0 and self.step % o.d_reg_interval == 0:
+            loss, s = self.loss.d_reg(real, real_c)
+            self._phase(D.parameters(), self.opt_D, loss * o.d_reg_interval)
+            stats.update(s)
+        D.requires_grad_(False)
+
+        self.step += 1
+        self._update_ema()
+        return stats
+
+    @torch.no_grad()
+    def _update_ema(self):
+        o = self.options
+        nimg = self.step * o.batch_size
+        ema_nimg = o.ema_kimg * 1000
+        if o.ema_rampup is not None:
+            ema_nimg = min(ema_nimg, nimg * o.ema_rampup)
+        beta = 0.5 ** (o.batch_size / max(ema_nimg, 1e-8))
+        for p_ema, p in zip(self.G_ema.parameters(), self.G.parameters()):
+            p_ema.copy_(p.detach().lerp(p_ema, beta))
+        for b_ema, b in zip(self.G_ema.buffers(), self.G.buffers()):
+            b_ema.copy_(b)
+
+    def train(self, steps):
+        """Train until `steps` steps in total (resumed runs count the steps already done)."""
+        o = self.options
+        if self.rank == 0:
+            os.makedirs(self.out_dir, exist_ok=True)
+            write_text(os.path.join(self.out_dir, OPTIONS_FILE), json.dumps(self._record(), indent=2) + "\n")
+        bar = None
+        if self.progress and steps > self.step:
+            from tqdm import tqdm
+
+            bar = tqdm(total=steps, initial=self.step, desc="training", unit="step", dynamic_ncols=True)
+        t0 = time.perf_counter()
+        try:
+            while self.step < steps:
+                stats = self.train_step()
+                for k, v in stats.items():
+                    self._stats.setdefault(k, []).append(v)
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(kimg=f"{self.kimg:.1f}", G=f"{stats['loss_G']:.3f}", D=f"{stats['loss_D']:.3f}")
+                if self.step % o.log_every == 0 or self.step == steps:
+                    self._log((time.perf_counter() - t0) / max(len(self._stats.get("loss_G", [])), 1))
+                    t0 = time.perf_counter()
+                if self.step % o.snapshot_every == 0 or self.step == steps:
+                    self.snapshot()
+        finally:
+            if bar is not None:
+                bar.close()
+            if self._tb is not None:
+                self._tb.flush()
+        return self
+
+    # ---------------------------------------------------------------------------------- outputs
+
+    def _record(self):
+        return {
+            "options": self.options.to_dict(),
+            "dataset": {"path": os.path.abspath(self.dataset.path), "images": self.dataset.num_images,
+                        "resolution": self.dataset.resolution, "xflip": self.dataset.xflip},
+            "source": self.source,
+            "world_size": self.world,
+            "G": _network_spec(self.G),
+            "D": _network_spec(self.D),
+            "regularizer": getattr(self.regularizer, "config", None),
+        }
+
+    def snapshot_path(self, step=None, ext=".safetensors"):
+        return os.path.join(self.out_dir, f"network-snapshot-{self.step if step is None else step:06d}{ext}")
+
+    def snapshot(self):
+        """Write the networks (latentlab format, optionally .pkl) and then the resume state, atomically."""
+        rngs = self._gather_rng()
+        if self.rank != 0:
+            return
+        nets = {"G": self.G, "D": self.D, "G_ema": self.G_ema}
+        extras = {"step": self.step, "kimg": self.kimg, "training": self._record()}
+        save_native(self.snapshot_path(), nets, source_format="latentlab-training", extras=extras)
+        if self.options.export_pkl:
+            from ..checkpoints.export import save_official_pickle
+
+            save_official_pickle(self.snapshot_path(ext=".pkl"), nets,
+                                 extras={"progress": {"step": self.step, "kimg": self.kimg}})
+        state = {
+            "step": self.step,
+            "world": self.world,
+            "options": json.dumps(self.options.to_dict()),
+            "networks": json.dumps({k: _network_spec(v) for k, v in nets.items()}),
+            "source": self.source,
+            "pl_mean": self.loss.pl_mean.detach().cpu(),
+            "opt_G": self.opt_G.state_dict(),
+            "opt_D": self.opt_D.state_dict(),
+            "opt_reg": self.opt_reg.state_dict() if self.opt_reg is not None else None,
+            "regularizer": self.regularizer.state_dict() if self.regularizer is not None else None,
+            **{k: {n: t.detach().cpu() for n, t in v.state_dict().items()} for k, v in nets.items()},
+            **{f"rng_{r}": rng for r, rng in enumerate(rngs)},
+        }
+        with atomic_path(os.path.join(self.out_dir, STATE_FILE), ".pt") as tmp:
+            torch.save(state, tmp)
+
+    def _gather_rng(self):
+        mine = {"cpu": torch.get_rng_state(),
+                "cuda": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None}
+        if self.world == 1:
+            return [mine]
+        out = [None] * self.world
+        torch.distributed.all_gather_object(out, mine)
+        return out
+
+    def _columns(self):
+        extra = list(self.regularizer.log_keys) if self.regularizer is not None else []
+        return list(BASE_COLUMNS) + ["reg_weight"] + extra
+
+    def _log(self, sec_per_step):
+        stats, self._stats = self._stats, {}
+        if self.rank != 0:
+            return
+        row = {"step": self.step, "kimg": round(self.kimg, 4), "sec_per_step": round(sec_per_step, 4)}
+        for k, v in stats.items():
+            row[k] = float(np.mean(v))
+        path = os.path.join(self.out_dir, METRICS_FILE)
+        columns = self._columns()
+        new = not os.path.exists(path)
+        with open(path, "a", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
+            if new:
+                w.writeheader()
+            w.writerow(row)
+        tb = self._tensorboard()
+        if tb is not None:
+            for k, v in row.items():
+                if k != "step":
+                    tb.add_scalar(k, v, self.step)
+
+    def _tensorboard(self):
+        if self._tb is None:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:  # TensorBoard is optional
+                self._tb = False
+                return None
+            self._tb = SummaryWriter(os.path.join(self.out_dir, "tensorboard"))
+        return self._tb or None
+
+    def _trim_metrics(self):
+        """Drop logged rows past the resume point (a resumed run logs them again)."""
+        path = os.path.join(self.out_dir, METRICS_FILE)
+        if self.rank != 0 or not os.path.exists(path):
+            return
+        with open(path, newline="") as f:
+            rows = list(csv.DictReader(f))
+        keep = [r for r in rows if int(float(r["step"])) <= self.step]
+        if len(keep) == len(rows):
+            return
+        with atomic_path(path, ".csv") as tmp:
+            with open(tmp, "w", newline="") as f:
+                w = csv.DictWriter(f, fieldnames=self._columns(), extrasaction="ignore")
+                w.writeheader()
+                w.writerows(keep)
+
+
+def check_same_options(stored, given, out_dir):
+    """ValueError naming the first setting that differs (resumable ones excepted)."""
+    a, b = stored.to_dict(), given.to_dict()
+    for k in a:
+        if k in TrainingOptions.RESUMABLE_CHANGES:
+            continue
+        if a[k] != b[k] and not (b[k] is None):  # None = 'automatic', which the stored run resolved
+            raise ValueError(f"{out_dir}: holds a run with {k}={a[k]!r}, not {b[k]!r}; use another --out folder")
+
+
+def open_dataset(path, resolution, channels=3, xflip=False, use_labels=False, max_images=None):
+    """The ImageDataset a Trainer expects (a thin alias kept for symmetry with the CLI)."""
+    return ImageDataset(path, resolution, channels=channels, xflip=xflip, use_labels=use_labels, max_images=max_images)
