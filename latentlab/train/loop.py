@@ -230,6 +230,22 @@ class Trainer:
         trainer._load_state(state)
         return trainer
 
+    @staticmethod
+    def peek(out_dir):
+        """Resolution, channels and step of the run stored in `out_dir` (without building it)."""
+        path = os.path.join(out_dir, STATE_FILE)
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except (OSError, RuntimeError, EOFError) as e:
+            raise ValueError(f"{path}: unreadable training state ({e})") from None
+        g = json.loads(state["networks"])["G"]["init_kwargs"]
+        syn, mapping = g.get("synthesis_kwargs") or {}, g.get("mapping_kwargs") or {}
+        network = {"z_dim": g["z_dim"], "w_dim": g["w_dim"], "map_layers": mapping.get("num_layers", 8),
+                   "channel_base": syn.get("channel_base", 32768), "channel_max": syn.get("channel_max", 512),
+                   "fp16": syn.get("num_fp16_res", 0) > 0}
+        return {"resolution": g["img_resolution"], "channels": g["img_channels"], "step": int(state["step"]),
+                "network": network}
+
     def _load_state(self, state):
         self.opt_G.load_state_dict(state["opt_G"])
         self.opt_D.load_state_dict(state["opt_D"])

@@ -1,0 +1,111 @@
+"""`latentlab train gan|hsr|clusters`: thin shells over latentlab.train."""
+import functools
+
+import click
+
+from . import options as opt
+
+
+def _run_options(f):
+    """Options every GAN training command shares."""
+    decorators = [
+        click.option("--data", required=True, type=click.Path(exists=True), help="Image folder or .zip (square images)."),
+        click.option("--steps", type=click.IntRange(min=1), required=True, help="Total training steps (G + D updates)."),
+        opt.out,
+        click.option("--batch", "batch_size", type=click.IntRange(min=1), default=16, show_default=True,
+                     help="Images per step (over all processes)."),
+        click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=0.0025, show_default=True,
+                     help="Adam learning rate of G and D."),
+        click.option("--gamma", "r1_gamma", type=click.FloatRange(min=0), default=None,
+                     help="R1 weight [default: 0.0002 * resolution^2 / batch]."),
+        click.option("--pl-weight", type=click.FloatRange(min=0), default=2.0, show_default=True,
+                     help="Path-length regulariser weight (0 = off)."),
+        click.option("--mixing", "style_mixing_prob", type=click.FloatRange(0, 1), default=0.9, show_default=True,
+                     help="Style-mixing probability."),
+        click.option("--ema-kimg", type=click.FloatRange(min=0), default=None,
+                     help="G_ema half-life in kimg [default: batch * 10 / 32]."),
+        click.option("--mirror", "xflip", is_flag=True, help="Add x-flipped copies of every image."),
+        click.option("--cond", "use_labels", is_flag=True, help="Conditional training on dataset.json labels."),
+        click.option("--max-images", type=click.IntRange(min=1), default=None, help="Use only the first N images."),
+        click.option("--snapshot-every", type=click.IntRange(min=1), default=500, show_default=True,
+                     help="Steps between snapshots (the resume points)."),
+        click.option("--log-every", type=click.IntRange(min=1), default=10, show_default=True,
+                     help="Steps between rows of metrics.csv."),
+        click.option("--export-pkl", is_flag=True, help="Also write each snapshot as a stylegan2-ada-pytorch-style .pkl."),
+        click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Random seed."),
+        opt.device_opt,
+    ]
+    for d in reversed(decorators):
+        f = d(f)
+    return f
+
+
+def _training_options(kw):
+    from latentlab.train import TrainingOptions
+
+    return TrainingOptions(
+        batch_size=kw.pop("batch_size"), lr=kw.pop("lr"), r1_gamma=kw.pop("r1_gamma"), pl_weight=kw.pop("pl_weight"),
+        style_mixing_prob=kw.pop("style_mixing_prob"), ema_kimg=kw.pop("ema_kimg"), seed=kw.pop("seed"),
+        snapshot_every=kw.pop("snapshot_every"), log_every=kw.pop("log_every"), export_pkl=kw.pop("export_pkl"),
+    )
+
+
+def _train(kw, **extra):
+    from latentlab.sampling.distributed import shutdown
+    from latentlab.train.runs import join_process_group, train_gan
+
+    dev, rank, _ = join_process_group(kw.pop("device"))
+    options = _training_options(kw)
+    ok = False
+    try:
+        trainer = train_gan(kw.pop("data"), kw.pop("out_dir"), kw.pop("steps"), options=options, xflip=kw.pop("xflip"),
+                            use_labels=kw.pop("use_labels"), max_images=kw.pop("max_images"), device=dev, **extra)
+        ok = True
+    finally:
+        shutdown(wait=ok)
+    if rank == 0:
+        click.echo(f"trained to step {trainer.step} ({trainer.kimg:.1f} kimg); networks: {trainer.snapshot_path()}")
+
+
+@click.group("train")
+def train():
+    """Train or fine-tune generators (StyleGAN2 loop, HSR, learned cluster mappings).
+
+    \b
+    Example:
+      latentlab train gan --data faces/ --resolution 64 --steps 20000 --out runs/gan
+      latentlab train hsr --model ffhq.pkl --data ffhq/ --steps 5000 --out runs/hsr
+      latentlab train clusters --model ffhq.pkl --steps 2000 --out runs/clusters
+    """
+
+
+@train.command("gan")
+@_run_options
+@click.option("--resolution", type=click.IntRange(min=4), default=None, help="Image size (from scratch).")
+@click.option("--model", "ckpt", default=None, type=click.Path(dir_okay=False),
+              help="Fine-tune this checkpoint (needs G and D) instead of starting from scratch.")
+@click.option("--z-dim", type=click.IntRange(min=1), default=None, help="[default: 512]")
+@click.option("--w-dim", type=click.IntRange(min=1), default=None, help="[default: 512]")
+@click.option("--map-layers", type=click.IntRange(min=1), default=None, help="Mapping network depth [default: 2].")
+@click.option("--channel-base", type=click.IntRange(min=1), default=None,
+              help="Channels at resolution R are min(channel_base / R, channel_max) [default: 16384].")
+@click.option("--channel-max", type=click.IntRange(min=1), default=None, help="[default: 512]")
+@click.option("--fp16/--no-fp16", default=None, help="fp16 in the 4 highest resolutions [default: on CUDA].")
+def gan(**kw):
+    """Train a StyleGAN2 from scratch (or fine-tune --model) on an image folder or zip.
+
+    Snapshots (G, D, G_ema) go to --out as network-snapshot-NNNNNN.safetensors, which
+    every latentlab command reads; metrics.csv logs the losses. Rerun the same command
+    to resume from the last snapshot. Under torchrun the batch is split over processes.
+
+    \b
+    Example:
+      latentlab train gan --data toyfaces/images --resolution 64 --steps 20000 --out runs/toy \\
+          --z-dim 128 --w-dim 128 --channel-base 2048 --channel-max 64
+      torchrun --nproc_per_node 4 -m cli.main train gan --data ffhq.zip --resolution 256 --steps 100000 --out runs/ffhq
+    """
+    network = {k: kw.pop(k) for k in ("z_dim", "w_dim", "map_layers", "channel_base", "channel_max", "fp16")}
+    _train(kw, resolution=kw.pop("resolution"), model=kw.pop("ckpt"), network_kwargs=network)
+
+
+ALL = [train]

@@ -1,0 +1,80 @@
+"""One call per kind of run: what the `latentlab train ...` commands do, as Python functions."""
+import os
+
+from ..sampling import distributed as dist_utils
+from .dataset import ImageDataset
+from .loop import STATE_FILE, Trainer, TrainingOptions, scratch_networks
+
+
+def is_resumable(out_dir):
+    return os.path.isfile(os.path.join(out_dir, STATE_FILE))
+
+
+def load_for_finetuning(model, device="cpu"):
+    """(G, D, G_ema) from a checkpoint, unfrozen copies ready for training; refuses files without D."""
+    from ..checkpoints import load_checkpoint
+
+    ckpt = load_checkpoint(model)
+    if ckpt.D is None:
+        raise ValueError(f"{model}: holds no discriminator; fine-tuning needs G and D (official training pickles have both)")
+    G = ckpt.G if ckpt.G is not None else ckpt.G_ema
+    G_ema = ckpt.G_ema if ckpt.G_ema is not None else None
+    if getattr(G, "generation", 2) != 2 or type(G).__name__ != "Generator":
+        raise ValueError(f"{model}: only StyleGAN2 networks can be trained (this is a {type(G).__name__})")
+    return G, ckpt.D, G_ema
+
+
+def train_gan(data, out_dir, steps, resolution=None, model=None, options=None, network_kwargs=None, xflip=False,
+              use_labels=False, max_images=None, regularizer=None, device="cpu", progress=True):
+    """Train from scratch (`resolution`, `network_kwargs` for `scratch_networks`) or fine-tune `model`.
+
+    A folder that already holds a run is resumed (its settings must match).
+    Returns the Trainer after `steps` steps in total.
+    """
+    options = options or TrainingOptions()
+    options.xflip = bool(xflip)
+    dev = str(device)
+    if is_resumable(out_dir):
+        stored = Trainer.peek(out_dir)
+        res, ch = stored["resolution"], stored["channels"]
+        if resolution is not None and resolution != res:
+            raise ValueError(f"{out_dir}: holds a {res}px run, not {resolution}px; use another --out folder")
+        given = {k: v for k, v in (network_kwargs or {}).items() if v is not None}
+        for k, v in given.items():
+            if k in stored["network"] and stored["network"][k] != v:
+                raise ValueError(f"{out_dir}: holds a run with {k}={stored['network'][k]!r}, not {v!r}; use another --out folder")
+        ds = ImageDataset(data, res, channels=ch, xflip=xflip, use_labels=use_labels, max_images=max_images)
+        trainer = Trainer.resume(out_dir, ds, options=options, regularizer=regularizer, device=dev, progress=progress)
+        if progress and trainer.rank == 0:
+            print(f"resuming {out_dir} at step {trainer.step} ({trainer.kimg:.1f} kimg)", flush=True)
+    else:
+        if model is not None:
+            G, D, G_ema = load_for_finetuning(model)
+            if resolution is not None and resolution != G.img_resolution:
+                raise ValueError(f"{model} makes {G.img_resolution}px images, not {resolution}px")
+            source = str(model)
+        else:
+            if resolution is None:
+                raise ValueError("training from scratch needs a resolution (--resolution)")
+            kw = {k: v for k, v in (network_kwargs or {}).items() if v is not None}
+            kw.setdefault("fp16", dev.startswith("cuda"))
+            if use_labels:
+                probe = ImageDataset(data, resolution, use_labels=True, max_images=max_images)
+                kw["c_dim"] = probe.label_dim
+            G, D = scratch_networks(resolution, seed=options.seed, **kw)
+            G_ema, source = None, None
+        ds = ImageDataset(data, G.img_resolution, channels=G.img_channels, xflip=xflip, use_labels=use_labels,
+                          max_images=max_images)
+        trainer = Trainer(out_dir, G, D, ds, options=options, G_ema=G_ema, regularizer=regularizer, device=dev,
+                          progress=progress, source=source)
+    trainer.train(steps)
+    return trainer
+
+
+def join_process_group(device="auto"):
+    """(device, rank, world) for this process; under torchrun joins the process group (DDP-style training)."""
+    from ..sampling.distributed import rank_device
+
+    dev = rank_device(device)
+    rank, world = dist_utils.init_from_env(dev)
+    return dev, rank, world
