@@ -31,7 +31,7 @@ def save_native(path, networks, source_format, extras=None):
             continue
         nets[name] = {"class_name": type(net).__name__, "init_kwargs": net.init_kwargs}
         for key, value in net.state_dict().items():
-            tensors[f"{name}/{key}"] = value.detach().to("cpu").contiguous()
+            tensors[f"{name}/{key}"] = value.detach().to("cpu").contiguous().clone()  # own storage: nets may share tensors
     meta = {
         "format": MAGIC,
         "version": str(VERSION),

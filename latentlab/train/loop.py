@@ -75,6 +75,8 @@ class TrainingOptions:
 
     def resolved(self, resolution):
         o = copy.deepcopy(self)
+        if not (isinstance(o.batch_size, int) and o.batch_size >= 1):
+            raise ValueError(f"batch_size must be an integer >= 1, got {o.batch_size!r}")
         o.betas = tuple(float(b) for b in o.betas)
         if o.r1_gamma is None:
             o.r1_gamma = 0.0002 * resolution**2 / o.batch_size
