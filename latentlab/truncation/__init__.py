@@ -6,7 +6,7 @@
     img = G.synthesis(ws, noise_mode="const")
 """
 from .base import NotFittedError, Truncation
-from .clusters import ClusterTruncation
+from .clusters import ClusterTruncation, LearnedClusterTruncation
 from .spec import FORMS, parse_truncation
 from .standard import LayerScheduleTruncation, NoTruncation, RadiusClamp, WTruncation
 from .znormal import ZTruncatedNormal
@@ -31,6 +31,7 @@ __all__ = [
     "ClusterTruncation",
     "FORMS",
     "LayerScheduleTruncation",
+    "LearnedClusterTruncation",
     "NoTruncation",
     "NotFittedError",
     "RadiusClamp",

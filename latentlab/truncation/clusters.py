@@ -286,3 +286,192 @@ def _check_levels(levels):
     if len(set(canonical)) != len(canonical):
         raise ValueError(f"levels repeat a level: {levels}")
     return tuple(levels)
+
+
+# --- learned clusters ----------------------------------------------------------------
+LEAKY_SLOPE = 0.2  # slope of the hidden layers' LeakyReLU in the learned MLPs (mapping, classifier, critic)
+
+
+def mlp_forward(x, weights, biases, slope=LEAKY_SLOPE):
+    """A plain MLP: F.linear per layer, LeakyReLU(slope) after every layer but the last.
+
+    weights[i] is [out, in] and biases[i] is [out] (nn.Linear's layout). The trainer
+    (`latentlab.train.clusters`) runs the same function, so a saved file predicts bit for bit
+    what the trained networks did (same dtype and device).
+    """
+    for i, (w, b) in enumerate(zip(weights, biases)):
+        x = torch.nn.functional.linear(x, w, b)
+        if i < len(weights) - 1:
+            x = torch.nn.functional.leaky_relu(x, slope)
+    return x
+
+
+LEARNED_FIELDS = ("mu", "log_sigma", "log_weights", "centers", "mapping", "classifier")
+
+
+class LearnedClusterTruncation(ClusterTruncation):
+    """Cluster truncation with learned per-level mappings (Katzir et al. 2022, "Multi-level latent space structuring").
+
+    Per level l: a mixture of K Gaussians N(mu_k, diag(sigma_k^2)) in an input space of
+    z_dim dimensions, a mapping MLP M_l into W and a classifier MLP C_l on level codes.
+    Centers are c_{l,k} = M_l(mu_k); `assign` is argmax C_l(code); `move` is the base
+    class's w_l <- c + psi (w_l - c). Trained by `latentlab.train.clusters.train_cluster_mappings`
+    (there is no `fit`); save/load store every network as plain arrays (no pickle, no module code).
+
+    State per level (`nets_[level]`): mu [K, x_dim], log_sigma [K, x_dim], log_weights [K],
+    centers [K, w_dim], mapping / classifier {'weights': [W_i [out, in]], 'biases': [b_i [out]]}
+    (float32; hidden layers LeakyReLU(0.2), last layer linear).
+    """
+
+    kind = "learned-clusters"
+    requires_fit = True
+
+    def __init__(self, k=8, psi=0.7, levels=("coarse", "middle", "fine"), keep_last=True):
+        super().__init__(k=k, psi=psi, levels=levels, keep_last=keep_last)
+        self.nets_ = {}  # level -> {field: float32 tensors}, see the class docstring
+        self.info_ = {}  # training record (steps, final classifier accuracy); informative only
+
+    @property
+    def name(self):
+        k = self.k if isinstance(self.k, int) else ",".join(f"{n}:{v}" for n, v in self.k.items())
+        return f"learned clusters k={k} psi={self.psi:g}"
+
+    def fit(self, G, n_samples=10000, seed=0, batch_size=1000, progress=False):
+        raise ValueError("learned clusters are trained, not fitted: use latentlab.train.clusters.train_cluster_mappings "
+                         "(or `latentlab train clusters`) and load the clusters file it writes")
+
+    def fit_codes(self, codes, layers, seed=0):
+        self.fit(None)
+
+    def _check_fitted(self):
+        if not self.is_fitted:
+            raise NotFittedError("LearnedClusterTruncation holds no trained networks: load a clusters file written by "
+                                 "latentlab.train.clusters.train_cluster_mappings")
+
+    # --- the learned networks -----------------------------------------------------
+    def classify(self, level, codes):
+        """Classifier logits [N, K] of level codes [N, w_dim]."""
+        level = _canonical(level)
+        self._check_level(level)
+        net = self.nets_[level]["classifier"]
+        dev = codes.device
+        return mlp_forward(codes.to(torch.float32), [w.to(dev) for w in net["weights"]], [b.to(dev) for b in net["biases"]])
+
+    def map(self, level, x):
+        """M_l(x): mapping-network inputs [N, x_dim] -> level codes [N, w_dim]."""
+        level = _canonical(level)
+        self._check_level(level)
+        net = self.nets_[level]["mapping"]
+        dev = x.device
+        return mlp_forward(x.to(torch.float32), [w.to(dev) for w in net["weights"]], [b.to(dev) for b in net["biases"]])
+
+    def sample_codes(self, level, ids, eps):
+        """Codes M_l(mu_k + sigma_k * eps) of Gaussians ids [N] for standard-normal eps [N, x_dim]."""
+        level = _canonical(level)
+        self._check_level(level)
+        n = self.nets_[level]
+        eps = torch.as_tensor(eps).to(torch.float32)
+        ids = self._chosen_ids(level, ids, len(eps), eps.device)
+        mu, sigma = n["mu"].to(eps.device)[ids], n["log_sigma"].to(eps.device)[ids].exp()
+        return self.map(level, mu + sigma * eps)
+
+    def assign(self, level, codes):
+        """Cluster id [N] of each level code: argmax of the level's classifier."""
+        return self.classify(level, codes).argmax(dim=1)
+
+    def predict(self, x, level, z=None, c=None):
+        return super().predict(x, _canonical(level), z=z, c=c)
+
+    def generate(self, G, z, clusters, c=None, eps=None):
+        """Controlled generation: per chosen level, codes sampled from that level's Gaussian k through M_l.
+
+        clusters: {level: id or [N] ids}. For a chosen level the layers get
+        M_l(mu_k + sigma_k * eps) (eps defaults to z, so a z gives one image per choice),
+        then move toward c_{l,k} by psi. Levels not chosen keep the original mapping's
+        w, truncated toward their predicted cluster; the last layer (keep_last) keeps the
+        original code. Returns ws; G.synthesis(ws) renders them.
+        """
+        self._check_fitted()
+        clusters = {_canonical(level): v for level, v in clusters.items()}
+        for level in clusters:
+            self._check_level(level)
+        ws = check_ws(G, map_z(G, z, c))
+        eps = z if eps is None else torch.as_tensor(eps, device=ws.device)
+        x_dim = next(iter(self.nets_.values()))["mu"].shape[1]
+        if eps.ndim != 2 or eps.shape != (len(ws), x_dim):
+            raise ValueError(f"eps must be [{len(ws)}, {x_dim}] (the mixtures' input size), got {tuple(eps.shape)}")
+        out = ws.clone()
+        for level, value in clusters.items():
+            ids = self._chosen_ids(level, value, len(ws), ws.device)
+            codes = self.sample_codes(level, ids, eps.to(ws.device)).to(ws.dtype)
+            out[:, self.layers_[level]] = codes.unsqueeze(1)
+        return self._apply(G, out, clusters)
+
+    # --- serialisation ------------------------------------------------------------
+    def get_params(self):
+        levels = dict(self.levels) if isinstance(self.levels, dict) else list(self.levels)
+        return {"k": self.k, "psi": self.psi, "levels": levels, "keep_last": self.keep_last}
+
+    def get_state(self):
+        if not self.is_fitted:
+            return {}
+        nets = {}
+        for level, n in self.nets_.items():
+            nets[level] = {f: n[f].numpy() for f in LEARNED_FIELDS[:4]}
+            for f in ("mapping", "classifier"):
+                nets[level][f] = {p: [a.numpy() for a in n[f][p]] for p in ("weights", "biases")}
+        return {"layers": self.layers_, "nets": nets, "info": self.info_}
+
+    def set_state(self, state):
+        if not state:
+            return
+        layers = {str(n): [int(i) for i in idx] for n, idx in state["layers"].items()}
+        nets, centers = {}, {}
+        for level in layers:
+            raw = state["nets"].get(level) if isinstance(state.get("nets"), dict) else None
+            if raw is None:
+                raise ValueError(f"level {level!r}: the learned-clusters state has no networks")
+            missing = [f for f in LEARNED_FIELDS if f not in raw]
+            if missing:
+                raise ValueError(f"level {level!r}: the learned-clusters state lacks {', '.join(missing)}")
+            n = {f: _f32(raw[f]) for f in LEARNED_FIELDS[:4]}
+            for f in ("mapping", "classifier"):
+                n[f] = {p: [_f32(a) for a in raw[f][p]] for p in ("weights", "biases")}
+            _check_learned(level, n, self.k_for(level))
+            nets[level], centers[level] = n, n["centers"]
+        self.layers_, self.nets_, self.centers = layers, nets, centers
+        self.params_ = {}
+        self.info_ = dict(state.get("info") or {})
+
+
+def _canonical(level):
+    return LEVEL_ALIASES.get(level, level) if isinstance(level, str) else level
+
+
+def _f32(a):
+    return torch.from_numpy(np.array(a, dtype=np.float32))  # a copy: the state never aliases the caller's arrays
+
+
+def _check_learned(level, n, k):
+    """Shapes of one level's learned networks fit together (else a clear ValueError)."""
+    def bad(what):
+        raise ValueError(f"level {level!r}: inconsistent learned-clusters state: {what}")
+
+    mu, log_sigma, log_weights, centers = n["mu"], n["log_sigma"], n["log_weights"], n["centers"]
+    if mu.ndim != 2 or mu.shape[0] != k:
+        bad(f"mu has shape {tuple(mu.shape)}, expected [{k}, x_dim]")
+    if log_sigma.shape != mu.shape or log_weights.shape != (k,):
+        bad(f"log_sigma {tuple(log_sigma.shape)} / log_weights {tuple(log_weights.shape)} do not match mu {tuple(mu.shape)}")
+    for f, d_in, d_out in (("mapping", mu.shape[1], centers.shape[-1]), ("classifier", centers.shape[-1], k)):
+        ws, bs = n[f]["weights"], n[f]["biases"]
+        if not ws or len(ws) != len(bs):
+            bad(f"{f} needs as many weights as biases, at least one")
+        dims = [d_in]
+        for w, b in zip(ws, bs):
+            if w.ndim != 2 or w.shape[1] != dims[-1] or b.shape != (w.shape[0],):
+                bad(f"{f} layer {len(dims) - 1}: weight {tuple(w.shape)}, bias {tuple(b.shape)} after width {dims[-1]}")
+            dims.append(w.shape[0])
+        if dims[-1] != d_out:
+            bad(f"{f} ends with width {dims[-1]}, expected {d_out}")
+    if centers.shape != (k, centers.shape[-1]):
+        bad(f"centers have shape {tuple(centers.shape)}, expected [{k}, w_dim]")
