@@ -3,7 +3,7 @@ import sys
 
 import click
 
-from . import attribute_commands, boundary_commands, commands, edit_commands, sample_commands, study_commands, train_commands
+from . import attribute_commands, boundary_commands, commands, dataset_commands, edit_commands, sample_commands, study_commands, train_commands
 from .errors import run
 
 
@@ -20,7 +20,7 @@ def app(debug):
     """
 
 
-for cmd in commands.ALL + edit_commands.ALL + attribute_commands.ALL + sample_commands.ALL + boundary_commands.ALL + study_commands.ALL + train_commands.ALL:
+for cmd in commands.ALL + edit_commands.ALL + attribute_commands.ALL + sample_commands.ALL + boundary_commands.ALL + study_commands.ALL + train_commands.ALL + dataset_commands.ALL:
     app.add_command(cmd)
 
 
