@@ -50,15 +50,17 @@ def _training_options(kw):
     )
 
 
-def _train(kw, **extra):
+def _train(kw, runner=None, **extra):
     from latentlab.sampling.distributed import shutdown
     from latentlab.train.runs import join_process_group, train_gan
+
+    runner = runner or train_gan
 
     dev, rank, _ = join_process_group(kw.pop("device"))
     options = _training_options(kw)
     ok = False
     try:
-        trainer = train_gan(kw.pop("data"), kw.pop("out_dir"), kw.pop("steps"), options=options, xflip=kw.pop("xflip"),
+        trainer = runner(kw.pop("data"), kw.pop("out_dir"), kw.pop("steps"), options=options, xflip=kw.pop("xflip"),
                             use_labels=kw.pop("use_labels"), max_images=kw.pop("max_images"), device=dev, **extra)
         ok = True
     finally:
@@ -109,3 +111,62 @@ def gan(**kw):
 
 
 ALL = [train]
+
+
+@train.command("hsr")
+@_run_options
+@click.option("--model", "ckpt", default=None, type=click.Path(dir_okay=False),
+              help="Checkpoint to fine-tune (needs G and D); without it, train from scratch at --resolution.")
+@click.option("--resolution", type=click.IntRange(min=4), default=None, help="Image size when training from scratch.")
+@click.option("--extractor", default=None,
+              help="Frozen feature network F: vit_small_patch16_224.dino (default, the paper's), dino_vits16, "
+                   "timm:<model> or torchvision:<model>.")
+@click.option("--extractor-weights", default=None,
+              help="F's weights: a local .pth/.safetensors file, 'timm' / 'torchvision' (download into the "
+                   "library's cache), or 'none' (random F, offline baseline).")
+@click.option("--extractor-layers", default=None, help="F's layers, comma-separated (ViT: 1-based blocks) [default: 3,6,9,12].")
+@click.option("--hsr-resolutions", default="auto", show_default=True,
+              help="Generator blocks to supervise, e.g. 64,32,16,8 ('auto': those of 64,32,16,8 the model has).")
+@click.option("--hsr-weight", type=click.FloatRange(min=0), default=1.0, show_default=True, help="Weight lambda of the HSR loss.")
+@click.option("--hsr-warmup-kimg", type=click.FloatRange(min=0), default=None,
+              help="HSR is off for the run's first kimg [default: 0 when fine-tuning, 500 from scratch].")
+@click.option("--hsr-hidden", type=click.IntRange(min=1), default=4096, show_default=True, help="Predictor hidden width.")
+def hsr(**kw):
+    """Fine-tune a StyleGAN2 with the Hierarchical Semantic Regulariser (Karmali et al., ECCV 2022).
+
+    Predictors (1x1 conv, LeakyReLU, 1x1 conv) map the generator's block features to a
+    frozen network's features on the generated image; their squared error, weighted by
+    --hsr-weight, joins the generator loss. Snapshots and resuming work as in `train gan`;
+    the snapshots are plain generators that every command reads.
+
+    \b
+    Example:
+      latentlab train hsr --model ffhq.pkl --data ffhq/ --steps 5000 --out runs/hsr --extractor-weights dino_deitsmall16_pretrain.pth
+      latentlab train hsr --model toy.safetensors --data toyfaces/images --steps 200 --out runs/hsr --extractor-weights none
+    """
+    layers = kw.pop("extractor_layers")
+    if layers is not None:
+        try:
+            layers = [int(v) if v.strip().lstrip("-").isdigit() else v.strip() for v in layers.split(",") if v.strip()]
+        except ValueError:
+            raise ValueError(f"--extractor-layers: expected a comma-separated list, got {layers!r}") from None
+    res = kw.pop("hsr_resolutions")
+    if res != "auto":
+        try:
+            res = tuple(int(v) for v in res.split(","))
+        except ValueError:
+            raise ValueError(f"--hsr-resolutions: expected e.g. 64,32,16,8 or auto, got {res!r}") from None
+    from latentlab.train.runs import train_hsr
+
+    _train(kw, runner=train_hsr, model=kw.pop("ckpt"), resolution=kw.pop("resolution"), extractor=kw.pop("extractor"),
+           extractor_weights=kw.pop("extractor_weights"), layers=layers, gen_resolutions=res, weight=kw.pop("hsr_weight"),
+           warmup_kimg=kw.pop("hsr_warmup_kimg"), hidden=kw.pop("hsr_hidden"))
+
+
+def _add_clusters():
+    from .train_clusters import clusters
+
+    train.add_command(clusters, "clusters")
+
+
+_add_clusters()

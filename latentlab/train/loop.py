@@ -119,12 +119,13 @@ def scratch_networks(resolution, img_channels=3, z_dim=512, w_dim=512, map_layer
                      channel_max=512, c_dim=0, fp16=False, mbstd_group=4, seed=0):
     """A new (G, D) pair with StyleGAN2-ADA's layout; fp16 adds its 4 fp16 resolutions and conv clamp 256."""
     fp16_kw = dict(num_fp16_res=4, conv_clamp=256) if fp16 else dict(num_fp16_res=0, conv_clamp=None)
-    torch.manual_seed(seed)
-    G = Generator(z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, img_resolution=resolution, img_channels=img_channels,
-                  mapping_kwargs=dict(num_layers=map_layers),
-                  synthesis_kwargs=dict(channel_base=channel_base, channel_max=channel_max, **fp16_kw))
-    D = Discriminator(c_dim=c_dim, img_resolution=resolution, img_channels=img_channels, channel_base=channel_base,
-                      channel_max=channel_max, epilogue_kwargs=dict(mbstd_group_size=mbstd_group), **fp16_kw)
+    with torch.random.fork_rng(devices=[]):  # seeded initialisation without touching the caller's RNG
+        torch.manual_seed(seed)
+        G = Generator(z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, img_resolution=resolution, img_channels=img_channels,
+                      mapping_kwargs=dict(num_layers=map_layers),
+                      synthesis_kwargs=dict(channel_base=channel_base, channel_max=channel_max, **fp16_kw))
+        D = Discriminator(c_dim=c_dim, img_resolution=resolution, img_channels=img_channels, channel_base=channel_base,
+                          channel_max=channel_max, epilogue_kwargs=dict(mbstd_group_size=mbstd_group), **fp16_kw)
     return G, D
 
 
@@ -246,7 +247,7 @@ class Trainer:
                    "channel_base": syn.get("channel_base", 32768), "channel_max": syn.get("channel_max", 512),
                    "fp16": syn.get("num_fp16_res", 0) > 0}
         return {"resolution": g["img_resolution"], "channels": g["img_channels"], "step": int(state["step"]),
-                "network": network}
+                "network": network, "regularizer": json.loads(state.get("regularizer_config") or "null")}
 
     def _load_state(self, state):
         self.opt_G.load_state_dict(state["opt_G"])
@@ -436,6 +437,7 @@ class Trainer:
             "opt_D": self.opt_D.state_dict(),
             "opt_reg": self.opt_reg.state_dict() if self.opt_reg is not None else None,
             "regularizer": self.regularizer.state_dict() if self.regularizer is not None else None,
+            "regularizer_config": json.dumps(getattr(self.regularizer, "config", None)),
             **{k: {n: t.detach().cpu() for n, t in v.state_dict().items()} for k, v in nets.items()},
             **{f"rng_{r}": rng for r, rng in enumerate(rngs)},
         }

@@ -1,6 +1,8 @@
 """One call per kind of run: what the `latentlab train ...` commands do, as Python functions."""
 import os
 
+import torch
+
 from ..sampling import distributed as dist_utils
 from .dataset import ImageDataset
 from .loop import STATE_FILE, Trainer, TrainingOptions, scratch_networks
@@ -69,6 +71,58 @@ def train_gan(data, out_dir, steps, resolution=None, model=None, options=None, n
                           progress=progress, source=source)
     trainer.train(steps)
     return trainer
+
+
+def train_hsr(data, out_dir, steps, model=None, resolution=None, extractor=None,
+              extractor_weights=None, layers=None, gen_resolutions="auto", weight=1.0, warmup_kimg=None, hidden=4096,
+              grid=14, options=None, network_kwargs=None, device="cpu", progress=True, **kwargs):
+    """Fine-tune `model` (or train from scratch at `resolution`) with the HSR regulariser.
+
+    extractor / extractor_weights: the frozen feature network F (`latentlab.train.extractors.make_extractor`,
+    default the paper's ViT-S/16 DINO;
+    weights: a local file, 'timm' to let timm download, or None/'none' for a random F, the documented
+    baseline). gen_resolutions: generator blocks supervised ('auto' = the paper's 64, 32, 16, 8 where
+    present). warmup_kimg: HSR is off for the first kimg of the run; None = 0 when fine-tuning a
+    trained model, 500 (the paper's) when training from scratch. A resumed run rebuilds the same term.
+    """
+    from .extractors import make_extractor
+    from .hsr import DEFAULT_EXTRACTOR, HSRTerm
+
+    if is_resumable(out_dir):
+        stored = Trainer.peek(out_dir)["regularizer"]
+        if not stored or stored.get("kind") != "hsr":
+            raise ValueError(f"{out_dir}: holds a run without HSR; use another --out folder")
+        given_spec = {"name": extractor, "weights": extractor_weights}
+        spec = stored.get("extractor") or {}
+        for k, v in given_spec.items():
+            if k in spec and v is not None and _norm(spec[k]) != _norm(v):
+                raise ValueError(f"{out_dir}: holds an HSR run with extractor {k}={spec[k]!r}, not {v!r}")
+        term = HSRTerm.from_config(stored)
+    else:
+        if model is not None:
+            G, _, _ = load_for_finetuning(model)
+            warmup = 0.0 if warmup_kimg is None else warmup_kimg
+        else:
+            if resolution is None:
+                raise ValueError("HSR training needs --model CKPT to fine-tune, or --resolution to train from scratch")
+            kw = {k: v for k, v in (network_kwargs or {}).items() if v is not None}
+            G, _ = scratch_networks(resolution, **{k: v for k, v in kw.items() if k != "fp16"})
+            warmup = 500.0 if warmup_kimg is None else warmup_kimg
+        F = make_extractor(extractor or DEFAULT_EXTRACTOR, weights=_none(extractor_weights), layers=layers)
+        with torch.random.fork_rng(devices=[]):  # predictors start from the run's seed, whatever ran before
+            torch.manual_seed((options or TrainingOptions()).seed)
+            term = HSRTerm.for_generator(G, weight=weight, warmup_kimg=warmup, extractor=F,
+                                         gen_resolutions=gen_resolutions, hidden=hidden, grid=grid)
+    return train_gan(data, out_dir, steps, model=model, resolution=resolution, options=options,
+                     network_kwargs=network_kwargs, regularizer=term, device=device, progress=progress, **kwargs)
+
+
+def _none(v):
+    return None if v is None or str(v).lower() == "none" else v
+
+
+def _norm(v):
+    return "none" if v is None else str(v)
 
 
 def join_process_group(device="auto"):
