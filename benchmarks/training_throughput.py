@@ -1,0 +1,102 @@
+"""Training throughput (steps/s and images/s) of the StyleGAN2 loop, with and without HSR, and the cluster trainer.
+
+Examples:
+    python benchmarks/training_throughput.py --config toy64 --batch 16 --iters 10
+    python benchmarks/training_throughput.py --config res64 --batch 16 --iters 3 --rows gan
+    python benchmarks/training_throughput.py --config toy64 --device cuda --iters 50
+
+Rows: 'gan' (one full step: G main, lazy path length, D main, lazy R1, EMA, averaged over a
+multiple of the regularisation intervals), 'hsr-resnet18' / 'hsr-vit' (the same step plus HSR with
+a random ResNet-18 or ViT-S/16 F, the latter at the paper's 224 px), 'clusters' (one mapping step of
+the learned cluster trainer with 5 critic steps, per level). Synthetic images; no disk I/O.
+"""
+import argparse
+import os
+import platform
+import sys
+import tempfile
+
+import numpy as np
+import torch
+from PIL import Image
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from benchmarks.generator_throughput import add_run_args, append_jsonl, apply_run_args, timed  # noqa: E402
+from latentlab.train import ImageDataset, Trainer, TrainingOptions, scratch_networks  # noqa: E402
+
+CONFIGS = {  # (resolution, scratch_networks kwargs)
+    "toy64": (64, dict(z_dim=128, w_dim=128, map_layers=4, channel_base=2048, channel_max=64)),  # the toyfaces model
+    "res32": (32, dict(z_dim=512, w_dim=512, map_layers=2, channel_base=16384, channel_max=512)),
+    "res64": (64, dict(z_dim=512, w_dim=512, map_layers=2, channel_base=16384, channel_max=512)),
+}
+
+
+def image_folder(resolution, n=64):
+    folder = tempfile.mkdtemp(prefix="bench-train-")
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        Image.fromarray(rng.integers(0, 256, (resolution, resolution, 3), dtype=np.uint8)).save(f"{folder}/{i:03d}.png")
+    return folder
+
+
+def trainer(config, batch, device, regularizer=None):
+    res, kw = CONFIGS[config]
+    G, D = scratch_networks(res, fp16=device.startswith("cuda"), **kw)
+    ds = ImageDataset(image_folder(res), res)
+    opts = TrainingOptions(batch_size=batch, snapshot_every=10**9, log_every=10**9)
+    tr = Trainer(tempfile.mkdtemp(prefix="bench-run-"), G, D, ds, opts, regularizer=regularizer, device=device,
+                 progress=False)
+    return tr
+
+
+def hsr_term(G, kind):
+    from latentlab.train.hsr import HSRTerm
+    from latentlab.train.extractors import make_extractor
+
+    if kind == "resnet18":
+        F = make_extractor("torchvision:resnet18", weights="none", layers=["layer1", "layer2", "layer3", "layer4"])
+    else:
+        F = make_extractor("vit_small_patch16_224.dino", weights="none")
+    return HSRTerm.for_generator(G, weight=1.0, warmup_kimg=0, extractor=F, gen_resolutions="auto")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--config", choices=sorted(CONFIGS), default="toy64")
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--iters", type=int, default=16, help="timed steps (use multiples of 16: the lazy R1 interval)")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--rows", default="gan,hsr-resnet18,hsr-vit,clusters")
+    add_run_args(ap)
+    args = ap.parse_args()
+    apply_run_args(args)
+    iters = args.iters
+    rows = []
+    info = dict(config=args.config, batch=args.batch, device=args.device, threads=torch.get_num_threads(),
+                machine=platform.processor() or platform.machine(), torch=torch.__version__)
+    for row in args.rows.split(","):
+        if row == "gan" or row.startswith("hsr-"):
+            tr = trainer(args.config, args.batch, args.device)
+            if row.startswith("hsr-"):
+                term = hsr_term(tr.G, row[4:])
+                tr = trainer(args.config, args.batch, args.device, regularizer=term)
+            sec = timed(tr.train_step, iters, 2, args.device)
+            rows.append(dict(row=row, sec_per_step=sec, steps_per_s=1 / sec, img_per_s=args.batch / sec))
+        elif row == "clusters":
+            from latentlab.train.clusters import ClusterMappingTrainer
+
+            res, kw = CONFIGS[args.config]
+            G, _ = scratch_networks(res, **kw)
+            ct = ClusterMappingTrainer(G.to(args.device), k=8, batch_size=64, device=args.device)
+            sec = timed(ct.step, max(iters // 4, 4), 1, args.device)
+            rows.append(dict(row=row, sec_per_step=sec, steps_per_s=1 / sec, img_per_s=float("nan")))
+        else:
+            raise SystemExit(f"unknown row {row!r}")
+        r = rows[-1]
+        print(f"{args.config:6s} {r['row']:14s} {r['sec_per_step']:8.3f} s/step {r['steps_per_s']:7.2f} steps/s "
+              f"{r['img_per_s']:7.1f} img/s", flush=True)
+    append_jsonl(args.json, info, rows)
+
+
+if __name__ == "__main__":
+    main()
