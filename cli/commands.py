@@ -45,7 +45,7 @@ def info(ckpt, as_json):
 
 
 @click.command()
-@opt.model_required
+@opt.model
 @opt.seeds
 @opt.trunc
 @opt.trunc_cutoff

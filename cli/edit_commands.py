@@ -101,7 +101,7 @@ def edit(ckpt, attr, boundary, boundaries_dir, conditions, alphas, to_distance, 
 
 
 @click.command()
-@opt.model_required
+@opt.model
 @click.option("--rows", "row_seeds", default="0-3", show_default=True, help="Seeds of the images that receive layers.")
 @click.option("--cols", "col_seeds", default="10-13", show_default=True, help="Seeds of the images the layers come from.")
 @click.option("--layers", default="coarse", show_default=True, help="Layers to copy: 0-5, a list, coarse, middle, fine.")
@@ -158,7 +158,7 @@ def mix(ckpt, row_seeds, col_seeds, layers, psi, cutoff, noise_mode, batch_size,
 
 
 @click.command()
-@opt.model_required
+@opt.model
 @click.option("--seeds", default="0,1", show_default=True, help="Two or more seeds; consecutive pairs are interpolated.")
 @click.option("--steps", type=click.IntRange(min=2), default=8, show_default=True, help="Frames per pair, both ends included.")
 @click.option("--space", type=click.Choice(["z", "w", "w+"]), default="w", show_default=True, help="z uses slerp, w/w+ lerp.")
@@ -210,7 +210,7 @@ ALL = [edit, mix, interpolate]
 
 
 @click.command()
-@opt.model_required
+@opt.model
 @opt.seeds
 @click.option("--variant", "variants", multiple=True,
               help="Truncation spec (repeatable): none, w:0.7, w:0.7@8, schedule:..., center:FILE.npy:0.5, z:2.0, "

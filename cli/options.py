@@ -1,7 +1,8 @@
 """Options shared by several commands, and small helpers."""
 import click
 
-MODEL_HELP = "Checkpoint: a .pkl/.safetensors file, a registry name (see `latentlab models`) or a URL."
+MODEL_HELP = ("Checkpoint: a .pkl/.safetensors file, a registry name (see `latentlab models`) or a URL "
+              "[default: the embedded toyfaces model].")
 
 
 def device(name):
@@ -26,11 +27,26 @@ def join_ranks(name):
 
 
 def load_model(spec, dev):
-    from latentlab import load_generator
+    """The generator for --model; without one, the embedded toyfaces model (noted on stderr)."""
+    from latentlab import defaults, load_generator
 
     if spec is None:
-        raise click.UsageError("no model given: pass --model CKPT (a .pkl/.safetensors file, a registry name such as ffhq, or a URL)")
+        if not defaults.is_available():
+            raise click.UsageError("no model given and the embedded toyfaces model is not installed: pass --model CKPT")
+        click.echo("latentlab: using the embedded toyfaces model (pass --model to choose another)", err=True)
+        spec = defaults.NAME
     return load_generator(spec, device=dev)
+
+
+def classifier_for(spec, G, ckpt):
+    """The --classifier spec to load: as given, else the embedded model's own classifier for that model."""
+    from latentlab import defaults
+
+    if spec is not None:
+        return spec
+    if ckpt is None or defaults.is_default_model(G, ckpt):
+        return defaults.classifier_spec()
+    raise click.UsageError("--classifier is required for models other than the embedded toyfaces model")
 
 
 def check_cutoff(G, cutoff):
@@ -38,8 +54,10 @@ def check_cutoff(G, cutoff):
         raise ValueError(f"--trunc-cutoff {cutoff} exceeds num_ws ({G.num_ws})")
 
 
-model = click.option("--model", "ckpt", default=None, type=click.Path(dir_okay=False), help=MODEL_HELP)
-model_required = click.option("--model", "ckpt", required=True, type=click.Path(dir_okay=False), help=MODEL_HELP)
+model = click.option("--model", "ckpt", default=None, type=str, help=MODEL_HELP)
+classifier = click.option("--classifier", "classifier_spec", default=None,
+                          help="Classifier spec, e.g. resnet:celeba40.pt or toyfaces:FILE (see `latentlab sample --help`) "
+                               "[default: the embedded model's classifier, for the embedded model].")
 seeds = click.option("--seeds", default="0-7", show_default=True, help="Seeds: N, A-B or a list such as 0-3,42.")
 trunc = click.option("--trunc", "psi", type=float, default=1.0, show_default=True, help="Truncation psi (1 = none).")
 trunc_cutoff = click.option("--trunc-cutoff", "cutoff", type=click.IntRange(min=0), default=None, help="Truncate only the first N ws.")

@@ -13,10 +13,9 @@ def _load_classifier(spec):
 
 
 @click.command("sample")
-@opt.model_required
+@opt.model
 @click.option("--n", "n", type=click.IntRange(min=1), required=True, help="Number of samples (seeds seed-start .. seed-start+n-1).")
-@click.option("--classifier", "classifier_spec", required=True,
-              help="Attribute classifier spec for latentlab.attributes.load_classifier, e.g. torchscript:model.pt.")
+@opt.classifier
 @opt.out
 @click.option("--seed-start", type=click.IntRange(min=0), default=0, show_default=True, help="First seed.")
 @click.option("--chunk", "chunk_size", type=click.IntRange(min=1), default=1000, show_default=True,
@@ -50,6 +49,12 @@ def sample_cmd(ckpt, n, classifier_spec, out_dir, seed_start, chunk_size, batch_
 
     if device != "auto" and device.startswith("cuda"):
         opt.device(device)  # one clear error when CUDA is absent
+    if classifier_spec is None:
+        from latentlab import defaults
+
+        if ckpt not in (None, defaults.NAME):
+            raise click.UsageError("--classifier is required for models other than the embedded toyfaces model")
+        classifier_spec = defaults.classifier_spec()
     classifier = _load_classifier(classifier_spec)
     rank, world_size = distributed.init_from_env(device)
     ok = False

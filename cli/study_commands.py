@@ -8,8 +8,8 @@ from . import options as opt
 
 
 @click.command()
-@opt.model_required
-@click.option("--classifier", "classifier_spec", required=True, help="Classifier spec, e.g. resnet:celeba40.pt (see `latentlab sample --help`).")
+@opt.model
+@opt.classifier
 @click.option("--attrs", default=None, help="Comma-separated attributes (default: all of the classifier's).")
 @click.option("--pairs", type=click.IntRange(min=1), default=100, show_default=True)
 @click.option("--steps", type=click.IntRange(min=1), default=10, show_default=True, help="N: frames t = k/N, k = 0..N.")
@@ -28,6 +28,7 @@ def als(ckpt, classifier_spec, attrs, pairs, steps, space, protocol, boundary, e
 
     \b
     Example:
+      latentlab als                                   # the embedded toyfaces model and its classifier
       latentlab als --model ffhq.pkl --classifier resnet:celeba40.pt --attrs Smiling,Male,Young --pairs 1000
       latentlab als --model ffhq.pkl --classifier resnet:celeba40.pt --boundary smile_w.npy --alpha 3 --protocol hsr
     """
@@ -41,7 +42,7 @@ def als(ckpt, classifier_spec, attrs, pairs, steps, space, protocol, boundary, e
 
     dev, rank = opt.join_ranks(device)  # under torchrun the work is split across ranks; rank 0 reports
     G = opt.load_model(ckpt, dev)
-    clf = load_classifier(classifier_spec)
+    clf = load_classifier(opt.classifier_for(classifier_spec, G, ckpt))
     if attrs:
         clf = clf.select([a.strip() for a in attrs.split(",") if a.strip()])
     clf = clf.to(dev).eval() if hasattr(clf, "to") else clf
@@ -59,7 +60,7 @@ def als(ckpt, classifier_spec, attrs, pairs, steps, space, protocol, boundary, e
 
 
 @click.command()
-@opt.model_required
+@opt.model
 @click.option("--samples", "num_samples", type=click.IntRange(min=2), default=100_000, show_default=True)
 @click.option("--space", type=click.Choice(["z", "w"]), default="w", show_default=True)
 @click.option("--sampling", type=click.Choice(["full", "end"]), default="full", show_default=True)
@@ -111,13 +112,17 @@ def ppl(ckpt, num_samples, space, sampling, crop, seed, random_backbone, batch_s
 
 
 @click.command()
-@opt.model_required
-@click.option("--classifier", "classifier_spec", required=True, help="Multi-attribute classifier spec, e.g. resnet:celeba40.pt.")
-@click.option("--attrs", required=True, help="Edited attributes, comma-separated (e.g. smile,age,eyeglasses,gender).")
+@opt.model
+@opt.classifier
+@click.option("--attrs", default=None,
+              help="Edited attributes, comma-separated (e.g. smile,age,eyeglasses,gender) [default for the embedded "
+                   "model: smile,age,eyeglasses,male].")
 @click.option("--z-boundaries", default=None, type=click.Path(file_okay=False), help="Folder of Z-space <attr>.npy directions.")
 @click.option("--w-boundaries", default=None, type=click.Path(file_okay=False), help="Folder of W-space <attr>.npy directions.")
 @click.option("--score-map", default=None, help="Classifier column per edited attribute, e.g. smile=Smiling,age=Young.")
-@click.option("--reference", default=None, type=click.Path(dir_okay=False), help="Reference label table (CelebA list_attr_celeba.txt).")
+@click.option("--reference", default=None, type=click.Path(dir_okay=False),
+              help="Reference label table (CelebA list_attr_celeba.txt) [default for the embedded model: the "
+                   "renderer's own labels].")
 @opt.seeds
 @click.option("--alpha", "alphas", default="-3:3:13", show_default=True)
 @opt.trunc
@@ -132,6 +137,7 @@ def corr(ckpt, classifier_spec, attrs, z_boundaries, w_boundaries, score_map, re
 
     \b
     Example:
+      latentlab corr --seeds 0-49 --out out/corr      # embedded model: its boundaries, classifier and true labels
       latentlab corr --model ffhq.pkl --classifier resnet:celeba40.pt --attrs smile,age --z-boundaries bz/ \\
           --w-boundaries bw/ --reference list_attr_celeba.txt --seeds 0-99 --out out/corr
     """
@@ -144,6 +150,15 @@ def corr(ckpt, classifier_spec, attrs, z_boundaries, w_boundaries, score_map, re
     from latentlab.latents import parse_seeds
     from latentlab.studies.reports import corr_study, write_corr_report
 
+    from latentlab import defaults
+
+    embedded = ckpt is None or ckpt == defaults.NAME
+    if embedded and not (z_boundaries or w_boundaries):
+        z_boundaries, w_boundaries = defaults.z_boundaries_dir(), defaults.w_boundaries_dir()
+    if attrs is None:
+        if not embedded:
+            raise click.UsageError("--attrs is required for models other than the embedded toyfaces model")
+        attrs = "smile,age,eyeglasses,male"
     edited = [a.strip() for a in attrs.split(",") if a.strip()]
     folders = {s: f for s, f in (("z", z_boundaries), ("w", w_boundaries)) if f}
     if not folders:
@@ -160,7 +175,7 @@ def corr(ckpt, classifier_spec, attrs, z_boundaries, w_boundaries, score_map, re
     seed_list = parse_seeds(seeds)
     dev, rank = opt.join_ranks(device)  # under torchrun the work is split across ranks; rank 0 reports
     G = opt.load_model(ckpt, dev)
-    clf = load_classifier(classifier_spec)
+    clf = load_classifier(opt.classifier_for(classifier_spec, G, ckpt))
     clf = clf.to(dev).eval() if hasattr(clf, "to") else clf
     names = list(clf.names)
     mapping = dict(kv.split("=", 1) for kv in score_map.split(",")) if score_map else {}
@@ -171,7 +186,14 @@ def corr(ckpt, classifier_spec, attrs, z_boundaries, w_boundaries, score_map, re
             raise ValueError(f"{a!r} is the opposite of {names[idx]!r}; map it explicitly with --score-map {a}={names[idx]}")
         columns[a] = names[idx]
     total = len(directions) * len(seed_list) * len(parse_alphas(alphas))
-    reference_table = read_attr_table(reference) if reference else None
+    if reference:
+        reference_table = read_attr_table(reference)
+    elif embedded:
+        from latentlab.attributes.toyfaces import reference_table as toyfaces_reference
+
+        reference_table = toyfaces_reference()
+    else:
+        reference_table = None
     with tqdm(total=total, desc="corr", unit="img", disable=None if rank == 0 else True) as bar:
         result = corr_study(G, clf, directions, seed_list, alphas, columns, reference_table, psi, batch_size, dev, progress=bar)
     shutdown()

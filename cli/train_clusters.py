@@ -7,7 +7,7 @@ from . import options as opt
 
 
 @click.command()
-@opt.model_required
+@opt.model
 @click.option("--steps", type=click.IntRange(min=0), required=True,
               help="Total mapping steps (each after --n-critic critic steps); a resumed run counts the ones done.")
 @opt.out

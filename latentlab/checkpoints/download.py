@@ -90,6 +90,10 @@ def resolve(spec, progress=True):
     spec = os.fspath(spec)
     if os.path.exists(spec):
         return spec
+    from .. import defaults
+
+    if spec == defaults.NAME:  # the embedded model ships with the package
+        return defaults.model_path()
     reg = registry()
     if spec in reg:
         entry = reg[spec]
@@ -105,5 +109,5 @@ def resolve(spec, progress=True):
         if not os.path.exists(dest):
             download(spec, dest, None, progress)
         return dest
-    known = ", ".join(sorted(reg))
+    known = ", ".join(sorted(reg) + [defaults.NAME])
     raise CheckpointError(f"{spec}: no such file, and not a known checkpoint name ({known}) or URL")
