@@ -84,12 +84,14 @@ def generate(ckpt, seeds, psi, cutoff, noise_mode, class_idx, batch_size, device
 @click.argument("src", type=click.Path(dir_okay=False))
 @click.argument("dst", type=click.Path(dir_okay=False))
 @click.option("--force", is_flag=True, help="Overwrite DST if it exists.")
-def convert(src, dst, force):
+@click.option("--networks", default=None, help="Keep only these networks, e.g. G_ema (a training snapshot's inference generator).")
+def convert(src, dst, force, networks):
     """Convert an official checkpoint to latentlab's .safetensors format.
 
     \b
     Example:
       latentlab convert ffhq.pkl ffhq.safetensors
+      latentlab convert runs/toy/network-snapshot-010000.safetensors toy.safetensors --networks G_ema
     """
     from latentlab.checkpoints import convert as convert_ckpt
 
@@ -97,8 +99,9 @@ def convert(src, dst, force):
         raise ValueError(f"{dst}: the output must end in .safetensors")
     if os.path.exists(dst) and not force:
         raise ValueError(f"{dst} exists; pass --force to overwrite it")
-    c = convert_ckpt(src, dst)
-    click.echo(f"wrote {dst} ({', '.join(sorted(c.networks()))} from {c.format})")
+    keep = [n.strip() for n in networks.split(",") if n.strip()] if networks else None
+    c = convert_ckpt(src, dst, networks=keep)
+    click.echo(f"wrote {dst} ({', '.join(keep or sorted(c.networks()))} from {c.format})")
 
 
 @click.command()

@@ -376,3 +376,16 @@ def test_cli_train_group_lists_all_trainers(capsys):
     for name in ("hsr", "clusters"):
         code, out, _ = run_cli(capsys, "train", name, "--help")
         assert code == 0 and "Example:" in out
+
+
+def test_convert_keeps_only_the_named_networks(tmp_path, image_dir, capsys):
+    G, D = tiny_pair()
+    tr = Trainer(tmp_path / "run", G, D, ImageDataset(image_dir, 16), TrainingOptions(**OPTS), progress=False).train(2)
+    snap = tr.snapshot_path()
+    code, out, err = run_cli(capsys, "convert", snap, tmp_path / "g.safetensors", "--networks", "G_ema")
+    assert code == 0, err
+    ck = load_checkpoint(tmp_path / "g.safetensors")
+    assert ck.G is None and ck.D is None and torch.equal(ck.G_ema(torch.ones(1, 16)), tr.G_ema(torch.ones(1, 16)))
+    assert os.stat(tmp_path / "g.safetensors").st_mode & 0o044  # readable by others, not mkstemp's 0600
+    code, _, err = run_cli(capsys, "convert", snap, tmp_path / "h.safetensors", "--networks", "X")
+    assert code == 1 and "has no network 'X' (it has D, G, G_ema)" in err

@@ -107,10 +107,19 @@ def load_generator(path, device="cpu"):
     return load_checkpoint(path, device=device).generator
 
 
-def convert(src, dst):
-    """Convert any supported checkpoint into latentlab's .safetensors format."""
+def convert(src, dst, networks=None):
+    """Convert any supported checkpoint into latentlab's .safetensors format.
+
+    networks: names to keep (e.g. ['G_ema']); ValueError if one is absent. Default: all.
+    """
     from .native import save_native
 
     ckpt = load_checkpoint(src)
-    save_native(dst, ckpt.networks(), source_format=ckpt.format, extras=ckpt.extras)
+    nets = ckpt.networks()
+    if networks is not None:
+        missing = [n for n in networks if n not in nets]
+        if missing:
+            raise ValueError(f"{src}: has no network {missing[0]!r} (it has {', '.join(sorted(nets))})")
+        nets = {n: nets[n] for n in networks}
+    save_native(dst, nets, source_format=ckpt.format, extras=ckpt.extras)
     return ckpt
