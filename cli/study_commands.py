@@ -189,9 +189,7 @@ def corr(ckpt, classifier_spec, attrs, z_boundaries, w_boundaries, score_map, re
     if reference:
         reference_table = read_attr_table(reference)
     elif embedded:
-        from latentlab.attributes.toyfaces import reference_table as toyfaces_reference
-
-        reference_table = toyfaces_reference()
+        reference_table = defaults.reference_table()
     else:
         reference_table = None
     with tqdm(total=total, desc="corr", unit="img", disable=None if rank == 0 else True) as bar:

@@ -55,3 +55,14 @@ def is_default_model(G, spec=None):
     from .edits.registry import model_id_for
 
     return model_id_for(G, spec) == NAME
+
+
+def reference_table(n=20000, seed=0):
+    """The renderer's own labels in the classifier's score space: the correlation study's reference.
+
+    The label correlations of the sampler are the ground truth the generated faces should show.
+    """
+    from .attributes.toyfaces import reference_scores
+    from .datasets.toyfaces import sample_attributes
+
+    return reference_scores(sample_attributes(n, seed))
