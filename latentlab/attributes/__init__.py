@@ -33,6 +33,7 @@ SPEC_FORMS = (
     "clip:WEIGHTS:PROMPTS.json",
     "nvidia:FILE1.pkl,FILE2.pkl (or nvidia:FOLDER of celebahq-classifier-*.pkl)",
     "table:PATH.csv (or .parquet)",
+    "toyfaces:FILE.safetensors (the toyfaces attribute classifier)",
 )
 
 
@@ -75,4 +76,8 @@ def load_classifier(spec):
         return NvidiaCelebAHQClassifier.from_files(files)
     if kind == "table":
         return TableScores(rest)
+    if kind == "toyfaces":
+        from .toyfaces import ToyFacesClassifier  # lazy: pulls in the toyfaces renderer (PIL)
+
+        return ToyFacesClassifier.from_file(rest)
     raise ValueError(f"unknown classifier kind {kind!r} in {spec!r}; use one of: {'; '.join(SPEC_FORMS)}")
