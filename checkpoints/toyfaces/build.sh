@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# How the embedded toyfaces model was made: every command, in order (see README.md here for the results).
+#
+#   WORK=/work/toy STEPS=10500 bash checkpoints/toyfaces/build.sh            # everything
+#   WORK=/work/toy STEPS=10500 SKIP_TRAINING=1 bash checkpoints/toyfaces/build.sh   # reuse data, run, classifier
+#
+# WORK holds the large intermediate files (dataset, training run, samples); the shipped files go to
+# checkpoints/ in this repository. Training ran on a 2-core CPU; STEPS is where it was stopped.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+WORK=${WORK:?set WORK to a folder for the dataset, run and samples}
+STEPS=${STEPS:?set STEPS to the training step whose snapshot is shipped}
+SAMPLES=${SAMPLES:-20000}  # REPORT_N (default 2000): faces per set in the model report
+SNAP=$(printf "%s/run/network-snapshot-%06d.safetensors" "$WORK" "$STEPS")
+
+if [ -z "${SKIP_TRAINING:-}" ]; then
+  # 1. The dataset: 30000 procedural faces at 64 px with their true labels.
+  latentlab toyfaces --n 30000 --seed 0 --resolution 64 --workers 2 --out "$WORK/data"
+  # 2. The generator: a small StyleGAN2 (128-d z and w, 4 mapping layers, 64 channels at most), our training loop.
+  latentlab train gan --data "$WORK/data/images" --resolution 64 --steps "$STEPS" --out "$WORK/run" --batch 16 \
+      --z-dim 128 --w-dim 128 --map-layers 4 --channel-base 2048 --channel-max 64 --snapshot-every 500 \
+      --log-every 50 --seed 0 --device cpu
+  # 3. The attribute classifier, trained on the renders with their true labels (last 10% held out).
+  latentlab train-classifier --toyfaces "$WORK/data" --out "$WORK/classifier/toyfaces-classifier.safetensors" \
+      --epochs 14 --device cpu --threads 1
+fi
+
+# 4. Ship G_ema alone and the classifier; register the generator's weights hash as 'toyfaces'.
+latentlab convert "$SNAP" checkpoints/toyfaces/generator.safetensors --networks G_ema --force
+cp "$WORK/classifier/toyfaces-classifier.safetensors" checkpoints/toyfaces/classifier.safetensors
+cp "$WORK/classifier/toyfaces-classifier.json" checkpoints/toyfaces/classifier.json
+python3 - <<'PY'
+import json
+from latentlab import load_generator
+from latentlab.models.identity import model_hash
+G = load_generator("checkpoints/toyfaces/generator.safetensors")
+path = "checkpoints/boundaries/models.json"
+models = json.load(open(path))
+models["toyfaces"] = {"names": ["toyfaces"], "model_hashes": [model_hash(G)]}
+open(path, "w").write(json.dumps(models, indent=2) + "\n")
+PY
+
+# 5. Boundaries: sample and score, then InterFaceGAN SVMs on the top and bottom 10% per attribute, in W and in Z.
+rm -rf "$WORK/samples"
+latentlab sample --model toyfaces --n "$SAMPLES" --batch 64 --chunk 2000 --out "$WORK/samples"
+rm -rf checkpoints/boundaries/toyfaces checkpoints/toyfaces/boundaries_z
+latentlab boundary --samples "$WORK/samples" --attr all --space w --ratio 0.1 --out checkpoints/boundaries/toyfaces
+latentlab boundary --samples "$WORK/samples" --attr all --space z --ratio 0.1 --out checkpoints/toyfaces/boundaries_z
+
+# 6. The model report (generated faces vs fresh renders) and the README's demo edit.
+python3 analyses/toyfaces_model_report.py --n "${REPORT_N:-2000}" --out checkpoints/toyfaces/report
+latentlab edit --attr smile --alpha -2,0,2 --seeds 0-5 --out out/demo
