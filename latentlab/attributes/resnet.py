@@ -14,7 +14,8 @@ from .base import AttributeClassifier
 from .celeba import CELEBA_40
 from .preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocess
 
-__all__ = ["ResNetAttributeClassifier", "celeba_preprocess", "ARCHS", "read_state_dict", "infer_resnet_arch"]
+__all__ = ["ResNetAttributeClassifier", "celeba_preprocess", "ARCHS", "read_state_dict", "infer_resnet_arch",
+           "strip_wrapper_prefixes"]
 
 # blocks per stage and whether the blocks are bottlenecks (conv3 present)
 ARCHS = {
@@ -58,14 +59,19 @@ def read_state_dict(path):
         obj = obj["state_dict"]  # {'state_dict': ..., 'epoch': ...} training checkpoints
     if not isinstance(obj, dict) or not obj or not all(isinstance(k, str) and torch.is_tensor(v) for k, v in obj.items()):
         raise CheckpointError(f"{path}: not a state dict (expected a dict of parameter name -> tensor)")
+    return strip_wrapper_prefixes(obj, _PREFIXES)
+
+
+def strip_wrapper_prefixes(state, prefixes):
+    """Remove prefixes that wrappers add to every key (e.g. 'module.' from DataParallel), repeatedly."""
     changed = True
     while changed:
         changed = False
-        for prefix in _PREFIXES:
-            if all(k.startswith(prefix) for k in obj):
-                obj = {k[len(prefix):]: v for k, v in obj.items()}
+        for prefix in prefixes:
+            if state and all(k.startswith(prefix) for k in state):
+                state = {k[len(prefix):]: v for k, v in state.items()}
                 changed = True
-    return obj
+    return state
 
 
 def infer_resnet_arch(state, path="state dict"):

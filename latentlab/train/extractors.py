@@ -28,6 +28,7 @@ from torch import nn
 
 from ..attributes.optional import require
 from ..attributes.preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocess
+from ..attributes.resnet import strip_wrapper_prefixes
 from ..errors import CheckpointError
 
 __all__ = [
@@ -122,13 +123,7 @@ def read_weights(path):
     if not isinstance(obj, dict) or not obj or not all(isinstance(k, str) and torch.is_tensor(v) for k, v in obj.items()):
         raise CheckpointError(f"{path}: not a state dict (expected a dict of parameter name -> tensor, "
                               f"optionally under 'teacher', 'student', 'state_dict' or 'model')")
-    changed = True
-    while changed:
-        changed = False
-        for prefix in _PREFIXES:
-            if all(k.startswith(prefix) for k in obj):
-                obj = {k[len(prefix):]: v for k, v in obj.items()}
-                changed = True
+    obj = strip_wrapper_prefixes(obj, _PREFIXES)
     if any(k.startswith("backbone.") for k in obj):
         obj = {k[len("backbone."):]: v for k, v in obj.items() if k.startswith("backbone.")}
     return obj
@@ -162,6 +157,19 @@ def _create_seeded(build, seed):
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return build()
+
+
+def _timm_model(model, weights, seed):
+    """(name or None, module): a timm model built from its name (weights='timm': timm downloads them) or given."""
+    if isinstance(model, str):
+        timm = _timm()
+        pretrained = isinstance(weights, str) and weights == "timm"
+        return model, _create_seeded(lambda: timm.create_model(model, pretrained=pretrained, num_classes=0), seed)
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"model must be a timm model name or an nn.Module, got {type(model).__name__}")
+    if isinstance(weights, str) and weights == "timm":
+        raise ValueError("weights='timm' needs a model name, not a model instance")
+    return None, model
 
 
 def _weights_label(weights):
@@ -283,16 +291,7 @@ class ViTExtractor(FeatureExtractor):
 
     def __init__(self, model=DEFAULT_EXTRACTOR, weights=None, blocks=None, input_size=None, mean=None, std=None, seed=0):
         super().__init__()
-        name = None
-        if isinstance(model, str):
-            name = ALIASES.get(model, model)
-            timm = _timm()
-            pretrained = isinstance(weights, str) and weights == "timm"
-            model = _create_seeded(lambda: timm.create_model(name, pretrained=pretrained, num_classes=0), seed)
-        elif not isinstance(model, nn.Module):
-            raise ValueError(f"model must be a timm model name or an nn.Module, got {type(model).__name__}")
-        elif isinstance(weights, str) and weights == "timm":
-            raise ValueError("weights='timm' needs a model name, not a model instance")
+        name, model = _timm_model(ALIASES.get(model, model) if isinstance(model, str) else model, weights, seed)
         for attr in ("blocks", "patch_embed"):
             if not hasattr(model, attr):
                 raise ValueError(f"{type(model).__name__} is not a timm vision transformer (no {attr!r}); use TimmExtractor")
@@ -363,16 +362,7 @@ class TimmExtractor(FeatureExtractor):
 
     def __init__(self, model, weights=None, layers=None, input_size=None, mean=None, std=None, output_fmt="NCHW", seed=0):
         super().__init__()
-        name = None
-        if isinstance(model, str):
-            name = model
-            timm = _timm()
-            pretrained = isinstance(weights, str) and weights == "timm"
-            model = _create_seeded(lambda: timm.create_model(name, pretrained=pretrained, num_classes=0), seed)
-        elif not isinstance(model, nn.Module):
-            raise ValueError(f"model must be a timm model name or an nn.Module, got {type(model).__name__}")
-        elif isinstance(weights, str) and weights == "timm":
-            raise ValueError("weights='timm' needs a model name, not a model instance")
+        name, model = _timm_model(model, weights, seed)
         if output_fmt not in ("NCHW", "NHWC"):
             raise ValueError(f"output_fmt must be 'NCHW' or 'NHWC', got {output_fmt!r}")
         if not _is_random(weights) and weights != "timm":
