@@ -113,8 +113,12 @@ def models():
       latentlab models
       latentlab generate --model ffhq --seeds 0-3 --out out/
     """
+    from latentlab import defaults
     from latentlab.checkpoints.download import cache_dir, registry
 
+    if defaults.is_available():
+        click.echo(f"{defaults.NAME:<22} {64:>5}px  {'shipped':<9} the embedded default model (procedural cartoon faces; "
+                   "see checkpoints/toyfaces/README.md)")
     for name, entry in sorted(registry().items()):
         cached = any(os.path.exists(os.path.join(cache_dir(), name + ext)) for ext in (".pkl", ".safetensors"))
         mark = "cached" if cached else f"~{entry.get('size_mb', '?')} MB"
