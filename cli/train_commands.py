@@ -1,5 +1,4 @@
 """`latentlab train gan|hsr|clusters`: thin shells over latentlab.train."""
-import functools
 
 import click
 
