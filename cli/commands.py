@@ -8,18 +8,22 @@ from . import options as opt
 
 
 @click.command()
-@click.argument("ckpt", type=click.Path(dir_okay=False))
+@click.argument("ckpt", required=False, default=None)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def info(ckpt, as_json):
     """Describe a checkpoint: format, dims, layers per resolution, parameter counts.
 
+    Without CKPT, describes the embedded toyfaces model.
+
     \b
     Example:
       latentlab info ffhq.pkl
+      latentlab info
     """
-    from latentlab import load_checkpoint
+    from latentlab import defaults, load_checkpoint
     from latentlab.models.summary import count_params, generator_summary
 
+    ckpt = ckpt if ckpt is not None else defaults.NAME
     c = load_checkpoint(ckpt)
     s = generator_summary(c.generator)
     s = dict(file=ckpt, format=c.format, networks=sorted(c.networks()), **s)

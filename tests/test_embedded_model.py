@@ -91,3 +91,12 @@ def test_corr_defaults_to_the_renderer_reference(tmp_path, capsys):
     assert code == 0, err
     ref = (tmp_path / "c" / "corr_reference.csv").read_text()
     assert "eyeglasses" in ref and "smile" in out
+
+
+def test_info_and_generate_default_to_the_embedded_model(tmp_path, capsys):
+    code, out, err = run_cli(capsys, "info")
+    assert code == 0, err
+    assert "toyfaces" in out and "64x64" in out
+    code, out, err = run_cli(capsys, "generate", "--seeds", "0-1", "--out", tmp_path / "g")
+    assert code == 0, err
+    assert (tmp_path / "g" / "seed0001.png").exists()
