@@ -13,7 +13,7 @@ from latentlab.edits.registry import available_attributes, resolve_attribute
 from latentlab.latents import z_from_seeds
 from tests.conftest import run_cli
 
-CLEAR = ("age", "eyeglasses", "male", "beard", "yaw", "bangs", "skin")  # the model card lists smile and background too
+CLEAR = ATTRIBUTES  # every attribute reaches 0.9 in W (see the model card)
 
 
 @pytest.fixture(scope="module")

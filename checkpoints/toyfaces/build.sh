@@ -40,12 +40,12 @@ models["toyfaces"] = {"names": ["toyfaces"], "model_hashes": [model_hash(G)]}
 open(path, "w").write(json.dumps(models, indent=2) + "\n")
 PY
 
-# 5. Boundaries: sample and score, then InterFaceGAN SVMs on the top and bottom 10% per attribute, in W and in Z.
+# 5. Boundaries: sample and score, then InterFaceGAN SVMs on the top and bottom 5% per attribute, in W and in Z.
 rm -rf "$WORK/samples"
 latentlab sample --model toyfaces --n "$SAMPLES" --batch 64 --chunk 2000 --out "$WORK/samples"
 rm -rf checkpoints/boundaries/toyfaces checkpoints/toyfaces/boundaries_z
-latentlab boundary --samples "$WORK/samples" --attr all --space w --ratio 0.1 --out checkpoints/boundaries/toyfaces
-latentlab boundary --samples "$WORK/samples" --attr all --space z --ratio 0.1 --out checkpoints/toyfaces/boundaries_z
+latentlab boundary --samples "$WORK/samples" --attr all --space w --ratio 0.05 --out checkpoints/boundaries/toyfaces
+latentlab boundary --samples "$WORK/samples" --attr all --space z --ratio 0.05 --out checkpoints/toyfaces/boundaries_z
 
 # 6. The model report (generated faces vs fresh renders) and the README's demo edit.
 python3 analyses/toyfaces_model_report.py --n "${REPORT_N:-2000}" --out checkpoints/toyfaces/report
