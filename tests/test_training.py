@@ -389,3 +389,19 @@ def test_convert_keeps_only_the_named_networks(tmp_path, image_dir, capsys):
     assert os.stat(tmp_path / "g.safetensors").st_mode & 0o044  # readable by others, not mkstemp's 0600
     code, _, err = run_cli(capsys, "convert", snap, tmp_path / "h.safetensors", "--networks", "X")
     assert code == 1 and "has no network 'X' (it has D, G, G_ema)" in err
+
+
+def test_training_runs_without_tensorboard(tmp_path, image_dir, monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # import fails as when it is not installed
+    G, D = tiny_pair()
+    Trainer(tmp_path, G, D, ImageDataset(image_dir, 16), TrainingOptions(**OPTS), progress=False).train(2)
+    assert not (tmp_path / "tensorboard").exists()
+    assert len((tmp_path / "metrics.csv").read_text().splitlines()) == 3
+
+
+def test_metrics_of_an_old_run_in_the_folder_are_not_kept(tmp_path, image_dir):
+    (tmp_path / "metrics.csv").write_text("step,kimg\n7,0.1\n9,0.2\n")
+    G, D = tiny_pair()
+    Trainer(tmp_path, G, D, ImageDataset(image_dir, 16), TrainingOptions(**OPTS), progress=False).train(2)
+    steps = [r.split(",")[0] for r in (tmp_path / "metrics.csv").read_text().splitlines()[1:]]
+    assert steps == ["1", "2"]

@@ -36,9 +36,7 @@ step; written atomically, read with torch.load(weights_only=True)), `metrics.csv
 Training from a folder with `state.pt` resumes: the result equals an uninterrupted run
 with the same settings; a run with other settings (k, levels, model, ...) is refused.
 """
-import csv
 import hashlib
-import io
 import json
 import math
 import os
@@ -50,7 +48,8 @@ from torch import nn
 from ..latents.layers import LEVEL_ALIASES, LEVELS
 from ..truncation.base import check_int, check_number, generator_device, map_z
 from ..truncation.clusters import LEAKY_SLOPE, LearnedClusterTruncation, mlp_forward
-from ..utils.atomic import atomic_path, write_text
+from ..utils.atomic import atomic_path
+from ..utils.metrics import MetricsCSV
 
 STATE_FILE = "state.pt"
 CLUSTERS_FILE = "clusters.npz"
@@ -260,7 +259,7 @@ class ClusterMappingTrainer:
         log_every = check_int("log_every", log_every, lo=1)
         from tqdm.auto import tqdm
 
-        writer = _MetricsLog(os.path.join(out, METRICS_FILE), self.columns(), self.step_) if out is not None else None
+        writer = MetricsCSV(os.path.join(out, METRICS_FILE), self.columns(), self.step_) if out is not None else None
         try:
             with tqdm(total=steps, initial=min(self.step_, steps), desc="cluster mappings", unit="step",
                       disable=not progress) as bar:
@@ -270,7 +269,7 @@ class ClusterMappingTrainer:
                                                  for lv in self.layers), refresh=False)
                     bar.update(1)
                     if writer is not None and (self.step_ % log_every == 0 or self.step_ == steps):
-                        writer.write(self.step_, m)
+                        writer.write({"step": self.step_, **{c: f"{m[c]:.6g}" for c in self.columns()[1:]}})
                     if out is not None and snapshot_every and self.step_ % snapshot_every == 0 and self.step_ < steps:
                         self.save_state(out)
         finally:
@@ -381,30 +380,3 @@ def generator_fingerprint(G):
         h.update(f"{name}:{t.dtype}:{t.numel()};".encode())
         h.update(t.view(torch.uint8).numpy().tobytes())
     return h.hexdigest()[:16]
-
-
-class _MetricsLog:
-    """Appends rows to metrics.csv; on open drops rows after `step` (a resumed run repeats them)."""
-
-    def __init__(self, path, columns, step):
-        self.columns = columns
-        keep = []
-        if os.path.exists(path):
-            with open(path, newline="") as f:
-                rows = list(csv.reader(f))
-            if rows and rows[0] == columns:
-                keep = [r for r in rows[1:] if r and int(r[0]) <= step]
-        buf = io.StringIO()
-        w = csv.writer(buf)
-        w.writerow(columns)
-        w.writerows(keep)
-        write_text(path, buf.getvalue())
-        self.f = open(path, "a", newline="")
-        self.w = csv.writer(self.f)
-
-    def write(self, step, metrics):
-        self.w.writerow([step] + [f"{metrics[c]:.6g}" for c in self.columns[1:]])
-        self.f.flush()
-
-    def close(self):
-        self.f.close()

@@ -15,7 +15,6 @@ Output folder:
   tensorboard/                          the same stats, when TensorBoard is installed
 """
 import copy
-import csv
 import json
 import math
 import os
@@ -29,6 +28,7 @@ from ..checkpoints.native import save_native
 from ..models import Discriminator, Generator
 from ..sampling import distributed as dist_utils
 from ..utils.atomic import atomic_path, write_text
+from ..utils.metrics import MetricsCSV
 from .dataset import ImageDataset, PositionSampler, load_batch
 from .losses import StyleGAN2Loss
 
@@ -185,6 +185,7 @@ class Trainer:
         self.sampler = PositionSampler(len(dataset), seed=o.seed)
         self.step = 0
         self._stats = {}
+        self._metrics = None
         self._tb = None
         if self.world > 1:  # every rank starts from rank 0's weights
             for net in (self.G, self.D, self.G_ema) + ((self.regularizer,) if self.regularizer is not None else ()):
@@ -263,7 +264,6 @@ class Trainer:
                 torch.cuda.set_rng_state(rng["cuda"], self.device)
         else:  # another process count: a fresh but deterministic stream
             torch.manual_seed(self.options.seed * 1_000_003 + self.step * self.world + self.rank)
-        self._trim_metrics()
 
     # ---------------------------------------------------------------------------------- training
 
@@ -370,6 +370,8 @@ class Trainer:
         if self.rank == 0:
             os.makedirs(self.out_dir, exist_ok=True)
             write_text(os.path.join(self.out_dir, OPTIONS_FILE), json.dumps(self._record(), indent=2) + "\n")
+        self._metrics = MetricsCSV(os.path.join(self.out_dir, METRICS_FILE), self._columns(), self.step) \
+            if self.rank == 0 else None
         bar = None
         if self.progress and steps > self.step:
             from tqdm import tqdm
@@ -392,7 +394,9 @@ class Trainer:
         finally:
             if bar is not None:
                 bar.close()
-            if self._tb is not None:
+            if self._metrics is not None:
+                self._metrics.close()
+            if self._tb:
                 self._tb.flush()
         return self
 
@@ -459,19 +463,12 @@ class Trainer:
 
     def _log(self, sec_per_step):
         stats, self._stats = self._stats, {}
-        if self.rank != 0:
+        if self._metrics is None:  # not rank 0
             return
         row = {"step": self.step, "kimg": round(self.kimg, 4), "sec_per_step": round(sec_per_step, 4)}
         for k, v in stats.items():
             row[k] = float(np.mean(v))
-        path = os.path.join(self.out_dir, METRICS_FILE)
-        columns = self._columns()
-        new = not os.path.exists(path)
-        with open(path, "a", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
-            if new:
-                w.writeheader()
-            w.writerow(row)
+        self._metrics.write(row)
         tb = self._tensorboard()
         if tb is not None:
             for k, v in row.items():
@@ -487,22 +484,6 @@ class Trainer:
                 return None
             self._tb = SummaryWriter(os.path.join(self.out_dir, "tensorboard"))
         return self._tb or None
-
-    def _trim_metrics(self):
-        """Drop logged rows past the resume point (a resumed run logs them again)."""
-        path = os.path.join(self.out_dir, METRICS_FILE)
-        if self.rank != 0 or not os.path.exists(path):
-            return
-        with open(path, newline="") as f:
-            rows = list(csv.DictReader(f))
-        keep = [r for r in rows if int(float(r["step"])) <= self.step]
-        if len(keep) == len(rows):
-            return
-        with atomic_path(path, ".csv") as tmp:
-            with open(tmp, "w", newline="") as f:
-                w = csv.DictWriter(f, fieldnames=self._columns(), extrasaction="ignore")
-                w.writeheader()
-                w.writerows(keep)
 
 
 def check_same_options(stored, given, out_dir):
