@@ -144,11 +144,8 @@ def hsr(**kw):
       latentlab train hsr --model toy.safetensors --data toyfaces/images --steps 200 --out runs/hsr --extractor-weights none
     """
     layers = kw.pop("extractor_layers")
-    if layers is not None:
-        try:
-            layers = [int(v) if v.strip().lstrip("-").isdigit() else v.strip() for v in layers.split(",") if v.strip()]
-        except ValueError:
-            raise ValueError(f"--extractor-layers: expected a comma-separated list, got {layers!r}") from None
+    if layers is not None:  # ViT block numbers as ints, module names as strings
+        layers = [int(v) if v.strip().lstrip("-").isdigit() else v.strip() for v in layers.split(",") if v.strip()]
     res = kw.pop("hsr_resolutions")
     if res != "auto":
         try:

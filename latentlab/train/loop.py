@@ -209,11 +209,7 @@ class Trainer:
 
         `options`, when given, must match the stored ones (apart from RESUMABLE_CHANGES).
         """
-        path = os.path.join(out_dir, STATE_FILE)
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except (OSError, RuntimeError, EOFError) as e:
-            raise ValueError(f"{path}: unreadable training state ({e})") from None
+        state = read_state(out_dir)
         stored = TrainingOptions.from_dict(json.loads(state["options"]))
         if options is not None:
             check_same_options(stored, options, out_dir)
@@ -237,11 +233,7 @@ class Trainer:
     @staticmethod
     def peek(out_dir):
         """Resolution, channels and step of the run stored in `out_dir` (without building it)."""
-        path = os.path.join(out_dir, STATE_FILE)
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except (OSError, RuntimeError, EOFError) as e:
-            raise ValueError(f"{path}: unreadable training state ({e})") from None
+        state = read_state(out_dir, mmap=True)  # tensors stay on disk: only the JSON records are read
         g = json.loads(state["networks"])["G"]["init_kwargs"]
         syn, mapping = g.get("synthesis_kwargs") or {}, g.get("mapping_kwargs") or {}
         network = {"z_dim": g["z_dim"], "w_dim": g["w_dim"], "map_layers": mapping.get("num_layers", 8),
@@ -484,6 +476,15 @@ class Trainer:
                 return None
             self._tb = SummaryWriter(os.path.join(self.out_dir, "tensorboard"))
         return self._tb or None
+
+
+def read_state(out_dir, mmap=False):
+    """The resume state in `out_dir` (weights-only load); ValueError naming the file if unreadable."""
+    path = os.path.join(out_dir, STATE_FILE)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+    except (OSError, RuntimeError, EOFError) as e:
+        raise ValueError(f"{path}: unreadable training state ({e})") from None
 
 
 def check_same_options(stored, given, out_dir):

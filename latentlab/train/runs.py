@@ -20,10 +20,9 @@ def load_for_finetuning(model, device="cpu"):
     if ckpt.D is None:
         raise ValueError(f"{model}: holds no discriminator; fine-tuning needs G and D (official training pickles have both)")
     G = ckpt.G if ckpt.G is not None else ckpt.G_ema
-    G_ema = ckpt.G_ema if ckpt.G_ema is not None else None
     if getattr(G, "generation", 2) != 2 or type(G).__name__ != "Generator":
         raise ValueError(f"{model}: only StyleGAN2 networks can be trained (this is a {type(G).__name__})")
-    return G, ckpt.D, G_ema
+    return G, ckpt.D, ckpt.G_ema
 
 
 def train_gan(data, out_dir, steps, resolution=None, model=None, options=None, network_kwargs=None, xflip=False,
