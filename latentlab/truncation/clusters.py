@@ -351,17 +351,16 @@ class LearnedClusterTruncation(ClusterTruncation):
     # --- the learned networks -----------------------------------------------------
     def classify(self, level, codes):
         """Classifier logits [N, K] of level codes [N, w_dim]."""
-        level = _canonical(level)
-        self._check_level(level)
-        net = self.nets_[level]["classifier"]
-        dev = codes.device
-        return mlp_forward(codes.to(torch.float32), [w.to(dev) for w in net["weights"]], [b.to(dev) for b in net["biases"]])
+        return self._run(level, "classifier", codes)
 
     def map(self, level, x):
         """M_l(x): mapping-network inputs [N, x_dim] -> level codes [N, w_dim]."""
+        return self._run(level, "mapping", x)
+
+    def _run(self, level, which, x):
         level = _canonical(level)
         self._check_level(level)
-        net = self.nets_[level]["mapping"]
+        net = self.nets_[level][which]
         dev = x.device
         return mlp_forward(x.to(torch.float32), [w.to(dev) for w in net["weights"]], [b.to(dev) for b in net["biases"]])
 
