@@ -1,33 +1,48 @@
-"""PPL report: Z and W, 'full' and 'end' sampling; histograms, extreme pairs, summary.
+"""PPL report: Z and W, 'full' and 'end' sampling, for one or more models; histograms (overlaid across
+models), extreme pairs, interpolation strips of the lowest / highest 10 %, summary.
 
     python analyses/ppl_report.py --model ffhq.pkl --samples 100000 --crop --out reports/ppl
+    python analyses/ppl_report.py --model base.pkl --model hsr.pkl --samples 10000 --out reports/ppl_hsr
 """
 import argparse
+import os
 
 import latentlab
 from latentlab.studies import LPIPSDistance, perceptual_path_length
-from latentlab.studies.ppl import extreme_pairs
+from latentlab.studies.ppl import band_strips, extreme_pairs
+from latentlab.studies.ppl_figures import ppl_histograms
 from latentlab.studies.reports import write_ppl_report
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", required=True)
+    ap.add_argument("--model", action="append", required=True, help="checkpoint (repeat to compare models)")
     ap.add_argument("--samples", type=int, default=100_000)
     ap.add_argument("--crop", action="store_true")
+    ap.add_argument("--trunc", type=float, default=1.0, help="truncation psi (1 = none, as the official metric)")
+    ap.add_argument("--spaces", default="z,w")
+    ap.add_argument("--samplings", default="full,end")
     ap.add_argument("--random-backbone", action="store_true", help="offline smoke run (not comparable to published values)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
-    G = latentlab.load_generator(args.model, device=args.device)
     dist = LPIPSDistance(pretrained_backbone=not args.random_backbone).to(args.device)
-    for space in ("z", "w"):
-        for sampling in ("full", "end"):
-            res = perceptual_path_length(G, args.samples, space, sampling, args.crop, distance=dist, device=args.device)
-            out = f"{args.out}/{space}_{sampling}"
-            write_ppl_report(res, out, extreme_pairs(G, res, 8, space, sampling, device=args.device),
-                             dict(space=space, sampling=sampling, crop=args.crop))
-            print(f"PPL {space} {sampling}: {res.mean:.3f} -> {out}")
+    names = [os.path.splitext(os.path.basename(m))[0] for m in args.model]
+    for space in args.spaces.split(","):
+        for sampling in args.samplings.split(","):
+            results = {}
+            for name, spec in zip(names, args.model):
+                G = latentlab.load_generator(spec, device=args.device)
+                res = perceptual_path_length(G, args.samples, space, sampling, args.crop, distance=dist,
+                                             truncation_psi=args.trunc, device=args.device)
+                out = os.path.join(args.out, name if len(names) > 1 else "", f"{space}_{sampling}")
+                write_ppl_report(res, out, extreme_pairs(G, res, 8, device=args.device),
+                                 strips=band_strips(G, res, 0.1, device=args.device), label=name)
+                results[name] = res
+                print(f"PPL {name} {space} {sampling}: {res.mean:.3f} -> {out}")
+            if len(results) > 1:
+                ppl_histograms(results, os.path.join(args.out, f"histograms_{space}_{sampling}"),
+                               title=f"PPL ({space}, {sampling})")
 
 
 if __name__ == "__main__":

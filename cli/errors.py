@@ -3,9 +3,9 @@ import sys
 
 import click
 
-from latentlab.errors import CheckpointError
+from latentlab.errors import CheckpointError, LatentlabError
 
-EXPECTED = (CheckpointError, ValueError, FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)
+EXPECTED = (CheckpointError, LatentlabError, ValueError, FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)
 
 
 def run(group, argv=None):

@@ -159,3 +159,20 @@ class LatentCodes:
                 meta=json.loads(str(f["meta"])) if "meta" in f else {},
             )
 
+    @classmethod
+    def load_for(cls, path, G, device="cpu"):
+        """Load a latents file for generator G: refuses files made with another model or codes that do not fit G."""
+        try:
+            codes = cls.load(path)
+        except (OSError, KeyError, ValueError) as e:
+            raise ValueError(f"{path}: not a latents file ({e})") from None
+        if codes.model_id and codes.model_id != model_hash(G)[: len(codes.model_id)]:
+            raise ValueError(f"{path}: these latents belong to another model (id {codes.model_id}, this one is "
+                             f"{model_hash(G)[: len(codes.model_id)]})")
+        try:
+            codes._check(G)
+        except ValueError as e:
+            raise ValueError(f"{path}: {e}") from None
+        if codes.c is not None and codes.c.shape[1] != G.c_dim:
+            raise ValueError(f"{path}: labels of width {codes.c.shape[1]}, the generator expects {G.c_dim}")
+        return codes.replace(data=codes.data.to(device), c=None if codes.c is None else codes.c.to(device))

@@ -169,7 +169,7 @@ class StyleGAN1Layer(nn.Module):
             x = self._convolve(x)
         if self.use_noise and noise_mode != "none":
             if noise_mode == "const":
-                noise = self.noise_const[None, None]
+                noise = self.noise_const if self.noise_const.ndim == 4 else self.noise_const[None, None]  # [N,1,R,R]: models.noise
             elif noise_mode == "random":
                 noise = torch.randn([x.shape[0], 1, self.resolution, self.resolution], device=x.device)
             else:

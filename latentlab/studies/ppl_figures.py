@@ -1,0 +1,63 @@
+"""PPL figures: overlaid path-length histograms of several models, interpolation strips, saved report folders."""
+import json
+import os
+
+import numpy as np
+
+from .plots import _plt, save_figure
+
+
+def kept_band(distances):
+    """The values inside the metric's [1st, 99th] percentile band (what the PPL averages)."""
+    d = np.asarray(distances, dtype=np.float64)
+    lo, hi = np.percentile(d, 1, method="lower"), np.percentile(d, 99, method="higher")
+    return d[(d >= lo) & (d <= hi)]
+
+
+def ppl_histograms(results, path_stem, bins=50, title="Perceptual path length", log=False):
+    """One figure with the path-length histograms of several models overlaid.
+
+    results: {label: PPLResult or array of per-pair path lengths}; each histogram shows the
+    values the PPL averages (1st-99th percentile band), on shared bins, with its mean dashed.
+    """
+    if not results:
+        raise ValueError("no PPL results to plot")
+    kept = {name: (r.distances[r.kept] if hasattr(r, "kept") else kept_band(r)) for name, r in results.items()}
+    everything = np.concatenate(list(kept.values()))
+    edges = np.histogram_bin_edges(np.log10(np.maximum(everything, 1e-12)) if log else everything, bins=bins)
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5, 3.4))
+    for name, d in kept.items():
+        x = np.log10(np.maximum(d, 1e-12)) if log else d
+        line = ax.hist(x, bins=edges, histtype="step", lw=1.5, density=True, label=f"{name} (PPL {d.mean():.1f})")[2][0]
+        ax.axvline(np.log10(d.mean()) if log else d.mean(), color=line.get_edgecolor(), ls="--", lw=1)
+    ax.set_xlabel("log10 path length" if log else "path length")
+    ax.set_ylabel("density")
+    ax.set_title(title)
+    ax.legend(fontsize=7)
+    return save_figure(fig, path_stem)
+
+
+def read_ppl_report(folder):
+    """(label, distances) of a report folder written by `write_ppl_report` (label: its model or folder name)."""
+    path = os.path.join(folder, "distances.npy")
+    if not os.path.isfile(path):
+        raise ValueError(f"{folder}: not a PPL report folder (no distances.npy; write one with `latentlab ppl --grids DIR`)")
+    distances = np.load(path, allow_pickle=False)
+    if distances.ndim != 1 or len(distances) < 2 or not np.issubdtype(distances.dtype, np.floating):
+        raise ValueError(f"{path}: expected a 1-D float array of path lengths, got {distances.dtype} {distances.shape}")
+    label = os.path.basename(os.path.normpath(folder))
+    try:
+        with open(os.path.join(folder, "ppl.json")) as f:
+            label = json.load(f).get("label") or label
+    except (OSError, ValueError, AttributeError):
+        pass
+    return str(label), distances
+
+
+def strip_grid(strips):
+    """uint8 [k, frames, H, W, C] -> one image, a row per pair."""
+    from ..utils.images import make_grid
+
+    k, frames = strips.shape[:2]
+    return make_grid(strips.reshape(k * frames, *strips.shape[2:]), cols=frames)
