@@ -16,7 +16,7 @@ from . import options as opt
 @click.option("--epochs", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option("--image-size", type=click.IntRange(min=8), default=64, show_default=True, help="Training resolution (px); CelebA only.")
 @click.option("--batch", "batch_size", type=click.IntRange(min=1), default=None, help="Images per batch  [default: 64 CelebA, 128 toyfaces]")
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None, help="Adam learning rate  [default: 1e-3 CelebA, 2e-3 toyfaces]")
+@click.option("--lr", type=opt.FiniteFloat(min=0, min_open=True), default=None, help="Adam learning rate  [default: 1e-3 CelebA, 2e-3 toyfaces]")
 @opt.device_opt
 @click.option("--max-images", type=click.IntRange(min=1), default=None,
               help="Use at most N images of each split (toyfaces: the first N rows, of which 10% are held out).")

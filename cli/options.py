@@ -1,5 +1,23 @@
 """Options shared by several commands, and small helpers."""
+import math
+
 import click
+
+
+class FiniteFloat(click.FloatRange):
+    """A float option that refuses nan and +-inf (click's FLOAT and FloatRange accept them: nan passes every
+    bound check), with optional bounds as click.FloatRange. Every float option of latentlab uses it."""
+
+    name = "number"
+
+    def convert(self, value, param, ctx):
+        out = super().convert(value, param, ctx)
+        if not math.isfinite(out):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return out
+
+
+FINITE = FiniteFloat()
 
 MODEL_HELP = ("Checkpoint: a .pkl/.safetensors file, a registry name (see `latentlab models`) or a URL "
               "[default: the embedded toyfaces model].")
@@ -59,7 +77,7 @@ classifier = click.option("--classifier", "classifier_spec", default=None,
                           help="Classifier spec, e.g. resnet:celeba40.pt or toyfaces:FILE (see `latentlab sample --help`) "
                                "[default: the embedded model's classifier, for the embedded model].")
 seeds = click.option("--seeds", default="0-7", show_default=True, help="Seeds: N, A-B or a list such as 0-3,42.")
-trunc = click.option("--trunc", "psi", type=float, default=1.0, show_default=True, help="Truncation psi (1 = none).")
+trunc = click.option("--trunc", "psi", type=FINITE, default=1.0, show_default=True, help="Truncation psi (1 = none).")
 trunc_cutoff = click.option("--trunc-cutoff", "cutoff", type=click.IntRange(min=0), default=None, help="Truncate only the first N ws.")
 noise_mode = click.option("--noise-mode", type=click.Choice(["const", "random", "none"]), default="const", show_default=True)
 batch = click.option("--batch", "batch_size", type=click.IntRange(min=1), default=8, show_default=True, help="Images per batch.")

@@ -13,15 +13,15 @@ def _run_options(f):
         opt.out,
         click.option("--batch", "batch_size", type=click.IntRange(min=1), default=16, show_default=True,
                      help="Images per step (over all processes)."),
-        click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=0.0025, show_default=True,
+        click.option("--lr", type=opt.FiniteFloat(min=0, min_open=True), default=0.0025, show_default=True,
                      help="Adam learning rate of G and D."),
-        click.option("--gamma", "r1_gamma", type=click.FloatRange(min=0), default=None,
+        click.option("--gamma", "r1_gamma", type=opt.FiniteFloat(min=0), default=None,
                      help="R1 weight [default: 0.0002 * resolution^2 / batch]."),
-        click.option("--pl-weight", type=click.FloatRange(min=0), default=2.0, show_default=True,
+        click.option("--pl-weight", type=opt.FiniteFloat(min=0), default=2.0, show_default=True,
                      help="Path-length regulariser weight (0 = off)."),
-        click.option("--mixing", "style_mixing_prob", type=click.FloatRange(0, 1), default=0.9, show_default=True,
+        click.option("--mixing", "style_mixing_prob", type=opt.FiniteFloat(0, 1), default=0.9, show_default=True,
                      help="Style-mixing probability."),
-        click.option("--ema-kimg", type=click.FloatRange(min=0), default=None,
+        click.option("--ema-kimg", type=opt.FiniteFloat(min=0), default=None,
                      help="G_ema half-life in kimg [default: batch * 10 / 32]."),
         click.option("--mirror", "xflip", is_flag=True, help="Add x-flipped copies of every image."),
         click.option("--cond", "use_labels", is_flag=True, help="Conditional training on dataset.json labels."),
@@ -126,8 +126,8 @@ ALL = [train]
 @click.option("--extractor-layers", default=None, help="F's layers, comma-separated (ViT: 1-based blocks) [default: 3,6,9,12].")
 @click.option("--hsr-resolutions", default="auto", show_default=True,
               help="Generator blocks to supervise, e.g. 64,32,16,8 ('auto': those of 64,32,16,8 the model has).")
-@click.option("--hsr-weight", type=click.FloatRange(min=0), default=1.0, show_default=True, help="Weight lambda of the HSR loss.")
-@click.option("--hsr-warmup-kimg", type=click.FloatRange(min=0), default=None,
+@click.option("--hsr-weight", type=opt.FiniteFloat(min=0), default=1.0, show_default=True, help="Weight lambda of the HSR loss.")
+@click.option("--hsr-warmup-kimg", type=opt.FiniteFloat(min=0), default=None,
               help="HSR is off for the run's first kimg [default: 0 when fine-tuning, 500 from scratch].")
 @click.option("--hsr-hidden", type=click.IntRange(min=1), default=4096, show_default=True, help="Predictor hidden width.")
 def hsr(**kw):

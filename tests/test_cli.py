@@ -104,3 +104,42 @@ def test_corrupt_file_via_subprocess(tmp_path):
     assert p.stderr.count("\n") == 1 and str(bad) in p.stderr and "Traceback" not in p.stderr
     p = subprocess.run([sys.executable, "-m", "cli.main", "--debug", "info", str(bad)], capture_output=True, text=True, env=env)
     assert p.returncode != 0 and "Traceback" in p.stderr
+
+
+def _all_commands(group, prefix=()):
+    import click
+
+    for name, cmd in group.commands.items():
+        if isinstance(cmd, click.Group):
+            yield from _all_commands(cmd, prefix + (name,))
+        else:
+            yield prefix + (name,), cmd
+
+
+def test_every_float_option_refuses_non_finite_values():
+    """click's FLOAT and FloatRange let nan through every bound; every float option must use FiniteFloat."""
+    import click
+
+    from cli.main import app
+    from cli.options import FiniteFloat
+
+    loose = []
+    for path, cmd in _all_commands(app):
+        for p in cmd.params:
+            if isinstance(p.type, (click.types.FloatParamType, click.FloatRange)) and not isinstance(p.type, FiniteFloat):
+                loose.append(f"{' '.join(path)} {p.opts[0]}")
+    assert not loose, f"float options that accept nan/inf: {loose}"
+    for text in ("nan", "inf", "-inf", "NaN"):
+        with pytest.raises(click.BadParameter, match="finite"):
+            FiniteFloat(0, 1).convert(text, None, None)
+    assert FiniteFloat(0, 1).convert("0.5", None, None) == 0.5
+
+
+@pytest.mark.parametrize("args", [
+    ("edit", "--alpha", "nan"), ("edit", "--alpha", "0,inf"), ("edit", "--alpha", "-inf:1:3"),
+    ("generate", "--trunc", "nan"), ("generate", "--trunc", "inf"), ("truncate", "--variant", "w:nan"),
+])
+def test_non_finite_numbers_are_refused_in_one_line(capsys, tmp_path, args):
+    code, out, err = run_cli(capsys, *args, "--seeds", "0", "--out", tmp_path / "o")
+    assert code != 0 and "finite" in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "o").exists()  # nothing written

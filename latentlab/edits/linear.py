@@ -1,4 +1,5 @@
 """Linear edits `code + alpha * n` in Z, W, W+ (chosen layers) and S (whole vector or chosen channels)."""
+import math
 import re
 
 import numpy as np
@@ -11,21 +12,28 @@ from .directions import Direction, load_direction
 
 def parse_alphas(spec):
     """'2', '-3,0,3' or 'start:stop:count' (inclusive, like numpy.linspace) -> list of floats."""
-    if isinstance(spec, (int, float)):
-        return [float(spec)]
-    if isinstance(spec, (list, tuple)):
-        return [float(a) for a in spec]
+    if isinstance(spec, (int, float, list, tuple)):
+        out = [float(a) for a in (spec if isinstance(spec, (list, tuple)) else [spec])]
+        if not all(math.isfinite(a) for a in out):
+            raise ValueError(f"bad alpha {spec!r}: alphas must be finite numbers")
+        return out
     text = str(spec).strip()
     try:
         if text.count(":") == 2:
             start, stop, count = text.split(":")
             n = int(count)
-            if n < 1:
+            lo, hi = float(start), float(stop)
+            if n < 1 or not (math.isfinite(lo) and math.isfinite(hi)):
                 raise ValueError
-            return [float(a) for a in np.linspace(float(start), float(stop), n)]
-        return [float(a) for a in text.split(",") if a.strip()]
+            out = [float(a) for a in np.linspace(lo, hi, n)]
+        else:
+            out = [float(a) for a in text.split(",") if a.strip()]
+        if not out or not all(math.isfinite(a) for a in out):  # nan/inf edits render black images
+            raise ValueError
+        return out
     except ValueError:
-        raise ValueError(f"bad alpha {spec!r}: use a value (2), a list (-2,0,2) or start:stop:count (-3:3:13)") from None
+        raise ValueError(f"bad alpha {spec!r}: use finite values: a value (2), a list (-2,0,2) or start:stop:count "
+                         "(-3:3:13)") from None
 
 
 def parse_channels(spec, G):
