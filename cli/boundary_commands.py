@@ -4,53 +4,79 @@ import os
 
 import click
 
+from . import options as opt
+
 SPACE_FIELDS = {"z": "z", "w": "w", "w+": "wplus", "s": "styles"}
 
 
-def _codes_and_scores(samples, space, layer, attrs):
-    """Codes of the requested space and the score columns of `attrs` from a sample folder."""
+def _attributes(table, samples, option, given, allow_all=True):
+    """Canonical names (exact, else case-insensitive match) of the attributes given to `option`; `all` alone = every one.
+
+    One line naming the option for an unknown name, a name given twice, or `all` mixed with names."""
+    names = list(table.names)
+    if allow_all and "all" in given and "all" not in names:
+        if len(given) > 1:
+            raise ValueError(f"{option} all cannot be combined with other attributes")
+        return names
+    lower = {n.lower(): n for n in names}
+    out = []
+    for a in given:
+        name = a if a in names else lower.get(a.lower())
+        if name is None:
+            raise ValueError(f"{option} {a}: unknown attribute {a!r}; the samples in {samples} have: {', '.join(names)}")
+        if name in out:
+            raise ValueError(f"{option} names attribute {name!r} twice")
+        out.append(name)
+    return out
+
+
+def _num_ws(table):
+    """Number of ws layers of the sampled model, from the stored per-layer codes or the manifest; None if unknown."""
+    if "wplus" in table.fields:
+        return int(table.field_spec("wplus")[0][0])
+    num_ws = (getattr(table, "manifest", None) or {}).get("num_ws")
+    return None if num_ws is None else int(num_ws)
+
+
+def _codes_and_scores(table, samples, space, layer, chosen):
+    """Codes of the requested space (one layer's for w+) and the score columns of the attributes `chosen`."""
     import numpy as np
 
-    from latentlab.sampling import SampleTable
-
-    table = SampleTable(samples)
-    names = list(table.names)
-    lower = {n.lower(): n for n in names}
-    chosen = names if attrs == ["all"] else []
-    if not chosen:
-        for a in attrs:
-            if a not in names and a.lower() not in lower:
-                raise ValueError(f"unknown attribute {a!r}; the samples in {samples} have: {', '.join(names)}")
-            chosen.append(a if a in names else lower[a.lower()])
     field = SPACE_FIELDS[space]
-    if space == "w+" and layer is None:
-        raise click.UsageError("--space w+ needs --layer K (a boundary lives in one layer's w)")
-    if space == "w+" and field not in table.fields:
-        field = "w"  # no per-layer codes stored: every layer of w+ is the same w
-        if layer < 0:
-            raise ValueError(f"--layer {layer} does not exist")
+    if space == "w+":
+        if layer is None:
+            raise click.UsageError("--space w+ needs --layer K (a boundary lives in one layer's w)")
+        num_ws = _num_ws(table)
+        if num_ws is None:
+            raise ValueError(f"--space w+ --layer {layer}: the samples in {samples} store one w per sample and do not record "
+                             "how many ws layers the model has, so the layer cannot be checked; use --space w (here every "
+                             "layer's code is that w) or samples with per-layer codes (wplus, stored by `latentlab sample "
+                             "--trunc PSI --trunc-cutoff K`)")
+        if not 0 <= layer < num_ws:
+            raise ValueError(f"--layer {layer} does not exist: the samples have ws layers 0-{num_ws - 1}")
+        if field not in table.fields:
+            field = "w"  # the sampler stores wplus whenever the layers differ: here every layer is this w
     data = table.load(fields=(field, "scores", "seeds"))
-    if field not in data or data[field] is None:
-        hint = " (sample with --styles)" if space == "s" else ""
-        raise ValueError(f"the samples in {samples} have no {space} codes{hint}")
     codes = data[field]
-    if space == "w+" and field == "wplus":
-        if not 0 <= layer < codes.shape[1]:
-            raise ValueError(f"--layer {layer} does not exist: the samples have ws layers 0-{codes.shape[1] - 1}")
+    if field == "wplus":
         codes = codes[:, layer]
-    idx = [names.index(a) for a in chosen]
-    return table, np.asarray(codes), np.asarray(data["scores"])[:, idx], chosen, data["seeds"]
+    idx = [list(table.names).index(a) for a in chosen]
+    return np.asarray(codes), np.asarray(data["scores"])[:, idx], data["seeds"]
 
 
 @click.command()
 @click.option("--samples", required=True, type=click.Path(file_okay=False), help="Folder written by `latentlab sample`.")
 @click.option("--attr", "attrs", multiple=True, required=True, help="Attribute to train (repeatable), or 'all'.")
 @click.option("--space", type=click.Choice(["z", "w", "w+", "s"]), default="w", show_default=True)
-@click.option("--layer", type=int, default=None, help="With --space w+: the ws layer whose codes are used.")
-@click.option("--condition", "conditions", multiple=True, help="Make the boundary orthogonal to this attribute's (repeatable).")
-@click.option("--ratio", type=float, default=0.02, show_default=True, help="Fraction of samples taken from each end.")
+@click.option("--layer", type=int, default=None,
+              help="With --space w+: the ws layer whose codes are used (0 .. num_ws-1; the samples must store "
+                   "per-layer codes or record num_ws).")
+@click.option("--condition", "conditions", multiple=True,
+              help="Make the boundary orthogonal to this attribute's (repeatable; not one of --attr; "
+                   "with --attr all, every other attribute is trained).")
+@click.option("--ratio", type=opt.FiniteFloat(0, 1, min_open=True), default=0.02, show_default=True, help="Fraction of samples taken from each end.")
 @click.option("--count", type=int, default=None, help="Samples taken from each end (instead of --ratio).")
-@click.option("--split", type=float, default=0.7, show_default=True, help="Training fraction of the chosen samples.")
+@click.option("--split", type=opt.FiniteFloat(0, 1, min_open=True), default=0.7, show_default=True, help="Training fraction of the chosen samples.")
 @click.option("--solver", type=click.Choice(["linear", "svc"]), default="linear", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", required=True, type=click.Path(), help="ATTR.npy for one attribute, a folder for several.")
@@ -68,17 +94,27 @@ def boundary(samples, attrs, space, layer, conditions, ratio, count, split, solv
       latentlab boundary --samples out/samples --attr all --out out/bounds/
     """
     from latentlab.boundaries import train_boundaries, write_boundary
+    from latentlab.sampling import SampleTable
 
-    attrs, cond = list(attrs), list(conditions)
-    wanted = ["all"] if attrs == ["all"] else attrs + [c for c in cond if c not in attrs]
-    table, codes, scores, names, seeds = _codes_and_scores(samples, space, layer, wanted)
-    chosen = names if attrs == ["all"] else names[: len(attrs)]
-    multi = len(chosen) > 1 or attrs == ["all"]
+    table = SampleTable(samples)
+    every = list(attrs) == ["all"] and "all" not in table.names
+    chosen = _attributes(table, samples, "--attr", list(attrs))
+    cond = _attributes(table, samples, "--condition", list(conditions), allow_all=False)
+    if every:
+        chosen = [a for a in chosen if a not in cond]
+        if not chosen:
+            raise ValueError("--attr all: every attribute is a --condition, none is left to train")
+    same = [a for a in chosen if a in cond]
+    if same:
+        raise ValueError(f"--attr {same[0]} --condition {same[0]}: an attribute cannot be conditioned on itself")
+    names = chosen + cond
+    codes, scores, seeds = _codes_and_scores(table, samples, space, layer, names)
+    multi = len(chosen) > 1 or every
     if not multi and not out.endswith(".npy"):
         raise ValueError(f"--out {out}: one attribute goes to a .npy file")
     if multi and out.endswith(".npy"):
         raise ValueError(f"--out {out}: several attributes go to a folder")
-    results = train_boundaries(codes, scores, names, attrs=chosen, conditions={a: cond for a in chosen if a not in cond},
+    results = train_boundaries(codes, scores, names, attrs=chosen, conditions={a: cond for a in chosen},
                                ratio=ratio, count=count, split=split, solver=solver, seed=seed)
     manifest = getattr(table, "manifest", {}) or {}
     extra = dict(samples=os.path.abspath(samples), seed_range=[int(min(seeds)), int(max(seeds))], n_samples=len(seeds),
@@ -95,13 +131,24 @@ def boundary(samples, attrs, space, layer, conditions, ratio, count, split, solv
 @click.option("--samples", required=True, type=click.Path(file_okay=False), help="Folder written by `latentlab sample`.")
 @click.option("--space", type=click.Choice(["z", "w", "s"]), default="w", show_default=True)
 @click.option("--attrs", default="all", show_default=True, help="Comma-separated attributes, or all.")
-@click.option("--keep", type=float, default=0.5, show_default=True, help="Fraction of most confident samples kept.")
+@click.option("--keep", type=opt.FiniteFloat(0, 1, min_open=True), default=0.5, show_default=True,
+              help="Fraction of the most confident samples kept per attribute (the official metric: 0.5).")
+@click.option("--svm", type=click.Choice(["official", "primal"]), default="official", show_default=True,
+              help="official: LinearSVC's dual solver as in the published metric (often unconverged, slow on many "
+                   "samples); primal: converged and ~40x faster, slightly different scores.")
+@click.option("--ranking", type=click.Choice(["official", "exact"]), default="official", show_default=True,
+              help="official: float32 softmax confidence, stable sort, as NVIDIA's code (saturated logits tie and "
+                   "keep sampling order); exact: float64 |logit| (not the published procedure).")
 @click.option("--out", default=None, type=click.Path(dir_okay=False), help="Write the result as JSON too.")
-def separability(samples, space, attrs, keep, out):
+def separability(samples, space, attrs, keep, ranking, svm, out):
     """Linear separability of a latent space (StyleGAN paper, section 4.2).
 
-    Prints each attribute's conditional entropy H(Y|X) in nats and the score
-    exp(sum H): 1 means every attribute is linearly separable in that space.
+    Computed as NVIDIA's metric: per attribute, the most confident samples
+    are kept, a linear SVM is fitted to their codes, and the conditional entropy
+    H(Y|X) of the classifier's labels given the SVM's side is printed in bits;
+    the score is 2^(sum H): 1 means every attribute is linearly separable in
+    that space, 2^A that the codes say nothing about the A attributes. The JSON
+    (--out) has the entropies in bits and in nats.
 
     \b
     Example:
@@ -109,14 +156,19 @@ def separability(samples, space, attrs, keep, out):
       latentlab separability --samples out/samples --space z --attrs Smiling,Male --out sep_z.json
     """
     from latentlab.boundaries import linear_separability
+    from latentlab.sampling import SampleTable
     from latentlab.utils.atomic import write_text
 
-    names = ["all"] if attrs == "all" else [a.strip() for a in attrs.split(",") if a.strip()]
-    _, codes, scores, chosen, _ = _codes_and_scores(samples, space, None, names)
-    res = linear_separability(codes, scores, names=chosen, keep=keep)
+    table = SampleTable(samples)
+    chosen = _attributes(table, samples, "--attrs", [a.strip() for a in attrs.split(",") if a.strip()])
+    if not chosen:
+        raise ValueError("--attrs: no attribute given")
+    codes, scores, _ = _codes_and_scores(table, samples, space, None, chosen)
+    res = linear_separability(codes, scores, names=chosen, keep=keep, ranking=ranking, svm=svm)
     for name, h in res.entropies.items():
-        click.echo(f"{name:<24} H = {h:.4f} nats")
-    click.echo(f"separability ({space}, {len(chosen)} attributes, {res.kept} samples kept): {res.score:.4f}")
+        click.echo(f"{name:<24} H = {h:.4f} bits")
+    click.echo(f"separability ({space}, {len(chosen)} attributes, {res.kept} samples kept, {ranking} ranking): "
+               f"2^(sum H) = {res.score:.4f}")
     if out:
         write_text(out, json.dumps(dict(res.to_dict(), space=space, samples=os.path.abspath(samples)), indent=1))
 

@@ -1,6 +1,5 @@
 """InterFaceGAN boundaries and linear separability against planted directions and hand computations."""
 import json
-import math
 
 import numpy as np
 import pytest
@@ -88,8 +87,8 @@ def test_multi_attribute_and_conditional_boundaries(tmp_path):
 def test_conditional_entropy_by_hand():
     x = np.array([0, 0, 1, 1])
     y = np.array([0, 1, 1, 1])
-    # joint (0,0)=.25 (0,1)=.25 (1,1)=.5; H(X,Y) - H(X) = 1.0397 - 0.6931
-    assert conditional_entropy(x, y) == pytest.approx(0.5 * math.log(2))
+    # joint (0,0)=.25 (0,1)=.25 (1,1)=.5; H(X,Y) - H(X) = 1.5 - 1 bits
+    assert conditional_entropy(x, y) == pytest.approx(0.5, abs=1e-7)
     assert conditional_entropy(y, y) == 0.0
 
 
@@ -97,7 +96,8 @@ def test_separability_extremes():
     rng = np.random.RandomState(0)
     codes = rng.randn(4000, 8)
     sep = linear_separability(codes, np.stack([codes[:, 0], codes[:, 1] - codes[:, 2]], 1) * 5, names=["a", "b"])
-    assert sep.score == pytest.approx(1.0, abs=1e-9) and list(sep.entropies.index) == ["a", "b"] and sep.kept == 2000
+    # perfectly separable; the official float32 arithmetic leaves H(Y) - I(X;Y) a few 1e-8 bits above 0
+    assert sep.score == pytest.approx(1.0, abs=1e-6) and list(sep.entropies.index) == ["a", "b"] and sep.kept == 2000
     noise = rng.randn(4000, 3) * 5  # labels unrelated to the codes
     res = linear_separability(codes, noise)
     assert 2**3 * 0.85 < res.score <= 2**3 + 1e-9

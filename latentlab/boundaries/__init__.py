@@ -1,8 +1,12 @@
 """Semantic boundaries from scored samples (InterFaceGAN) and the linear separability metric."""
-from .separability import SeparabilityResult, conditional_entropy, linear_separability
+from .separability import (
+    RANKINGS, SeparabilityResult, conditional_entropy, conditional_entropy_from_table, joint_table, linear_separability,
+    official_probabilities, rank,
+)
 from .svm import Boundary, split_samples, train_boundaries, train_boundary, write_boundary
 
 __all__ = [
-    "Boundary", "SeparabilityResult", "conditional_entropy", "linear_separability", "split_samples",
-    "train_boundaries", "train_boundary", "write_boundary",
+    "Boundary", "RANKINGS", "SeparabilityResult", "conditional_entropy", "conditional_entropy_from_table", "joint_table",
+    "linear_separability", "official_probabilities", "rank", "split_samples", "train_boundaries", "train_boundary",
+    "write_boundary",
 ]
