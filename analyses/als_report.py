@@ -1,34 +1,96 @@
-"""ALS report: tables (CSV, Markdown), the mean-Delta curve (PNG, PDF) and a summary, for both protocols.
+"""ALS report for both protocols: tables (CSV, Markdown), the curve over t and per-pair figures (PNG, PDF),
+a summary; with several models, their comparison (the HSR paper's figure 8 and its table).
 
     python analyses/als_report.py --model ffhq.pkl --classifier resnet:celeba40.pt --pairs 1000 --out reports/als
+    python analyses/als_report.py --model sg2.pkl --label SG2 --model sg2_hsr.pkl --label SG2+HSR \\
+        --classifier resnet:celeba40.pt --attrs Smiling,Male,Young,Eyeglasses,No_Beard --out reports/als
+    python analyses/als_report.py --reports SG2=reports/a/paper --reports SG2+HSR=reports/b/paper --out reports/cmp
+
+One model: OUT/paper and OUT/hsr. Several: OUT/<label>/paper, OUT/<label>/hsr and the comparisons
+OUT/compare/paper, OUT/compare/hsr (als_compare.csv/.md: models x attributes + Mean;
+als_compare_curve.png/.pdf: ALS vs t, one line per model). --reports compares saved report
+folders (one protocol) into OUT without running any model.
 """
 import argparse
+import os
+import sys
 
 import latentlab
 from latentlab.attributes import load_classifier
-from latentlab.studies.reports import als_study, write_als_report
+from latentlab.studies.reports import als_study, read_als_report, write_als_comparison, write_als_report
+
+
+def labelled(specs, labels, option):
+    """{label: spec}; labels from --label, a NAME=PATH spec, or the file/folder name."""
+    if labels and len(labels) != len(specs):
+        raise ValueError(f"{len(labels)} --label for {len(specs)} {option}")
+    out = {}
+    for i, spec in enumerate(specs):
+        name = labels[i] if labels else None
+        if name is None and "=" in spec and not os.path.exists(spec):
+            name, spec = spec.split("=", 1)
+        name = name or os.path.splitext(os.path.basename(os.path.normpath(spec)))[0]
+        if name in out:
+            raise ValueError(f"two {option} are labelled {name!r}; give --label (or NAME=PATH)")
+        out[name] = spec
+    return out
+
+
+def run(args):
+    if args.reports:
+        results = {name: read_als_report(folder) for name, folder in labelled(args.reports, args.label, "--reports").items()}
+        table = write_als_comparison(results, args.out)
+        print(table.to_string(float_format=lambda v: f"{v:.4f}"), f"\n-> {args.out}")
+        return
+    if not args.model or not args.classifier:
+        raise ValueError("give --model (one or more) and --classifier, or --reports")
+    models = labelled(args.model, args.label, "--model")
+    clf = load_classifier(args.classifier)
+    if args.attrs:
+        clf = clf.select([a.strip() for a in args.attrs.split(",") if a.strip()])
+    names = list(getattr(clf, "names", None) or [])
+    if args.pair_attr is not None and names and args.pair_attr not in names:
+        raise ValueError(f"--pair-attr {args.pair_attr!r} is not one of the scored attributes: {', '.join(names)}")
+    clf = clf.to(args.device).eval() if hasattr(clf, "to") else clf
+    results = {p: {} for p in ("paper", "hsr")}
+    for name, path in models.items():
+        G = latentlab.load_generator(path, device=args.device)
+        for protocol in ("paper", "hsr"):
+            res = als_study(G, clf, args.pairs, args.steps, args.space, protocol, seed=args.seed, device=args.device)
+            folder = os.path.join(args.out, protocol) if len(models) == 1 else os.path.join(args.out, name, protocol)
+            settings = dict(model=path, classifier=args.classifier, space=args.space, seed=args.seed)
+            write_als_report(res, folder, title=f"ALS of {name}", settings=settings, pair_attribute=args.pair_attr)
+            results[protocol][name] = res
+            print(f"{name} {protocol}: mean ALS {res['mean']:.4f} -> {folder}")
+    if len(models) > 1:
+        for protocol, by_model in results.items():
+            write_als_comparison(by_model, os.path.join(args.out, "compare", protocol))
+            print(f"comparison ({protocol}) -> {os.path.join(args.out, 'compare', protocol)}")
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", required=True)
-    ap.add_argument("--classifier", required=True)
+    ap.add_argument("--model", action="append", default=[], help="checkpoint; repeat to compare models")
+    ap.add_argument("--label", action="append", default=[], help="name of each --model / --reports in the comparison")
+    ap.add_argument("--reports", action="append", default=[], help="saved ALS report folder ([NAME=]DIR); repeat")
+    ap.add_argument("--classifier", default=None)
     ap.add_argument("--attrs", default=None, help="comma-separated subset of the classifier's attributes")
     ap.add_argument("--pairs", type=int, default=1000)
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--space", choices=["w", "w+"], default="w")
+    ap.add_argument("--seed", type=int, default=0, help="pair p uses seeds 2p + seed and 2p + 1 + seed")
+    ap.add_argument("--pair-attr", default=None, help="attribute of the per-pair figure (default: the least linear)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
-    G = latentlab.load_generator(args.model, device=args.device)
-    clf = load_classifier(args.classifier)
-    if args.attrs:
-        clf = clf.select(args.attrs.split(","))
-    clf = clf.to(args.device).eval() if hasattr(clf, "to") else clf
-    for protocol in ("paper", "hsr"):
-        res = als_study(G, clf, args.pairs, args.steps, args.space, protocol, device=args.device)
-        write_als_report(res, f"{args.out}/{protocol}", title=f"ALS of {args.model}")
-        print(f"{protocol}: mean ALS {res['mean']:.4f} -> {args.out}/{protocol}")
+    if args.model and args.reports:
+        ap.error("give --model or --reports, not both")
+    if args.pairs < 1 or args.steps < 1:
+        ap.error("--pairs and --steps must be >= 1")
+    try:
+        run(args)
+    except ValueError as e:
+        sys.exit(f"als_report.py: error: {e}")
 
 
 if __name__ == "__main__":

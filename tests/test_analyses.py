@@ -43,3 +43,30 @@ def test_ppl_report_offline(tmp_path):
     assert out.count("PPL") == 4
     for sub in ("z_full", "z_end", "w_full", "w_end"):
         assert (tmp_path / "p" / sub / "ppl_histogram.png").exists() and (tmp_path / "p" / sub / "ppl_lowest.png").exists()
+
+
+def test_correlation_report_per_space(tmp_path, classifier):
+    import numpy as np
+
+    for space in ("z", "w"):
+        (tmp_path / f"b{space}").mkdir()
+        v = np.random.RandomState(len(space) + ord(space)).randn(1, 64)
+        np.save(tmp_path / f"b{space}" / "red.npy", v / np.linalg.norm(v))
+    args = ["--model", ADA, "--classifier", f"torchscript:{classifier}", "--attrs", "red", "--z-boundaries", tmp_path / "bz",
+            "--w-boundaries", tmp_path / "bw", "--seeds", "0-2", "--alphas=-1:1:2"]
+    out = run_script("correlation_report.py", *args, "--score-map", "red=attr0", "--scores", "probabilities",
+                     "--out", tmp_path / "c")
+    assert "correlations of probabilities" in out and "z - w" in out
+    scores = pd.read_csv(tmp_path / "c" / "scores.csv")
+    cols = ["attr0", "attr1", "attr2"]
+    for space in ("z", "w"):
+        p = 1 / (1 + np.exp(-scores[scores.space == space][cols].to_numpy()))
+        got = pd.read_csv(tmp_path / "c" / f"corr_{space}_generated.csv", index_col=0).to_numpy()
+        np.testing.assert_allclose(got, np.corrcoef(p, rowvar=False), atol=1e-6)
+    assert (tmp_path / "c" / "corr_z_minus_w.png").exists() and (tmp_path / "c" / "corr_pooled_generated.csv").exists()
+    # bad input: one line and exit 1, as `latentlab corr` words it (no traceback)
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    p = subprocess.run([sys.executable, os.path.join(ROOT, "analyses", "correlation_report.py"), *map(str, args),
+                        "--score-map", "red", "--out", str(tmp_path / "x")], capture_output=True, text=True, env=env)
+    assert p.returncode == 1 and p.stderr.strip() == ("correlation_report.py: error: --score-map: expected "
+                                                      "attr=ClassifierColumn, got 'red'")

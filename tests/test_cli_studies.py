@@ -40,6 +40,47 @@ def test_ppl_command_offline(capsys, tmp_path):
     assert Image.open(tmp_path / "g" / "ppl_highest.png").size == (2 * 32 + 2, 6 * 32 + 5 * 2)  # 6 pairs < 8
     res = json.loads((tmp_path / "p.json").read_text())
     assert res["samples"] == 6 and res["mean"] > 0 and sum(res["histogram"]["counts"]) >= 4
+    for name in ("ppl_strips_lowest.png", "ppl_strips_highest.png", "ppl_histogram.png", "distances.npy"):
+        assert (tmp_path / "g" / name).exists(), name
+    # a truncated run overlaid with the first one; a cropped run on a latents file
+    code, out, err = run_cli(capsys, "ppl", "--model", ADA, "--samples", "6", "--random-backbone", "--trunc", "0.5",
+                             "--grids", tmp_path / "g2", "--compare", tmp_path / "g", "--label", "psi0.5")
+    assert code == 0, err
+    assert "psi 0.5" in out and (tmp_path / "g2" / "ppl_histograms_compared.png").exists()
+    import latentlab
+    from latentlab.latents import LatentCodes
+
+    G = latentlab.load_generator(ADA)
+    codes = LatentCodes.from_seeds(G, [0, 1, 2]).to("w+", G)
+    codes.save(tmp_path / "lat.npz")
+    code, out, err = run_cli(capsys, "ppl", "--model", ADA, "--samples", "5", "--random-backbone", "--crop",
+                             "--latents", tmp_path / "lat.npz", "--out", tmp_path / "lat.json")
+    assert code == 0, err
+    assert "3 given codes" in out and json.loads((tmp_path / "lat.json").read_text())["space"] == "w+"
+
+
+def test_ppl_command_refuses_bad_input(capsys, tmp_path):
+    code, out, err = run_cli(capsys, "ppl", "--model", ADA, "--samples", "4", "--random-backbone", "--compare", tmp_path)
+    assert code != 0 and "not a PPL report" in err and "Traceback" not in err
+    code, out, err = run_cli(capsys, "ppl", "--model", ADA, "--samples", "4", "--random-backbone", "--labels", "uniform")
+    assert code != 0 and "unconditional" in err
+    bad = tmp_path / "lat.npz"
+    np.savez(bad, codes=np.zeros((3, 7), np.float32), space="w", model_id="")
+    code, out, err = run_cli(capsys, "ppl", "--model", ADA, "--samples", "4", "--random-backbone", "--latents", bad)
+    assert code != 0 and "lat.npz" in err and "do not fit" in err
+
+
+def test_ppl_offline_lpips_is_one_line(capsys, monkeypatch):
+    import urllib.error
+
+    import lpips
+
+    def offline(*a, **k):
+        raise urllib.error.URLError("Name or service not known")
+
+    monkeypatch.setattr(lpips, "LPIPS", offline)
+    code, out, err = run_cli(capsys, "ppl", "--model", ADA, "--samples", "4")
+    assert code == 1 and err.count("\n") == 1 and "vgg16-397923af.pth" in err and "Traceback" not in err
 
 
 
@@ -62,13 +103,48 @@ def test_corr_command(capsys, tmp_path, classifier):
     assert len(scores) == 2 * 2 * 4 * 3
     ref_corr = pd.read_csv(tmp_path / "c" / "corr_reference.csv", index_col=0)
     assert ref_corr.loc["attr0", "attr1"] == pytest.approx(1.0)
-    diff = pd.read_csv(tmp_path / "c" / "corr_difference.csv", index_col=0)
-    gen = pd.read_csv(tmp_path / "c" / "corr_generated.csv", index_col=0)
-    np.testing.assert_allclose(diff.to_numpy(), gen.to_numpy() - ref_corr.to_numpy(), atol=1e-9)
+    read = lambda key: pd.read_csv(tmp_path / "c" / f"corr_{key}.csv", index_col=0).to_numpy()  # noqa: E731
+    cols = ["attr0", "attr1", "attr2"]
+    gen = {}
+    for space in ("z", "w"):  # each space's matrix is the correlation of that space's rows only
+        gen[space] = np.corrcoef(scores[scores.space == space][cols].to_numpy(), rowvar=False)
+        np.testing.assert_allclose(read(f"{space}_generated"), gen[space], atol=1e-9)
+        np.testing.assert_allclose(read(f"{space}_difference"), gen[space] - ref_corr.to_numpy(), atol=1e-9)
+        np.testing.assert_allclose(read(f"{space}_difference_cubed"), (gen[space] - ref_corr.to_numpy()) ** 3, atol=1e-9)
+    np.testing.assert_allclose(read("z_minus_w"), gen["z"] - gen["w"], atol=1e-9)
+    np.testing.assert_allclose(read("pooled_generated"), np.corrcoef(scores[cols].to_numpy(), rowvar=False), atol=1e-9)
+    assert not np.allclose(gen["z"], gen["w"])
+    cmp = pd.read_csv(tmp_path / "c" / "corr_comparison.csv", index_col=0)
+    mean_z = np.abs((gen["z"] - ref_corr.to_numpy())[np.triu_indices(3, 1)]).mean()
+    assert cmp.loc["z - reference", "mean_abs"] == pytest.approx(mean_z)
+    assert "correlations of logits" in out and f"z - reference      {mean_z:.4f}" in out and "z - w" in out
     fits = pd.read_csv(tmp_path / "c" / "linearity_fits.csv")
     assert len(fits) == 4 and set(fits["space"]) == {"z", "w"}
-    for f in ("linearity.png", "linearity.pdf", "corr_difference_cubed.png"):
+    for f in ("linearity.png", "linearity.pdf", "corr_z_difference_cubed.png", "corr_w_difference_cubed.png", "summary.md"):
         assert (tmp_path / "c" / f).exists()
+    code, out, err = run_cli(capsys, "corr", "--model", ADA, "--classifier", f"torchscript:{classifier}", "--attrs", "red,green",
+                             "--score-map", "red=attr0,green=attr1", "--z-boundaries", tmp_path / "bz",
+                             "--w-boundaries", tmp_path / "bw", "--seeds", "0-3", "--alpha", "-2:2:3",
+                             "--scores", "probabilities", "--out", tmp_path / "p")  # no reference: 4 matrices
+    assert code == 0, err
+    assert "correlations of probabilities" in out and "z - w" in out and "z - reference" not in out
+    assert not (tmp_path / "p" / "corr_reference.csv").exists() and not (tmp_path / "p" / "corr_z_difference.csv").exists()
+    probs = 1 / (1 + np.exp(-scores[scores.space == "w"][cols].to_numpy()))
+    np.testing.assert_allclose(pd.read_csv(tmp_path / "p" / "corr_w_generated.csv", index_col=0).to_numpy(),
+                               np.corrcoef(probs, rowvar=False), atol=1e-6)
+    assert "**probabilities**" in (tmp_path / "p" / "summary.md").read_text()
+
+
+def test_corr_command_rejects_a_bad_score_map(capsys, tmp_path, classifier):
+    folder = tmp_path / "bw"
+    folder.mkdir()
+    np.save(folder / "red.npy", np.eye(64)[:1])
+    code, out, err = run_cli(capsys, "corr", "--model", ADA, "--classifier", f"torchscript:{classifier}", "--attrs", "red",
+                             "--score-map", "red", "--w-boundaries", folder, "--out", tmp_path / "c")
+    assert code == 1 and err.strip() == "latentlab: error: --score-map: expected attr=ClassifierColumn, got 'red'"
+    code, out, err = run_cli(capsys, "corr", "--model", ADA, "--classifier", f"torchscript:{classifier}", "--attrs", "red",
+                             "--scores", "sigmoid", "--w-boundaries", folder, "--out", tmp_path / "c")
+    assert code == 2 and "--scores" in err
 
 
 def test_als_edit_linearity_along_a_boundary(capsys, tmp_path, classifier):

@@ -6,15 +6,26 @@ constant noise and scored by a classifier (logits a_t, one per attribute):
 protocol='paper' (the paper's formula):
     Delta_tj = (a_tj - a_0j - t (a_1j - a_0j))^2
     ALS_j = (1/N) sum_{k=1..N} Delta_{k/N, j}, averaged over pairs; 'mean' averages attributes.
+    Curve (ALS vs t): the mean of Delta_tj over pairs, per attribute and averaged over attributes.
 protocol='hsr' (the HSR authors' evaluation code):
     logits are standardised per attribute by the mean and std over all frames of all pairs;
     delta_tj = (1-t) a_0j + t a_1j - a_tj (standardised); for each t the mean of |delta_tj|
     over pairs; ALS_j = sum over frames of that mean squared; 'mean' averages attributes.
+    Curve (what the authors plot against t, the paper's figure 8): the mean of |delta_tj| over
+    pairs, per attribute and averaged over attributes (not squared; ALS_j is the sum of the
+    squares of the per-attribute curve).
+
+Both curves are 0 at t = 0 and t = 1 by construction. Confidence intervals (`als_bootstrap_ci`)
+resample pairs and recompute the protocol's statistic, standardisation included.
 """
 import numpy as np
 import torch
 
 PROTOCOLS = ("paper", "hsr")
+CURVE_LABELS = {  # y axis of the ALS-vs-t curve, per protocol
+    "paper": r"mean $\Delta_t = (a_t - (1-t)\,a_0 - t\,a_1)^2$",
+    "hsr": r"mean $|\delta_t|$ (standardised logits)",
+}
 
 
 @torch.no_grad()
@@ -48,37 +59,53 @@ def path_logits(G, classifier, w0, w1, steps=10, batch_size=16, noise_mode="cons
     return logits.numpy().astype(np.float64)
 
 
-def als_from_logits(logits, names=None, protocol="paper"):
-    """ALS per attribute (+ 'mean') from logits [P, N+1, A]; details in the Series' .attrs."""
-    import pandas as pd
-
-    if protocol not in PROTOCOLS:
-        raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
+def _check_logits(logits):
     logits = np.asarray(logits, dtype=np.float64)
     if logits.ndim != 3 or logits.shape[1] < 2:
         raise ValueError(f"logits must be [pairs, steps+1, attributes], got {logits.shape}")
-    p, frames, a = logits.shape
-    n = frames - 1
-    names = list(names) if names is not None else [f"attr{j}" for j in range(a)]
-    if len(names) != a:
-        raise ValueError(f"{len(names)} names for {a} attributes")
+    return logits
+
+
+def _als_arrays(logits, protocol):
+    """(scores [A], per_pair [P, A], curves [T, A]) of logits [P, T, A] under `protocol`."""
+    frames, a = logits.shape[1], logits.shape[2]
     t = np.linspace(0, 1, frames)[None, :, None]
     linear = (1 - t) * logits[:, :1] + t * logits[:, -1:]
     if protocol == "paper":
         delta = (logits - linear) ** 2  # [P, T, A]
-        per_pair = delta[:, 1:].sum(axis=1) / n  # [P, A]; t = 0 adds nothing and is not counted
+        per_pair = delta[:, 1:].sum(axis=1) / (frames - 1)  # [P, A]; t = 0 adds nothing and is not counted
         scores = per_pair.mean(axis=0)
-        curve = delta.mean(axis=(0, 2))
+        curves = delta.mean(axis=0)  # [T, A]
     else:
         std = logits.reshape(-1, a).std(axis=0)
         std = np.where(std > 0, std, 1.0)
         delta = (linear - logits) / std  # the means cancel in the difference
-        frame_means = np.abs(delta).mean(axis=0)  # [T, A]
-        scores = (frame_means**2).sum(axis=0)
-        per_pair = (delta**2).sum(axis=1)
-        curve = (frame_means**2).mean(axis=1)
+        curves = np.abs(delta).mean(axis=0)  # [T, A]: mean |delta| over pairs, the authors' plotted curve
+        scores = (curves**2).sum(axis=0)
+        per_pair = (delta**2).sum(axis=1)  # a per-pair analogue; its mean over pairs is not the ALS
+    return scores, per_pair, curves
+
+
+def als_from_logits(logits, names=None, protocol="paper"):
+    """ALS per attribute (+ 'mean') from logits [P, N+1, A].
+
+    `.attrs` holds protocol, steps (N), pairs (P), per_pair [P, A], curves [N+1, A] (the
+    protocol's ALS-vs-t curve per attribute; see the module docstring), curve [N+1] (curves
+    averaged over attributes), curve_label (a y-axis label for it) and the logits.
+    """
+    import pandas as pd
+
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
+    logits = _check_logits(logits)
+    p, frames, a = logits.shape
+    names = list(names) if names is not None else [f"attr{j}" for j in range(a)]
+    if len(names) != a:
+        raise ValueError(f"{len(names)} names for {a} attributes")
+    scores, per_pair, curves = _als_arrays(logits, protocol)
     out = pd.Series(np.append(scores, scores.mean()), index=names + ["mean"], name=f"ALS ({protocol})")
-    out.attrs.update(protocol=protocol, steps=n, pairs=p, per_pair=per_pair, curve=curve, logits=logits)
+    out.attrs.update(protocol=protocol, steps=frames - 1, pairs=p, per_pair=per_pair, curves=curves,
+                     curve=curves.mean(axis=1), curve_label=CURVE_LABELS[protocol], logits=logits)
     return out
 
 
@@ -87,7 +114,14 @@ def als(G, classifier, w0, w1, steps=10, names=None, protocol="paper", batch_siz
 
     classifier: any callable images -> logits [N, A] (a latentlab classifier supplies its names).
     Returns a pandas Series indexed by attribute name (attr0, attr1, ... when unknown) plus 'mean';
-    `.attrs` holds per-pair values, the mean-Delta-vs-t curve and the raw logits.
+    `.attrs` holds per-pair values, the ALS-vs-t curves (per attribute and averaged) and the raw
+    logits (see `als_from_logits`). Also available as `latentlab.als`.
+
+    Example::
+
+        w = G.mapping(latentlab.z_from_seeds(range(200), G.z_dim), None)[:, 0]
+        res = latentlab.als(G, classifier, w[0::2], w[1::2], steps=10, protocol="hsr")
+        res["mean"], res.attrs["curve"]
     """
     logits = path_logits(G, classifier, w0, w1, steps, batch_size, noise_mode)
     if names is None:
@@ -103,3 +137,21 @@ def bootstrap_ci(per_pair, n_boot=1000, level=0.95, seed=0):
     means = per_pair[idx].mean(axis=1)  # [B, A]
     lo, hi = (1 - level) / 2, 1 - (1 - level) / 2
     return np.quantile(means, lo, axis=0), np.quantile(means, hi, axis=0)
+
+
+def als_bootstrap_ci(res, n_boot=1000, level=0.95, seed=0):
+    """Percentile bootstrap over pairs of an ALS result: (low [A], high [A]) per attribute.
+
+    Each replicate resamples the pairs and recomputes the protocol's statistic from the logits
+    (for 'hsr' the standardisation too), so the interval is about the reported ALS itself. For
+    'paper' this equals `bootstrap_ci(res.attrs["per_pair"])`.
+    """
+    logits = _check_logits(res.attrs["logits"])
+    protocol = res.attrs["protocol"]
+    if protocol == "paper":
+        return bootstrap_ci(res.attrs["per_pair"], n_boot, level, seed)
+    rng = np.random.RandomState(seed)
+    idx = rng.randint(0, len(logits), size=(n_boot, len(logits)))
+    scores = np.stack([_als_arrays(logits[i], protocol)[0] for i in idx])  # [B, A]
+    lo, hi = (1 - level) / 2, 1 - (1 - level) / 2
+    return np.quantile(scores, lo, axis=0), np.quantile(scores, hi, axis=0)

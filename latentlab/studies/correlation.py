@@ -1,18 +1,27 @@
-"""Attribute correlation study ("Exploring the latent space of StyleGAN-type models").
+"""Attribute correlation study ("Exploring the latent space of StyleGAN-type models", Tronchon & Cadiou).
 
 Edit a set of faces along each attribute's direction in Z and in W for a range of alphas,
 score every image with a multi-attribute classifier, and compare:
-  * the attribute correlation matrix of the generated images with that of a reference label
-    table (e.g. CelebA's list_attr_celeba.txt), their difference, and the difference cubed
-    (which brings out the large deviations);
+  * per latent space, the attribute correlation matrix of the images edited in that space
+    (the paper's figures 6a for Z and 6b for W) with that of a reference label table (e.g.
+    CelebA's list_attr_celeba.txt), their difference and the difference cubed (figure 7: the
+    cube brings out the large deviations); the Z - W difference; the matrix of Z and W rows
+    pooled together only as an extra (`space_correlations`);
   * the linearity of each edited attribute's own score in alpha (mean, std, least-squares
     line and R^2), Z next to W.
+
+Scores are the classifier's logits, or with scores='probabilities' their sigmoid, as the paper
+plots them (`transform_scores`). The two give different correlations (the sigmoid is not
+affine), so every table and figure says which one it shows.
 """
 import numpy as np
 import torch
 
 from ..edits.linear import edit, parse_alphas
 from ..edits.pipeline import start_codes
+
+SCORE_TRANSFORMS = ("logits", "probabilities")
+SPACES = ("z", "w")
 
 
 @torch.no_grad()
@@ -78,3 +87,139 @@ def linearity(frame, score_columns):
         r2 = 1 - float((resid**2).sum()) / ss_tot if ss_tot > 0 else float("nan")
         fits.append(dict(space=space, edited=attr, score=col, slope=slope, intercept=intercept, r2=r2))
     return pd.concat(curves, ignore_index=True), pd.DataFrame(fits)
+
+
+def sigmoid(x):
+    """1 / (1 + exp(-x)) without overflow warnings for large |x| (float64)."""
+    x = np.asarray(x, dtype=np.float64)
+    e = np.exp(-np.abs(x))  # in (0, 1]: no overflow, full precision at both tails
+    return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+def transform_scores(frame, names, scores="logits", score_kinds=None):
+    """(frame with the classifier columns in `scores` units, list of the columns transformed).
+
+    scores: 'logits' (the classifier's output, unchanged) or 'probabilities' (sigmoid of each
+    logit). score_kinds: {column: kind} as toyfaces classifiers declare it; only 'logit'
+    columns (all columns without it) become probabilities, regressed scores stay as they are.
+    """
+    if scores not in SCORE_TRANSFORMS:
+        raise ValueError(f"scores must be one of {', '.join(SCORE_TRANSFORMS)}, got {scores!r}")
+    if scores == "logits":
+        return frame, []
+    kinds = score_kinds or {}
+    cols = [n for n in names if kinds.get(n, "logit") == "logit"]
+    out = frame.copy()
+    out[cols] = sigmoid(out[cols].to_numpy())
+    return out, cols
+
+
+def score_unit(scores):
+    """'logit' or 'probability': the word for one score, for titles and axis labels."""
+    return {"logits": "logit", "probabilities": "probability"}[scores]
+
+
+def space_correlations(frame, attrs, reference=None):
+    """The study's correlation matrices, keyed by their report names (corr_<key>.csv).
+
+    For each space s in the frame's 'space' column (z, w): 's_generated' (Pearson correlation of
+    the rows edited in s) and, with `reference` (a DataFrame of labels), 's_difference' and
+    's_difference_cubed' against 'reference'. With both spaces: 'z_minus_w'. Extra:
+    'pooled_generated' (Z and W rows together) and its difference and cube.
+    """
+    spaces = [s for s in SPACES if (frame["space"] == s).any()]
+    spaces += [s for s in dict.fromkeys(frame["space"]) if s not in spaces]
+    ref = correlation_matrix(reference, attrs) if reference is not None else None
+    mats = {"reference": ref} if ref is not None else {}
+    gen = {s: correlation_matrix(frame[frame["space"] == s], attrs) for s in spaces}
+    gen["pooled"] = correlation_matrix(frame, attrs)
+    for key, m in gen.items():
+        if ref is None:
+            mats[f"{key}_generated"] = m
+        else:
+            mats.update({f"{key}_{k}": v for k, v in compare_correlations(m, ref).items() if k != "reference"})
+        if key == "w" and "z" in gen:
+            mats["z_minus_w"] = gen["z"] - gen["w"]
+    return mats
+
+
+def off_diagonal(matrix):
+    """The upper-triangle entries (attribute pairs, diagonal excluded) of a square DataFrame."""
+    m = np.asarray(matrix, dtype=np.float64)
+    return m[np.triu_indices(len(m), k=1)]
+
+
+def compare_spaces(matrices):
+    """Mean and max |entry| over attribute pairs of each difference matrix, one row per comparison.
+
+    Rows: 'z - reference', 'w - reference', 'pooled - reference' (where a reference was given)
+    and 'z - w'; columns mean_abs, max_abs, pairs (NaN entries, from constant scores, are skipped).
+    """
+    import pandas as pd
+
+    keys = [(f"{s} - reference", f"{s}_difference") for s in (*SPACES, "pooled")] + [("z - w", "z_minus_w")]
+    rows = {}
+    for label, key in keys:
+        if key in matrices:
+            v = np.abs(off_diagonal(matrices[key]))
+            v = v[np.isfinite(v)]
+            rows[label] = dict(mean_abs=float(v.mean()) if v.size else float("nan"),
+                               max_abs=float(v.max()) if v.size else float("nan"), pairs=int(v.size))
+    return pd.DataFrame.from_dict(rows, orient="index", columns=["mean_abs", "max_abs", "pairs"]).rename_axis("comparison")
+
+
+def comparison_lines(comparison, scores):
+    """Short text lines of `compare_spaces`' table, for the command line."""
+    if comparison.empty:
+        return []
+    lines = [f"correlations of {scores}: mean |difference| over attribute pairs (max)"]
+    for label, row in comparison.iterrows():
+        lines.append(f"  {label:<18} {row['mean_abs']:.4f} ({row['max_abs']:.4f})")
+    return lines
+
+
+def parse_score_map(text):
+    """'smile=Smiling,age=Young' -> {'smile': 'Smiling', 'age': 'Young'} ('' or None -> {})."""
+    out = {}
+    for item in (text or "").split(","):
+        if not item.strip():
+            continue
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise ValueError(f"--score-map: expected attr=ClassifierColumn, got {item.strip()!r}")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def score_columns(edited, names, score_map=None):
+    """{edited attr: classifier column} whose score rises along the attr's direction.
+
+    Names resolve as `resolve_name` does (exact, respelt, alias); an alias that is the opposite
+    of a column (e.g. 'age' for Young) is refused, since the study plots the column itself: map
+    it explicitly (e.g. age=Young) to plot that column falling.
+    """
+    from ..attributes.celeba import resolve_name
+
+    names = list(names)
+    columns = {}
+    for a in edited:
+        idx, sign = resolve_name((score_map or {}).get(a, a), names)
+        if sign < 0:
+            raise ValueError(f"{a!r} is the opposite of {names[idx]!r}; map it explicitly with --score-map {a}={names[idx]}")
+        columns[a] = names[idx]
+    return columns
+
+
+def load_directions(folders, edited):
+    """{(space, attr): Direction} from {space: boundary folder} for every edited attribute."""
+    from ..edits import load_direction
+    from ..edits.registry import attributes_in
+
+    directions = {}
+    for space, folder in folders.items():
+        found = attributes_in(folder)
+        for a in edited:
+            if a not in found:
+                raise ValueError(f"no direction {a!r} in {folder}; it has: {', '.join(sorted(found)) or 'none'}")
+            directions[(space, a)] = load_direction(found[a]["file"], name=a)
+    return directions

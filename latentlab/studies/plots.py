@@ -15,8 +15,11 @@ def save_figure(fig, path_stem):
     """Write path_stem.png and path_stem.pdf; returns both paths."""
     os.makedirs(os.path.dirname(os.path.abspath(path_stem)), exist_ok=True)
     paths = [f"{path_stem}.{ext}" for ext in ("png", "pdf")]
+    from ..utils.atomic import atomic_path
+
     for p in paths:
-        fig.savefig(p, dpi=150, bbox_inches="tight")
+        with atomic_path(p, os.path.splitext(p)[1]) as tmp:
+            fig.savefig(tmp, dpi=150, bbox_inches="tight", format=os.path.splitext(p)[1][1:])
     _plt().close(fig)
     return paths
 
@@ -35,8 +38,12 @@ def heatmap(matrix, title, path_stem, vmax=None, cmap="RdBu_r"):
     return save_figure(fig, path_stem)
 
 
-def linearity_plot(curves, fits, path_stem):
-    """One panel per edited attribute: mean score vs alpha with a std band and the fitted line, per space."""
+def linearity_plot(curves, fits, path_stem, ylabels=None, title=None):
+    """One panel per edited attribute: mean score vs alpha with a std band and the fitted line, per space.
+
+    ylabels: {score column: y axis label} (default 'score (<column>)'), to name the units plotted
+    (logit, probability); title: an optional title over all panels.
+    """
     plt = _plt()
     attrs = list(dict.fromkeys(curves["edited"]))
     fig, axes = plt.subplots(1, len(attrs), figsize=(3.6 * len(attrs), 3.2), squeeze=False)
@@ -49,7 +56,10 @@ def linearity_plot(curves, fits, path_stem):
             ax.plot(x, fit["slope"] * x + fit["intercept"], ls="--", color=line.get_color(), lw=1)
         ax.set_title(attr)
         ax.set_xlabel("alpha")
-        ax.set_ylabel(f"score ({fits[fits['edited'] == attr].iloc[0]['score']})")
+        col = fits[fits["edited"] == attr].iloc[0]["score"]
+        ax.set_ylabel((ylabels or {}).get(col, f"score ({col})"))
         ax.legend(fontsize=7)
+    if title:
+        fig.suptitle(title)
     fig.tight_layout()
     return save_figure(fig, path_stem)

@@ -9,7 +9,7 @@ import os
 import numpy as np
 import torch
 
-from ..utils.atomic import write_text
+from ..utils.atomic import atomic_path, write_text
 
 
 def markdown_table(df, floatfmt="{:.4f}"):
@@ -22,9 +22,15 @@ def markdown_table(df, floatfmt="{:.4f}"):
     return "\n".join(lines) + "\n"
 
 
+def write_csv(df, path, **kwargs):
+    """DataFrame.to_csv, atomically."""
+    with atomic_path(path, ".csv") as tmp:
+        df.to_csv(tmp, **kwargs)
+
+
 def write_table(df, stem):
-    """stem.csv and stem.md."""
-    df.to_csv(stem + ".csv")
+    """stem.csv and stem.md (atomically)."""
+    write_csv(df, stem + ".csv")
     write_text(stem + ".md", markdown_table(df))
 
 
@@ -82,71 +88,177 @@ def als_study(G, classifier, pairs=100, steps=10, space="w", protocol="paper", d
     return als_from_logits(gather_rows(mine, local, pairs), getattr(classifier, "names", None), protocol)
 
 
-def als_table(res):
+def als_table(res, n_boot=1000):
+    """ALS per attribute with a 95% bootstrap interval over pairs (the protocol's statistic recomputed)."""
     import pandas as pd
 
-    from .als import bootstrap_ci
+    from .als import als_bootstrap_ci
 
-    lo, hi = bootstrap_ci(res.attrs["per_pair"])
+    lo, hi = als_bootstrap_ci(res, n_boot)
     return pd.DataFrame({"ALS": res.values[:-1], "ci_low": lo, "ci_high": hi}, index=pd.Index(res.index[:-1], name="attribute"))
 
 
-def write_als_report(res, out_dir, title="Attribute Linearity Score"):
+def write_als_report(res, out_dir, title="Attribute Linearity Score", settings=None, pair_attribute=None, pair_count=4,
+                     table=None):
+    """An ALS report folder.
+
+    Files: als.csv (one row: attributes + mean), als.json (protocol, steps, pairs, names, scores,
+    `settings`), als_ci.csv/.md (bootstrap intervals), per_pair.csv, curve.csv (t, mean, one column
+    per attribute: the protocol's ALS-vs-t curve), als_curve.png/.pdf, als_pairs.csv/.png/.pdf
+    (logits of the first `pair_count` pairs along t for `pair_attribute`, default the least linear
+    attribute, with the straight line from a_0 to a_1), logits.npy and summary.md.
+    `table`: an `als_table(res)` already computed (else computed here). `read_als_report` reads the
+    folder back; `write_als_comparison` compares several.
+    """
     import pandas as pd
 
-    from .plots import _plt, save_figure
+    from ..utils.atomic import atomic_path
+    from .als_figures import curve_frame, pair_paths, plot_curve, plot_pair_paths
 
     os.makedirs(out_dir, exist_ok=True)
-    res.to_frame().T.to_csv(os.path.join(out_dir, "als.csv"), index=False)
-    table = als_table(res)
+    write_csv(res.to_frame().T, os.path.join(out_dir, "als.csv"), index=False)
+    names = [str(n) for n in res.index[:-1]]
+    meta = dict(protocol=res.attrs["protocol"], steps=res.attrs["steps"], pairs=res.attrs["pairs"], names=names,
+                als={n: float(v) for n, v in zip(names + ["mean"], res.values)}, settings=dict(settings or {}))
+    write_text(os.path.join(out_dir, "als.json"), json.dumps(meta, indent=1))
+    table = als_table(res) if table is None else table
     write_table(table, os.path.join(out_dir, "als_ci"))
-    pd.DataFrame(res.attrs["per_pair"], columns=res.index[:-1]).to_csv(os.path.join(out_dir, "per_pair.csv"), index_label="pair")
-    t = np.linspace(0, 1, res.attrs["steps"] + 1)
-    pd.DataFrame({"t": t, "mean_delta": res.attrs["curve"]}).to_csv(os.path.join(out_dir, "curve.csv"), index=False)
-    np.save(os.path.join(out_dir, "logits.npy"), res.attrs["logits"])
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(4, 3))
-    ax.plot(t, res.attrs["curve"], marker="o", ms=3)
-    ax.set_xlabel("t")
-    ax.set_ylabel("mean Delta")
-    ax.set_title(f"{title} ({res.attrs['protocol']})")
-    save_figure(fig, os.path.join(out_dir, "als_curve"))
+    write_csv(pd.DataFrame(res.attrs["per_pair"], columns=names), os.path.join(out_dir, "per_pair.csv"), index_label="pair")
+    write_csv(curve_frame(res), os.path.join(out_dir, "curve.csv"), index=False)
+    with atomic_path(os.path.join(out_dir, "logits.npy"), ".npy") as tmp:
+        with open(tmp, "wb") as f:
+            np.save(f, res.attrs["logits"])
+    plot_curve(res, os.path.join(out_dir, "als_curve"), title)
+    paths = pair_paths(res, pair_attribute, pair_count)
+    write_csv(paths, os.path.join(out_dir, "als_pairs.csv"), index=False)
+    plot_pair_paths(paths, os.path.join(out_dir, "als_pairs"))
     write_text(os.path.join(out_dir, "summary.md"),
                f"# {title}\n\nprotocol {res.attrs['protocol']}, {res.attrs['pairs']} pairs, {res.attrs['steps']} steps; "
-               f"mean ALS **{res['mean']:.4f}**\n\n" + markdown_table(table))
+               f"mean ALS **{res['mean']:.4f}**\n\n" + markdown_table(table) +
+               f"\nals_curve: {res.attrs['curve_label']} vs t; als_pairs: logits of {paths.attrs['attribute']} "
+               "along t for a few pairs, dashed the straight line from a_0 to a_1.\n")
+    return table
+
+
+def read_als_report(folder):
+    """The ALS result of a folder written by `write_als_report`, recomputed from its logits.npy."""
+    import re
+
+    import pandas as pd
+
+    from .als import als_from_logits
+
+    if not os.path.isdir(folder):
+        raise ValueError(f"{folder}: no such ALS report folder")
+    if not os.path.isfile(os.path.join(folder, "logits.npy")):
+        raise ValueError(f"{folder}: not an ALS report folder (no logits.npy); write one with `latentlab als --out`")
+    meta_path = os.path.join(folder, "als.json")
+    if os.path.isfile(meta_path):
+        try:
+            with open(meta_path) as f:
+                meta = json.load(f)
+        except ValueError as e:
+            raise ValueError(f"{meta_path}: not valid JSON ({e})") from None
+        if not isinstance(meta, dict):
+            raise ValueError(f"{meta_path}: expected a JSON object")
+        protocol, names = meta.get("protocol"), meta.get("names")
+    else:  # folders written before als.json: the protocol is in the summary, the names in als.csv
+        summary, table = os.path.join(folder, "summary.md"), os.path.join(folder, "als.csv")
+        found = None
+        if os.path.isfile(summary):
+            with open(summary) as f:
+                found = re.search(r"protocol (\w+)", f.read())
+        protocol = found.group(1) if found else None
+        names = list(pd.read_csv(table).columns[:-1]) if os.path.isfile(table) else None
+    if protocol is None:
+        raise ValueError(f"{folder}: cannot tell the ALS protocol (no als.json)")
+    try:
+        logits = np.load(os.path.join(folder, "logits.npy"), allow_pickle=False)
+    except ValueError as e:
+        raise ValueError(f"{folder}/logits.npy: unreadable ({e})") from None
+    try:
+        return als_from_logits(logits, names, protocol)
+    except ValueError as e:
+        raise ValueError(f"{folder}: {e}") from None
+
+
+def write_als_comparison(results, out_dir, title="Attribute Linearity Score"):
+    """Compare several models' ALS ({model name: ALS result}, one protocol, same attributes).
+
+    Files: als_compare.csv/.md (models as rows, attributes + Mean as columns), als_compare_curves.csv
+    (model, t, mean, one column per attribute), als_compare_curve.png/.pdf (the averaged curve over
+    t, one line per model), als_compare_attributes.png/.pdf (one panel per attribute), summary.md.
+    """
+    from .als_figures import compare_curves, compare_table, plot_compare_attributes, plot_compare_curve
+
+    table = compare_table(results)
+    os.makedirs(out_dir, exist_ok=True)
+    write_table(table, os.path.join(out_dir, "als_compare"))
+    write_csv(compare_curves(results), os.path.join(out_dir, "als_compare_curves.csv"), index=False)
+    plot_compare_curve(results, os.path.join(out_dir, "als_compare_curve"), title)
+    plot_compare_attributes(results, os.path.join(out_dir, "als_compare_attributes"))
+    first = next(iter(results.values())).attrs
+    pairs = ", ".join(f"{m}: {r.attrs['pairs']} pairs, {r.attrs['steps']} steps" for m, r in results.items())
+    write_text(os.path.join(out_dir, "summary.md"),
+               f"# {title}: comparison\n\nprotocol {first['protocol']} ({pairs}); lower is more linear.\n\n"
+               + markdown_table(table) + f"\nals_compare_curve: {first['curve_label']} vs t, one line per model.\n")
     return table
 
 
 # ---- PPL -------------------------------------------------------------------------------------
-def write_ppl_report(res, out_dir, extremes=None, settings=None):
+def write_ppl_report(res, out_dir, extremes=None, settings=None, strips=None, compare=None, label=None, band=0.1):
+    """PPL report folder: ppl.json, distances.npy, the histogram (overlaid with `compare`
+    {label: distances or PPLResult} when given), lowest/highest pairs, band strips, summary.md."""
     from ..utils.images import make_grid, save_png, to_pil
-    from .plots import _plt, save_figure
+    from .ppl_figures import ppl_histograms, strip_grid
 
     os.makedirs(out_dir, exist_ok=True)
+    settings = dict(res.settings, **(settings or {}))
     counts, edges = res.histogram()
-    write_text(os.path.join(out_dir, "ppl.json"), json.dumps(dict(mean=res.mean, samples=len(res.distances), **(settings or {}),
-                                                                  histogram=dict(counts=counts.tolist(), edges=edges.tolist())), indent=1))
+    write_text(os.path.join(out_dir, "ppl.json"), json.dumps(dict(mean=res.mean, samples=len(res.distances), label=label,
+                                                                  **settings, histogram=dict(counts=counts.tolist(),
+                                                                                             edges=edges.tolist())),
+                                                             indent=1, default=str))
     np.save(os.path.join(out_dir, "distances.npy"), res.distances)
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(4, 3))
-    ax.hist(res.distances[res.kept], bins=50)
-    ax.axvline(res.mean, color="k", ls="--", lw=1)
-    ax.set_xlabel("path length")
-    ax.set_title(f"PPL = {res.mean:.2f}")
-    save_figure(fig, os.path.join(out_dir, "ppl_histogram"))
+    ppl_histograms({label or "this model": res}, os.path.join(out_dir, "ppl_histogram"), title=f"PPL = {res.mean:.2f}")
+    text = f"# Perceptual path length\n\n{settings}\n\nPPL **{res.mean:.3f}** over {int(res.kept.sum())} of " \
+           f"{len(res.distances)} pairs (1st-99th percentile band).\n"
+    if compare:
+        ppl_histograms({label or "this model": res, **compare}, os.path.join(out_dir, "ppl_histograms_compared"))
+        text += "\nCompared (ppl_histograms_compared.png):\n\n" + "".join(
+            f"- {name}: PPL {_band_mean(getattr(r, 'distances', r)):.3f}\n"
+            for name, r in compare.items())
     for name, pairs in (extremes or {}).items():
         save_png(to_pil(make_grid(pairs.reshape(-1, *pairs.shape[2:]), cols=2)), os.path.join(out_dir, f"ppl_{name}.png"))
-    write_text(os.path.join(out_dir, "summary.md"), f"# Perceptual path length\n\n{settings or {}}\n\nPPL **{res.mean:.3f}** "
-               f"over {int(res.kept.sum())} of {len(res.distances)} pairs (1st-99th percentile band).\n")
+    for name, s in (strips or {}).items():
+        save_png(to_pil(strip_grid(s)), os.path.join(out_dir, f"ppl_strips_{name}.png"))
+    if strips:
+        text += f"\nppl_strips_lowest.png / ppl_strips_highest.png: interpolation paths (t = 0 to 1) of pairs from the " \
+                f"lowest and highest {band:.0%} of path lengths, a row per pair.\n"
+    write_text(os.path.join(out_dir, "summary.md"), text)
+
+
+def _band_mean(distances):
+    from .ppl_figures import kept_band
+
+    return float(kept_band(distances).mean())
 
 
 # ---- correlations ----------------------------------------------------------------------------
 def corr_study(G, classifier, directions, seeds, alphas, score_columns, reference=None, truncation_psi=1.0,
-               batch_size=16, device="cpu", progress=None):
-    """Scores of every edit, correlation matrices (vs `reference`, a label DataFrame) and linearity fits."""
-    from .correlation import compare_correlations, correlation_matrix, edit_scores, linearity
+               batch_size=16, device="cpu", progress=None, scores="logits"):
+    """Scores of every edit, per-space correlation matrices (vs `reference`, a label DataFrame) and linearity fits.
+
+    scores: 'logits' or 'probabilities' (sigmoid of the logit columns, as the paper plots them):
+    the units the matrices and linearity curves are computed in; result['frame'] keeps the logits.
+    With a reference, every matrix covers the classifier attributes the reference also has.
+    """
+    from .correlation import (SCORE_TRANSFORMS, compare_spaces, edit_scores, linearity, space_correlations,
+                              transform_scores)
     from .parallel import gather_frames, rank_items
 
+    if scores not in SCORE_TRANSFORMS:
+        raise ValueError(f"scores must be one of {', '.join(SCORE_TRANSFORMS)}, got {scores!r}")
     seeds = list(seeds)
     mine = [seeds[i] for i in rank_items(len(seeds))]  # under torchrun each rank edits its share of the faces
     frame = edit_scores(G, classifier, directions, mine, alphas, truncation_psi, batch_size, device=device, progress=progress)
@@ -155,29 +267,77 @@ def corr_study(G, classifier, directions, seeds, alphas, score_columns, referenc
     frame = frame.assign(_o=frame["seed"].map(order)).sort_values(["space", "edited", "alpha", "_o"], kind="stable")
     frame = frame.drop(columns="_o").reset_index(drop=True)
     names = list(frame.columns[4:])
-    mats = {"generated": correlation_matrix(frame, names)}
+    kinds = dict(getattr(classifier, "score_kinds", None) or {})
+    scored, transformed = transform_scores(frame, names, scores, kinds)
+    attrs = names
     if reference is not None:
-        common = [n for n in names if n in reference.columns]
-        if not common:
+        attrs = [n for n in names if n in reference.columns]
+        if not attrs:
             raise ValueError(f"none of the classifier's attributes ({', '.join(names[:5])}, ...) are in the reference table")
-        mats = compare_correlations(correlation_matrix(frame, common), correlation_matrix(reference, common))
-    curves, fits = linearity(frame, score_columns)
-    return dict(frame=frame, matrices=mats, curves=curves, fits=fits)
+    mats = space_correlations(scored, attrs, reference)
+    curves, fits = linearity(scored, score_columns)
+    return dict(frame=frame, scores=scores, score_kinds=kinds, transformed=transformed, matrices=mats,
+                comparison=compare_spaces(mats), curves=curves, fits=fits)
+
+
+def _corr_titles(key, what):
+    """Heatmap title of matrix `key` (space_correlations' names); `what` names the score units."""
+    if key == "reference":
+        return "reference: correlation of the labels"
+    if key == "z_minus_w":
+        return f"Z edits - W edits ({what})"
+    space, _, kind = key.partition("_")
+    who = "Z and W edits pooled" if space == "pooled" else f"{space.upper()} edits"
+    return {"generated": f"{who}: correlation of {what}", "difference": f"{who} - reference ({what})",
+            "difference_cubed": f"({who} - reference)$^3$ ({what})"}[kind]
 
 
 def write_corr_report(result, out_dir):
+    """scores.csv (logits), corr_<key>.csv/.md/.png/.pdf per matrix, corr_comparison, linearity, summary.md.
+
+    Heatmaps of one kind (correlations, differences, cubes) share one colour scale across spaces,
+    so that Z and W compare at a glance.
+    """
+    from .correlation import score_unit
     from .plots import heatmap, linearity_plot
 
     os.makedirs(out_dir, exist_ok=True)
-    result["frame"].to_csv(os.path.join(out_dir, "scores.csv"), index=False)
-    for key, m in result["matrices"].items():
+    write_csv(result["frame"], os.path.join(out_dir, "scores.csv"), index=False)
+    scores, mats, kinds = result["scores"], result["matrices"], result.get("score_kinds") or {}
+    kept = [n for n in result["frame"].columns[4:] if kinds.get(n, "logit") != "logit"]  # regressed: never transformed
+    what = scores if not kept else f"{scores} + regressed scores"
+    kind = {k: "corr" if k.endswith("generated") or k == "reference" else k.split("_", 1)[1] for k in mats}
+    scale = {"corr": 1.0}
+    for key, m in mats.items():
+        if kind[key] != "corr":
+            scale[kind[key]] = max(scale.get(kind[key], 1e-12), float(np.nanmax(np.abs(m.to_numpy()), initial=0.0)))
+    for key, m in mats.items():
         write_table(m, os.path.join(out_dir, f"corr_{key}"))
-        heatmap(m, f"attribute correlation: {key.replace('_', ' ')}", os.path.join(out_dir, f"corr_{key}"))
-    result["curves"].to_csv(os.path.join(out_dir, "linearity.csv"), index=False)
+        heatmap(m, _corr_titles(key, what), os.path.join(out_dir, f"corr_{key}"), vmax=scale[kind[key]])
+    comparison = result["comparison"].astype({"pairs": object})  # object: Markdown prints the count as an integer
+    if not comparison.empty:
+        write_table(comparison, os.path.join(out_dir, "corr_comparison"))
+    write_csv(result["curves"], os.path.join(out_dir, "linearity.csv"), index=False)
     fits = result["fits"]
-    fits.to_csv(os.path.join(out_dir, "linearity_fits.csv"), index=False)
-    linearity_plot(result["curves"], fits, os.path.join(out_dir, "linearity"))
-    write_text(os.path.join(out_dir, "summary.md"), "# Attribute correlation study\n\n" + markdown_table(fits.set_index("edited")))
+    write_csv(fits, os.path.join(out_dir, "linearity_fits.csv"), index=False)
+    ylabels = {c: f"{score_unit(scores) if kinds.get(c, 'logit') == 'logit' else 'score'} ({c})" for c in fits["score"]}
+    linearity_plot(result["curves"], fits, os.path.join(out_dir, "linearity"), ylabels=ylabels,
+                   title=f"edited attribute's own score in alpha ({what})")
+    unit = "**logits** (the classifier's output" if scores == "logits" else "**probabilities** (sigmoid of the logits"
+    unit += f"; {', '.join(kept)}: regressed scores, as they are)" if kept else ")"
+    text = (f"# Attribute correlation study\n\nCorrelations and linearity of {unit}; correlations of probabilities differ "
+            "from those of logits (the sigmoid is not affine). scores.csv holds the classifier's raw scores.\n\n"
+            "- `corr_{z,w}_generated`: images edited in Z, in W (the paper's figures 6a, 6b)\n")
+    if "reference" in mats:
+        text += ("- `corr_reference`: the reference labels\n"
+                 "- `corr_{z,w}_difference`, `corr_{z,w}_difference_cubed`: generated - reference and its cube (figure 7)\n")
+    if "z_minus_w" in mats:
+        text += "- `corr_z_minus_w`: Z - W\n"
+    text += "- `corr_pooled_*`: extra, Z and W rows pooled into one matrix\n\n"
+    if not comparison.empty:
+        text += "## Per space: |difference| over attribute pairs\n\n" + markdown_table(comparison) + "\n"
+    text += "## Linearity\n\n" + markdown_table(fits.set_index("edited"))
+    write_text(os.path.join(out_dir, "summary.md"), text)
 
 
 # ---- truncation ------------------------------------------------------------------------------
