@@ -38,8 +38,11 @@ class Builtin:
 def variants(G):
     return [
         Builtin(), Builtin(0.7, 8), WTruncation(0.7, 8), LayerScheduleTruncation([0.7] * 8 + [1.0] * (G.num_ws - 8)),
-        ZTruncatedNormal(2.0), RadiusClamp(95), ClusterTruncation(k=8, method="kmeans"),
-        ClusterTruncation(k=8, covariance_type="diag"), ClusterTruncation(k=8, covariance_type="full"),
+        ZTruncatedNormal(2.0), RadiusClamp(95),
+        # per-level clusters of the levels' styles (the default) and the single-W baseline
+        ClusterTruncation(k=8, method="kmeans"), ClusterTruncation(k=8, covariance_type="diag"),
+        ClusterTruncation(k=8, covariance_type="full"),
+        ClusterTruncation(k=8, method="kmeans", representation="w"), ClusterTruncation(k=8, covariance_type="full", representation="w"),
     ]
 
 

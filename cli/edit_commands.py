@@ -214,8 +214,18 @@ ALL = [edit, mix, interpolate]
 @opt.seeds
 @click.option("--variant", "variants", multiple=True,
               help="Truncation spec (repeatable): none, w:0.7, w:0.7@8, schedule:..., center:FILE.npy:0.5, z:2.0, "
-                   "clamp:95, clusters:k=8,psi=0.7 or clusters:FILE.npz.")
-@click.option("--clusters", "clusters_file", default=None, type=click.Path(dir_okay=False), help="Fitted clusters file (adds clusters:FILE).")
+                   "clamp:95, clusters:k=8,psi=0.7[,rep=styles|w,dims=64] or clusters:FILE.npz.")
+@click.option("--clusters", "clusters_file", default=None, type=click.Path(dir_okay=False),
+              help="Clusters file, fitted (--save-fitted) or learned (`latentlab train clusters`); adds a row.")
+@click.option("--choose", default=None,
+              help="With --clusters: generate from chosen clusters, LEVEL=ID[,LEVEL=ID...] (e.g. coarse=3,fine=1); "
+                   "levels not named keep their predicted cluster.")
+@click.option("--psi", "clusters_psi", type=opt.FINITE, default=None, help="With --clusters: psi to use instead of the file's.")
+@click.option("--tsne", is_flag=True,
+              help="With --clusters: write tsne.png/pdf, a per-level t-SNE of the codes coloured by cluster.")
+@click.option("--umap", "umap_plot", is_flag=True, help="With --clusters: write umap.png/pdf likewise (needs umap-learn).")
+@click.option("--embed-samples", type=click.IntRange(min=10), default=1000, show_default=True,
+              help="Codes per level in the t-SNE / UMAP figure.")
 @click.option("--fit-samples", type=click.IntRange(min=10), default=10000, show_default=True, help="Samples for variants that fit.")
 @click.option("--fit-seed", type=int, default=0, show_default=True)
 @click.option("--save-fitted", is_flag=True, help="Save fitted variants (e.g. clusters) into --out for reuse.")
@@ -223,14 +233,20 @@ ALL = [edit, mix, interpolate]
 @opt.batch
 @opt.device_opt
 @opt.out
-def truncate(ckpt, seeds, variants, clusters_file, fit_samples, fit_seed, save_fitted, noise_mode, batch_size, device, out_dir):
+def truncate(ckpt, seeds, variants, clusters_file, choose, clusters_psi, tsne, umap_plot, embed_samples, fit_samples,
+             fit_seed, save_fitted, noise_mode, batch_size, device, out_dir):
     """Truncation variants side by side on the same seeds (rows = variants, columns = seeds).
+
+    With --clusters, the last row comes from that clusters file: truncated toward each
+    level's predicted cluster, or, with --choose, generated from the chosen cluster per
+    level (controlled generation; a learned file samples the chosen Gaussian).
 
     \b
     Example:
       latentlab truncate --model ffhq.pkl --seeds 0-5 --variant none --variant w:0.7 --variant z:2 --out out/trunc
       latentlab truncate --model ffhq.pkl --variant clusters:k=8,psi=0.5 --save-fitted --out out/clusters
-      latentlab truncate --model ffhq.pkl --clusters out/clusters/variant1.npz --out out/reuse
+      latentlab truncate --model ffhq.pkl --clusters out/clusters/variant0.npz --psi 0.3 --out out/reuse
+      latentlab truncate --model ffhq.pkl --clusters runs/clusters/clusters.npz --choose coarse=3,fine=1 --tsne --out out/c3
     """
     import numpy as np
     import torch
@@ -238,12 +254,30 @@ def truncate(ckpt, seeds, variants, clusters_file, fit_samples, fit_seed, save_f
     from latentlab.edits.pipeline import versions
     from latentlab.latents import parse_seeds, z_from_seeds
     from latentlab.truncation import parse_truncation
+    from latentlab.truncation.base import check_number
+    from latentlab.truncation.spec import parse_choice
+    from latentlab.utils.atomic import write_text
     from latentlab.utils.images import make_grid, save_png, to_pil, to_uint8
 
+    for flag, given in (("--choose", choose is not None), ("--psi", clusters_psi is not None), ("--tsne", tsne),
+                        ("--umap", umap_plot)):
+        if given and not clusters_file:
+            raise click.UsageError(f"{flag} needs --clusters FILE")
     specs = list(variants) or ["none", "w:0.7", "w:0.5", "z:2.0", "clamp:90"]
     if clusters_file:
         specs.append(f"clusters:{clusters_file}")
     truncs = [parse_truncation(s) for s in specs]  # all specs checked before any work
+    chosen = None
+    if clusters_file:
+        t = truncs[-1]
+        if clusters_psi is not None:
+            t.psi = check_number("--psi", clusters_psi)
+        if choose is not None:
+            chosen = t.check_clusters(parse_choice(choose))
+    if umap_plot:
+        from latentlab.truncation.figures import embed
+
+        embed(np.zeros((10, 2)), "umap")  # fails now, with one line, when umap-learn is missing
     seed_list = parse_seeds(seeds)
     dev = opt.device(device)
     G = opt.load_model(ckpt, dev)
@@ -254,23 +288,40 @@ def truncate(ckpt, seeds, variants, clusters_file, fit_samples, fit_seed, save_f
         if t.requires_fit and not t.is_fitted:
             click.echo(f"fitting {spec} on {fit_samples} samples ...", err=True)
             t.fit(G, n_samples=fit_samples, seed=fit_seed, progress=True)
+        last = clusters_file and i == len(specs) - 1
         with torch.no_grad():
-            ws = t(G, z)
+            ws = t.generate(G, z, chosen) if last and chosen else t(G, z)
             imgs = np.concatenate([to_uint8(G.synthesis(ws[j : j + batch_size], noise_mode=noise_mode))
                                    for j in range(0, len(ws), batch_size)])
         rows.append(imgs)
         save_png(to_pil(make_grid(imgs, cols=len(seed_list))), os.path.join(out_dir, f"variant{i}.png"))
         entry = dict(spec=spec, name=t.name, image=f"variant{i}.png")
+        if last and chosen:
+            entry["choose"] = chosen
+            entry["name"] += " choose " + ",".join(f"{level}={k}" for level, k in chosen.items())
+        if last and clusters_psi is not None:
+            entry["psi"] = t.psi
         if save_fitted and t.requires_fit:
             t.save(os.path.join(out_dir, f"variant{i}.npz"))
             entry["fitted"] = f"variant{i}.npz"
         record.append(entry)
     save_png(to_pil(make_grid(np.concatenate(rows), cols=len(seed_list))), os.path.join(out_dir, "grid.png"))
-    with open(os.path.join(out_dir, "truncate.json"), "w") as f:
-        json.dump(dict(model=ckpt, seeds=seed_list, variants=record, noise_mode=noise_mode, versions=versions()), f, indent=1)
+    figures = []
+    for method, wanted in (("tsne", tsne), ("umap", umap_plot)):
+        if wanted:
+            from latentlab.truncation.figures import cluster_embedding_figure
+
+            click.echo(f"embedding {embed_samples} codes per level ({method}) ...", err=True)
+            cluster_embedding_figure(truncs[-1], G, os.path.join(out_dir, method), n=embed_samples, seed=fit_seed,
+                                     method=method)
+            figures += [f"{method}.png", f"{method}.pdf"]
+    write_text(os.path.join(out_dir, "truncate.json"),
+               json.dumps(dict(model=ckpt, seeds=seed_list, variants=record, figures=figures, noise_mode=noise_mode,
+                               versions=versions()), indent=1))
     for i, e in enumerate(record):
         click.echo(f"row {i}: {e['name']}")
-    click.echo(f"wrote grid.png ({len(specs)} variants x {len(seed_list)} seeds) to {out_dir}")
+    click.echo(f"wrote grid.png ({len(specs)} variants x {len(seed_list)} seeds)" +
+               (f" and {', '.join(figures)}" if figures else "") + f" to {out_dir}")
 
 
 ALL.append(truncate)

@@ -11,10 +11,13 @@ class FiniteFloat(click.FloatRange):
     name = "number"
 
     def convert(self, value, param, ctx):
-        out = super().convert(value, param, ctx)
-        if not math.isfinite(out):
+        try:
+            finite = math.isfinite(float(value))
+        except (TypeError, ValueError):
+            finite = True  # not a number at all: click's own message says so
+        if not finite:  # before the bounds, whose message would be misleading for nan
             self.fail(f"{value!r} is not a finite number.", param, ctx)
-        return out
+        return super().convert(value, param, ctx)
 
 
 FINITE = FiniteFloat()

@@ -16,31 +16,39 @@ from . import options as opt
 @click.option("--k", type=click.IntRange(min=2), default=8, show_default=True, help="Gaussians (clusters) per level.")
 @click.option("--batch", "batch_size", type=click.IntRange(min=1), default=64, show_default=True, help="Codes per step.")
 @click.option("--n-critic", type=click.IntRange(min=1), default=5, show_default=True, help="Critic steps per mapping step.")
-@click.option("--lambda-gp", type=click.FloatRange(min=0), default=10.0, show_default=True, help="Gradient-penalty weight.")
-@click.option("--lambda-cls", type=click.FloatRange(min=0), default=1.0, show_default=True, help="Classifier-loss weight.")
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-4, show_default=True,
+@click.option("--lambda-gp", type=opt.FiniteFloat(min=0), default=10.0, show_default=True, help="Gradient-penalty weight.")
+@click.option("--lambda-cls", type=opt.FiniteFloat(min=0), default=1.0, show_default=True, help="Classifier-loss weight.")
+@click.option("--lr", type=opt.FiniteFloat(min=0, min_open=True), default=1e-4, show_default=True,
               help="Adam learning rate (betas 0, 0.9) of critics and mappings.")
-@click.option("--psi", type=float, default=0.7, show_default=True, help="Truncation psi stored in the clusters file.")
+@click.option("--psi", type=opt.FINITE, default=0.7, show_default=True, help="Truncation psi stored in the clusters file.")
 @click.option("--snapshot-every", type=click.IntRange(min=1), default=500, show_default=True,
               help="Steps between training-state snapshots (the resume points).")
 @click.option("--log-every", type=click.IntRange(min=1), default=10, show_default=True, help="Steps between rows of metrics.csv.")
+@click.option("--classifier", type=click.Choice(["code", "image"]), default="code", show_default=True,
+              help="Cluster classifier: an MLP on the W code (fast) or a small CNN on the image rendered with the "
+                   "level's code (the paper's; renders every step, so slower, best on a GPU).")
+@click.option("--center-samples", type=click.IntRange(min=1), default=10000, show_default=True,
+              help="Samples per Gaussian whose mapped mean is the cluster centre.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Random seed.")
 @opt.device_opt
 def clusters(ckpt, steps, out_dir, levels, k, batch_size, n_critic, lambda_gp, lambda_cls, lr, psi, snapshot_every,
-             log_every, seed, device):
+             log_every, classifier, center_samples, seed, device):
     """Learn multi-level cluster mappings of W+ for cluster truncation (Katzir et al. 2022).
 
     Per level, a new mapping network fed by a learnable mixture of K Gaussians is
     trained (WGAN-GP) to reproduce the model's own w, with a classifier that tells
-    the clusters apart; the model itself stays frozen. Writes DIR/clusters.npz (use it
-    with `latentlab truncate --clusters` or `clusters:FILE`), DIR/metrics.csv and
+    the clusters apart (on the code, or on the rendered image with --classifier image);
+    the model itself stays frozen. Cluster centres are the means of each Gaussian's mapped
+    samples. Writes DIR/clusters.npz (use it with `latentlab truncate --clusters`, where
+    --choose picks the cluster per level, or `clusters:FILE`), DIR/metrics.csv and
     DIR/state.pt; rerunning with the same settings resumes from DIR/state.pt.
 
     \b
     Example:
       latentlab train clusters --model ffhq.pkl --steps 20000 --out out/clusters
       latentlab train clusters --model ffhq.pkl --steps 20000 --levels coarse,medium --k 16 --out out/clusters16
-      latentlab truncate --model ffhq.pkl --clusters out/clusters/clusters.npz --out out/trunc
+      latentlab train clusters --model ffhq.pkl --steps 20000 --classifier image --device cuda --out out/clusters_img
+      latentlab truncate --model ffhq.pkl --clusters out/clusters/clusters.npz --choose coarse=3 --tsne --out out/trunc
     """
     from latentlab.train.clusters import CLUSTERS_FILE, train_cluster_mappings
 
@@ -51,7 +59,8 @@ def clusters(ckpt, steps, out_dir, levels, k, batch_size, n_critic, lambda_gp, l
     G = opt.load_model(ckpt, dev)
     t = train_cluster_mappings(G, out_dir, steps, levels=level_list, k=k, batch_size=batch_size, n_critic=n_critic,
                                lambda_gp=lambda_gp, lambda_cls=lambda_cls, lr=lr, psi=psi, seed=seed,
-                               snapshot_every=snapshot_every, log_every=log_every, device=dev, progress=True)
+                               snapshot_every=snapshot_every, log_every=log_every, device=dev, progress=True,
+                               classifier=classifier, center_samples=center_samples)
     acc = t.info_.get("accuracy", {})
     click.echo(f"wrote {os.path.join(out_dir, CLUSTERS_FILE)} ({t.info_.get('steps')} steps, levels {', '.join(t.layers_)})")
     click.echo("classifier accuracy: " + ", ".join(f"{level} {acc[level]:.3f} (chance {1 / t.k_for(level):.3f})"

@@ -2,6 +2,7 @@
 import copy
 import csv
 import json
+import math
 import os
 
 import click
@@ -141,9 +142,8 @@ def test_psi_zero_gives_the_predicted_centers_and_psi_one_the_identity(trained):
         for level, idx in t0.layers_.items():
             ids = t0.predict(ws, level)
             assert len(set(ids.tolist())) > 1  # a real assignment, not one constant cluster
-            assert torch.equal(out[:, idx], t0.centers[level][ids].unsqueeze(1).expand(-1, len(idx), -1))
-            expected = trainer.nets[level].mapping(trainer.nets[level].mu)[ids]  # c_k = M(mu_k)
-            assert torch.equal(out[:, idx[0]], expected)
+            assert torch.equal(out[:, idx], t0.centers[level][ids])
+            assert torch.equal(out[:, idx[-1]], t0.nets_[level]["centers"][ids])  # one centre for every layer
         assert torch.equal(out[:, LAST], ws[:, LAST])
         t1 = trainer.to_truncation(psi=1.0)
         assert torch.equal(t1(G, z), ws)
@@ -275,3 +275,218 @@ def test_cli_trains_and_truncate_uses_the_file(tmp_path, capsys):
     assert "learned clusters k=2 psi=0.7" in stdout
     with open(tmp_path / "trunc" / "truncate.json") as f:
         assert json.load(f)["variants"][1]["spec"] == f"clusters:{path}"
+
+
+# --- cluster centres ----------------------------------------------------------------------
+def test_centers_are_the_mean_of_each_gaussians_codes(trained):
+    _, _, trainer, t0 = trained
+    assert t0.info_["center_samples"] == 10000 and t0.info_["center_seed"] == trainer.seed
+    n = 100000
+    many = trainer.to_truncation(center_samples=n)
+    g = torch.Generator().manual_seed(123)
+    with torch.no_grad():
+        for level, nets in trainer.nets.items():
+            eps = torch.randn(n, 16, generator=g)  # independent draws: a Monte Carlo check of the definition
+            for k in range(4):
+                codes = nets.mapping(nets.mu[k] + nets.log_sigma[k].exp() * eps).double()
+                mean, se = codes.mean(0), codes.std(0) * math.sqrt(2 / n)  # both estimates' sampling errors
+                assert ((many.centers[level][k, 0].double() - mean).abs() < 5 * se + 1e-6).all(), (level, k)
+                at_mu = nets.mapping(nets.mu[k : k + 1])[0].double()  # the old centre M(mu_k) is not the mean
+                assert (at_mu - mean).norm() > 10 * se.norm(), (level, k)
+            # exactly: the documented draws, torch.Generator().manual_seed(seed).randn(center_samples, x_dim)
+            eps0 = torch.randn(10000, 16, generator=torch.Generator().manual_seed(trainer.seed))
+            exact = torch.stack([nets.mapping(nets.mu[k] + nets.log_sigma[k].exp() * eps0).double().mean(0)
+                                 for k in range(4)])
+            torch.testing.assert_close(t0.centers[level][:, 0].double(), exact, rtol=0, atol=1e-5)
+    again = LearnedClusterTruncation.from_dict(t0.to_dict()).recompute_centers(10000, seed=trainer.seed)
+    assert all(torch.equal(again.centers[level], t0.centers[level]) for level in t0.layers_)
+
+
+def test_files_from_the_older_trainer_warn_and_can_recompute_their_centers(trained):
+    G, _, _, t0 = trained
+    old = t0.to_dict()
+    del old["state"]["info"]["center_samples"]
+    for level in t0.layers_:  # the older trainer's centres M_l(mu_k)
+        net = t0.nets_[level]
+        old["state"]["nets"][level]["centers"] = t0.map(level, net["mu"]).numpy().tolist()
+    with pytest.warns(UserWarning, match="older trainer"):
+        u = Truncation.from_dict(old)
+    assert not torch.equal(u.centers["coarse"], t0.centers["coarse"])
+    u.recompute_centers(10000, seed=t0.info_["center_seed"])
+    assert all(torch.equal(u.centers[level], t0.centers[level]) for level in t0.layers_)
+    z = zs(8, seed=3)
+    with torch.no_grad():
+        assert torch.equal(u(G, z), t0(G, z))
+
+
+# --- image classifier ------------------------------------------------------------------
+def test_image_classifier_trains_through_the_frozen_synthesis_and_round_trips(tmp_path):
+    G = tiny()
+    tr = ClusterMappingTrainer(G, levels=("coarse",), k=2, classifier="image", cnn_channels=(4, 8), mu_scale=3.0, seed=1,
+                               **FAST)
+    loss, _ = tr.mapping_loss()
+    loss.backward()
+    nets = tr.nets["coarse"]
+    for name, p in [("mu", nets.mu), ("mapping", nets.mapping.weights[0]), ("conv", nets.classifier.weights[0]),
+                    ("fc", nets.classifier.weights[-1])]:
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
+    assert all(p.grad is None for p in G.parameters())
+    tr.fit(3, progress=False)
+    assert tr.config["classifier"] == "image" and 0 <= tr.evaluate(n=40)["coarse"] <= 1
+    t = tr.to_truncation(psi=0.3, center_samples=500)
+    assert t.classifier == "image" and "image classifier" in t.name
+    assert [a.shape for a in t.nets_["coarse"]["classifier"]["weights"]] == [(4, 3, 3, 3), (8, 4, 3, 3), (2, 8)]
+    path = t.save(tmp_path / "img.npz")
+    u = Truncation.load(path)
+    z = zs(64, seed=2)
+    with torch.no_grad():
+        ws = G.mapping(z, None)
+        expected = nets.classifier(G.synthesis(ws, noise_mode="const")).argmax(1)  # the trained CNN on the render
+        for v in (t, u):
+            assert torch.equal(v.predict(G, "coarse", z=z), expected)
+            assert torch.equal(v.predict(ws, "coarse", G=G), expected)
+        assert len(set(expected.tolist())) == 2  # both clusters occur: a real assignment
+        assert torch.equal(u(G, z), t(G, z))
+        assert torch.equal(u.generate(G, z, {"coarse": 1}), t.generate(G, z, {"coarse": 1}))
+    with pytest.raises(ValueError, match="pass the generator"):
+        u.predict(ws, "coarse")
+    broken = t.to_dict()
+    broken["state"]["nets"]["coarse"]["classifier"]["weights"][0] = np.zeros((4, 3, 5, 5)).tolist()
+    with pytest.raises(ValueError, match="3x3 conv"):
+        Truncation.from_dict(broken)
+
+
+def test_classifier_choice_is_checked():
+    with pytest.raises(ValueError, match="classifier must be one of code, image"):
+        ClusterMappingTrainer(tiny(), classifier="pixels")
+    with pytest.raises(ValueError, match="classifier must be one of code, image"):
+        LearnedClusterTruncation(classifier="pixels")
+
+
+# --- t-SNE figure -----------------------------------------------------------------------
+@pytest.mark.parametrize("which", ["learned", "fitted"])
+def test_tsne_figure_has_one_colour_per_cluster(trained, tmp_path, which):
+    from PIL import Image
+
+    from latentlab.truncation.figures import cluster_embedding_figure
+
+    G, _, _, t = trained
+    if which == "fitted":
+        t = ClusterTruncation(k=3, levels=("coarse", "middle"), method="kmeans").fit(G, n_samples=300)
+    res = cluster_embedding_figure(t, G, str(tmp_path / "tsne"), n=150, seed=0)
+    assert res["paths"] == [str(tmp_path / "tsne.png"), str(tmp_path / "tsne.pdf")]
+    assert sorted(os.listdir(tmp_path)) == ["tsne.pdf", "tsne.png"]
+    pixels = np.asarray(Image.open(tmp_path / "tsne.png").convert("RGB")).reshape(-1, 3)
+    found = {tuple(p) for p in np.unique(pixels, axis=0)}
+    assert list(res["levels"]) == ["coarse", "middle"]
+    for level, d in res["levels"].items():
+        k = t.k_for(level)
+        rgb = {tuple(int(round(255 * c)) for c in color[:3]) for color in d["colors"]}
+        assert len(rgb) == k and rgb <= found  # k distinct colours, all drawn
+        assert d["xy"].shape == (150, 2) and np.isfinite(d["xy"]).all()
+        if which == "learned":  # every Gaussian equally often, coloured by the Gaussian
+            assert np.array_equal(d["ids"], np.arange(150) % k)
+        else:  # coloured by the assigned cluster
+            z = torch.from_numpy(np.random.RandomState(0).standard_normal((150, 16)).astype(np.float32))
+            assert np.array_equal(d["ids"], t.predict(G, level, z=z).numpy())
+
+
+# --- truncate --clusters: --choose, --psi, --tsne ----------------------------------------
+@pytest.fixture(scope="module")
+def files(trained, tmp_path_factory):
+    """(checkpoint of the trained fixture's G, learned clusters file with psi 0.5, fitted clusters file with psi 0.5)."""
+    from latentlab.checkpoints import save_native
+
+    G, _, trainer, _ = trained
+    folder = tmp_path_factory.mktemp("cli")
+    ckpt = folder / "tiny.safetensors"
+    save_native(ckpt, {"G_ema": G}, "latentlab")
+    learned = trainer.to_truncation(psi=0.5).save(folder / "learned.npz")
+    fitted = ClusterTruncation(k=3, psi=0.5, levels=("coarse", "middle"), method="kmeans").fit(G, n_samples=300)
+    return ckpt, learned, fitted.save(folder / "fitted.npz")
+
+
+def rendered_grid(ckpt, ws):
+    import latentlab
+    from latentlab.utils.images import make_grid, to_uint8
+
+    G = latentlab.load_generator(str(ckpt))
+    with torch.no_grad():
+        return make_grid(to_uint8(G.synthesis(ws(G), noise_mode="const")), cols=4)
+
+
+def png(path):
+    from PIL import Image
+
+    return np.asarray(Image.open(path).convert("RGB"))
+
+
+def test_truncate_choose_generates_from_the_chosen_clusters(files, tmp_path, capsys):
+    from latentlab.latents import z_from_seeds
+
+    ckpt, learned, _ = files
+    z = z_from_seeds([0, 1, 2, 3], 16)
+    rows = {}
+    for choice in ("coarse=1,medium=2", "coarse=3,medium=2", "coarse=1,middle=0"):
+        out = tmp_path / choice.replace(",", "_")
+        code, stdout, err = run_cli(capsys, "truncate", "--model", ckpt, "--seeds", "0-3", "--variant", "none",
+                                    "--clusters", learned, "--choose", choice, "--out", out)
+        assert code == 0, err
+        rows[choice] = png(out / "variant1.png")
+        wanted = {("middle" if k == "medium" else k): int(v) for k, v in (p.split("=") for p in choice.split(","))}
+        assert json.loads((out / "truncate.json").read_text())["variants"][1]["choose"] == wanted
+        assert f"choose {choice.replace('medium', 'middle')}" in stdout
+        direct = rendered_grid(ckpt, lambda G: Truncation.load(learned).generate(G, z, wanted))
+        assert np.array_equal(rows[choice], direct)
+    assert not np.array_equal(rows["coarse=1,medium=2"], rows["coarse=3,medium=2"])
+    assert not np.array_equal(rows["coarse=1,medium=2"], rows["coarse=1,middle=0"])
+    plain = rendered_grid(ckpt, lambda G: Truncation.load(learned)(G, z))
+    assert not np.array_equal(rows["coarse=1,medium=2"], plain)
+
+
+def test_truncate_psi_overrides_the_file_and_tsne_writes_the_figure(files, tmp_path, capsys):
+    from latentlab.latents import z_from_seeds
+
+    ckpt, learned, fitted = files
+    z = z_from_seeds([0, 1, 2, 3], 16)
+    for path in (learned, fitted):
+        t = Truncation.load(path)
+        assert t.psi == 0.5
+        grids = {}
+        for psi in (None, "0", "1"):
+            out = tmp_path / f"{os.path.basename(path)}_{psi}"
+            extra = [] if psi is None else ["--psi", psi]
+            code, stdout, err = run_cli(capsys, "truncate", "--model", ckpt, "--seeds", "0-3", "--variant", "none",
+                                        "--clusters", path, *extra, "--out", out)
+            assert code == 0, err
+            grids[psi] = png(out / "variant1.png")
+            t.psi = 0.5 if psi is None else float(psi)
+            assert np.array_equal(grids[psi], rendered_grid(ckpt, lambda G: t(G, z)))
+            assert f"psi={t.psi:g}" in stdout
+        assert np.array_equal(grids["1"], png(tmp_path / f"{os.path.basename(path)}_1" / "variant0.png"))  # psi 1: none
+        assert not np.array_equal(grids[None], grids["0"]) and not np.array_equal(grids[None], grids["1"])
+    out = tmp_path / "tsne"
+    code, stdout, err = run_cli(capsys, "truncate", "--model", ckpt, "--seeds", "0-1", "--variant", "none",
+                                "--clusters", learned, "--tsne", "--embed-samples", "40", "--out", out)
+    assert code == 0, err
+    assert {"tsne.png", "tsne.pdf"} <= set(os.listdir(out)) and "tsne.png" in stdout
+    assert json.loads((out / "truncate.json").read_text())["figures"] == ["tsne.png", "tsne.pdf"]
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--choose", "coarse=1"], "--choose needs --clusters"),
+    (["--psi", "0.5"], "--psi needs --clusters"),
+    (["--clusters", "LEARNED", "--choose", "fine=0"], "unknown level 'fine'; fitted levels: coarse, middle"),
+    (["--clusters", "LEARNED", "--choose", "coarse=4"], "cluster for level 'coarse' must be an id in 0-3"),
+    (["--clusters", "LEARNED", "--choose", "coarse=-1"], "must be an id in 0-3"),
+    (["--clusters", "LEARNED", "--choose", "coarse"], "--choose: 'coarse' is not LEVEL=ID"),
+    (["--clusters", "LEARNED", "--choose", "coarse=a"], "cluster id 'a' of level 'coarse' is not an integer"),
+    (["--clusters", "LEARNED", "--choose", "medium=1,middle=2"], "level 'middle' is chosen twice"),
+    (["--clusters", "FITTED", "--psi", "nan"], "not a finite number"),
+])
+def test_truncate_choose_and_psi_errors_are_one_line(files, tmp_path, capsys, args, message):
+    ckpt, learned, fitted = files
+    args = [{"LEARNED": learned, "FITTED": fitted}.get(a, a) for a in args]
+    code, _, err = run_cli(capsys, "truncate", "--model", ckpt, "--seeds", "0", *args, "--out", tmp_path / "o")
+    assert code in (1, 2) and message in err and err.count("\n") == 1, err
+    assert not (tmp_path / "o").exists()  # refused before any work

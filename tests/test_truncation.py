@@ -98,7 +98,8 @@ def test_mapping_left_in_train_mode_keeps_w_avg(tiny_generator):
                                   lambda: RadiusClamp(0), lambda: RadiusClamp(101), lambda: ClusterTruncation(method="dbscan"),
                                   lambda: ClusterTruncation(k=0), lambda: ClusterTruncation(k={"coarse": 2}),
                                   lambda: ClusterTruncation(levels=("coarse", "tiny")),
-                                  lambda: ClusterTruncation(levels={"a": [0, 1], "b": [1, 2]})])
+                                  lambda: ClusterTruncation(levels={"a": [0, 1], "b": [1, 2]}),
+                                  lambda: ClusterTruncation(representation="s"), lambda: ClusterTruncation(dims=0)])
 def test_bad_arguments_raise_value_error(make):
     with pytest.raises(ValueError):
         make()
@@ -216,17 +217,19 @@ def match(recovered, planted_centers, tol):
 
 @needs_sklearn
 @pytest.mark.parametrize("method,cov", [("gmm", "full"), ("gmm", "diag"), ("kmeans", "full")])
-def test_clusters_recover_planted_centers(planted, method, cov):
+@pytest.mark.parametrize("rep", ["styles", "w"])
+def test_clusters_recover_planted_centers(planted, method, cov, rep):
     G = planted
     t = ClusterTruncation(k={"coarse": 3, "middle": 4}, psi=0.0, levels=("coarse", "middle"), method=method,
-                          covariance_type=cov).fit(G, n_samples=400, batch_size=64)
+                          covariance_type=cov, representation=rep).fit(G, n_samples=400, batch_size=64)
     assert t.layers_ == {"coarse": [0, 1, 2], "middle": [3, 4]}  # keep_last drops ws 5
-    to_c = match(t.centers["coarse"], G.mapping.c_coarse, 0.01)
-    to_m = match(t.centers["middle"], G.mapping.c_middle, 0.01)
+    assert t.centers["coarse"].shape == (3, 3, 16) and t.centers["middle"].shape == (4, 2, 16)
+    to_c = match(t.centers["coarse"][:, 0], G.mapping.c_coarse, 0.01)
+    to_m = match(t.centers["middle"][:, 1], G.mapping.c_middle, 0.01)
     z = zs(50, 16, seed=9)
     ic, im = G.mapping.ids(z)
     assert torch.equal(t.predict(G, "coarse", z=z), to_c[ic])
-    assert torch.equal(t.predict(G.mapping(z), "middle"), to_m[im])
+    assert torch.equal(t.predict(G.mapping(z), "middle", G=G), to_m[im])
 
 
 @needs_sklearn
@@ -238,8 +241,7 @@ def test_cluster_psi_moves_layers_toward_their_center_and_keeps_last(planted):
                            method="kmeans").fit(G, n_samples=300)
     out = t0(G, z)
     for level, idx in t0.layers_.items():
-        centers = t0.centers[level][t0.predict(ws, level)]
-        assert torch.equal(out[:, idx], centers.unsqueeze(1).expand(-1, len(idx), -1))
+        assert torch.equal(out[:, idx], t0.centers[level][t0.predict(ws, level, G=G)])
     assert torch.equal(out[:, 5], ws[:, 5])
     half = ClusterTruncation.from_dict({**t0.to_dict(), "params": {**t0.to_dict()["params"], "psi": 0.5}})
     expected = 0.5 * out + 0.5 * ws
@@ -259,8 +261,8 @@ def test_cluster_generate_uses_the_chosen_cluster(planted):
     out = t.generate(G, z, clusters={"coarse": 2})
     assert torch.equal(out[:, :3], t.centers["coarse"][2].expand(6, 3, 16))
     assert torch.equal(out[:, 3:], t(G, z)[:, 3:])
-    per_sample = t.generate(G, z, clusters={"middle": [0, 1, 2, 3, 0, 1]})
-    assert torch.equal(per_sample[:, 3], t.centers["middle"][[0, 1, 2, 3, 0, 1]])
+    per_sample = t.generate(G, z, clusters={"medium": [0, 1, 2, 3, 0, 1]})  # 'medium' is 'middle'
+    assert torch.equal(per_sample[:, 3], t.centers["middle"][[0, 1, 2, 3, 0, 1], 0])
     with pytest.raises(ValueError, match="0-2"):
         t.generate(G, z, clusters={"coarse": 3})
     with pytest.raises(ValueError, match="fitted levels"):
@@ -274,7 +276,8 @@ def test_cluster_prediction_agrees_with_sklearn(cov):
 
     codes = np.random.RandomState(0).standard_normal((300, 5))  # no clear clusters: many near-ties to get right
     ws = torch.from_numpy(np.repeat(codes[:, None], 3, axis=1))
-    t = ClusterTruncation(k=4, levels={"all": [0, 1, 2]}, keep_last=False, covariance_type=cov).fit_ws(ws, seed=1)
+    t = ClusterTruncation(k=4, levels={"all": [0, 1, 2]}, keep_last=False, covariance_type=cov,
+                          representation="w").fit_ws(ws, seed=1)
     ref = GaussianMixture(4, covariance_type=cov, random_state=1).fit(codes)
     assert np.array_equal(t.predict(ws, "all").numpy(), ref.predict(codes))
 
@@ -311,7 +314,8 @@ def test_clusters_on_stylegan1(G1):
     z = zs(5, 8)
     ws, out = G1.mapping(z), t(G1, z)
     assert torch.equal(out[:, 5], ws[:, 5])
-    assert torch.equal(out[:, 0], t.centers["coarse"][t.predict(G1, "coarse", z=z)])
+    assert torch.equal(out[:, :4], t.centers["coarse"][t.predict(G1, "coarse", z=z)])
+    assert t.style_layers_ == {"coarse": ["b4.conv0", "b4.conv1", "b8.conv0", "b8.conv1"], "middle": ["b16.conv0"]}
     assert G1.synthesis(out, noise_mode="const").shape == (5, 3, 16, 16)
 
 
@@ -332,8 +336,12 @@ def test_spec_forms(tmp_path, tiny_generator):
     assert parse_truncation("z:2.5").threshold == 2.5
     assert parse_truncation("clamp:95").percentile == 95 and not parse_truncation("clamp:95").is_fitted
     t = parse_truncation("clusters:k=8,psi=0.6,method=kmeans,cov=diag,keep_last=no,levels=coarse+fine")
-    got = (t.k, t.psi, t.method, t.covariance_type, t.keep_last, t.levels)
-    assert got == (8, 0.6, "kmeans", "diag", False, ("coarse", "fine"))
+    got = (t.k, t.psi, t.method, t.covariance_type, t.keep_last, t.levels, t.representation, t.dims)
+    assert got == (8, 0.6, "kmeans", "diag", False, ("coarse", "fine"), "styles", 64)
+    t = parse_truncation("clusters:k=3,psi=0.5,rep=w")
+    assert (t.representation, t.name) == ("w", "clusters gmm-full w k=3 psi=0.5")
+    t = parse_truncation("clusters:k=3,psi=0.5,dims=none,levels=coarse+medium")
+    assert (t.dims, t.levels, t.name) == (None, ("coarse", "middle"), "clusters gmm-full styles k=3 psi=0.5")
     fitted = ClusterTruncation(k=2, method="kmeans").fit(tiny_generator, n_samples=50)
     path = fitted.save(tmp_path / "fitted.npz")
     assert torch.equal(parse_truncation(f"clusters:{path}")(tiny_generator, zs(3, 16)), fitted(tiny_generator, zs(3, 16)))
@@ -341,7 +349,8 @@ def test_spec_forms(tmp_path, tiny_generator):
 
 @pytest.mark.parametrize("spec", ["", "w", "w:", "w:x", "w:0.7@x", "none:1", "foo:1", "z:-1", "clamp:0", "clamp:101",
                                   "schedule:1,a", "clusters:k=0", "clusters:bogus=1", "clusters:k", "center:0.5",
-                                  "center:missing.npy:0.5", "clusters:missing.npz", "clusters:NOTCLUSTERS"])
+                                  "center:missing.npy:0.5", "clusters:missing.npz", "clusters:NOTCLUSTERS",
+                                  "clusters:k=2,rep=s", "clusters:k=2,dims=x", "clusters:k=2,dims=0"])
 def test_bad_specs(spec, tmp_path):
     spec = spec.replace("NOTCLUSTERS", str(WTruncation(0.5).save(tmp_path / "w.npz")))
     with pytest.raises(ValueError, match="accepted: none, w:PSI") as e:

@@ -10,8 +10,13 @@ defines them; the last ws layer belongs to no level and keeps the original code)
   x = mu_k + sigma_k * eps (reparameterised, so the mixture learns);
 - a new mapping network M_l: `mapping_layers` (4) fully connected layers of width w_dim,
   LeakyReLU(0.2) after all but the last (a linear output layer); w_l = M_l(x);
-- a classifier C_l (MLP on level codes, w_dim -> hidden -> hidden -> K) that says which
-  Gaussian produced a code: cross-entropy(C_l(w_l), k), trained with M_l and the mixture;
+- a classifier C_l that says which Gaussian produced a code: cross-entropy(C_l(.), k),
+  trained with M_l and the mixture. `classifier='code'` (default; fast, the sensible choice
+  on a CPU): an MLP on the level code, w_dim -> hidden -> hidden -> K. `classifier='image'`
+  (the paper's, image domain): a small CNN (`latentlab.truncation.learned_clusters.cnn_forward`,
+  widths `cnn_channels`) on G.synthesis(ws, noise_mode='const') of ws whose level layers get
+  the mapped code M_l(x) and whose other layers get the generator's own w for a fresh z; its
+  loss reaches M_l and the mixture through the frozen synthesis network;
 - a WGAN-GP critic D_l (MLP w_dim -> hidden -> hidden -> 1) on level codes. Real codes
   are the frozen generator's own w = G.mapping(z) (fresh z every critic step; all layers
   of a level share that w); fake codes are M_l(x).
@@ -20,14 +25,20 @@ defines them; the last ws layer belongs to no level and keeps the original code)
   n_critic (5) critic steps per mapping step; Adam(lr=1e-4, betas=(0.0, 0.9)) for both
   sides, as in WGAN-GP (Gulrajani et al. 2017).
 
-All layers are plain linear layers in nn.Linear's layout (weight [out, in], bias [out];
-He-normal weights, zero biases, drawn from the trainer's own seeded generator), run by
-`latentlab.truncation.clusters.mlp_forward`, the very function that the saved truncation
-uses, so a clusters file predicts exactly what the trained networks did. (StyleGAN's
-equalised-lr layers with lr_multiplier 0.01 would learn 100x slower at WGAN-GP's lr.)
+All layers are plain linear (or, in the image classifier, 3x3 conv) layers in nn.Linear's /
+nn.Conv2d's layout (He-normal weights, zero biases, drawn from the trainer's own seeded
+generator), run by `latentlab.truncation.learned_clusters.mlp_forward` / `cnn_forward`, the
+very functions that the saved truncation uses, so a clusters file predicts exactly what the
+trained networks did. (StyleGAN's equalised-lr layers with lr_multiplier 0.01 would learn
+100x slower at WGAN-GP's lr.)
 
-The pretrained generator is frozen (requires_grad False) and only ever runs under
-no_grad; its parameters never change. Conditional generators (c_dim > 0) are refused.
+Cluster centres (`to_truncation`): c_{l,k} = mean of M_l(mu_k + sigma_k eps) over
+`center_samples` draws of eps (`mixture_centers`, seeded with the trainer's seed), the mean of
+the Gaussian's codes; the count is recorded in the file's info.
+
+The pretrained generator is frozen (requires_grad False): its parameters never change. It
+runs under no_grad except for the image classifier's renders, which pass gradients to the
+codes only. Conditional generators (c_dim > 0) are refused.
 
 Files in `out/`: `state.pt` (every network, both optimizers, the sampling RNG and the
 step; written atomically, read with torch.load(weights_only=True)), `metrics.csv`
@@ -47,7 +58,8 @@ from torch import nn
 
 from ..latents.layers import LEVEL_ALIASES, LEVELS
 from ..truncation.base import check_int, check_number, generator_device, map_z
-from ..truncation.clusters import LEAKY_SLOPE, LearnedClusterTruncation, mlp_forward
+from ..truncation.learned_clusters import (CENTER_SAMPLES, CLASSIFIERS, LEAKY_SLOPE, LearnedClusterTruncation,
+                                           cnn_forward, mixture_centers, mlp_forward)
 from ..utils.atomic import atomic_path
 from ..utils.metrics import MetricsCSV
 
@@ -86,10 +98,32 @@ class MLP(nn.Module):
                 "biases": [b.detach().cpu().numpy() for b in self.biases]}
 
 
+class ConvClassifier(nn.Module):
+    """The image classifier: 3x3 stride-2 convs channels[0] -> channels[1] -> ..., LeakyReLU(0.2), global
+    average pooling, a linear layer to k logits (`cnn_forward`, after pooling the image to CNN_INPUT px)."""
+
+    def __init__(self, in_channels, channels, k, generator=None):
+        super().__init__()
+        self.weights, self.biases = nn.ParameterList(), nn.ParameterList()
+        gain = math.sqrt(2 / (1 + LEAKY_SLOPE**2))
+        for c_in, c_out in zip([in_channels, *channels[:-1]], channels):
+            self.weights.append(nn.Parameter(torch.randn(c_out, c_in, 3, 3, generator=generator) * (gain / math.sqrt(9 * c_in))))
+            self.biases.append(nn.Parameter(torch.zeros(c_out)))
+        self.weights.append(nn.Parameter(torch.randn(k, channels[-1], generator=generator) / math.sqrt(channels[-1])))
+        self.biases.append(nn.Parameter(torch.zeros(k)))
+
+    def forward(self, x):
+        return cnn_forward(x, list(self.weights), list(self.biases))
+
+    def arrays(self):
+        return MLP.arrays(self)
+
+
 class LevelNets(nn.Module):
     """One level's mixture (mu, log_sigma, log_weights), mapping M, classifier C and critic D."""
 
-    def __init__(self, x_dim, w_dim, k, mapping_layers=4, hidden=None, mu_scale=1.0, init_sigma=1.0, generator=None):
+    def __init__(self, x_dim, w_dim, k, mapping_layers=4, hidden=None, mu_scale=1.0, init_sigma=1.0, generator=None,
+                 classifier="code", img_channels=3, cnn_channels=(32, 64, 128)):
         super().__init__()
         hidden = hidden or w_dim
         self.k, self.x_dim = k, x_dim
@@ -97,7 +131,10 @@ class LevelNets(nn.Module):
         self.log_sigma = nn.Parameter(torch.full((k, x_dim), math.log(init_sigma)))
         self.register_buffer("log_weights", torch.full((k,), -math.log(k)))  # uniform, fixed
         self.mapping = MLP([x_dim] + [w_dim] * mapping_layers, generator)
-        self.classifier = MLP([w_dim, hidden, hidden, k], generator)
+        if classifier == "image":
+            self.classifier = ConvClassifier(img_channels, list(cnn_channels), k, generator)
+        else:
+            self.classifier = MLP([w_dim, hidden, hidden, k], generator)
         self.critic = MLP([w_dim, hidden, hidden, 1], generator)
 
     def sample(self, n, generator):
@@ -110,9 +147,10 @@ class LevelNets(nn.Module):
         """What the mapping step trains: M, the mixture and the classifier."""
         return [self.mu, self.log_sigma, *self.mapping.parameters(), *self.classifier.parameters()]
 
-    def centers(self):
-        with torch.no_grad():
-            return self.mapping(self.mu)
+    def centers(self, n_samples=CENTER_SAMPLES, seed=0):
+        """[K, w_dim]: mean of M(mu_k + sigma_k eps) over n_samples seeded eps (`mixture_centers`)."""
+        mapping = {"weights": [w.detach() for w in self.mapping.weights], "biases": [b.detach() for b in self.mapping.biases]}
+        return mixture_centers(self.mu.detach(), self.log_sigma.detach(), mapping, n_samples, seed)
 
 
 # --- loss terms ------------------------------------------------------------------------
@@ -132,9 +170,12 @@ def critic_loss(critic, real, fake, alpha, lambda_gp=10.0):
     return loss, {"critic_loss": loss.detach(), "wdist": (d_real - d_fake).detach(), "gp": gp.detach()}
 
 
-def mapping_loss(critic, classifier, fake, ids, lambda_cls=1.0):
-    """-mean D(fake) + lambda_cls CE(C(fake), ids); (loss, stats). The critic's parameters get no gradient."""
-    logits = classifier(fake)
+def mapping_loss(critic, classifier, fake, ids, lambda_cls=1.0, inputs=None):
+    """-mean D(fake) + lambda_cls CE(C(inputs), ids); (loss, stats). The critic's parameters get no gradient.
+
+    inputs: what the classifier reads (default the codes fake; images rendered from them for an image classifier).
+    """
+    logits = classifier(fake if inputs is None else inputs)
     cls = F.cross_entropy(logits, ids)
     adv = -critic(fake, detach_params=True).mean()
     loss = adv + lambda_cls * cls
@@ -152,7 +193,7 @@ class ClusterMappingTrainer:
 
     def __init__(self, G, levels=("coarse", "middle", "fine"), k=8, batch_size=64, n_critic=5, lambda_gp=10.0,
                  lambda_cls=1.0, lr=1e-4, betas=(0.0, 0.9), seed=0, device=None, mapping_layers=4, hidden=None,
-                 mu_scale=1.0, init_sigma=1.0):
+                 mu_scale=1.0, init_sigma=1.0, classifier="code", cnn_channels=(32, 64, 128)):
         if getattr(G, "c_dim", 0) > 0:
             raise ValueError(f"learned cluster mappings support unconditional generators only; this one has c_dim={G.c_dim}")
         if isinstance(levels, str):
@@ -163,8 +204,14 @@ class ClusterMappingTrainer:
             raise ValueError(f"unknown level {unknown[0]!r}; use coarse, middle (medium) or fine")
         if isinstance(k, dict):
             k = {LEVEL_ALIASES.get(n, n): v for n, v in k.items()}
+        if classifier not in CLASSIFIERS:
+            raise ValueError(f"classifier must be one of {', '.join(CLASSIFIERS)}, got {classifier!r}")
+        cnn_channels = [check_int("cnn_channels", c, lo=1) for c in cnn_channels]
+        if not cnn_channels:
+            raise ValueError("cnn_channels must name at least one conv width")
+        self.classifier = classifier
         self.device = torch.device(device) if device is not None else generator_device(G)
-        self.G = G.to(self.device).requires_grad_(False)  # frozen: only ever run under no_grad
+        self.G = G.to(self.device).requires_grad_(False)  # frozen: its parameters never get gradients
         layers = LearnedClusterTruncation(levels=tuple(levels)).resolve_layers(G)  # drops levels without layers
         if isinstance(k, dict) and set(layers) - set(k):
             raise ValueError(f"k must give a count for every level with layers ({', '.join(layers)}), got {sorted(k)}")
@@ -184,9 +231,12 @@ class ClusterMappingTrainer:
             lr=self.lr, betas=list(self.betas), seed=self.seed, mapping_layers=check_int("mapping_layers", mapping_layers, 1),
             hidden=int(hidden or G.w_dim), mu_scale=float(mu_scale),
             init_sigma=check_number("init_sigma", init_sigma, 0, lo_open=True))
+        if classifier == "image":  # only then: runs with the code classifier resume snapshots from before the option
+            self.config.update(classifier=classifier, cnn_channels=cnn_channels)
         init = torch.Generator().manual_seed(2 * self.seed)
         self.nets = nn.ModuleDict({n: LevelNets(self.x_dim, G.w_dim, self.k[n], mapping_layers, hidden, mu_scale,
-                                                init_sigma, init) for n in layers}).to(self.device)
+                                                init_sigma, init, classifier, G.img_channels, cnn_channels)
+                                   for n in layers}).to(self.device)
         self.opt_critic = torch.optim.Adam([p for n in self.nets.values() for p in n.critic.parameters()],
                                            lr=self.lr, betas=self.betas)
         self.opt_mapping = torch.optim.Adam([p for n in self.nets.values() for p in n.mapping_parameters()],
@@ -203,6 +253,22 @@ class ClusterMappingTrainer:
         with torch.no_grad():
             ws = map_z(self.G, z)
         return {level: ws[:, idx].mean(dim=1) for level, idx in self.layers.items()}
+
+    def render(self, level, codes, generator=None):
+        """Images G renders with the level's layers set to codes [N, w_dim] and the others to G's own w for fresh z.
+
+        Differentiable in codes (G's parameters stay frozen); noise_mode 'const'.
+        """
+        z = torch.randn(len(codes), self.G.z_dim, generator=self.rng if generator is None else generator, device=self.device)
+        with torch.no_grad():
+            ws = map_z(self.G, z)
+        ws = ws.clone()
+        ws[:, self.layers[level]] = codes.unsqueeze(1).to(ws.dtype)
+        return self.G.synthesis(ws, noise_mode="const")
+
+    def classifier_inputs(self, level, codes, generator=None):
+        """What the level's classifier reads for codes: the codes, or their renders (classifier='image')."""
+        return codes if self.classifier == "code" else self.render(level, codes, generator)
 
     def critic_loss(self, real):
         """Summed critic loss over levels for real codes {level: [N, w_dim]}; fakes are drawn here, without grad."""
@@ -222,7 +288,9 @@ class ClusterMappingTrainer:
         total, stats = 0, {}
         for level, nets in self.nets.items():
             ids, x = nets.sample(self.batch_size, self.rng)
-            loss, st = mapping_loss(nets.critic, nets.classifier, nets.mapping(x), ids, self.lambda_cls)
+            fake = nets.mapping(x)
+            loss, st = mapping_loss(nets.critic, nets.classifier, fake, ids, self.lambda_cls,
+                                    self.classifier_inputs(level, fake))
             total = total + loss
             stats.update({f"{level}/{k}": v for k, v in st.items()})
         return total, stats
@@ -284,26 +352,36 @@ class ClusterMappingTrainer:
 
     # --- results -----------------------------------------------------------------------
     def evaluate(self, n=1000, seed=None):
-        """{level: accuracy} of each classifier on n fresh mixture samples (own RNG: training is unaffected)."""
+        """{level: accuracy} of each classifier on n fresh mixture samples (own RNG: training is unaffected).
+
+        An image classifier renders every sample: it runs in batches of batch_size.
+        """
         g = torch.Generator(device=self.device).manual_seed(self.seed + 12345 if seed is None else seed)
         acc = {}
         with torch.no_grad():
             for level, nets in self.nets.items():
-                ids, x = nets.sample(n, g)
-                acc[level] = float((nets.classifier(nets.mapping(x)).argmax(1) == ids).float().mean())
+                right, step = 0, n if self.classifier == "code" else self.batch_size
+                for start in range(0, n, step):
+                    ids, x = nets.sample(min(step, n - start), g)
+                    inputs = self.classifier_inputs(level, nets.mapping(x), g)
+                    right += int((nets.classifier(inputs).argmax(1) == ids).sum())
+                acc[level] = right / n
         return acc
 
-    def to_truncation(self, psi=0.7, accuracy=None):
-        """The trained mappings as a LearnedClusterTruncation (centers M_l(mu_k), classifiers, mixtures)."""
+    def to_truncation(self, psi=0.7, accuracy=None, center_samples=CENTER_SAMPLES):
+        """The trained mappings as a LearnedClusterTruncation (classifiers, mixtures and centres
+        c_{l,k} = mean of M_l(mu_k + sigma_k eps) over center_samples eps seeded with the trainer's seed)."""
         ks = set(self.k.values())
         k = ks.pop() if len(ks) == 1 else dict(self.k)  # one count for every level: stored as one int
-        t = LearnedClusterTruncation(k=k, psi=psi, levels=tuple(self.layers), keep_last=True)
+        t = LearnedClusterTruncation(k=k, psi=psi, levels=tuple(self.layers), keep_last=True, classifier=self.classifier)
         nets = {}
         for level, n in self.nets.items():
             nets[level] = {"mu": n.mu.detach().cpu().numpy(), "log_sigma": n.log_sigma.detach().cpu().numpy(),
-                           "log_weights": n.log_weights.cpu().numpy(), "centers": n.centers().cpu().numpy(),
+                           "log_weights": n.log_weights.cpu().numpy(),
+                           "centers": n.centers(center_samples, self.seed).cpu().numpy(),
                            "mapping": n.mapping.arrays(), "classifier": n.classifier.arrays()}
-        info = {"steps": self.step_, "model": self.config["model"]}
+        info = {"steps": self.step_, "model": self.config["model"], "classifier": self.classifier,
+                "center_samples": int(center_samples), "center_seed": self.seed}
         if accuracy is not None:
             info["accuracy"] = accuracy
         t.set_state({"layers": self.layers, "nets": nets, "info": info})
@@ -356,18 +434,21 @@ class ClusterMappingTrainer:
 
 def train_cluster_mappings(G, out, steps, levels=("coarse", "middle", "fine"), k=8, batch_size=64, n_critic=5,
                            lambda_gp=10.0, lambda_cls=1.0, lr=1e-4, psi=0.7, seed=0, snapshot_every=500, log_every=10,
-                           device=None, progress=True, **arch):
+                           device=None, progress=True, classifier="code", center_samples=CENTER_SAMPLES, **arch):
     """Train learned cluster mappings on G (resuming from out/ when it holds a state) -> LearnedClusterTruncation.
 
     Writes out/state.pt, out/metrics.csv and out/clusters.npz (see the module docstring).
-    steps: total mapping steps. arch: mapping_layers, hidden, mu_scale, init_sigma, betas.
+    steps: total mapping steps. classifier: 'code' (MLP on W codes, fast) or 'image' (CNN on
+    renders, the paper's). center_samples: draws per Gaussian for the cluster centres.
+    arch: mapping_layers, hidden, mu_scale, init_sigma, betas, cnn_channels.
     """
     trainer = ClusterMappingTrainer(G, levels=levels, k=k, batch_size=batch_size, n_critic=n_critic, lambda_gp=lambda_gp,
-                                    lambda_cls=lambda_cls, lr=lr, seed=seed, device=device, **arch)
+                                    lambda_cls=lambda_cls, lr=lr, seed=seed, device=device, classifier=classifier, **arch)
+    check_int("center_samples", center_samples, lo=1)
     os.makedirs(out, exist_ok=True)
     trainer.resume(out)
     trainer.fit(steps, out, snapshot_every=snapshot_every, log_every=log_every, progress=progress)
-    t = trainer.to_truncation(psi, accuracy=trainer.evaluate())
+    t = trainer.to_truncation(psi, accuracy=trainer.evaluate(), center_samples=center_samples)
     t.save(os.path.join(out, CLUSTERS_FILE))
     return t
 

@@ -6,7 +6,8 @@
     img = G.synthesis(ws, noise_mode="const")
 """
 from .base import NotFittedError, Truncation
-from .clusters import ClusterTruncation, LearnedClusterTruncation
+from .clusters import ClusterTruncation
+from .learned_clusters import LearnedClusterTruncation
 from .spec import FORMS, parse_truncation
 from .standard import LayerScheduleTruncation, NoTruncation, RadiusClamp, WTruncation
 from .znormal import ZTruncatedNormal

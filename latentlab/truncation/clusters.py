@@ -1,14 +1,34 @@
-"""Multi-level cluster truncation ("Multi-level latent space structuring for generative control").
+"""Multi-level cluster truncation (Katzir et al. 2022, "Multi-level latent space structuring for generative control").
 
-W is clustered separately per level (coarse / middle / fine layers); truncation moves
-each level's layers toward the center of the cluster its code falls in, instead of
-toward the single mean w_avg, which keeps the sample's mode while removing outliers.
+Each level (coarse / middle / fine ws layers) gets its own clusters; truncation moves each
+level's layers toward the W centre of the cluster its code falls in, instead of toward the
+single mean w_avg, which keeps the sample's mode while removing outliers.
 
-Two steps are separate methods so that a learned variant (e.g. per-level mapping
-networks trained elsewhere) can replace either: `assign` (level code -> cluster id)
-and `move` (ws, cluster ids -> ws moved toward those clusters' centers).
-Prediction runs in torch float64 from stored arrays, so a saved file restores the
-exact predictor without pickle; scikit-learn is needed only for fitting.
+What is clustered (`representation`):
+
+- 'styles' (default): what the level's layers actually receive, the styles (affine outputs
+  s_j(w_i) = A_j w_i + b_j, `G.synthesis.style_layers()`) of every style layer j whose ws
+  index i is in the level, concatenated, then reduced by PCA to `dims` components. A code
+  from G.mapping repeats one w on every layer, so clustering the mean w of each level (the
+  'w' baseline) fits the very same clusters at every level: a single clustering of W, which
+  is what the paper shows failing. The levels' styles differ: each level sees W through its
+  own affine maps, so the PCA keeps the directions of W that move that level's styles most,
+  and k-means / diagonal GMMs measure distance in that level's style metric. (A full-covariance
+  GMM is affine-invariant: on all components, dims=None or dims >= w_dim, it clusters W itself
+  up to its initialisation. It is `dims` < w_dim that gives each level its own subspace.)
+- 'w': the level's mean w, clustered directly; the single-W baseline kept for comparison.
+
+The W centre of cluster k at ws index i is the responsibility-weighted mean of the members'
+w_i (GMM responsibilities, or 0/1 k-means membership), c_{k,i} = sum_n r_nk w_{n,i} / sum_n r_nk.
+Styles are affine in w and the weights sum to one, so s_j(c_{k,i}) is the same weighted mean
+of the members' styles: the level's style-space centroid. Moving a code toward it,
+w_i <- c_{k,i} + psi (w_i - c_{k,i}) for every i in the level, therefore moves every style
+layer j of the level exactly toward its centroid: s_j <- s_j(c) + psi (s_j - s_j(c)).
+
+Two steps are separate methods so that the learned variant (`learned_clusters.py`) can replace
+either: `assign` (level features -> cluster id) and `move` (ws, cluster ids -> ws moved toward
+those clusters' centres). Prediction runs in torch float64 from stored arrays, so a saved file
+(npz, no pickle) restores the exact predictor; scikit-learn is needed only for fitting.
 """
 import math
 
@@ -20,23 +40,36 @@ from .base import NotFittedError, Truncation, check_int, check_number, check_ws,
 
 METHODS = ("gmm", "kmeans")
 COVARIANCE_TYPES = ("full", "diag")
+REPRESENTATIONS = ("styles", "w")
 ESTIMATOR_FIELDS = {"gmm": ("means", "covariances", "weights", "precisions_cholesky"), "kmeans": ("cluster_centers",)}
+RANK_TOL = 1e-9  # PCA keeps components with variance > RANK_TOL * the largest (styles are affine in w: rank <= w_dim)
 
 
 class ClusterTruncation(Truncation):
-    """Per-level cluster truncation: w_l <- c + psi (w_l - c), c = center of the level code's cluster.
+    """Per-level cluster truncation: w_i <- c_{k,i} + psi (w_i - c_{k,i}) for the level's ws indices i.
 
-    k: clusters per level (int, or dict level -> int). levels: level names
-    (coarse, middle, fine) or a dict name -> list of ws indices. keep_last: the
-    last ws index belongs to no level and keeps the untruncated code. Named
-    levels without layers on a given generator (e.g. fine at 16 px) are skipped.
+    k: clusters per level (int, or dict level -> int). psi: how far codes stay from their
+    centre (0: onto it, 1: unchanged). levels: level names (coarse, middle, fine) or a dict
+    name -> list of ws indices. method: 'gmm' or 'kmeans'. keep_last: the last ws index
+    belongs to no level and keeps the untruncated code. covariance_type: the GMM's 'full'
+    or 'diag'. max_iter: EM / k-means iterations. representation: 'styles' (the level's
+    styles, PCA-reduced; needs G to fit and to assign) or 'w' (the level's mean w: the
+    single-W baseline). dims: PCA components of the styles (None: every component with
+    non-negligible variance). Named levels without layers on a generator (e.g. fine at
+    16 px) are skipped.
+
+    Fitted state: `layers_` (level -> ws indices), `centers` (level -> [k, len(layers), w_dim]
+    float32 W centres, one row per ws index of the level), `params_` (level -> estimator
+    arrays in the feature space), `pca_` (level -> {'mean' [D], 'components' [d, D]},
+    styles only), `style_layers_` (level -> style layer names, styles only), `info_`.
+    Files written before `representation` existed are W clusterings and load as 'w'.
     """
 
     kind = "clusters"
     requires_fit = True
 
     def __init__(self, k=8, psi=0.7, levels=("coarse", "middle", "fine"), method="gmm", keep_last=True,
-                 covariance_type="full", max_iter=100):
+                 covariance_type="full", max_iter=100, representation="styles", dims=64):
         self.levels = _check_levels(levels)
         names = list(self.levels)
         if isinstance(k, dict):
@@ -56,15 +89,26 @@ class ClusterTruncation(Truncation):
             raise ValueError(f"covariance_type must be one of {', '.join(COVARIANCE_TYPES)}, got {covariance_type!r}")
         self.covariance_type = covariance_type
         self.max_iter = check_int("max_iter", max_iter, lo=1)
+        if representation not in REPRESENTATIONS:
+            raise ValueError(f"representation must be one of {', '.join(REPRESENTATIONS)}, got {representation!r}")
+        self.representation = representation
+        self.dims = None if dims is None else check_int("dims", dims, lo=1)
+        self._reset_state()
+
+    def _reset_state(self):
         self.layers_ = None  # level -> ws indices, set by fit
         self.params_ = {}  # level -> estimator arrays (ESTIMATOR_FIELDS)
-        self.centers = {}  # level -> [k, w_dim] float32 tensor
+        self.centers = {}  # level -> [k, len(layers), w_dim] float32 tensor
+        self.pca_ = {}  # level -> {'mean': [D], 'components': [d, D]} float64 (styles)
+        self.style_layers_ = {}  # level -> style layer names whose styles are concatenated (styles)
+        self.info_ = {}
 
     @property
     def name(self):
         k = self.k if isinstance(self.k, int) else ",".join(f"{n}:{v}" for n, v in self.k.items())
         method = f"gmm-{self.covariance_type}" if self.method == "gmm" else self.method
-        return f"clusters {method} k={k} psi={self.psi:g}"
+        rep = "w" if self.representation == "w" else "styles" + ("" if self.dims is None else f"/{self.dims}")
+        return f"clusters {method} {rep} k={k} psi={self.psi:g}"
 
     @property
     def is_fitted(self):
@@ -97,31 +141,99 @@ class ClusterTruncation(Truncation):
 
     # --- fitting ------------------------------------------------------------------
     def fit(self, G, n_samples=10000, seed=0, batch_size=1000, progress=False):
-        """Cluster the level codes of n_samples seeded ws; keeps only the codes in memory, not the ws."""
-        layers = self.resolve_layers(G)
-        codes = {n: np.empty((n_samples, G.w_dim), dtype=np.float32) for n in layers}
-        for start, ws in sample_ws(G, n_samples, seed, batch_size, progress, desc="fitting clusters"):
-            for n, idx in layers.items():
-                codes[n][start:start + len(ws)] = ws[:, idx].mean(dim=1).float().cpu().numpy()
-        return self.fit_codes(codes, layers, seed)
+        """Fit on n_samples seeded codes of G; only one batch of ws is in memory at a time.
 
-    def fit_ws(self, ws, G=None, seed=0):
-        """Fit on given ws [N, num_ws, w_dim] (W+ codes allowed); G is needed for named levels."""
+        The styles representation reads the sample three times (style statistics for the
+        PCA, projected features, W centres), regenerating the same ws each time.
+        """
+        layers = self.resolve_layers(G)
+        n_samples = check_int("n_samples", n_samples, lo=1)
+
+        def batches(step):
+            return sample_ws(G, n_samples, seed, batch_size, progress, desc=f"fitting clusters ({step})")
+
+        return self._fit(G, layers, batches, n_samples, seed)
+
+    def fit_ws(self, ws, G=None, seed=0, batch_size=1000):
+        """Fit on given ws [N, num_ws, w_dim] (W+ codes allowed); G is needed for styles and named levels."""
         ws = check_ws(G, torch.as_tensor(ws))
+        if self.representation == "styles" and G is None:
+            raise ValueError("style clusters are fitted on the generator's styles: call fit_ws(ws, G)")
         layers = self.resolve_layers(G if G is not None else ws.shape[1])
-        codes = {n: ws[:, idx].mean(dim=1).detach().cpu().numpy() for n, idx in layers.items()}
-        return self.fit_codes(codes, layers, seed)
+        batch_size = check_int("batch_size", batch_size, lo=1)
+
+        def batches(step):
+            return ((s, ws[s:s + batch_size].detach()) for s in range(0, len(ws), batch_size))
+
+        return self._fit(G, layers, batches, len(ws), seed)
 
     def fit_codes(self, codes, layers, seed=0):
-        """Fit one estimator per level on codes {level: [N, w_dim]}; layers {level: ws indices}."""
-        params = {}
-        for n in layers:
-            X = np.asarray(codes[n], dtype=np.float64)  # full covariances in float32 lose definiteness
-            if len(X) < self.k_for(n):
-                raise ValueError(f"level {n!r}: {len(X)} samples cannot make {self.k_for(n)} clusters")
-            params[n] = self._fit_estimator(X, self.k_for(n), seed)
-        self.set_state({"layers": layers, "params": params})
+        """'w' representation: fit one estimator per level on level codes {level: [N, w_dim]} (centres = its means)."""
+        if self.representation != "w":
+            raise ValueError("fit_codes fits the 'w' representation; style clusters need the ws: use fit(G) or fit_ws(ws, G)")
+        params = {n: self._fit_estimator(_check_count(n, codes[n], self.k_for(n)), self.k_for(n), seed) for n in layers}
+        centers = {n: np.repeat(_means(self.method, params[n])[:, None], len(layers[n]), axis=1) for n in layers}
+        self.set_state({"representation": "w", "layers": layers, "params": params, "centers": centers,
+                        "info": {"n_samples": len(next(iter(codes.values())))}})
         return self
+
+    def _fit(self, G, layers, batches, n_samples, seed):
+        for n in layers:
+            if n_samples < self.k_for(n):
+                raise ValueError(f"level {n!r}: {n_samples} samples cannot make {self.k_for(n)} clusters")
+        with torch.no_grad():
+            if self.representation == "w":
+                codes = {n: [] for n in layers}
+                for _, ws in batches("codes"):
+                    for n, idx in layers.items():
+                        codes[n].append(ws[:, idx].mean(dim=1).float().cpu().numpy())
+                return self.fit_codes({n: np.concatenate(c) for n, c in codes.items()}, layers, seed)
+            names = {n: [name for name, _, i in G.synthesis.style_layers() if i in idx] for n, idx in layers.items()}
+            pca = self._fit_pca(G, layers, batches)
+            feats = {n: np.empty((n_samples, len(pca[n]["components"])), dtype=np.float64) for n in layers}
+            for start, ws in batches("features"):
+                for n, idx in layers.items():
+                    feats[n][start:start + len(ws)] = _project(level_styles(G, ws, idx), pca[n]).cpu().numpy()
+            params = {n: self._fit_estimator(_check_count(n, feats[n], self.k_for(n)), self.k_for(n), seed) for n in layers}
+            sums = {n: 0 for n in layers}
+            mass = {n: 0 for n in layers}
+            for start, ws in batches("centres"):
+                for n, idx in layers.items():
+                    x = torch.from_numpy(feats[n][start:start + len(ws)])
+                    r = _responsibilities(self.method, self.covariance_type, params[n], x)  # [B, k] float64
+                    sums[n] = sums[n] + torch.einsum("bk,bld->kld", r, ws[:, idx].double().cpu())
+                    mass[n] = mass[n] + r.sum(0)
+            centers = {}
+            for n in layers:
+                if (mass[n] <= 0).any():
+                    raise ValueError(f"level {n!r}: cluster {int(torch.nonzero(mass[n] <= 0)[0])} has no members")
+                centers[n] = (sums[n] / mass[n].view(-1, 1, 1)).numpy()
+        self.set_state({"representation": "styles", "layers": layers, "style_layers": names, "pca": pca,
+                        "params": params, "centers": centers, "info": {"n_samples": int(n_samples)}})
+        return self
+
+    def _fit_pca(self, G, layers, batches):
+        """level -> {'mean', 'components'}: the top `dims` principal directions of the level's styles."""
+        shift, s1, s2, count = {}, {}, {}, 0
+        for _, ws in batches("style statistics"):
+            for n, idx in layers.items():
+                s = level_styles(G, ws, idx)
+                if n not in shift:  # accumulate around the first batch's mean: no cancellation in the covariance
+                    shift[n], s1[n], s2[n] = s.mean(0), 0, 0
+                d = s - shift[n]
+                s1[n] = s1[n] + d.sum(0)
+                s2[n] = s2[n] + d.T @ d
+            count += len(ws)
+        pca = {}
+        for n in layers:
+            m = s1[n] / count
+            cov = s2[n] / count - torch.outer(m, m)
+            evals, evecs = torch.linalg.eigh(cov.cpu())  # ascending
+            evals, evecs = evals.flip(0), evecs.flip(1)
+            rank = int((evals > RANK_TOL * max(float(evals[0]), 1e-300)).sum())
+            d = max(1, min(rank, count - 1, self.dims if self.dims is not None else rank))
+            pca[n] = {"mean": (shift[n] + m).cpu().numpy(), "components": evecs[:, :d].T.contiguous().numpy()}
+        return pca
 
     def _fit_estimator(self, X, k, seed):
         try:
@@ -137,11 +249,32 @@ class ClusterTruncation(Truncation):
         est = KMeans(n_clusters=k, max_iter=self.max_iter, n_init=1, random_state=seed).fit(X)
         return {"cluster_centers": est.cluster_centers_}
 
-    # --- the two overridable steps --------------------------------------------
-    def assign(self, level, codes):
-        """Cluster id [N] (long) of each level code [N, w_dim]: the most likely component / nearest center."""
-        p = {f: torch.from_numpy(a).to(codes.device) for f, a in self.params_[level].items()}
-        x = codes.to(torch.float64)
+    # --- the two overridable steps (plus the features assign reads) ----------------
+    def features(self, G, ws, level):
+        """What `assign` reads for a level, from ws [N, num_ws, w_dim]: [N, d] float64.
+
+        styles: the level's concatenated styles, PCA-projected (needs G); w: the level's mean w.
+        """
+        idx = self.layers_[level]
+        if self.representation == "w":
+            return ws[:, idx].mean(dim=1).to(torch.float64)
+        if G is None:
+            raise ValueError("style clusters assign codes by their styles: pass the generator (predict(ws, level, G=G))")
+        names = [name for name, _, i in G.synthesis.style_layers() if i in idx]
+        if names != self.style_layers_[level]:
+            raise ValueError(f"level {level!r} was fitted on style layers {', '.join(self.style_layers_[level])}; "
+                             f"this generator has {', '.join(names) or 'none'} there: fitted on another generator")
+        with torch.no_grad():
+            s = level_styles(G, ws, idx)
+        if s.shape[1] != self.pca_[level]["mean"].shape[0]:
+            raise ValueError(f"level {level!r} was fitted on {self.pca_[level]['mean'].shape[0]} style channels; "
+                             f"this generator has {s.shape[1]}: fitted on another generator")
+        return _project(s, self.pca_[level])
+
+    def assign(self, level, feats):
+        """Cluster id [N] (long) of each level feature row [N, d]: the most likely component / nearest centre."""
+        p = {f: torch.from_numpy(a).to(feats.device) for f, a in self.params_[level].items()}
+        x = feats.to(torch.float64)
         if self.method == "kmeans":
             c = p["cluster_centers"]
             sq = (x * x).sum(1, keepdim=True) - 2 * x @ c.T + (c * c).sum(1)
@@ -149,11 +282,11 @@ class ClusterTruncation(Truncation):
         return _gmm_log_likelihood(x, p, self.covariance_type).argmax(dim=1)
 
     def move(self, ws, level, ids):
-        """ws with the level's layers moved toward centers[level][ids] by psi (psi=0: onto the center)."""
+        """ws with the level's layers moved toward centers[level][ids] by psi (psi=0: onto the centre)."""
         idx = self.layers_[level]
-        target = self.centers[level].to(device=ws.device, dtype=ws.dtype)[ids.to(ws.device)]  # [N, w_dim]
+        target = self.centers[level].to(device=ws.device, dtype=ws.dtype)[ids.to(ws.device)]  # [N, len(idx), w_dim]
         out = ws.clone()
-        out[:, idx] = target.unsqueeze(1).lerp(ws[:, idx], self.psi)
+        out[:, idx] = target.lerp(ws[:, idx], self.psi)
         return out
 
     # --- use --------------------------------------------------------------------
@@ -168,19 +301,49 @@ class ClusterTruncation(Truncation):
         """
         return self._apply(G, map_z(G, z, c), clusters)
 
-    def predict(self, x, level, z=None, c=None):
-        """Cluster ids [N] of a level for a generator and z, ws [N, num_ws, w_dim] or level codes [N, w_dim]."""
-        self._check_level(level)
+    def check_clusters(self, clusters):
+        """{level: id or ids} with the fitted level names (aliases such as 'medium' resolved).
+
+        ValueError for an unknown or repeated level or an id out of range; checks before any work is done.
+        """
+        self._check_fitted()
+        if not isinstance(clusters, dict):
+            raise ValueError(f"clusters must be a dict level -> cluster id, got {type(clusters).__name__}")
+        out = {}
+        for level, value in clusters.items():
+            key = self._level_key(level)
+            if key in out:
+                raise ValueError(f"level {key!r} is chosen twice")
+            ndim = value.ndim if torch.is_tensor(value) else np.ndim(value)
+            self._chosen_ids(key, value, 1 if ndim == 0 else len(value), "cpu")
+            out[key] = value
+        return out
+
+    def predict(self, x, level, z=None, c=None, G=None):
+        """Cluster ids [N] of a level for a generator and z, ws [N, num_ws, w_dim] or W codes [N, w_dim].
+
+        A W code is repeated on every ws layer (what G.mapping gives). Style clusters need
+        the generator: predict(G, level, z=z) or predict(ws, level, G=G).
+        """
+        level = self._level_key(level)
         if isinstance(x, torch.nn.Module):
             if z is None:
                 raise ValueError("predict(G, level) needs z")
-            x = map_z(x, z, c)
-        x = torch.as_tensor(x)
-        if x.ndim == 3:
-            x = x[:, self.layers_[level]].mean(dim=1)
-        elif x.ndim != 2:
+            G, x = x, map_z(x, z, c)
+        ws = self._as_ws(torch.as_tensor(x), G, level)
+        return self.assign(level, self._level_features(G, ws, [level])[level])
+
+    def _as_ws(self, x, G, level):
+        if x.ndim == 2:
+            num_ws = G.num_ws if G is not None else max(self.layers_[level]) + 1
+            return x.unsqueeze(1).expand(-1, num_ws, -1)
+        if x.ndim != 3:
             raise ValueError(f"expected ws [N, num_ws, w_dim] or codes [N, w_dim], got shape {tuple(x.shape)}")
-        return self.assign(level, x)
+        return x
+
+    def _level_features(self, G, ws, levels):
+        """{level: features} for the given levels (one place for subclasses to share work between levels)."""
+        return {level: self.features(G, ws, level) for level in levels}
 
     def _apply(self, G, ws, clusters):
         ws = check_ws(G, ws)
@@ -188,23 +351,26 @@ class ClusterTruncation(Truncation):
         top = max(i for idx in self.layers_.values() for i in idx)
         if top >= ws.shape[1]:
             raise ValueError(f"fitted on a generator with more ws layers: level layer {top} does not exist here")
-        for level in clusters:
-            self._check_level(level)
+        clusters = self.check_clusters(clusters)
+        feats = self._level_features(G, ws, [level for level in self.layers_ if level not in clusters])
         out = ws
-        for level, idx in self.layers_.items():
+        for level in self.layers_:
             if level in clusters:
                 ids = self._chosen_ids(level, clusters[level], len(ws), ws.device)
             else:
-                ids = self.assign(level, ws[:, idx].mean(dim=1))
+                ids = self.assign(level, feats[level]).to(ws.device)
             out = self.move(out, level, ids)
         return out
 
     def _chosen_ids(self, level, value, n, device):
-        ids = torch.as_tensor(value, dtype=torch.long, device=device)
-        if ids.ndim == 0:
-            ids = ids.expand(n)
+        try:
+            ids = torch.as_tensor(value, dtype=torch.long, device=device)
+        except (TypeError, ValueError, RuntimeError):
+            ids = None
         k = len(self.centers[level])
-        if ids.shape != (n,) or ids.min() < 0 or ids.max() >= k:
+        if ids is not None and ids.ndim == 0:
+            ids = ids.expand(n)
+        if ids is None or ids.shape != (n,) or ids.min() < 0 or ids.max() >= k:
             raise ValueError(f"cluster for level {level!r} must be an id in 0-{k - 1} or {n} of them, got {value!r}")
         return ids
 
@@ -213,35 +379,114 @@ class ClusterTruncation(Truncation):
             raise NotFittedError("ClusterTruncation is not fitted: call fit(G) first or load a fitted file")
 
     def _check_level(self, level):
+        self._level_key(level)
+
+    def _level_key(self, level):
+        """The fitted level a name means ('medium' is 'middle'); ValueError for an unknown one."""
         self._check_fitted()
+        if isinstance(level, str) and level not in self.layers_ and _canonical(level) in self.layers_:
+            level = _canonical(level)
         if level not in self.layers_:
             raise ValueError(f"unknown level {level!r}; fitted levels: {', '.join(self.layers_)}")
+        return level
 
     # --- serialisation ------------------------------------------------------------
     def get_params(self):
         levels = dict(self.levels) if isinstance(self.levels, dict) else list(self.levels)
         return {"k": self.k, "psi": self.psi, "levels": levels, "method": self.method, "keep_last": self.keep_last,
-                "covariance_type": self.covariance_type, "max_iter": self.max_iter}
+                "covariance_type": self.covariance_type, "max_iter": self.max_iter,
+                "representation": self.representation, "dims": self.dims}
 
     def get_state(self):
         if not self.is_fitted:
             return {}
-        return {"layers": self.layers_, "params": self.params_}
+        state = {"representation": self.representation, "layers": self.layers_, "params": self.params_,
+                 "centers": {n: c.numpy() for n, c in self.centers.items()}, "info": self.info_}
+        if self.representation == "styles":
+            state.update(pca=self.pca_, style_layers=self.style_layers_)
+        return state
 
     def set_state(self, state):
         if not state:
             return
+        if "representation" not in state:  # files from before 'representation' existed hold W clusterings
+            self.representation = "w"
+        rep = state.get("representation", "w")
+        if rep not in REPRESENTATIONS:
+            raise ValueError(f"unknown cluster representation {rep!r} in the fitted state")
+        if rep != self.representation:
+            raise ValueError(f"the fitted state clusters {rep!r} but the parameters say {self.representation!r}")
         layers = {str(n): [int(i) for i in idx] for n, idx in state["layers"].items()}
-        params, centers = {}, {}
+        params, centers, pca, names = {}, {}, {}, {}
         for n in layers:
             fields = state["params"][n]
             missing = [f for f in ESTIMATOR_FIELDS[self.method] if f not in fields]
             if missing:
                 raise ValueError(f"level {n!r}: the fitted {self.method} state lacks {', '.join(missing)}")
             params[n] = {f: np.asarray(fields[f], dtype=np.float64) for f in ESTIMATOR_FIELDS[self.method]}
-            mean = params[n]["means" if self.method == "gmm" else "cluster_centers"]
-            centers[n] = torch.from_numpy(mean.astype(np.float32))
-        self.layers_, self.params_, self.centers = layers, params, centers
+            if "centers" in state:
+                c = np.asarray(state["centers"][n], dtype=np.float32)
+            else:  # an old W clustering: the estimator's means are the centres of every layer of the level
+                c = np.repeat(_means(self.method, params[n])[:, None], len(layers[n]), axis=1).astype(np.float32)
+            if c.ndim != 3 or c.shape[:2] != (len(_means(self.method, params[n])), len(layers[n])):
+                raise ValueError(f"level {n!r}: centres have shape {c.shape}, expected [k, {len(layers[n])}, w_dim]")
+            centers[n] = torch.from_numpy(c.copy())
+            if rep == "styles":
+                if n not in state.get("pca", {}) or n not in state.get("style_layers", {}):
+                    raise ValueError(f"level {n!r}: the fitted style clusters lack their PCA or style layers")
+                p = state["pca"][n]
+                pca[n] = {"mean": np.asarray(p["mean"], dtype=np.float64),
+                          "components": np.asarray(p["components"], dtype=np.float64)}
+                d = params[n][ESTIMATOR_FIELDS[self.method][0]].shape[1]
+                if pca[n]["components"].shape != (d, len(pca[n]["mean"])):
+                    raise ValueError(f"level {n!r}: PCA components {pca[n]['components'].shape} do not match "
+                                     f"{d} features of {len(pca[n]['mean'])} style channels")
+                names[n] = [str(s) for s in state["style_layers"][n]]
+        self.layers_, self.params_, self.centers, self.pca_, self.style_layers_ = layers, params, centers, pca, names
+        self.info_ = dict(state.get("info") or {})
+
+
+# --- helpers ---------------------------------------------------------------------------
+def level_styles(G, ws, idx):
+    """The styles of every style layer fed by a ws index in idx, concatenated: [N, D] float64.
+
+    Computed in the layers' own dtype (their affine maps take it), returned in float64.
+    """
+    parts = []
+    for _, layer, i in G.synthesis.style_layers():
+        if i in idx:
+            p = next(layer.parameters(), None)
+            parts.append(layer.style(ws[:, i].to(p.dtype if p is not None else torch.float32)).to(torch.float64))
+    if not parts:
+        raise ValueError(f"no style layer takes ws {idx}")
+    return torch.cat(parts, dim=1)
+
+
+def _project(styles, pca):
+    mean = torch.from_numpy(pca["mean"]).to(styles.device)
+    comps = torch.from_numpy(pca["components"]).to(styles.device)
+    return (styles.to(torch.float64) - mean) @ comps.T
+
+
+def _means(method, params):
+    return params["means" if method == "gmm" else "cluster_centers"]
+
+
+def _check_count(level, X, k):
+    X = np.asarray(X, dtype=np.float64)  # full covariances in float32 lose definiteness
+    if len(X) < k:
+        raise ValueError(f"level {level!r}: {len(X)} samples cannot make {k} clusters")
+    return X
+
+
+def _responsibilities(method, covariance_type, params, x):
+    """[N, k] float64 cluster weights of each row: GMM posteriors, or one-hot nearest k-means centre."""
+    p = {f: torch.from_numpy(np.asarray(a, dtype=np.float64)) for f, a in params.items()}
+    if method == "kmeans":
+        c = p["cluster_centers"]
+        ids = ((x * x).sum(1, keepdim=True) - 2 * x @ c.T + (c * c).sum(1)).argmin(1)
+        return torch.nn.functional.one_hot(ids, len(c)).to(torch.float64)
+    return torch.softmax(_gmm_log_likelihood(x, p, covariance_type), dim=1)
 
 
 def _gmm_log_likelihood(x, p, covariance_type):
@@ -255,6 +500,10 @@ def _gmm_log_likelihood(x, p, covariance_type):
         y = (x.unsqueeze(1) - means) * chol
     d = x.shape[1]
     return -0.5 * (d * math.log(2 * math.pi) + (y * y).sum(-1)) + log_det + p["weights"].log()
+
+
+def _canonical(level):
+    return LEVEL_ALIASES.get(level, level) if isinstance(level, str) else level
 
 
 def _check_levels(levels):
@@ -279,198 +528,22 @@ def _check_levels(levels):
     levels = list(levels)
     if not levels:
         raise ValueError("levels must name at least one level")
-    canonical = [LEVEL_ALIASES.get(n, n) for n in levels]
     for n in levels:
         if not isinstance(n, str) or LEVEL_ALIASES.get(n, n) not in LEVELS:
             raise ValueError(f"unknown level {n!r}; use coarse, middle (medium), fine or a dict name -> ws indices")
+    canonical = [LEVEL_ALIASES.get(n, n) for n in levels]
     if len(set(canonical)) != len(canonical):
         raise ValueError(f"levels repeat a level: {levels}")
-    return tuple(levels)
+    return tuple(canonical)
 
 
-# --- learned clusters ----------------------------------------------------------------
-LEAKY_SLOPE = 0.2  # slope of the hidden layers' LeakyReLU in the learned MLPs (mapping, classifier, critic)
+_MOVED = ("LEAKY_SLOPE", "LEARNED_FIELDS", "LearnedClusterTruncation", "mlp_forward", "cnn_forward")
 
 
-def mlp_forward(x, weights, biases, slope=LEAKY_SLOPE):
-    """A plain MLP: F.linear per layer, LeakyReLU(slope) after every layer but the last.
+def __getattr__(name):
+    """The learned variant lives in learned_clusters.py; old imports from this module keep working."""
+    if name in _MOVED:
+        from . import learned_clusters
 
-    weights[i] is [out, in] and biases[i] is [out] (nn.Linear's layout). The trainer
-    (`latentlab.train.clusters`) runs the same function, so a saved file predicts bit for bit
-    what the trained networks did (same dtype and device).
-    """
-    for i, (w, b) in enumerate(zip(weights, biases)):
-        x = torch.nn.functional.linear(x, w, b)
-        if i < len(weights) - 1:
-            x = torch.nn.functional.leaky_relu(x, slope)
-    return x
-
-
-LEARNED_FIELDS = ("mu", "log_sigma", "log_weights", "centers", "mapping", "classifier")
-
-
-class LearnedClusterTruncation(ClusterTruncation):
-    """Cluster truncation with learned per-level mappings (Katzir et al. 2022, "Multi-level latent space structuring").
-
-    Per level l: a mixture of K Gaussians N(mu_k, diag(sigma_k^2)) in an input space of
-    z_dim dimensions, a mapping MLP M_l into W and a classifier MLP C_l on level codes.
-    Centers are c_{l,k} = M_l(mu_k); `assign` is argmax C_l(code); `move` is the base
-    class's w_l <- c + psi (w_l - c). Trained by `latentlab.train.clusters.train_cluster_mappings`
-    (there is no `fit`); save/load store every network as plain arrays (no pickle, no module code).
-
-    State per level (`nets_[level]`): mu [K, x_dim], log_sigma [K, x_dim], log_weights [K],
-    centers [K, w_dim], mapping / classifier {'weights': [W_i [out, in]], 'biases': [b_i [out]]}
-    (float32; hidden layers LeakyReLU(0.2), last layer linear).
-    """
-
-    kind = "learned-clusters"
-    requires_fit = True
-
-    def __init__(self, k=8, psi=0.7, levels=("coarse", "middle", "fine"), keep_last=True):
-        super().__init__(k=k, psi=psi, levels=levels, keep_last=keep_last)
-        self.nets_ = {}  # level -> {field: float32 tensors}, see the class docstring
-        self.info_ = {}  # training record (steps, final classifier accuracy); informative only
-
-    @property
-    def name(self):
-        k = self.k if isinstance(self.k, int) else ",".join(f"{n}:{v}" for n, v in self.k.items())
-        return f"learned clusters k={k} psi={self.psi:g}"
-
-    def fit(self, G, n_samples=10000, seed=0, batch_size=1000, progress=False):
-        raise ValueError("learned clusters are trained, not fitted: use latentlab.train.clusters.train_cluster_mappings "
-                         "(or `latentlab train clusters`) and load the clusters file it writes")
-
-    def fit_codes(self, codes, layers, seed=0):
-        self.fit(None)
-
-    def _check_fitted(self):
-        if not self.is_fitted:
-            raise NotFittedError("LearnedClusterTruncation holds no trained networks: load a clusters file written by "
-                                 "latentlab.train.clusters.train_cluster_mappings")
-
-    # --- the learned networks -----------------------------------------------------
-    def classify(self, level, codes):
-        """Classifier logits [N, K] of level codes [N, w_dim]."""
-        return self._run(level, "classifier", codes)
-
-    def map(self, level, x):
-        """M_l(x): mapping-network inputs [N, x_dim] -> level codes [N, w_dim]."""
-        return self._run(level, "mapping", x)
-
-    def _run(self, level, which, x):
-        level = _canonical(level)
-        self._check_level(level)
-        net = self.nets_[level][which]
-        dev = x.device
-        return mlp_forward(x.to(torch.float32), [w.to(dev) for w in net["weights"]], [b.to(dev) for b in net["biases"]])
-
-    def sample_codes(self, level, ids, eps):
-        """Codes M_l(mu_k + sigma_k * eps) of Gaussians ids [N] for standard-normal eps [N, x_dim]."""
-        level = _canonical(level)
-        self._check_level(level)
-        n = self.nets_[level]
-        eps = torch.as_tensor(eps).to(torch.float32)
-        ids = self._chosen_ids(level, ids, len(eps), eps.device)
-        mu, sigma = n["mu"].to(eps.device)[ids], n["log_sigma"].to(eps.device)[ids].exp()
-        return self.map(level, mu + sigma * eps)
-
-    def assign(self, level, codes):
-        """Cluster id [N] of each level code: argmax of the level's classifier."""
-        return self.classify(level, codes).argmax(dim=1)
-
-    def predict(self, x, level, z=None, c=None):
-        return super().predict(x, _canonical(level), z=z, c=c)
-
-    def generate(self, G, z, clusters, c=None, eps=None):
-        """Controlled generation: per chosen level, codes sampled from that level's Gaussian k through M_l.
-
-        clusters: {level: id or [N] ids}. For a chosen level the layers get
-        M_l(mu_k + sigma_k * eps) (eps defaults to z, so a z gives one image per choice),
-        then move toward c_{l,k} by psi. Levels not chosen keep the original mapping's
-        w, truncated toward their predicted cluster; the last layer (keep_last) keeps the
-        original code. Returns ws; G.synthesis(ws) renders them.
-        """
-        self._check_fitted()
-        clusters = {_canonical(level): v for level, v in clusters.items()}
-        for level in clusters:
-            self._check_level(level)
-        ws = check_ws(G, map_z(G, z, c))
-        eps = z if eps is None else torch.as_tensor(eps, device=ws.device)
-        x_dim = next(iter(self.nets_.values()))["mu"].shape[1]
-        if eps.ndim != 2 or eps.shape != (len(ws), x_dim):
-            raise ValueError(f"eps must be [{len(ws)}, {x_dim}] (the mixtures' input size), got {tuple(eps.shape)}")
-        out = ws.clone()
-        for level, value in clusters.items():
-            ids = self._chosen_ids(level, value, len(ws), ws.device)
-            codes = self.sample_codes(level, ids, eps.to(ws.device)).to(ws.dtype)
-            out[:, self.layers_[level]] = codes.unsqueeze(1)
-        return self._apply(G, out, clusters)
-
-    # --- serialisation ------------------------------------------------------------
-    def get_params(self):
-        levels = dict(self.levels) if isinstance(self.levels, dict) else list(self.levels)
-        return {"k": self.k, "psi": self.psi, "levels": levels, "keep_last": self.keep_last}
-
-    def get_state(self):
-        if not self.is_fitted:
-            return {}
-        nets = {}
-        for level, n in self.nets_.items():
-            nets[level] = {f: n[f].numpy() for f in LEARNED_FIELDS[:4]}
-            for f in ("mapping", "classifier"):
-                nets[level][f] = {p: [a.numpy() for a in n[f][p]] for p in ("weights", "biases")}
-        return {"layers": self.layers_, "nets": nets, "info": self.info_}
-
-    def set_state(self, state):
-        if not state:
-            return
-        layers = {str(n): [int(i) for i in idx] for n, idx in state["layers"].items()}
-        nets, centers = {}, {}
-        for level in layers:
-            raw = state["nets"].get(level) if isinstance(state.get("nets"), dict) else None
-            if raw is None:
-                raise ValueError(f"level {level!r}: the learned-clusters state has no networks")
-            missing = [f for f in LEARNED_FIELDS if f not in raw]
-            if missing:
-                raise ValueError(f"level {level!r}: the learned-clusters state lacks {', '.join(missing)}")
-            n = {f: _f32(raw[f]) for f in LEARNED_FIELDS[:4]}
-            for f in ("mapping", "classifier"):
-                n[f] = {p: [_f32(a) for a in raw[f][p]] for p in ("weights", "biases")}
-            _check_learned(level, n, self.k_for(level))
-            nets[level], centers[level] = n, n["centers"]
-        self.layers_, self.nets_, self.centers = layers, nets, centers
-        self.params_ = {}
-        self.info_ = dict(state.get("info") or {})
-
-
-def _canonical(level):
-    return LEVEL_ALIASES.get(level, level) if isinstance(level, str) else level
-
-
-def _f32(a):
-    return torch.from_numpy(np.array(a, dtype=np.float32))  # a copy: the state never aliases the caller's arrays
-
-
-def _check_learned(level, n, k):
-    """Shapes of one level's learned networks fit together (else a clear ValueError)."""
-    def bad(what):
-        raise ValueError(f"level {level!r}: inconsistent learned-clusters state: {what}")
-
-    mu, log_sigma, log_weights, centers = n["mu"], n["log_sigma"], n["log_weights"], n["centers"]
-    if mu.ndim != 2 or mu.shape[0] != k:
-        bad(f"mu has shape {tuple(mu.shape)}, expected [{k}, x_dim]")
-    if log_sigma.shape != mu.shape or log_weights.shape != (k,):
-        bad(f"log_sigma {tuple(log_sigma.shape)} / log_weights {tuple(log_weights.shape)} do not match mu {tuple(mu.shape)}")
-    for f, d_in, d_out in (("mapping", mu.shape[1], centers.shape[-1]), ("classifier", centers.shape[-1], k)):
-        ws, bs = n[f]["weights"], n[f]["biases"]
-        if not ws or len(ws) != len(bs):
-            bad(f"{f} needs as many weights as biases, at least one")
-        dims = [d_in]
-        for w, b in zip(ws, bs):
-            if w.ndim != 2 or w.shape[1] != dims[-1] or b.shape != (w.shape[0],):
-                bad(f"{f} layer {len(dims) - 1}: weight {tuple(w.shape)}, bias {tuple(b.shape)} after width {dims[-1]}")
-            dims.append(w.shape[0])
-        if dims[-1] != d_out:
-            bad(f"{f} ends with width {dims[-1]}, expected {d_out}")
-    if centers.shape != (k, centers.shape[-1]):
-        bad(f"centers have shape {tuple(centers.shape)}, expected [{k}, w_dim]")
+        return getattr(learned_clusters, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

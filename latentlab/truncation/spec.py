@@ -1,4 +1,5 @@
 """Truncation variants from short strings, for the command line (`--trunc w:0.7@8`)."""
+import math
 import os
 
 import numpy as np
@@ -10,7 +11,7 @@ from .znormal import ZTruncatedNormal
 
 FORMS = ("none, w:PSI[@CUTOFF], schedule:PSI0,PSI1,..., center:FILE.npy:PSI[@CUTOFF], z:THRESHOLD, "
          "clamp:PERCENTILE, clusters:FILE.npz, clusters:k=K,psi=PSI[,method=gmm|kmeans,cov=full|diag,"
-         "keep_last=yes|no,levels=coarse+middle+fine]")
+         "keep_last=yes|no,levels=coarse+middle+fine,rep=styles|w,dims=D|none]")
 
 
 def parse_truncation(spec):
@@ -63,11 +64,34 @@ def _parse(text):
     return t
 
 
+def parse_choice(text):
+    """'coarse=3,fine=1' -> {'coarse': 3, 'fine': 1} (the cluster to generate from, per level).
+
+    Only the form is checked here; `ClusterTruncation.check_clusters` checks the levels and ids.
+    """
+    out = {}
+    for part in str(text).split(","):
+        level, sep, value = part.partition("=")
+        level, value = level.strip(), value.strip()
+        if not sep or not level or not value:
+            raise ValueError(f"--choose: {part.strip()!r} is not LEVEL=ID (e.g. coarse=3,fine=1)")
+        if level in out:
+            raise ValueError(f"--choose names level {level!r} twice")
+        try:
+            out[level] = int(value)
+        except ValueError:
+            raise ValueError(f"--choose: cluster id {value!r} of level {level!r} is not an integer") from None
+    return out
+
+
 def _float(text, what):
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
         raise ValueError(f"{what} {text.strip()!r} is not a number") from None
+    if not math.isfinite(value):
+        raise ValueError(f"{what} {text.strip()!r} is not a finite number")
+    return value
 
 
 def _int(text, what):
@@ -113,6 +137,10 @@ def _cluster_kwargs(text):
             kwargs["keep_last"] = flags[value.lower()]
         elif key == "levels":
             kwargs["levels"] = tuple(v.strip() for v in value.split("+"))
+        elif key in ("rep", "representation"):
+            kwargs["representation"] = value.lower()
+        elif key == "dims":
+            kwargs["dims"] = None if value.lower() == "none" else _int(value, "dims")
         else:
-            raise ValueError(f"unknown clusters option {key!r} (k, psi, method, cov, keep_last, levels)")
+            raise ValueError(f"unknown clusters option {key!r} (k, psi, method, cov, keep_last, levels, rep, dims)")
     return kwargs
