@@ -2,6 +2,7 @@
 import click
 
 from . import options as opt
+from .conventions import alias, requested_threads
 
 
 @click.command("train-classifier")
@@ -9,12 +10,14 @@ from . import options as opt
               help="CelebA folder: img_align_celeba/, list_attr_celeba.txt, list_eval_partition.txt.")
 @click.option("--toyfaces", "toyfaces_dir", default=None, type=click.Path(file_okay=False),
               help="Instead of --celeba: a toyfaces folder (labels.csv, images/) to train the toyfaces classifier on.")
-@click.option("--out", required=True, type=click.Path(dir_okay=False),
-              help="File to write: a state dict (.pt) for CelebA, a .safetensors file for toyfaces; the report goes beside it (.json).")
+@opt.out(legacy=(".pt", ".safetensors"),
+         help="Output folder: classifier.pt (CelebA state dict) or classifier.safetensors (toyfaces), and the report "
+              "classifier.json.")
 @click.option("--arch", type=click.Choice(["resnet18", "resnet34", "resnet50", "resnet101", "resnet152"]), default="resnet18", show_default=True,
               help="CelebA only.")
 @click.option("--epochs", type=click.IntRange(min=1), default=1, show_default=True)
-@click.option("--image-size", type=click.IntRange(min=8), default=64, show_default=True, help="Training resolution (px); CelebA only.")
+@click.option("--resolution", "image_size", type=click.IntRange(min=8), default=64, show_default=True,
+              help="Training resolution (px); CelebA only.", **alias("--image-size"))
 @click.option("--batch", "batch_size", type=click.IntRange(min=1), default=None, help="Images per batch  [default: 64 CelebA, 128 toyfaces]")
 @click.option("--lr", type=opt.FiniteFloat(min=0, min_open=True), default=None, help="Adam learning rate  [default: 1e-3 CelebA, 2e-3 toyfaces]")
 @opt.device_opt
@@ -22,35 +25,36 @@ from . import options as opt
               help="Use at most N images of each split (toyfaces: the first N rows, of which 10% are held out).")
 @click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True, help="Image-loading worker processes; CelebA only.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of initialisation and shuffling.")
-@click.option("--threads", type=click.IntRange(min=1), default=None,
-              help="Torch CPU threads while training (toyfaces; on a busy machine 1 can be much faster).")
-def train_classifier(celeba_root, toyfaces_dir, out, arch, epochs, image_size, batch_size, lr, device, max_images, workers,
-                     seed, threads):
+def train_classifier(celeba_root, toyfaces_dir, out_dir, arch, epochs, image_size, batch_size, lr, device, max_images, workers,
+                     seed):
     """Train an attribute classifier: CelebA's 40 attributes or the toyfaces attributes.
 
     --celeba: a ResNet on the train split, evaluated on the validation split; writes
-    the state dict to OUT and a JSON report (per-attribute accuracy, preprocessing)
-    beside it. Load it with latentlab.attributes.load_classifier("resnet:OUT").
+    the state dict to OUT/classifier.pt and a JSON report (per-attribute accuracy,
+    preprocessing) to OUT/classifier.json. Load it with
+    latentlab.attributes.load_classifier("resnet:OUT/classifier.pt").
 
     --toyfaces: the small toyfaces CNN (one score per attribute: logits for the
     binary attributes, regressed values for smile, age, yaw, skin and background
     warmth), trained on the rendered images with their true labels; the last 10%
-    of the rows are held out. Writes OUT (.safetensors, no pickle) and a JSON
-    report beside it (held-out accuracy and R^2 per attribute). Load it with
-    load_classifier("toyfaces:OUT").
+    of the rows are held out. Writes OUT/classifier.safetensors (no pickle) and
+    a JSON report OUT/classifier.json (held-out accuracy and R^2 per attribute).
+    Load it with load_classifier("toyfaces:OUT/classifier.safetensors").
 
     \b
     Example:
-      latentlab train-classifier --celeba data/celeba --out celeba_r18.pt --epochs 2 --image-size 64
-      latentlab train-classifier --toyfaces data/toyfaces --out toyfaces-classifier.safetensors --epochs 12
+      latentlab train-classifier --celeba data/celeba --out out/celeba_r18 --epochs 2 --resolution 64
+      latentlab train-classifier --toyfaces data/toyfaces --out out/toyfaces_clf --epochs 12
     """
     if (celeba_root is None) == (toyfaces_dir is None):
         raise ValueError("give exactly one of --celeba DIR and --toyfaces DIR")
+    import os
+
+    legacy = out_dir.lower().endswith((".pt", ".safetensors")) and not os.path.isdir(out_dir)  # --out FILE (deprecated)
+    out = out_dir if legacy else os.path.join(out_dir, "classifier.safetensors" if toyfaces_dir else "classifier.pt")
     if toyfaces_dir is not None:
-        _train_toyfaces(toyfaces_dir, out, epochs, batch_size, lr, device, max_images, seed, threads)
+        _train_toyfaces(toyfaces_dir, out, epochs, batch_size, lr, device, max_images, seed, requested_threads())
         return
-    if threads is not None:
-        raise ValueError("--threads applies to --toyfaces only")
     from latentlab.attributes.training import train_attribute_classifier
 
     res = train_attribute_classifier(
@@ -68,7 +72,7 @@ def _train_toyfaces(data_dir, out, epochs, batch_size, lr, device, max_images, s
     from click.core import ParameterSource
 
     ctx = click.get_current_context()
-    given = [f"--{p.replace('_', '-')}" for p in ("arch", "image_size", "workers")
+    given = [flag for p, flag in (("arch", "--arch"), ("image_size", "--resolution"), ("workers", "--workers"))
              if ctx.get_parameter_source(p) == ParameterSource.COMMANDLINE]
     if given:
         raise ValueError(f"{', '.join(given)}: CelebA only (the toyfaces classifier has a fixed architecture at 64x64)")

@@ -1,12 +1,35 @@
 """`latentlab boundary` and `latentlab separability`: thin shells over latentlab.boundaries."""
+import contextlib
 import json
 import os
 
 import click
 
 from . import options as opt
+from .conventions import alias
 
 SPACE_FIELDS = {"z": "z", "w": "w", "w+": "wplus", "s": "styles"}
+
+
+@contextlib.contextmanager
+def label_warnings():
+    """Print the library's ImbalancedLabelsWarning as one line on stderr ('latentlab: warning: ...'); the run goes on."""
+    import warnings
+
+    from latentlab.boundaries import ImbalancedLabelsWarning
+
+    with warnings.catch_warnings():
+        shown = warnings.showwarning
+        warnings.simplefilter("always", ImbalancedLabelsWarning)
+
+        def show(message, category, *args, **kwargs):
+            if issubclass(category, ImbalancedLabelsWarning):
+                click.echo(f"latentlab: warning: {message}", err=True)
+            else:
+                shown(message, category, *args, **kwargs)
+
+        warnings.showwarning = show
+        yield
 
 
 def _attributes(table, samples, option, given, allow_all=True):
@@ -65,7 +88,8 @@ def _codes_and_scores(table, samples, space, layer, chosen):
 
 
 @click.command()
-@click.option("--samples", required=True, type=click.Path(file_okay=False), help="Folder written by `latentlab sample`.")
+@click.option("--samples-dir", "samples", required=True, type=click.Path(file_okay=False),
+              help="Folder written by `latentlab sample`.", **alias("--samples"))
 @click.option("--attr", "attrs", multiple=True, required=True, help="Attribute to train (repeatable), or 'all'.")
 @click.option("--space", type=click.Choice(["z", "w", "w+", "s"]), default="w", show_default=True)
 @click.option("--layer", type=int, default=None,
@@ -79,19 +103,20 @@ def _codes_and_scores(table, samples, space, layer, chosen):
 @click.option("--split", type=opt.FiniteFloat(0, 1, min_open=True), default=0.7, show_default=True, help="Training fraction of the chosen samples.")
 @click.option("--solver", type=click.Choice(["linear", "svc"]), default="linear", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--out", required=True, type=click.Path(), help="ATTR.npy for one attribute, a folder for several.")
-def boundary(samples, attrs, space, layer, conditions, ratio, count, split, solver, seed, out):
+@opt.out(legacy=(".npy",), help="Boundary folder: ATTR.npy (ATTR_c_COND.npy with --condition), ATTR.json, index.json.")
+def boundary(samples, attrs, space, layer, conditions, ratio, count, split, solver, seed, out_dir):
     """Train InterFaceGAN boundaries from scored samples.
 
-    Writes the unit normal in InterFaceGAN's (1, d) .npy layout, a JSON report
-    beside it (accuracies, counts, solver, seed range, model hash), and registers
-    it in the folder's index.json so that `latentlab edit --boundaries DIR --attr A` finds it.
+    Writes per attribute the unit normal in InterFaceGAN's (1, d) .npy layout
+    (ATTR.npy, or ATTR_c_COND.npy with --condition), a JSON report beside it
+    (accuracies, counts, solver, seed range, model hash), and registers it in
+    the folder's index.json so that `latentlab edit --boundaries DIR --attr A` finds it.
 
     \b
     Example:
-      latentlab boundary --samples out/samples --attr smile --space w --out checkpoints/boundaries/mymodel/smile.npy
-      latentlab boundary --samples out/samples --attr smile --condition age --out out/bounds/smile_c_age.npy
-      latentlab boundary --samples out/samples --attr all --out out/bounds/
+      latentlab boundary --samples-dir out/samples --attr smile --space w --out checkpoints/boundaries/mymodel
+      latentlab boundary --samples-dir out/samples --attr smile --condition age --out out/bounds
+      latentlab boundary --samples-dir out/samples --attr all --out out/bounds_all
     """
     from latentlab.boundaries import train_boundaries, write_boundary
     from latentlab.sampling import SampleTable
@@ -109,26 +134,28 @@ def boundary(samples, attrs, space, layer, conditions, ratio, count, split, solv
         raise ValueError(f"--attr {same[0]} --condition {same[0]}: an attribute cannot be conditioned on itself")
     names = chosen + cond
     codes, scores, seeds = _codes_and_scores(table, samples, space, layer, names)
-    multi = len(chosen) > 1 or every
-    if not multi and not out.endswith(".npy"):
-        raise ValueError(f"--out {out}: one attribute goes to a .npy file")
-    if multi and out.endswith(".npy"):
-        raise ValueError(f"--out {out}: several attributes go to a folder")
-    results = train_boundaries(codes, scores, names, attrs=chosen, conditions={a: cond for a in chosen},
-                               ratio=ratio, count=count, split=split, solver=solver, seed=seed)
+    out_file = out_dir if out_dir.lower().endswith(".npy") and not os.path.isdir(out_dir) else None  # deprecated
+    if out_file and (len(chosen) > 1 or every):
+        raise ValueError(f"--out {out_dir}: several attributes go to a folder")
+    with label_warnings():
+        results = train_boundaries(codes, scores, names, attrs=chosen, conditions={a: cond for a in chosen},
+                                   ratio=ratio, count=count, split=split, solver=solver, seed=seed)
     manifest = getattr(table, "manifest", {}) or {}
     extra = dict(samples=os.path.abspath(samples), seed_range=[int(min(seeds)), int(max(seeds))], n_samples=len(seeds),
                  model_id=manifest.get("model_id") or manifest.get("model_hash"), layer=layer)
     for a, b in results.items():
-        path = out if not multi else os.path.join(out, f"{a}{'_c_' + '_'.join(cond) if cond else ''}.npy")
+        path = out_file or os.path.join(out_dir, f"{a}{'_c_' + '_'.join(cond) if cond else ''}.npy")
         write_boundary(b, path, space=space, extra=extra)
         acc = "n/a" if b.val_accuracy is None else f"{b.val_accuracy:.4f}"
         rem = "n/a" if b.remaining_accuracy is None else f"{b.remaining_accuracy:.4f}"
         click.echo(f"{a:<24} val acc {acc}  remaining acc {rem}  ({b.n_train} train, {b.solver}) -> {path}")
+    folder = (os.path.dirname(out_file) or ".") if out_file else out_dir
+    click.echo(f"wrote {len(results)} boundar{'y' if len(results) == 1 else 'ies'} (.npy, .json) and index.json to {folder}")
 
 
 @click.command()
-@click.option("--samples", required=True, type=click.Path(file_okay=False), help="Folder written by `latentlab sample`.")
+@click.option("--samples-dir", "samples", required=True, type=click.Path(file_okay=False),
+              help="Folder written by `latentlab sample`.", **alias("--samples"))
 @click.option("--space", type=click.Choice(["z", "w", "s"]), default="w", show_default=True)
 @click.option("--attrs", default="all", show_default=True, help="Comma-separated attributes, or all.")
 @click.option("--keep", type=opt.FiniteFloat(0, 1, min_open=True), default=0.5, show_default=True,
@@ -139,21 +166,21 @@ def boundary(samples, attrs, space, layer, conditions, ratio, count, split, solv
 @click.option("--ranking", type=click.Choice(["official", "exact"]), default="official", show_default=True,
               help="official: float32 softmax confidence, stable sort, as NVIDIA's code (saturated logits tie and "
                    "keep sampling order); exact: float64 |logit| (not the published procedure).")
-@click.option("--out", default=None, type=click.Path(dir_okay=False), help="Write the result as JSON too.")
-def separability(samples, space, attrs, keep, ranking, svm, out):
+@opt.out(optional=True, legacy=(".json",), help="Folder for separability.json (entropies in bits and nats, score).")
+def separability(samples, space, attrs, keep, ranking, svm, out_dir):
     """Linear separability of a latent space (StyleGAN paper, section 4.2).
 
     Computed as NVIDIA's metric: per attribute, the most confident samples
     are kept, a linear SVM is fitted to their codes, and the conditional entropy
     H(Y|X) of the classifier's labels given the SVM's side is printed in bits;
     the score is 2^(sum H): 1 means every attribute is linearly separable in
-    that space, 2^A that the codes say nothing about the A attributes. The JSON
-    (--out) has the entropies in bits and in nats.
+    that space, 2^A that the codes say nothing about the A attributes. With
+    --out DIR, DIR/separability.json has the entropies in bits and in nats.
 
     \b
     Example:
-      latentlab separability --samples out/samples --space w
-      latentlab separability --samples out/samples --space z --attrs Smiling,Male --out sep_z.json
+      latentlab separability --samples-dir out/samples --space w
+      latentlab separability --samples-dir out/samples --space z --attrs Smiling,Male --out out/sep_z
     """
     from latentlab.boundaries import linear_separability
     from latentlab.sampling import SampleTable
@@ -164,13 +191,17 @@ def separability(samples, space, attrs, keep, ranking, svm, out):
     if not chosen:
         raise ValueError("--attrs: no attribute given")
     codes, scores, _ = _codes_and_scores(table, samples, space, None, chosen)
-    res = linear_separability(codes, scores, names=chosen, keep=keep, ranking=ranking, svm=svm)
+    with label_warnings():
+        res = linear_separability(codes, scores, names=chosen, keep=keep, ranking=ranking, svm=svm)
     for name, h in res.entropies.items():
         click.echo(f"{name:<24} H = {h:.4f} bits")
     click.echo(f"separability ({space}, {len(chosen)} attributes, {res.kept} samples kept, {ranking} ranking): "
                f"2^(sum H) = {res.score:.4f}")
-    if out:
-        write_text(out, json.dumps(dict(res.to_dict(), space=space, samples=os.path.abspath(samples)), indent=1))
+    if out_dir:
+        legacy = out_dir.lower().endswith(".json") and not os.path.isdir(out_dir)  # --out FILE.json (deprecated)
+        path = out_dir if legacy else os.path.join(out_dir, "separability.json")
+        write_text(path, json.dumps(dict(res.to_dict(), space=space, samples=os.path.abspath(samples)), indent=1))
+        click.echo(f"wrote {path}" if legacy else f"wrote separability.json to {out_dir}")
 
 
 ALL = [boundary, separability]

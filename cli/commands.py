@@ -57,31 +57,46 @@ def info(ckpt, as_json):
 @click.option("--class", "class_idx", type=click.IntRange(min=0), default=None, help="Class index (conditional models).")
 @opt.batch
 @opt.device_opt
-@opt.out
-def generate(ckpt, seeds, psi, cutoff, noise_mode, class_idx, batch_size, device, out_dir):
-    """Render one PNG per seed plus grid.png.
+@click.option("--latents-format", "latents_format", type=click.Choice(["latentlab", "nvidia", "wplus"]),
+              default="latentlab", show_default=True,
+              help="latents.npz holds z and w; wplus: w as W+ [N, num_ws, w_dim]; nvidia: also projected_w.npz "
+                   "(NVIDIA's projector layout, for its generate.py --projected-w).")
+@opt.out(help="Output folder: seedNNNN.png, grid.png, generate.json (settings), latents.npz (z, w).")
+def generate(ckpt, seeds, psi, cutoff, noise_mode, class_idx, batch_size, device, latents_format, out_dir):
+    """Render one PNG per seed plus grid.png, with the settings and latents used.
+
+    Writes seedNNNN.png, grid.png, generate.json (model, seeds, truncation, noise
+    mode, class, versions) and latents.npz (z and the w it mapped to; rendering that
+    w with the same noise mode gives the same images).
 
     The z of a seed is NumPy's RandomState(seed).randn(z_dim), as in NVIDIA's
     generate.py, so seeds give the same faces as the official scripts.
 
     \b
     Example:
-      latentlab generate --model ffhq.pkl --seeds 0-7 --trunc 0.7 --out out/
+      latentlab generate --model ffhq.pkl --seeds 0-7 --trunc 0.7 --out out/ffhq
+      latentlab generate --seeds 0-3 --latents-format nvidia
     """
-    from tqdm import tqdm
-
-    from latentlab.generate import class_labels, generate_images, write_images
+    from latentlab import defaults
+    from latentlab.generate import (class_labels, generate_images, generation_latents, save_generation_latents,
+                                    save_generation_settings, write_images)
     from latentlab.latents import parse_seeds
+    from latentlab.utils.progress import progress_bar
 
     seed_list = parse_seeds(seeds)
     device = opt.device(device)
     G = opt.load_model(ckpt, device)
     opt.check_cutoff(G, cutoff)
     class_labels(G, 1, class_idx)  # fail before rendering anything
-    with tqdm(total=len(seed_list), desc="generate", unit="img", disable=None) as bar:
+    with progress_bar(total=len(seed_list), desc="generate", unit="img", what="images", hint="use fewer --seeds") as bar:
         items = generate_images(G, seed_list, psi, cutoff, noise_mode, class_idx, batch_size, device, progress=bar)
         paths = write_images(items, out_dir)
-    click.echo(f"wrote {len(paths) - 1} images and {os.path.join(out_dir, 'grid.png')}")
+    z, w = generation_latents(G, seed_list, psi, cutoff, class_idx, device, wplus=latents_format == "wplus")
+    files = save_generation_latents(out_dir, z, w, G, latents_format)
+    record = dict(model=ckpt or defaults.NAME, seeds=seed_list, truncation=dict(psi=psi, cutoff=cutoff), noise_mode=noise_mode,
+                  class_idx=class_idx, latents_format=latents_format, latents_space=w.space)
+    save_generation_settings(out_dir, G, record, [os.path.basename(p) for p in paths] + files)
+    click.echo(f"wrote {len(paths) - 1} images, grid.png, generate.json, {', '.join(files)} to {out_dir}")
 
 
 @click.command()
@@ -115,7 +130,7 @@ def models():
     \b
     Example:
       latentlab models
-      latentlab generate --model ffhq --seeds 0-3 --out out/
+      latentlab generate --model ffhq --seeds 0-3 --out out/ffhq
     """
     from latentlab import defaults
     from latentlab.checkpoints.download import cache_dir, registry

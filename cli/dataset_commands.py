@@ -3,10 +3,13 @@ import os
 
 import click
 
+from . import options as opt
+
 
 @click.command("toyfaces")
 @click.option("--n", "n", type=click.IntRange(min=1), required=True, help="Number of faces.")
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Output folder.")
+@opt.resumable_out(("dataset.json", "images", "labels.csv"), "toyfaces dataset",
+                   help="Dataset folder (images/, labels.csv, dataset.json); rerun with the same --out to resume.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the label sampler.")
 @click.option("--resolution", type=int, default=64, show_default=True, help="Image side, a power of two >= 8.")
 @click.option("--workers", type=click.IntRange(min=1), default=None, help="Rendering processes [default: min(CPUs, 4)].")

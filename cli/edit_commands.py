@@ -5,16 +5,18 @@ import os
 import click
 
 from . import options as opt
+from .conventions import ALPHAS, alias
 
 
 def _direction(G, ckpt, attr, boundary, boundaries_dir, conditions, channels, space):
     """Resolve the primary direction (and conditions) from the options; None for a pure channel edit."""
     from latentlab.edits import load_direction, orthogonalize, resolve_attribute
+    from latentlab.edits.registry import resolve_direction
 
-    def one(spec, what):
+    def one(spec, what, space=space):
         if os.path.exists(spec) or spec.endswith(".npy"):
             return load_direction(spec)
-        return resolve_attribute(spec, G, ckpt, boundaries_dir)
+        return resolve_attribute(spec, G, ckpt, boundaries_dir, space=space)
 
     if sum(x is not None for x in (attr, boundary)) > 1:
         raise click.UsageError("give either --attr or --boundary, not both")
@@ -24,11 +26,14 @@ def _direction(G, ckpt, attr, boundary, boundaries_dir, conditions, channels, sp
         if conditions:
             raise click.UsageError("--condition needs --attr or --boundary")
         return None
-    d = one(boundary, "boundary") if boundary is not None else resolve_attribute(attr, G, ckpt, boundaries_dir)
+    if attr is not None:  # conditions applied there (InterFaceGAN's released conditioned file when one fits)
+        d, conditions = resolve_direction(attr, G, ckpt, boundaries_dir, space, conditions), ()
+    else:
+        d = one(boundary, "boundary")
     if d.space is not None and space is not None and d.space != space and not (d.space == "w" and space == "w+"):
         raise ValueError(f"direction {d.name!r} belongs to the {d.space} space, not {space}; pass --space {d.space}")
     if conditions:
-        d = orthogonalize(d, [one(c, "condition") for c in conditions])
+        d = orthogonalize(d, [one(c, "condition", space or d.space) for c in conditions])
     return d
 
 
@@ -38,10 +43,11 @@ def _direction(G, ckpt, attr, boundary, boundaries_dir, conditions, channels, sp
 @click.option("--boundary", default=None, type=click.Path(dir_okay=False), help="Direction file (.npy, InterFaceGAN layout (1, d)).")
 @click.option("--boundaries", "boundaries_dir", default=None, type=click.Path(file_okay=False), help="Folder of <attr>.npy directions to resolve --attr in.")
 @click.option("--condition", "conditions", multiple=True, help="Attribute or .npy file to stay orthogonal to (repeatable).")
-@click.option("--alpha", "alphas", default="-3:3:7", show_default=True, help="Value, list (-2,0,2) or start:stop:count.")
+@click.option("--alpha", "alphas", type=ALPHAS, default="-3:3:7", show_default=True,
+              help="Value, list (-2,0,2) or start:stop:count.")
 @click.option("--to-distance", is_flag=True, help="Read --alpha as target signed distances to the boundary (InterFaceGAN).")
 @click.option("--space", type=click.Choice(["z", "w", "w+", "s"]), default=None, help="Latent space (default: the direction's, else w).")
-@click.option("--layers", default=None, help="W+ layers: 0-5, a list, coarse, middle, fine or all.")
+@click.option("--layers", default=None, help="W+ layers: 0-5, a list, coarse, middle (or medium), fine or all.")
 @click.option("--channels", default=None, help="S-space channels: b64.conv0:12,b32.conv1:3-5 or flat indices.")
 @opt.seeds
 @opt.trunc
@@ -50,30 +56,32 @@ def _direction(G, ckpt, attr, boundary, boundaries_dir, conditions, channels, sp
 @click.option("--class", "class_idx", type=click.IntRange(min=0), default=None, help="Class index (conditional models).")
 @opt.batch
 @opt.device_opt
-@opt.out
+@click.option("--no-original", "no_original", is_flag=True,
+              help="Do not add the unedited image (alpha 0) as the first column when --alpha lacks 0.")
+@opt.out(help="Output folder: grid.png, seedNNNN_alphaA.png, edit.json, latents.npz.")
 def edit(ckpt, attr, boundary, boundaries_dir, conditions, alphas, to_distance, space, layers, channels, seeds, psi, cutoff, noise_mode,
-         class_idx, batch_size, device, out_dir):
+         class_idx, batch_size, device, no_original, out_dir):
     """Edit generated faces along a semantic direction: code + alpha * n.
 
     Writes grid.png (rows = seeds, columns = alphas), one PNG per image,
-    edit.json (everything needed to reproduce it) and latents.npz.
+    edit.json (everything needed to reproduce it) and latents.npz. The first
+    column is the unedited image (alpha 0, added unless --alpha has it; with
+    --to-distance the unedited code; --no-original omits it).
 
     \b
     Example:
       latentlab edit --model ffhq --attr smile --alpha 2 --seeds 0-3 --out out/smile
-      latentlab edit --model ffhq.pkl --boundary smile_w.npy --condition age.npy --alpha -3:3:7 --out out/
-      latentlab edit --model ffhq.pkl --boundary smile_w.npy --space w+ --layers 0-5 --out out/
-      latentlab edit --model ffhq.pkl --space s --channels b64.conv0:12 --alpha -10,0,10 --out out/
-      latentlab edit --model ffhq.pkl --boundary smile_w.npy --to-distance --alpha -3:3:7 --out out/
+      latentlab edit --model ffhq.pkl --boundary smile_w.npy --condition age.npy --alpha -3:3:7 --out out/smile_c_age
+      latentlab edit --model ffhq.pkl --boundary smile_w.npy --space w+ --layers 0-5 --out out/coarse
+      latentlab edit --model ffhq.pkl --space s --channels b64.conv0:12 --alpha -10,0,10 --out out/channel
+      latentlab edit --model ffhq.pkl --boundary smile_w.npy --to-distance --alpha -3:3:7 --out out/distance
     """
-    from tqdm import tqdm
-
-    from latentlab.edits import parse_alphas
-    from latentlab.edits.pipeline import run_edit, save_edit
+    from latentlab.edits.pipeline import edit_alphas, run_edit, save_edit
     from latentlab.generate import class_labels
     from latentlab.latents import parse_layers, parse_seeds
+    from latentlab.utils.progress import progress_bar
 
-    seed_list, alpha_list = parse_seeds(seeds), parse_alphas(alphas)
+    seed_list, alpha_list = parse_seeds(seeds), edit_alphas(alphas, not no_original, to_distance)
     dev = opt.device(device)
     G = opt.load_model(ckpt, dev)
     opt.check_cutoff(G, cutoff)
@@ -87,16 +95,18 @@ def edit(ckpt, attr, boundary, boundaries_dir, conditions, alphas, to_distance, 
         parse_layers(layers, G)  # fail before rendering
     c = class_labels(G, len(seed_list), class_idx, dev)
     total = len(seed_list) * len(alpha_list)
-    with tqdm(total=total, desc="edit", unit="img", disable=None) as bar:
-        codes, edited, images = run_edit(G, seed_list, direction, alpha_list, space, layers, channels, psi, cutoff,
-                                         noise_mode, c, batch_size, dev, progress=bar, to_distance=to_distance)
+    with progress_bar(total=total, desc="edit", unit="img", what="images",
+                      hint="use fewer --seeds or --alpha values") as bar:
+        codes, edited, images = run_edit(G, seed_list, direction, alphas, space, layers, channels, psi, cutoff,
+                                         noise_mode, c, batch_size, dev, progress=bar, to_distance=to_distance,
+                                         original=not no_original)
     record = dict(
         model=ckpt, to_distance=to_distance, space=space, layers=parse_layers(layers, G) if space == "w+" else None, channels=channels,
         truncation=dict(psi=psi, cutoff=cutoff), noise_mode=noise_mode, class_idx=class_idx,
         direction=None if direction is None else dict(name=direction.name, source=direction.source, space=direction.space,
                                                       sha256=direction.sha256, conditions=list(conditions)),
     )
-    save_edit(out_dir, G, codes, edited, images, alpha_list, record)
+    save_edit(out_dir, G, codes, edited, images, None, record)
     click.echo(f"wrote {total} images, grid.png, edit.json and latents.npz to {out_dir}")
 
 
@@ -104,13 +114,13 @@ def edit(ckpt, attr, boundary, boundaries_dir, conditions, alphas, to_distance, 
 @opt.model
 @click.option("--rows", "row_seeds", default="0-3", show_default=True, help="Seeds of the images that receive layers.")
 @click.option("--cols", "col_seeds", default="10-13", show_default=True, help="Seeds of the images the layers come from.")
-@click.option("--layers", default="coarse", show_default=True, help="Layers to copy: 0-5, a list, coarse, middle, fine.")
+@click.option("--layers", default="coarse", show_default=True, help="Layers to copy: 0-5, a list, coarse, middle (or medium), fine.")
 @opt.trunc
 @opt.trunc_cutoff
 @opt.noise_mode
 @opt.batch
 @opt.device_opt
-@opt.out
+@opt.out(help="Output folder: grid.png, mix_ROW_COL.png, mix.json.")
 def mix(ckpt, row_seeds, col_seeds, layers, psi, cutoff, noise_mode, batch_size, device, out_dir):
     """Style mixing grid: row images with the chosen layers taken from column images.
 
@@ -160,20 +170,21 @@ def mix(ckpt, row_seeds, col_seeds, layers, psi, cutoff, noise_mode, batch_size,
 @click.command()
 @opt.model
 @click.option("--seeds", default="0,1", show_default=True, help="Two or more seeds; consecutive pairs are interpolated.")
-@click.option("--steps", type=click.IntRange(min=2), default=8, show_default=True, help="Frames per pair, both ends included.")
+@click.option("--frames", "steps", type=click.IntRange(min=2), default=8, show_default=True,
+              help="Frames per pair, both ends included.", **alias("--steps"))
 @click.option("--space", type=click.Choice(["z", "w", "w+"]), default="w", show_default=True, help="z uses slerp, w/w+ lerp.")
 @opt.trunc
 @opt.trunc_cutoff
 @opt.noise_mode
 @opt.batch
 @opt.device_opt
-@opt.out
+@opt.out(help="Output folder: pairPP_frameFFF.png, grid.png, path.npz.")
 def interpolate(ckpt, seeds, steps, space, psi, cutoff, noise_mode, batch_size, device, out_dir):
     """Interpolate between seeds: slerp in Z, lerp in W / W+.
 
     \b
     Example:
-      latentlab interpolate --model ffhq.pkl --seeds 0,5,9 --steps 10 --space w --out out/interp
+      latentlab interpolate --model ffhq.pkl --seeds 0,5,9 --frames 10 --space w --out out/interp
     """
     import numpy as np
     import torch
@@ -194,9 +205,10 @@ def interpolate(ckpt, seeds, steps, space, psi, cutoff, noise_mode, batch_size, 
     a, b = codes.data[:-1], codes.data[1:]
     path = slerp(a, b, t) if space == "z" else lerp(a, b, t)  # [T, P, ...]
     frames = codes.replace(data=path.transpose(0, 1).flatten(0, 1), seeds=None)
-    from tqdm import tqdm
+    from latentlab.utils.progress import progress_bar
 
-    with tqdm(total=len(frames), desc="interpolate", unit="img", disable=None) as bar:
+    with progress_bar(total=len(frames), desc="interpolate", unit="img", what="frames",
+                      hint="use fewer --seeds or --frames") as bar:
         images = render_codes(G, frames, psi, cutoff, noise_mode, batch_size, progress=bar)
     os.makedirs(out_dir, exist_ok=True)
     for k, img in enumerate(images):
@@ -220,7 +232,8 @@ ALL = [edit, mix, interpolate]
 @click.option("--choose", default=None,
               help="With --clusters: generate from chosen clusters, LEVEL=ID[,LEVEL=ID...] (e.g. coarse=3,fine=1); "
                    "levels not named keep their predicted cluster.")
-@click.option("--psi", "clusters_psi", type=opt.FINITE, default=None, help="With --clusters: psi to use instead of the file's.")
+@click.option("--trunc", "clusters_psi", type=opt.FINITE, default=None,
+              help="With --clusters: truncation psi to use instead of the file's.", **alias("--psi"))
 @click.option("--tsne", is_flag=True,
               help="With --clusters: write tsne.png/pdf, a per-level t-SNE of the codes coloured by cluster.")
 @click.option("--umap", "umap_plot", is_flag=True, help="With --clusters: write umap.png/pdf likewise (needs umap-learn).")
@@ -232,7 +245,7 @@ ALL = [edit, mix, interpolate]
 @opt.noise_mode
 @opt.batch
 @opt.device_opt
-@opt.out
+@opt.out(help="Output folder: grid.png, variantN.png [variantN.npz], truncate.json [tsne/umap figures].")
 def truncate(ckpt, seeds, variants, clusters_file, choose, clusters_psi, tsne, umap_plot, embed_samples, fit_samples,
              fit_seed, save_fitted, noise_mode, batch_size, device, out_dir):
     """Truncation variants side by side on the same seeds (rows = variants, columns = seeds).
@@ -245,7 +258,7 @@ def truncate(ckpt, seeds, variants, clusters_file, choose, clusters_psi, tsne, u
     Example:
       latentlab truncate --model ffhq.pkl --seeds 0-5 --variant none --variant w:0.7 --variant z:2 --out out/trunc
       latentlab truncate --model ffhq.pkl --variant clusters:k=8,psi=0.5 --save-fitted --out out/clusters
-      latentlab truncate --model ffhq.pkl --clusters out/clusters/variant0.npz --psi 0.3 --out out/reuse
+      latentlab truncate --model ffhq.pkl --clusters out/clusters/variant0.npz --trunc 0.3 --out out/reuse
       latentlab truncate --model ffhq.pkl --clusters runs/clusters/clusters.npz --choose coarse=3,fine=1 --tsne --out out/c3
     """
     import numpy as np
@@ -259,7 +272,7 @@ def truncate(ckpt, seeds, variants, clusters_file, choose, clusters_psi, tsne, u
     from latentlab.utils.atomic import write_text
     from latentlab.utils.images import make_grid, save_png, to_pil, to_uint8
 
-    for flag, given in (("--choose", choose is not None), ("--psi", clusters_psi is not None), ("--tsne", tsne),
+    for flag, given in (("--choose", choose is not None), ("--trunc", clusters_psi is not None), ("--tsne", tsne),
                         ("--umap", umap_plot)):
         if given and not clusters_file:
             raise click.UsageError(f"{flag} needs --clusters FILE")
@@ -271,7 +284,7 @@ def truncate(ckpt, seeds, variants, clusters_file, choose, clusters_psi, tsne, u
     if clusters_file:
         t = truncs[-1]
         if clusters_psi is not None:
-            t.psi = check_number("--psi", clusters_psi)
+            t.psi = check_number("--trunc", clusters_psi)
         if choose is not None:
             chosen = t.check_clusters(parse_choice(choose))
     if umap_plot:

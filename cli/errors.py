@@ -3,15 +3,31 @@ import sys
 
 import click
 
-from latentlab.errors import CheckpointError, LatentlabError
+from latentlab.errors import CheckpointError, LatentlabError  # dependency-free: keeps `--help` instant
+
+from .conventions import STATE
 
 EXPECTED = (CheckpointError, LatentlabError, ValueError, FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)
 
 
+def _debug_requested(argv):
+    """--debug anywhere on the command line (before or after the command name), not after a `--` separator."""
+    args = argv[1:] if argv[:1] == ["--"] else argv
+    if "--" in args:
+        args = args[: args.index("--")]
+    return "--debug" in args
+
+
 def run(group, argv=None):
-    """Run a click group; turn known errors into `latentlab: error: ...` (traceback only with --debug)."""
+    """Run a click group; turn known errors into `latentlab: error: ...` (traceback only with --debug).
+
+    A leading `--` is dropped: it separates torchrun's options from latentlab's
+    (`torchrun --nproc_per_node 4 -m latentlab -- sample --n 100 ...`).
+    """
     argv = list(sys.argv[1:] if argv is None else argv)
-    debug = "--debug" in argv
+    if argv[:1] == ["--"]:
+        argv = argv[1:]
+    STATE.debug, STATE.argv = False, tuple(argv)
     try:
         rv = group.main(args=argv, prog_name="latentlab", standalone_mode=False)
     except click.exceptions.Exit as e:
@@ -20,14 +36,14 @@ def run(group, argv=None):
         click.echo("latentlab: aborted", err=True)
         return 130
     except click.UsageError as e:
-        hint = f" (see 'latentlab {e.ctx.info_name} --help')" if e.ctx is not None and e.ctx.parent is not None else " (see 'latentlab --help')"
+        hint = f" (see '{e.ctx.command_path} --help')" if e.ctx is not None and e.ctx.parent is not None else " (see 'latentlab --help')"
         click.echo(f"latentlab: error: {e.format_message()}{hint}", err=True)
         return 2
     except click.ClickException as e:
         click.echo(f"latentlab: error: {e.format_message()}", err=True)
         return e.exit_code
     except EXPECTED as e:
-        if debug:
+        if STATE.debug or _debug_requested(argv):
             raise
         click.echo(f"latentlab: error: {e}", err=True)
         return 1

@@ -49,25 +49,37 @@ def join_ranks(name):
 
 def load_model(spec, dev):
     """The generator for --model; without one, the embedded toyfaces model (noted on stderr)."""
+    import os
+
     from latentlab import defaults, load_generator
 
     if spec is None:
         if not defaults.is_available():
             raise click.UsageError("no model given and the embedded toyfaces model is not installed: pass --model CKPT")
-        click.echo("latentlab: using the embedded toyfaces model (pass --model to choose another)", err=True)
+        if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 speaks for all
+            click.echo("latentlab: using the embedded toyfaces model (pass --model to choose another)", err=True)
         spec = defaults.NAME
     return load_generator(spec, device=dev)
 
 
-def classifier_for(spec, G, ckpt):
-    """The --classifier spec to load: as given, else the embedded model's own classifier for that model."""
-    from latentlab import defaults
-
+def classifier_for(spec, G, ckpt, attrs=None):
+    """The --classifier spec to load: as given, else the model's default (`latentlab.defaults.default_classifier_spec`:
+    the embedded model's classifier, or NVIDIA's CelebA-HQ classifiers for face models, only `attrs` when given).
+    G may be None (before the model is loaded)."""
     if spec is not None:
         return spec
-    if ckpt is None or defaults.is_default_model(G, ckpt):
-        return defaults.classifier_spec()
-    raise click.UsageError("--classifier is required for models other than the embedded toyfaces model")
+    from latentlab import defaults
+
+    try:
+        spec = defaults.default_classifier_spec(G, ckpt, attrs)
+    except defaults.NoDefaultClassifier as e:
+        raise click.UsageError(str(e)) from None
+    import os
+
+    if not spec.startswith("toyfaces:") and os.environ.get("RANK", "0") == "0":
+        click.echo(f"latentlab: scoring with {spec}, NVIDIA's CelebA-HQ attribute classifiers, the default for face "
+                   "models (pass --classifier to choose another)", err=True)
+    return spec
 
 
 def check_cutoff(G, cutoff):
@@ -77,12 +89,143 @@ def check_cutoff(G, cutoff):
 
 model = click.option("--model", "ckpt", default=None, type=str, help=MODEL_HELP)
 classifier = click.option("--classifier", "classifier_spec", default=None,
-                          help="Classifier spec, e.g. resnet:celeba40.pt or toyfaces:FILE (see `latentlab sample --help`) "
-                               "[default: the embedded model's classifier, for the embedded model].")
+                          help="Classifier: a name (toyfaces, nvidia-celebahq, nvidia-celebahq:Smiling,Male) or a spec such "
+                               "as resnet:celeba40.pt or toyfaces:FILE (see `latentlab sample --help`) [default: the "
+                               "embedded model's classifier for the embedded model; nvidia-celebahq, NVIDIA's CelebA-HQ "
+                               "classifiers downloaded on first use, for the registry's face models].")
 seeds = click.option("--seeds", default="0-7", show_default=True, help="Seeds: N, A-B or a list such as 0-3,42.")
 trunc = click.option("--trunc", "psi", type=FINITE, default=1.0, show_default=True, help="Truncation psi (1 = none).")
 trunc_cutoff = click.option("--trunc-cutoff", "cutoff", type=click.IntRange(min=0), default=None, help="Truncate only the first N ws.")
 noise_mode = click.option("--noise-mode", type=click.Choice(["const", "random", "none"]), default="const", show_default=True)
 batch = click.option("--batch", "batch_size", type=click.IntRange(min=1), default=8, show_default=True, help="Images per batch.")
 device_opt = click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:N or auto.")
-out = click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Output folder.")
+
+
+# ---- output folders: --out DIR (a folder with fixed file names inside) and --force ----------------------------------
+FILE_SUFFIXES = (".json", ".npy", ".npz", ".pt", ".pth", ".pkl", ".safetensors", ".png", ".csv")
+
+
+class _OutOption(click.Option):
+    """--out, whose help names the command's own default folder."""
+
+    def get_help_record(self, ctx):
+        record = super().get_help_record(ctx)
+        if record is None:
+            return None
+        return record[0], record[1].replace("COMMAND", _command_name(ctx))
+
+
+def _command_name(ctx):
+    """`edit`, `train-gan`, ...: the command path without the program name."""
+    parts = ctx.command_path.split()[1:] if ctx.parent is not None else []
+    return "-".join(parts) or ctx.command.name or ctx.info_name
+
+
+def new_out_dir(ctx=None):
+    """Create the next free default folder latentlab-out/<command>/NNN of the running command and return it.
+
+    If the command ends (or fails) without writing into it, the empty folder is removed again."""
+    import os
+
+    from latentlab.utils.outdir import new_run_dir, remove_if_empty
+
+    ctx = ctx or click.get_current_context()
+    if os.environ.get("WORLD_SIZE", "1") != "1":  # every process would pick its own number
+        raise click.UsageError("under torchrun give --out DIR: every process must write into the same folder")
+    path = new_run_dir(_command_name(ctx))
+    ctx.call_on_close(lambda: remove_if_empty(path))
+    return path
+
+
+def _not_a_file(value, legacy):
+    import os
+
+    if not os.path.isdir(value) and value.lower().endswith(FILE_SUFFIXES) and not value.lower().endswith(legacy):
+        raise ValueError(f"--out {value}: --out takes a folder (the command writes its files, with fixed names, "
+                         "inside it), not a file")
+
+
+def out(f=None, *, optional=False, legacy=(), help="Output folder."):
+    """--out DIR and --force for a command that writes files (fixed names) into one folder.
+
+    Without --out the command writes into a new folder latentlab-out/<command>/NNN (the next free
+    number; with optional=True it writes no files instead). A folder given with --out must be new or
+    empty unless --force is given (then the command's files overwrite those there). `legacy`: file
+    suffixes --out accepted before it always meant a folder; such a value is passed on unchanged with
+    a deprecation note, and the command writes that file as before. The command receives out_dir
+    (str, or None when optional and not given), and force only if it has a `force` parameter.
+    Usable as @out or @out(optional=..., legacy=..., help=...).
+    """
+    import functools
+    import inspect
+
+    legacy = tuple(s.lower() for s in legacy)
+    default = ("[default: no files are written]" if optional
+               else "[default: a new folder latentlab-out/COMMAND/NNN, the next free number]")
+
+    def decorate(f):
+        takes_force = "force" in inspect.signature(f).parameters
+
+        @functools.wraps(f)
+        def wrapper(*args, **kw):
+            from latentlab.utils.outdir import check_out_dir
+
+            force = kw["force"] if takes_force else kw.pop("force")
+            value = kw.get("out_dir")
+            if value is None:
+                if not optional:
+                    kw["out_dir"] = new_out_dir()
+            elif legacy and value.lower().endswith(legacy) and not _isdir(value):
+                if _rank0():
+                    click.echo(f"latentlab: note: --out {value} names a file, which is deprecated: --out takes a "
+                               "folder now (see --help); writing the file as before", err=True)
+            else:
+                _not_a_file(value, legacy)
+                check_out_dir(value, force)
+            return f(*args, **kw)
+
+        wrapper = click.option("--force", is_flag=True,
+                               help="Write into an existing, non-empty --out folder (overwriting this command's "
+                                    "files there).")(wrapper)
+        return click.option("--out", "out_dir", cls=_OutOption, default=None, type=click.Path(), metavar="DIR",
+                            help=f"{help} {default}")(wrapper)
+
+    return decorate(f) if f is not None else decorate
+
+
+def resumable_out(markers, kind, help="Output folder; rerun with the same --out to resume."):
+    """--out DIR for a resumable command (no --force): a folder holding a run of this `kind` (one of the
+    `markers` files) is handed to the command, which resumes it or refuses other settings; a non-empty
+    folder holding none is refused. Without --out: a new latentlab-out/<command>/NNN, announced on stderr."""
+    import functools
+
+    def decorate(f):
+        @functools.wraps(f)
+        def wrapper(*args, **kw):
+            from latentlab.utils.outdir import check_resume_dir
+
+            value = kw.get("out_dir")
+            if value is None:
+                value = kw["out_dir"] = new_out_dir()
+                click.echo(f"latentlab: writing to {value} (rerun with --out {value} to resume)", err=True)
+            else:
+                _not_a_file(value, ())
+                check_resume_dir(value, markers, kind)
+            return f(*args, **kw)
+
+        return click.option("--out", "out_dir", cls=_OutOption, default=None, type=click.Path(), metavar="DIR",
+                            help=f"{help} [default: a new folder latentlab-out/COMMAND/NNN, the next free number]")(wrapper)
+
+    return decorate
+
+
+def _isdir(path):
+    import os
+
+    return os.path.isdir(path)
+
+
+def _rank0():
+    import os
+
+    return os.environ.get("RANK", "0").strip() in ("", "0")

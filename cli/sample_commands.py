@@ -16,7 +16,8 @@ def _load_classifier(spec):
 @opt.model
 @click.option("--n", "n", type=click.IntRange(min=1), required=True, help="Number of samples (seeds seed-start .. seed-start+n-1).")
 @opt.classifier
-@opt.out
+@opt.resumable_out(("manifest.json",), "sample folder",
+                   help="Sample folder (manifest.json, chunk_NNNNNN.npz); rerun with the same --out to resume.")
 @click.option("--seed-start", type=click.IntRange(min=0), default=0, show_default=True, help="First seed.")
 @click.option("--chunk", "chunk_size", type=click.IntRange(min=1), default=1000, show_default=True,
               help="Samples per chunk file (the unit of resuming).")
@@ -43,18 +44,13 @@ def sample_cmd(ckpt, n, classifier_spec, out_dir, seed_start, chunk_size, batch_
     \b
     Example:
       latentlab sample --model ffhq.pkl --n 500000 --classifier torchscript:celeba40.pt --trunc 0.7 --out out/samples
-      torchrun --nproc_per_node 4 -m cli.main sample --model ffhq.pkl --n 500000 --classifier torchscript:celeba40.pt --out out/samples
+      torchrun --nproc_per_node 4 -m latentlab -- sample --model ffhq.pkl --n 500000 --classifier torchscript:celeba40.pt --out out/samples
     """
     from latentlab.sampling import distributed, sample
 
     if device != "auto" and device.startswith("cuda"):
         opt.device(device)  # one clear error when CUDA is absent
-    if classifier_spec is None:
-        from latentlab import defaults
-
-        if ckpt not in (None, defaults.NAME):
-            raise click.UsageError("--classifier is required for models other than the embedded toyfaces model")
-        classifier_spec = defaults.classifier_spec()
+    classifier_spec = opt.classifier_for(classifier_spec, None, ckpt)  # the model's default when not given
     classifier = _load_classifier(classifier_spec)
     rank, world_size = distributed.init_from_env(device)
     ok = False

@@ -5,27 +5,35 @@ import os
 import click
 
 from . import options as opt
+from .conventions import ALPHAS, alias, frames_or_old_steps, one_alpha
 
 
 @click.command()
 @opt.model
 @opt.classifier
 @click.option("--attrs", default=None, help="Comma-separated attributes (default: all of the classifier's).")
-@click.option("--pairs", type=click.IntRange(min=1), default=100, show_default=True)
-@click.option("--steps", type=click.IntRange(min=1), default=10, show_default=True, help="N: frames t = k/N, k = 0..N.")
+@click.option("--n", "pairs", type=click.IntRange(min=1), default=100, show_default=True, help="Number of latent pairs.",
+              **alias("--pairs"))
+@click.option("--frames", type=click.IntRange(min=2), default=11, show_default=True,
+              help="Frames along each path, both ends included: t = k/(N-1) (the paper's 10 steps = 11 frames).")
+@click.option("--steps", "old_steps", type=click.IntRange(min=1), default=None, hidden=True)  # old name: --frames N+1
 @click.option("--space", type=click.Choice(["z", "w", "w+"]), default="w", show_default=True,
               help="Random pairs in W, W+ (per-layer w's) or Z (slerp, then mapped).")
 @click.option("--protocol", type=click.Choice(["paper", "hsr"]), default="paper", show_default=True,
               help="paper: mean squared deviation from the straight line; hsr: the HSR authors' code (standardised "
                    "logits, squared mean |deviation| per t, summed over t). Curves: mean Delta_t resp. mean |delta_t|.")
+@click.option("--standardize", is_flag=True,
+              help="Divide each attribute's scores by their std over all frames first, so that every ALS is in sd^2 "
+                   "and the Mean is not dominated by logit-scale attributes (the hsr protocol always does).")
 @click.option("--boundary", default=None, type=click.Path(dir_okay=False),
               help="Edit linearity: pairs are w0 and w0 + alpha * n along this W direction instead of random pairs.")
-@click.option("--alpha", "edit_alpha", type=opt.FINITE, default=3.0, show_default=True, help="Step for --boundary pairs.")
+@click.option("--alpha", "edit_alpha", type=ALPHAS, default="3", show_default=True,
+              help="Step for --boundary pairs (one value; the --alpha syntax of every command).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Pair p uses seeds 2p + seed and 2p + 1 + seed.")
 @opt.batch
 @opt.device_opt
-@click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False),
-              help="Report folder: tables (CSV, Markdown), curve over t, per-pair figure, logits, als.json.")
+@opt.out(optional=True, help="Report folder: tables (CSV, Markdown), curve over t, per-pair figure, logits, als.json "
+                              "(with --compare: the comparison; default there: latentlab-out/als/NNN).")
 @click.option("--pair-attr", default=None,
               help="Attribute of the per-pair figure in --out (logits along t vs the straight line) [default: the least "
                    "linear one].")
@@ -33,38 +41,37 @@ from . import options as opt
               help="Instead of running a model, compare saved --out folders (one protocol, same attributes): writes "
                    "a table (models x attributes + Mean) and the curves over t to --out. Repeat it; NAME=DIR sets "
                    "a folder's label [default: the folder's name].")
-def als(ckpt, classifier_spec, attrs, pairs, steps, space, protocol, boundary, edit_alpha, seed, batch_size, device, out_dir,
-        pair_attr, compare_dirs):
+def als(ckpt, classifier_spec, attrs, pairs, frames, old_steps, space, protocol, boundary, edit_alpha, seed, batch_size, device, out_dir,
+        pair_attr, compare_dirs, standardize):
     """Attribute Linearity Score (HSR paper) of random latent pairs, or a comparison of saved reports.
 
     \b
     Example:
       latentlab als                                   # the embedded toyfaces model and its classifier
-      latentlab als --model ffhq.pkl --classifier resnet:celeba40.pt --attrs Smiling,Male,Young --pairs 1000 --out out/sg2
+      latentlab als --model ffhq.pkl --classifier resnet:celeba40.pt --attrs Smiling,Male,Young --n 1000 --out out/sg2
       latentlab als --model ffhq.pkl --classifier resnet:celeba40.pt --boundary smile_w.npy --alpha 3 --protocol hsr
       latentlab als --compare SG2=out/sg2 --compare SG2+HSR=out/hsr --out out/compare
     """
+    steps, edit_alpha = frames_or_old_steps(frames, old_steps) - 1, one_alpha(edit_alpha)  # als_study: N intervals
     if compare_dirs:
         given = [name for name, v in (("--model", ckpt), ("--classifier", classifier_spec), ("--attrs", attrs),
                                       ("--boundary", boundary), ("--pair-attr", pair_attr)) if v is not None]
+        given += ["--standardize"] if standardize else []  # each folder keeps its own setting (als.json)
         if given:
             raise click.UsageError(f"--compare reads saved reports and runs no model: drop {', '.join(given)}")
-        if out_dir is None:
-            raise click.UsageError("--compare needs --out (the folder for the comparison)")
-        return _compare_als(compare_dirs, out_dir)
+        return _compare_als(compare_dirs, out_dir if out_dir is not None else opt.new_out_dir())
     if pair_attr is not None and out_dir is None:
         raise click.UsageError("--pair-attr chooses the attribute of a figure in the --out folder: give --out")
-    from tqdm import tqdm
-
     from latentlab.attributes import load_classifier
     from latentlab.edits import load_direction
+    from latentlab.utils.progress import progress_bar, rank_share
     from latentlab.studies.reports import als_study, als_table, write_als_report
 
     from latentlab.sampling.distributed import shutdown
 
     dev, rank = opt.join_ranks(device)  # under torchrun the work is split across ranks; rank 0 reports
     G = opt.load_model(ckpt, dev)
-    clf = load_classifier(opt.classifier_for(classifier_spec, G, ckpt))
+    clf = load_classifier(opt.classifier_for(classifier_spec, G, ckpt, attrs))
     if attrs:
         clf = clf.select([a.strip() for a in attrs.split(",") if a.strip()])
     names = list(getattr(clf, "names", None) or [])
@@ -72,19 +79,28 @@ def als(ckpt, classifier_spec, attrs, pairs, steps, space, protocol, boundary, e
         raise ValueError(f"--pair-attr {pair_attr!r} is not one of the scored attributes: {', '.join(names)}")
     clf = clf.to(dev).eval() if hasattr(clf, "to") else clf
     direction = load_direction(boundary).check_dim(G.w_dim, "w").vector if boundary is not None else None
-    with tqdm(total=pairs, desc="als", unit="pair", disable=None if rank == 0 else True) as bar:
-        res = als_study(G, clf, pairs, steps, space, protocol, direction, edit_alpha, seed, batch_size, dev, progress=bar)
+    with progress_bar(total=rank_share(pairs), desc="als", unit="pair", enabled=rank == 0, what="ALS pairs",
+                      hint="use --n to reduce") as bar:
+        res = als_study(G, clf, pairs, steps, space, protocol, direction, edit_alpha, seed, batch_size, dev, progress=bar,
+                        standardize=standardize)
     shutdown()
     if rank != 0:
         return
     table = als_table(res)
     click.echo(table.to_string(float_format=lambda v: f"{v:.4f}"))
     kind = f"edit along {os.path.basename(boundary)} x {edit_alpha:g}" if boundary else space
-    click.echo(f"mean ALS ({protocol}, {pairs} pairs, {steps} steps, {kind}): {res['mean']:.4f}")
+    click.echo(f"mean ALS ({protocol}{', standardised' if standardize else ''}, {pairs} pairs, {steps} steps, {kind}): "
+               f"{res['mean']:.4f}")
+    from latentlab.studies.als import mixed_units_note
+
+    note = mixed_units_note(res)
+    if note:
+        click.echo(f"note: {note}")
     if out_dir:
         settings = dict(model=ckpt, classifier=classifier_spec, space=space, seed=seed, boundary=boundary,
-                        alpha=edit_alpha if boundary else None)
+                        alpha=edit_alpha if boundary else None, standardize=standardize)
         write_als_report(res, out_dir, settings=settings, pair_attribute=pair_attr, table=table)
+        click.echo(f"wrote the ALS report to {out_dir}")
 
 
 def _compare_als(specs, out_dir):
@@ -108,7 +124,8 @@ def _compare_als(specs, out_dir):
 
 @click.command()
 @opt.model
-@click.option("--samples", "num_samples", type=click.IntRange(min=2), default=100_000, show_default=True)
+@click.option("--n", "num_samples", type=click.IntRange(min=2), default=100_000, show_default=True,
+              help="Number of latent pairs (the official metric: 100000).", **alias("--samples"))
 @click.option("--space", type=click.Choice(["z", "w"]), default=None,
               help="Random pairs slerped in Z or lerped in W [default: w; with --latents, the codes' own space].")
 @click.option("--sampling", type=click.Choice(["full", "end"]), default="full", show_default=True)
@@ -124,17 +141,18 @@ def _compare_als(specs, out_dir):
 @click.option("--random-backbone", is_flag=True, help="LPIPS with an untrained VGG (offline smoke runs; not comparable to published PPL).")
 @opt.batch
 @opt.device_opt
-@click.option("--out", "out_json", default=None, type=click.Path(dir_okay=False), help="Write mean and distribution as JSON.")
-@click.option("--grids", "grid_dir", default=None, type=click.Path(file_okay=False),
-              help="Report folder: histogram, the 8 lowest and 8 highest pairs, interpolation strips of the lowest and "
-                   "highest --band, summary.")
+@opt.out(optional=True, legacy=(".json",),
+         help="Report folder: ppl.json (mean, settings, histogram), distances.npy, histogram figure, the 8 lowest and 8 "
+              "highest pairs, interpolation strips of the lowest and highest --band, summary.md.")
+@click.option("--grids", "grid_dir", default=None, type=click.Path(file_okay=False), hidden=True,
+              help="Old name of --out DIR (deprecated).")
 @click.option("--band", type=opt.FiniteFloat(0, 0.5, min_open=True), default=0.1, show_default=True,
               help="Fraction of pairs in the lowest / highest band shown as interpolation strips.")
 @click.option("--compare", "compare_dirs", multiple=True, type=click.Path(file_okay=False),
-              help="Earlier --grids report folder to overlay in the histogram (repeatable).")
+              help="Earlier --out report folder to overlay in the histogram (repeatable).")
 @click.option("--label", default=None, help="This run's name in figures (default: the model name).")
 def ppl(ckpt, num_samples, space, sampling, crop, labels, latents_file, psi, cutoff, seed, random_backbone, batch_size,
-        device, out_json, grid_dir, band, compare_dirs, label):
+        device, out_dir, force, grid_dir, band, compare_dirs, label):
     """Perceptual path length (StyleGAN paper), as the official StyleGAN2-ADA metric computes it.
 
     Each pair gets fresh noise, shared by its two images (as the official sampler does);
@@ -143,20 +161,28 @@ def ppl(ckpt, num_samples, space, sampling, crop, labels, latents_file, psi, cut
 
     \b
     Example:
-      latentlab ppl --model ffhq.pkl --samples 100000 --space w --sampling end --crop
-      latentlab ppl --model cifar10.pkl --labels ~/data/cifar10.zip --samples 50000
-      latentlab ppl --model ffhq.pkl --trunc 0.7 --grids out/ppl07 --compare out/ppl10
-      latentlab ppl --model ffhq.pkl --latents out/proj/latents.npz --samples 1000
-      torchrun --nproc_per_node 4 -m cli.main ppl --model ffhq.pkl --samples 100000
+      latentlab ppl --model ffhq.pkl --n 100000 --space w --sampling end --crop
+      latentlab ppl --model cifar10.pkl --labels ~/data/cifar10.zip --n 50000
+      latentlab ppl --model ffhq.pkl --trunc 0.7 --out out/ppl07 --compare out/ppl10
+      latentlab ppl --model ffhq.pkl --latents out/proj/latents.npz --n 1000
+      torchrun --nproc_per_node 4 -m latentlab -- ppl --model ffhq.pkl --n 100000 --out out/ppl
     """
-    from tqdm import tqdm
-
     from latentlab.sampling.distributed import shutdown
     from latentlab.studies import LPIPSDistance, perceptual_path_length
     from latentlab.latents import LatentCodes
     from latentlab.studies.ppl import dataset_labels
     from latentlab.studies.ppl_figures import read_ppl_report
+    from latentlab.utils.progress import progress_bar, rank_share
 
+    out_json = out_dir if out_dir and out_dir.lower().endswith(".json") and not os.path.isdir(out_dir) else None
+    report_dir = None if out_json else out_dir  # --out FILE.json: the JSON alone, as before (deprecated)
+    if grid_dir is not None:
+        if report_dir is not None:
+            raise click.UsageError("--grids is the old name of --out: give only --out DIR")
+        from latentlab.utils.outdir import check_out_dir
+
+        click.echo("latentlab: note: --grids DIR is deprecated: use --out DIR", err=True)
+        report_dir = check_out_dir(grid_dir, force, "--grids")
     compare = dict(read_ppl_report(d) for d in compare_dirs) if compare_dirs else {}  # bad folders fail before work
     dev, rank = opt.join_ranks(device)  # under torchrun the work is split across ranks; rank 0 reports
     G = opt.load_model(ckpt, dev)
@@ -168,7 +194,8 @@ def ppl(ckpt, num_samples, space, sampling, crop, labels, latents_file, psi, cut
         click.echo("latentlab: conditional model: each pair's label is a uniformly drawn class (--labels DATASET draws "
                    "the dataset's labels, as the official metric does)", err=True)
     distance = LPIPSDistance(pretrained_backbone=not random_backbone).to(dev)
-    with tqdm(total=num_samples, desc="ppl", unit="pair", disable=None if rank == 0 else True) as bar:
+    with progress_bar(total=rank_share(num_samples), desc="ppl", unit="pair", enabled=rank == 0, what="PPL pairs",
+                      hint="use --n to reduce") as bar:
         res = perceptual_path_length(G, num_samples, space, sampling, crop, distance=distance, batch_size=batch_size,
                                      seed=seed, device=dev, progress=bar, labels=labels, truncation_psi=psi,
                                      truncation_cutoff=cutoff, latents=latents)
@@ -185,16 +212,17 @@ def ppl(ckpt, num_samples, space, sampling, crop, labels, latents_file, psi, cut
         counts, edges = res.histogram()
         write_text(out_json, json.dumps(dict(mean=res.mean, samples=num_samples, **s,
                                              histogram=dict(counts=counts.tolist(), edges=edges.tolist())), indent=1))
-    if grid_dir:
+        click.echo(f"wrote {out_json}")
+    if report_dir:
         from latentlab.studies.ppl import band_strips, extreme_pairs
         from latentlab.studies.reports import write_ppl_report
 
         table = labels if labels is not None and not isinstance(labels, str) else None
         extremes = extreme_pairs(G, res, 8, latents=latents, labels=table, device=dev)
         strips = band_strips(G, res, band, k=4, frames=8, latents=latents, labels=table, device=dev)
-        write_ppl_report(res, grid_dir, extremes, strips=strips, compare=compare, band=band,
+        write_ppl_report(res, report_dir, extremes, strips=strips, compare=compare, band=band,
                          label=label or (os.path.basename(ckpt) if ckpt else "toyfaces"))
-        click.echo(f"wrote the PPL report to {grid_dir}")
+        click.echo(f"wrote the PPL report (ppl.json, distances.npy, figures, summary.md) to {report_dir}")
 
 
 @click.command()
@@ -210,14 +238,15 @@ def ppl(ckpt, num_samples, space, sampling, crop, labels, latents_file, psi, cut
               help="Reference label table (CelebA list_attr_celeba.txt) [default for the embedded model: the "
                    "renderer's own labels].")
 @opt.seeds
-@click.option("--alpha", "alphas", default="-3:3:13", show_default=True)
+@click.option("--alpha", "alphas", type=ALPHAS, default="-3:3:13", show_default=True,
+              help="Edit strengths: a value, a list (-2,0,2) or start:stop:count.")
 @click.option("--scores", type=click.Choice(["logits", "probabilities"]), default="logits", show_default=True,
               help="Correlate and plot the classifier's logits, or their sigmoid as the paper plots them (the "
                    "correlations differ; regressed toyfaces scores stay as they are).")
 @opt.trunc
 @opt.batch
 @opt.device_opt
-@opt.out
+@opt.out(help="Report folder: scores.csv, correlation matrices (CSV, Markdown, heatmaps), linearity plots, summary.md.")
 def corr(ckpt, classifier_spec, attrs, z_boundaries, w_boundaries, score_map, reference, seeds, alphas, scores, psi,
          batch_size, device, out_dir):
     """Attribute correlation study: edit in Z and W, score, compare correlations, plot linearity.
@@ -235,10 +264,9 @@ def corr(ckpt, classifier_spec, attrs, z_boundaries, w_boundaries, score_map, re
       latentlab corr --model ffhq.pkl --classifier resnet:celeba40.pt --attrs smile,age --z-boundaries bz/ \\
           --w-boundaries bw/ --reference list_attr_celeba.txt --seeds 0-99 --out out/corr
     """
-    from tqdm import tqdm
-
     from latentlab.attributes import load_classifier
     from latentlab.attributes.celeba import read_attr_table
+    from latentlab.utils.progress import progress_bar, rank_share
     from latentlab.edits import parse_alphas
     from latentlab.latents import parse_seeds
     from latentlab.studies.correlation import comparison_lines, load_directions, parse_score_map, score_columns
@@ -264,17 +292,18 @@ def corr(ckpt, classifier_spec, attrs, z_boundaries, w_boundaries, score_map, re
     seed_list = parse_seeds(seeds)
     dev, rank = opt.join_ranks(device)  # under torchrun the work is split across ranks; rank 0 reports
     G = opt.load_model(ckpt, dev)
-    clf = load_classifier(opt.classifier_for(classifier_spec, G, ckpt))
+    clf = load_classifier(opt.classifier_for(classifier_spec, G, ckpt, [mapping.get(a, a) for a in edited]))
     clf = clf.to(dev).eval() if hasattr(clf, "to") else clf
     columns = score_columns(edited, clf.names, mapping)
-    total = len(directions) * len(seed_list) * len(parse_alphas(alphas))
     if reference:
         reference_table = read_attr_table(reference)
     elif embedded:
         reference_table = defaults.reference_table()
     else:
         reference_table = None
-    with tqdm(total=total, desc="corr", unit="img", disable=None if rank == 0 else True) as bar:
+    total = len(directions) * rank_share(len(seed_list)) * len(parse_alphas(alphas))  # rank 0's share of the faces
+    with progress_bar(total=total, desc="corr", unit="img", enabled=rank == 0, what="edited images",
+                      hint="use fewer --seeds or --alpha values") as bar:
         result = corr_study(G, clf, directions, seed_list, alphas, columns, reference_table, psi, batch_size, dev,
                             progress=bar, scores=scores)
     shutdown()

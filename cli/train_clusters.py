@@ -1,16 +1,16 @@
 """`latentlab train clusters`: a thin shell over latentlab.train.clusters.train_cluster_mappings."""
-import os
-
 import click
 
 from . import options as opt
+from .conventions import alias
 
 
 @click.command()
 @opt.model
 @click.option("--steps", type=click.IntRange(min=0), required=True,
               help="Total mapping steps (each after --n-critic critic steps); a resumed run counts the ones done.")
-@opt.out
+@opt.resumable_out(("state.pt", "clusters.npz", "metrics.csv"), "cluster-mapping run",
+                   help="Run folder (clusters.npz, metrics.csv, state.pt); rerun with the same --out to resume.")
 @click.option("--levels", default="coarse,middle,fine", show_default=True,
               help="Levels to structure: coarse, middle (or medium), fine, comma-separated.")
 @click.option("--k", type=click.IntRange(min=2), default=8, show_default=True, help="Gaussians (clusters) per level.")
@@ -20,11 +20,13 @@ from . import options as opt
 @click.option("--lambda-cls", type=opt.FiniteFloat(min=0), default=1.0, show_default=True, help="Classifier-loss weight.")
 @click.option("--lr", type=opt.FiniteFloat(min=0, min_open=True), default=1e-4, show_default=True,
               help="Adam learning rate (betas 0, 0.9) of critics and mappings.")
-@click.option("--psi", type=opt.FINITE, default=0.7, show_default=True, help="Truncation psi stored in the clusters file.")
+@click.option("--trunc", "psi", type=opt.FINITE, default=0.7, show_default=True,
+              help="Truncation psi stored in the clusters file.", **alias("--psi"))
 @click.option("--snapshot-every", type=click.IntRange(min=1), default=500, show_default=True,
               help="Steps between training-state snapshots (the resume points).")
 @click.option("--log-every", type=click.IntRange(min=1), default=10, show_default=True, help="Steps between rows of metrics.csv.")
-@click.option("--classifier", type=click.Choice(["code", "image"]), default="code", show_default=True,
+@click.option("--cluster-classifier", "classifier", type=click.Choice(["code", "image"]), default="code", show_default=True,
+              **alias("--classifier"),
               help="Cluster classifier: an MLP on the W code (fast) or a small CNN on the image rendered with the "
                    "level's code (the paper's; renders every step, so slower, best on a GPU).")
 @click.option("--center-samples", type=click.IntRange(min=1), default=10000, show_default=True,
@@ -37,31 +39,36 @@ def clusters(ckpt, steps, out_dir, levels, k, batch_size, n_critic, lambda_gp, l
 
     Per level, a new mapping network fed by a learnable mixture of K Gaussians is
     trained (WGAN-GP) to reproduce the model's own w, with a classifier that tells
-    the clusters apart (on the code, or on the rendered image with --classifier image);
+    the clusters apart (on the code, or on the rendered image with --cluster-classifier image);
     the model itself stays frozen. Cluster centres are the means of each Gaussian's mapped
     samples. Writes DIR/clusters.npz (use it with `latentlab truncate --clusters`, where
     --choose picks the cluster per level, or `clusters:FILE`), DIR/metrics.csv and
-    DIR/state.pt; rerunning with the same settings resumes from DIR/state.pt.
+    DIR/state.pt; rerunning with the same settings resumes from DIR/state.pt, which
+    Ctrl-C also writes (after the current step) before it stops.
 
     \b
     Example:
       latentlab train clusters --model ffhq.pkl --steps 20000 --out out/clusters
       latentlab train clusters --model ffhq.pkl --steps 20000 --levels coarse,medium --k 16 --out out/clusters16
-      latentlab train clusters --model ffhq.pkl --steps 20000 --classifier image --device cuda --out out/clusters_img
+      latentlab train clusters --model ffhq.pkl --steps 20000 --cluster-classifier image --device cuda --out out/clusters_img
       latentlab truncate --model ffhq.pkl --clusters out/clusters/clusters.npz --choose coarse=3 --tsne --out out/trunc
     """
     from latentlab.train.clusters import CLUSTERS_FILE, train_cluster_mappings
+
+    from .train_commands import stop_on_ctrl_c  # Ctrl-C: one line naming the resume point, exit code 130
 
     level_list = [p.strip() for p in levels.split(",") if p.strip()]
     if not level_list:
         raise click.UsageError("--levels names no level")
     dev = opt.device(device)
     G = opt.load_model(ckpt, dev)
-    t = train_cluster_mappings(G, out_dir, steps, levels=level_list, k=k, batch_size=batch_size, n_critic=n_critic,
-                               lambda_gp=lambda_gp, lambda_cls=lambda_cls, lr=lr, psi=psi, seed=seed,
-                               snapshot_every=snapshot_every, log_every=log_every, device=dev, progress=True,
-                               classifier=classifier, center_samples=center_samples)
+    with stop_on_ctrl_c():
+        t = train_cluster_mappings(G, out_dir, steps, levels=level_list, k=k, batch_size=batch_size, n_critic=n_critic,
+                                   lambda_gp=lambda_gp, lambda_cls=lambda_cls, lr=lr, psi=psi, seed=seed,
+                                   snapshot_every=snapshot_every, log_every=log_every, device=dev, progress=True,
+                                   classifier=classifier, center_samples=center_samples)
     acc = t.info_.get("accuracy", {})
-    click.echo(f"wrote {os.path.join(out_dir, CLUSTERS_FILE)} ({t.info_.get('steps')} steps, levels {', '.join(t.layers_)})")
+    click.echo(f"wrote {CLUSTERS_FILE}, metrics.csv and state.pt ({t.info_.get('steps')} steps, levels {', '.join(t.layers_)}) "
+               f"to {out_dir}")
     click.echo("classifier accuracy: " + ", ".join(f"{level} {acc[level]:.3f} (chance {1 / t.k_for(level):.3f})"
                                                   for level in t.layers_ if level in acc))

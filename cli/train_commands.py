@@ -1,4 +1,5 @@
 """`latentlab train gan|hsr|clusters`: thin shells over latentlab.train."""
+import contextlib
 
 import click
 
@@ -10,7 +11,9 @@ def _run_options(f):
     decorators = [
         click.option("--data", required=True, type=click.Path(exists=True), help="Image folder or .zip (square images)."),
         click.option("--steps", type=click.IntRange(min=1), required=True, help="Total training steps (G + D updates)."),
-        opt.out,
+        opt.resumable_out(("training_state.pt", "options.json", "metrics.csv"), "training run",
+                          help="Run folder (network-snapshot-*.safetensors, metrics.csv, training_state.pt); rerun "
+                               "with the same --out to resume."),
         click.option("--batch", "batch_size", type=click.IntRange(min=1), default=16, show_default=True,
                      help="Images per step (over all processes)."),
         click.option("--lr", type=opt.FiniteFloat(min=0, min_open=True), default=0.0025, show_default=True,
@@ -49,6 +52,18 @@ def _training_options(kw):
     )
 
 
+@contextlib.contextmanager
+def stop_on_ctrl_c():
+    """A training run stopped by Ctrl-C (it wrote its resume point): one line saying where, exit code 130."""
+    from latentlab.train.interrupt import EXIT_CODE, TrainingInterrupted
+
+    try:
+        yield
+    except TrainingInterrupted as e:
+        click.echo(f"latentlab: {e}", err=True)
+        raise click.exceptions.Exit(EXIT_CODE) from None
+
+
 def _train(kw, runner=None, **extra):
     from latentlab.sampling.distributed import shutdown
     from latentlab.train.runs import join_process_group, train_gan
@@ -59,13 +74,15 @@ def _train(kw, runner=None, **extra):
     options = _training_options(kw)
     ok = False
     try:
-        trainer = runner(kw.pop("data"), kw.pop("out_dir"), kw.pop("steps"), options=options, xflip=kw.pop("xflip"),
-                            use_labels=kw.pop("use_labels"), max_images=kw.pop("max_images"), device=dev, **extra)
+        with stop_on_ctrl_c():
+            trainer = runner(kw.pop("data"), kw.pop("out_dir"), kw.pop("steps"), options=options, xflip=kw.pop("xflip"),
+                             use_labels=kw.pop("use_labels"), max_images=kw.pop("max_images"), device=dev, **extra)
         ok = True
     finally:
         shutdown(wait=ok)
     if rank == 0:
-        click.echo(f"trained to step {trainer.step} ({trainer.kimg:.1f} kimg); networks: {trainer.snapshot_path()}")
+        click.echo(f"trained to step {trainer.step} ({trainer.kimg:.1f} kimg); networks: {trainer.snapshot_path()}; "
+                   f"wrote the run to {trainer.out_dir}")
 
 
 @click.group("train")
@@ -83,8 +100,9 @@ def train():
 @train.command("gan")
 @_run_options
 @click.option("--resolution", type=click.IntRange(min=4), default=None, help="Image size (from scratch).")
-@click.option("--model", "ckpt", default=None, type=click.Path(dir_okay=False),
-              help="Fine-tune this checkpoint (needs G and D) instead of starting from scratch.")
+@click.option("--model", "ckpt", default=None, type=str,
+              help="Fine-tune this checkpoint (needs G and D): a file, a registry name (see `latentlab models`) or a "
+                   "URL; without it, train from scratch at --resolution.")
 @click.option("--z-dim", type=click.IntRange(min=1), default=None, help="[default: 512]")
 @click.option("--w-dim", type=click.IntRange(min=1), default=None, help="[default: 512]")
 @click.option("--map-layers", type=click.IntRange(min=1), default=None, help="Mapping network depth [default: 2].")
@@ -97,13 +115,14 @@ def gan(**kw):
 
     Snapshots (G, D, G_ema) go to --out as network-snapshot-NNNNNN.safetensors, which
     every latentlab command reads; metrics.csv logs the losses. Rerun the same command
-    to resume from the last snapshot. Under torchrun the batch is split over processes.
+    to resume from the last snapshot; Ctrl-C writes one after the current step and stops
+    (a second Ctrl-C stops at once). Under torchrun the batch is split over processes.
 
     \b
     Example:
       latentlab train gan --data toyfaces/images --resolution 64 --steps 20000 --out runs/toy \\
           --z-dim 128 --w-dim 128 --channel-base 2048 --channel-max 64
-      torchrun --nproc_per_node 4 -m cli.main train gan --data ffhq.zip --resolution 256 --steps 100000 --out runs/ffhq
+      torchrun --nproc_per_node 4 -m latentlab -- train gan --data ffhq.zip --resolution 256 --steps 100000 --out runs/ffhq
     """
     network = {k: kw.pop(k) for k in ("z_dim", "w_dim", "map_layers", "channel_base", "channel_max", "fp16")}
     _train(kw, resolution=kw.pop("resolution"), model=kw.pop("ckpt"), network_kwargs=network)
@@ -114,15 +133,18 @@ ALL = [train]
 
 @train.command("hsr")
 @_run_options
-@click.option("--model", "ckpt", default=None, type=click.Path(dir_okay=False),
-              help="Checkpoint to fine-tune (needs G and D); without it, train from scratch at --resolution.")
+@click.option("--model", "ckpt", default=None, type=str,
+              help="Checkpoint to fine-tune (needs G and D): a file, a registry name (see `latentlab models`) or a "
+                   "URL; without it, train from scratch at --resolution.")
 @click.option("--resolution", type=click.IntRange(min=4), default=None, help="Image size when training from scratch.")
 @click.option("--extractor", default=None,
               help="Frozen feature network F: vit_small_patch16_224.dino (default, the paper's), dino_vits16, "
                    "timm:<model> or torchvision:<model>.")
 @click.option("--extractor-weights", default=None,
-              help="F's weights: a local .pth/.safetensors file, 'timm' / 'torchvision' (download into the "
-                   "library's cache), or 'none' (random F, offline baseline).")
+              help="F's weights: a local .pth/.safetensors file, a known file name (dino_deitsmall16_pretrain.pth, ...: "
+                   "downloaded into the cache and verified), 'timm' / 'torchvision' (their downloads), or 'none' "
+                   "(random F: the explicit offline baseline)  [default: F's pretrained weights; for DINO ViT-S/16 "
+                   "dino_deitsmall16_pretrain.pth]")
 @click.option("--extractor-layers", default=None, help="F's layers, comma-separated (ViT: 1-based blocks) [default: 3,6,9,12].")
 @click.option("--hsr-resolutions", default="auto", show_default=True,
               help="Generator blocks to supervise, e.g. 64,32,16,8 ('auto': those of 64,32,16,8 the model has).")
@@ -140,7 +162,7 @@ def hsr(**kw):
 
     \b
     Example:
-      latentlab train hsr --model ffhq.pkl --data ffhq/ --steps 5000 --out runs/hsr --extractor-weights dino_deitsmall16_pretrain.pth
+      latentlab train hsr --model ffhq.pkl --data ffhq/ --steps 5000 --out runs/hsr     # DINO ViT-S/16, fetched once
       latentlab train hsr --model toy.safetensors --data toyfaces/images --steps 200 --out runs/hsr --extractor-weights none
     """
     layers = kw.pop("extractor_layers")

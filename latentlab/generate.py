@@ -57,3 +57,70 @@ def write_images(items, out_dir, grid_name="grid.png", cols=None):
         save_png(to_pil(make_grid(np.stack(images), cols=cols)), path)
         paths.append(path)
     return paths
+
+
+# ---- what a generate run used: settings and latents ----------------------------------------------------------------
+LATENTS_FORMATS = ("latentlab", "nvidia", "wplus")
+LATENTS_FILE = "latents.npz"
+NVIDIA_W_FILE = "projected_w.npz"
+SETTINGS_FILE = "generate.json"
+
+
+@torch.no_grad()
+def generation_latents(G, seeds, truncation_psi=1.0, truncation_cutoff=None, class_idx=None, device="cpu", wplus=False):
+    """(z, w) LatentCodes that `generate_images` renders for `seeds`: z drawn as NVIDIA's generate.py
+    draws it, w = G.mapping(z, c) with the same truncation ([N, w_dim], or W+ [N, num_ws, w_dim] when
+    a truncation cutoff makes the layers differ or `wplus` is set). G.synthesis(w) with the same
+    noise gives the same images as G(z, c, ...)."""
+    from .latents import LatentCodes
+
+    seeds = [int(s) for s in seeds]
+    c = class_labels(G, len(seeds), class_idx, device) if G.c_dim else None
+    z = LatentCodes.from_seeds(G, seeds, c=c, device=device)
+    uniform = truncation_cutoff is None or truncation_psi == 1
+    w = z.to("w+" if wplus or not uniform else "w", G, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff)
+    return z, w.replace(meta=dict(truncation=dict(psi=truncation_psi, cutoff=truncation_cutoff)))
+
+
+def save_generation_latents(out_dir, z, w, G, fmt="latentlab"):
+    """Write the latents of a generate run into out_dir; return the file names written.
+
+    latents.npz (every format): the w codes in LatentCodes' layout (`codes`, `space`, `seeds`,
+    `model_id`, `meta`, `c` for conditional models: `LatentCodes.load` and `ppl --latents` read it)
+    plus plain `z` [N, z_dim] and `w` (= codes) arrays. fmt 'latentlab': w is [N, w_dim] (W+
+    when a truncation cutoff makes the layers differ); 'wplus': W+ [N, num_ws, w_dim] always;
+    'nvidia': as 'latentlab', plus projected_w.npz in the layout of stylegan2-ada-pytorch's
+    projector (one key `w`, float32 [N, num_ws, w_dim]), which its generate.py --projected-w renders.
+    """
+    import numpy as np
+
+    from .utils.atomic import save_npz
+
+    if fmt not in LATENTS_FORMATS:
+        raise ValueError(f"unknown latents format {fmt!r}; choose from {', '.join(LATENTS_FORMATS)}")
+    if z.space != "z" or w.space not in ("w", "w+"):
+        raise ValueError(f"expected z and w/w+ codes, got {z.space} and {w.space}")
+    if fmt == "wplus" and w.space != "w+":
+        w = w.to("w+", G)
+    w.save(os.path.join(out_dir, LATENTS_FILE), z=z.data.detach().cpu().numpy(), w=w.data.detach().cpu().numpy())
+    files = [LATENTS_FILE]
+    if fmt == "nvidia":
+        ws = (w if w.space == "w+" else w.to("w+", G)).data.detach().cpu().numpy().astype(np.float32)
+        save_npz(os.path.join(out_dir, NVIDIA_W_FILE), dict(w=ws))
+        files.append(NVIDIA_W_FILE)
+    return files
+
+
+def save_generation_settings(out_dir, G, record, files):
+    """Write generate.json: `record` (model, seeds, truncation, noise mode, class, ...) plus model id,
+    versions, the command line and the files written. Returns the full record."""
+    import json
+    import sys
+
+    from .edits.pipeline import versions
+    from .models.identity import model_hash
+    from .utils.atomic import write_text
+
+    record = dict(record, model_id=model_hash(G), versions=versions(), command=sys.argv, files=files)
+    write_text(os.path.join(out_dir, SETTINGS_FILE), json.dumps(record, indent=1, default=str))
+    return record

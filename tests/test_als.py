@@ -290,8 +290,10 @@ def test_compare_command(capsys, tmp_path, monkeypatch):
 
     code, _, err = run_cli(capsys, "als", "--compare", tmp_path / "base", "--out", tmp_path / "d", "--compare", tmp_path / "nope")
     assert code == 1 and err.strip() == f"latentlab: error: --compare {tmp_path / 'nope'}: no such ALS report folder"
-    code, _, err = run_cli(capsys, "als", "--compare", tmp_path / "base")
-    assert code == 2 and "--compare needs --out" in err
+    monkeypatch.chdir(tmp_path)  # without --out: the next free default folder
+    code, out, err = run_cli(capsys, "als", "--compare", tmp_path / "base")
+    default = os.path.join("latentlab-out", "als", "001")
+    assert code == 0 and out.strip().endswith(f"to {default}") and (tmp_path / default / "als_compare.csv").exists(), err
     code, _, err = run_cli(capsys, "als", "--compare", tmp_path / "base", "--model", "x.pkl", "--out", tmp_path / "d")
     assert code == 2 and "drop --model" in err
     code, _, err = run_cli(capsys, "als", "--compare", tmp_path / "base", "--compare", tmp_path / "x" / "base",

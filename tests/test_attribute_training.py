@@ -166,19 +166,19 @@ def test_cli_train_classifier(celeba, tmp_path, capsys):
     assert run(_app(), ["train-classifier", "--help"]) == 0
     help_text = capsys.readouterr().out
     assert "Example:" in help_text and "latentlab train-classifier --celeba" in help_text
-    out = tmp_path / "cli.pt"
+    out = tmp_path / "cli"  # a folder: classifier.pt and classifier.json inside
     rc = run(_app(), ["train-classifier", "--celeba", celeba[0], "--out", str(out), "--epochs", "1", "--batch", "16",
                       "--image-size", "16", "--device", "cpu", "--max-images", "16"])
     captured = capsys.readouterr()
     assert rc == 0, captured.err
-    assert "mean validation accuracy" in captured.out and out.exists() and (tmp_path / "cli.json").exists()
-    assert json.loads((tmp_path / "cli.json").read_text())["n_train"] == 16
+    assert "mean validation accuracy" in captured.out and sorted(os.listdir(out)) == ["classifier.json", "classifier.pt"]
+    assert json.loads((out / "classifier.json").read_text())["n_train"] == 16
 
     broken = tmp_path / "broken"
     make_celeba(str(broken), n=4)
     _rewrite(broken / "list_attr_celeba.txt", lambda ls: ls.__setitem__(2, "000001.jpg 1 1\n"))
-    rc = run(_app(), ["train-classifier", "--celeba", str(broken), "--out", str(tmp_path / "b.pt")])
+    rc = run(_app(), ["train-classifier", "--celeba", str(broken), "--out", str(tmp_path / "b")])
     err = capsys.readouterr().err.strip()
     assert rc == 1 and err.count("\n") == 0 and "list_attr_celeba.txt:3: malformed line" in err
-    rc = run(_app(), ["train-classifier", "--celeba", str(tmp_path / "none"), "--out", str(tmp_path / "b.pt")])
+    rc = run(_app(), ["train-classifier", "--celeba", str(tmp_path / "none"), "--out", str(tmp_path / "b")])
     assert rc == 1 and "no such CelebA folder" in capsys.readouterr().err

@@ -48,7 +48,7 @@ def test_generate_matches_official_seed_convention(capsys, tmp_path):
     code, out, err = run_cli(capsys, "generate", "--model", ADA, "--seeds", "3-5,9", "--trunc", "0.7", "--trunc-cutoff", "2", "--out", str(out_dir))
     assert code == 0, err
     files = sorted(os.listdir(out_dir))
-    assert files == ["grid.png", "seed0003.png", "seed0004.png", "seed0005.png", "seed0009.png"]
+    assert files == ["generate.json", "grid.png", "latents.npz", "seed0003.png", "seed0004.png", "seed0005.png", "seed0009.png"]
     # independent computation: z = RandomState(seed).randn(z_dim), uint8 = clamp(img * 127.5 + 128)
     G = latentlab.load_generator(ADA)
     z = torch.from_numpy(np.random.RandomState(9).randn(1, G.z_dim)).float()
@@ -82,7 +82,7 @@ def test_convert_then_generate_from_safetensors(capsys, tmp_path):
         (["generate", "--model", ADA, "--seeds", "a-b", "--out", "x"], "bad seed"),
         (["generate", "--model", ADA, "--seeds", "0", "--class", "1", "--out", "x"], "unconditional"),
         (["generate", "--model", ADA, "--seeds", "0", "--trunc-cutoff", "99", "--out", "x"], "exceeds num_ws"),
-        (["generate", "--model", ADA, "--seeds", "0"], "Missing option '--out'"),
+        (["generate", "--model", ADA, "--seeds", "0", "--out", "x.png"], "--out takes a folder"),
         (["convert", ADA, "out.pkl"], "must end in .safetensors"),
     ],
 )

@@ -63,8 +63,10 @@ def test_edit_in_wplus_layers_and_s_channels(capsys, tmp_path, boundaries):
                        "--layers", "coarse", "--alpha", "3", "--seeds", "0", "--out", tmp_path / "wp")
     assert code == 0, err
     lat = np.load(tmp_path / "wp" / "latents.npz")
+    assert lat["alphas"].tolist() == [0.0, 3.0]  # the unedited image is added as the first column
     diff = lat["edited_codes"] - lat["original_codes"]
-    assert np.abs(diff[0, 3:]).max() == 0 and np.abs(diff[0, :3]).max() > 0  # coarse = ws 0-2 at 32 px
+    assert np.abs(diff[0]).max() == 0
+    assert np.abs(diff[1, 3:]).max() == 0 and np.abs(diff[1, :3]).max() > 0  # coarse = ws 0-2 at 32 px
     code, _, err = run_cli(capsys, "edit", "--model", ADA, "--space", "s", "--channels", "b8.conv0:5", "--alpha", "-4,4",
                        "--seeds", "0", "--out", tmp_path / "s")
     assert code == 0, err
@@ -168,4 +170,9 @@ def test_edit_to_target_distances(capsys, tmp_path, boundaries):
     assert code == 0, err
     lat = np.load(tmp_path / "d" / "latents.npz")
     n = np.load(boundaries / "smile.npy")[0]
-    np.testing.assert_allclose(lat["edited_codes"] @ n, [-3, 3, -3, 3], atol=1e-4)
+    dist = (lat["edited_codes"] @ n).reshape(2, 3)  # columns: unedited, then the target distances
+    np.testing.assert_allclose(dist[:, 1:], [[-3, 3], [-3, 3]], atol=1e-4)
+    np.testing.assert_array_equal(lat["edited_codes"].reshape(2, 3, -1)[:, 0], lat["original_codes"])
+    assert np.isnan(lat["alphas"][0]) and lat["alphas"][1:].tolist() == [-3.0, 3.0]
+    assert json.loads((tmp_path / "d" / "edit.json").read_text())["alphas"] == [None, -3.0, 3.0]
+    assert os.path.exists(tmp_path / "d" / "seed0001_original.png")

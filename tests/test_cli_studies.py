@@ -33,19 +33,19 @@ def test_als_command_writes_tables(capsys, tmp_path, classifier):
 def test_ppl_command_offline(capsys, tmp_path):
     pytest.importorskip("lpips")
     code, out, err = run_cli(capsys, "ppl", "--model", ADA, "--samples", "6", "--random-backbone", "--batch", "3",
-                         "--out", tmp_path / "p.json", "--grids", tmp_path / "g")
+                         "--out", tmp_path / "g")  # a report folder: ppl.json, distances, figures
     assert code == 0, err
     from PIL import Image
 
     assert Image.open(tmp_path / "g" / "ppl_highest.png").size == (2 * 32 + 2, 6 * 32 + 5 * 2)  # 6 pairs < 8
-    res = json.loads((tmp_path / "p.json").read_text())
+    res = json.loads((tmp_path / "g" / "ppl.json").read_text())
     assert res["samples"] == 6 and res["mean"] > 0 and sum(res["histogram"]["counts"]) >= 4
     for name in ("ppl_strips_lowest.png", "ppl_strips_highest.png", "ppl_histogram.png", "distances.npy"):
         assert (tmp_path / "g" / name).exists(), name
-    # a truncated run overlaid with the first one; a cropped run on a latents file
+    # a truncated run overlaid with the first one (--grids: the old name of --out); a cropped run on a latents file
     code, out, err = run_cli(capsys, "ppl", "--model", ADA, "--samples", "6", "--random-backbone", "--trunc", "0.5",
                              "--grids", tmp_path / "g2", "--compare", tmp_path / "g", "--label", "psi0.5")
-    assert code == 0, err
+    assert code == 0 and "--grids DIR is deprecated" in err, err
     assert "psi 0.5" in out and (tmp_path / "g2" / "ppl_histograms_compared.png").exists()
     import latentlab
     from latentlab.latents import LatentCodes
@@ -54,8 +54,8 @@ def test_ppl_command_offline(capsys, tmp_path):
     codes = LatentCodes.from_seeds(G, [0, 1, 2]).to("w+", G)
     codes.save(tmp_path / "lat.npz")
     code, out, err = run_cli(capsys, "ppl", "--model", ADA, "--samples", "5", "--random-backbone", "--crop",
-                             "--latents", tmp_path / "lat.npz", "--out", tmp_path / "lat.json")
-    assert code == 0, err
+                             "--latents", tmp_path / "lat.npz", "--out", tmp_path / "lat.json")  # old spelling: a file
+    assert code == 0 and "deprecated" in err, err
     assert "3 given codes" in out and json.loads((tmp_path / "lat.json").read_text())["space"] == "w+"
 
 

@@ -261,7 +261,8 @@ def test_cli_trains_and_truncate_uses_the_file(tmp_path, capsys):
     res = CliRunner().invoke(group, args)
     assert res.exit_code == 0, res.output
     path = out / "clusters.npz"
-    assert f"wrote {path}" in res.output and "classifier accuracy: coarse" in res.output
+    assert f"wrote clusters.npz, metrics.csv and state.pt (3 steps, levels coarse, middle) to {out}" in res.output
+    assert "classifier accuracy: coarse" in res.output
     assert sorted(os.listdir(out)) == ["clusters.npz", "metrics.csv", "state.pt"]
     assert Truncation.load(path).info_["steps"] == 3
     assert "Example:" in CliRunner().invoke(group, ["clusters", "--help"]).output
@@ -475,7 +476,8 @@ def test_truncate_psi_overrides_the_file_and_tsne_writes_the_figure(files, tmp_p
 
 @pytest.mark.parametrize("args,message", [
     (["--choose", "coarse=1"], "--choose needs --clusters"),
-    (["--psi", "0.5"], "--psi needs --clusters"),
+    (["--trunc", "0.5"], "--trunc needs --clusters"),
+    (["--psi", "0.5"], "--trunc needs --clusters"),  # the old spelling, a hidden alias
     (["--clusters", "LEARNED", "--choose", "fine=0"], "unknown level 'fine'; fitted levels: coarse, middle"),
     (["--clusters", "LEARNED", "--choose", "coarse=4"], "cluster for level 'coarse' must be an id in 0-3"),
     (["--clusters", "LEARNED", "--choose", "coarse=-1"], "must be an id in 0-3"),

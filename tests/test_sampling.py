@@ -462,7 +462,7 @@ def test_cli_help_and_missing_attributes_package(tmp_path, monkeypatch):
     from cli.sample_commands import sample_cmd
 
     text = CliRunner().invoke(sample_cmd, ["--help"]).output
-    assert "Example:" in text and "torchrun --nproc_per_node 4 -m cli.main sample" in text
+    assert "Example:" in text and "torchrun --nproc_per_node 4 -m latentlab -- sample" in text
     monkeypatch.setitem(sys.modules, "latentlab.attributes", None)  # makes the import fail
     result = CliRunner().invoke(sample_cmd, ["--model", "m.pkl", "--n", "4", "--classifier", "x", "--out", str(tmp_path / "o")])
     assert isinstance(result.exception, ValueError) and "latentlab.attributes" in str(result.exception)

@@ -234,12 +234,14 @@ def test_classifier_frechet_distance(tiny_generator):
 def test_cli_train_toyfaces(tmp_path, capsys):
     small = tmp_path / "small"
     tf.write_dataset(small, 40, seed=2, workers=1, progress=False)
-    out = tmp_path / "cli.safetensors"
+    out = tmp_path / "clf"  # a folder: classifier.safetensors and classifier.json inside
     code, stdout, stderr = run_cli(capsys, "train-classifier", "--toyfaces", small, "--out", out, "--epochs", "1",
                                    "--batch", "16", "--device", "cpu", "--threads", "1")
     assert code == 0, stderr
-    assert "held out 4 images" in stdout and "eyeglasses" in stdout and out.exists() and (tmp_path / "cli.json").exists()
-    assert load_classifier(f"toyfaces:{out}").report["n_train"] == 36
+    assert "held out 4 images" in stdout and "eyeglasses" in stdout
+    assert sorted(os.listdir(out)) == ["classifier.json", "classifier.safetensors"]
+    assert load_classifier(f"toyfaces:{out / 'classifier.safetensors'}").report["n_train"] == 36
+    out = tmp_path / "fresh"
 
     code, stdout, _ = run_cli(capsys, "train-classifier", "--help")
     assert code == 0 and "Example:" in stdout and "--toyfaces" in stdout
@@ -248,7 +250,8 @@ def test_cli_train_toyfaces(tmp_path, capsys):
         (("--celeba", small, "--toyfaces", small, "--out", out), "exactly one of --celeba"),
         (("--toyfaces", tmp_path / "nothing", "--out", out), "no such toyfaces folder"),
         (("--toyfaces", small, "--out", out, "--arch", "resnet50"), "--arch: CelebA only"),
-        (("--toyfaces", small, "--out", tmp_path / "x.json"), "must not end in .json"),
+        (("--toyfaces", small, "--out", tmp_path / "x.json"), "--out takes a folder"),
+        (("--toyfaces", small, "--out", tmp_path / "clf"), "the folder is not empty"),
         (("--toyfaces", tmp_path, "--out", out), "labels.csv"),
     ):
         code, _, stderr = run_cli(capsys, "train-classifier", *args)

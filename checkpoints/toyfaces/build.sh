@@ -49,4 +49,4 @@ latentlab boundary --samples "$WORK/samples" --attr all --space z --ratio 0.05 -
 
 # 6. The model report (generated faces vs fresh renders) and the README's demo edit.
 python3 analyses/toyfaces_model_report.py --n "${REPORT_N:-2000}" --out checkpoints/toyfaces/report
-latentlab edit --attr smile --alpha -2,0,2 --seeds 0-5 --out out/demo
+latentlab edit --attr smile --alpha -2,0,2 --seeds 0-5 --out out/demo --force

@@ -1,5 +1,7 @@
 """Attribute classifiers behind one interface: generator images -> named logits.
 
+    clf = load_classifier("toyfaces")                   # by name: the embedded model's classifier
+    clf = load_classifier("nvidia-celebahq:Smiling,Male")  # NVIDIA's CelebA-HQ classifiers (downloaded once)
     clf = load_classifier("resnet:celeba_r18.pt")      # or nvidia:/clip:/torchscript:/table:
     logits = clf(G.synthesis(ws))                       # [N, A], positive = attribute present
     smile = clf.select(["smile", "age"])                # a view; 'age' is Young negated
@@ -28,6 +30,8 @@ __all__ = [
 ]
 
 SPEC_FORMS = (
+    "toyfaces (the embedded model's classifier)",
+    "nvidia-celebahq[:ATTR,...] (NVIDIA's 40 CelebA-HQ classifiers, or some, downloaded on first use)",
     "resnet:PATH[:ARCH]",
     "torchscript:PATH",
     "clip:WEIGHTS:PROMPTS.json",
@@ -54,9 +58,22 @@ def _split_last(rest, what, spec):
 
 
 def load_classifier(spec):
-    """Build a classifier (or a TableScores) from a CLI-style spec; ValueError listing the forms otherwise."""
+    """Build a classifier (or a TableScores) from a name or a CLI-style spec; ValueError listing the forms otherwise.
+
+    Names work like `load_generator`'s registry names: "toyfaces" is the embedded model's classifier,
+    "nvidia-celebahq" NVIDIA's 40 CelebA-HQ attribute classifiers (the separability metric's, fetched
+    into the cache on first use and checked), "nvidia-celebahq:Smiling,Male" some of them.
+    """
     spec = os.fspath(spec) if isinstance(spec, os.PathLike) else spec
+    if spec == "toyfaces":
+        from .. import defaults
+
+        spec = defaults.classifier_spec()
+    if spec == NvidiaCelebAHQClassifier.REGISTRY_SET:
+        return NvidiaCelebAHQClassifier.from_registry()
     kind, sep, rest = spec.partition(":") if isinstance(spec, str) else ("", "", "")
+    if kind == NvidiaCelebAHQClassifier.REGISTRY_SET:
+        return NvidiaCelebAHQClassifier.from_registry([a.strip() for a in rest.split(",") if a.strip()])
     if not sep or not rest:
         raise ValueError(f"unknown classifier spec {spec!r}; use one of: {'; '.join(SPEC_FORMS)}")
     if kind == "resnet":

@@ -20,6 +20,12 @@ Facts from NVlabs/stylegan `metrics/linear_separability.py` (and the stylegan2-a
 Which class is "attribute present" is not stated in the public code; we return the
 raw D output as the logit and assume positive = present (the separability metric is
 symmetric in the two classes, so it does not depend on this).
+
+The 40 files are registry entries (`celebahq-classifier-NN-<attr>`, set `nvidia-celebahq`):
+`from_registry` downloads the ones it needs into latentlab's cache on first use and checks
+each fresh download's structure (`check_official`: a D_basic for 256x256 RGB images with one
+output and no labels; no sha256 of NVIDIA's files is recorded, see registry.json).
+`load_classifier("nvidia-celebahq")` loads all 40, `"nvidia-celebahq:Smiling,Male"` some.
 """
 import glob
 import os
@@ -34,10 +40,11 @@ from ..checkpoints.safe_pickle import TFNetwork, load_pickle
 from ..checkpoints.tf_stylegan1 import convert_network
 from ..errors import CheckpointError
 from .base import AttributeClassifier
-from .celeba import CELEBA_40, normalize_name
+from .celeba import CELEBA_40, normalize_name, resolve_name
 from .preprocess import Preprocess
 
-__all__ = ["NvidiaCelebAHQClassifier", "read_nvidia_classifier", "NVIDIA_ATTRIBUTES", "CELEBA_NAME", "attribute_from_filename"]
+__all__ = ["NvidiaCelebAHQClassifier", "read_nvidia_classifier", "NVIDIA_ATTRIBUTES", "CELEBA_NAME", "attribute_from_filename",
+           "REGISTRY_SET", "OFFICIAL_RESOLUTION", "check_official", "registry_attributes", "registry_name"]
 
 NVIDIA_ATTRIBUTES = [
     "male", "smiling", "attractive", "wavy-hair", "young", "5-o-clock-shadow", "arched-eyebrows",
@@ -51,6 +58,30 @@ CELEBA_NAME = {n: next(c for c in CELEBA_40 if normalize_name(c) == normalize_na
 
 _FILENAME = re.compile(r"celebahq-classifier-(\d+)-(.+)\.pkl")
 LS_MINIBATCH = 4  # minibatch_per_gpu of the official 'ls' metric
+REGISTRY_SET = "nvidia-celebahq"  # the registry's name for the 40 files (and the load_classifier spec)
+OFFICIAL_RESOLUTION = 256  # NVIDIA's files classify 256x256 RGB images
+
+
+def registry_name(attribute):
+    """Registry entry of one of NVIDIA's classifiers: 'smiling' -> 'celebahq-classifier-01-smiling'."""
+    return f"celebahq-classifier-{NVIDIA_ATTRIBUTES.index(attribute):02d}-{attribute}"
+
+
+def registry_attributes(names):
+    """NVIDIA's file attributes for `names` (NVIDIA or CelebA spellings, aliases such as 'smile' or 'age'),
+    in the order given, each once; ValueError listing the 40 names for an unknown one."""
+    out = []
+    for name in names:
+        try:
+            i, _ = resolve_name(name, NVIDIA_ATTRIBUTES)
+        except ValueError:
+            raise ValueError(f"{REGISTRY_SET}: no classifier for {name!r}; NVIDIA's 40 are: "
+                             f"{', '.join(NVIDIA_ATTRIBUTES)} (CelebA spellings such as Smiling also work)") from None
+        if NVIDIA_ATTRIBUTES[i] not in out:
+            out.append(NVIDIA_ATTRIBUTES[i])
+    if not out:
+        raise ValueError(f"{REGISTRY_SET}: no attributes named")
+    return out
 
 
 def attribute_from_filename(path):
@@ -83,6 +114,21 @@ def read_nvidia_classifier(path):
     return net, info
 
 
+def check_official(net, path):
+    """CheckpointError unless `net` has the structure of NVIDIA's classifiers: a D_basic reading
+    256x256 RGB images, with one output (read_nvidia_classifier already refuses labels)."""
+    found = (net.img_resolution, net.img_channels, net.out.out_features)
+    if found != (OFFICIAL_RESOLUTION, 3, 1):
+        raise CheckpointError(f"{path}: not one of NVIDIA's CelebA-HQ classifiers: expected a D_basic for "
+                              f"{OFFICIAL_RESOLUTION}x{OFFICIAL_RESOLUTION} RGB images with one output, found one for "
+                              f"{found[0]}x{found[0]} images with {found[1]} channels and {found[2]} outputs")
+    return net
+
+
+def _verify_download(path):
+    check_official(read_nvidia_classifier(path)[0], path)
+
+
 class NvidiaCelebAHQClassifier(AttributeClassifier):
     """Several NVIDIA CelebA-HQ classifiers (one logit each) as one AttributeClassifier.
 
@@ -90,6 +136,8 @@ class NvidiaCelebAHQClassifier(AttributeClassifier):
     to the networks' resolution (256 for NVIDIA's files), grayscale tiled to RGB.
     `chunk`: images per forward (minibatch-stddev groups); None = the whole batch at once.
     """
+
+    REGISTRY_SET = REGISTRY_SET
 
     def __init__(self, networks, names, preprocess=None, chunk=LS_MINIBATCH):
         networks = list(networks)
@@ -138,6 +186,23 @@ class NvidiaCelebAHQClassifier(AttributeClassifier):
                 raise ValueError(f"{folder}: no classifier for {', '.join(missing)}; found {', '.join(n for (_, n), _ in found)}")
             return cls.from_files([by_name[w] for w in wanted], preprocess=preprocess, chunk=chunk)
         return cls.from_files([p for _, p in found], preprocess=preprocess, chunk=chunk)
+
+    @classmethod
+    def from_registry(cls, attributes=None, preprocess=None, chunk=LS_MINIBATCH, progress=True):
+        """NVIDIA's files from latentlab's cache, downloaded on first use (all 40 in NVIDIA's numbering,
+        or `attributes` in the order given; see `registry_attributes` for the names accepted).
+
+        Each file must have the official structure (`check_official`); a fresh download that does not
+        is removed. Offline, the error names the file, its URL and the cache path to place it at.
+        """
+        from ..checkpoints.download import fetch
+
+        chosen = NVIDIA_ATTRIBUTES if attributes is None else registry_attributes(attributes)
+        nets = []
+        for attr in chosen:
+            path = fetch(registry_name(attr), "classifier", progress=progress, verify=_verify_download)
+            nets.append(check_official(read_nvidia_classifier(path)[0], path))
+        return cls(nets, list(chosen), preprocess=preprocess, chunk=chunk)
 
     def classify(self, x):
         if x.shape[1:] != (self.nets[0].img_channels, self.resolution, self.resolution):

@@ -348,13 +348,14 @@ def report_path(out):
 def load_toyfaces_images(data_dir, table, progress=True):
     """The images listed in `table['file']` as one uint8 tensor [N, 3, H, W] (decoded once, kept in memory)."""
     from PIL import Image
-    from tqdm import tqdm
+
+    from ..utils.progress import progress_bar
 
     files = list(table["file"]) if "file" in table.columns else None
     if files is None:
         raise ValueError(f"{data_dir}/labels.csv has no 'file' column (write the dataset with `latentlab toyfaces`)")
     out = None
-    for i, rel in enumerate(tqdm(files, desc="loading images", unit="img", disable=None if progress else True)):
+    for i, rel in enumerate(progress_bar(files, desc="loading images", unit="img", enabled=progress, what="images")):
         path = os.path.join(data_dir, rel)
         try:
             with Image.open(path) as im:
@@ -505,6 +506,7 @@ def _train(data_dir, out_path, epochs, batch_size, lr, val_fraction, seed, devic
     from tqdm import tqdm
 
     from ..datasets.toyfaces import load_labels
+    from ..utils.progress import progress_bar
 
     table = load_labels(data_dir)
     missing = [c for c in ("file",) + ATTRIBUTES if c not in table.columns]
@@ -557,8 +559,9 @@ def _train(data_dir, out_path, epochs, batch_size, lr, val_fraction, seed, devic
         t0 = time.perf_counter()
         order = torch.randperm(n - n_val, generator=gen)
         total, count = 0.0, 0
-        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{epochs}", unit="batch",
-                   disable=None if progress else True)
+        bar = progress_bar(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{epochs}", unit="batch", enabled=progress,
+                           what=f"batches in epoch 1 of {epochs}", hint="use --epochs or --max-images to reduce",
+                           large=60 / epochs if epoch == 0 else float("inf"))
         for b in bar:
             idx = order[b * batch_size:(b + 1) * batch_size]
             x = _to_float(train_x[idx])

@@ -86,7 +86,7 @@ def train_attribute_classifier(celeba_root, arch="resnet18", epochs=1, batch_siz
     (same name, .json) with the per-attribute validation accuracy, the majority-class
     baseline and the preprocessing. Returns a TrainingResult.
     """
-    from tqdm import tqdm
+    from ..utils.progress import progress_bar
 
     if out is None:
         raise ValueError("out= is required (the .pt file to write)")
@@ -126,7 +126,9 @@ def train_attribute_classifier(celeba_root, arch="resnet18", epochs=1, batch_siz
     for epoch in range(epochs):
         clf.train()
         total, count = 0.0, 0
-        bar = tqdm(train_loader, desc=f"epoch {epoch + 1}/{epochs}", unit="batch", disable=None if progress else True)
+        bar = progress_bar(train_loader, total=len(train_loader), desc=f"epoch {epoch + 1}/{epochs}", unit="batch",
+                           enabled=progress, what=f"batches in epoch 1 of {epochs}",
+                           hint="use --epochs or --max-images to reduce", large=60 / epochs if epoch == 0 else float("inf"))
         for x, y in bar:
             loss = loss_fn(clf(x.to(device)), y.to(device))
             opt.zero_grad(set_to_none=True)

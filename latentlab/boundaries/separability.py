@@ -37,10 +37,12 @@ than matching published values.
 """
 import math
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from .labels import ImbalancedLabelsWarning, imbalance_message
 
 RANKINGS = ("official", "exact")
 SVMS = ("official", "primal")
@@ -125,6 +127,7 @@ class SeparabilityResult:
     kept: int  # samples kept per attribute
     ranking: str = "official"
     svm: str = "official"
+    warnings: list = field(default_factory=list)  # one line per attribute whose kept labels are nearly all one class
 
     @property
     def entropies_nats(self):
@@ -133,7 +136,8 @@ class SeparabilityResult:
 
     def to_dict(self):
         return {"score": self.score, "kept": self.kept, "ranking": self.ranking, "svm": self.svm, "unit": "bits",
-                "entropies": self.entropies.to_dict(), "entropies_nats": self.entropies_nats.to_dict()}
+                "entropies": self.entropies.to_dict(), "entropies_nats": self.entropies_nats.to_dict(),
+                "warnings": list(self.warnings)}
 
 
 def linear_separability(codes, logits, names=None, keep=0.5, max_iter=1000, seed=0, ranking="official", svm="official"):
@@ -143,7 +147,9 @@ def linear_separability(codes, logits, names=None, keep=0.5, max_iter=1000, seed
     200 000: 0.5); max_iter, seed: the LinearSVC's; ranking: 'official' (float32 softmax
     confidence, stable sort, as published) or 'exact' (float64 |logit|, not the published
     procedure); svm: 'official' (dual solver, as published) or 'primal' (converged, faster).
-    Returns a SeparabilityResult (entropies in bits, score 2 ** sum).
+    Returns a SeparabilityResult (entropies in bits, score 2 ** sum). An attribute whose kept
+    samples are nearly all one class (minority < 5 %: its H is then near 0 whatever the codes)
+    issues an `ImbalancedLabelsWarning`; the messages are also in `result.warnings`.
     """
     import pandas as pd
     from sklearn.exceptions import ConvergenceWarning
@@ -170,11 +176,16 @@ def linear_separability(codes, logits, names=None, keep=0.5, max_iter=1000, seed
     if bad:
         raise ValueError(f"logits of {', '.join(map(str, bad))} contain NaN or infinity")
     n_keep = max(2, int(len(codes) * keep))
-    entropies = {}
+    entropies, notes = {}, []
     for a, name in enumerate(names):
         order, targets = rank(logits[:, a], ranking)
         idx = order[:n_keep]
         labels = targets[idx]
+        note = imbalance_message(labels == 0, name, f"the {n_keep} kept samples",
+                                 "H(Y|X) is near 0 for any codes, so its entropy says little about separability")
+        if note is not None:
+            notes.append(note)
+            warnings.warn(note, ImbalancedLabelsWarning, stacklevel=2)
         try:
             with warnings.catch_warnings():  # the official dual solver stops unconverged by design (max_iter)
                 warnings.simplefilter("ignore", ConvergenceWarning)
@@ -186,4 +197,4 @@ def linear_separability(codes, logits, names=None, keep=0.5, max_iter=1000, seed
         entropies[name] = conditional_entropy(side, labels)
     ent = pd.Series(entropies, name="conditional_entropy_bits", dtype=np.float64)
     return SeparabilityResult(score=float(2 ** np.sum(list(entropies.values()))), entropies=ent, kept=n_keep,
-                              ranking=ranking, svm=svm)
+                              ranking=ranking, svm=svm, warnings=notes)

@@ -10,12 +10,14 @@ and give the "remaining" accuracy; the boundary is the SVM's unit normal.
 import json
 import os
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Optional
 
 import numpy as np
 
 from ..utils.atomic import write_text
+from .labels import ImbalancedLabelsWarning, imbalance_message
 
 SOLVERS = ("linear", "svc")
 
@@ -36,6 +38,7 @@ class Boundary:
     seed: int
     fit_seconds: float
     meta: dict = field(default_factory=dict)
+    warnings: list = field(default_factory=list)  # e.g. labels of the chosen samples nearly all one class
 
     def save(self, path):
         """InterFaceGAN's layout: float64 (1, d), unit norm."""
@@ -143,10 +146,21 @@ def train_boundary(codes, scores, ratio=0.02, split=0.7, solver="linear", seed=0
         ratio / count: how many of the most positive and most negative samples to use.
         split: training fraction of the chosen samples (the rest validates).
         solver: 'linear' (LinearSVC, scales to 500k x 512) or 'svc' (kernel SVM, as InterFaceGAN).
-    Returns a Boundary with `.normal` (unit, shape (d,)), accuracies and counts.
+    Returns a Boundary with `.normal` (unit, shape (d,)), accuracies and counts. When the chosen
+    samples are nearly all one class by the classifier (minority of score > 0 vs <= 0 under 5 %:
+    both ends hold the same class), an `ImbalancedLabelsWarning` is issued and recorded in
+    `.warnings`; the boundary is still fitted.
     """
     codes = _check_codes(codes)
     (tr, ty), (vr, vy), (rr, ry) = _split_indices(scores, len(codes), ratio, split, seed, count)
+    used = np.concatenate([tr, vr])
+    name = str((meta or {}).get("attribute", "scores"))
+    note = imbalance_message(np.asarray(scores, dtype=np.float64).reshape(-1)[used] > 0, name,
+                             f"the {len(used)} samples used ({len(used) // 2} from each end)",
+                             "both ends are one class, so the boundary separates degrees of it and its accuracy "
+                             "means little")
+    if note is not None:
+        warnings.warn(note, ImbalancedLabelsWarning, stacklevel=2)
     clf = _make_svm(solver, C, max_iter, seed)
     t0 = time.perf_counter()
     clf.fit(codes[tr].astype(np.float64), ty)
@@ -161,7 +175,7 @@ def train_boundary(codes, scores, ratio=0.02, split=0.7, solver="linear", seed=0
         normal=coef / norm, offset=intercept / norm,
         val_accuracy=acc(vr, vy), remaining_accuracy=acc(rr, ry), train_accuracy=acc(tr, ty),
         n_train=len(tr), n_val=len(vr), n_remaining=len(rr), solver=solver, ratio=None if count is not None else ratio,
-        split=split, seed=seed, fit_seconds=seconds, meta=dict(meta or {}),
+        split=split, seed=seed, fit_seconds=seconds, meta=dict(meta or {}), warnings=[note] if note else [],
     )
 
 

@@ -1,8 +1,15 @@
 """Resolve a checkpoint argument (path, registry name or URL) to a local file, downloading if needed.
 
-Downloads stream into `<cache>/<name>.part` with a progress bar, resume from
-that partial file with an HTTP Range request, are checked against a sha256 when
-one is known, and are renamed into place only when complete.
+The registry (`checkpoints/registry.json`, shipped beside the package) names the files latentlab
+can fetch: generators (`--model ffhq`, `latentlab models`) and attribute classifiers (NVIDIA's
+CelebA-HQ classifiers behind `--classifier nvidia-celebahq`). `fetch(name)` puts an entry into the
+cache (`cache_dir()`, one file per entry, named as in `cached_path`) on first use.
+
+Downloads stream into `<dest>.part` with a progress bar, resume from that partial file with an
+HTTP Range request, are checked against a sha256 when one is known, and are renamed into place
+only when complete. A server that answers with a web page instead of the file (Google Drive does
+for large files) is an error, never a saved file. When no URL of an entry can be reached (offline,
+say), the one-line error names the URL and the exact path to place the file at.
 """
 import hashlib
 import json
@@ -10,11 +17,11 @@ import os
 import urllib.error
 import urllib.parse
 import urllib.request
-from importlib import resources
 
 from ..errors import CheckpointError
 
 CHUNK = 1 << 20
+KINDS = ("generator", "classifier")
 
 
 def cache_dir():
@@ -22,10 +29,71 @@ def cache_dir():
     return os.environ.get("LATENTLAB_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "latentlab")
 
 
-def registry():
-    """name -> entry dict from the shipped checkpoints/registry.json."""
-    text = resources.files("checkpoints").joinpath("registry.json").read_text()
-    return {k: v for k, v in json.loads(text).items() if not k.startswith("_")}
+def _all_entries():
+    from .. import defaults
+
+    path = defaults.shipped_path("registry.json")
+    with open(path, encoding="utf-8") as f:
+        data = json.load(f)
+    return {k: v for k, v in data.items() if not k.startswith("_")}
+
+
+def registry(kind="generator"):
+    """name -> entry dict from the shipped registry.json, for entries of `kind` ('generator', the
+    default when an entry names none, or 'classifier'); kind=None: every entry."""
+    if kind is not None and kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS} or None, got {kind!r}")
+    return {k: v for k, v in _all_entries().items() if kind is None or v.get("kind", "generator") == kind}
+
+
+def _entries(kind):
+    # registry() called without arguments for generators: tests and tools replace it with a plain function
+    return registry() if kind == "generator" else registry(kind)
+
+
+def cached_path(name, entry=None):
+    """Where the cache keeps registry entry `name`: <cache>/<name><suffix of its URL, else .pkl>."""
+    entry = entry if entry is not None else registry(None)[name]
+    suffix = os.path.splitext(urllib.parse.urlparse(entry["url"]).path)[1] or ".pkl"
+    return os.path.join(cache_dir(), name + suffix)
+
+
+def official_filename(entry):
+    """The file name the publisher gives the entry's file: `filename`, else the last part of its URL."""
+    if entry.get("filename"):
+        return entry["filename"]
+    base = os.path.basename(urllib.parse.urlparse(entry["url"]).path)
+    return base if os.path.splitext(base)[1] else None
+
+
+def _same_file(a, b):
+    try:
+        return os.path.exists(a) and os.path.exists(b) and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def entry_for(spec, kind="generator"):
+    """(name, entry) of the registry entry that `spec` stands for, else None.
+
+    spec may be the entry's name ('ffhq'), its official file name or a path ending in it
+    ('ffhq.pkl', '~/models/karras2019stylegan-ffhq-1024x1024.pkl'), one of its URLs, or its cached file.
+    """
+    spec = os.fspath(spec)
+    reg = _entries(kind)
+    if spec in reg:
+        return spec, reg[spec]
+    is_url = spec.startswith(("http://", "https://"))
+    base = os.path.basename(urllib.parse.urlparse(spec).path if is_url else spec)
+    for name, entry in reg.items():
+        if spec in [entry["url"], *entry.get("mirrors", [])]:
+            return name, entry
+    for name, entry in reg.items():
+        if base and base == official_filename(entry):
+            return name, entry
+        if not is_url and _same_file(spec, cached_path(name, entry)):
+            return name, entry
+    return None
 
 
 def _sha256(path):
@@ -38,7 +106,7 @@ def _sha256(path):
 
 def download(url, dest, sha256=None, progress=True, timeout=60):
     """Fetch `url` into `dest` (resuming a previous partial download); return dest."""
-    from tqdm import tqdm
+    from ..utils.progress import progress_bar
 
     os.makedirs(os.path.dirname(os.path.abspath(dest)), exist_ok=True)
     part = dest + ".part"
@@ -57,13 +125,17 @@ def download(url, dest, sha256=None, progress=True, timeout=60):
         raise CheckpointError(f"{url}: download failed ({getattr(e, 'reason', e)})") from None
     if resp is not None:
         with resp:
+            if resp.headers.get_content_type() == "text/html":
+                raise CheckpointError(f"{url}: the server sent a web page instead of the file (Google Drive does so "
+                                      "for large files, asking for a confirmation in a browser)")
             resumed = have and resp.status == 206
             if not resumed:
                 have = 0  # server ignored the range: start over
             length = resp.headers.get("Content-Length")
             total = have + int(length) if length is not None else None
-            with open(part, "ab" if resumed else "wb") as f, tqdm(
-                total=total, initial=have, unit="B", unit_scale=True, desc=os.path.basename(dest), disable=not progress
+            with open(part, "ab" if resumed else "wb") as f, progress_bar(
+                total=total, initial=have, unit="B", unit_scale=True, desc=os.path.basename(dest), enabled=progress,
+                large=float("inf"),  # tqdm's own time left says it
             ) as bar:
                 while True:
                     try:
@@ -85,8 +157,45 @@ def download(url, dest, sha256=None, progress=True, timeout=60):
     return dest
 
 
+def fetch(name, kind=None, progress=True, verify=None):
+    """Local path of registry entry `name` (of `kind`, None: any), downloaded into the cache on first use.
+
+    Tries the entry's `url`, then its `mirrors`; checks the sha256 when the entry records one.
+    verify(path): an optional structural check of a fresh download (raising CheckpointError or
+    ValueError); a download that fails it is removed, so that the next run fetches it again.
+    A file already in the cache is returned as it is (its reader checks it when loading).
+    """
+    reg = _entries(kind)
+    if name not in reg:
+        raise CheckpointError(f"{name}: not in the registry; known: {', '.join(sorted(reg))}")
+    entry = reg[name]
+    dest = cached_path(name, entry)
+    if os.path.exists(dest):
+        return dest
+    urls = [entry["url"], *entry.get("mirrors", [])]
+    errors = []
+    for url in urls:
+        try:
+            download(url, dest, entry.get("sha256"), progress)
+            break
+        except CheckpointError as e:
+            errors.append(str(e))
+    else:
+        raise CheckpointError(f"{name}: could not download it ({'; '.join(errors)}); without internet, download "
+                              f"{urls[0]} elsewhere and place it at {dest}")
+    if verify is not None:
+        try:
+            verify(dest)
+        except (CheckpointError, ValueError) as e:
+            os.unlink(dest)
+            raise CheckpointError(f"{urls[0]}: the downloaded file is not the expected {name} ({e}); it was "
+                                  "removed") from None
+    return dest
+
+
 def resolve(spec, progress=True):
-    """Local path for `spec`: an existing file, a registry name (e.g. 'ffhq') or an http(s) URL."""
+    """Local path for `spec`: an existing file, a registry name (e.g. 'ffhq') or official file name
+    (e.g. 'karras2019stylegan-ffhq-1024x1024.pkl', fetched when not present here), or an http(s) URL."""
     spec = os.fspath(spec)
     if os.path.exists(spec):
         return spec
@@ -94,20 +203,16 @@ def resolve(spec, progress=True):
 
     if spec == defaults.NAME:  # the embedded model ships with the package
         return defaults.model_path()
-    reg = registry()
-    if spec in reg:
-        entry = reg[spec]
-        suffix = os.path.splitext(urllib.parse.urlparse(entry["url"]).path)[1] or ".pkl"
-        dest = os.path.join(cache_dir(), spec + suffix)
-        if not os.path.exists(dest):
-            download(entry["url"], dest, entry.get("sha256"), progress)
-        return dest
-    if spec.startswith(("http://", "https://")):
+    is_url = spec.startswith(("http://", "https://"))
+    found = entry_for(spec) if is_url or os.sep not in spec and "/" not in spec else None
+    if found is not None:
+        return fetch(found[0], "generator", progress)
+    if is_url:
         name = os.path.basename(urllib.parse.urlparse(spec).path) or "checkpoint.pkl"
         digest = hashlib.sha256(spec.encode()).hexdigest()[:12]
         dest = os.path.join(cache_dir(), "urls", f"{digest}-{name}")
         if not os.path.exists(dest):
             download(spec, dest, None, progress)
         return dest
-    known = ", ".join(sorted(reg) + [defaults.NAME])
+    known = ", ".join(sorted(registry()) + [defaults.NAME])
     raise CheckpointError(f"{spec}: no such file, and not a known checkpoint name ({known}) or URL")

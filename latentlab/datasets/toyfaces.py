@@ -541,7 +541,7 @@ def write_dataset(out_dir, n, seed=0, resolution=64, workers=None, progress=True
     missing images drawn; other settings raise ValueError (nothing is overwritten). Every file is
     written atomically. Returns a dict: out_dir, n, rendered, existing, seconds, rate (renders/s).
     """
-    from tqdm import tqdm
+    from ..utils.progress import progress_bar
 
     out_dir = os.fspath(out_dir)
     n = int(n)
@@ -595,7 +595,8 @@ def write_dataset(out_dir, n, seed=0, resolution=64, workers=None, progress=True
     existing = n - len(todo)
 
     t0 = time.perf_counter()
-    with tqdm(total=n, initial=existing, desc="toyfaces", unit="img", disable=None if progress else True) as bar:
+    with progress_bar(total=n, initial=existing, desc="toyfaces", unit="img", enabled=progress, what="faces",
+                      hint="use --n to reduce") as bar:
         if todo:
             chunk = max(8, min(256, len(todo) // (workers * 8) or 1))
             jobs = [(res, todo[i : i + chunk]) for i in range(0, len(todo), chunk)]

@@ -240,12 +240,12 @@ def sample(G, classifier, out_dir, n, seed_start=0, chunk_size=1000, batch_size=
     classifier = _to_device(classifier, device)
     runner = _ChunkRunner(G, classifier, names, fields, batch_size, float(truncation_psi), truncation_cutoff,
                           noise_mode, class_idx, thumb_size, device)
-    from tqdm.auto import tqdm
+    from ..utils.progress import progress_bar
 
     desc = "sample" if world_size == 1 else f"sample (rank 0 of {world_size})"  # other ranks stay quiet
     total = report.samples_skipped + sum(len(chunk_seeds(manifest, k)) for k, _ in todo)
-    with tqdm(total=total, initial=report.samples_skipped, desc=desc, unit="img",
-              disable=not progress or rank != 0, dynamic_ncols=True) as bar:
+    with progress_bar(total=total, initial=report.samples_skipped, desc=desc, unit="img", enabled=progress, rank=rank,
+                      what="samples", hint="use --n to reduce (a rerun resumes)") as bar:
         for k, why in todo:
             if why != "missing":
                 bar.write(f"{chunk_name(k)}: {why}; recomputing it")

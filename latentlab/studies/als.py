@@ -17,11 +17,23 @@ protocol='hsr' (the HSR authors' evaluation code):
 
 Both curves are 0 at t = 0 and t = 1 by construction. Confidence intervals (`als_bootstrap_ci`)
 resample pairs and recompute the protocol's statistic, standardisation included.
+
+Units. An attribute's ALS is in its score's unit squared: logit^2 for a logit, or the square of a
+bounded score's unit (e.g. the toyfaces classifier's regressed attributes, in [-1, 1]). Classifiers
+say which (`score_units`); the result keeps them in `.attrs['units']` and the ALS's own unit in
+`.attrs['als_units']`. Logits span far wider ranges than bounded scores, so the plain mean over
+attributes is dominated by the logit-scale ones. `standardize=True` divides each attribute's scores
+by their standard deviation over all frames of all pairs first (protocol 'paper'; 'hsr' already
+does so): every ALS is then in sd^2 (squared standard deviations of that attribute's scores), and
+the mean weighs the attributes alike.
 """
 import numpy as np
 import torch
 
 PROTOCOLS = ("paper", "hsr")
+LOGIT = "logit"
+BOUNDED = "bounded"  # a regressed score in a fixed range, e.g. the toyfaces classifier's values in [-1, 1]
+STD = "sd"  # standardised: standard deviations of the attribute's scores over all frames
 CURVE_LABELS = {  # y axis of the ALS-vs-t curve, per protocol
     "paper": r"mean $\Delta_t = (a_t - (1-t)\,a_0 - t\,a_1)^2$",
     "hsr": r"mean $|\delta_t|$ (standardised logits)",
@@ -59,6 +71,34 @@ def path_logits(G, classifier, w0, w1, steps=10, batch_size=16, noise_mode="cons
     return logits.numpy().astype(np.float64)
 
 
+def score_units(classifier, names=None):
+    """The unit of each attribute's score: a list of strings, one per name (default: the classifier's names).
+
+    A classifier declares them with a `score_units` attribute ({name: unit} or a list); the toyfaces
+    classifier's `score_kinds` ('logit' for the binary attributes, regressed values in [-1, 1] for the
+    rest) are read too. A view made by `select` takes its parent's units. Other latentlab classifiers
+    give logits ('logit'); a plain callable's unit is unknown ('score').
+    """
+    names = list(names if names is not None else getattr(classifier, "names", None) or [])
+    declared = getattr(classifier, "score_units", None)
+    if declared is None and hasattr(classifier, "parent") and hasattr(classifier, "_indices"):  # SelectedAttributes
+        parent = classifier.parent
+        units = score_units(parent)
+        return [units[int(i)] for i in classifier._indices.tolist()]
+    if declared is None and isinstance(getattr(classifier, "score_kinds", None), dict):
+        declared = {n: LOGIT if k == "logit" else BOUNDED for n, k in classifier.score_kinds.items()}
+    if isinstance(declared, dict):
+        return [str(declared.get(n, LOGIT)) for n in names]
+    if declared is not None:
+        declared = [str(u) for u in declared]
+        if len(declared) != len(names):
+            raise ValueError(f"the classifier declares {len(declared)} score units for {len(names)} attributes")
+        return declared
+    from ..attributes.base import AttributeClassifier
+
+    return [LOGIT if isinstance(classifier, AttributeClassifier) else "score"] * len(names)
+
+
 def _check_logits(logits):
     logits = np.asarray(logits, dtype=np.float64)
     if logits.ndim != 3 or logits.shape[1] < 2:
@@ -66,8 +106,16 @@ def _check_logits(logits):
     return logits
 
 
-def _als_arrays(logits, protocol):
+def _standardized(logits):
+    """Logits [P, T, A] divided by each attribute's std over all frames of all pairs (a constant attribute: by 1)."""
+    std = logits.reshape(-1, logits.shape[2]).std(axis=0)
+    return logits / np.where(std > 0, std, 1.0)
+
+
+def _als_arrays(logits, protocol, standardize=False):
     """(scores [A], per_pair [P, A], curves [T, A]) of logits [P, T, A] under `protocol`."""
+    if standardize and protocol == "paper":
+        logits = _standardized(logits)
     frames, a = logits.shape[1], logits.shape[2]
     t = np.linspace(0, 1, frames)[None, :, None]
     linear = (1 - t) * logits[:, :1] + t * logits[:, -1:]
@@ -86,12 +134,16 @@ def _als_arrays(logits, protocol):
     return scores, per_pair, curves
 
 
-def als_from_logits(logits, names=None, protocol="paper"):
+def als_from_logits(logits, names=None, protocol="paper", standardize=False, units=None):
     """ALS per attribute (+ 'mean') from logits [P, N+1, A].
 
-    `.attrs` holds protocol, steps (N), pairs (P), per_pair [P, A], curves [N+1, A] (the
-    protocol's ALS-vs-t curve per attribute; see the module docstring), curve [N+1] (curves
-    averaged over attributes), curve_label (a y-axis label for it) and the logits.
+    standardize: divide each attribute's scores by their std over all frames first (see the module
+    docstring; the 'hsr' protocol always does). units: each attribute's score unit (`score_units`;
+    default 'logit').
+    `.attrs` holds protocol, standardize, steps (N), pairs (P), per_pair [P, A], curves [N+1, A]
+    (the protocol's ALS-vs-t curve per attribute; see the module docstring), curve [N+1] (curves
+    averaged over attributes), curve_label (a y-axis label for it), units (score units), als_units
+    (the ALS's unit per attribute, e.g. 'logit^2', 'sd^2') and the raw logits.
     """
     import pandas as pd
 
@@ -102,17 +154,42 @@ def als_from_logits(logits, names=None, protocol="paper"):
     names = list(names) if names is not None else [f"attr{j}" for j in range(a)]
     if len(names) != a:
         raise ValueError(f"{len(names)} names for {a} attributes")
-    scores, per_pair, curves = _als_arrays(logits, protocol)
+    units = [LOGIT] * a if units is None else [str(u) for u in units]
+    if len(units) != a:
+        raise ValueError(f"{len(units)} score units for {a} attributes")
+    standardize = bool(standardize)
+    scores, per_pair, curves = _als_arrays(logits, protocol, standardize)
+    scaled = standardize or protocol == "hsr"
     out = pd.Series(np.append(scores, scores.mean()), index=names + ["mean"], name=f"ALS ({protocol})")
-    out.attrs.update(protocol=protocol, steps=frames - 1, pairs=p, per_pair=per_pair, curves=curves,
-                     curve=curves.mean(axis=1), curve_label=CURVE_LABELS[protocol], logits=logits)
+    out.attrs.update(protocol=protocol, standardize=standardize, steps=frames - 1, pairs=p, per_pair=per_pair,
+                     curves=curves, curve=curves.mean(axis=1), curve_label=curve_label(protocol, standardize),
+                     units=units, als_units=[f"{STD if scaled else u}^2" for u in units], logits=logits)
     return out
 
 
-def als(G, classifier, w0, w1, steps=10, names=None, protocol="paper", batch_size=16, noise_mode="const"):
+def curve_label(protocol, standardize=False):
+    """y-axis label of the ALS-vs-t curve."""
+    if protocol == "paper" and standardize:
+        return CURVE_LABELS["paper"] + " (standardised scores)"
+    return CURVE_LABELS[protocol]
+
+
+def mixed_units_note(res):
+    """None, or one line saying that the mean over attributes mixes units (and how to avoid it)."""
+    units = list(dict.fromkeys(res.attrs.get("als_units") or []))
+    if len(units) < 2:
+        return None
+    return (f"the mean over attributes mixes ALS units ({', '.join(units)}): logit-scale attributes dominate it; "
+            "standardised scores (--standardize) put every attribute in sd^2")
+
+
+def als(G, classifier, w0, w1, steps=10, names=None, protocol="paper", batch_size=16, noise_mode="const",
+        standardize=False):
     """Attribute Linearity Score of `classifier` along the lines w0 -> w1 through generator G.
 
-    classifier: any callable images -> logits [N, A] (a latentlab classifier supplies its names).
+    classifier: any callable images -> logits [N, A] (a latentlab classifier supplies its names and
+    its score units, `score_units`). standardize: each attribute's scores divided by their std over
+    all frames (ALS in sd^2, comparable across attributes; see the module docstring).
     Returns a pandas Series indexed by attribute name (attr0, attr1, ... when unknown) plus 'mean';
     `.attrs` holds per-pair values, the ALS-vs-t curves (per attribute and averaged) and the raw
     logits (see `als_from_logits`). Also available as `latentlab.als`.
@@ -126,7 +203,15 @@ def als(G, classifier, w0, w1, steps=10, names=None, protocol="paper", batch_siz
     logits = path_logits(G, classifier, w0, w1, steps, batch_size, noise_mode)
     if names is None:
         names = getattr(classifier, "names", None)
-    return als_from_logits(logits, names, protocol)
+    return als_from_logits(logits, names, protocol, standardize, classifier_units(classifier, logits.shape[2]))
+
+
+def classifier_units(classifier, count):
+    """`score_units(classifier)` when the classifier names its `count` outputs, else None (ALS's default: logits)."""
+    if not getattr(classifier, "names", None):
+        return None
+    units = score_units(classifier)
+    return units if len(units) == count else None
 
 
 def bootstrap_ci(per_pair, n_boot=1000, level=0.95, seed=0):
@@ -143,15 +228,15 @@ def als_bootstrap_ci(res, n_boot=1000, level=0.95, seed=0):
     """Percentile bootstrap over pairs of an ALS result: (low [A], high [A]) per attribute.
 
     Each replicate resamples the pairs and recomputes the protocol's statistic from the logits
-    (for 'hsr' the standardisation too), so the interval is about the reported ALS itself. For
-    'paper' this equals `bootstrap_ci(res.attrs["per_pair"])`.
+    (the standardisation too, for 'hsr' and standardised results), so the interval is about the
+    reported ALS itself. For plain 'paper' this equals `bootstrap_ci(res.attrs["per_pair"])`.
     """
     logits = _check_logits(res.attrs["logits"])
-    protocol = res.attrs["protocol"]
-    if protocol == "paper":
+    protocol, standardize = res.attrs["protocol"], bool(res.attrs.get("standardize", False))
+    if protocol == "paper" and not standardize:
         return bootstrap_ci(res.attrs["per_pair"], n_boot, level, seed)
     rng = np.random.RandomState(seed)
     idx = rng.randint(0, len(logits), size=(n_boot, len(logits)))
-    scores = np.stack([_als_arrays(logits[i], protocol)[0] for i in idx])  # [B, A]
+    scores = np.stack([_als_arrays(logits[i], protocol, standardize)[0] for i in idx])  # [B, A]
     lo, hi = (1 - level) / 2, 1 - (1 - level) / 2
     return np.quantile(scores, lo, axis=0), np.quantile(scores, hi, axis=0)

@@ -42,7 +42,7 @@ def read_ppl_report(folder):
     """(label, distances) of a report folder written by `write_ppl_report` (label: its model or folder name)."""
     path = os.path.join(folder, "distances.npy")
     if not os.path.isfile(path):
-        raise ValueError(f"{folder}: not a PPL report folder (no distances.npy; write one with `latentlab ppl --grids DIR`)")
+        raise ValueError(f"{folder}: not a PPL report folder (no distances.npy; write one with `latentlab ppl --out DIR`)")
     distances = np.load(path, allow_pickle=False)
     if distances.ndim != 1 or len(distances) < 2 or not np.issubdtype(distances.dtype, np.floating):
         raise ValueError(f"{path}: expected a 1-D float array of path lengths, got {distances.dtype} {distances.shape}")

@@ -67,9 +67,13 @@ def als_pairs(G, pairs, seed=0, space="w", direction=None, alpha=3.0, device="cp
 
 
 def als_study(G, classifier, pairs=100, steps=10, space="w", protocol="paper", direction=None, alpha=3.0, seed=0,
-              batch_size=16, device="cpu", progress=None):
-    """ALS over `pairs` pairs (random, or edits along `direction`), computed in batches of pairs."""
-    from .als import als_from_logits, path_logits
+              batch_size=16, device="cpu", progress=None, standardize=False):
+    """ALS over `pairs` pairs (random, or edits along `direction`), computed in batches of pairs.
+
+    The classifier's score units are recorded (`latentlab.studies.als.score_units`); standardize:
+    each attribute's scores divided by their std over all frames (ALS in sd^2).
+    """
+    from .als import als_from_logits, classifier_units, path_logits
     from .parallel import gather_rows, rank_items
 
     mine = rank_items(pairs)  # under torchrun each rank renders its share of the pairs
@@ -85,25 +89,31 @@ def als_study(G, classifier, pairs=100, steps=10, space="w", protocol="paper", d
         if progress is not None:
             progress.update(len(idx))
     local = np.concatenate(chunks) if chunks else np.zeros((0, steps + 1, len(getattr(classifier, "names", []) or [])))
-    return als_from_logits(gather_rows(mine, local, pairs), getattr(classifier, "names", None), protocol)
+    logits = gather_rows(mine, local, pairs)
+    return als_from_logits(logits, getattr(classifier, "names", None), protocol, standardize,
+                           classifier_units(classifier, logits.shape[2]))
 
 
 def als_table(res, n_boot=1000):
-    """ALS per attribute with a 95% bootstrap interval over pairs (the protocol's statistic recomputed)."""
+    """ALS per attribute with a 95% bootstrap interval over pairs (the protocol's statistic recomputed) and
+    the ALS's unit (`unit`: the score's unit squared, e.g. logit^2, or sd^2 for standardised scores)."""
     import pandas as pd
 
     from .als import als_bootstrap_ci
 
     lo, hi = als_bootstrap_ci(res, n_boot)
-    return pd.DataFrame({"ALS": res.values[:-1], "ci_low": lo, "ci_high": hi}, index=pd.Index(res.index[:-1], name="attribute"))
+    units = res.attrs.get("als_units") or ["logit^2"] * (len(res) - 1)
+    return pd.DataFrame({"ALS": res.values[:-1], "ci_low": lo, "ci_high": hi, "unit": units},
+                        index=pd.Index(res.index[:-1], name="attribute"))
 
 
 def write_als_report(res, out_dir, title="Attribute Linearity Score", settings=None, pair_attribute=None, pair_count=4,
                      table=None):
     """An ALS report folder.
 
-    Files: als.csv (one row: attributes + mean), als.json (protocol, steps, pairs, names, scores,
-    `settings`), als_ci.csv/.md (bootstrap intervals), per_pair.csv, curve.csv (t, mean, one column
+    Files: als.csv (one row: attributes + mean), als.json (protocol, standardize, steps, pairs, names,
+    score units and ALS units, scores, `settings`), als_ci.csv/.md (bootstrap intervals and units),
+    per_pair.csv, curve.csv (t, mean, one column
     per attribute: the protocol's ALS-vs-t curve), als_curve.png/.pdf, als_pairs.csv/.png/.pdf
     (logits of the first `pair_count` pairs along t for `pair_attribute`, default the least linear
     attribute, with the straight line from a_0 to a_1), logits.npy and summary.md.
@@ -118,7 +128,10 @@ def write_als_report(res, out_dir, title="Attribute Linearity Score", settings=N
     os.makedirs(out_dir, exist_ok=True)
     write_csv(res.to_frame().T, os.path.join(out_dir, "als.csv"), index=False)
     names = [str(n) for n in res.index[:-1]]
-    meta = dict(protocol=res.attrs["protocol"], steps=res.attrs["steps"], pairs=res.attrs["pairs"], names=names,
+    meta = dict(protocol=res.attrs["protocol"], standardize=bool(res.attrs.get("standardize", False)),
+                steps=res.attrs["steps"], pairs=res.attrs["pairs"], names=names,
+                units=dict(zip(names, res.attrs.get("units") or ["logit"] * len(names))),
+                als_units=dict(zip(names, res.attrs.get("als_units") or ["logit^2"] * len(names))),
                 als={n: float(v) for n, v in zip(names + ["mean"], res.values)}, settings=dict(settings or {}))
     write_text(os.path.join(out_dir, "als.json"), json.dumps(meta, indent=1))
     table = als_table(res) if table is None else table
@@ -132,10 +145,18 @@ def write_als_report(res, out_dir, title="Attribute Linearity Score", settings=N
     paths = pair_paths(res, pair_attribute, pair_count)
     write_csv(paths, os.path.join(out_dir, "als_pairs.csv"), index=False)
     plot_pair_paths(paths, os.path.join(out_dir, "als_pairs"))
+    from .als import mixed_units_note
+
+    note = mixed_units_note(res)
+    scaled = " (standardised scores)" if res.attrs.get("standardize") else ""
     write_text(os.path.join(out_dir, "summary.md"),
-               f"# {title}\n\nprotocol {res.attrs['protocol']}, {res.attrs['pairs']} pairs, {res.attrs['steps']} steps; "
-               f"mean ALS **{res['mean']:.4f}**\n\n" + markdown_table(table) +
-               f"\nals_curve: {res.attrs['curve_label']} vs t; als_pairs: logits of {paths.attrs['attribute']} "
+               f"# {title}\n\nprotocol {res.attrs['protocol']}{scaled}, {res.attrs['pairs']} pairs, "
+               f"{res.attrs['steps']} steps; mean ALS **{res['mean']:.4f}**\n\n" + markdown_table(table) +
+               "\nunit: each attribute's ALS is in its score's unit squared: logit^2 for logits, bounded^2 for "
+               "regressed scores in a fixed range (e.g. [-1, 1]), sd^2 for standardised scores (standard deviations "
+               "of the attribute's scores over all frames: --standardize, and the hsr protocol)."
+               + (f" Note: {note}." if note else "") +
+               f"\n\nals_curve: {res.attrs['curve_label']} vs t; als_pairs: logits of {paths.attrs['attribute']} "
                "along t for a few pairs, dashed the straight line from a_0 to a_1.\n")
     return table
 
@@ -162,6 +183,9 @@ def read_als_report(folder):
         if not isinstance(meta, dict):
             raise ValueError(f"{meta_path}: expected a JSON object")
         protocol, names = meta.get("protocol"), meta.get("names")
+        standardize, units = bool(meta.get("standardize", False)), meta.get("units")
+        if isinstance(units, dict) and names:
+            units = [units.get(n, "logit") for n in names]
     else:  # folders written before als.json: the protocol is in the summary, the names in als.csv
         summary, table = os.path.join(folder, "summary.md"), os.path.join(folder, "als.csv")
         found = None
@@ -170,6 +194,7 @@ def read_als_report(folder):
                 found = re.search(r"protocol (\w+)", f.read())
         protocol = found.group(1) if found else None
         names = list(pd.read_csv(table).columns[:-1]) if os.path.isfile(table) else None
+        standardize, units = False, None
     if protocol is None:
         raise ValueError(f"{folder}: cannot tell the ALS protocol (no als.json)")
     try:
@@ -177,7 +202,7 @@ def read_als_report(folder):
     except ValueError as e:
         raise ValueError(f"{folder}/logits.npy: unreadable ({e})") from None
     try:
-        return als_from_logits(logits, names, protocol)
+        return als_from_logits(logits, names, protocol, standardize, units if isinstance(units, list) else None)
     except ValueError as e:
         raise ValueError(f"{folder}: {e}") from None
 
@@ -188,8 +213,14 @@ def write_als_comparison(results, out_dir, title="Attribute Linearity Score"):
     Files: als_compare.csv/.md (models as rows, attributes + Mean as columns), als_compare_curves.csv
     (model, t, mean, one column per attribute), als_compare_curve.png/.pdf (the averaged curve over
     t, one line per model), als_compare_attributes.png/.pdf (one panel per attribute), summary.md.
+    Results must agree on standardisation (ValueError otherwise: their units differ).
     """
     from .als_figures import compare_curves, compare_table, plot_compare_attributes, plot_compare_curve
+
+    scaled = {name: bool(r.attrs.get("standardize", False)) for name, r in results.items()}
+    if len(set(scaled.values())) > 1:
+        raise ValueError("ALS results mix standardised and raw scores (" + ", ".join(
+            f"{n}: {'standardised' if v else 'raw'}" for n, v in scaled.items()) + "); compare results of one kind")
 
     table = compare_table(results)
     os.makedirs(out_dir, exist_ok=True)
@@ -199,9 +230,12 @@ def write_als_comparison(results, out_dir, title="Attribute Linearity Score"):
     plot_compare_attributes(results, os.path.join(out_dir, "als_compare_attributes"))
     first = next(iter(results.values())).attrs
     pairs = ", ".join(f"{m}: {r.attrs['pairs']} pairs, {r.attrs['steps']} steps" for m, r in results.items())
+    units = ", ".join(f"{n} {u}" for n, u in zip(table.columns, first.get("als_units") or []))
     write_text(os.path.join(out_dir, "summary.md"),
-               f"# {title}: comparison\n\nprotocol {first['protocol']} ({pairs}); lower is more linear.\n\n"
-               + markdown_table(table) + f"\nals_compare_curve: {first['curve_label']} vs t, one line per model.\n")
+               f"# {title}: comparison\n\nprotocol {first['protocol']}"
+               f"{' (standardised scores)' if first.get('standardize') else ''} ({pairs}); lower is more linear.\n\n"
+               + markdown_table(table) + (f"\nunits: {units}.\n" if units else "")
+               + f"\nals_compare_curve: {first['curve_label']} vs t, one line per model.\n")
     return table
 
 

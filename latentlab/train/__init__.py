@@ -5,6 +5,7 @@
 - `dataset.py`: image folders and zips, resumable sampling.
 - `hsr.py`, `extractors.py`: the Hierarchical Semantic Regulariser and its frozen feature extractors.
 - `clusters.py`: learned multi-level cluster mappings and their truncation.
+- `interrupt.py`: Ctrl-C during a run writes a snapshot and the resume state, then stops.
 """
 from .dataset import ImageDataset, PositionSampler
 from .loop import Trainer, TrainingOptions, scratch_networks

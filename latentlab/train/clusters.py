@@ -51,6 +51,7 @@ import hashlib
 import json
 import math
 import os
+from contextlib import nullcontext
 
 import torch
 import torch.nn.functional as F
@@ -62,6 +63,7 @@ from ..truncation.learned_clusters import (CENTER_SAMPLES, CLASSIFIERS, LEAKY_SL
                                            cnn_forward, mixture_centers, mlp_forward)
 from ..utils.atomic import atomic_path
 from ..utils.metrics import MetricsCSV
+from .interrupt import StopOnInterrupt, TrainingInterrupted
 
 STATE_FILE = "state.pt"
 CLUSTERS_FILE = "clusters.npz"
@@ -320,17 +322,20 @@ class ClusterMappingTrainer:
         """Train until `steps` mapping steps in total (a resumed trainer counts those done before).
 
         With `out`: metrics go to out/metrics.csv every log_every steps, the state to
-        out/state.pt every snapshot_every steps and at the end.
+        out/state.pt every snapshot_every steps and at the end; Ctrl-C (main thread) then writes
+        out/state.pt after the step under way and raises `TrainingInterrupted` (a second Ctrl-C
+        stops at once); resuming gives the same result as an uninterrupted run.
         """
         steps = check_int("steps", steps)
         snapshot_every = check_int("snapshot_every", snapshot_every or 0)
         log_every = check_int("log_every", log_every, lo=1)
-        from tqdm.auto import tqdm
+        from ..utils.progress import progress_bar
 
         writer = MetricsCSV(os.path.join(out, METRICS_FILE), self.columns(), self.step_) if out is not None else None
         try:
-            with tqdm(total=steps, initial=min(self.step_, steps), desc="cluster mappings", unit="step",
-                      disable=not progress) as bar:
+            stopper = StopOnInterrupt() if out is not None else nullcontext()  # Ctrl-C needs a folder to snapshot into
+            with progress_bar(total=steps, initial=min(self.step_, steps), desc="cluster mappings", unit="step",
+                              enabled=progress, what="mapping steps", hint="use --steps to reduce") as bar, stopper as stop:
                 while self.step_ < steps:
                     m = self.step()
                     bar.set_postfix_str(" ".join(f"{lv[:1]}:W={m[f'{lv}/wdist']:.3g},acc={m[f'{lv}/cls_acc']:.2f}"
@@ -338,8 +343,12 @@ class ClusterMappingTrainer:
                     bar.update(1)
                     if writer is not None and (self.step_ % log_every == 0 or self.step_ == steps):
                         writer.write({"step": self.step_, **{c: f"{m[c]:.6g}" for c in self.columns()[1:]}})
-                    if out is not None and snapshot_every and self.step_ % snapshot_every == 0 and self.step_ < steps:
+                    interrupted = stop is not None and stop.requested and self.step_ < steps
+                    if out is not None and snapshot_every and (self.step_ % snapshot_every == 0 or interrupted) \
+                            and self.step_ < steps:
                         self.save_state(out)
+                    if interrupted:
+                        raise TrainingInterrupted(self.step_, os.path.join(out, STATE_FILE))
         finally:
             if writer is not None:
                 writer.close()

@@ -11,11 +11,16 @@ mode whatever `train()` is called with (dropout, batch-norm statistics and drop-
 Gradients can still flow *through* an extractor to its input if the caller wants that; the HSR
 loss computes its targets under `torch.no_grad()`.
 
-Weights:
+Weights (of the extractor classes and `make_extractor`; `default_weights(name)` gives the pretrained
+choice for a name, which `HSR.for_generator`, `train_hsr` and `latentlab train hsr` use when none is given):
     None / 'none'      random initialisation (seeded; a baseline, not what the paper uses)
     a file path        a state dict (.pth/.pt read with torch.load(weights_only=True), or .safetensors)
+    a known file name  e.g. 'dino_deitsmall16_pretrain.pth' (`latentlab.utils.pretrained.KNOWN_WEIGHTS`):
+                       the file from the latentlab cache or torch hub's, else downloaded and verified
     'timm'             timm's pretrained weights, downloaded into the user's cache (needs internet)
     'torchvision'      torchvision's default pretrained weights (TorchvisionExtractor only; needs internet)
+Offline, a download that fails raises `latentlab.errors.MissingWeights`: one line naming the file to
+fetch and where to put it.
 
 `timm` is an optional dependency, imported only when a timm-based extractor is built.
 """
@@ -30,6 +35,7 @@ from ..attributes.optional import require
 from ..attributes.preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocess
 from ..attributes.resnet import strip_wrapper_prefixes
 from ..errors import CheckpointError
+from ..utils.pretrained import timm_pretrained, torchvision_pretrained, weights_file
 
 __all__ = [
     "FeatureExtractor",
@@ -40,8 +46,10 @@ __all__ = [
     "resolve_extractor_name",
     "read_weights",
     "default_vit_blocks",
+    "default_weights",
     "DEFAULT_EXTRACTOR",
     "ALIASES",
+    "DINO_FILES",
 ]
 
 DEFAULT_EXTRACTOR = "vit_small_patch16_224.dino"
@@ -52,6 +60,14 @@ ALIASES = {
     "dino_vitb16": "vit_base_patch16_224.dino",
     "dino_vitb8": "vit_base_patch8_224.dino",
 }
+# timm's DINO models -> the file of Facebook's DINO release with the same weights (fetched by name).
+DINO_FILES = {
+    "vit_small_patch16_224.dino": "dino_deitsmall16_pretrain.pth",
+    "vit_small_patch8_224.dino": "dino_deitsmall8_pretrain.pth",
+    "vit_base_patch16_224.dino": "dino_vitbase16_pretrain.pth",
+    "vit_base_patch8_224.dino": "dino_vitbase8_pretrain.pth",
+}
+WEIGHTS_HINT = "--extractor-weights FILE takes a file; --extractor-weights none trains with a random F"
 ACCEPTED_FORMS = (
     "a timm ViT name ('vit_small_patch16_224.dino', 'vit_base_patch8_224', ...), "
     f"a DINO alias ({', '.join(ALIASES)}), 'timm:<model name>' or 'torchvision:<model name>'"
@@ -164,7 +180,11 @@ def _timm_model(model, weights, seed):
     if isinstance(model, str):
         timm = _timm()
         pretrained = isinstance(weights, str) and weights == "timm"
-        return model, _create_seeded(lambda: timm.create_model(model, pretrained=pretrained, num_classes=0), seed)
+
+        def build():
+            return _create_seeded(lambda: timm.create_model(model, pretrained=pretrained, num_classes=0), seed)
+
+        return model, timm_pretrained(model, build, WEIGHTS_HINT) if pretrained else build()
     if not isinstance(model, nn.Module):
         raise ValueError(f"model must be a timm model name or an nn.Module, got {type(model).__name__}")
     if isinstance(weights, str) and weights == "timm":
@@ -296,7 +316,8 @@ class ViTExtractor(FeatureExtractor):
             if not hasattr(model, attr):
                 raise ValueError(f"{type(model).__name__} is not a timm vision transformer (no {attr!r}); use TimmExtractor")
         if not _is_random(weights) and weights != "timm":
-            _load_strict(model, read_weights(weights), os.fspath(weights), f"{name or type(model).__name__} ViT",
+            path = weights_file(weights, hint=WEIGHTS_HINT)
+            _load_strict(model, read_weights(path), path, f"{name or type(model).__name__} ViT",
                          ignore_unexpected=("head.", "fc_norm.", "head_drop."))
         depth = len(model.blocks)
         blocks = default_vit_blocks(depth) if blocks is None else [int(b) for b in blocks]
@@ -366,7 +387,8 @@ class TimmExtractor(FeatureExtractor):
         if output_fmt not in ("NCHW", "NHWC"):
             raise ValueError(f"output_fmt must be 'NCHW' or 'NHWC', got {output_fmt!r}")
         if not _is_random(weights) and weights != "timm":
-            _load_strict(model, read_weights(weights), os.fspath(weights), f"{name or type(model).__name__}",
+            path = weights_file(weights, hint=WEIGHTS_HINT)
+            _load_strict(model, read_weights(path), path, f"{name or type(model).__name__}",
                          ignore_unexpected=("head.", "fc.", "classifier."))
         modules = dict(model.named_modules())
         if layers is None:
@@ -460,14 +482,18 @@ class TorchvisionExtractor(FeatureExtractor):
             name = model
             if name not in torchvision.models.list_models(module=torchvision.models):
                 raise ValueError(f"unknown torchvision classification model {name!r}")
-            tv_weights = "DEFAULT" if isinstance(weights, str) and weights == "torchvision" else None
-            model = _create_seeded(lambda: torchvision.models.get_model(name, weights=tv_weights), seed)
+            if isinstance(weights, str) and weights == "torchvision":
+                model = torchvision_pretrained(name, lambda: _create_seeded(
+                    lambda: torchvision.models.get_model(name, weights="DEFAULT"), seed), WEIGHTS_HINT)
+            else:
+                model = _create_seeded(lambda: torchvision.models.get_model(name, weights=None), seed)
         elif not isinstance(model, nn.Module):
             raise ValueError(f"model must be a torchvision model name or an nn.Module, got {type(model).__name__}")
         elif isinstance(weights, str) and weights == "torchvision":
             raise ValueError("weights='torchvision' needs a model name, not a model instance")
         if not _is_random(weights) and weights != "torchvision":
-            _load_strict(model, read_weights(weights), os.fspath(weights), name or type(model).__name__)
+            path = weights_file(weights, hint=WEIGHTS_HINT)
+            _load_strict(model, read_weights(path), path, name or type(model).__name__)
         if layers is None:
             layers = TORCHVISION_DEFAULT_LAYERS.get(name)
         model.eval()
@@ -514,13 +540,28 @@ def resolve_extractor_name(name):
     raise ValueError(f"unknown extractor {name!r}; accepted: {ACCEPTED_FORMS}")
 
 
+def default_weights(name=DEFAULT_EXTRACTOR):
+    """The pretrained weights of an extractor name, for callers that must not train against a random F.
+
+    DINO models (the default 'vit_small_patch16_224.dino', the DINO aliases): the file of Facebook's DINO
+    release ('dino_deitsmall16_pretrain.pth', ...; fetched by name and verified); other timm models:
+    'timm' (timm's download); torchvision models: 'torchvision' (their default weights).
+    """
+    kind, model = resolve_extractor_name(name)
+    if model in DINO_FILES:
+        return DINO_FILES[model]
+    return "torchvision" if kind == "torchvision" else "timm"
+
+
 def make_extractor(name=DEFAULT_EXTRACTOR, weights=None, layers=None, input_size=None, seed=0):
     """Build a frozen extractor from a name.
 
     name:    'vit_small_patch16_224.dino' (the HSR paper's DINO ViT-S/16; the default) or any timm ViT
              name, a DINO alias ('dino_vits16', 'dino_vits8', 'dino_vitb16', 'dino_vitb8'),
              'timm:<model>' (ViTs by block number, others by module name), 'torchvision:<model>'.
-    weights: None/'none' (random, seeded), 'timm' / 'torchvision' (download pretrained), or a file.
+    weights: None/'none' (random, seeded), 'timm' / 'torchvision' (download pretrained), a file, or a
+             known file name such as 'dino_deitsmall16_pretrain.pth' (see the module docstring);
+             `default_weights(name)` is the pretrained choice.
     layers:  ViT: 1-based block numbers (default 3, 6, 9, 12 for 12 blocks); timm: module names;
              torchvision: graph node names.
     input_size: None = the ViT's own image size, 224 for the others.

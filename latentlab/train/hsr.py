@@ -30,7 +30,7 @@ Details:
 
 Usage in a training loop::
 
-    hsr = HSR.for_generator(G, weights="dino_deitsmall16_pretrain.pth")   # or weights='timm'
+    hsr = HSR.for_generator(G)   # DINO ViT-S/16, dino_deitsmall16_pretrain.pth (fetched by name); or weights=FILE
     with capture_block_features(G, hsr.resolutions) as feats:
         img = G.synthesis(ws)                     # the G main pass
         ...
@@ -43,14 +43,13 @@ expects of a `regularizer`.
 import contextlib
 import copy
 import math
-import warnings
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .extractors import DEFAULT_EXTRACTOR, FeatureExtractor, make_extractor
+from .extractors import DEFAULT_EXTRACTOR, FeatureExtractor, default_weights, make_extractor
 
 __all__ = [
     "Predictor",
@@ -291,9 +290,11 @@ class HSR(nn.Module):
 
         extractor:       a FeatureExtractor, or None to build `make_extractor(extractor_name, weights,
                          layers, input_size, seed)` (DINO ViT-S/16, blocks 3, 6, 9, 12).
-        weights:         for the built extractor: a state-dict file (e.g. DINO's
-                         dino_deitsmall16_pretrain.pth), 'timm' (download), or 'none' (random; a
-                         warning is issued when left at None, since the paper uses pretrained DINO).
+        weights:         for the built extractor: None (the default: its pretrained weights,
+                         `default_weights(extractor_name)`, for the paper's F DINO's
+                         dino_deitsmall16_pretrain.pth, downloaded by name and verified), a
+                         state-dict file, 'timm' (download), or 'none' (a random F: the explicit
+                         baseline; HSR never falls back to it silently).
         gen_resolutions: generator block resolutions to supervise, or 'auto' for
                          `default_gen_resolutions(G)`; ValueError when G lacks one. Pairing with the
                          extractor's layers: one layer each, in order, when the counts match; with a
@@ -313,9 +314,7 @@ class HSR(nn.Module):
             _check_resolutions(syn, [r for r, _ in pairs])
         if extractor is None:
             if weights is None:
-                warnings.warn("HSR with a randomly initialised extractor (weights=None); the paper uses "
-                              "pretrained DINO weights: pass a weights file or weights='timm' "
-                              "(weights='none' silences this)", UserWarning, stacklevel=2)
+                weights = default_weights(extractor_name)
             extractor = make_extractor(extractor_name, weights=weights, layers=layers, input_size=input_size, seed=seed)
         elif layers is not None or weights is not None:
             raise ValueError("give layers/weights when HSR builds the extractor, not with an extractor instance")

@@ -4,7 +4,8 @@ One step = the four lazy-regularised phases of StyleGAN2 (G main, G path length 
 `g_reg_interval` steps, D main, D R1 every `d_reg_interval` steps), then the G EMA update.
 Everything a resumed run needs (networks, optimisers, path-length mean, RNG states,
 step) goes into `training_state.pt` together with each snapshot, so stopping after
-any snapshot and resuming gives the same networks as an uninterrupted run.
+any snapshot and resuming gives the same networks as an uninterrupted run. Ctrl-C writes a
+snapshot and the resume state after the step under way, then stops (a second Ctrl-C stops at once).
 
 Output folder:
   network-snapshot-NNNNNN.safetensors  G, D, G_ema after step NNNNNN (latentlab format;
@@ -30,6 +31,7 @@ from ..sampling import distributed as dist_utils
 from ..utils.atomic import atomic_path, write_text
 from ..utils.metrics import MetricsCSV
 from .dataset import ImageDataset, PositionSampler, load_batch
+from .interrupt import StopOnInterrupt, TrainingInterrupted
 from .losses import StyleGAN2Loss
 
 STATE_FILE = "training_state.pt"
@@ -357,7 +359,13 @@ class Trainer:
             b_ema.copy_(b)
 
     def train(self, steps):
-        """Train until `steps` steps in total (resumed runs count the steps already done)."""
+        """Train until `steps` steps in total (resumed runs count the steps already done).
+
+        Ctrl-C (SIGINT, main thread) stops after the step under way: the metrics of the partial
+        logging interval, a snapshot and the resume state are written, then `TrainingInterrupted`
+        (a KeyboardInterrupt naming the resume point) is raised; a second Ctrl-C stops at once
+        (`latentlab.train.interrupt`). Resuming then gives the same networks as an uninterrupted run.
+        """
         o = self.options
         if self.rank == 0:
             os.makedirs(self.out_dir, exist_ok=True)
@@ -366,23 +374,28 @@ class Trainer:
             if self.rank == 0 else None
         bar = None
         if self.progress and steps > self.step:
-            from tqdm import tqdm
+            from ..utils.progress import progress_bar
 
-            bar = tqdm(total=steps, initial=self.step, desc="training", unit="step", dynamic_ncols=True)
+            bar = progress_bar(total=steps, initial=self.step, desc="training", unit="step", what="training steps",
+                               hint="Ctrl-C stops with a snapshot; rerun the command to resume")
         t0 = time.perf_counter()
         try:
-            while self.step < steps:
-                stats = self.train_step()
-                for k, v in stats.items():
-                    self._stats.setdefault(k, []).append(v)
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix(kimg=f"{self.kimg:.1f}", G=f"{stats['loss_G']:.3f}", D=f"{stats['loss_D']:.3f}")
-                if self.step % o.log_every == 0 or self.step == steps:
-                    self._log((time.perf_counter() - t0) / max(len(self._stats.get("loss_G", [])), 1))
-                    t0 = time.perf_counter()
-                if self.step % o.snapshot_every == 0 or self.step == steps:
-                    self.snapshot()
+            with StopOnInterrupt() as stop:
+                while self.step < steps:
+                    stats = self.train_step()
+                    for k, v in stats.items():
+                        self._stats.setdefault(k, []).append(v)
+                    if bar is not None:
+                        bar.update(1)
+                        bar.set_postfix(kimg=f"{self.kimg:.1f}", G=f"{stats['loss_G']:.3f}", D=f"{stats['loss_D']:.3f}")
+                    interrupted = self._agree(stop.requested)
+                    if self.step % o.log_every == 0 or self.step == steps or (interrupted and self._stats):
+                        self._log((time.perf_counter() - t0) / max(len(self._stats.get("loss_G", [])), 1))
+                        t0 = time.perf_counter()
+                    if self.step % o.snapshot_every == 0 or self.step == steps or interrupted:
+                        self.snapshot()
+                    if interrupted and self.step < steps:
+                        raise TrainingInterrupted(self.step, os.path.join(self.out_dir, STATE_FILE))
         finally:
             if bar is not None:
                 bar.close()
@@ -391,6 +404,14 @@ class Trainer:
             if self._tb:
                 self._tb.flush()
         return self
+
+    def _agree(self, requested):
+        """Whether to stop now: under torchrun, every rank stops at the same step once any rank was interrupted."""
+        if self.world == 1:
+            return requested
+        flag = torch.tensor([1.0 if requested else 0.0], device=self.device)
+        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+        return bool(flag.item() > 0)
 
     # ---------------------------------------------------------------------------------- outputs
 

@@ -78,13 +78,15 @@ def train_hsr(data, out_dir, steps, model=None, resolution=None, extractor=None,
     """Fine-tune `model` (or train from scratch at `resolution`) with the HSR regulariser.
 
     extractor / extractor_weights: the frozen feature network F (`latentlab.train.extractors.make_extractor`,
-    default the paper's ViT-S/16 DINO;
-    weights: a local file, 'timm' to let timm download, or None/'none' for a random F, the documented
-    baseline). gen_resolutions: generator blocks supervised ('auto' = the paper's 64, 32, 16, 8 where
+    default the paper's ViT-S/16 DINO). Weights: None (the default) = F's pretrained weights
+    (`default_weights`: for DINO, dino_deitsmall16_pretrain.pth from Facebook's DINO release, downloaded
+    by name into the cache and verified; offline, MissingWeights says which file to put where), a
+    local file or known file name, 'timm' / 'torchvision' (their downloads), or 'none' for a random F,
+    the explicit baseline. gen_resolutions: generator blocks supervised ('auto' = the paper's 64, 32, 16, 8 where
     present). warmup_kimg: HSR is off for the first kimg of the run; None = 0 when fine-tuning a
     trained model, 500 (the paper's) when training from scratch. A resumed run rebuilds the same term.
     """
-    from .extractors import make_extractor
+    from .extractors import default_weights, make_extractor
     from .hsr import DEFAULT_EXTRACTOR, HSRTerm
 
     if is_resumable(out_dir):
@@ -98,16 +100,19 @@ def train_hsr(data, out_dir, steps, model=None, resolution=None, extractor=None,
                 raise ValueError(f"{out_dir}: holds an HSR run with extractor {k}={spec[k]!r}, not {v!r}")
         term = HSRTerm.from_config(stored)
     else:
+        if model is None and resolution is None:
+            raise ValueError("HSR training needs --model CKPT to fine-tune, or --resolution to train from scratch")
+        # F first: missing weights are reported before a large model is loaded
+        name = extractor or DEFAULT_EXTRACTOR
+        weights = default_weights(name) if extractor_weights is None else _none(extractor_weights)
+        F = make_extractor(name, weights=weights, layers=layers)
         if model is not None:
             G, _, _ = load_for_finetuning(model)
             warmup = 0.0 if warmup_kimg is None else warmup_kimg
         else:
-            if resolution is None:
-                raise ValueError("HSR training needs --model CKPT to fine-tune, or --resolution to train from scratch")
             kw = {k: v for k, v in (network_kwargs or {}).items() if v is not None}
             G, _ = scratch_networks(resolution, **{k: v for k, v in kw.items() if k != "fp16"})
             warmup = 500.0 if warmup_kimg is None else warmup_kimg
-        F = make_extractor(extractor or DEFAULT_EXTRACTOR, weights=_none(extractor_weights), layers=layers)
         with torch.random.fork_rng(devices=[]):  # predictors start from the run's seed, whatever ran before
             torch.manual_seed((options or TrainingOptions()).seed)
             term = HSRTerm.for_generator(G, weight=weight, warmup_kimg=warmup, extractor=F,

@@ -163,9 +163,10 @@ def sample_ws(G, n_samples, seed=0, batch_size=1000, progress=False, desc="sampl
     batch_size = check_int("batch_size", batch_size, lo=1)
     rs = np.random.RandomState(seed)
     device = generator_device(G)
-    from tqdm.auto import tqdm
+    from ..utils.progress import progress_bar
 
-    with torch.no_grad(), tqdm(total=n_samples, desc=desc, disable=not progress, unit="w") as bar:
+    with torch.no_grad(), progress_bar(total=n_samples, desc=desc, enabled=progress, unit="w",
+                                       what="samples") as bar:
         for start in range(0, n_samples, batch_size):
             n = min(batch_size, n_samples - start)
             z = torch.from_numpy(rs.standard_normal((n, G.z_dim)).astype(np.float32)).to(device)

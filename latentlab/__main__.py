@@ -1,0 +1,5 @@
+"""`python -m latentlab ...`: the `latentlab` command (also under torchrun: `torchrun ... -m latentlab -- CMD ...`)."""
+from cli.main import main
+
+if __name__ == "__main__":
+    main()
