@@ -9,49 +9,36 @@ a summary; with several models, their comparison (the HSR paper's figure 8 and i
 One model: OUT/paper and OUT/hsr. Several: OUT/<label>/paper, OUT/<label>/hsr and the comparisons
 OUT/compare/paper, OUT/compare/hsr (als_compare.csv/.md: models x attributes + Mean;
 als_compare_curve.png/.pdf: ALS vs t, one line per model). --reports compares saved report
-folders (one protocol) into OUT without running any model.
+folders (one protocol) into OUT without running any model. The same library calls as `latentlab als`
+(classifier selection, NAME=PATH labels, the study and its report folders: latentlab.studies.reports).
 """
+
 import argparse
 import os
 import sys
 
 import latentlab
 from latentlab.attributes import load_classifier
-from latentlab.studies.reports import als_study, read_als_report, write_als_comparison, write_als_report
-
-
-def labelled(specs, labels, option):
-    """{label: spec}; labels from --label, a NAME=PATH spec, or the file/folder name."""
-    if labels and len(labels) != len(specs):
-        raise ValueError(f"{len(labels)} --label for {len(specs)} {option}")
-    out = {}
-    for i, spec in enumerate(specs):
-        name = labels[i] if labels else None
-        if name is None and "=" in spec and not os.path.exists(spec):
-            name, spec = spec.split("=", 1)
-        name = name or os.path.splitext(os.path.basename(os.path.normpath(spec)))[0]
-        if name in out:
-            raise ValueError(f"two {option} are labelled {name!r}; give --label (or NAME=PATH)")
-        out[name] = spec
-    return out
+from latentlab.errors import CheckpointError, LatentlabError
+from latentlab.studies.reports import (
+    als_classifier,
+    als_study,
+    labelled,
+    read_als_reports,
+    write_als_comparison,
+    write_als_report,
+)
 
 
 def run(args):
     if args.reports:
-        results = {name: read_als_report(folder) for name, folder in labelled(args.reports, args.label, "--reports").items()}
-        table = write_als_comparison(results, args.out)
+        table = write_als_comparison(read_als_reports(args.reports, args.label, "--reports"), args.out)
         print(table.to_string(float_format=lambda v: f"{v:.4f}"), f"\n-> {args.out}")
         return
     if not args.model or not args.classifier:
         raise ValueError("give --model (one or more) and --classifier, or --reports")
     models = labelled(args.model, args.label, "--model")
-    clf = load_classifier(args.classifier)
-    if args.attrs:
-        clf = clf.select([a.strip() for a in args.attrs.split(",") if a.strip()])
-    names = list(getattr(clf, "names", None) or [])
-    if args.pair_attr is not None and names and args.pair_attr not in names:
-        raise ValueError(f"--pair-attr {args.pair_attr!r} is not one of the scored attributes: {', '.join(names)}")
-    clf = clf.to(args.device).eval() if hasattr(clf, "to") else clf
+    clf = als_classifier(load_classifier(args.classifier), args.attrs, args.pair_attr, args.device)
     results = {p: {} for p in ("paper", "hsr")}
     for name, path in models.items():
         G = latentlab.load_generator(path, device=args.device)
@@ -89,7 +76,7 @@ def main():
         ap.error("--pairs and --steps must be >= 1")
     try:
         run(args)
-    except ValueError as e:
+    except (ValueError, OSError, CheckpointError, LatentlabError) as e:
         sys.exit(f"als_report.py: error: {e}")
 
 

@@ -4,14 +4,14 @@ models), extreme pairs, interpolation strips of the lowest / highest 10 %, summa
     python analyses/ppl_report.py --model ffhq.pkl --samples 100000 --crop --out reports/ppl
     python analyses/ppl_report.py --model base.pkl --model hsr.pkl --samples 10000 --out reports/ppl_hsr
 """
+
 import argparse
 import os
 
 import latentlab
 from latentlab.studies import LPIPSDistance, perceptual_path_length
-from latentlab.studies.ppl import band_strips, extreme_pairs
 from latentlab.studies.ppl_figures import ppl_histograms
-from latentlab.studies.reports import write_ppl_report
+from latentlab.studies.reports import labelled, ppl_report
 
 
 def main():
@@ -22,27 +22,41 @@ def main():
     ap.add_argument("--trunc", type=float, default=1.0, help="truncation psi (1 = none, as the official metric)")
     ap.add_argument("--spaces", default="z,w")
     ap.add_argument("--samplings", default="full,end")
-    ap.add_argument("--random-backbone", action="store_true", help="offline smoke run (not comparable to published values)")
+    ap.add_argument(
+        "--random-backbone", action="store_true", help="offline smoke run (not comparable to published values)"
+    )
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
     dist = LPIPSDistance(pretrained_backbone=not args.random_backbone).to(args.device)
-    names = [os.path.splitext(os.path.basename(m))[0] for m in args.model]
+    models = {
+        name: latentlab.load_generator(spec, device=args.device)
+        for name, spec in labelled(args.model, option="--model").items()
+    }
     for space in args.spaces.split(","):
         for sampling in args.samplings.split(","):
             results = {}
-            for name, spec in zip(names, args.model):
-                G = latentlab.load_generator(spec, device=args.device)
-                res = perceptual_path_length(G, args.samples, space, sampling, args.crop, distance=dist,
-                                             truncation_psi=args.trunc, device=args.device)
-                out = os.path.join(args.out, name if len(names) > 1 else "", f"{space}_{sampling}")
-                write_ppl_report(res, out, extreme_pairs(G, res, 8, device=args.device),
-                                 strips=band_strips(G, res, 0.1, device=args.device), label=name)
+            for name, G in models.items():
+                res = perceptual_path_length(
+                    G,
+                    args.samples,
+                    space,
+                    sampling,
+                    args.crop,
+                    distance=dist,
+                    truncation_psi=args.trunc,
+                    device=args.device,
+                )
+                out = os.path.join(args.out, name if len(models) > 1 else "", f"{space}_{sampling}")
+                ppl_report(G, res, out, band=0.1, label=name, device=args.device)  # as `latentlab ppl --out`
                 results[name] = res
                 print(f"PPL {name} {space} {sampling}: {res.mean:.3f} -> {out}")
             if len(results) > 1:
-                ppl_histograms(results, os.path.join(args.out, f"histograms_{space}_{sampling}"),
-                               title=f"PPL ({space}, {sampling})")
+                ppl_histograms(
+                    results,
+                    os.path.join(args.out, f"histograms_{space}_{sampling}"),
+                    title=f"PPL ({space}, {sampling})",
+                )
 
 
 if __name__ == "__main__":

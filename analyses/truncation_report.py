@@ -1,21 +1,23 @@
 """Truncation report: every variant on the same seeds (one grid row each), with attribute statistics.
 
-With --tsne, every cluster variant (fitted or a clusters:FILE) also gets tsne_<row>.png/pdf: a
-per-level t-SNE of its codes coloured by cluster (Katzir et al. 2022, figure 9).
+The same study as `latentlab truncate` (latentlab.studies.reports.truncation_report): grid.png,
+variantN.png, truncate.json, summary.md, and with --classifier attribute_stats.csv/.md. With --tsne,
+every cluster variant (fitted or a clusters:FILE) also gets a per-level t-SNE of its codes coloured by
+cluster (Katzir et al. 2022, figure 9): tsne.png/pdf for one cluster row, tsne_<row>.png/pdf for several.
 
     python analyses/truncation_report.py --model ffhq.pkl --classifier resnet:celeba40.pt --seeds 0-7 \
         --variants "none;w:0.7;w:0.5@8;z:2;clamp:95;clusters:k=8,psi=0.5;clusters:k=8,psi=0.5,rep=w" \
         --tsne --out reports/truncation
 """
+
 import argparse
-import os
+import sys
 
 import latentlab
 from latentlab.attributes import load_classifier
+from latentlab.errors import CheckpointError, LatentlabError
 from latentlab.latents import parse_seeds
-from latentlab.studies.reports import truncation_study, write_truncation_report
-from latentlab.truncation import ClusterTruncation, parse_truncation
-from latentlab.truncation.figures import cluster_embedding_figure
+from latentlab.studies.reports import truncation_report, truncation_rows
 
 
 def main():
@@ -30,26 +32,31 @@ def main():
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
-    G = latentlab.load_generator(args.model, device=args.device)
-    variants = {}
-    for spec in args.variants.split(";"):
-        t = parse_truncation(spec)
-        if t.requires_fit and not t.is_fitted:
-            t.fit(G, n_samples=args.fit_samples)
-        name, n = t.name, 2
-        while name in variants:  # two specs with one name would otherwise share a row
-            name, n = f"{t.name} #{n}", n + 1
-        variants[name] = t
-    clf = load_classifier(args.classifier).to(args.device).eval() if args.classifier else None
-    seeds = parse_seeds(args.seeds)
-    result = truncation_study(G, variants, seeds, clf, device=args.device)
-    write_truncation_report(result, args.out, columns=len(seeds))
-    print(f"wrote {args.out}/grid.png and summary.md")
-    if args.tsne:
-        for row, (name, t) in enumerate(variants.items()):
-            if isinstance(t, ClusterTruncation):
-                paths = cluster_embedding_figure(t, G, os.path.join(args.out, f"tsne_{row}"), n=args.tsne_samples)["paths"]
-                print(f"row {row} ({name}): wrote {', '.join(paths)}")
+    try:
+        rows = truncation_rows([s for s in args.variants.split(";") if s.strip()])
+        seeds = parse_seeds(args.seeds)
+        G = latentlab.load_generator(args.model, device=args.device)
+        clf = load_classifier(args.classifier).to(args.device).eval() if args.classifier else None
+        _, record = truncation_report(
+            G,
+            rows,
+            seeds,
+            args.out,
+            classifier=clf,
+            fit_samples=args.fit_samples,
+            embeddings=("tsne",) if args.tsne else (),
+            embed_samples=args.tsne_samples,
+            device=args.device,
+            settings=dict(model=args.model, classifier=args.classifier),
+        )
+    except (ValueError, OSError, CheckpointError, LatentlabError) as e:
+        sys.exit(f"truncation_report.py: error: {e}")
+    for i, e in enumerate(record["variants"]):
+        print(f"row {i}: {e['name']}")
+    print(
+        f"wrote {args.out}/grid.png, truncate.json and summary.md"
+        + (f" and {', '.join(record['figures'])}" if record["figures"] else "")
+    )
 
 
 if __name__ == "__main__":

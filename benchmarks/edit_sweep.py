@@ -1,7 +1,8 @@
 """Edit-sweep throughput next to plain generation: the sweep's cost should be synthesis alone.
 
-    python benchmarks/edit_sweep.py --config res64 --seeds 8 --alphas 5 --batch 8
+python benchmarks/edit_sweep.py --config res64 --seeds 8 --alphas 5 --batch 8
 """
+
 import argparse
 import json
 import os
@@ -44,9 +45,28 @@ def main():
         if space == "z":
             d = np.random.RandomState(2).randn(G.z_dim)
         t0 = time.perf_counter()
-        run_edit(G, list(range(args.seeds)), d, f"-2:2:{args.alphas}", space=space, batch_size=args.batch, device=args.device, **kw)
+        run_edit(
+            G,
+            list(range(args.seeds)),
+            d,
+            f"-2:2:{args.alphas}",
+            space=space,
+            batch_size=args.batch,
+            device=args.device,
+            **kw,
+        )
         rows[f"edit sweep ({space})"] = total / (time.perf_counter() - t0)
-    print(json.dumps(dict(model=args.model or args.config, images=total, batch=args.batch, device=args.device, threads=torch.get_num_threads())))
+    print(
+        json.dumps(
+            dict(
+                model=args.model or args.config,
+                images=total,
+                batch=args.batch,
+                device=args.device,
+                threads=torch.get_num_threads(),
+            )
+        )
+    )
     for k, v in rows.items():
         print(f"{k:<22} {v:8.2f} img/s   {v / plain:6.2f}x plain")
 

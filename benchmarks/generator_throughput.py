@@ -8,6 +8,7 @@ Examples:
 --official PATH times NVIDIA's own networks (from your checkout of
 stylegan2-ada-pytorch or stylegan3) on the very same weights, side by side.
 """
+
 import argparse
 import json
 import os
@@ -21,12 +22,30 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import latentlab  # noqa: E402
 
 CONFIGS = {  # synthetic generators with random weights, sized like real ones
-    "res64": dict(z_dim=512, c_dim=0, w_dim=512, img_resolution=64, img_channels=3,
-                  synthesis_kwargs=dict(channel_base=16384, channel_max=512)),
-    "res256": dict(z_dim=512, c_dim=0, w_dim=512, img_resolution=256, img_channels=3,
-                   synthesis_kwargs=dict(channel_base=16384, channel_max=512)),
-    "res1024": dict(z_dim=512, c_dim=0, w_dim=512, img_resolution=1024, img_channels=3,
-                    synthesis_kwargs=dict(channel_base=32768, channel_max=512)),
+    "res64": dict(
+        z_dim=512,
+        c_dim=0,
+        w_dim=512,
+        img_resolution=64,
+        img_channels=3,
+        synthesis_kwargs=dict(channel_base=16384, channel_max=512),
+    ),
+    "res256": dict(
+        z_dim=512,
+        c_dim=0,
+        w_dim=512,
+        img_resolution=256,
+        img_channels=3,
+        synthesis_kwargs=dict(channel_base=16384, channel_max=512),
+    ),
+    "res1024": dict(
+        z_dim=512,
+        c_dim=0,
+        w_dim=512,
+        img_resolution=1024,
+        img_channels=3,
+        synthesis_kwargs=dict(channel_base=32768, channel_max=512),
+    ),
 }
 
 
@@ -76,8 +95,11 @@ def official_generator(repo, G):
     except ImportError:
         from training.networks_stylegan2 import Generator as Official  # stylegan3
     kw = dict(G.init_kwargs)
-    net = Official(**{k: v for k, v in kw.items() if k != "synthesis_kwargs"}, synthesis_kwargs=kw["synthesis_kwargs"]) \
-        if "synthesis_kwargs" in Official.__init__.__code__.co_varnames else Official(**kw)
+    net = (
+        Official(**{k: v for k, v in kw.items() if k != "synthesis_kwargs"}, synthesis_kwargs=kw["synthesis_kwargs"])
+        if "synthesis_kwargs" in Official.__init__.__code__.co_varnames
+        else Official(**kw)
+    )
     net.load_state_dict(G.state_dict())
     return net.eval().requires_grad_(False)
 
@@ -121,8 +143,14 @@ def main():
             sec = timed(lambda: O(z, c, noise_mode="const"), args.iters, args.warmup, args.device)
             results.append(dict(impl="official", sec_per_batch=sec, img_per_s=args.batch / sec))
 
-    info = dict(model=name, batch=args.batch, device=args.device, threads=torch.get_num_threads(),
-                cpu=platform.processor() or platform.machine(), torch=torch.__version__)
+    info = dict(
+        model=name,
+        batch=args.batch,
+        device=args.device,
+        threads=torch.get_num_threads(),
+        cpu=platform.processor() or platform.machine(),
+        torch=torch.__version__,
+    )
     print(json.dumps(info))
     for r in results:
         print(f"{r['impl']:<16} {r['img_per_s']:8.2f} img/s   {r['sec_per_batch'] * 1000:9.1f} ms/batch")

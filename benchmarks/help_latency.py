@@ -3,9 +3,11 @@
     python benchmarks/help_latency.py                       # this checkout
     python benchmarks/help_latency.py --old /tmp/old        # also another checkout (e.g. `git archive` of an
                                                             # earlier commit), run the same way, interleaved
-Each run is a fresh `python -m cli.main ... --help` process (what the console script does); the
-first line is `python -c pass`, the interpreter's own start-up on this machine.
+Each run is a fresh `python -m latentlab ... --help` process (what the console script does: this checkout's
+`latentlab.cli.main`, or an older checkout's `cli.main`); the first line is `python -c pass`, the
+interpreter's own start-up on this machine.
 """
+
 import argparse
 import os
 import statistics
@@ -18,7 +20,7 @@ COMMANDS = (["--help"], ["edit", "--help"], ["ppl", "--help"], ["train", "gan", 
 
 
 def seconds(argv, pythonpath, runs):
-    env = dict(os.environ, PYTHONPATH=pythonpath, PYTHONSAFEPATH="1")  # not the current folder's cli/
+    env = dict(os.environ, PYTHONPATH=pythonpath, PYTHONSAFEPATH="1")  # that checkout's latentlab, not the cwd
     out = []
     for _ in range(runs):
         t = time.perf_counter()
@@ -37,9 +39,9 @@ def main():
     for cmd in COMMANDS:
         line = f"{'latentlab ' + ' '.join(cmd):<22}"
         if args.old:
-            best, med = seconds([sys.executable, "-m", "cli.main", *cmd], args.old, args.runs)
+            best, med = seconds([sys.executable, "-m", "latentlab", *cmd], args.old, args.runs)
             line += f" before: best {best:.3f} s  median {med:.3f} s   after:"
-        best, med = seconds([sys.executable, "-m", "cli.main", *cmd], ROOT, args.runs)
+        best, med = seconds([sys.executable, "-m", "latentlab", *cmd], ROOT, args.runs)
         print(f"{line} best {best:.3f} s  median {med:.3f} s")
 
 

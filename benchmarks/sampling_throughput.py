@@ -9,6 +9,7 @@ Examples:
     python benchmarks/sampling_throughput.py --config res64 --n 128 --batch 32 --repeats 3
     python benchmarks/sampling_throughput.py --config res64 --n 4096 --batch 64 --device cuda --styles
 """
+
 import argparse
 import json
 import os
@@ -88,9 +89,20 @@ def main():
     cases = [
         ("generate", lambda: plain(G, None, args.n, args.batch, args.device)),
         ("generate+score", lambda: plain(G, clf, args.n, args.batch, args.device)),
-        ("sample()" + (" +styles" if args.styles else ""),
-         lambda: sample(G, clf, os.path.join(tmp.name, str(next(runs))), args.n, chunk_size=args.chunk,
-                        batch_size=args.batch, save_styles=args.styles, device=args.device, progress=False)),
+        (
+            "sample()" + (" +styles" if args.styles else ""),
+            lambda: sample(
+                G,
+                clf,
+                os.path.join(tmp.name, str(next(runs))),
+                args.n,
+                chunk_size=args.chunk,
+                batch_size=args.batch,
+                save_styles=args.styles,
+                device=args.device,
+                progress=False,
+            ),
+        ),
     ]
     best = {label: float("inf") for label, _ in cases}
     for _ in range(args.repeats):  # interleaved, best of: robust to other load on a shared machine
@@ -101,8 +113,17 @@ def main():
     tmp.cleanup()
     results = list(best.items())
 
-    info = dict(config=args.config, n=args.n, batch=args.batch, chunk=args.chunk, repeats=args.repeats, device=args.device,
-                threads=torch.get_num_threads(), cpu=platform.processor() or platform.machine(), torch=torch.__version__)
+    info = dict(
+        config=args.config,
+        n=args.n,
+        batch=args.batch,
+        chunk=args.chunk,
+        repeats=args.repeats,
+        device=args.device,
+        threads=torch.get_num_threads(),
+        cpu=platform.processor() or platform.machine(),
+        torch=torch.__version__,
+    )
     print(json.dumps(info))
     base = results[0][1]
     for label, sec in results:

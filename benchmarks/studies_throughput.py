@@ -3,6 +3,7 @@
     python benchmarks/studies_throughput.py --config res64 --pairs 16 --batch 8
 PPL uses LPIPS with an untrained VGG here (same cost as the trained one, no download).
 """
+
 import argparse
 import json
 import os
@@ -44,6 +45,7 @@ def main():
     t0 = time.perf_counter()
     perceptual_path_length(G, n_img // 2, distance=dist, batch_size=args.batch, device=args.device)
     ppl_rate = n_img / (time.perf_counter() - t0)  # two images per pair
+
     class Clf:
         names = ["r", "g", "b"]
 
@@ -53,15 +55,29 @@ def main():
     n_seeds = max(1, n_img // (2 * 2 * 11))  # 2 spaces x 2 attributes x 11 alphas
     import numpy as np
 
-    dirs = {(s, a): np.random.RandomState(k).randn(G.z_dim if s == "z" else G.w_dim)
-            for k, (s, a) in enumerate([("z", "r"), ("z", "g"), ("w", "r"), ("w", "g")])}
+    dirs = {
+        (s, a): np.random.RandomState(k).randn(G.z_dim if s == "z" else G.w_dim)
+        for k, (s, a) in enumerate([("z", "r"), ("z", "g"), ("w", "r"), ("w", "g")])
+    }
     t0 = time.perf_counter()
-    corr_study(G, Clf(), dirs, list(range(n_seeds)), "-2.5:2.5:11", {"r": "r", "g": "g"}, batch_size=args.batch, device=args.device)
+    corr_study(
+        G,
+        Clf(),
+        dirs,
+        list(range(n_seeds)),
+        "-2.5:2.5:11",
+        {"r": "r", "g": "g"},
+        batch_size=args.batch,
+        device=args.device,
+    )
     corr_rate = n_seeds * 44 / (time.perf_counter() - t0)
     info = dict(config=args.config, images=n_img, batch=args.batch, device=args.device, threads=torch.get_num_threads())
-    rows = [dict(study="plain generation", img_per_s=plain), dict(study="ALS (render + score)", img_per_s=als_rate),
-            dict(study="PPL (map, render pairs, LPIPS-VGG)", img_per_s=ppl_rate),
-            dict(study="correlation study (edit, render, score)", img_per_s=corr_rate)]
+    rows = [
+        dict(study="plain generation", img_per_s=plain),
+        dict(study="ALS (render + score)", img_per_s=als_rate),
+        dict(study="PPL (map, render pairs, LPIPS-VGG)", img_per_s=ppl_rate),
+        dict(study="correlation study (edit, render, score)", img_per_s=corr_rate),
+    ]
     print(json.dumps(info))
     for r in rows:
         print(f"{r['study']:<36} {r['img_per_s']:8.2f} img/s   {r['img_per_s'] / plain:5.2f}x plain")

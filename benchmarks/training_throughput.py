@@ -10,6 +10,7 @@ multiple of the regularisation intervals), 'hsr-resnet18' / 'hsr-vit' (the same 
 a random ResNet-18 or ViT-S/16 F, the latter at the paper's 224 px), 'clusters' (one mapping step of
 the learned cluster trainer with 5 critic steps, per level). Synthetic images; no disk I/O.
 """
+
 import argparse
 import os
 import platform
@@ -44,14 +45,15 @@ def trainer(config, batch, device, regularizer=None):
     G, D = scratch_networks(res, fp16=device.startswith("cuda"), **kw)
     ds = ImageDataset(image_folder(res), res)
     opts = TrainingOptions(batch_size=batch, snapshot_every=10**9, log_every=10**9)
-    tr = Trainer(tempfile.mkdtemp(prefix="bench-run-"), G, D, ds, opts, regularizer=regularizer, device=device,
-                 progress=False)
+    tr = Trainer(
+        tempfile.mkdtemp(prefix="bench-run-"), G, D, ds, opts, regularizer=regularizer, device=device, progress=False
+    )
     return tr
 
 
 def hsr_term(G, kind):
-    from latentlab.train.hsr import HSRTerm
     from latentlab.train.extractors import make_extractor
+    from latentlab.train.hsr import HSRTerm
 
     if kind == "resnet18":
         F = make_extractor("torchvision:resnet18", weights="none", layers=["layer1", "layer2", "layer3", "layer4"])
@@ -72,8 +74,14 @@ def main():
     apply_run_args(args)
     iters = args.iters
     rows = []
-    info = dict(config=args.config, batch=args.batch, device=args.device, threads=torch.get_num_threads(),
-                machine=platform.processor() or platform.machine(), torch=torch.__version__)
+    info = dict(
+        config=args.config,
+        batch=args.batch,
+        device=args.device,
+        threads=torch.get_num_threads(),
+        machine=platform.processor() or platform.machine(),
+        torch=torch.__version__,
+    )
     for row in args.rows.split(","):
         if row == "gan" or row.startswith("hsr-"):
             tr = trainer(args.config, args.batch, args.device)
@@ -93,8 +101,11 @@ def main():
         else:
             raise SystemExit(f"unknown row {row!r}")
         r = rows[-1]
-        print(f"{args.config:6s} {r['row']:14s} {r['sec_per_step']:8.3f} s/step {r['steps_per_s']:7.2f} steps/s "
-              f"{r['img_per_s']:7.1f} img/s", flush=True)
+        print(
+            f"{args.config:6s} {r['row']:14s} {r['sec_per_step']:8.3f} s/step {r['steps_per_s']:7.2f} steps/s "
+            f"{r['img_per_s']:7.1f} img/s",
+            flush=True,
+        )
     append_jsonl(args.json, info, rows)
 
 

@@ -9,6 +9,7 @@ Examples:
     python benchmarks/truncation_throughput.py
     python benchmarks/truncation_throughput.py --config res256 --fit-samples 10000 --device cuda
 """
+
 import argparse
 import json
 import os
@@ -19,9 +20,15 @@ import time
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from benchmarks.generator_throughput import CONFIGS, add_run_args, append_jsonl, apply_run_args, synthetic_generator, timed  # noqa: E402,E501
-from latentlab.truncation import (ClusterTruncation, LayerScheduleTruncation, RadiusClamp, WTruncation,  # noqa: E402
-                                  ZTruncatedNormal)
+from benchmarks.generator_throughput import (  # noqa: E402,E501
+    CONFIGS,
+    add_run_args,
+    append_jsonl,
+    apply_run_args,
+    synthetic_generator,
+    timed,
+)
+from latentlab.truncation import ClusterTruncation, LayerScheduleTruncation, RadiusClamp, WTruncation, ZTruncatedNormal  # noqa: E402
 
 
 class Builtin:
@@ -29,7 +36,9 @@ class Builtin:
 
     def __init__(self, psi=1.0, cutoff=None):
         self.psi, self.cutoff = psi, cutoff
-        self.name = "G.mapping" + ("" if psi == 1 else f" psi={psi:g}" + ("" if cutoff is None else f" cutoff={cutoff}"))
+        self.name = "G.mapping" + (
+            "" if psi == 1 else f" psi={psi:g}" + ("" if cutoff is None else f" cutoff={cutoff}")
+        )
 
     def __call__(self, G, z, c=None):
         return G.mapping(z, c, truncation_psi=self.psi, truncation_cutoff=self.cutoff)
@@ -37,12 +46,18 @@ class Builtin:
 
 def variants(G):
     return [
-        Builtin(), Builtin(0.7, 8), WTruncation(0.7, 8), LayerScheduleTruncation([0.7] * 8 + [1.0] * (G.num_ws - 8)),
-        ZTruncatedNormal(2.0), RadiusClamp(95),
+        Builtin(),
+        Builtin(0.7, 8),
+        WTruncation(0.7, 8),
+        LayerScheduleTruncation([0.7] * 8 + [1.0] * (G.num_ws - 8)),
+        ZTruncatedNormal(2.0),
+        RadiusClamp(95),
         # per-level clusters of the levels' styles (the default) and the single-W baseline
-        ClusterTruncation(k=8, method="kmeans"), ClusterTruncation(k=8, covariance_type="diag"),
+        ClusterTruncation(k=8, method="kmeans"),
+        ClusterTruncation(k=8, covariance_type="diag"),
         ClusterTruncation(k=8, covariance_type="full"),
-        ClusterTruncation(k=8, method="kmeans", representation="w"), ClusterTruncation(k=8, covariance_type="full", representation="w"),
+        ClusterTruncation(k=8, method="kmeans", representation="w"),
+        ClusterTruncation(k=8, covariance_type="full", representation="w"),
     ]
 
 
@@ -66,9 +81,17 @@ def main():
     z_ws = torch.randn([args.ws_batch, G.z_dim], device=args.device)
     z_img = torch.randn([args.img_batch, G.z_dim], device=args.device)
 
-    info = dict(config=args.config, device=args.device, threads=torch.get_num_threads(), num_ws=G.num_ws,
-                ws_batch=args.ws_batch, img_batch=args.img_batch, fit_samples=args.fit_samples,
-                cpu=platform.processor() or platform.machine(), torch=torch.__version__)
+    info = dict(
+        config=args.config,
+        device=args.device,
+        threads=torch.get_num_threads(),
+        num_ws=G.num_ws,
+        ws_batch=args.ws_batch,
+        img_batch=args.img_batch,
+        fit_samples=args.fit_samples,
+        cpu=platform.processor() or platform.machine(),
+        torch=torch.__version__,
+    )
     print(json.dumps(info))
     todo = variants(G)
     fit_s = {}
@@ -82,14 +105,20 @@ def main():
         for _ in range(args.rounds):
             for t in todo:
                 ws_sec = timed(lambda: t(G, z_ws), args.iters, args.warmup, args.device)
-                img_sec = timed(lambda: G.synthesis(t(G, z_img), noise_mode="const"), args.iters, args.warmup, args.device)
+                img_sec = timed(
+                    lambda: G.synthesis(t(G, z_img), noise_mode="const"), args.iters, args.warmup, args.device
+                )
                 best[t.name] = [min(best[t.name][0], ws_sec), min(best[t.name][1], img_sec)]
     print(f"{'variant':<34} {'fit s':>7} {'ws/s':>10} {'img/s':>8}")
     results = []
     for t in todo:
         ws_sec, img_sec = best[t.name]
-        r = dict(variant=t.name, fit_s=fit_s.get(t.name, 0.0), ws_per_s=args.ws_batch / ws_sec,
-                 img_per_s=args.img_batch / img_sec)
+        r = dict(
+            variant=t.name,
+            fit_s=fit_s.get(t.name, 0.0),
+            ws_per_s=args.ws_batch / ws_sec,
+            img_per_s=args.img_batch / img_sec,
+        )
         results.append(r)
         print(f"{r['variant']:<34} {r['fit_s']:7.1f} {r['ws_per_s']:10.0f} {r['img_per_s']:8.2f}")
     append_jsonl(args.json, info, results)

@@ -1,8 +1,11 @@
 """The subcommands. Each one parses options and calls the documented Python API."""
+
 import json
 import os
 
 import click
+
+from latentlab.errors import ConfigError
 
 from . import options as opt
 
@@ -37,7 +40,9 @@ def info(ckpt, as_json):
     gen = "StyleGAN (v1)" if s["generation"] == 1 else f"StyleGAN2 (v2, {s['architecture']} architecture)"
     click.echo(f"generation    {gen}")
     click.echo(f"resolution    {s['img_resolution']}x{s['img_resolution']}, {s['img_channels']} channel(s)")
-    click.echo(f"z_dim {s['z_dim']}  w_dim {s['w_dim']}  c_dim {s['c_dim']}  num_ws {s['num_ws']}  style channels {s['style_channels']}")
+    click.echo(
+        f"z_dim {s['z_dim']}  w_dim {s['w_dim']}  c_dim {s['c_dim']}  num_ws {s['num_ws']}  style channels {s['style_channels']}"
+    )
     p = s["params"]
     extra = f", D {p['D']:,}" if "D" in p else ""
     click.echo(f"parameters    G {p['total']:,} (mapping {p['mapping']:,}, synthesis {p['synthesis']:,}){extra}")
@@ -54,13 +59,20 @@ def info(ckpt, as_json):
 @opt.trunc
 @opt.trunc_cutoff
 @opt.noise_mode
-@click.option("--class", "class_idx", type=click.IntRange(min=0), default=None, help="Class index (conditional models).")
+@click.option(
+    "--class", "class_idx", type=click.IntRange(min=0), default=None, help="Class index (conditional models)."
+)
 @opt.batch
 @opt.device_opt
-@click.option("--latents-format", "latents_format", type=click.Choice(["latentlab", "nvidia", "wplus"]),
-              default="latentlab", show_default=True,
-              help="latents.npz holds z and w; wplus: w as W+ [N, num_ws, w_dim]; nvidia: also projected_w.npz "
-                   "(NVIDIA's projector layout, for its generate.py --projected-w).")
+@click.option(
+    "--latents-format",
+    "latents_format",
+    type=click.Choice(["latentlab", "nvidia", "wplus"]),
+    default="latentlab",
+    show_default=True,
+    help="latents.npz holds z and w; wplus: w as W+ [N, num_ws, w_dim]; nvidia: also projected_w.npz "
+    "(NVIDIA's projector layout, for its generate.py --projected-w).",
+)
 @opt.out(help="Output folder: seedNNNN.png, grid.png, generate.json (settings), latents.npz (z, w).")
 def generate(ckpt, seeds, psi, cutoff, noise_mode, class_idx, batch_size, device, latents_format, out_dir):
     """Render one PNG per seed plus grid.png, with the settings and latents used.
@@ -78,32 +90,39 @@ def generate(ckpt, seeds, psi, cutoff, noise_mode, class_idx, batch_size, device
       latentlab generate --seeds 0-3 --latents-format nvidia
     """
     from latentlab import defaults
-    from latentlab.generate import (class_labels, generate_images, generation_latents, save_generation_latents,
-                                    save_generation_settings, write_images)
-    from latentlab.latents import parse_seeds
+    from latentlab.generate import check_generation, write_generation
     from latentlab.utils.progress import progress_bar
 
-    seed_list = parse_seeds(seeds)
     device = opt.device(device)
     G = opt.load_model(ckpt, device)
     opt.check_cutoff(G, cutoff)
-    class_labels(G, 1, class_idx)  # fail before rendering anything
-    with progress_bar(total=len(seed_list), desc="generate", unit="img", what="images", hint="use fewer --seeds") as bar:
-        items = generate_images(G, seed_list, psi, cutoff, noise_mode, class_idx, batch_size, device, progress=bar)
-        paths = write_images(items, out_dir)
-    z, w = generation_latents(G, seed_list, psi, cutoff, class_idx, device, wplus=latents_format == "wplus")
-    files = save_generation_latents(out_dir, z, w, G, latents_format)
-    record = dict(model=ckpt or defaults.NAME, seeds=seed_list, truncation=dict(psi=psi, cutoff=cutoff), noise_mode=noise_mode,
-                  class_idx=class_idx, latents_format=latents_format, latents_space=w.space)
-    save_generation_settings(out_dir, G, record, [os.path.basename(p) for p in paths] + files)
-    click.echo(f"wrote {len(paths) - 1} images, grid.png, generate.json, {', '.join(files)} to {out_dir}")
+    check_generation(G, class_idx, latents_format)  # before the progress bar
+    with progress_bar(total=len(seeds), desc="generate", unit="img", what="images", hint="use fewer --seeds") as bar:
+        record = write_generation(
+            G,
+            seeds,
+            out_dir,
+            psi,
+            cutoff,
+            noise_mode,
+            class_idx,
+            batch_size,
+            device,
+            latents_format,
+            model=ckpt or defaults.NAME,
+            progress=bar,
+        )
+    latents = [f for f in record["files"] if f.endswith(".npz")]
+    click.echo(f"wrote {len(seeds)} images, grid.png, generate.json, {', '.join(latents)} to {out_dir}")
 
 
 @click.command()
 @click.argument("src", type=click.Path(dir_okay=False))
 @click.argument("dst", type=click.Path(dir_okay=False))
 @click.option("--force", is_flag=True, help="Overwrite DST if it exists.")
-@click.option("--networks", default=None, help="Keep only these networks, e.g. G_ema (a training snapshot's inference generator).")
+@click.option(
+    "--networks", default=None, help="Keep only these networks, e.g. G_ema (a training snapshot's inference generator)."
+)
 def convert(src, dst, force, networks):
     """Convert an official checkpoint to latentlab's .safetensors format.
 
@@ -115,9 +134,9 @@ def convert(src, dst, force, networks):
     from latentlab.checkpoints import convert as convert_ckpt
 
     if not dst.endswith(".safetensors"):
-        raise ValueError(f"{dst}: the output must end in .safetensors")
+        raise ConfigError(f"{dst}: the output must end in .safetensors")
     if os.path.exists(dst) and not force:
-        raise ValueError(f"{dst} exists; pass --force to overwrite it")
+        raise ConfigError(f"{dst} exists; pass --force to overwrite it")
     keep = [n.strip() for n in networks.split(",") if n.strip()] if networks else None
     c = convert_ckpt(src, dst, networks=keep)
     click.echo(f"wrote {dst} ({', '.join(keep or sorted(c.networks()))} from {c.format})")
@@ -125,22 +144,21 @@ def convert(src, dst, force, networks):
 
 @click.command()
 def models():
-    """List the checkpoints that --model accepts by name (downloaded on first use).
+    """List the models --model accepts by name: the embedded model, then checkpoints downloaded on first use.
 
     \b
     Example:
       latentlab models
       latentlab generate --model ffhq --seeds 0-3 --out out/ffhq
     """
-    from latentlab import defaults
-    from latentlab.checkpoints.download import cache_dir, registry
+    from latentlab.checkpoints.download import cache_dir, is_shipped, local_path, registry
 
-    if defaults.is_available():
-        click.echo(f"{defaults.NAME:<22} {64:>5}px  {'shipped':<9} the embedded default model (procedural cartoon faces; "
-                   "see checkpoints/toyfaces/README.md)")
-    for name, entry in sorted(registry().items()):
-        cached = any(os.path.exists(os.path.join(cache_dir(), name + ext)) for ext in (".pkl", ".safetensors"))
-        mark = "cached" if cached else f"~{entry.get('size_mb', '?')} MB"
+    # shipped entries first (no download), then by name
+    for name, entry in sorted(registry(shipped=True).items(), key=lambda kv: (not is_shipped(kv[1]), kv[0])):
+        here = os.path.exists(local_path(name, entry))
+        if is_shipped(entry) and not here:
+            continue  # an installation without its data files
+        mark = "shipped" if is_shipped(entry) else "cached" if here else f"~{entry.get('size_mb', '?')} MB"
         click.echo(f"{name:<22} {entry['resolution']:>5}px  {mark:<9} {entry['description']}")
     click.echo(f"cache: {cache_dir()} (set LATENTLAB_CACHE to move it)")
 

@@ -1,4 +1,5 @@
-"""What every command shares beyond its own options: the global flags, old option names, the --alpha syntax.
+"""What every command shares beyond its own options: the global flags, old option names (the value
+types: cli/types.py).
 
 Option conventions (one meaning per name; `tests/test_cli_conventions.py` checks them):
 
@@ -15,9 +16,12 @@ a one-line note on stderr when used in a terminal.
 
 Nothing here imports torch or NumPy at import time: `latentlab --help` must stay instant.
 """
+
 import functools
 
 import click
+
+from .types import ALPHA, ALPHAS, AlphaSpec, one_alpha  # noqa: F401  (the --alpha type, re-exported: see cli/types.py)
 
 THREADS_KEY = "latentlab.threads"
 
@@ -46,15 +50,26 @@ def _threads_callback(ctx, param, value):
 
 
 def debug_option():
-    return click.Option(["--debug"], is_flag=True, expose_value=False, callback=_debug_callback,
-                        help="Show full tracebacks on errors (before or after the command name).")
+    return click.Option(
+        ["--debug"],
+        is_flag=True,
+        expose_value=False,
+        callback=_debug_callback,
+        help="Show full tracebacks on errors (before or after the command name).",
+    )
 
 
 def threads_option():
-    return click.Option(["--threads"], type=click.IntRange(min=1), default=None, expose_value=False, metavar="N",
-                        callback=_threads_callback,
-                        help="Torch CPU (intra-op) threads for this run, set before any work [default: torch's, "
-                             "usually the number of cores; on a busy machine fewer can be faster].")
+    return click.Option(
+        ["--threads"],
+        type=click.IntRange(min=1),
+        default=None,
+        expose_value=False,
+        metavar="N",
+        callback=_threads_callback,
+        help="Torch CPU (intra-op) threads for this run, set before any work [default: torch's, "
+        "usually the number of cores; on a busy machine fewer can be faster].",
+    )
 
 
 def requested_threads(ctx=None):
@@ -168,33 +183,6 @@ def alias(*aliases):
     return dict(cls=Aliased, aliases=aliases)
 
 
-# ---- --alpha ---------------------------------------------------------------------------------------------------
-class AlphaSpec(click.ParamType):
-    """--alpha: a value (2), a list (-2,0,2) or start:stop:count (-3:3:7), finite numbers only.
-
-    Checked when the command line is parsed (one line naming --alpha); the value stays the text,
-    which the command reads with latentlab.edits.parse_alphas.
-    """
-
-    name = "alpha"
-
-    def convert(self, value, param, ctx):
-        if isinstance(value, (list, tuple)):
-            value = ",".join(str(v) for v in value)
-        if isinstance(value, (int, float)):
-            value = str(value)
-        from latentlab.edits.linear import parse_alphas
-
-        try:
-            parse_alphas(value)
-        except ValueError as e:
-            self.fail(str(e), param, ctx)
-        return value
-
-
-ALPHAS = AlphaSpec()
-
-
 def frames_or_old_steps(frames, old_steps, ctx=None):
     """--frames N, or the old `--steps N` of a path (N intervals = N + 1 frames) given instead; both is refused."""
     if old_steps is None:
@@ -204,16 +192,9 @@ def frames_or_old_steps(frames, old_steps, ctx=None):
     ctx = ctx or click.get_current_context()
     if ctx.get_parameter_source("frames") == ParameterSource.COMMANDLINE:
         raise click.UsageError("give --frames or its old form --steps, not both", ctx)
-    note(f"--steps {old_steps} is now --frames {old_steps + 1} (frames include both ends; the old name still works "
-         "in this release)", interactive_only=True)
+    note(
+        f"--steps {old_steps} is now --frames {old_steps + 1} (frames include both ends; the old name still works "
+        "in this release)",
+        interactive_only=True,
+    )
     return old_steps + 1
-
-
-def one_alpha(spec, option="--alpha"):
-    """The single number an --alpha SPEC names (a command that takes one step size); one line otherwise."""
-    from latentlab.edits.linear import parse_alphas
-
-    values = parse_alphas(spec)
-    if len(values) != 1:
-        raise click.UsageError(f"{option} {spec}: this command takes one value per run, got {len(values)}")
-    return values[0]

@@ -1,4 +1,5 @@
 """`latentlab toyfaces`: a thin shell over latentlab.datasets.toyfaces."""
+
 import os
 
 import click
@@ -8,13 +9,23 @@ from . import options as opt
 
 @click.command("toyfaces")
 @click.option("--n", "n", type=click.IntRange(min=1), required=True, help="Number of faces.")
-@opt.resumable_out(("dataset.json", "images", "labels.csv"), "toyfaces dataset",
-                   help="Dataset folder (images/, labels.csv, dataset.json); rerun with the same --out to resume.")
+@opt.resumable_out(
+    ("dataset.json", "images", "labels.csv"),
+    "toyfaces dataset",
+    help="Dataset folder (images/, labels.csv, dataset.json); rerun with the same --out to resume.",
+)
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the label sampler.")
 @click.option("--resolution", type=int, default=64, show_default=True, help="Image side, a power of two >= 8.")
-@click.option("--workers", type=click.IntRange(min=1), default=None, help="Rendering processes [default: min(CPUs, 4)].")
-@click.option("--grid", "grid_path", type=click.Path(dir_okay=False), default=None,
-              help="Also write an 8x8 preview grid of the first 64 faces to this PNG.")
+@click.option(
+    "--workers", type=click.IntRange(min=1), default=None, help="Rendering processes [default: min(CPUs, 4)]."
+)
+@click.option(
+    "--grid",
+    "grid_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Also write an 8x8 preview grid of the first 64 faces to this PNG.",
+)
 def toyfaces(n, out_dir, seed, resolution, workers, grid_path):
     """Render the procedural toyfaces dataset: cartoon faces with known attributes.
 
@@ -34,12 +45,16 @@ def toyfaces(n, out_dir, seed, resolution, workers, grid_path):
     tf.check_resolution(resolution)
     report = tf.write_dataset(out_dir, n, seed=seed, resolution=resolution, workers=workers, progress=True)
     if report["rendered"]:
-        click.echo(f"rendered {report['rendered']} faces in {report['seconds']:.1f}s "
-                   f"({report['rate']:.0f} renders/s, {report['workers']} workers)")
+        click.echo(
+            f"rendered {report['rendered']} faces in {report['seconds']:.1f}s "
+            f"({report['rate']:.0f} renders/s, {report['workers']} workers)"
+        )
     if report["existing"]:
         click.echo(f"kept {report['existing']} images already there")
-    click.echo(f"wrote {os.path.join(out_dir, 'images')}/ ({n} images, {resolution}px), "
-               f"{os.path.join(out_dir, 'labels.csv')} and {os.path.join(out_dir, 'dataset.json')}")
+    click.echo(
+        f"wrote {os.path.join(out_dir, 'images')}/ ({n} images, {resolution}px), "
+        f"{os.path.join(out_dir, 'labels.csv')} and {os.path.join(out_dir, 'dataset.json')}"
+    )
     if grid_path:
         from latentlab.utils.images import make_grid, save_png, to_pil
 

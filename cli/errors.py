@@ -1,13 +1,16 @@
 """One clear line on stderr and a non-zero exit for every expected failure."""
+
 import sys
 
 import click
 
-from latentlab.errors import CheckpointError, LatentlabError  # dependency-free: keeps `--help` instant
+from latentlab.errors import LatentlabError  # dependency-free: keeps `--help` instant
 
 from .conventions import STATE
 
-EXPECTED = (CheckpointError, LatentlabError, ValueError, FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)
+# latentlab's own errors (CheckpointError, ConfigError, MissingDependency, MissingWeights) and the system's (a
+# missing file, no permission, a full disk) are expected: one line. Anything else is a bug and shows as one.
+EXPECTED = (LatentlabError, OSError)
 
 
 def _debug_requested(argv):
@@ -36,7 +39,11 @@ def run(group, argv=None):
         click.echo("latentlab: aborted", err=True)
         return 130
     except click.UsageError as e:
-        hint = f" (see '{e.ctx.command_path} --help')" if e.ctx is not None and e.ctx.parent is not None else " (see 'latentlab --help')"
+        hint = (
+            f" (see '{e.ctx.command_path} --help')"
+            if e.ctx is not None and e.ctx.parent is not None
+            else " (see 'latentlab --help')"
+        )
         click.echo(f"latentlab: error: {e.format_message()}{hint}", err=True)
         return 2
     except click.ClickException as e:

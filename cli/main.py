@@ -1,13 +1,23 @@
-"""Entry point of the `latentlab` console script (also `python -m latentlab` and `python -m cli.main`).
+"""Entry point of the `latentlab` console script (also `python -m latentlab` and `python -m latentlab.cli.main`).
 
 Only click and the standard library are imported here and in every `cli/*.py` module at import
 time (each command imports the library when it runs), so `latentlab --help` is instant.
 """
+
 import sys
 
 import click
 
-from . import attribute_commands, boundary_commands, commands, dataset_commands, edit_commands, sample_commands, study_commands, train_commands
+from . import (
+    attribute_commands,
+    boundary_commands,
+    commands,
+    dataset_commands,
+    edit_commands,
+    sample_commands,
+    study_commands,
+    train_commands,
+)
 from .conventions import add_global_options
 from .errors import run
 
@@ -38,7 +48,16 @@ def app():
     """
 
 
-for cmd in commands.ALL + edit_commands.ALL + attribute_commands.ALL + sample_commands.ALL + boundary_commands.ALL + study_commands.ALL + train_commands.ALL + dataset_commands.ALL:
+for cmd in (
+    commands.ALL
+    + edit_commands.ALL
+    + attribute_commands.ALL
+    + sample_commands.ALL
+    + boundary_commands.ALL
+    + study_commands.ALL
+    + train_commands.ALL
+    + dataset_commands.ALL
+):
     app.add_command(cmd)
 add_global_options(app)  # --debug and --threads on the group and on every command
 

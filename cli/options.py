@@ -1,7 +1,12 @@
 """Options shared by several commands, and small helpers."""
+
 import math
 
 import click
+
+from latentlab.errors import ConfigError
+
+from .types import SEEDS
 
 
 class FiniteFloat(click.FloatRange):
@@ -22,29 +27,19 @@ class FiniteFloat(click.FloatRange):
 
 FINITE = FiniteFloat()
 
-MODEL_HELP = ("Checkpoint: a .pkl/.safetensors file, a registry name (see `latentlab models`) or a URL "
-              "[default: the embedded toyfaces model].")
+MODEL_HELP = (
+    "Checkpoint: a .pkl/.safetensors file, a registry name (see `latentlab models`) or a URL "
+    "[default: the embedded toyfaces model]."
+)
 
 
 def device(name):
-    import torch
+    """The device of a single-process command: 'auto' is cuda when present
+    (`latentlab.utils.distributed.resolve_device`; commands that split work across torchrun ranks use
+    `latentlab.utils.distributed.join`)."""
+    from latentlab.utils.distributed import resolve_device
 
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"--device {name}: CUDA is not available on this machine")
-    return name
-
-
-def join_ranks(name):
-    """(device, rank) for a command that splits work across torchrun ranks (rank 0 reports)."""
-    import os
-
-    from latentlab.sampling.distributed import init_from_env, rank_device
-
-    dev = rank_device(name) if os.environ.get("WORLD_SIZE", "1") != "1" else device(name)
-    rank, _ = init_from_env(dev)
-    return dev, rank
+    return resolve_device(name)
 
 
 def load_model(spec, dev):
@@ -63,41 +58,56 @@ def load_model(spec, dev):
 
 
 def classifier_for(spec, G, ckpt, attrs=None):
-    """The --classifier spec to load: as given, else the model's default (`latentlab.defaults.default_classifier_spec`:
-    the embedded model's classifier, or NVIDIA's CelebA-HQ classifiers for face models, only `attrs` when given).
-    G may be None (before the model is loaded)."""
+    """The --classifier spec to load: as given, else the model's default
+    (`latentlab.attributes.default.default_classifier_spec`: the embedded model's classifier, or NVIDIA's
+    CelebA-HQ classifiers for face models, only `attrs` when given). G may be None (before the model is loaded)."""
     if spec is not None:
         return spec
-    from latentlab import defaults
+    from latentlab.attributes.default import NoDefaultClassifier, default_classifier_spec
 
     try:
-        spec = defaults.default_classifier_spec(G, ckpt, attrs)
-    except defaults.NoDefaultClassifier as e:
+        spec = default_classifier_spec(G, ckpt, attrs)
+    except NoDefaultClassifier as e:
         raise click.UsageError(str(e)) from None
     import os
 
     if not spec.startswith("toyfaces:") and os.environ.get("RANK", "0") == "0":
-        click.echo(f"latentlab: scoring with {spec}, NVIDIA's CelebA-HQ attribute classifiers, the default for face "
-                   "models (pass --classifier to choose another)", err=True)
+        click.echo(
+            f"latentlab: scoring with {spec}, NVIDIA's CelebA-HQ attribute classifiers, the default for face "
+            "models (pass --classifier to choose another)",
+            err=True,
+        )
     return spec
 
 
 def check_cutoff(G, cutoff):
     if cutoff is not None and cutoff > G.num_ws:
-        raise ValueError(f"--trunc-cutoff {cutoff} exceeds num_ws ({G.num_ws})")
+        raise ConfigError(f"--trunc-cutoff {cutoff} exceeds num_ws ({G.num_ws})")
 
 
 model = click.option("--model", "ckpt", default=None, type=str, help=MODEL_HELP)
-classifier = click.option("--classifier", "classifier_spec", default=None,
-                          help="Classifier: a name (toyfaces, nvidia-celebahq, nvidia-celebahq:Smiling,Male) or a spec such "
-                               "as resnet:celeba40.pt or toyfaces:FILE (see `latentlab sample --help`) [default: the "
-                               "embedded model's classifier for the embedded model; nvidia-celebahq, NVIDIA's CelebA-HQ "
-                               "classifiers downloaded on first use, for the registry's face models].")
-seeds = click.option("--seeds", default="0-7", show_default=True, help="Seeds: N, A-B or a list such as 0-3,42.")
+classifier = click.option(
+    "--classifier",
+    "classifier_spec",
+    default=None,
+    help="Classifier: a name (toyfaces, nvidia-celebahq, nvidia-celebahq:Smiling,Male) or a spec such "
+    "as resnet:celeba40.pt or toyfaces:FILE (see `latentlab sample --help`) [default: the "
+    "embedded model's classifier for the embedded model; nvidia-celebahq, NVIDIA's CelebA-HQ "
+    "classifiers downloaded on first use, for the registry's face models].",
+)
+seeds = click.option(
+    "--seeds", type=SEEDS, default="0-7", show_default=True, help="Seeds: N, A-B or a list such as 0-3,42."
+)
 trunc = click.option("--trunc", "psi", type=FINITE, default=1.0, show_default=True, help="Truncation psi (1 = none).")
-trunc_cutoff = click.option("--trunc-cutoff", "cutoff", type=click.IntRange(min=0), default=None, help="Truncate only the first N ws.")
-noise_mode = click.option("--noise-mode", type=click.Choice(["const", "random", "none"]), default="const", show_default=True)
-batch = click.option("--batch", "batch_size", type=click.IntRange(min=1), default=8, show_default=True, help="Images per batch.")
+trunc_cutoff = click.option(
+    "--trunc-cutoff", "cutoff", type=click.IntRange(min=0), default=None, help="Truncate only the first N ws."
+)
+noise_mode = click.option(
+    "--noise-mode", type=click.Choice(["const", "random", "none"]), default="const", show_default=True
+)
+batch = click.option(
+    "--batch", "batch_size", type=click.IntRange(min=1), default=8, show_default=True, help="Images per batch."
+)
 device_opt = click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:N or auto.")
 
 
@@ -141,8 +151,10 @@ def _not_a_file(value, legacy):
     import os
 
     if not os.path.isdir(value) and value.lower().endswith(FILE_SUFFIXES) and not value.lower().endswith(legacy):
-        raise ValueError(f"--out {value}: --out takes a folder (the command writes its files, with fixed names, "
-                         "inside it), not a file")
+        raise ConfigError(
+            f"--out {value}: --out takes a folder (the command writes its files, with fixed names, "
+            "inside it), not a file"
+        )
 
 
 def out(f=None, *, optional=False, legacy=(), help="Output folder."):
@@ -160,8 +172,11 @@ def out(f=None, *, optional=False, legacy=(), help="Output folder."):
     import inspect
 
     legacy = tuple(s.lower() for s in legacy)
-    default = ("[default: no files are written]" if optional
-               else "[default: a new folder latentlab-out/COMMAND/NNN, the next free number]")
+    default = (
+        "[default: no files are written]"
+        if optional
+        else "[default: a new folder latentlab-out/COMMAND/NNN, the next free number]"
+    )
 
     def decorate(f):
         takes_force = "force" in inspect.signature(f).parameters
@@ -177,18 +192,24 @@ def out(f=None, *, optional=False, legacy=(), help="Output folder."):
                     kw["out_dir"] = new_out_dir()
             elif legacy and value.lower().endswith(legacy) and not _isdir(value):
                 if _rank0():
-                    click.echo(f"latentlab: note: --out {value} names a file, which is deprecated: --out takes a "
-                               "folder now (see --help); writing the file as before", err=True)
+                    click.echo(
+                        f"latentlab: note: --out {value} names a file, which is deprecated: --out takes a "
+                        "folder now (see --help); writing the file as before",
+                        err=True,
+                    )
             else:
                 _not_a_file(value, legacy)
                 check_out_dir(value, force)
             return f(*args, **kw)
 
-        wrapper = click.option("--force", is_flag=True,
-                               help="Write into an existing, non-empty --out folder (overwriting this command's "
-                                    "files there).")(wrapper)
-        return click.option("--out", "out_dir", cls=_OutOption, default=None, type=click.Path(), metavar="DIR",
-                            help=f"{help} {default}")(wrapper)
+        wrapper = click.option(
+            "--force",
+            is_flag=True,
+            help="Write into an existing, non-empty --out folder (overwriting this command's files there).",
+        )(wrapper)
+        return click.option(
+            "--out", "out_dir", cls=_OutOption, default=None, type=click.Path(), metavar="DIR", help=f"{help} {default}"
+        )(wrapper)
 
     return decorate(f) if f is not None else decorate
 
@@ -213,8 +234,15 @@ def resumable_out(markers, kind, help="Output folder; rerun with the same --out 
                 check_resume_dir(value, markers, kind)
             return f(*args, **kw)
 
-        return click.option("--out", "out_dir", cls=_OutOption, default=None, type=click.Path(), metavar="DIR",
-                            help=f"{help} [default: a new folder latentlab-out/COMMAND/NNN, the next free number]")(wrapper)
+        return click.option(
+            "--out",
+            "out_dir",
+            cls=_OutOption,
+            default=None,
+            type=click.Path(),
+            metavar="DIR",
+            help=f"{help} [default: a new folder latentlab-out/COMMAND/NNN, the next free number]",
+        )(wrapper)
 
     return decorate
 

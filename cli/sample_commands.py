@@ -1,5 +1,8 @@
 """`latentlab sample`: a thin shell over latentlab.sampling (also runs under torchrun)."""
+
 import click
+
+from latentlab.errors import ConfigError
 
 from . import options as opt
 
@@ -8,30 +11,73 @@ def _load_classifier(spec):
     try:
         from latentlab.attributes import load_classifier
     except ImportError as e:
-        raise ValueError(f"--classifier needs latentlab.attributes.load_classifier, which could not be imported ({e})") from None
+        raise ConfigError(
+            f"--classifier needs latentlab.attributes.load_classifier, which could not be imported ({e})"
+        ) from None
     return load_classifier(spec)
 
 
 @click.command("sample")
 @opt.model
-@click.option("--n", "n", type=click.IntRange(min=1), required=True, help="Number of samples (seeds seed-start .. seed-start+n-1).")
+@click.option(
+    "--n",
+    "n",
+    type=click.IntRange(min=1),
+    required=True,
+    help="Number of samples (seeds seed-start .. seed-start+n-1).",
+)
 @opt.classifier
-@opt.resumable_out(("manifest.json",), "sample folder",
-                   help="Sample folder (manifest.json, chunk_NNNNNN.npz); rerun with the same --out to resume.")
+@opt.resumable_out(
+    ("manifest.json",),
+    "sample folder",
+    help="Sample folder (manifest.json, chunk_NNNNNN.npz); rerun with the same --out to resume.",
+)
 @click.option("--seed-start", type=click.IntRange(min=0), default=0, show_default=True, help="First seed.")
-@click.option("--chunk", "chunk_size", type=click.IntRange(min=1), default=1000, show_default=True,
-              help="Samples per chunk file (the unit of resuming).")
-@click.option("--batch", "batch_size", type=click.IntRange(min=1), default=32, show_default=True, help="Images per batch.")
+@click.option(
+    "--chunk",
+    "chunk_size",
+    type=click.IntRange(min=1),
+    default=1000,
+    show_default=True,
+    help="Samples per chunk file (the unit of resuming).",
+)
+@click.option(
+    "--batch", "batch_size", type=click.IntRange(min=1), default=32, show_default=True, help="Images per batch."
+)
 @opt.trunc
 @opt.trunc_cutoff
 @opt.noise_mode
-@click.option("--class", "class_idx", type=click.IntRange(min=0), default=None, help="Class index (conditional models).")
+@click.option(
+    "--class", "class_idx", type=click.IntRange(min=0), default=None, help="Class index (conditional models)."
+)
 @click.option("--styles", "save_styles", is_flag=True, help="Also store the S-space style vectors.")
 @click.option("--images", "save_images", is_flag=True, help="Also store uint8 thumbnails.")
-@click.option("--thumb", "thumb_size", type=click.IntRange(min=1), default=64, show_default=True, help="Thumbnail side with --images.")
+@click.option(
+    "--thumb",
+    "thumb_size",
+    type=click.IntRange(min=1),
+    default=64,
+    show_default=True,
+    help="Thumbnail side with --images.",
+)
 @opt.device_opt
-def sample_cmd(ckpt, n, classifier_spec, out_dir, seed_start, chunk_size, batch_size, psi, cutoff, noise_mode, class_idx,
-               save_styles, save_images, thumb_size, device):
+def sample_cmd(
+    ckpt,
+    n,
+    classifier_spec,
+    out_dir,
+    seed_start,
+    chunk_size,
+    batch_size,
+    psi,
+    cutoff,
+    noise_mode,
+    class_idx,
+    save_styles,
+    save_images,
+    thumb_size,
+    device,
+):
     """Sample seeds, render, score with a classifier, and store codes + scores in chunks.
 
     The --out folder gets manifest.json and chunk_NNNNNN.npz files (seeds, z, w, [wplus],
@@ -46,29 +92,44 @@ def sample_cmd(ckpt, n, classifier_spec, out_dir, seed_start, chunk_size, batch_
       latentlab sample --model ffhq.pkl --n 500000 --classifier torchscript:celeba40.pt --trunc 0.7 --out out/samples
       torchrun --nproc_per_node 4 -m latentlab -- sample --model ffhq.pkl --n 500000 --classifier torchscript:celeba40.pt --out out/samples
     """
-    from latentlab.sampling import distributed, sample
+    from latentlab.sampling import sample
+    from latentlab.utils import distributed
 
-    if device != "auto" and device.startswith("cuda"):
-        opt.device(device)  # one clear error when CUDA is absent
-    classifier_spec = opt.classifier_for(classifier_spec, None, ckpt)  # the model's default when not given
-    classifier = _load_classifier(classifier_spec)
-    rank, world_size = distributed.init_from_env(device)
+    classifier = _load_classifier(opt.classifier_for(classifier_spec, None, ckpt))  # the model's default when not given
+    dev, rank, world_size = distributed.join(device)  # under torchrun: every k-th chunk, cuda:LOCAL_RANK
     ok = False
     try:
-        dev = distributed.rank_device(device)
         G = opt.load_model(ckpt, dev)
         opt.check_cutoff(G, cutoff)
-        report = sample(G, classifier, out_dir, n, seed_start=seed_start, chunk_size=chunk_size, batch_size=batch_size,
-                        truncation_psi=psi, truncation_cutoff=cutoff, noise_mode=noise_mode, save_styles=save_styles,
-                        save_images=save_images, thumb_size=thumb_size, class_idx=class_idx, device=dev,
-                        progress=True, rank=rank, world_size=world_size)
+        report = sample(
+            G,
+            classifier,
+            out_dir,
+            n,
+            seed_start=seed_start,
+            chunk_size=chunk_size,
+            batch_size=batch_size,
+            truncation_psi=psi,
+            truncation_cutoff=cutoff,
+            noise_mode=noise_mode,
+            save_styles=save_styles,
+            save_images=save_images,
+            thumb_size=thumb_size,
+            class_idx=class_idx,
+            device=dev,
+            progress=True,
+            rank=rank,
+            world_size=world_size,
+        )
         ok = True
     finally:
         distributed.shutdown(wait=ok)  # after a failure, do not wait for ranks that may never arrive
     who = "" if world_size == 1 else f"rank 0 of {world_size}: "
     if rank == 0:
-        click.echo(f"{who}computed {report.samples_computed} samples ({len(report.computed)} chunks), kept "
-                   f"{report.samples_skipped} already done; repaired {len(report.repaired)} damaged chunks -> {out_dir}")
+        click.echo(
+            f"{who}computed {report.samples_computed} samples ({len(report.computed)} chunks), kept "
+            f"{report.samples_skipped} already done; repaired {len(report.repaired)} damaged chunks -> {out_dir}"
+        )
 
 
 ALL = [sample_cmd]

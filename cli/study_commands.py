@@ -1,48 +1,111 @@
 """`latentlab als` and `latentlab ppl`: thin shells over latentlab.studies."""
+
 import json
 import os
 
 import click
 
 from . import options as opt
-from .conventions import ALPHAS, alias, frames_or_old_steps, one_alpha
+from .conventions import ALPHA, ALPHAS, alias, frames_or_old_steps
 
 
 @click.command()
 @opt.model
 @opt.classifier
 @click.option("--attrs", default=None, help="Comma-separated attributes (default: all of the classifier's).")
-@click.option("--n", "pairs", type=click.IntRange(min=1), default=100, show_default=True, help="Number of latent pairs.",
-              **alias("--pairs"))
-@click.option("--frames", type=click.IntRange(min=2), default=11, show_default=True,
-              help="Frames along each path, both ends included: t = k/(N-1) (the paper's 10 steps = 11 frames).")
+@click.option(
+    "--n",
+    "pairs",
+    type=click.IntRange(min=1),
+    default=100,
+    show_default=True,
+    help="Number of latent pairs.",
+    **alias("--pairs"),
+)
+@click.option(
+    "--frames",
+    type=click.IntRange(min=2),
+    default=11,
+    show_default=True,
+    help="Frames along each path, both ends included: t = k/(N-1) (the paper's 10 steps = 11 frames).",
+)
 @click.option("--steps", "old_steps", type=click.IntRange(min=1), default=None, hidden=True)  # old name: --frames N+1
-@click.option("--space", type=click.Choice(["z", "w", "w+"]), default="w", show_default=True,
-              help="Random pairs in W, W+ (per-layer w's) or Z (slerp, then mapped).")
-@click.option("--protocol", type=click.Choice(["paper", "hsr"]), default="paper", show_default=True,
-              help="paper: mean squared deviation from the straight line; hsr: the HSR authors' code (standardised "
-                   "logits, squared mean |deviation| per t, summed over t). Curves: mean Delta_t resp. mean |delta_t|.")
-@click.option("--standardize", is_flag=True,
-              help="Divide each attribute's scores by their std over all frames first, so that every ALS is in sd^2 "
-                   "and the Mean is not dominated by logit-scale attributes (the hsr protocol always does).")
-@click.option("--boundary", default=None, type=click.Path(dir_okay=False),
-              help="Edit linearity: pairs are w0 and w0 + alpha * n along this W direction instead of random pairs.")
-@click.option("--alpha", "edit_alpha", type=ALPHAS, default="3", show_default=True,
-              help="Step for --boundary pairs (one value; the --alpha syntax of every command).")
+@click.option(
+    "--space",
+    type=click.Choice(["z", "w", "w+"]),
+    default="w",
+    show_default=True,
+    help="Random pairs in W, W+ (per-layer w's) or Z (slerp, then mapped).",
+)
+@click.option(
+    "--protocol",
+    type=click.Choice(["paper", "hsr"]),
+    default="paper",
+    show_default=True,
+    help="paper: mean squared deviation from the straight line; hsr: the HSR authors' code (standardised "
+    "logits, squared mean |deviation| per t, summed over t). Curves: mean Delta_t resp. mean |delta_t|.",
+)
+@click.option(
+    "--standardize",
+    is_flag=True,
+    help="Divide each attribute's scores by their std over all frames first, so that every ALS is in sd^2 "
+    "and the Mean is not dominated by logit-scale attributes (the hsr protocol always does).",
+)
+@click.option(
+    "--boundary",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="Edit linearity: pairs are w0 and w0 + alpha * n along this W direction instead of random pairs.",
+)
+@click.option(
+    "--alpha",
+    "edit_alpha",
+    type=ALPHA,
+    default="3",
+    show_default=True,
+    help="Step for --boundary pairs (one value; the --alpha syntax of every command).",
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Pair p uses seeds 2p + seed and 2p + 1 + seed.")
 @opt.batch
 @opt.device_opt
-@opt.out(optional=True, help="Report folder: tables (CSV, Markdown), curve over t, per-pair figure, logits, als.json "
-                              "(with --compare: the comparison; default there: latentlab-out/als/NNN).")
-@click.option("--pair-attr", default=None,
-              help="Attribute of the per-pair figure in --out (logits along t vs the straight line) [default: the least "
-                   "linear one].")
-@click.option("--compare", "compare_dirs", multiple=True,
-              help="Instead of running a model, compare saved --out folders (one protocol, same attributes): writes "
-                   "a table (models x attributes + Mean) and the curves over t to --out. Repeat it; NAME=DIR sets "
-                   "a folder's label [default: the folder's name].")
-def als(ckpt, classifier_spec, attrs, pairs, frames, old_steps, space, protocol, boundary, edit_alpha, seed, batch_size, device, out_dir,
-        pair_attr, compare_dirs, standardize):
+@opt.out(
+    optional=True,
+    help="Report folder: tables (CSV, Markdown), curve over t, per-pair figure, logits, als.json "
+    "(with --compare: the comparison; default there: latentlab-out/als/NNN).",
+)
+@click.option(
+    "--pair-attr",
+    default=None,
+    help="Attribute of the per-pair figure in --out (logits along t vs the straight line) [default: the least "
+    "linear one].",
+)
+@click.option(
+    "--compare",
+    "compare_dirs",
+    multiple=True,
+    help="Instead of running a model, compare saved --out folders (one protocol, same attributes): writes "
+    "a table (models x attributes + Mean) and the curves over t to --out. Repeat it; NAME=DIR sets "
+    "a folder's label [default: the folder's name].",
+)
+def als(
+    ckpt,
+    classifier_spec,
+    attrs,
+    pairs,
+    frames,
+    old_steps,
+    space,
+    protocol,
+    boundary,
+    edit_alpha,
+    seed,
+    batch_size,
+    device,
+    out_dir,
+    pair_attr,
+    compare_dirs,
+    standardize,
+):
     """Attribute Linearity Score (HSR paper) of random latent pairs, or a comparison of saved reports.
 
     \b
@@ -52,10 +115,19 @@ def als(ckpt, classifier_spec, attrs, pairs, frames, old_steps, space, protocol,
       latentlab als --model ffhq.pkl --classifier resnet:celeba40.pt --boundary smile_w.npy --alpha 3 --protocol hsr
       latentlab als --compare SG2=out/sg2 --compare SG2+HSR=out/hsr --out out/compare
     """
-    steps, edit_alpha = frames_or_old_steps(frames, old_steps) - 1, one_alpha(edit_alpha)  # als_study: N intervals
+    steps = frames_or_old_steps(frames, old_steps) - 1  # als_study: N intervals
     if compare_dirs:
-        given = [name for name, v in (("--model", ckpt), ("--classifier", classifier_spec), ("--attrs", attrs),
-                                      ("--boundary", boundary), ("--pair-attr", pair_attr)) if v is not None]
+        given = [
+            name
+            for name, v in (
+                ("--model", ckpt),
+                ("--classifier", classifier_spec),
+                ("--attrs", attrs),
+                ("--boundary", boundary),
+                ("--pair-attr", pair_attr),
+            )
+            if v is not None
+        ]
         given += ["--standardize"] if standardize else []  # each folder keeps its own setting (als.json)
         if given:
             raise click.UsageError(f"--compare reads saved reports and runs no model: drop {', '.join(given)}")
@@ -64,59 +136,66 @@ def als(ckpt, classifier_spec, attrs, pairs, frames, old_steps, space, protocol,
         raise click.UsageError("--pair-attr chooses the attribute of a figure in the --out folder: give --out")
     from latentlab.attributes import load_classifier
     from latentlab.edits import load_direction
+    from latentlab.studies.reports import als_classifier, als_study, als_table, write_als_report
+    from latentlab.utils.distributed import join, shutdown
     from latentlab.utils.progress import progress_bar, rank_share
-    from latentlab.studies.reports import als_study, als_table, write_als_report
 
-    from latentlab.sampling.distributed import shutdown
-
-    dev, rank = opt.join_ranks(device)  # under torchrun the work is split across ranks; rank 0 reports
+    dev, rank, _ = join(device)  # under torchrun the work is split across ranks; rank 0 reports
     G = opt.load_model(ckpt, dev)
-    clf = load_classifier(opt.classifier_for(classifier_spec, G, ckpt, attrs))
-    if attrs:
-        clf = clf.select([a.strip() for a in attrs.split(",") if a.strip()])
-    names = list(getattr(clf, "names", None) or [])
-    if pair_attr is not None and names and pair_attr not in names:
-        raise ValueError(f"--pair-attr {pair_attr!r} is not one of the scored attributes: {', '.join(names)}")
-    clf = clf.to(dev).eval() if hasattr(clf, "to") else clf
+    clf = als_classifier(load_classifier(opt.classifier_for(classifier_spec, G, ckpt, attrs)), attrs, pair_attr, dev)
     direction = load_direction(boundary).check_dim(G.w_dim, "w").vector if boundary is not None else None
-    with progress_bar(total=rank_share(pairs), desc="als", unit="pair", enabled=rank == 0, what="ALS pairs",
-                      hint="use --n to reduce") as bar:
-        res = als_study(G, clf, pairs, steps, space, protocol, direction, edit_alpha, seed, batch_size, dev, progress=bar,
-                        standardize=standardize)
+    with progress_bar(
+        total=rank_share(pairs), desc="als", unit="pair", enabled=rank == 0, what="ALS pairs", hint="use --n to reduce"
+    ) as bar:
+        res = als_study(
+            G,
+            clf,
+            pairs,
+            steps,
+            space,
+            protocol,
+            direction,
+            edit_alpha,
+            seed,
+            batch_size,
+            dev,
+            progress=bar,
+            standardize=standardize,
+        )
     shutdown()
     if rank != 0:
         return
     table = als_table(res)
     click.echo(table.to_string(float_format=lambda v: f"{v:.4f}"))
     kind = f"edit along {os.path.basename(boundary)} x {edit_alpha:g}" if boundary else space
-    click.echo(f"mean ALS ({protocol}{', standardised' if standardize else ''}, {pairs} pairs, {steps} steps, {kind}): "
-               f"{res['mean']:.4f}")
+    click.echo(
+        f"mean ALS ({protocol}{', standardised' if standardize else ''}, {pairs} pairs, {steps} steps, {kind}): "
+        f"{res['mean']:.4f}"
+    )
     from latentlab.studies.als import mixed_units_note
 
     note = mixed_units_note(res)
     if note:
         click.echo(f"note: {note}")
     if out_dir:
-        settings = dict(model=ckpt, classifier=classifier_spec, space=space, seed=seed, boundary=boundary,
-                        alpha=edit_alpha if boundary else None, standardize=standardize)
+        settings = dict(
+            model=ckpt,
+            classifier=classifier_spec,
+            space=space,
+            seed=seed,
+            boundary=boundary,
+            alpha=edit_alpha if boundary else None,
+            standardize=standardize,
+        )
         write_als_report(res, out_dir, settings=settings, pair_attribute=pair_attr, table=table)
         click.echo(f"wrote the ALS report to {out_dir}")
 
 
 def _compare_als(specs, out_dir):
     """`als --compare`: read each report folder (NAME=DIR or DIR), write the comparison."""
-    from latentlab.studies.reports import read_als_report, write_als_comparison
+    from latentlab.studies.reports import read_als_reports, write_als_comparison
 
-    results = {}
-    for spec in specs:
-        name, folder = spec.split("=", 1) if "=" in spec and not os.path.isdir(spec) else (None, spec)
-        name = name or os.path.basename(os.path.normpath(folder))
-        if name in results:
-            raise ValueError(f"--compare: two folders are labelled {name!r}; label them NAME=DIR")
-        try:
-            results[name] = read_als_report(folder)
-        except ValueError as e:
-            raise ValueError(f"--compare {e}") from None
+    results = read_als_reports(specs)
     table = write_als_comparison(results, out_dir)
     click.echo(table.to_string(float_format=lambda v: f"{v:.4f}"))
     click.echo(f"wrote the ALS comparison ({next(iter(results.values())).attrs['protocol']}) to {out_dir}")
@@ -124,35 +203,96 @@ def _compare_als(specs, out_dir):
 
 @click.command()
 @opt.model
-@click.option("--n", "num_samples", type=click.IntRange(min=2), default=100_000, show_default=True,
-              help="Number of latent pairs (the official metric: 100000).", **alias("--samples"))
-@click.option("--space", type=click.Choice(["z", "w"]), default=None,
-              help="Random pairs slerped in Z or lerped in W [default: w; with --latents, the codes' own space].")
+@click.option(
+    "--n",
+    "num_samples",
+    type=click.IntRange(min=2),
+    default=100_000,
+    show_default=True,
+    help="Number of latent pairs (the official metric: 100000).",
+    **alias("--samples"),
+)
+@click.option(
+    "--space",
+    type=click.Choice(["z", "w"]),
+    default=None,
+    help="Random pairs slerped in Z or lerped in W [default: w; with --latents, the codes' own space].",
+)
 @click.option("--sampling", type=click.Choice(["full", "end"]), default="full", show_default=True)
 @click.option("--crop", is_flag=True, help="Crop to the face region first (as the FFHQ metric does).")
-@click.option("--labels", default=None,
-              help="Conditional models: a dataset folder/zip with dataset.json (labels drawn from it, as the official "
-                   "metric does) or 'uniform' (a random one-hot class per pair) [default: uniform].")
-@click.option("--latents", "latents_file", default=None, type=click.Path(dir_okay=False),
-              help="Latents file (z, w, w+ or s codes, e.g. from `edit` or a projector): pairs join two of its codes.")
+@click.option(
+    "--labels",
+    default=None,
+    help="Conditional models: a dataset folder/zip with dataset.json (labels drawn from it, as the official "
+    "metric does) or 'uniform' (a random one-hot class per pair) [default: uniform].",
+)
+@click.option(
+    "--latents",
+    "latents_file",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="Latents file (z, w, w+ or s codes, e.g. from `edit` or a projector): pairs join two of its codes.",
+)
 @opt.trunc
 @opt.trunc_cutoff
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--random-backbone", is_flag=True, help="LPIPS with an untrained VGG (offline smoke runs; not comparable to published PPL).")
+@click.option(
+    "--random-backbone",
+    is_flag=True,
+    help="LPIPS with an untrained VGG (offline smoke runs; not comparable to published PPL).",
+)
 @opt.batch
 @opt.device_opt
-@opt.out(optional=True, legacy=(".json",),
-         help="Report folder: ppl.json (mean, settings, histogram), distances.npy, histogram figure, the 8 lowest and 8 "
-              "highest pairs, interpolation strips of the lowest and highest --band, summary.md.")
-@click.option("--grids", "grid_dir", default=None, type=click.Path(file_okay=False), hidden=True,
-              help="Old name of --out DIR (deprecated).")
-@click.option("--band", type=opt.FiniteFloat(0, 0.5, min_open=True), default=0.1, show_default=True,
-              help="Fraction of pairs in the lowest / highest band shown as interpolation strips.")
-@click.option("--compare", "compare_dirs", multiple=True, type=click.Path(file_okay=False),
-              help="Earlier --out report folder to overlay in the histogram (repeatable).")
+@opt.out(
+    optional=True,
+    legacy=(".json",),
+    help="Report folder: ppl.json (mean, settings, histogram), distances.npy, histogram figure, the 8 lowest and 8 "
+    "highest pairs, interpolation strips of the lowest and highest --band, summary.md.",
+)
+@click.option(
+    "--grids",
+    "grid_dir",
+    default=None,
+    type=click.Path(file_okay=False),
+    hidden=True,
+    help="Old name of --out DIR (deprecated).",
+)
+@click.option(
+    "--band",
+    type=opt.FiniteFloat(0, 0.5, min_open=True),
+    default=0.1,
+    show_default=True,
+    help="Fraction of pairs in the lowest / highest band shown as interpolation strips.",
+)
+@click.option(
+    "--compare",
+    "compare_dirs",
+    multiple=True,
+    type=click.Path(file_okay=False),
+    help="Earlier --out report folder to overlay in the histogram (repeatable).",
+)
 @click.option("--label", default=None, help="This run's name in figures (default: the model name).")
-def ppl(ckpt, num_samples, space, sampling, crop, labels, latents_file, psi, cutoff, seed, random_backbone, batch_size,
-        device, out_dir, force, grid_dir, band, compare_dirs, label):
+def ppl(
+    ckpt,
+    num_samples,
+    space,
+    sampling,
+    crop,
+    labels,
+    latents_file,
+    psi,
+    cutoff,
+    seed,
+    random_backbone,
+    batch_size,
+    device,
+    out_dir,
+    force,
+    grid_dir,
+    band,
+    compare_dirs,
+    label,
+):
     """Perceptual path length (StyleGAN paper), as the official StyleGAN2-ADA metric computes it.
 
     Each pair gets fresh noise, shared by its two images (as the official sampler does);
@@ -167,11 +307,11 @@ def ppl(ckpt, num_samples, space, sampling, crop, labels, latents_file, psi, cut
       latentlab ppl --model ffhq.pkl --latents out/proj/latents.npz --n 1000
       torchrun --nproc_per_node 4 -m latentlab -- ppl --model ffhq.pkl --n 100000 --out out/ppl
     """
-    from latentlab.sampling.distributed import shutdown
-    from latentlab.studies import LPIPSDistance, perceptual_path_length
     from latentlab.latents import LatentCodes
+    from latentlab.studies import LPIPSDistance, perceptual_path_length
     from latentlab.studies.ppl import dataset_labels
     from latentlab.studies.ppl_figures import read_ppl_report
+    from latentlab.utils.distributed import join, shutdown
     from latentlab.utils.progress import progress_bar, rank_share
 
     out_json = out_dir if out_dir and out_dir.lower().endswith(".json") and not os.path.isdir(out_dir) else None
@@ -184,71 +324,153 @@ def ppl(ckpt, num_samples, space, sampling, crop, labels, latents_file, psi, cut
         click.echo("latentlab: note: --grids DIR is deprecated: use --out DIR", err=True)
         report_dir = check_out_dir(grid_dir, force, "--grids")
     compare = dict(read_ppl_report(d) for d in compare_dirs) if compare_dirs else {}  # bad folders fail before work
-    dev, rank = opt.join_ranks(device)  # under torchrun the work is split across ranks; rank 0 reports
+    dev, rank, _ = join(device)  # under torchrun the work is split across ranks; rank 0 reports
     G = opt.load_model(ckpt, dev)
     opt.check_cutoff(G, cutoff)
     latents = LatentCodes.load_for(latents_file, G, device=dev) if latents_file else None
     if labels not in (None, "uniform"):
         labels = dataset_labels(labels, G)
     if G.c_dim and labels is None and rank == 0 and not (latents is not None and latents.c is not None):
-        click.echo("latentlab: conditional model: each pair's label is a uniformly drawn class (--labels DATASET draws "
-                   "the dataset's labels, as the official metric does)", err=True)
+        click.echo(
+            "latentlab: conditional model: each pair's label is a uniformly drawn class (--labels DATASET draws "
+            "the dataset's labels, as the official metric does)",
+            err=True,
+        )
     distance = LPIPSDistance(pretrained_backbone=not random_backbone).to(dev)
-    with progress_bar(total=rank_share(num_samples), desc="ppl", unit="pair", enabled=rank == 0, what="PPL pairs",
-                      hint="use --n to reduce") as bar:
-        res = perceptual_path_length(G, num_samples, space, sampling, crop, distance=distance, batch_size=batch_size,
-                                     seed=seed, device=dev, progress=bar, labels=labels, truncation_psi=psi,
-                                     truncation_cutoff=cutoff, latents=latents)
+    with progress_bar(
+        total=rank_share(num_samples),
+        desc="ppl",
+        unit="pair",
+        enabled=rank == 0,
+        what="PPL pairs",
+        hint="use --n to reduce",
+    ) as bar:
+        res = perceptual_path_length(
+            G,
+            num_samples,
+            space,
+            sampling,
+            crop,
+            distance=distance,
+            batch_size=batch_size,
+            seed=seed,
+            device=dev,
+            progress=bar,
+            labels=labels,
+            truncation_psi=psi,
+            truncation_cutoff=cutoff,
+            latents=latents,
+        )
     shutdown()
     if rank != 0:
         return
     s = res.settings
-    extras = [x for x in (s["sampling"], "crop" if crop else "", f"psi {psi:g}" if psi != 1 else "",
-                          f"{len(latents)} given codes" if latents is not None else "") if x]
+    extras = [
+        x
+        for x in (
+            s["sampling"],
+            "crop" if crop else "",
+            f"psi {psi:g}" if psi != 1 else "",
+            f"{len(latents)} given codes" if latents is not None else "",
+        )
+        if x
+    ]
     click.echo(f"PPL ({s['space']}, {', '.join(extras)}, {num_samples} pairs): {res.mean:.3f}")
     if out_json:
         from latentlab.utils.atomic import write_text
 
         counts, edges = res.histogram()
-        write_text(out_json, json.dumps(dict(mean=res.mean, samples=num_samples, **s,
-                                             histogram=dict(counts=counts.tolist(), edges=edges.tolist())), indent=1))
+        write_text(
+            out_json,
+            json.dumps(
+                dict(
+                    mean=res.mean,
+                    samples=num_samples,
+                    **s,
+                    histogram=dict(counts=counts.tolist(), edges=edges.tolist()),
+                ),
+                indent=1,
+            ),
+        )
         click.echo(f"wrote {out_json}")
     if report_dir:
-        from latentlab.studies.ppl import band_strips, extreme_pairs
-        from latentlab.studies.reports import write_ppl_report
+        from latentlab.studies.reports import ppl_report
 
         table = labels if labels is not None and not isinstance(labels, str) else None
-        extremes = extreme_pairs(G, res, 8, latents=latents, labels=table, device=dev)
-        strips = band_strips(G, res, band, k=4, frames=8, latents=latents, labels=table, device=dev)
-        write_ppl_report(res, report_dir, extremes, strips=strips, compare=compare, band=band,
-                         label=label or (os.path.basename(ckpt) if ckpt else "toyfaces"))
+        ppl_report(
+            G,
+            res,
+            report_dir,
+            band,
+            latents=latents,
+            labels=table,
+            compare=compare,
+            label=label or (os.path.basename(ckpt) if ckpt else "toyfaces"),
+            device=dev,
+        )
         click.echo(f"wrote the PPL report (ppl.json, distances.npy, figures, summary.md) to {report_dir}")
 
 
 @click.command()
 @opt.model
 @opt.classifier
-@click.option("--attrs", default=None,
-              help="Edited attributes, comma-separated (e.g. smile,age,eyeglasses,gender) [default for the embedded "
-                   "model: smile,age,eyeglasses,male].")
-@click.option("--z-boundaries", default=None, type=click.Path(file_okay=False), help="Folder of Z-space <attr>.npy directions.")
-@click.option("--w-boundaries", default=None, type=click.Path(file_okay=False), help="Folder of W-space <attr>.npy directions.")
+@click.option(
+    "--attrs",
+    default=None,
+    help="Edited attributes, comma-separated (e.g. smile,age,eyeglasses,gender) [default for the embedded "
+    "model: smile,age,eyeglasses,male].",
+)
+@click.option(
+    "--z-boundaries", default=None, type=click.Path(file_okay=False), help="Folder of Z-space <attr>.npy directions."
+)
+@click.option(
+    "--w-boundaries", default=None, type=click.Path(file_okay=False), help="Folder of W-space <attr>.npy directions."
+)
 @click.option("--score-map", default=None, help="Classifier column per edited attribute, e.g. smile=Smiling,age=Young.")
-@click.option("--reference", default=None, type=click.Path(dir_okay=False),
-              help="Reference label table (CelebA list_attr_celeba.txt) [default for the embedded model: the "
-                   "renderer's own labels].")
+@click.option(
+    "--reference",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="Reference label table (CelebA list_attr_celeba.txt) [default for the embedded model: the "
+    "renderer's own labels].",
+)
 @opt.seeds
-@click.option("--alpha", "alphas", type=ALPHAS, default="-3:3:13", show_default=True,
-              help="Edit strengths: a value, a list (-2,0,2) or start:stop:count.")
-@click.option("--scores", type=click.Choice(["logits", "probabilities"]), default="logits", show_default=True,
-              help="Correlate and plot the classifier's logits, or their sigmoid as the paper plots them (the "
-                   "correlations differ; regressed toyfaces scores stay as they are).")
+@click.option(
+    "--alpha",
+    "alphas",
+    type=ALPHAS,
+    default="-3:3:13",
+    show_default=True,
+    help="Edit strengths: a value, a list (-2,0,2) or start:stop:count.",
+)
+@click.option(
+    "--scores",
+    type=click.Choice(["logits", "probabilities"]),
+    default="logits",
+    show_default=True,
+    help="Correlate and plot the classifier's logits, or their sigmoid as the paper plots them (the "
+    "correlations differ; regressed toyfaces scores stay as they are).",
+)
 @opt.trunc
 @opt.batch
 @opt.device_opt
 @opt.out(help="Report folder: scores.csv, correlation matrices (CSV, Markdown, heatmaps), linearity plots, summary.md.")
-def corr(ckpt, classifier_spec, attrs, z_boundaries, w_boundaries, score_map, reference, seeds, alphas, scores, psi,
-         batch_size, device, out_dir):
+def corr(
+    ckpt,
+    classifier_spec,
+    attrs,
+    z_boundaries,
+    w_boundaries,
+    score_map,
+    reference,
+    seeds,
+    alphas,
+    scores,
+    psi,
+    batch_size,
+    device,
+    out_dir,
+):
     """Attribute correlation study: edit in Z and W, score, compare correlations, plot linearity.
 
     Writes scores.csv (logits); per space the correlation matrix of the images edited there,
@@ -265,47 +487,43 @@ def corr(ckpt, classifier_spec, attrs, z_boundaries, w_boundaries, score_map, re
           --w-boundaries bw/ --reference list_attr_celeba.txt --seeds 0-99 --out out/corr
     """
     from latentlab.attributes import load_classifier
-    from latentlab.attributes.celeba import read_attr_table
-    from latentlab.utils.progress import progress_bar, rank_share
-    from latentlab.edits import parse_alphas
-    from latentlab.latents import parse_seeds
-    from latentlab.studies.correlation import comparison_lines, load_directions, parse_score_map, score_columns
+    from latentlab.studies.correlation import MissingInput, comparison_lines, study_inputs
     from latentlab.studies.reports import corr_study, write_corr_report
+    from latentlab.utils.distributed import join, shutdown
+    from latentlab.utils.progress import progress_bar, rank_share
 
-    from latentlab import defaults
-
-    embedded = ckpt is None or ckpt == defaults.NAME
-    if embedded and not (z_boundaries or w_boundaries):
-        z_boundaries, w_boundaries = defaults.z_boundaries_dir(), defaults.w_boundaries_dir()
-    if attrs is None:
-        if not embedded:
-            raise click.UsageError("--attrs is required for models other than the embedded toyfaces model")
-        attrs = "smile,age,eyeglasses,male"
-    edited = [a.strip() for a in attrs.split(",") if a.strip()]
-    folders = {s: f for s, f in (("z", z_boundaries), ("w", w_boundaries)) if f}
-    if not folders:
-        raise click.UsageError("give --z-boundaries and/or --w-boundaries")
-    directions = load_directions(folders, edited)
-    mapping = parse_score_map(score_map)
-    from latentlab.sampling.distributed import shutdown
-
-    seed_list = parse_seeds(seeds)
-    dev, rank = opt.join_ranks(device)  # under torchrun the work is split across ranks; rank 0 reports
+    try:
+        inputs = study_inputs(ckpt, attrs, z_boundaries, w_boundaries, score_map, reference)  # files read here
+    except MissingInput as e:
+        raise click.UsageError(str(e)) from None
+    dev, rank, _ = join(device)  # under torchrun the work is split across ranks; rank 0 reports
     G = opt.load_model(ckpt, dev)
-    clf = load_classifier(opt.classifier_for(classifier_spec, G, ckpt, [mapping.get(a, a) for a in edited]))
+    clf = load_classifier(opt.classifier_for(classifier_spec, G, ckpt, inputs.classifier_attributes))
     clf = clf.to(dev).eval() if hasattr(clf, "to") else clf
-    columns = score_columns(edited, clf.names, mapping)
-    if reference:
-        reference_table = read_attr_table(reference)
-    elif embedded:
-        reference_table = defaults.reference_table()
-    else:
-        reference_table = None
-    total = len(directions) * rank_share(len(seed_list)) * len(parse_alphas(alphas))  # rank 0's share of the faces
-    with progress_bar(total=total, desc="corr", unit="img", enabled=rank == 0, what="edited images",
-                      hint="use fewer --seeds or --alpha values") as bar:
-        result = corr_study(G, clf, directions, seed_list, alphas, columns, reference_table, psi, batch_size, dev,
-                            progress=bar, scores=scores)
+    columns = inputs.columns(clf.names)
+    total = len(inputs.directions) * rank_share(len(seeds)) * len(alphas)  # rank 0's share of the faces
+    with progress_bar(
+        total=total,
+        desc="corr",
+        unit="img",
+        enabled=rank == 0,
+        what="edited images",
+        hint="use fewer --seeds or --alpha values",
+    ) as bar:
+        result = corr_study(
+            G,
+            clf,
+            inputs.directions,
+            seeds,
+            alphas,
+            columns,
+            inputs.reference,
+            psi,
+            batch_size,
+            dev,
+            progress=bar,
+            scores=scores,
+        )
     shutdown()
     if rank != 0:
         return

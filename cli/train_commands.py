@@ -1,7 +1,10 @@
 """`latentlab train gan|hsr|clusters`: thin shells over latentlab.train."""
+
 import contextlib
 
 import click
+
+from latentlab.errors import ConfigError
 
 from . import options as opt
 
@@ -9,31 +12,81 @@ from . import options as opt
 def _run_options(f):
     """Options every GAN training command shares."""
     decorators = [
-        click.option("--data", required=True, type=click.Path(exists=True), help="Image folder or .zip (square images)."),
-        click.option("--steps", type=click.IntRange(min=1), required=True, help="Total training steps (G + D updates)."),
-        opt.resumable_out(("training_state.pt", "options.json", "metrics.csv"), "training run",
-                          help="Run folder (network-snapshot-*.safetensors, metrics.csv, training_state.pt); rerun "
-                               "with the same --out to resume."),
-        click.option("--batch", "batch_size", type=click.IntRange(min=1), default=16, show_default=True,
-                     help="Images per step (over all processes)."),
-        click.option("--lr", type=opt.FiniteFloat(min=0, min_open=True), default=0.0025, show_default=True,
-                     help="Adam learning rate of G and D."),
-        click.option("--gamma", "r1_gamma", type=opt.FiniteFloat(min=0), default=None,
-                     help="R1 weight [default: 0.0002 * resolution^2 / batch]."),
-        click.option("--pl-weight", type=opt.FiniteFloat(min=0), default=2.0, show_default=True,
-                     help="Path-length regulariser weight (0 = off)."),
-        click.option("--mixing", "style_mixing_prob", type=opt.FiniteFloat(0, 1), default=0.9, show_default=True,
-                     help="Style-mixing probability."),
-        click.option("--ema-kimg", type=opt.FiniteFloat(min=0), default=None,
-                     help="G_ema half-life in kimg [default: batch * 10 / 32]."),
+        click.option(
+            "--data", required=True, type=click.Path(exists=True), help="Image folder or .zip (square images)."
+        ),
+        click.option(
+            "--steps", type=click.IntRange(min=1), required=True, help="Total training steps (G + D updates)."
+        ),
+        opt.resumable_out(
+            ("training_state.pt", "options.json", "metrics.csv"),
+            "training run",
+            help="Run folder (network-snapshot-*.safetensors, metrics.csv, training_state.pt); rerun "
+            "with the same --out to resume.",
+        ),
+        click.option(
+            "--batch",
+            "batch_size",
+            type=click.IntRange(min=1),
+            default=16,
+            show_default=True,
+            help="Images per step (over all processes).",
+        ),
+        click.option(
+            "--lr",
+            type=opt.FiniteFloat(min=0, min_open=True),
+            default=0.0025,
+            show_default=True,
+            help="Adam learning rate of G and D.",
+        ),
+        click.option(
+            "--gamma",
+            "r1_gamma",
+            type=opt.FiniteFloat(min=0),
+            default=None,
+            help="R1 weight [default: 0.0002 * resolution^2 / batch].",
+        ),
+        click.option(
+            "--pl-weight",
+            type=opt.FiniteFloat(min=0),
+            default=2.0,
+            show_default=True,
+            help="Path-length regulariser weight (0 = off).",
+        ),
+        click.option(
+            "--mixing",
+            "style_mixing_prob",
+            type=opt.FiniteFloat(0, 1),
+            default=0.9,
+            show_default=True,
+            help="Style-mixing probability.",
+        ),
+        click.option(
+            "--ema-kimg",
+            type=opt.FiniteFloat(min=0),
+            default=None,
+            help="G_ema half-life in kimg [default: batch * 10 / 32].",
+        ),
         click.option("--mirror", "xflip", is_flag=True, help="Add x-flipped copies of every image."),
         click.option("--cond", "use_labels", is_flag=True, help="Conditional training on dataset.json labels."),
         click.option("--max-images", type=click.IntRange(min=1), default=None, help="Use only the first N images."),
-        click.option("--snapshot-every", type=click.IntRange(min=1), default=500, show_default=True,
-                     help="Steps between snapshots (the resume points)."),
-        click.option("--log-every", type=click.IntRange(min=1), default=10, show_default=True,
-                     help="Steps between rows of metrics.csv."),
-        click.option("--export-pkl", is_flag=True, help="Also write each snapshot as a stylegan2-ada-pytorch-style .pkl."),
+        click.option(
+            "--snapshot-every",
+            type=click.IntRange(min=1),
+            default=500,
+            show_default=True,
+            help="Steps between snapshots (the resume points).",
+        ),
+        click.option(
+            "--log-every",
+            type=click.IntRange(min=1),
+            default=10,
+            show_default=True,
+            help="Steps between rows of metrics.csv.",
+        ),
+        click.option(
+            "--export-pkl", is_flag=True, help="Also write each snapshot as a stylegan2-ada-pytorch-style .pkl."
+        ),
         click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Random seed."),
         opt.device_opt,
     ]
@@ -46,9 +99,16 @@ def _training_options(kw):
     from latentlab.train import TrainingOptions
 
     return TrainingOptions(
-        batch_size=kw.pop("batch_size"), lr=kw.pop("lr"), r1_gamma=kw.pop("r1_gamma"), pl_weight=kw.pop("pl_weight"),
-        style_mixing_prob=kw.pop("style_mixing_prob"), ema_kimg=kw.pop("ema_kimg"), seed=kw.pop("seed"),
-        snapshot_every=kw.pop("snapshot_every"), log_every=kw.pop("log_every"), export_pkl=kw.pop("export_pkl"),
+        batch_size=kw.pop("batch_size"),
+        lr=kw.pop("lr"),
+        r1_gamma=kw.pop("r1_gamma"),
+        pl_weight=kw.pop("pl_weight"),
+        style_mixing_prob=kw.pop("style_mixing_prob"),
+        ema_kimg=kw.pop("ema_kimg"),
+        seed=kw.pop("seed"),
+        snapshot_every=kw.pop("snapshot_every"),
+        log_every=kw.pop("log_every"),
+        export_pkl=kw.pop("export_pkl"),
     )
 
 
@@ -65,24 +125,35 @@ def stop_on_ctrl_c():
 
 
 def _train(kw, runner=None, **extra):
-    from latentlab.sampling.distributed import shutdown
-    from latentlab.train.runs import join_process_group, train_gan
+    from latentlab.train.runs import train_gan
+    from latentlab.utils.distributed import join, shutdown
 
     runner = runner or train_gan
 
-    dev, rank, _ = join_process_group(kw.pop("device"))
+    dev, rank, _ = join(kw.pop("device"))  # under torchrun: the process group joined, cuda:LOCAL_RANK
     options = _training_options(kw)
     ok = False
     try:
         with stop_on_ctrl_c():
-            trainer = runner(kw.pop("data"), kw.pop("out_dir"), kw.pop("steps"), options=options, xflip=kw.pop("xflip"),
-                             use_labels=kw.pop("use_labels"), max_images=kw.pop("max_images"), device=dev, **extra)
+            trainer = runner(
+                kw.pop("data"),
+                kw.pop("out_dir"),
+                kw.pop("steps"),
+                options=options,
+                xflip=kw.pop("xflip"),
+                use_labels=kw.pop("use_labels"),
+                max_images=kw.pop("max_images"),
+                device=dev,
+                **extra,
+            )
         ok = True
     finally:
         shutdown(wait=ok)
     if rank == 0:
-        click.echo(f"trained to step {trainer.step} ({trainer.kimg:.1f} kimg); networks: {trainer.snapshot_path()}; "
-                   f"wrote the run to {trainer.out_dir}")
+        click.echo(
+            f"trained to step {trainer.step} ({trainer.kimg:.1f} kimg); networks: {trainer.snapshot_path()}; "
+            f"wrote the run to {trainer.out_dir}"
+        )
 
 
 @click.group("train")
@@ -100,14 +171,23 @@ def train():
 @train.command("gan")
 @_run_options
 @click.option("--resolution", type=click.IntRange(min=4), default=None, help="Image size (from scratch).")
-@click.option("--model", "ckpt", default=None, type=str,
-              help="Fine-tune this checkpoint (needs G and D): a file, a registry name (see `latentlab models`) or a "
-                   "URL; without it, train from scratch at --resolution.")
+@click.option(
+    "--model",
+    "ckpt",
+    default=None,
+    type=str,
+    help="Fine-tune this checkpoint (needs G and D): a file, a registry name (see `latentlab models`) or a "
+    "URL; without it, train from scratch at --resolution.",
+)
 @click.option("--z-dim", type=click.IntRange(min=1), default=None, help="[default: 512]")
 @click.option("--w-dim", type=click.IntRange(min=1), default=None, help="[default: 512]")
 @click.option("--map-layers", type=click.IntRange(min=1), default=None, help="Mapping network depth [default: 2].")
-@click.option("--channel-base", type=click.IntRange(min=1), default=None,
-              help="Channels at resolution R are min(channel_base / R, channel_max) [default: 16384].")
+@click.option(
+    "--channel-base",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Channels at resolution R are min(channel_base / R, channel_max) [default: 16384].",
+)
 @click.option("--channel-max", type=click.IntRange(min=1), default=None, help="[default: 512]")
 @click.option("--fp16/--no-fp16", default=None, help="fp16 in the 4 highest resolutions [default: on CUDA].")
 def gan(**kw):
@@ -133,25 +213,50 @@ ALL = [train]
 
 @train.command("hsr")
 @_run_options
-@click.option("--model", "ckpt", default=None, type=str,
-              help="Checkpoint to fine-tune (needs G and D): a file, a registry name (see `latentlab models`) or a "
-                   "URL; without it, train from scratch at --resolution.")
+@click.option(
+    "--model",
+    "ckpt",
+    default=None,
+    type=str,
+    help="Checkpoint to fine-tune (needs G and D): a file, a registry name (see `latentlab models`) or a "
+    "URL; without it, train from scratch at --resolution.",
+)
 @click.option("--resolution", type=click.IntRange(min=4), default=None, help="Image size when training from scratch.")
-@click.option("--extractor", default=None,
-              help="Frozen feature network F: vit_small_patch16_224.dino (default, the paper's), dino_vits16, "
-                   "timm:<model> or torchvision:<model>.")
-@click.option("--extractor-weights", default=None,
-              help="F's weights: a local .pth/.safetensors file, a known file name (dino_deitsmall16_pretrain.pth, ...: "
-                   "downloaded into the cache and verified), 'timm' / 'torchvision' (their downloads), or 'none' "
-                   "(random F: the explicit offline baseline)  [default: F's pretrained weights; for DINO ViT-S/16 "
-                   "dino_deitsmall16_pretrain.pth]")
-@click.option("--extractor-layers", default=None, help="F's layers, comma-separated (ViT: 1-based blocks) [default: 3,6,9,12].")
-@click.option("--hsr-resolutions", default="auto", show_default=True,
-              help="Generator blocks to supervise, e.g. 64,32,16,8 ('auto': those of 64,32,16,8 the model has).")
-@click.option("--hsr-weight", type=opt.FiniteFloat(min=0), default=1.0, show_default=True, help="Weight lambda of the HSR loss.")
-@click.option("--hsr-warmup-kimg", type=opt.FiniteFloat(min=0), default=None,
-              help="HSR is off for the run's first kimg [default: 0 when fine-tuning, 500 from scratch].")
-@click.option("--hsr-hidden", type=click.IntRange(min=1), default=4096, show_default=True, help="Predictor hidden width.")
+@click.option(
+    "--extractor",
+    default=None,
+    help="Frozen feature network F: vit_small_patch16_224.dino (default, the paper's), dino_vits16, "
+    "timm:<model> or torchvision:<model>.",
+)
+@click.option(
+    "--extractor-weights",
+    default=None,
+    help="F's weights: a local .pth/.safetensors file, a known file name (dino_deitsmall16_pretrain.pth, ...: "
+    "downloaded into the cache and verified), 'timm' / 'torchvision' (their downloads), or 'none' "
+    "(random F: the explicit offline baseline)  [default: F's pretrained weights; for DINO ViT-S/16 "
+    "dino_deitsmall16_pretrain.pth]",
+)
+@click.option(
+    "--extractor-layers", default=None, help="F's layers, comma-separated (ViT: 1-based blocks) [default: 3,6,9,12]."
+)
+@click.option(
+    "--hsr-resolutions",
+    default="auto",
+    show_default=True,
+    help="Generator blocks to supervise, e.g. 64,32,16,8 ('auto': those of 64,32,16,8 the model has).",
+)
+@click.option(
+    "--hsr-weight", type=opt.FiniteFloat(min=0), default=1.0, show_default=True, help="Weight lambda of the HSR loss."
+)
+@click.option(
+    "--hsr-warmup-kimg",
+    type=opt.FiniteFloat(min=0),
+    default=None,
+    help="HSR is off for the run's first kimg [default: 0 when fine-tuning, 500 from scratch].",
+)
+@click.option(
+    "--hsr-hidden", type=click.IntRange(min=1), default=4096, show_default=True, help="Predictor hidden width."
+)
 def hsr(**kw):
     """Fine-tune a StyleGAN2 with the Hierarchical Semantic Regulariser (Karmali et al., ECCV 2022).
 
@@ -173,12 +278,22 @@ def hsr(**kw):
         try:
             res = tuple(int(v) for v in res.split(","))
         except ValueError:
-            raise ValueError(f"--hsr-resolutions: expected e.g. 64,32,16,8 or auto, got {res!r}") from None
+            raise ConfigError(f"--hsr-resolutions: expected e.g. 64,32,16,8 or auto, got {res!r}") from None
     from latentlab.train.runs import train_hsr
 
-    _train(kw, runner=train_hsr, model=kw.pop("ckpt"), resolution=kw.pop("resolution"), extractor=kw.pop("extractor"),
-           extractor_weights=kw.pop("extractor_weights"), layers=layers, gen_resolutions=res, weight=kw.pop("hsr_weight"),
-           warmup_kimg=kw.pop("hsr_warmup_kimg"), hidden=kw.pop("hsr_hidden"))
+    _train(
+        kw,
+        runner=train_hsr,
+        model=kw.pop("ckpt"),
+        resolution=kw.pop("resolution"),
+        extractor=kw.pop("extractor"),
+        extractor_weights=kw.pop("extractor_weights"),
+        layers=layers,
+        gen_resolutions=res,
+        weight=kw.pop("hsr_weight"),
+        warmup_kimg=kw.pop("hsr_warmup_kimg"),
+        hidden=kw.pop("hsr_hidden"),
+    )
 
 
 def _add_clusters():

@@ -1,7 +1,8 @@
 """Load a checkpoint, render seeds, edit one style channel, and save the results.
 
-    python examples/quickstart.py --model tests/fixtures/official/sg2ada_skip32.pkl --out out/quickstart
+python examples/quickstart.py --model tests/fixtures/official/sg2ada_skip32.pkl --out out/quickstart
 """
+
 import argparse
 import os
 

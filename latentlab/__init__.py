@@ -16,11 +16,13 @@ loads neither torch nor NumPy: the `latentlab` command answers `--help` without 
 script pays only for what it uses. `from latentlab import load_generator` and
 `latentlab.models` (any subpackage) work as if they were imported eagerly.
 """
+
 import importlib
 
 from .errors import CheckpointError  # dependency-free
+from .utils.versions import package_version as _package_version
 
-__version__ = "0.1.0"
+__version__ = _package_version()  # from the package metadata: pyproject.toml holds the one version
 
 # public name -> (module, attribute); resolved and cached in the module's globals on first access
 _LAZY = {
@@ -38,8 +40,24 @@ _LAZY = {
 }
 
 # subpackages reachable as attributes after a bare `import latentlab` (as when they were imported eagerly)
-_SUBPACKAGES = ("attributes", "boundaries", "checkpoints", "datasets", "defaults", "edits", "errors", "generate",
-                "latents", "models", "ops", "sampling", "studies", "train", "truncation", "utils")
+_SUBPACKAGES = (
+    "attributes",
+    "boundaries",
+    "checkpoints",
+    "datasets",
+    "defaults",
+    "edits",
+    "errors",
+    "generate",
+    "latents",
+    "models",
+    "ops",
+    "sampling",
+    "studies",
+    "train",
+    "truncation",
+    "utils",
+)
 
 
 def __getattr__(name):

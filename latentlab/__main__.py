@@ -1,5 +1,6 @@
 """`python -m latentlab ...`: the `latentlab` command (also under torchrun: `torchrun ... -m latentlab -- CMD ...`)."""
-from cli.main import main
+
+from latentlab.cli.main import main
 
 if __name__ == "__main__":
     main()

@@ -1,10 +1,12 @@
-"""Render images for seeds in batches (the library behind `latentlab generate`)."""
+"""Render images for seeds in batches (the library behind `latentlab generate`: `write_generation`)."""
+
 import os
 
 import torch
 
-from .latents import z_from_seeds
+from .errors import ConfigError
 from .utils.images import make_grid, save_png, to_pil, to_uint8
+from .utils.render import render_batches, render_uint8
 
 
 def class_labels(G, n, class_idx=None, device="cpu"):
@@ -12,33 +14,41 @@ def class_labels(G, n, class_idx=None, device="cpu"):
     c = torch.zeros([n, G.c_dim], device=device)
     if G.c_dim == 0:
         if class_idx is not None:
-            raise ValueError("this generator is unconditional; drop the class index")
+            raise ConfigError("this generator is unconditional; drop the class index")
         return c
     if class_idx is None:
-        raise ValueError(f"this generator is conditional ({G.c_dim} classes); pass a class index")
+        raise ConfigError(f"this generator is conditional ({G.c_dim} classes); pass a class index")
     if not 0 <= class_idx < G.c_dim:
-        raise ValueError(f"class index {class_idx} is outside 0..{G.c_dim - 1}")
+        raise ConfigError(f"class index {class_idx} is outside 0..{G.c_dim - 1}")
     c[:, class_idx] = 1
     return c
 
 
 @torch.no_grad()
-def generate_images(G, seeds, truncation_psi=1.0, truncation_cutoff=None, noise_mode="const", class_idx=None,
-                    batch_size=8, device="cpu", progress=None):
+def generate_images(
+    G,
+    seeds,
+    truncation_psi=1.0,
+    truncation_cutoff=None,
+    noise_mode="const",
+    class_idx=None,
+    batch_size=8,
+    device="cpu",
+    progress=None,
+):
     """Yield (seed, uint8 [H, W, C] image) for every seed, rendering `batch_size` at a time.
 
     z for a seed is NumPy's RandomState(seed).randn(z_dim), as in NVIDIA's generate.py,
-    so a seed gives the same image here as there.
+    so a seed gives the same image here as there. The images are rendered from the w's that
+    `generation_latents` returns (what `latentlab generate` saves in latents.npz).
     """
-    for start in range(0, len(seeds), batch_size):
-        chunk = seeds[start : start + batch_size]
-        z = z_from_seeds(chunk, G.z_dim, device)
-        c = class_labels(G, len(chunk), class_idx, device)
-        img = G(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff, noise_mode=noise_mode)
-        for seed, arr in zip(chunk, to_uint8(img)):
-            yield seed, arr
-        if progress is not None:
-            progress.update(len(chunk))
+    seeds = [int(s) for s in seeds]
+    _, w = generation_latents(G, seeds, truncation_psi, truncation_cutoff, class_idx, device)
+    k = 0
+    for x in render_batches(G, w.wplus(G), batch_size, noise_mode, progress):
+        for arr in to_uint8(x):
+            yield seeds[k], arr
+            k += 1
 
 
 def write_images(items, out_dir, grid_name="grid.png", cols=None):
@@ -75,10 +85,12 @@ def generation_latents(G, seeds, truncation_psi=1.0, truncation_cutoff=None, cla
     from .latents import LatentCodes
 
     seeds = [int(s) for s in seeds]
-    c = class_labels(G, len(seeds), class_idx, device) if G.c_dim else None
-    z = LatentCodes.from_seeds(G, seeds, c=c, device=device)
+    c = class_labels(G, len(seeds), class_idx, device)  # refuses a class for unconditional models, and the reverse
+    z = LatentCodes.from_seeds(G, seeds, c=c if G.c_dim else None, device=device)
     uniform = truncation_cutoff is None or truncation_psi == 1
-    w = z.to("w+" if wplus or not uniform else "w", G, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff)
+    w = z.to(
+        "w+" if wplus or not uniform else "w", G, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff
+    )
     return z, w.replace(meta=dict(truncation=dict(psi=truncation_psi, cutoff=truncation_cutoff)))
 
 
@@ -97,9 +109,9 @@ def save_generation_latents(out_dir, z, w, G, fmt="latentlab"):
     from .utils.atomic import save_npz
 
     if fmt not in LATENTS_FORMATS:
-        raise ValueError(f"unknown latents format {fmt!r}; choose from {', '.join(LATENTS_FORMATS)}")
+        raise ConfigError(f"unknown latents format {fmt!r}; choose from {', '.join(LATENTS_FORMATS)}")
     if z.space != "z" or w.space not in ("w", "w+"):
-        raise ValueError(f"expected z and w/w+ codes, got {z.space} and {w.space}")
+        raise ConfigError(f"expected z and w/w+ codes, got {z.space} and {w.space}")
     if fmt == "wplus" and w.space != "w+":
         w = w.to("w+", G)
     w.save(os.path.join(out_dir, LATENTS_FILE), z=z.data.detach().cpu().numpy(), w=w.data.detach().cpu().numpy())
@@ -117,10 +129,60 @@ def save_generation_settings(out_dir, G, record, files):
     import json
     import sys
 
-    from .edits.pipeline import versions
     from .models.identity import model_hash
     from .utils.atomic import write_text
+    from .utils.versions import versions
 
     record = dict(record, model_id=model_hash(G), versions=versions(), command=sys.argv, files=files)
     write_text(os.path.join(out_dir, SETTINGS_FILE), json.dumps(record, indent=1, default=str))
     return record
+
+
+def check_generation(G, class_idx=None, latents_format="latentlab"):
+    """Refuse (ValueError, one line) what `write_generation` could not do for G: a class index for an
+    unconditional model or none for a conditional one, an unknown latents format. Cheap: call it before
+    showing progress."""
+    class_labels(G, 1, class_idx)
+    if latents_format not in LATENTS_FORMATS:
+        raise ConfigError(f"unknown latents format {latents_format!r}; choose from {', '.join(LATENTS_FORMATS)}")
+
+
+def write_generation(
+    G,
+    seeds,
+    out_dir,
+    truncation_psi=1.0,
+    truncation_cutoff=None,
+    noise_mode="const",
+    class_idx=None,
+    batch_size=8,
+    device="cpu",
+    latents_format="latentlab",
+    model=None,
+    progress=None,
+):
+    """What `latentlab generate` writes: seedNNNN.png per seed, grid.png, latents.npz (+ projected_w.npz for
+    latents_format 'nvidia', see `save_generation_latents`) and generate.json. Returns generate.json's record.
+
+    The images are rendered from the saved w's, so rendering latents.npz with the same noise mode gives them
+    again. `model` names the model in the record; `progress` advances by the images rendered.
+    Everything is checked (`check_generation`) before anything is rendered or written.
+    """
+    seeds = [int(s) for s in seeds]
+    check_generation(G, class_idx, latents_format)
+    z, w = generation_latents(
+        G, seeds, truncation_psi, truncation_cutoff, class_idx, device, wplus=latents_format == "wplus"
+    )
+    images = render_uint8(G, w.wplus(G), batch_size, noise_mode, progress)
+    paths = write_images(zip(seeds, images), out_dir)
+    files = save_generation_latents(out_dir, z, w, G, latents_format)
+    record = dict(
+        model=model,
+        seeds=seeds,
+        truncation=dict(psi=truncation_psi, cutoff=truncation_cutoff),
+        noise_mode=noise_mode,
+        class_idx=class_idx,
+        latents_format=latents_format,
+        latents_space=w.space,
+    )
+    return save_generation_settings(out_dir, G, record, [os.path.basename(p) for p in paths] + files)

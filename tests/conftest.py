@@ -26,8 +26,15 @@ def tiny_generator():
     from latentlab import Generator
 
     torch.manual_seed(0)
-    G = Generator(z_dim=16, c_dim=0, w_dim=16, img_resolution=16, img_channels=3,
-                  mapping_kwargs=dict(num_layers=2), synthesis_kwargs=dict(channel_base=256, channel_max=16))
+    G = Generator(
+        z_dim=16,
+        c_dim=0,
+        w_dim=16,
+        img_resolution=16,
+        img_channels=3,
+        mapping_kwargs=dict(num_layers=2),
+        synthesis_kwargs=dict(channel_base=256, channel_max=16),
+    )
     with torch.no_grad():  # non-trivial noise strengths and w_avg so that tests see them
         for name, p in G.named_parameters():
             if name.endswith("noise_strength"):
@@ -38,8 +45,8 @@ def tiny_generator():
 
 def run_cli(capsys, *args):
     """Run the `latentlab` command in-process: (exit code, stdout, stderr)."""
-    from cli.errors import run
-    from cli.main import app
+    from latentlab.cli.errors import run
+    from latentlab.cli.main import app
 
     code = run(app, [str(a) for a in args])
     out = capsys.readouterr()

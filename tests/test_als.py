@@ -1,4 +1,5 @@
 """Attribute Linearity Score against hand computations on an identity 'generator'."""
+
 import os
 
 import numpy as np
@@ -150,7 +151,9 @@ def test_hsr_bootstrap_interval_is_about_the_reported_als():
     from latentlab.studies.reports import als_table
 
     bump = 4 * np.sin(np.linspace(0, np.pi, 6))
-    logits = np.stack([np.zeros(6) if i % 2 else bump for i in range(40)])[:, :, None] + np.linspace(0, 1, 6)[None, :, None]
+    logits = (
+        np.stack([np.zeros(6) if i % 2 else bump for i in range(40)])[:, :, None] + np.linspace(0, 1, 6)[None, :, None]
+    )
     res = als_from_logits(logits, ["a"], protocol="hsr")
     lo, hi = als_bootstrap_ci(res, n_boot=300)
     assert lo[0] <= res["a"] <= hi[0]
@@ -208,8 +211,16 @@ def test_comparison_table_has_the_mean_over_attributes(tmp_path):
 
     out = tmp_path / "cmp"
     write_als_comparison({"SG2": a, "SG2+HSR": b}, str(out))
-    for f in ("als_compare.csv", "als_compare.md", "als_compare_curves.csv", "als_compare_curve.png",
-              "als_compare_curve.pdf", "als_compare_attributes.png", "als_compare_attributes.pdf", "summary.md"):
+    for f in (
+        "als_compare.csv",
+        "als_compare.md",
+        "als_compare_curves.csv",
+        "als_compare_curve.png",
+        "als_compare_curve.pdf",
+        "als_compare_attributes.png",
+        "als_compare_attributes.pdf",
+        "summary.md",
+    ):
         assert (out / f).stat().st_size > 0, f
     saved = pd.read_csv(out / "als_compare.csv", index_col="model")
     np.testing.assert_allclose(saved["Mean"], saved[["smile", "age", "glasses"]].mean(axis=1))
@@ -235,8 +246,21 @@ def test_report_folder_files_and_read_back(tmp_path):
     res = _result(3, "hsr")
     out = tmp_path / "r"
     write_als_report(res, str(out), settings=dict(space="w"), pair_attribute="smile", pair_count=2)
-    for f in ("als.csv", "als.json", "als_ci.csv", "als_ci.md", "per_pair.csv", "curve.csv", "logits.npy",
-              "als_curve.png", "als_curve.pdf", "als_pairs.csv", "als_pairs.png", "als_pairs.pdf", "summary.md"):
+    for f in (
+        "als.csv",
+        "als.json",
+        "als_ci.csv",
+        "als_ci.md",
+        "per_pair.csv",
+        "curve.csv",
+        "logits.npy",
+        "als_curve.png",
+        "als_curve.pdf",
+        "als_pairs.csv",
+        "als_pairs.png",
+        "als_pairs.pdf",
+        "summary.md",
+    ):
         assert (out / f).stat().st_size > 0, f
     curve = pd.read_csv(out / "curve.csv")
     assert list(curve.columns) == ["t", "mean", "smile", "age", "glasses"]
@@ -245,7 +269,11 @@ def test_report_folder_files_and_read_back(tmp_path):
     assert sorted(pairs["pair"].unique()) == [0, 1]
     np.testing.assert_allclose(pairs[pairs.pair == 1]["logit"], res.attrs["logits"][1, :, 0])
     meta = json.loads((out / "als.json").read_text())
-    assert meta["protocol"] == "hsr" and meta["settings"] == {"space": "w"} and meta["als"]["mean"] == pytest.approx(res["mean"])
+    assert (
+        meta["protocol"] == "hsr"
+        and meta["settings"] == {"space": "w"}
+        and meta["als"]["mean"] == pytest.approx(res["mean"])
+    )
     back = read_als_report(str(out))
     assert back.equals(res) and back.attrs["protocol"] == "hsr"
     (out / "als.json").unlink()  # a folder from before als.json: protocol from summary.md, names from als.csv
@@ -279,8 +307,9 @@ def test_compare_command(capsys, tmp_path, monkeypatch):
     a, b = _result(0, "paper"), _result(1, "paper")
     write_als_report(a, str(tmp_path / "base"))
     write_als_report(b, str(tmp_path / "hsr"))
-    code, out, err = run_cli(capsys, "als", "--compare", f"SG2={tmp_path / 'base'}", "--compare", tmp_path / "hsr",
-                             "--out", tmp_path / "c")
+    code, out, err = run_cli(
+        capsys, "als", "--compare", f"SG2={tmp_path / 'base'}", "--compare", tmp_path / "hsr", "--out", tmp_path / "c"
+    )
     assert code == 0, err
     assert "Mean" in out and "SG2" in out and "hsr" in out
     table = pd.read_csv(tmp_path / "c" / "als_compare.csv", index_col="model")
@@ -288,16 +317,21 @@ def test_compare_command(capsys, tmp_path, monkeypatch):
     assert table.loc["hsr", "age"] == pytest.approx(b["age"]) and table.loc["SG2", "Mean"] == pytest.approx(a["mean"])
     assert stems[-2:] == ["als_compare_curve", "als_compare_attributes"]
 
-    code, _, err = run_cli(capsys, "als", "--compare", tmp_path / "base", "--out", tmp_path / "d", "--compare", tmp_path / "nope")
+    code, _, err = run_cli(
+        capsys, "als", "--compare", tmp_path / "base", "--out", tmp_path / "d", "--compare", tmp_path / "nope"
+    )
     assert code == 1 and err.strip() == f"latentlab: error: --compare {tmp_path / 'nope'}: no such ALS report folder"
     monkeypatch.chdir(tmp_path)  # without --out: the next free default folder
     code, out, err = run_cli(capsys, "als", "--compare", tmp_path / "base")
     default = os.path.join("latentlab-out", "als", "001")
-    assert code == 0 and out.strip().endswith(f"to {default}") and (tmp_path / default / "als_compare.csv").exists(), err
+    assert code == 0 and out.strip().endswith(f"to {default}") and (tmp_path / default / "als_compare.csv").exists(), (
+        err
+    )
     code, _, err = run_cli(capsys, "als", "--compare", tmp_path / "base", "--model", "x.pkl", "--out", tmp_path / "d")
     assert code == 2 and "drop --model" in err
-    code, _, err = run_cli(capsys, "als", "--compare", tmp_path / "base", "--compare", tmp_path / "x" / "base",
-                           "--out", tmp_path / "d")
+    code, _, err = run_cli(
+        capsys, "als", "--compare", tmp_path / "base", "--compare", tmp_path / "x" / "base", "--out", tmp_path / "d"
+    )
     assert code == 1 and "labelled 'base'" in err
 
 
@@ -315,9 +349,29 @@ def test_als_report_script_compares_models_and_saved_reports(tmp_path, monkeypat
     spec.loader.exec_module(script)
     ada = fixture_path("sg2ada_skip32.pkl")
     stems = _fast_figures(monkeypatch)
-    monkeypatch.setattr(sys, "argv", ["als_report.py", "--model", ada, "--label", "A", "--model", ada, "--label", "B",
-                                      "--classifier", f"torchscript:{mean_colour_torchscript}", "--pairs", "2",
-                                      "--steps", "2", "--out", str(tmp_path / "r")])
+    monkeypatch.setattr(
+        sys,
+        "argv",
+        [
+            "als_report.py",
+            "--model",
+            ada,
+            "--label",
+            "A",
+            "--model",
+            ada,
+            "--label",
+            "B",
+            "--classifier",
+            f"torchscript:{mean_colour_torchscript}",
+            "--pairs",
+            "2",
+            "--steps",
+            "2",
+            "--out",
+            str(tmp_path / "r"),
+        ],
+    )
     script.main()
     assert stems.count("als_pairs") == 4 and stems.count("als_compare_curve") == 2
     for protocol in ("paper", "hsr"):
@@ -325,12 +379,25 @@ def test_als_report_script_compares_models_and_saved_reports(tmp_path, monkeypat
         table = pd.read_csv(tmp_path / "r" / "compare" / protocol / "als_compare.csv", index_col="model")
         assert list(table.index) == ["A", "B"]
         assert table.loc["A", "Mean"] == pytest.approx(table.loc["B", "Mean"])  # same model, same pairs
-    monkeypatch.setattr(sys, "argv", ["als_report.py", "--reports", str(tmp_path / "r" / "A" / "hsr"), "--reports",
-                                      f"other={tmp_path / 'r' / 'B' / 'hsr'}", "--out", str(tmp_path / "s")])
+    monkeypatch.setattr(
+        sys,
+        "argv",
+        [
+            "als_report.py",
+            "--reports",
+            str(tmp_path / "r" / "A" / "hsr"),
+            "--reports",
+            f"other={tmp_path / 'r' / 'B' / 'hsr'}",
+            "--out",
+            str(tmp_path / "s"),
+        ],
+    )
     script.main()
     saved = pd.read_csv(tmp_path / "s" / "als_compare.csv", index_col="model")
     assert list(saved.index) == ["hsr", "other"]
-    monkeypatch.setattr(sys, "argv", ["als_report.py", "--reports", str(tmp_path / "nope"), "--out", str(tmp_path / "t")])
+    monkeypatch.setattr(
+        sys, "argv", ["als_report.py", "--reports", str(tmp_path / "nope"), "--out", str(tmp_path / "t")]
+    )
     with pytest.raises(SystemExit, match="no such ALS report folder"):
         script.main()
 

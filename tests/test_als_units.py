@@ -1,4 +1,5 @@
 """ALS tables say each attribute's unit (logit^2, bounded^2, sd^2) and offer standardised scores."""
+
 import json
 
 import numpy as np
@@ -88,8 +89,17 @@ def test_classifiers_declare_their_units():
 
     toy = ToyFacesClassifier()
     units = dict(zip(toy.names, score_units(toy)))
-    assert units == {"smile": "bounded", "age": "bounded", "eyeglasses": "logit", "male": "logit", "beard": "logit",
-                     "yaw": "bounded", "bangs": "logit", "skin": "bounded", "background": "bounded"}
+    assert units == {
+        "smile": "bounded",
+        "age": "bounded",
+        "eyeglasses": "logit",
+        "male": "logit",
+        "beard": "logit",
+        "yaw": "bounded",
+        "bangs": "logit",
+        "skin": "bounded",
+        "background": "bounded",
+    }
     assert score_units(toy.select(["male", "smile"])) == ["logit", "bounded"]
     assert score_units(ResNetAttributeClassifier(names=["x", "y"])) == ["logit", "logit"]
     assert score_units(Declared()) == ["bounded", "logit"]
@@ -101,8 +111,9 @@ def test_classifiers_declare_their_units():
 
 
 def test_cli_als_standardize_and_units(tmp_path, capsys):
-    code, out, err = run_cli(capsys, "als", "--n", 3, "--frames", 3, "--attrs", "smile,male", "--standardize",
-                             "--out", tmp_path / "s")
+    code, out, err = run_cli(
+        capsys, "als", "--n", 3, "--frames", 3, "--attrs", "smile,male", "--standardize", "--out", tmp_path / "s"
+    )
     assert code == 0, err
     rows = {line.split()[0]: line.split() for line in out.splitlines() if line.split()[:1] in (["smile"], ["male"])}
     assert rows["smile"][-1] == rows["male"][-1] == "sd^2"

@@ -1,4 +1,5 @@
 """CelebA layout reader and classifier training on a tiny procedurally generated CelebA folder."""
+
 import json
 import os
 
@@ -8,10 +9,10 @@ import pytest
 import torch
 from PIL import Image
 
-from cli.attribute_commands import ALL, train_classifier
-from cli.errors import run
 from latentlab.attributes import CELEBA_40, ResNetAttributeClassifier, load_classifier, read_celeba
 from latentlab.attributes.training import train_attribute_classifier
+from latentlab.cli.attribute_commands import ALL, train_classifier
+from latentlab.cli.errors import run
 
 SMILING = CELEBA_40.index("Smiling")
 
@@ -67,14 +68,21 @@ def _rewrite(path, edit):
         f.writelines(lines)
 
 
-@pytest.mark.parametrize("edit, match", [
-    (lambda ls: ls.__setitem__(4, ls[4].rsplit(" ", 2)[0] + "\n"), r"list_attr_celeba\.txt:5: malformed line"),
-    (lambda ls: ls.__setitem__(3, ls[3].replace(" 1", " 0", 1) if " 1" in ls[3] else ls[3].replace("-1", " 0", 1)),
-     r"list_attr_celeba\.txt:4: attribute values must be -1 or 1"),
-    (lambda ls: ls.__setitem__(0, "lots\n"), r"list_attr_celeba\.txt:1: expected the number of images"),
-    (lambda ls: ls.__setitem__(0, "7\n"), r"line 1 says 7 images, the file lists 6"),
-    (lambda ls: ls.append("000007.jpg " + " ".join(["1"] * 41) + "\n"), r"list_attr_celeba\.txt:9: malformed line"),
-])
+@pytest.mark.parametrize(
+    "edit, match",
+    [
+        (lambda ls: ls.__setitem__(4, ls[4].rsplit(" ", 2)[0] + "\n"), r"list_attr_celeba\.txt:5: malformed line"),
+        (
+            lambda ls: ls.__setitem__(
+                3, ls[3].replace(" 1", " 0", 1) if " 1" in ls[3] else ls[3].replace("-1", " 0", 1)
+            ),
+            r"list_attr_celeba\.txt:4: attribute values must be -1 or 1",
+        ),
+        (lambda ls: ls.__setitem__(0, "lots\n"), r"list_attr_celeba\.txt:1: expected the number of images"),
+        (lambda ls: ls.__setitem__(0, "7\n"), r"line 1 says 7 images, the file lists 6"),
+        (lambda ls: ls.append("000007.jpg " + " ".join(["1"] * 41) + "\n"), r"list_attr_celeba\.txt:9: malformed line"),
+    ],
+)
 def test_read_celeba_malformed_attr_file(tmp_path, edit, match):
     make_celeba(str(tmp_path), n=6)
     _rewrite(tmp_path / "list_attr_celeba.txt", edit)
@@ -99,7 +107,11 @@ def test_read_celeba_partition_and_missing_files(tmp_path):
 
 def test_read_celeba_official_archive_layout(tmp_path):
     make_celeba(str(tmp_path), n=6)
-    for sub, name in (("Anno", "list_attr_celeba.txt"), ("Eval", "list_eval_partition.txt"), ("Img", "img_align_celeba")):
+    for sub, name in (
+        ("Anno", "list_attr_celeba.txt"),
+        ("Eval", "list_eval_partition.txt"),
+        ("Img", "img_align_celeba"),
+    ):
         os.makedirs(tmp_path / sub, exist_ok=True)
         os.rename(tmp_path / name, tmp_path / sub / name)
     df = read_celeba(tmp_path)
@@ -110,8 +122,9 @@ def test_training_learns_the_visible_attribute(celeba, tmp_path):
     root, files, labels = celeba
     torch.set_num_threads(2)
     out = tmp_path / "clf.pt"
-    res = train_attribute_classifier(root, arch="resnet18", epochs=6, batch_size=8, lr=1e-3, image_size=32,
-                                     out=out, progress=False)
+    res = train_attribute_classifier(
+        root, arch="resnet18", epochs=6, batch_size=8, lr=1e-3, image_size=32, out=out, progress=False
+    )
     rep = json.loads((tmp_path / "clf.json").read_text())
     assert rep == json.loads(json.dumps(res.report))
     assert rep["n_train"] == 32 and rep["n_val"] == 16 and rep["names"] == CELEBA_40
@@ -146,7 +159,9 @@ def test_training_errors(tmp_path, celeba):
     make_celeba(str(tmp_path / "m"), n=6)
     os.remove(tmp_path / "m" / "img_align_celeba" / "000002.jpg")
     with pytest.raises(FileNotFoundError, match="000002.jpg"):
-        train_attribute_classifier(tmp_path / "m", epochs=1, batch_size=6, image_size=8, out=tmp_path / "m.pt", progress=False)
+        train_attribute_classifier(
+            tmp_path / "m", epochs=1, batch_size=6, image_size=8, out=tmp_path / "m.pt", progress=False
+        )
     assert not os.path.exists(tmp_path / "m.pt")
 
 
@@ -167,11 +182,32 @@ def test_cli_train_classifier(celeba, tmp_path, capsys):
     help_text = capsys.readouterr().out
     assert "Example:" in help_text and "latentlab train-classifier --celeba" in help_text
     out = tmp_path / "cli"  # a folder: classifier.pt and classifier.json inside
-    rc = run(_app(), ["train-classifier", "--celeba", celeba[0], "--out", str(out), "--epochs", "1", "--batch", "16",
-                      "--image-size", "16", "--device", "cpu", "--max-images", "16"])
+    rc = run(
+        _app(),
+        [
+            "train-classifier",
+            "--celeba",
+            celeba[0],
+            "--out",
+            str(out),
+            "--epochs",
+            "1",
+            "--batch",
+            "16",
+            "--image-size",
+            "16",
+            "--device",
+            "cpu",
+            "--max-images",
+            "16",
+        ],
+    )
     captured = capsys.readouterr()
     assert rc == 0, captured.err
-    assert "mean validation accuracy" in captured.out and sorted(os.listdir(out)) == ["classifier.json", "classifier.pt"]
+    assert "mean validation accuracy" in captured.out and sorted(os.listdir(out)) == [
+        "classifier.json",
+        "classifier.pt",
+    ]
     assert json.loads((out / "classifier.json").read_text())["n_train"] == 16
 
     broken = tmp_path / "broken"

@@ -1,5 +1,6 @@
 """Attribute classifiers: preprocessing by hand, names/aliases, ResNet/TorchScript/CLIP/table loaders,
 NVIDIA's CelebA-HQ classifiers against the official v1 D outputs and a hand-mapped StyleGAN1Discriminator."""
+
 import json
 import math
 import os
@@ -14,8 +15,19 @@ import torch.nn.functional as F
 
 from conftest import FIXTURES, assert_matches_official
 from latentlab.attributes import (
-    CELEBA_40, CELEBA_NAME, IMAGENET_MEAN, IMAGENET_STD, NVIDIA_ATTRIBUTES, ClipZeroShotClassifier, MissingDependency,
-    NvidiaCelebAHQClassifier, Preprocess, ResNetAttributeClassifier, TableScores, TorchScriptClassifier, load_classifier,
+    CELEBA_40,
+    CELEBA_NAME,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    NVIDIA_ATTRIBUTES,
+    ClipZeroShotClassifier,
+    MissingDependency,
+    NvidiaCelebAHQClassifier,
+    Preprocess,
+    ResNetAttributeClassifier,
+    TableScores,
+    TorchScriptClassifier,
+    load_classifier,
 )
 from latentlab.checkpoints.safe_pickle import TFNetwork, load_pickle
 from latentlab.errors import CheckpointError
@@ -42,7 +54,7 @@ def test_box_resize_averages_cells_by_hand():
     a = img.numpy()
     for i in range(4):
         for j in range(4):
-            want[:, :, i, j] = a[:, :, 4 * i:4 * i + 4, 4 * j:4 * j + 4].mean(axis=(2, 3))
+            want[:, :, i, j] = a[:, :, 4 * i : 4 * i + 4, 4 * j : 4 * j + 4].mean(axis=(2, 3))
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)
     with pytest.raises(ValueError, match="integer factor"):
         Preprocess(resize=5, resize_mode="box")(img)
@@ -91,9 +103,18 @@ def test_resize_modes_deterministic_and_differentiable():
 
 
 def test_preprocess_rejects_bad_settings_and_images():
-    for bad in (dict(resize_mode="nearest"), dict(resize=0), dict(resize=(3,)), dict(mean=(0.5,)),
-                dict(mean=(0.5, 0.5), std=(1.0,)), dict(mean=(0.5,), std=(0.0,)), dict(crop=(0.5, 0, 0.6, 1)),
-                dict(crop=(0, 0, 0, 1)), dict(input_range=(1, 0)), dict(input_range=(0, float("nan")))):
+    for bad in (
+        dict(resize_mode="nearest"),
+        dict(resize=0),
+        dict(resize=(3,)),
+        dict(mean=(0.5,)),
+        dict(mean=(0.5, 0.5), std=(1.0,)),
+        dict(mean=(0.5,), std=(0.0,)),
+        dict(crop=(0.5, 0, 0.6, 1)),
+        dict(crop=(0, 0, 0, 1)),
+        dict(input_range=(1, 0)),
+        dict(input_range=(0, float("nan"))),
+    ):
         with pytest.raises(ValueError):
             Preprocess(**bad)
     p = Preprocess()
@@ -103,7 +124,14 @@ def test_preprocess_rejects_bad_settings_and_images():
         p(torch.zeros(1, 3, 8, 8, dtype=torch.uint8))
     with pytest.raises(ValueError, match="channels"):
         Preprocess(mean=IMAGENET_MEAN, std=IMAGENET_STD)(torch.zeros(1, 1, 4, 4))
-    q = Preprocess(resize=(16, 8), resize_mode="bilinear", crop=(0.1, 0.2, 0.5, 0.5), input_range=(0, 255), mean=(1, 2, 3), std=(4, 5, 6))
+    q = Preprocess(
+        resize=(16, 8),
+        resize_mode="bilinear",
+        crop=(0.1, 0.2, 0.5, 0.5),
+        input_range=(0, 255),
+        mean=(1, 2, 3),
+        std=(4, 5, 6),
+    )
     assert Preprocess.from_dict(json.loads(json.dumps(q.to_dict()))) == q
     with pytest.raises(ValueError, match="unknown preprocess"):
         Preprocess.from_dict({"size": 3})
@@ -115,7 +143,12 @@ def test_preprocess_rejects_bad_settings_and_images():
 
 def test_celeba_names_and_aliases():
     assert len(CELEBA_40) == 40 == len(set(CELEBA_40))
-    assert (CELEBA_40[0], CELEBA_40[20], CELEBA_40[31], CELEBA_40[39]) == ("5_o_Clock_Shadow", "Male", "Smiling", "Young")
+    assert (CELEBA_40[0], CELEBA_40[20], CELEBA_40[31], CELEBA_40[39]) == (
+        "5_o_Clock_Shadow",
+        "Male",
+        "Smiling",
+        "Young",
+    )
     clf = ResNetAttributeClassifier(preprocess=Preprocess())
     assert clf.index("Smiling") == 31 and clf.index("smile") == 31 and clf.index("gender") == 20
     assert clf.index("wavy-hair") == CELEBA_40.index("Wavy_Hair")
@@ -285,7 +318,9 @@ def test_clip_scores_are_scaled_cosine_differences():
         b = np.asarray(b, np.float64)
         return a @ b / (np.linalg.norm(a) * np.linalg.norm(b))
 
-    want = [[100 * (cos(v, vecs[p]) - cos(v, vecs[n])) for p, n in (("smiling", "neutral"), ("old", "young"))] for v in img]
+    want = [
+        [100 * (cos(v, vecs[p]) - cos(v, vecs[n])) for p, n in (("smiling", "neutral"), ("old", "young"))] for v in img
+    ]
     np.testing.assert_allclose(got.detach().numpy(), np.array(want), rtol=1e-5, atol=1e-4)
     (g,) = torch.autograd.grad(got.sum(), x)
     assert g.abs().sum() > 0
@@ -317,8 +352,10 @@ def test_clip_prompts_file_tokenizer_and_errors(tmp_path):
         ClipZeroShotClassifier(str(pfile), encoder=fake)
 
 
-@pytest.mark.skipif(__import__("importlib").util.find_spec("open_clip") is not None, reason="open_clip is installed")
-def test_clip_without_open_clip_says_how_to_install(tmp_path):
+def test_clip_without_open_clip_says_how_to_install(tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "open_clip", None)  # as if open_clip were not installed: importing it fails
     with pytest.raises(MissingDependency, match="pip install open_clip_torch") as e:
         ClipZeroShotClassifier({"smile": ("a", "b")}, weights=tmp_path / "w.pt")
     assert isinstance(e.value, ImportError)
@@ -326,6 +363,7 @@ def test_clip_without_open_clip_says_how_to_install(tmp_path):
         load_classifier(f"clip:{tmp_path / 'w.pt'}:{tmp_path / 'p.json'}")
 
 
+@pytest.mark.slow
 def test_clip_with_open_clip_and_local_random_weights(tmp_path):
     open_clip = pytest.importorskip("open_clip")
     torch.manual_seed(0)
@@ -392,7 +430,8 @@ def test_table_scores_bad_tables(tmp_path):
 
 def test_table_scores_parquet(tmp_path):
     import pandas as pd
-    from latentlab.attributes.optional import available
+
+    from latentlab.utils.optional import available
 
     df = pd.DataFrame({"seed": [3, 4], "Male": [0.5, -1.0]})
     path = tmp_path / "s.parquet"
@@ -439,9 +478,15 @@ def _plain(value):
 
 
 def write_classifier(path, variables, static_kwargs, build_func="D_basic", version=3):
-    state = dict(version=version, name="D", static_kwargs=static_kwargs, components={},
-                 build_module_src="# source omitted\n", build_func_name=build_func,
-                 variables=[(k, np.asarray(v, np.float32)) for k, v in variables.items()])
+    state = dict(
+        version=version,
+        name="D",
+        static_kwargs=static_kwargs,
+        components={},
+        build_module_src="# source omitted\n",
+        build_func_name=build_func,
+        variables=[(k, np.asarray(v, np.float32)) for k, v in variables.items()],
+    )
     path.write_bytes(pickle.dumps(Network(state), protocol=2))
     return str(path)
 
@@ -449,7 +494,7 @@ def write_classifier(path, variables, static_kwargs, build_func="D_basic", versi
 def random_d_basic_variables(rng, resolution, fmap_base, fmap_max, channels=3):
     """The TF variables of D_basic (lod 0 and the lod > 0 FromRGB layers), written out by hand."""
     log2 = int(math.log2(resolution))
-    nf = lambda s: min(int(fmap_base / 2.0 ** s), fmap_max)  # noqa: E731
+    nf = lambda s: min(int(fmap_base / 2.0**s), fmap_max)  # noqa: E731
     v = {"lod": np.float32(0.0)}
     for res in range(log2, 1, -1):  # FromRGB_lod{k} reads images at resolution 2**(log2 - k)
         v[f"FromRGB_lod{log2 - res}/weight"] = rng.standard_normal((1, 1, channels, nf(res - 1)))
@@ -475,10 +520,16 @@ def reference_discriminator(variables, **kwargs):
     conv = lambda a: torch.from_numpy(np.ascontiguousarray(np.asarray(a, np.float32).transpose(3, 2, 0, 1)))  # noqa: E731
     dense = lambda a: torch.from_numpy(np.ascontiguousarray(np.asarray(a, np.float32).T))  # noqa: E731
     vec = lambda a: torch.from_numpy(np.asarray(a, np.float32))  # noqa: E731
-    sd = {"fromrgb.weight": conv(variables["FromRGB_lod0/weight"]), "fromrgb_bias": vec(variables["FromRGB_lod0/bias"]),
-          "conv.weight": conv(variables["4x4/Conv/weight"]), "conv_bias": vec(variables["4x4/Conv/bias"]),
-          "fc.weight": dense(variables["4x4/Dense0/weight"]), "fc.bias": vec(variables["4x4/Dense0/bias"]),
-          "out.weight": dense(variables["4x4/Dense1/weight"]), "out.bias": vec(variables["4x4/Dense1/bias"])}
+    sd = {
+        "fromrgb.weight": conv(variables["FromRGB_lod0/weight"]),
+        "fromrgb_bias": vec(variables["FromRGB_lod0/bias"]),
+        "conv.weight": conv(variables["4x4/Conv/weight"]),
+        "conv_bias": vec(variables["4x4/Conv/bias"]),
+        "fc.weight": dense(variables["4x4/Dense0/weight"]),
+        "fc.bias": vec(variables["4x4/Dense0/bias"]),
+        "out.weight": dense(variables["4x4/Dense1/weight"]),
+        "out.bias": vec(variables["4x4/Dense1/bias"]),
+    }
     for r in D.block_resolutions:
         sd[f"b{r}.conv0.weight"] = conv(variables[f"{r}x{r}/Conv0/weight"])
         sd[f"b{r}.bias0"] = vec(variables[f"{r}x{r}/Conv0/bias"])
@@ -518,7 +569,9 @@ def test_nvidia_from_files_matches_hand_mapped_discriminators(tmp_path, official
     f_male = write_classifier(tmp_path / "celebahq-classifier-00-male.pkl", v_male, kw)
     clf = NvidiaCelebAHQClassifier.from_files([f_smile, f_male])
     assert clf.names == ["smiling", "male"] and clf.chunk == 4
-    refs = [reference_discriminator(v, num_channels=3, resolution=32, fmap_base=64, fmap_max=16) for v in (v_smile, v_male)]
+    refs = [
+        reference_discriminator(v, num_channels=3, resolution=32, fmap_base=64, fmap_max=16) for v in (v_smile, v_male)
+    ]
 
     torch.manual_seed(0)
     x = torch.randn(8, 3, 128, 128) * 0.5
@@ -531,7 +584,9 @@ def test_nvidia_from_files_matches_hand_mapped_discriminators(tmp_path, official
         torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
         assert (got - whole).abs().max() > 1e-4  # grouping matters: chunks are not a no-op
         # a last, shorter chunk is one smaller group
-        torch.testing.assert_close(clf(x[:7])[4:], torch.cat([D(small[4:7]) for D in refs], dim=1), rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(
+            clf(x[:7])[4:], torch.cat([D(small[4:7]) for D in refs], dim=1), rtol=1e-5, atol=1e-5
+        )
         clf.chunk = None
         torch.testing.assert_close(clf(x), whole, rtol=1e-5, atol=1e-5)
         clf.chunk = 4

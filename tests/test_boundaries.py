@@ -1,11 +1,17 @@
 """InterFaceGAN boundaries and linear separability against planted directions and hand computations."""
+
 import json
 
 import numpy as np
 import pytest
 
 from latentlab.boundaries import (
-    conditional_entropy, linear_separability, split_samples, train_boundaries, train_boundary, write_boundary,
+    conditional_entropy,
+    linear_separability,
+    split_samples,
+    train_boundaries,
+    train_boundary,
+    write_boundary,
 )
 
 

@@ -5,6 +5,7 @@ rules of stylegan2-ada-pytorch's networks), not from the reader's code.
 Variants of the fixtures are written with fake `torch_utils` / `dnnlib`
 modules so that the files carry exactly the globals official pickles carry.
 """
+
 import ast
 import collections
 import json
@@ -18,9 +19,10 @@ import numpy as np
 import pytest
 import torch
 
-from latentlab.checkpoints.formats import NetworkRecord, RawCheckpoint, read_checkpoint
 from latentlab.checkpoints import safe_pickle
+from latentlab.checkpoints.formats import NetworkRecord, RawCheckpoint, read_checkpoint
 from latentlab.checkpoints.safe_pickle import PersistentObject, TFNetwork, load_pickle
+from latentlab.checkpoints.tags import FORMAT_SG1_TF, FORMAT_SG2_PYTORCH, FORMAT_SG2_TF
 from latentlab.errors import CheckpointError
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "official")
@@ -36,8 +38,20 @@ TF_ARCH = dict(z_dim=32, c_dim=0, w_dim=32, res=16, img_ch=3, num_layers=2, chan
 # Expected PyTorch names and shapes, from the architecture rules.
 
 
-def generator_shapes(z_dim, c_dim, w_dim, res, img_ch, num_layers, channel_base, channel_max,
-                     arch="skip", layer_features=None, embed=None, use_noise=True):
+def generator_shapes(
+    z_dim,
+    c_dim,
+    w_dim,
+    res,
+    img_ch,
+    num_layers,
+    channel_base,
+    channel_max,
+    arch="skip",
+    layer_features=None,
+    embed=None,
+    use_noise=True,
+):
     def ch(r):
         return min(channel_base // r, channel_max)
 
@@ -72,7 +86,9 @@ def generator_shapes(z_dim, c_dim, w_dim, res, img_ch, num_layers, channel_base,
     return s
 
 
-def discriminator_shapes(c_dim, res, img_ch, channel_base, channel_max, arch="resnet", mbstd=1, cmap=None, map_layers=0):
+def discriminator_shapes(
+    c_dim, res, img_ch, channel_base, channel_max, arch="resnet", mbstd=1, cmap=None, map_layers=0
+):
     def ch(r):
         return min(channel_base // r, channel_max)
 
@@ -96,7 +112,11 @@ def discriminator_shapes(c_dim, res, img_ch, channel_base, channel_max, arch="re
         for i in range(map_layers):
             s[f"mapping.fc{i}.weight"], s[f"mapping.fc{i}.bias"] = (cmap, cmap), (cmap,)
     if arch == "skip":
-        s["b4.fromrgb.weight"], s["b4.fromrgb.bias"], s["b4.fromrgb.resample_filter"] = (c4, img_ch, 1, 1), (c4,), (4, 4)
+        s["b4.fromrgb.weight"], s["b4.fromrgb.bias"], s["b4.fromrgb.resample_filter"] = (
+            (c4, img_ch, 1, 1),
+            (c4,),
+            (4, 4),
+        )
     s["b4.conv.weight"], s["b4.conv.bias"], s["b4.conv.resample_filter"] = (c4, c4 + mbstd, 3, 3), (c4,), (4, 4)
     s["b4.fc.weight"], s["b4.fc.bias"] = (c4, c4 * 16), (c4,)
     s["b4.out.weight"], s["b4.out.bias"] = (cmap or 1, c4), (cmap or 1,)
@@ -160,8 +180,17 @@ class _Reduce:
 @pytest.fixture
 def official_globals(monkeypatch):
     """Register fake torch_utils.persistence / dnnlib modules so pickle.dumps can write the official global names."""
-    mods = {name: types.ModuleType(name) for name in
-            ("torch_utils", "torch_utils.persistence", "dnnlib", "dnnlib.util", "dnnlib.tflib", "dnnlib.tflib.network")}
+    mods = {
+        name: types.ModuleType(name)
+        for name in (
+            "torch_utils",
+            "torch_utils.persistence",
+            "dnnlib",
+            "dnnlib.util",
+            "dnnlib.tflib",
+            "dnnlib.tflib.network",
+        )
+    }
     for obj in (_reconstruct_persistent_obj, EasyDict, Network):
         setattr(mods[obj.__module__], obj.__name__, obj)
     for name, mod in mods.items():
@@ -172,8 +201,13 @@ def official_globals(monkeypatch):
 def to_official(obj):
     """Turn what `load_pickle` returned back into objects that pickle like the official ones."""
     if isinstance(obj, PersistentObject):
-        meta = dict(type="class", version=obj.version, module_src="# source omitted\n",
-                    class_name=obj.class_name, state=to_official(obj.state))
+        meta = dict(
+            type="class",
+            version=obj.version,
+            module_src="# source omitted\n",
+            class_name=obj.class_name,
+            state=to_official(obj.state),
+        )
         return _Persistent(meta)
     if isinstance(obj, TFNetwork):
         return Network(to_official(obj.state))
@@ -229,7 +263,7 @@ def tf():
 
 def test_detects_pytorch_pickle(ada):
     assert isinstance(ada, RawCheckpoint)
-    assert ada.format == "stylegan2-ada-pytorch" and ada.path == ADA
+    assert ada.format == FORMAT_SG2_PYTORCH and ada.path == ADA
     assert sorted(ada.networks) == ["D", "G", "G_ema"]
     assert all(isinstance(r, NetworkRecord) for r in ada.networks.values())
     assert ada.networks["G"].class_name == ada.networks["G_ema"].class_name == "Generator"
@@ -240,7 +274,7 @@ def test_detects_pytorch_pickle(ada):
 
 
 def test_detects_tf_pickle(tf):
-    assert tf.format == "stylegan2-tf" and tf.path == TF
+    assert tf.format == FORMAT_SG2_TF and tf.path == TF
     assert sorted(tf.networks) == ["D", "G", "G_ema"]
     assert tf.extras["truncation_psi"] == 0.5 and tf.extras["truncation_cutoff"] is None
     assert tf.extras["tf_static_kwargs"]["Gs"]["fmap_base"] == 256
@@ -248,11 +282,20 @@ def test_detects_tf_pickle(tf):
 
 def test_pytorch_names_and_shapes_follow_architecture(ada):
     g, d = ada_arch()
-    want_g = generator_shapes(g["z_dim"], g["c_dim"], g["w_dim"], g["img_resolution"], g["img_channels"],
-                              g["mapping_kwargs"]["num_layers"], g["synthesis_kwargs"]["channel_base"],
-                              g["synthesis_kwargs"]["channel_max"], arch=g["synthesis_kwargs"]["architecture"])
-    want_d = discriminator_shapes(d["c_dim"], d["img_resolution"], d["img_channels"], d["channel_base"],
-                                  d["channel_max"], arch=d["architecture"])
+    want_g = generator_shapes(
+        g["z_dim"],
+        g["c_dim"],
+        g["w_dim"],
+        g["img_resolution"],
+        g["img_channels"],
+        g["mapping_kwargs"]["num_layers"],
+        g["synthesis_kwargs"]["channel_base"],
+        g["synthesis_kwargs"]["channel_max"],
+        arch=g["synthesis_kwargs"]["architecture"],
+    )
+    want_d = discriminator_shapes(
+        d["c_dim"], d["img_resolution"], d["img_channels"], d["channel_base"], d["channel_max"], arch=d["architecture"]
+    )
     assert shapes(ada.networks["G"]) == want_g
     assert shapes(ada.networks["G_ema"]) == want_g
     assert shapes(ada.networks["D"]) == want_d
@@ -353,9 +396,12 @@ def test_tf_resample_filters_equal_official_buffers(ada, tf):
 
 def test_original_stylegan_pickle_is_routed_to_the_v1_reader():
     raw = read_checkpoint(SG1)
-    assert raw.format == "stylegan1-tf"
+    assert raw.format == FORMAT_SG1_TF
     assert {k: r.class_name for k, r in raw.networks.items()} == {
-        "G": "StyleGAN1Generator", "D": "StyleGAN1Discriminator", "G_ema": "StyleGAN1Generator"}
+        "G": "StyleGAN1Generator",
+        "D": "StyleGAN1Discriminator",
+        "G_ema": "StyleGAN1Generator",
+    }
     assert raw.networks["G_ema"].state["synthesis.b4.const"].shape == (32, 4, 4)
 
 
@@ -382,7 +428,11 @@ def test_positional_init_args_are_named(official_globals, tmp_path, ada):
     data["G_ema"].state["_init_args"] = tuple(g_kwargs.pop(k) for k in positional)
     data["G_ema"].state["_init_kwargs"] = EasyDict(g_kwargs)
     d_kwargs = dict(data["D"].state["_init_kwargs"])
-    data["D"].state["_init_args"] = (d_kwargs.pop("c_dim"), d_kwargs.pop("img_resolution"), d_kwargs.pop("img_channels"))
+    data["D"].state["_init_args"] = (
+        d_kwargs.pop("c_dim"),
+        d_kwargs.pop("img_resolution"),
+        d_kwargs.pop("img_channels"),
+    )
     data["D"].state["_init_kwargs"] = EasyDict(d_kwargs)
     got = read_checkpoint(write(tmp_path, to_official(data)))
     assert got.networks["G_ema"].init_kwargs == ada.networks["G_ema"].init_kwargs
@@ -406,7 +456,7 @@ def test_stylegan3_generator_is_refused(official_globals, tmp_path):
     data = load_pickle(ADA)
     modules = module_state(data["G_ema"], "synthesis")["_modules"]
     renamed = collections.OrderedDict()
-    for i, (name, mod) in enumerate(modules.items()):
+    for i, (_name, mod) in enumerate(modules.items()):
         renamed["input" if i == 0 else f"L{i - 1}_36_512"] = mod
     module_state(data["G_ema"], "synthesis")["_modules"] = renamed
     with pytest.raises(CheckpointError, match="StyleGAN3 networks are not supported"):
@@ -541,21 +591,34 @@ def test_tf_orig_discriminator_with_lod_names(official_globals, tmp_path):
 def test_tf_conditional_networks(official_globals, tmp_path):
     rng = np.random.default_rng(2)
     f32 = lambda *s: rng.standard_normal(s).astype(np.float32)  # noqa: E731
-    new = {"G": {"mapping/LabelEmbed/weight": f32(5, 32), "mapping/LabelEmbed/bias": f32(32),
-                 "mapping/Dense0/weight": f32(64, 32)}}
+    new = {
+        "G": {
+            "mapping/LabelEmbed/weight": f32(5, 32),
+            "mapping/LabelEmbed/bias": f32(32),
+            "mapping/Dense0/weight": f32(64, 32),
+        }
+    }
 
     def edit(G, D, Gs):
         for g in generators(G, Gs):
             g.state["static_kwargs"] = dict(g.state["static_kwargs"], label_size=5)
             m = g.state["components"]["mapping"]
             v = tf_vars(m)
-            v.update({k[len("mapping/"):]: a for k, a in new["G"].items()})
+            v.update({k[len("mapping/") :]: a for k, a in new["G"].items()})
             set_tf_vars(m, v)
         D.state["static_kwargs"] = dict(D.state["static_kwargs"], label_size=5, mapping_layers=1)
         D.state["build_func_name"] = "D_main"
         v = tf_vars(D)
-        v.update({"LabelEmbed/weight": f32(5, 32), "LabelEmbed/bias": f32(32), "Mapping0/weight": f32(32, 32),
-                  "Mapping0/bias": f32(32), "Output/weight": f32(32, 32), "Output/bias": f32(32)})
+        v.update(
+            {
+                "LabelEmbed/weight": f32(5, 32),
+                "LabelEmbed/bias": f32(32),
+                "Mapping0/weight": f32(32, 32),
+                "Mapping0/bias": f32(32),
+                "Output/weight": f32(32, 32),
+                "Output/bias": f32(32),
+            }
+        )
         set_tf_vars(D, v)
 
     got = read_checkpoint(tf_variant(tmp_path, edit))
@@ -563,7 +626,9 @@ def test_tf_conditional_networks(official_globals, tmp_path):
     assert shapes(got.networks["G_ema"]) == generator_shapes(**arch, embed=32)
     assert shapes(got.networks["D"]) == discriminator_shapes(5, 16, 3, 512, 32, cmap=32, map_layers=1)
     d = got.networks["D"].init_kwargs
-    assert d["cmap_dim"] == 32 and d["mapping_kwargs"]["num_layers"] == 1 and d["mapping_kwargs"]["lr_multiplier"] == 0.1
+    assert (
+        d["cmap_dim"] == 32 and d["mapping_kwargs"]["num_layers"] == 1 and d["mapping_kwargs"]["lr_multiplier"] == 0.1
+    )
     assert d["epilogue_kwargs"]["mbstd_group_size"] is None  # stylegan2-ada's D_main default: whole minibatch
     assert got.networks["G_ema"].init_kwargs["mapping_kwargs"]["embed_features"] == 32
 
@@ -612,7 +677,7 @@ def test_tf_build_module_src_is_not_run(official_globals, tmp_path):
             n.state["build_module_src"] = f"open({str(marker)!r}, 'w').write('x')\n"
 
     got = read_checkpoint(tf_variant(tmp_path, edit))
-    assert got.format == "stylegan2-tf" and not marker.exists()
+    assert got.format == FORMAT_SG2_TF and not marker.exists()
 
 
 # ----------------------------------------------------------------------------------------------
@@ -652,9 +717,21 @@ def test_refuses_subprocess(tmp_path):
     _assert_refused(path, marker, "'subprocess.Popen'")
 
 
-@pytest.mark.parametrize("module,name", [("posix", "system"), ("nt", "system"), ("os", "system"), ("__builtin__", "eval"),
-                                         ("builtins", "getattr"), ("builtins", "__import__"), ("torch", "load"),
-                                         ("numpy", "load"), ("torch._utils", "_rebuild_tensor"), ("collections", "os")])
+@pytest.mark.parametrize(
+    "module,name",
+    [
+        ("posix", "system"),
+        ("nt", "system"),
+        ("os", "system"),
+        ("__builtin__", "eval"),
+        ("builtins", "getattr"),
+        ("builtins", "__import__"),
+        ("torch", "load"),
+        ("numpy", "load"),
+        ("torch._utils", "_rebuild_tensor"),
+        ("collections", "os"),
+    ],
+)
 def test_refuses_hand_written_globals(tmp_path, module, name):
     marker = tmp_path / "pwned"
     # GLOBAL module name; push the argument; TUPLE1; REDUCE; STOP.
@@ -668,7 +745,7 @@ def test_refuses_hand_written_globals(tmp_path, module, name):
 def test_refuses_getattr_chain(tmp_path):
     """getattr(__import__('os'), 'system')('touch ...') spelled out in opcodes."""
     marker = tmp_path / "pwned"
-    body = (b"cbuiltins\ngetattr\n(cbuiltins\n__import__\n(Vos\ntRVsystem\ntR(Vtouch " + str(marker).encode() + b"\ntR.")
+    body = b"cbuiltins\ngetattr\n(cbuiltins\n__import__\n(Vos\ntRVsystem\ntR(Vtouch " + str(marker).encode() + b"\ntR."
     path = tmp_path / "chain.pkl"
     path.write_bytes(b"\x80\x02" + body)
     _assert_refused(str(path), marker, "'builtins.getattr'")
@@ -678,8 +755,9 @@ def test_refuses_global_nested_in_valid_checkpoint(official_globals, tmp_path):
     marker = tmp_path / "pwned"
     data = to_official(load_pickle(ADA))
     # Deep inside an otherwise valid generator: an attribute of mapping.fc0.
-    data["G_ema"].meta["state"]["_modules"]["mapping"].meta["state"]["_modules"]["fc0"].meta["state"]["activation"] = \
+    data["G_ema"].meta["state"]["_modules"]["mapping"].meta["state"]["_modules"]["fc0"].meta["state"]["activation"] = (
         _Reduce(os.system, f"touch {marker}")
+    )
     path = write(tmp_path, data)
     _assert_refused(path, marker, "system' (not an allowed checkpoint object)")
 
@@ -746,13 +824,16 @@ def test_truncated_files(tmp_path, fixture):
             read_checkpoint(str(path))
 
 
-@pytest.mark.parametrize("content", [
-    b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x02\x00\x00\x00\x90wS\xde",
-    b"just some text\nnot a checkpoint\n",
-    b"PK\x03\x04\x14\x00\x00\x00\x00\x00",
-    b"",
-    b"\x80\x09garbage-protocol",
-])
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x02\x00\x00\x00\x90wS\xde",
+        b"just some text\nnot a checkpoint\n",
+        b"PK\x03\x04\x14\x00\x00\x00\x00\x00",
+        b"",
+        b"\x80\x09garbage-protocol",
+    ],
+)
 def test_non_pickle_files(tmp_path, content):
     path = tmp_path / "file.pkl"
     path.write_bytes(content)

@@ -1,4 +1,5 @@
 """End-to-end runs of the `latentlab` command and its error paths."""
+
 import json
 import os
 import subprocess
@@ -11,17 +12,29 @@ from PIL import Image
 
 import latentlab
 from conftest import fixture_path, run_cli
+from latentlab.checkpoints.tags import FORMAT_SG2_PYTORCH, FORMAT_SG2_TF
 
 ADA = fixture_path("sg2ada_skip32.pkl")
 TF = fixture_path("tf_sg2_16.pkl")
 
 
-
 def test_help_lists_commands_with_examples(capsys):
     code, out, _ = run_cli(capsys, "--help")
     assert code == 0
-    names = ("info", "generate", "convert", "models", "edit", "mix", "interpolate", "truncate", "train-classifier",
-             "sample", "boundary", "separability")
+    names = (
+        "info",
+        "generate",
+        "convert",
+        "models",
+        "edit",
+        "mix",
+        "interpolate",
+        "truncate",
+        "train-classifier",
+        "sample",
+        "boundary",
+        "separability",
+    )
     for name in names:
         assert name in out
     for name in names:
@@ -29,7 +42,7 @@ def test_help_lists_commands_with_examples(capsys):
         assert code == 0 and "Example:" in out and "latentlab " + name in out
 
 
-@pytest.mark.parametrize("path,fmt,res", [(ADA, "stylegan2-ada-pytorch", 32), (TF, "stylegan2-tf", 16)])
+@pytest.mark.parametrize("path,fmt,res", [(ADA, FORMAT_SG2_PYTORCH, 32), (TF, FORMAT_SG2_TF, 16)])
 def test_info(capsys, path, fmt, res):
     code, out, err = run_cli(capsys, "info", path)
     assert code == 0, err
@@ -45,10 +58,31 @@ def test_info(capsys, path, fmt, res):
 
 def test_generate_matches_official_seed_convention(capsys, tmp_path):
     out_dir = tmp_path / "out"
-    code, out, err = run_cli(capsys, "generate", "--model", ADA, "--seeds", "3-5,9", "--trunc", "0.7", "--trunc-cutoff", "2", "--out", str(out_dir))
+    code, out, err = run_cli(
+        capsys,
+        "generate",
+        "--model",
+        ADA,
+        "--seeds",
+        "3-5,9",
+        "--trunc",
+        "0.7",
+        "--trunc-cutoff",
+        "2",
+        "--out",
+        str(out_dir),
+    )
     assert code == 0, err
     files = sorted(os.listdir(out_dir))
-    assert files == ["generate.json", "grid.png", "latents.npz", "seed0003.png", "seed0004.png", "seed0005.png", "seed0009.png"]
+    assert files == [
+        "generate.json",
+        "grid.png",
+        "latents.npz",
+        "seed0003.png",
+        "seed0004.png",
+        "seed0005.png",
+        "seed0009.png",
+    ]
     # independent computation: z = RandomState(seed).randn(z_dim), uint8 = clamp(img * 127.5 + 128)
     G = latentlab.load_generator(ADA)
     z = torch.from_numpy(np.random.RandomState(9).randn(1, G.z_dim)).float()
@@ -99,10 +133,17 @@ def test_corrupt_file_via_subprocess(tmp_path):
     bad = tmp_path / "corrupt.pkl"
     bad.write_bytes(open(ADA, "rb").read()[:5000])
     env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    p = subprocess.run([sys.executable, "-m", "cli.main", "info", str(bad)], capture_output=True, text=True, env=env)
+    p = subprocess.run(
+        [sys.executable, "-m", "latentlab.cli.main", "info", str(bad)], capture_output=True, text=True, env=env
+    )
     assert p.returncode == 1
     assert p.stderr.count("\n") == 1 and str(bad) in p.stderr and "Traceback" not in p.stderr
-    p = subprocess.run([sys.executable, "-m", "cli.main", "--debug", "info", str(bad)], capture_output=True, text=True, env=env)
+    p = subprocess.run(
+        [sys.executable, "-m", "latentlab.cli.main", "--debug", "info", str(bad)],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert p.returncode != 0 and "Traceback" in p.stderr
 
 
@@ -120,13 +161,15 @@ def test_every_float_option_refuses_non_finite_values():
     """click's FLOAT and FloatRange let nan through every bound; every float option must use FiniteFloat."""
     import click
 
-    from cli.main import app
-    from cli.options import FiniteFloat
+    from latentlab.cli.main import app
+    from latentlab.cli.options import FiniteFloat
 
     loose = []
     for path, cmd in _all_commands(app):
         for p in cmd.params:
-            if isinstance(p.type, (click.types.FloatParamType, click.FloatRange)) and not isinstance(p.type, FiniteFloat):
+            if isinstance(p.type, (click.types.FloatParamType, click.FloatRange)) and not isinstance(
+                p.type, FiniteFloat
+            ):
                 loose.append(f"{' '.join(path)} {p.opts[0]}")
     assert not loose, f"float options that accept nan/inf: {loose}"
     for text in ("nan", "inf", "-inf", "NaN"):
@@ -135,10 +178,17 @@ def test_every_float_option_refuses_non_finite_values():
     assert FiniteFloat(0, 1).convert("0.5", None, None) == 0.5
 
 
-@pytest.mark.parametrize("args", [
-    ("edit", "--alpha", "nan"), ("edit", "--alpha", "0,inf"), ("edit", "--alpha", "-inf:1:3"),
-    ("generate", "--trunc", "nan"), ("generate", "--trunc", "inf"), ("truncate", "--variant", "w:nan"),
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("edit", "--alpha", "nan"),
+        ("edit", "--alpha", "0,inf"),
+        ("edit", "--alpha", "-inf:1:3"),
+        ("generate", "--trunc", "nan"),
+        ("generate", "--trunc", "inf"),
+        ("truncate", "--variant", "w:nan"),
+    ],
+)
 def test_non_finite_numbers_are_refused_in_one_line(capsys, tmp_path, args):
     code, out, err = run_cli(capsys, *args, "--seeds", "0", "--out", tmp_path / "o")
     assert code != 0 and "finite" in err and len(err.strip().splitlines()) == 1, err

@@ -1,5 +1,6 @@
 """What every command shares (issue 13): instant --help, `python -m latentlab` and torchrun, the global
 --debug / --threads flags, one meaning per option name (with hidden old spellings), progress everywhere."""
+
 import io
 import json
 import os
@@ -16,7 +17,17 @@ from conftest import fixture_path, run_cli
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS="1")
-HEAVY = ("torch", "numpy", "PIL", "pandas", "matplotlib", "sklearn", "tqdm", "latentlab.checkpoints", "latentlab.models")
+HEAVY = (
+    "torch",
+    "numpy",
+    "PIL",
+    "pandas",
+    "matplotlib",
+    "sklearn",
+    "tqdm",
+    "latentlab.checkpoints",
+    "latentlab.models",
+)
 
 
 def walk(group, prefix=()):
@@ -34,15 +45,17 @@ def leaves(group):
 
 
 def visible(cmd):
-    return [(o, p) for p in cmd.params if isinstance(p, click.Option) and not p.hidden for o in p.opts + p.secondary_opts]
+    return [
+        (o, p) for p in cmd.params if isinstance(p, click.Option) and not p.hidden for o in p.opts + p.secondary_opts
+    ]
 
 
 # ---------------------------------------------------------------------------------------------- fast start
-HELP_PROBE = r'''
+HELP_PROBE = r"""
 import json, sys
 import click
-from cli.main import app
-from cli.errors import run
+from latentlab.cli.main import app
+from latentlab.cli.errors import run
 def walk(g, p=()):
     yield p
     for n, c in g.commands.items():
@@ -53,12 +66,18 @@ import latentlab
 before = "torch" in sys.modules
 latentlab.load_generator  # first use imports the library for real
 print("RESULT " + json.dumps(dict(codes=codes, heavy=heavy, before=before, after="torch" in sys.modules)))
-'''
+"""
 
 
 def test_every_help_is_answered_without_importing_torch():
-    p = subprocess.run([sys.executable, "-c", f"HEAVY = {HEAVY!r}\n" + HELP_PROBE], capture_output=True, text=True,
-                       env=ENV, cwd=ROOT, timeout=120)
+    p = subprocess.run(
+        [sys.executable, "-c", f"HEAVY = {HEAVY!r}\n" + HELP_PROBE],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        cwd=ROOT,
+        timeout=120,
+    )
     assert p.returncode == 0, p.stderr[-2000:]
     res = json.loads(p.stdout.split("RESULT ", 1)[1])
     assert len(res["codes"]) > 20 and set(res["codes"].values()) == {0}, res["codes"]
@@ -69,12 +88,18 @@ def test_every_help_is_answered_without_importing_torch():
 
 def test_python_m_latentlab_help_importtime():
     """`python -X importtime -m latentlab --help`: the module form works and no torch module is imported."""
-    p = subprocess.run([sys.executable, "-X", "importtime", "-m", "latentlab", "--help"], capture_output=True, text=True,
-                       env=ENV, cwd=ROOT, timeout=60)
+    p = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "latentlab", "--help"],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        cwd=ROOT,
+        timeout=60,
+    )
     assert p.returncode == 0, p.stderr[-2000:]
     assert p.stdout.startswith("Usage: latentlab ") and "--threads" in p.stdout and "torchrun" in p.stdout
     imported = {line.rsplit("|", 1)[1].strip() for line in p.stderr.splitlines() if line.startswith("import time:")}
-    assert "cli.main" in imported and "latentlab" in imported
+    assert "latentlab.cli.main" in imported and "latentlab" in imported
     assert not [m for m in imported if m.split(".")[0] in ("torch", "numpy")], sorted(imported)
 
 
@@ -83,12 +108,20 @@ def test_import_latentlab_is_light_and_every_public_name_resolves():
 
     import latentlab
 
-    origin = {"Checkpoint": "latentlab.checkpoints", "convert": "latentlab.checkpoints",
-              "load_checkpoint": "latentlab.checkpoints", "load_generator": "latentlab.checkpoints",
-              "load_classifier": "latentlab.attributes", "parse_seeds": "latentlab.latents",
-              "z_from_seeds": "latentlab.latents", "Discriminator": "latentlab.models", "Generator": "latentlab.models",
-              "als": "latentlab.studies.als", "train_boundary": "latentlab.boundaries.svm",
-              "CheckpointError": "latentlab.errors"}
+    origin = {
+        "Checkpoint": "latentlab.checkpoints",
+        "convert": "latentlab.checkpoints",
+        "load_checkpoint": "latentlab.checkpoints",
+        "load_generator": "latentlab.checkpoints",
+        "load_classifier": "latentlab.attributes",
+        "parse_seeds": "latentlab.latents",
+        "z_from_seeds": "latentlab.latents",
+        "Discriminator": "latentlab.models",
+        "Generator": "latentlab.models",
+        "als": "latentlab.studies.als",
+        "train_boundary": "latentlab.boundaries.svm",
+        "CheckpointError": "latentlab.errors",
+    }
     assert sorted(latentlab.__all__) == sorted(origin)
     for name, module in origin.items():
         assert getattr(latentlab, name) is getattr(importlib.import_module(module), name), name
@@ -105,7 +138,7 @@ def test_import_latentlab_is_light_and_every_public_name_resolves():
 # ---------------------------------------------------------------------------------------------- torchrun
 def _documented_torchrun_lines():
     """Every torchrun command line in the README and in the commands' --help."""
-    from cli.main import app
+    from latentlab.cli.main import app
 
     texts = [open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()]
     texts += [cmd.help or "" for _, cmd in walk(app)]
@@ -120,7 +153,7 @@ def _documented_torchrun_lines():
 
 def _parse_as_latentlab(args):
     """Parse `args` (no program name) as the latentlab command line would, without running it: the command."""
-    from cli.main import app
+    from latentlab.cli.main import app
 
     cmd, words = app, list(args)
     if words[:1] == ["--"]:
@@ -141,7 +174,7 @@ def test_torchrun_passes_every_documented_command_line_through():
         argv = shlex.split(line)[1:]
         a = parser.parse_args(argv)
         assert a.module and a.training_script == "latentlab", line
-        after = argv[argv.index("--") + 1:]
+        after = argv[argv.index("--") + 1 :]
         assert a.training_script_args == after, line  # nothing swallowed by torchrun
         _parse_as_latentlab(a.training_script_args)
 
@@ -169,11 +202,20 @@ def _free_port():
 
 def test_under_torchrun_only_rank_0_prints(tmp_path):
     """Two gloo ranks (the environment torchrun sets) of `als`: rank 0 shows progress and results, rank 1 nothing."""
-    env = dict(ENV, MASTER_ADDR="127.0.0.1", MASTER_PORT=str(_free_port()), WORLD_SIZE="2",
-               LATENTLAB_PROGRESS_INTERVAL="0")
-    procs = [subprocess.Popen([sys.executable, "-m", "latentlab", "als", "--n", "4", "--frames", "3", "--device", "cpu"],
-                              env=dict(env, RANK=str(r), LOCAL_RANK=str(r)), cwd=tmp_path,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for r in (0, 1)]
+    env = dict(
+        ENV, MASTER_ADDR="127.0.0.1", MASTER_PORT=str(_free_port()), WORLD_SIZE="2", LATENTLAB_PROGRESS_INTERVAL="0"
+    )
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "latentlab", "als", "--n", "4", "--frames", "3", "--device", "cpu"],
+            env=dict(env, RANK=str(r), LOCAL_RANK=str(r)),
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for r in (0, 1)
+    ]
     (out0, err0), (out1, err1) = [p.communicate(timeout=300) for p in procs]
     assert procs[0].returncode == 0 and procs[1].returncode == 0, err0[-2000:] + err1[-2000:]
     assert "mean ALS (paper, 4 pairs, 2 steps, w)" in out0
@@ -184,7 +226,7 @@ def test_under_torchrun_only_rank_0_prints(tmp_path):
 
 # ---------------------------------------------------------------------------------------------- global flags
 def test_every_command_takes_debug_and_threads():
-    from cli.main import app
+    from latentlab.cli.main import app
 
     for path, cmd in walk(app):
         names = {o for p in cmd.params for o in getattr(p, "opts", ())}
@@ -194,7 +236,7 @@ def test_every_command_takes_debug_and_threads():
 def _probe_group():
     import torch
 
-    from cli.conventions import add_global_options
+    from latentlab.cli.conventions import add_global_options
 
     seen = []
 
@@ -214,7 +256,7 @@ def _probe_group():
 def test_threads_is_set_before_the_work_and_restored(args):
     import torch
 
-    from cli.errors import run
+    from latentlab.cli.errors import run
 
     group, seen = _probe_group()
     before = torch.get_num_threads()
@@ -228,10 +270,9 @@ def test_threads_refuses_zero_in_one_line(capsys):
 
 
 def test_debug_after_the_command_shows_the_traceback(capsys, tmp_path):
+    from latentlab.cli.errors import run
+    from latentlab.cli.main import app
     from latentlab.errors import CheckpointError
-
-    from cli.errors import run
-    from cli.main import app
 
     missing = str(tmp_path / "missing.pkl")
     code, _, err = run_cli(capsys, "info", missing)
@@ -258,9 +299,9 @@ def _kind(t):
 
 def test_option_naming_rules():
     """One meaning per option name, across every command (see cli/conventions.py)."""
-    from cli.conventions import AlphaSpec
-    from cli.main import app
-    from cli.options import FiniteFloat
+    from latentlab.cli.conventions import AlphaSpec
+    from latentlab.cli.main import app
+    from latentlab.cli.options import FiniteFloat
 
     problems, kinds = [], {}
     for path, cmd in leaves(app):
@@ -293,7 +334,9 @@ def test_option_naming_rules():
                 problems.append(f"{where} --model: must accept registry names and URLs (plain text)")
             if opt == "--classifier" and isinstance(p.type, click.Choice):
                 problems.append(f"{where} --classifier: a classifier spec everywhere (this is a choice)")
-            if isinstance(p.type, (click.types.FloatParamType, click.FloatRange)) and not isinstance(p.type, FiniteFloat):
+            if isinstance(p.type, (click.types.FloatParamType, click.FloatRange)) and not isinstance(
+                p.type, FiniteFloat
+            ):
                 problems.append(f"{where} {opt}: a float that accepts nan/inf")
             if "coarse" in (p.help or "") and "middle" in (p.help or "") and "medium" not in (p.help or ""):
                 problems.append(f"{where} {opt}: levels without the 'medium' alias")
@@ -305,13 +348,17 @@ def test_option_naming_rules():
 
 def _sample_value(p):
     k = _kind(p.type)
-    return {"int": "3", "float": "0.5", "choice": p.type.choices[-1] if isinstance(p.type, click.Choice) else "x",
-            "AlphaSpec": "-1:1:3"}.get(k, "some_value")
+    return {
+        "int": "3",
+        "float": "0.5",
+        "choice": p.type.choices[-1] if isinstance(p.type, click.Choice) else "x",
+        "AlphaSpec": "-1:1:3",
+    }.get(k, "some_value")
 
 
 def test_old_spellings_are_hidden_aliases_that_still_parse(capsys):
-    from cli.conventions import Aliased
-    from cli.main import app
+    from latentlab.cli.conventions import Aliased
+    from latentlab.cli.main import app
 
     found = set()
     for path, cmd in leaves(app):
@@ -331,19 +378,22 @@ def test_old_spellings_are_hidden_aliases_that_still_parse(capsys):
     assert {"--psi", "--samples", "--pairs", "--steps", "--image-size", "--classifier"} <= found
 
 
-@pytest.mark.parametrize("argv,param,value", [
-    (("interpolate", "--steps", "5"), "steps", 5),  # interpolate's frames kept their count
-    (("boundary", "--samples", "d", "--attr", "x"), "samples", "d"),
-    (("separability", "--samples", "d"), "samples", "d"),
-    (("ppl", "--samples", "7"), "num_samples", 7),
-    (("als", "--pairs", "7"), "pairs", 7),
-    (("truncate", "--psi", "0.3"), "clusters_psi", 0.3),
-    (("train", "clusters", "--psi", "0.5", "--steps", "1"), "psi", 0.5),
-    (("train", "clusters", "--classifier", "image", "--steps", "1"), "classifier", "image"),
-    (("train-classifier", "--image-size", "32"), "image_size", 32),
-])
+@pytest.mark.parametrize(
+    "argv,param,value",
+    [
+        (("interpolate", "--steps", "5"), "steps", 5),  # interpolate's frames kept their count
+        (("boundary", "--samples", "d", "--attr", "x"), "samples", "d"),
+        (("separability", "--samples", "d"), "samples", "d"),
+        (("ppl", "--samples", "7"), "num_samples", 7),
+        (("als", "--pairs", "7"), "pairs", 7),
+        (("truncate", "--psi", "0.3"), "clusters_psi", 0.3),
+        (("train", "clusters", "--psi", "0.5", "--steps", "1"), "psi", 0.5),
+        (("train", "clusters", "--classifier", "image", "--steps", "1"), "classifier", "image"),
+        (("train-classifier", "--image-size", "32"), "image_size", 32),
+    ],
+)
 def test_each_old_spelling_reaches_the_same_parameter(argv, param, value):
-    from cli.main import app
+    from latentlab.cli.main import app
 
     cmd, words = app, list(argv)
     while isinstance(cmd, click.Group):
@@ -352,8 +402,8 @@ def test_each_old_spelling_reaches_the_same_parameter(argv, param, value):
 
 
 def test_als_old_steps_are_intervals_and_frames_include_both_ends(capsys, tmp_path):
-    from cli.conventions import frames_or_old_steps
-    from cli.main import app
+    from latentlab.cli.conventions import frames_or_old_steps
+    from latentlab.cli.main import app
 
     cmd = app.commands["als"]
     ctx = cmd.make_context("als", ["--steps", "10"])
@@ -369,13 +419,16 @@ def test_als_old_steps_are_intervals_and_frames_include_both_ends(capsys, tmp_pa
     assert "2 pairs, 2 steps" in out  # 3 frames = t in {0, 1/2, 1}
 
 
-@pytest.mark.parametrize("args,message", [
-    (("als", "--alpha", "1,2"), "one value per run, got 2"),
-    (("als", "--alpha", "nan"), "finite"),
-    (("corr", "--alpha", "nan"), "finite"),
-    (("corr", "--alpha", "1:2"), "start:stop:count"),
-    (("edit", "--alpha", "inf"), "finite"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (("als", "--alpha", "1,2"), "one value per run, got 2"),
+        (("als", "--alpha", "nan"), "finite"),
+        (("corr", "--alpha", "nan"), "finite"),
+        (("corr", "--alpha", "1:2"), "start:stop:count"),
+        (("edit", "--alpha", "inf"), "finite"),
+    ],
+)
 def test_alpha_has_one_syntax_and_one_line_errors(capsys, tmp_path, args, message):
     os.chdir(tmp_path)
     code, out, err = run_cli(capsys, *args)
@@ -384,15 +437,14 @@ def test_alpha_has_one_syntax_and_one_line_errors(capsys, tmp_path, args, messag
 
 
 def test_als_alpha_accepts_the_range_syntax_for_its_single_value():
-    from cli.conventions import one_alpha
+    from latentlab.cli.conventions import one_alpha
 
     assert one_alpha("2") == 2.0 and one_alpha("2:2:1") == 2.0 and one_alpha("-1.5,") == -1.5
 
 
 def test_medium_is_middle_everywhere(tiny_generator):
+    from latentlab.cli.main import app
     from latentlab.latents import parse_layers
-
-    from cli.main import app
 
     G = tiny_generator
     assert parse_layers("medium", G) == parse_layers("middle", G) != parse_layers("coarse", G)
@@ -407,8 +459,19 @@ def test_train_gan_model_takes_a_registry_name(capsys, tmp_path):
     """--model resolves names like every other --model: the embedded model is found (and refused: it has no D)."""
     os.chdir(tmp_path)
     (tmp_path / "data").mkdir()
-    code, _, err = run_cli(capsys, "train", "gan", "--model", "toyfaces", "--data", tmp_path / "data", "--steps", "1",
-                           "--out", tmp_path / "run")
+    code, _, err = run_cli(
+        capsys,
+        "train",
+        "gan",
+        "--model",
+        "toyfaces",
+        "--data",
+        tmp_path / "data",
+        "--steps",
+        "1",
+        "--out",
+        tmp_path / "run",
+    )
     assert code == 1 and "toyfaces: holds no discriminator" in err, err
 
 
@@ -499,8 +562,15 @@ def test_progress_estimate_for_large_work(monkeypatch):
 def test_format_duration_and_rate():
     from latentlab.utils.progress import format_duration, format_rate
 
-    assert [format_duration(s) for s in (0.2, 40, 89, 90, 6660, 3600, 200_000)] == \
-        ["1 s", "40 s", "89 s", "2 min", "1 h 51 min", "1 h", "2 d 7 h"]
+    assert [format_duration(s) for s in (0.2, 40, 89, 90, 6660, 3600, 200_000)] == [
+        "1 s",
+        "40 s",
+        "89 s",
+        "2 min",
+        "1 h 51 min",
+        "1 h",
+        "2 d 7 h",
+    ]
     assert [format_rate(r) for r in (15.2, 2.44, 0.2, 1234.0)] == ["15/s", "2.4/s", "1 per 5 s", "1,234/s"]
 
 
@@ -530,8 +600,18 @@ def test_commands_show_progress_when_stderr_is_not_a_terminal(capsys, tmp_path, 
     monkeypatch.setenv("LATENTLAB_PROGRESS_INTERVAL", "0")
     monkeypatch.delenv("RANK", raising=False)
     monkeypatch.delenv("WORLD_SIZE", raising=False)
-    code, out, err = run_cli(capsys, "generate", "--model", fixture_path("sg2ada_skip32.pkl"), "--seeds", "0-3",
-                             "--batch", "2", "--out", tmp_path / "g")
+    code, out, err = run_cli(
+        capsys,
+        "generate",
+        "--model",
+        fixture_path("sg2ada_skip32.pkl"),
+        "--seeds",
+        "0-3",
+        "--batch",
+        "2",
+        "--out",
+        tmp_path / "g",
+    )
     assert code == 0, err
     lines = [line for line in err.splitlines() if line.startswith("generate:")]
     assert lines and "\r" not in err and "4/4" in lines[-1] and lines[-1].startswith("generate: 100%"), err

@@ -1,4 +1,5 @@
 """End-to-end `latentlab edit / mix / interpolate` runs on the official fixtures, and their error paths."""
+
 import json
 import os
 
@@ -15,7 +16,6 @@ ADA = fixture_path("sg2ada_skip32.pkl")
 SG1 = fixture_path("sg1_32.pkl")
 
 
-
 @pytest.fixture
 def boundaries(tmp_path):
     """A user boundary folder with two planted directions in W (64-d) and an index."""
@@ -25,15 +25,36 @@ def boundaries(tmp_path):
     for name in ("smile", "age"):
         v = rng.randn(1, 64)
         np.save(folder / f"{name}.npy", v / np.linalg.norm(v))
-    (folder / "index.json").write_text(json.dumps({"attributes": {"smile": {"file": "smile.npy", "space": "w"},
-                                                                   "age": {"file": "age.npy", "space": "w"}}}))
+    (folder / "index.json").write_text(
+        json.dumps(
+            {"attributes": {"smile": {"file": "smile.npy", "space": "w"}, "age": {"file": "age.npy", "space": "w"}}}
+        )
+    )
     return folder
 
 
 def test_edit_writes_grid_images_record_and_latents(capsys, tmp_path, boundaries):
     out = tmp_path / "edit"
-    code, _, err = run_cli(capsys, "edit", "--model", ADA, "--attr", "smile", "--boundaries", boundaries, "--condition", "age",
-                       "--alpha", "-2,0,2", "--seeds", "1-2", "--trunc", "0.7", "--out", out)
+    code, _, err = run_cli(
+        capsys,
+        "edit",
+        "--model",
+        ADA,
+        "--attr",
+        "smile",
+        "--boundaries",
+        boundaries,
+        "--condition",
+        "age",
+        "--alpha",
+        "-2,0,2",
+        "--seeds",
+        "1-2",
+        "--trunc",
+        "0.7",
+        "--out",
+        out,
+    )
     assert code == 0, err
     files = sorted(os.listdir(out))
     assert "grid.png" in files and "edit.json" in files and "latents.npz" in files
@@ -49,7 +70,9 @@ def test_edit_writes_grid_images_record_and_latents(capsys, tmp_path, boundaries
     n = smile - (smile @ age) * age
     n /= np.linalg.norm(n)
     diff = edited.data.reshape(2, 3, -1) - orig.data[:, None]
-    np.testing.assert_allclose(diff.numpy(), np.broadcast_to(np.array([-2, 0, 2])[None, :, None] * n[None, None], (2, 3, 64)), atol=1e-5)
+    np.testing.assert_allclose(
+        diff.numpy(), np.broadcast_to(np.array([-2, 0, 2])[None, :, None] * n[None, None], (2, 3, 64)), atol=1e-5
+    )
     with torch.no_grad():
         ws = G.mapping(latentlab.z_from_seeds([2], 64), None, truncation_psi=0.7)
         img = G.synthesis(ws + 2 * torch.from_numpy(n).float())
@@ -59,16 +82,46 @@ def test_edit_writes_grid_images_record_and_latents(capsys, tmp_path, boundaries
 
 
 def test_edit_in_wplus_layers_and_s_channels(capsys, tmp_path, boundaries):
-    code, _, err = run_cli(capsys, "edit", "--model", ADA, "--boundary", boundaries / "smile.npy", "--space", "w+",
-                       "--layers", "coarse", "--alpha", "3", "--seeds", "0", "--out", tmp_path / "wp")
+    code, _, err = run_cli(
+        capsys,
+        "edit",
+        "--model",
+        ADA,
+        "--boundary",
+        boundaries / "smile.npy",
+        "--space",
+        "w+",
+        "--layers",
+        "coarse",
+        "--alpha",
+        "3",
+        "--seeds",
+        "0",
+        "--out",
+        tmp_path / "wp",
+    )
     assert code == 0, err
     lat = np.load(tmp_path / "wp" / "latents.npz")
     assert lat["alphas"].tolist() == [0.0, 3.0]  # the unedited image is added as the first column
     diff = lat["edited_codes"] - lat["original_codes"]
     assert np.abs(diff[0]).max() == 0
     assert np.abs(diff[1, 3:]).max() == 0 and np.abs(diff[1, :3]).max() > 0  # coarse = ws 0-2 at 32 px
-    code, _, err = run_cli(capsys, "edit", "--model", ADA, "--space", "s", "--channels", "b8.conv0:5", "--alpha", "-4,4",
-                       "--seeds", "0", "--out", tmp_path / "s")
+    code, _, err = run_cli(
+        capsys,
+        "edit",
+        "--model",
+        ADA,
+        "--space",
+        "s",
+        "--channels",
+        "b8.conv0:5",
+        "--alpha",
+        "-4,4",
+        "--seeds",
+        "0",
+        "--out",
+        tmp_path / "s",
+    )
     assert code == 0, err
     lat = np.load(tmp_path / "s" / "latents.npz")
     assert np.count_nonzero(lat["edited_codes"][1] - lat["original_codes"][0]) == 1
@@ -77,8 +130,20 @@ def test_edit_in_wplus_layers_and_s_channels(capsys, tmp_path, boundaries):
 def test_edit_on_a_stylegan1_model(capsys, tmp_path):
     v = np.random.RandomState(1).randn(1, 32)
     np.save(tmp_path / "d.npy", v / np.linalg.norm(v))
-    code, _, err = run_cli(capsys, "edit", "--model", SG1, "--boundary", tmp_path / "d.npy", "--alpha", "-1:1:3", "--seeds", "0-1",
-                       "--out", tmp_path / "v1")
+    code, _, err = run_cli(
+        capsys,
+        "edit",
+        "--model",
+        SG1,
+        "--boundary",
+        tmp_path / "d.npy",
+        "--alpha",
+        "-1:1:3",
+        "--seeds",
+        "0-1",
+        "--out",
+        tmp_path / "v1",
+    )
     assert code == 0, err and os.path.exists(tmp_path / "v1" / "grid.png")
 
 
@@ -103,7 +168,16 @@ def test_edit_errors(capsys, tmp_path, boundaries, args, message):
 
 
 def test_interfacegan_boundary_size_mismatch_is_refused(capsys, tmp_path):
-    b = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "interfacegan", "boundaries", "stylegan_ffhq_smile_w_boundary.npy")
+    b = os.path.join(
+        os.path.dirname(__file__),
+        "..",
+        "..",
+        "shared",
+        "data",
+        "interfacegan",
+        "boundaries",
+        "stylegan_ffhq_smile_w_boundary.npy",
+    )
     if not os.path.exists(b):
         pytest.skip("official InterFaceGAN boundaries not available")
     code, _, err = run_cli(capsys, "edit", "--model", SG1, "--boundary", b, "--out", tmp_path / "x")
@@ -111,7 +185,9 @@ def test_interfacegan_boundary_size_mismatch_is_refused(capsys, tmp_path):
 
 
 def test_mix_grid_copies_the_layers(capsys, tmp_path):
-    code, _, err = run_cli(capsys, "mix", "--model", ADA, "--rows", "0-1", "--cols", "5-7", "--layers", "0-3", "--out", tmp_path / "m")
+    code, _, err = run_cli(
+        capsys, "mix", "--model", ADA, "--rows", "0-1", "--cols", "5-7", "--layers", "0-3", "--out", tmp_path / "m"
+    )
     assert code == 0, err
     grid = Image.open(tmp_path / "m" / "grid.png")
     assert grid.size == (4 * 32 + 3 * 2, 3 * 32 + 2 * 2)
@@ -128,7 +204,20 @@ def test_mix_grid_copies_the_layers(capsys, tmp_path):
 
 @pytest.mark.parametrize("space", ["z", "w"])
 def test_interpolate_frames(capsys, tmp_path, space):
-    code, _, err = run_cli(capsys, "interpolate", "--model", ADA, "--seeds", "0,3,4", "--steps", "5", "--space", space, "--out", tmp_path / "i")
+    code, _, err = run_cli(
+        capsys,
+        "interpolate",
+        "--model",
+        ADA,
+        "--seeds",
+        "0,3,4",
+        "--steps",
+        "5",
+        "--space",
+        space,
+        "--out",
+        tmp_path / "i",
+    )
     assert code == 0, err
     assert len([f for f in os.listdir(tmp_path / "i") if f.startswith("pair")]) == 10
     path = np.load(tmp_path / "i" / "path.npz")
@@ -142,8 +231,25 @@ def test_interpolate_frames(capsys, tmp_path, space):
 
 def test_truncate_grid_and_reusable_clusters(capsys, tmp_path):
     out = tmp_path / "t"
-    code, _, err = run_cli(capsys, "truncate", "--model", ADA, "--seeds", "0-3", "--variant", "none", "--variant", "w:0",
-                       "--variant", "clusters:k=2,psi=0", "--fit-samples", "200", "--save-fitted", "--out", out)
+    code, _, err = run_cli(
+        capsys,
+        "truncate",
+        "--model",
+        ADA,
+        "--seeds",
+        "0-3",
+        "--variant",
+        "none",
+        "--variant",
+        "w:0",
+        "--variant",
+        "clusters:k=2,psi=0",
+        "--fit-samples",
+        "200",
+        "--save-fitted",
+        "--out",
+        out,
+    )
     assert code == 0, err
     rec = json.loads((out / "truncate.json").read_text())
     assert [v["spec"] for v in rec["variants"]] == ["none", "w:0", "clusters:k=2,psi=0"]
@@ -153,10 +259,24 @@ def test_truncate_grid_and_reusable_clusters(capsys, tmp_path):
     tiles = [row[:, k * 34 : k * 34 + 32] for k in range(4)]
     assert all(np.array_equal(tiles[0], t) for t in tiles[1:])
     # the saved clusters load again and give the same row
-    code, _, err = run_cli(capsys, "truncate", "--model", ADA, "--seeds", "0-3", "--variant", "none",
-                       "--clusters", out / "variant2.npz", "--out", tmp_path / "t2")
+    code, _, err = run_cli(
+        capsys,
+        "truncate",
+        "--model",
+        ADA,
+        "--seeds",
+        "0-3",
+        "--variant",
+        "none",
+        "--clusters",
+        out / "variant2.npz",
+        "--out",
+        tmp_path / "t2",
+    )
     assert code == 0, err
-    assert np.array_equal(np.asarray(Image.open(tmp_path / "t2" / "variant1.png")), np.asarray(Image.open(out / "variant2.png")))
+    assert np.array_equal(
+        np.asarray(Image.open(tmp_path / "t2" / "variant1.png")), np.asarray(Image.open(out / "variant2.png"))
+    )
 
 
 def test_truncate_bad_spec_is_one_line(capsys, tmp_path):
@@ -165,8 +285,21 @@ def test_truncate_bad_spec_is_one_line(capsys, tmp_path):
 
 
 def test_edit_to_target_distances(capsys, tmp_path, boundaries):
-    code, _, err = run_cli(capsys, "edit", "--model", ADA, "--boundary", boundaries / "smile.npy", "--to-distance",
-                       "--alpha", "-3,3", "--seeds", "0-1", "--out", tmp_path / "d")
+    code, _, err = run_cli(
+        capsys,
+        "edit",
+        "--model",
+        ADA,
+        "--boundary",
+        boundaries / "smile.npy",
+        "--to-distance",
+        "--alpha",
+        "-3,3",
+        "--seeds",
+        "0-1",
+        "--out",
+        tmp_path / "d",
+    )
     assert code == 0, err
     lat = np.load(tmp_path / "d" / "latents.npz")
     n = np.load(boundaries / "smile.npy")[0]

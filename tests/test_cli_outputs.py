@@ -1,5 +1,6 @@
 """Output folders (default numbered folders, --out/--force, resumable folders), the unedited column of
 edit grids, and what `generate` records (settings, latents in our, W+ and NVIDIA's layouts)."""
+
 import json
 import os
 import threading
@@ -108,7 +109,7 @@ NO_OUT = {("info",), ("models",), ("convert",)}  # convert: SRC DST files, --for
 
 
 def test_every_writing_command_has_a_folder_out_with_the_right_default():
-    from cli.main import app
+    from latentlab.cli.main import app
 
     seen = set()
     for path, cmd in _leaves(app):
@@ -133,11 +134,14 @@ def test_every_writing_command_has_a_folder_out_with_the_right_default():
     assert RESUMABLE | PRINT_ONLY <= seen and {("generate",), ("edit",), ("boundary",), ("train-classifier",)} <= seen
 
 
-@pytest.mark.parametrize("args", [
-    ("generate", "--model", ADA, "--seeds", "0"),
-    ("mix", "--model", ADA, "--rows", "0", "--cols", "1"),
-    ("truncate", "--model", ADA, "--seeds", "0", "--variant", "none"),
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("generate", "--model", ADA, "--seeds", "0"),
+        ("mix", "--model", ADA, "--rows", "0", "--cols", "1"),
+        ("truncate", "--model", ADA, "--seeds", "0", "--variant", "none"),
+    ],
+)
 def test_default_folders_for_each_writing_command(capsys, tmp_path, monkeypatch, args):
     monkeypatch.chdir(tmp_path)
     for k in (1, 2):
@@ -242,14 +246,16 @@ def test_run_edit_first_column_is_the_unedited_image():
     assert edited.meta["alphas"] == [None, -1.0, 1.0] and edited.seeds == [0, 0, 0, 3, 3, 3]
     data = edited.data.reshape(2, 3, -1)
     torch.testing.assert_close(data[:, 0], codes.data, rtol=0, atol=0)
-    torch.testing.assert_close(data[:, 1:] @ torch.from_numpy(d.vector).float(), torch.tensor([[-1.0, 1.0]] * 2),
-                               rtol=0, atol=1e-4)
+    torch.testing.assert_close(
+        data[:, 1:] @ torch.from_numpy(d.vector).float(), torch.tensor([[-1.0, 1.0]] * 2), rtol=0, atol=1e-4
+    )
     np.testing.assert_array_equal(images[0::3], plain)
 
 
 def test_edit_no_original(capsys, tmp_path):
-    code, _, err = run_cli(capsys, "edit", "--attr", "smile", "--alpha", "2", "--seeds", "0-1", "--no-original",
-                           "--out", tmp_path / "e")
+    code, _, err = run_cli(
+        capsys, "edit", "--attr", "smile", "--alpha", "2", "--seeds", "0-1", "--no-original", "--out", tmp_path / "e"
+    )
     assert code == 0, err
     assert json.loads((tmp_path / "e" / "edit.json").read_text())["alphas"] == [2.0]
     assert Image.open(tmp_path / "e" / "grid.png").size == (64, 2 * 64 + 2)  # one column
@@ -264,8 +270,9 @@ def _png(path):
 
 def test_generate_records_settings_and_latents(capsys, tmp_path):
     out = tmp_path / "g"
-    code, stdout, err = run_cli(capsys, "generate", "--seeds", "3,7", "--trunc", "0.6", "--noise-mode", "none",
-                                "--out", out)
+    code, stdout, err = run_cli(
+        capsys, "generate", "--seeds", "3,7", "--trunc", "0.6", "--noise-mode", "none", "--out", out
+    )
     assert code == 0 and stdout.strip().endswith(f"to {out}"), err
     rec = json.loads((out / "generate.json").read_text())
     assert rec["model"] == "toyfaces" and rec["seeds"] == [3, 7] and rec["truncation"] == {"psi": 0.6, "cutoff": None}
@@ -293,8 +300,22 @@ def test_generate_records_settings_and_latents(capsys, tmp_path):
 def test_generate_nvidia_layout_renders_the_generated_images(capsys, tmp_path):
     """projected_w.npz read back as stylegan2-ada-pytorch's generate.py --projected-w reads it gives the same images."""
     out = tmp_path / "g"
-    code, _, err = run_cli(capsys, "generate", "--model", ADA, "--seeds", "0-2", "--trunc", "0.7", "--trunc-cutoff", "2",
-                           "--latents-format", "nvidia", "--out", out)
+    code, _, err = run_cli(
+        capsys,
+        "generate",
+        "--model",
+        ADA,
+        "--seeds",
+        "0-2",
+        "--trunc",
+        "0.7",
+        "--trunc-cutoff",
+        "2",
+        "--latents-format",
+        "nvidia",
+        "--out",
+        out,
+    )
     assert code == 0, err
     G = latentlab.load_generator(ADA)
     with np.load(out / "projected_w.npz") as f:
@@ -315,7 +336,9 @@ def test_generate_nvidia_layout_renders_the_generated_images(capsys, tmp_path):
 
 def test_generate_wplus_layout(capsys, tmp_path):
     out = tmp_path / "g"
-    code, _, err = run_cli(capsys, "generate", "--model", ADA, "--seeds", "0-3", "--latents-format", "wplus", "--out", out)
+    code, _, err = run_cli(
+        capsys, "generate", "--model", ADA, "--seeds", "0-3", "--latents-format", "wplus", "--out", out
+    )
     assert code == 0, err
     G = latentlab.load_generator(ADA)
     lat = np.load(out / "latents.npz")
@@ -364,8 +387,15 @@ def test_generation_latents_of_a_conditional_model(tmp_path):
     from latentlab.latents import LatentCodes
 
     torch.manual_seed(0)
-    G = Generator(z_dim=8, c_dim=3, w_dim=8, img_resolution=8, img_channels=3, mapping_kwargs=dict(num_layers=2),
-                  synthesis_kwargs=dict(channel_base=64, channel_max=8)).eval()
+    G = Generator(
+        z_dim=8,
+        c_dim=3,
+        w_dim=8,
+        img_resolution=8,
+        img_channels=3,
+        mapping_kwargs=dict(num_layers=2),
+        synthesis_kwargs=dict(channel_base=64, channel_max=8),
+    ).eval()
     z, w = generation_latents(G, [4, 5], truncation_psi=0.5, class_idx=2)
     onehot = torch.tensor([[0.0, 0.0, 1.0]] * 2)
     with torch.no_grad():

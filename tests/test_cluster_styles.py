@@ -1,4 +1,5 @@
 """Fitted cluster truncation on the levels' styles: levels get their own clusters, and the move is exact in style space."""
+
 import importlib.util
 import json
 
@@ -10,7 +11,9 @@ from torch import nn
 from latentlab import Generator
 from latentlab.truncation import ClusterTruncation, Truncation
 
-pytestmark = pytest.mark.skipif(importlib.util.find_spec("sklearn") is None, reason="cluster fitting needs scikit-learn")
+pytestmark = pytest.mark.skipif(
+    importlib.util.find_spec("sklearn") is None, reason="cluster fitting needs scikit-learn"
+)
 
 COARSE, MIDDLE = [0, 1, 2], [3, 4]  # tiny generator: 6 ws; ws 5 (the last) keeps its code
 
@@ -24,8 +27,15 @@ def no_grad():
 def tiny(split=False):
     """The tiny 16 px generator; split=True: coarse style layers read only w[:8], middle (and last) only w[8:]."""
     torch.manual_seed(0)
-    G = Generator(z_dim=16, c_dim=0, w_dim=16, img_resolution=16, img_channels=3, mapping_kwargs=dict(num_layers=2),
-                  synthesis_kwargs=dict(channel_base=256, channel_max=16)).eval()
+    G = Generator(
+        z_dim=16,
+        c_dim=0,
+        w_dim=16,
+        img_resolution=16,
+        img_channels=3,
+        mapping_kwargs=dict(num_layers=2),
+        synthesis_kwargs=dict(channel_base=256, channel_max=16),
+    ).eval()
     with torch.no_grad():
         G.mapping.w_avg.normal_()
         if split:
@@ -65,17 +75,17 @@ def test_levels_do_not_share_their_clusters(method):
     kw = dict(k=4, levels=("coarse", "middle"), method=method)
     t = ClusterTruncation(**kw).fit(G, n_samples=600, batch_size=250)
     assert t.representation == "styles" and t.layers_ == {"coarse": COARSE, "middle": MIDDLE}
-    coarse, middle = t.centers["coarse"][:, 0], t.centers["middle"][:, 0]
+    coarse, middle = t.centers_["coarse"][:, 0], t.centers_["middle"][:, 0]
     spread = min(torch.pdist(coarse.double()).median(), torch.pdist(middle.double()).median())
     assert matched_distances(coarse, middle).min() > 0.25 * spread  # every coarse centre is far from every middle one
     # each level's centres spread along the W directions its own styles read
     for level, own in (("coarse", slice(0, 8)), ("middle", slice(8, 16))):
-        c = t.centers[level][:, 0].double()
+        c = t.centers_[level][:, 0].double()
         c = c - c.mean(0)
-        assert (c[:, own] ** 2).sum() > 0.55 * (c ** 2).sum(), level
+        assert (c[:, own] ** 2).sum() > 0.55 * (c**2).sum(), level
     # the 'w' baseline clusters one W for every level: identical centres, which is what the styles avoid
     w = ClusterTruncation(**kw, representation="w").fit(G, n_samples=600, batch_size=250)
-    assert torch.allclose(w.centers["coarse"][:, 0], w.centers["middle"][:, 0], atol=1e-6)
+    assert torch.allclose(w.centers_["coarse"][:, 0], w.centers_["middle"][:, 0], atol=1e-6)
 
 
 class SharedPlantedMapping(nn.Module):
@@ -105,8 +115,11 @@ def test_each_level_recovers_its_own_planted_clusters():
     ia, ib = G.mapping.ids(z)
     z_fit = zs(800, seed=0)  # the fitting sample (fit draws z from RandomState(seed))
     w_fit = G.mapping(z_fit)[:, 0]
-    for level, planted, own, truth in (("coarse", G.mapping.a, slice(0, 8), ia), ("middle", G.mapping.b, slice(8, 16), ib)):
-        c = t.centers[level][:, 0]
+    for level, planted, own, truth in (
+        ("coarse", G.mapping.a, slice(0, 8), ia),
+        ("middle", G.mapping.b, slice(8, 16), ib),
+    ):
+        c = t.centers_[level][:, 0]
         d = torch.cdist(planted.double(), c[:, own].double())
         to = d.argmin(1)
         assert sorted(to.tolist()) == list(range(len(planted))) and d.min(1).values.max() < 0.05, level
@@ -173,8 +186,15 @@ def test_style_clusters_need_their_generator(tmp_path):
         t.predict(ws, "coarse")
     with pytest.raises(ValueError, match="needs the generator|fit_ws\\(ws, G\\)"):
         ClusterTruncation(k=2).fit_ws(ws)
-    wider = Generator(z_dim=16, c_dim=0, w_dim=16, img_resolution=16, img_channels=3, mapping_kwargs=dict(num_layers=2),
-                      synthesis_kwargs=dict(channel_base=512, channel_max=32)).eval()
+    wider = Generator(
+        z_dim=16,
+        c_dim=0,
+        w_dim=16,
+        img_resolution=16,
+        img_channels=3,
+        mapping_kwargs=dict(num_layers=2),
+        synthesis_kwargs=dict(channel_base=512, channel_max=32),
+    ).eval()
     with pytest.raises(ValueError, match="fitted on another generator"):
         t.transform_ws(wider, wider.mapping(zs(4), None))
 
@@ -187,9 +207,14 @@ def test_style_state_round_trips_and_old_w_files_still_load(tmp_path):
     with np.load(path, allow_pickle=False) as f:
         assert all(f[key].dtype != object for key in f.files)
     for u in (Truncation.load(path), Truncation.from_dict(json.loads(json.dumps(t.to_dict())))):
-        assert (u.representation, u.dims, u.style_layers_, u.info_) == ("styles", 5, t.style_layers_, {"n_samples": 200})
+        assert (u.representation, u.dims, u.style_layers_, u.info_) == (
+            "styles",
+            5,
+            t.style_layers_,
+            {"n_samples": 200},
+        )
         for level in t.layers_:
-            assert torch.equal(u.centers[level], t.centers[level])
+            assert torch.equal(u.centers_[level], t.centers_[level])
             for f in ("mean", "components"):
                 assert np.array_equal(u.pca_[level][f], t.pca_[level][f])
         assert torch.equal(u(G, z), t(G, z))

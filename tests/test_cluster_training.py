@@ -1,4 +1,5 @@
 """Learned multi-level cluster mappings: loss terms, training, truncation semantics, files, resume and CLI."""
+
 import copy
 import csv
 import json
@@ -34,8 +35,15 @@ FAST = dict(batch_size=16, n_critic=1, lr=3e-3)
 
 def tiny(seed=0, c_dim=0):
     torch.manual_seed(seed)
-    return Generator(z_dim=16, c_dim=c_dim, w_dim=16, img_resolution=16, img_channels=3,
-                     mapping_kwargs=dict(num_layers=2), synthesis_kwargs=dict(channel_base=256, channel_max=16)).eval()
+    return Generator(
+        z_dim=16,
+        c_dim=c_dim,
+        w_dim=16,
+        img_resolution=16,
+        img_channels=3,
+        mapping_kwargs=dict(num_layers=2),
+        synthesis_kwargs=dict(channel_base=256, channel_max=16),
+    ).eval()
 
 
 def zs(n, seed=0):
@@ -90,7 +98,9 @@ def test_critic_loss_reaches_only_the_critics():
     loss.backward()
     for nets in tr.nets.values():
         assert all(g is not None for g in grads(nets.critic.parameters()))
-        assert all(w.grad.abs().sum() > 0 for w in nets.critic.weights)  # (the output bias cancels in D(fake) - D(real))
+        assert all(
+            w.grad.abs().sum() > 0 for w in nets.critic.weights
+        )  # (the output bias cancels in D(fake) - D(real))
         assert all(g is None for g in grads(nets.mapping_parameters()))
     assert all(p.grad is None and not p.requires_grad for p in G.parameters())
 
@@ -101,8 +111,10 @@ def test_mapping_loss_reaches_mapping_mixture_and_classifier_but_not_the_critics
     loss, _ = tr.mapping_loss()
     loss.backward()
     for nets in tr.nets.values():
-        for name, g in zip(["mu", "log_sigma", "mapping", "classifier"],
-                           [nets.mu.grad, nets.log_sigma.grad, nets.mapping.weights[0].grad, nets.classifier.weights[-1].grad]):
+        for name, g in zip(
+            ["mu", "log_sigma", "mapping", "classifier"],
+            [nets.mu.grad, nets.log_sigma.grad, nets.mapping.weights[0].grad, nets.classifier.weights[-1].grad],
+        ):
             assert g is not None and g.abs().sum() > 0, name
         assert all(g is None for g in grads(nets.critic.parameters()))
     assert all(p.grad is None for p in G.parameters())
@@ -142,7 +154,7 @@ def test_psi_zero_gives_the_predicted_centers_and_psi_one_the_identity(trained):
         for level, idx in t0.layers_.items():
             ids = t0.predict(ws, level)
             assert len(set(ids.tolist())) > 1  # a real assignment, not one constant cluster
-            assert torch.equal(out[:, idx], t0.centers[level][ids])
+            assert torch.equal(out[:, idx], t0.centers_[level][ids])
             assert torch.equal(out[:, idx[-1]], t0.nets_[level]["centers"][ids])  # one centre for every layer
         assert torch.equal(out[:, LAST], ws[:, LAST])
         t1 = trainer.to_truncation(psi=1.0)
@@ -166,7 +178,7 @@ def test_generate_samples_the_chosen_gaussian(trained):
     ws = G.mapping(z, None)
     with torch.no_grad():
         out = t0.generate(G, z, clusters={"coarse": 3})
-        assert torch.equal(out[:, COARSE], t0.centers["coarse"][3].expand(6, 3, 16))
+        assert torch.equal(out[:, COARSE], t0.centers_["coarse"][3].expand(6, 3, 16))
         assert torch.equal(out[:, MIDDLE], t0(G, z)[:, MIDDLE])  # not chosen: original w, toward its predicted cluster
         assert torch.equal(out[:, LAST], ws[:, LAST])
         t1 = trainer.to_truncation(psi=1.0)
@@ -191,15 +203,22 @@ def test_save_load_round_trip_without_pickle(trained, tmp_path):
         assert str(f["kind"]) == "learned-clusters"
         assert all(f[key].dtype != object for key in f.files)
     z = zs(20, seed=4)
-    loaded = [Truncation.load(path), LearnedClusterTruncation.load(path), ClusterTruncation.load(path),
-              parse_truncation(f"clusters:{path}"), Truncation.from_dict(json.loads(json.dumps(t.to_dict())))]
+    loaded = [
+        Truncation.load(path),
+        LearnedClusterTruncation.load(path),
+        ClusterTruncation.load(path),
+        parse_truncation(f"clusters:{path}"),
+        Truncation.from_dict(json.loads(json.dumps(t.to_dict()))),
+    ]
     with torch.no_grad():
         for u in loaded:
             assert type(u) is LearnedClusterTruncation and u.layers_ == t.layers_ and u.k == t.k and u.psi == 0.4
             assert torch.equal(u(G, z), t(G, z))
-            assert torch.equal(u.generate(G, z, {"coarse": 2, "middle": 1}), t.generate(G, z, {"coarse": 2, "middle": 1}))
+            assert torch.equal(
+                u.generate(G, z, {"coarse": 2, "middle": 1}), t.generate(G, z, {"coarse": 2, "middle": 1})
+            )
             for level in t.layers_:
-                assert torch.equal(u.centers[level], t.centers[level])
+                assert torch.equal(u.centers_[level], t.centers_[level])
                 assert torch.equal(u.predict(G, level, z=z), t.predict(G, level, z=z))
     with pytest.raises(ValueError, match="trained, not fitted"):
         LearnedClusterTruncation(k=2).fit(G)
@@ -249,15 +268,32 @@ def test_conditional_generators_are_refused():
 
 # --- command line ---------------------------------------------------------------------
 def test_cli_trains_and_truncate_uses_the_file(tmp_path, capsys):
-    from cli.train_clusters import clusters
     from latentlab.checkpoints import save_native
+    from latentlab.cli.train_clusters import clusters
 
     ckpt = tmp_path / "tiny.safetensors"
     save_native(ckpt, {"G_ema": tiny()}, "latentlab")
     group = click.Group(commands=[clusters])
     out = tmp_path / "run"
-    args = ["clusters", "--model", str(ckpt), "--steps", "3", "--out", str(out), "--levels", "coarse,medium",
-            "--k", "2", "--batch", "8", "--n-critic", "1", "--device", "cpu"]
+    args = [
+        "clusters",
+        "--model",
+        str(ckpt),
+        "--steps",
+        "3",
+        "--out",
+        str(out),
+        "--levels",
+        "coarse,medium",
+        "--k",
+        "2",
+        "--batch",
+        "8",
+        "--n-critic",
+        "1",
+        "--device",
+        "cpu",
+    ]
     res = CliRunner().invoke(group, args)
     assert res.exit_code == 0, res.output
     path = out / "clusters.npz"
@@ -266,12 +302,24 @@ def test_cli_trains_and_truncate_uses_the_file(tmp_path, capsys):
     assert sorted(os.listdir(out)) == ["clusters.npz", "metrics.csv", "state.pt"]
     assert Truncation.load(path).info_["steps"] == 3
     assert "Example:" in CliRunner().invoke(group, ["clusters", "--help"]).output
-    from cli.errors import run
+    from latentlab.cli.errors import run
 
     assert run(group, [("3" if a == "2" else a) for a in args]) == 1  # --k 3 this time
     assert "different settings: k" in capsys.readouterr().err
-    code, stdout, err = run_cli(capsys, "truncate", "--model", ckpt, "--seeds", "0-1", "--variant", "none",
-                                "--clusters", path, "--out", tmp_path / "trunc")
+    code, stdout, err = run_cli(
+        capsys,
+        "truncate",
+        "--model",
+        ckpt,
+        "--seeds",
+        "0-1",
+        "--variant",
+        "none",
+        "--clusters",
+        path,
+        "--out",
+        tmp_path / "trunc",
+    )
     assert code == 0, err
     assert "learned clusters k=2 psi=0.7" in stdout
     with open(tmp_path / "trunc" / "truncate.json") as f:
@@ -291,16 +339,17 @@ def test_centers_are_the_mean_of_each_gaussians_codes(trained):
             for k in range(4):
                 codes = nets.mapping(nets.mu[k] + nets.log_sigma[k].exp() * eps).double()
                 mean, se = codes.mean(0), codes.std(0) * math.sqrt(2 / n)  # both estimates' sampling errors
-                assert ((many.centers[level][k, 0].double() - mean).abs() < 5 * se + 1e-6).all(), (level, k)
+                assert ((many.centers_[level][k, 0].double() - mean).abs() < 5 * se + 1e-6).all(), (level, k)
                 at_mu = nets.mapping(nets.mu[k : k + 1])[0].double()  # the old centre M(mu_k) is not the mean
                 assert (at_mu - mean).norm() > 10 * se.norm(), (level, k)
             # exactly: the documented draws, torch.Generator().manual_seed(seed).randn(center_samples, x_dim)
             eps0 = torch.randn(10000, 16, generator=torch.Generator().manual_seed(trainer.seed))
-            exact = torch.stack([nets.mapping(nets.mu[k] + nets.log_sigma[k].exp() * eps0).double().mean(0)
-                                 for k in range(4)])
-            torch.testing.assert_close(t0.centers[level][:, 0].double(), exact, rtol=0, atol=1e-5)
+            exact = torch.stack(
+                [nets.mapping(nets.mu[k] + nets.log_sigma[k].exp() * eps0).double().mean(0) for k in range(4)]
+            )
+            torch.testing.assert_close(t0.centers_[level][:, 0].double(), exact, rtol=0, atol=1e-5)
     again = LearnedClusterTruncation.from_dict(t0.to_dict()).recompute_centers(10000, seed=trainer.seed)
-    assert all(torch.equal(again.centers[level], t0.centers[level]) for level in t0.layers_)
+    assert all(torch.equal(again.centers_[level], t0.centers_[level]) for level in t0.layers_)
 
 
 def test_files_from_the_older_trainer_warn_and_can_recompute_their_centers(trained):
@@ -312,9 +361,9 @@ def test_files_from_the_older_trainer_warn_and_can_recompute_their_centers(train
         old["state"]["nets"][level]["centers"] = t0.map(level, net["mu"]).numpy().tolist()
     with pytest.warns(UserWarning, match="older trainer"):
         u = Truncation.from_dict(old)
-    assert not torch.equal(u.centers["coarse"], t0.centers["coarse"])
+    assert not torch.equal(u.centers_["coarse"], t0.centers_["coarse"])
     u.recompute_centers(10000, seed=t0.info_["center_seed"])
-    assert all(torch.equal(u.centers[level], t0.centers[level]) for level in t0.layers_)
+    assert all(torch.equal(u.centers_[level], t0.centers_[level]) for level in t0.layers_)
     z = zs(8, seed=3)
     with torch.no_grad():
         assert torch.equal(u(G, z), t0(G, z))
@@ -323,13 +372,18 @@ def test_files_from_the_older_trainer_warn_and_can_recompute_their_centers(train
 # --- image classifier ------------------------------------------------------------------
 def test_image_classifier_trains_through_the_frozen_synthesis_and_round_trips(tmp_path):
     G = tiny()
-    tr = ClusterMappingTrainer(G, levels=("coarse",), k=2, classifier="image", cnn_channels=(4, 8), mu_scale=3.0, seed=1,
-                               **FAST)
+    tr = ClusterMappingTrainer(
+        G, levels=("coarse",), k=2, classifier="image", cnn_channels=(4, 8), mu_scale=3.0, seed=1, **FAST
+    )
     loss, _ = tr.mapping_loss()
     loss.backward()
     nets = tr.nets["coarse"]
-    for name, p in [("mu", nets.mu), ("mapping", nets.mapping.weights[0]), ("conv", nets.classifier.weights[0]),
-                    ("fc", nets.classifier.weights[-1])]:
+    for name, p in [
+        ("mu", nets.mu),
+        ("mapping", nets.mapping.weights[0]),
+        ("conv", nets.classifier.weights[0]),
+        ("fc", nets.classifier.weights[-1]),
+    ]:
         assert p.grad is not None and p.grad.abs().sum() > 0, name
     assert all(p.grad is None for p in G.parameters())
     tr.fit(3, progress=False)
@@ -430,8 +484,22 @@ def test_truncate_choose_generates_from_the_chosen_clusters(files, tmp_path, cap
     rows = {}
     for choice in ("coarse=1,medium=2", "coarse=3,medium=2", "coarse=1,middle=0"):
         out = tmp_path / choice.replace(",", "_")
-        code, stdout, err = run_cli(capsys, "truncate", "--model", ckpt, "--seeds", "0-3", "--variant", "none",
-                                    "--clusters", learned, "--choose", choice, "--out", out)
+        code, stdout, err = run_cli(
+            capsys,
+            "truncate",
+            "--model",
+            ckpt,
+            "--seeds",
+            "0-3",
+            "--variant",
+            "none",
+            "--clusters",
+            learned,
+            "--choose",
+            choice,
+            "--out",
+            out,
+        )
         assert code == 0, err
         rows[choice] = png(out / "variant1.png")
         wanted = {("middle" if k == "medium" else k): int(v) for k, v in (p.split("=") for p in choice.split(","))}
@@ -457,8 +525,21 @@ def test_truncate_psi_overrides_the_file_and_tsne_writes_the_figure(files, tmp_p
         for psi in (None, "0", "1"):
             out = tmp_path / f"{os.path.basename(path)}_{psi}"
             extra = [] if psi is None else ["--psi", psi]
-            code, stdout, err = run_cli(capsys, "truncate", "--model", ckpt, "--seeds", "0-3", "--variant", "none",
-                                        "--clusters", path, *extra, "--out", out)
+            code, stdout, err = run_cli(
+                capsys,
+                "truncate",
+                "--model",
+                ckpt,
+                "--seeds",
+                "0-3",
+                "--variant",
+                "none",
+                "--clusters",
+                path,
+                *extra,
+                "--out",
+                out,
+            )
             assert code == 0, err
             grids[psi] = png(out / "variant1.png")
             t.psi = 0.5 if psi is None else float(psi)
@@ -467,25 +548,43 @@ def test_truncate_psi_overrides_the_file_and_tsne_writes_the_figure(files, tmp_p
         assert np.array_equal(grids["1"], png(tmp_path / f"{os.path.basename(path)}_1" / "variant0.png"))  # psi 1: none
         assert not np.array_equal(grids[None], grids["0"]) and not np.array_equal(grids[None], grids["1"])
     out = tmp_path / "tsne"
-    code, stdout, err = run_cli(capsys, "truncate", "--model", ckpt, "--seeds", "0-1", "--variant", "none",
-                                "--clusters", learned, "--tsne", "--embed-samples", "40", "--out", out)
+    code, stdout, err = run_cli(
+        capsys,
+        "truncate",
+        "--model",
+        ckpt,
+        "--seeds",
+        "0-1",
+        "--variant",
+        "none",
+        "--clusters",
+        learned,
+        "--tsne",
+        "--embed-samples",
+        "40",
+        "--out",
+        out,
+    )
     assert code == 0, err
     assert {"tsne.png", "tsne.pdf"} <= set(os.listdir(out)) and "tsne.png" in stdout
     assert json.loads((out / "truncate.json").read_text())["figures"] == ["tsne.png", "tsne.pdf"]
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--choose", "coarse=1"], "--choose needs --clusters"),
-    (["--trunc", "0.5"], "--trunc needs --clusters"),
-    (["--psi", "0.5"], "--trunc needs --clusters"),  # the old spelling, a hidden alias
-    (["--clusters", "LEARNED", "--choose", "fine=0"], "unknown level 'fine'; fitted levels: coarse, middle"),
-    (["--clusters", "LEARNED", "--choose", "coarse=4"], "cluster for level 'coarse' must be an id in 0-3"),
-    (["--clusters", "LEARNED", "--choose", "coarse=-1"], "must be an id in 0-3"),
-    (["--clusters", "LEARNED", "--choose", "coarse"], "--choose: 'coarse' is not LEVEL=ID"),
-    (["--clusters", "LEARNED", "--choose", "coarse=a"], "cluster id 'a' of level 'coarse' is not an integer"),
-    (["--clusters", "LEARNED", "--choose", "medium=1,middle=2"], "level 'middle' is chosen twice"),
-    (["--clusters", "FITTED", "--psi", "nan"], "not a finite number"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--choose", "coarse=1"], "--choose needs --clusters"),
+        (["--trunc", "0.5"], "--trunc needs --clusters"),
+        (["--psi", "0.5"], "--trunc needs --clusters"),  # the old spelling, a hidden alias
+        (["--clusters", "LEARNED", "--choose", "fine=0"], "unknown level 'fine'; fitted levels: coarse, middle"),
+        (["--clusters", "LEARNED", "--choose", "coarse=4"], "cluster for level 'coarse' must be an id in 0-3"),
+        (["--clusters", "LEARNED", "--choose", "coarse=-1"], "must be an id in 0-3"),
+        (["--clusters", "LEARNED", "--choose", "coarse"], "--choose: 'coarse' is not LEVEL=ID"),
+        (["--clusters", "LEARNED", "--choose", "coarse=a"], "cluster id 'a' of level 'coarse' is not an integer"),
+        (["--clusters", "LEARNED", "--choose", "medium=1,middle=2"], "level 'middle' is chosen twice"),
+        (["--clusters", "FITTED", "--psi", "nan"], "not a finite number"),
+    ],
+)
 def test_truncate_choose_and_psi_errors_are_one_line(files, tmp_path, capsys, args, message):
     ckpt, learned, fitted = files
     args = [{"LEARNED": learned, "FITTED": fitted}.get(a, a) for a in args]

@@ -1,4 +1,5 @@
 """Correlation study pieces against hand computations."""
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -62,8 +63,14 @@ def test_correlations_and_their_difference():
 
 # ---- per-space matrices (the paper's figures 6a/6b and 7) -----------------------------------------
 
-from latentlab.studies.correlation import (comparison_lines, compare_spaces, parse_score_map, score_columns,  # noqa: E402
-                                           space_correlations, transform_scores)
+from latentlab.studies.correlation import (  # noqa: E402
+    compare_spaces,
+    comparison_lines,
+    parse_score_map,
+    score_columns,
+    space_correlations,
+    transform_scores,
+)
 from latentlab.studies.reports import corr_study, write_corr_report  # noqa: E402
 
 SEEDS = list(range(12))
@@ -71,8 +78,12 @@ ALPHAS = np.linspace(-3, 3, 7)
 S2 = np.sqrt(0.5)
 # IdentityG shows the code itself, so the scores are z + alpha n whichever space is edited; the two
 # spaces' directions differ: Z moves a and b together (a ~ b), W moves them apart (a ~ -b).
-DIRS = {("z", "a"): np.array([S2, S2, 0.0]), ("z", "c"): np.array([0.0, 0.0, 1.0]),
-        ("w", "a"): np.array([S2, -S2, 0.0]), ("w", "c"): np.array([0.0, S2, S2])}
+DIRS = {
+    ("z", "a"): np.array([S2, S2, 0.0]),
+    ("z", "c"): np.array([0.0, 0.0, 1.0]),
+    ("w", "a"): np.array([S2, -S2, 0.0]),
+    ("w", "c"): np.array([0.0, S2, S2]),
+}
 
 
 class Identity:
@@ -124,8 +135,15 @@ def test_z_and_w_matrices_are_each_their_own_rows():
 def test_each_space_against_the_reference():
     rng = np.random.RandomState(1)
     x = np.sign(rng.randn(200))
-    ref = pd.DataFrame({"file": [f"{i}.jpg" for i in range(200)], "a": x, "b": x * np.sign(rng.randn(200) + 1.5),
-                        "c": np.sign(rng.randn(200)), "d": np.sign(rng.randn(200))})  # d: not a classifier attribute
+    ref = pd.DataFrame(
+        {
+            "file": [f"{i}.jpg" for i in range(200)],
+            "a": x,
+            "b": x * np.sign(rng.randn(200) + 1.5),
+            "c": np.sign(rng.randn(200)),
+            "d": np.sign(rng.randn(200)),
+        }
+    )  # d: not a classifier attribute
     res = run_study(reference=ref)
     m = res["matrices"]
     r = corr(ref[["a", "b", "c"]].to_numpy(float))
@@ -188,7 +206,9 @@ def test_transform_and_score_map_rules():
         parse_score_map("smile")
     names = ["Smiling", "Young", "No_Beard"]
     assert score_columns(["smile", "young"], names) == {"smile": "Smiling", "young": "Young"}
-    with pytest.raises(ValueError, match="'age' is the opposite of 'Young'; map it explicitly with --score-map age=Young"):
+    with pytest.raises(
+        ValueError, match="'age' is the opposite of 'Young'; map it explicitly with --score-map age=Young"
+    ):
         score_columns(["age"], names)
     assert score_columns(["age"], names, {"age": "Young"}) == {"age": "Young"}
 
@@ -220,14 +240,32 @@ def test_report_files_and_titles(tmp_path, monkeypatch):
     monkeypatch.setattr(plots, "linearity_plot", spy_linearity)
     out = tmp_path / "r"
     write_corr_report(res, str(out))
-    stems = ["corr_reference", "corr_z_generated", "corr_z_difference", "corr_z_difference_cubed", "corr_w_generated",
-             "corr_w_difference", "corr_w_difference_cubed", "corr_z_minus_w", "corr_pooled_generated",
-             "corr_pooled_difference", "corr_pooled_difference_cubed"]
+    stems = [
+        "corr_reference",
+        "corr_z_generated",
+        "corr_z_difference",
+        "corr_z_difference_cubed",
+        "corr_w_generated",
+        "corr_w_difference",
+        "corr_w_difference_cubed",
+        "corr_z_minus_w",
+        "corr_pooled_generated",
+        "corr_pooled_difference",
+        "corr_pooled_difference_cubed",
+    ]
     for stem in stems:
         for ext in ("csv", "md", "png", "pdf"):
             assert (out / f"{stem}.{ext}").exists(), f"{stem}.{ext}"
-    for f in ("scores.csv", "corr_comparison.csv", "corr_comparison.md", "linearity.csv", "linearity_fits.csv",
-              "linearity.png", "linearity.pdf", "summary.md"):
+    for f in (
+        "scores.csv",
+        "corr_comparison.csv",
+        "corr_comparison.md",
+        "linearity.csv",
+        "linearity_fits.csv",
+        "linearity.png",
+        "linearity.pdf",
+        "summary.md",
+    ):
         assert (out / f).exists(), f
     assert sorted(titles) == sorted(stems)
     assert all("probabilities" in t for k, t in titles.items() if k != "corr_reference")

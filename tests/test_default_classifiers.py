@@ -3,6 +3,7 @@
 Downloads go to a local HTTP server on 127.0.0.1 serving small synthetic D_basic pickles with the
 official structure (256x256 RGB in, one output, no labels); never the internet.
 """
+
 import http.server
 import math
 import os
@@ -19,7 +20,9 @@ import torch
 from conftest import fixture_path, run_cli
 from latentlab import defaults
 from latentlab.attributes import NVIDIA_ATTRIBUTES, NvidiaCelebAHQClassifier, load_classifier
+from latentlab.attributes.default import NoDefaultClassifier, default_classifier_spec
 from latentlab.checkpoints import download as dl
+from latentlab.checkpoints.tags import FORMAT_SG1_TF
 from latentlab.errors import CheckpointError
 
 # ----------------------------------------------------------------------------------------------- files
@@ -57,8 +60,15 @@ def d_basic_bytes(seed, resolution=256, fmap_base=128, fmap_max=4):
     v["4x4/Dense1/weight"] = rng.standard_normal((nf(0), 1))
     v["4x4/Dense1/bias"] = rng.standard_normal(1) * 0.1
     kwargs = dict(resolution=resolution, num_channels=3, label_size=0, fmap_base=fmap_base, fmap_max=fmap_max)
-    state = dict(version=3, name="D", static_kwargs=kwargs, components={}, build_module_src="# omitted\n",
-                 build_func_name="D_basic", variables=[(k, np.asarray(x, np.float32)) for k, x in v.items()])
+    state = dict(
+        version=3,
+        name="D",
+        static_kwargs=kwargs,
+        components={},
+        build_module_src="# omitted\n",
+        build_func_name="D_basic",
+        variables=[(k, np.asarray(x, np.float32)) for k, x in v.items()],
+    )
     return pickle.dumps(Network(state), protocol=2)
 
 
@@ -140,9 +150,12 @@ def test_registry_lists_nvidias_40_classifiers_with_the_cdn_urls():
         assert e["set"] == "nvidia-celebahq" and e["resolution"] == 256 and e["sha256"] is None
         assert len(e["mirrors"]) == 1 and e["mirrors"][0].startswith("https://drive.google.com/uc?id=")
     # the Google Drive ids of NVlabs/stylegan metrics/linear_separability.py, first and last
-    assert reg["celebahq-classifier-00-male"]["mirrors"] == ["https://drive.google.com/uc?id=1Q5-AI6TwWhCVM7Muu4tBM7rp5nG_gmCX"]
+    assert reg["celebahq-classifier-00-male"]["mirrors"] == [
+        "https://drive.google.com/uc?id=1Q5-AI6TwWhCVM7Muu4tBM7rp5nG_gmCX"
+    ]
     assert reg["celebahq-classifier-39-wearing-necktie"]["mirrors"] == [
-        "https://drive.google.com/uc?id=1SF_mJIdyGINXoV-I6IAxHB_k5dxiF6M-"]
+        "https://drive.google.com/uc?id=1SF_mJIdyGINXoV-I6IAxHB_k5dxiF6M-"
+    ]
     # classifiers are not generators: --model and `latentlab models` do not see them
     assert not set(reg) & set(dl.registry())
 
@@ -151,12 +164,21 @@ def test_registry_holds_the_stylegan1_face_models_and_face_domains():
     reg = dl.registry()
     ffhq1, celeba1 = reg["stylegan1-ffhq-1024"], reg["stylegan1-celebahq-1024"]
     assert ffhq1["filename"] == "karras2019stylegan-ffhq-1024x1024.pkl" and ffhq1["interfacegan"] == "stylegan_ffhq"
-    assert celeba1["filename"] == "karras2019stylegan-celebahq-1024x1024.pkl" and celeba1["interfacegan"] == "stylegan_celebahq"
+    assert (
+        celeba1["filename"] == "karras2019stylegan-celebahq-1024x1024.pkl"
+        and celeba1["interfacegan"] == "stylegan_celebahq"
+    )
     assert ffhq1["url"] == "https://drive.google.com/uc?id=1MEGjdvVpUsu1jB4zrXZN7Y4kBBOzizDQ"  # NVlabs/stylegan README
     assert celeba1["url"] == "https://drive.google.com/uc?id=1MGqJl28pN4t7SAtSrPdSRJSQJqahkzUf"
-    assert ffhq1["format"] == celeba1["format"] == "stylegan1-tf"
+    assert ffhq1["format"] == celeba1["format"] == FORMAT_SG1_TF
     faces = sorted(n for n, e in reg.items() if e.get("domain") == "faces")
-    assert faces == ["ffhq", "stylegan1-celebahq-1024", "stylegan1-ffhq-1024", "stylegan2-ffhq-1024", "stylegan2-ffhq-256"]
+    assert faces == [
+        "ffhq",
+        "stylegan1-celebahq-1024",
+        "stylegan1-ffhq-1024",
+        "stylegan2-ffhq-1024",
+        "stylegan2-ffhq-256",
+    ]
 
 
 def test_entry_for_finds_names_official_file_names_urls_and_cached_files(cache):
@@ -180,17 +202,17 @@ def test_default_classifier_spec_per_model(tmp_path):
     toy = defaults.classifier_spec()
     assert toy.startswith("toyfaces:") and os.path.isfile(toy.split(":", 1)[1])
     for spec in (None, "toyfaces", defaults.model_path()):
-        assert defaults.default_classifier_spec(None, spec) == toy
+        assert default_classifier_spec(None, spec) == toy
     for spec in ("ffhq", "stylegan1-celebahq-1024", "/x/karras2019stylegan-ffhq-1024x1024.pkl", "ffhq.pkl"):
-        assert defaults.default_classifier_spec(None, spec) == "nvidia-celebahq"
+        assert default_classifier_spec(None, spec) == "nvidia-celebahq"
     # only the attributes asked for (CelebA spellings and aliases), NVIDIA's names, each once
-    assert defaults.default_classifier_spec(None, "ffhq", "smile,age,Smiling") == "nvidia-celebahq:smiling,young"
-    assert defaults.default_classifier_spec(None, "ffhq", ["Wavy_Hair", "male"]) == "nvidia-celebahq:wavy-hair,male"
+    assert default_classifier_spec(None, "ffhq", "smile,age,Smiling") == "nvidia-celebahq:smiling,young"
+    assert default_classifier_spec(None, "ffhq", ["Wavy_Hair", "male"]) == "nvidia-celebahq:wavy-hair,male"
     with pytest.raises(ValueError, match="no classifier for 'sparkle'.*male, smiling"):
-        defaults.default_classifier_spec(None, "ffhq", "sparkle")
+        default_classifier_spec(None, "ffhq", "sparkle")
     for spec in ("afhqcat", "metfaces", fixture_path("sg2ada_skip32.pkl")):
-        with pytest.raises(defaults.NoDefaultClassifier) as e:
-            defaults.default_classifier_spec(None, spec)
+        with pytest.raises(NoDefaultClassifier) as e:
+            default_classifier_spec(None, spec)
         msg = str(e.value)
         assert "\n" not in msg and "latentlab train-classifier" in msg and "--classifier nvidia-celebahq" in msg
 
@@ -198,11 +220,15 @@ def test_default_classifier_spec_per_model(tmp_path):
 # ------------------------------------------------------------------------------------------ fetching
 
 
-def test_named_classifier_downloads_only_the_files_asked_for_and_matches_them(server, cache, monkeypatch, dnnlib_module):
+def test_named_classifier_downloads_only_the_files_asked_for_and_matches_them(
+    server, cache, monkeypatch, dnnlib_module
+):
     point_registry(monkeypatch, server)
     smile, male = d_basic_bytes(1), d_basic_bytes(2)
-    Handler.files = {"/celebahq-classifier-01-smiling.pkl": ("application/octet-stream", smile),
-                     "/celebahq-classifier-00-male.pkl": ("application/octet-stream", male)}
+    Handler.files = {
+        "/celebahq-classifier-01-smiling.pkl": ("application/octet-stream", smile),
+        "/celebahq-classifier-00-male.pkl": ("application/octet-stream", male),
+    }
     clf = load_classifier("nvidia-celebahq:Smiling,Male")
     assert clf.names == ["smiling", "male"] and clf.chunk == 4 and clf.resolution == 256
     assert sorted(os.listdir(cache)) == ["celebahq-classifier-00-male.pkl", "celebahq-classifier-01-smiling.pkl"]
@@ -213,8 +239,9 @@ def test_named_classifier_downloads_only_the_files_asked_for_and_matches_them(se
     ref_dir.mkdir()
     (ref_dir / "celebahq-classifier-01-smiling.pkl").write_bytes(smile)
     (ref_dir / "celebahq-classifier-00-male.pkl").write_bytes(male)
-    ref = NvidiaCelebAHQClassifier.from_files([ref_dir / "celebahq-classifier-01-smiling.pkl",
-                                               ref_dir / "celebahq-classifier-00-male.pkl"])
+    ref = NvidiaCelebAHQClassifier.from_files(
+        [ref_dir / "celebahq-classifier-01-smiling.pkl", ref_dir / "celebahq-classifier-00-male.pkl"]
+    )
     x = torch.randn(5, 3, 512, 512) * 0.5  # box-downsampled to 256 as by the separability metric
     with torch.no_grad():
         got, want = clf(x), ref(x)
@@ -230,9 +257,14 @@ def test_named_classifier_downloads_only_the_files_asked_for_and_matches_them(se
 
 def test_a_download_with_another_structure_is_refused_and_removed(server, cache, monkeypatch, dnnlib_module):
     point_registry(monkeypatch, server)
-    Handler.files = {"/celebahq-classifier-04-young.pkl": ("application/octet-stream", d_basic_bytes(3, resolution=32, fmap_base=16))}
-    with pytest.raises(CheckpointError, match=r"not the expected celebahq-classifier-04-young .*256x256 RGB images .*"
-                                              r"found one for 32x32.*it was removed"):
+    Handler.files = {
+        "/celebahq-classifier-04-young.pkl": ("application/octet-stream", d_basic_bytes(3, resolution=32, fmap_base=16))
+    }
+    with pytest.raises(
+        CheckpointError,
+        match=r"not the expected celebahq-classifier-04-young .*256x256 RGB images .*"
+        r"found one for 32x32.*it was removed",
+    ):
         load_classifier("nvidia-celebahq:young")
     assert not os.path.exists(cache / "celebahq-classifier-04-young.pkl")
     # a web page (Google Drive's confirmation page, say) is never saved as the file
@@ -261,8 +293,9 @@ def test_offline_error_says_which_file_to_place_where(cache, monkeypatch):
         load_classifier("nvidia-celebahq:smile")
     msg = str(e.value)
     dest = os.path.join(str(cache), "celebahq-classifier-01-smiling.pkl")
-    assert "\n" not in msg and msg.endswith(f"download http://127.0.0.1:9/celebahq-classifier-01-smiling.pkl elsewhere "
-                                            f"and place it at {dest}")
+    assert "\n" not in msg and msg.endswith(
+        f"download http://127.0.0.1:9/celebahq-classifier-01-smiling.pkl elsewhere and place it at {dest}"
+    )
 
 
 def test_load_classifier_by_name_matches_the_spec_forms():
@@ -288,19 +321,42 @@ def face_model(cache):
     from latentlab.checkpoints.native import save_native
 
     torch.manual_seed(0)
-    G = Generator(z_dim=8, c_dim=0, w_dim=8, img_resolution=256, img_channels=3, mapping_kwargs=dict(num_layers=1),
-                  synthesis_kwargs=dict(channel_base=1024, channel_max=4)).eval()
+    G = Generator(
+        z_dim=8,
+        c_dim=0,
+        w_dim=8,
+        img_resolution=256,
+        img_channels=3,
+        mapping_kwargs=dict(num_layers=1),
+        synthesis_kwargs=dict(channel_base=1024, channel_max=4),
+    ).eval()
     path = dl.cached_path("stylegan1-ffhq-1024")
     os.makedirs(os.path.dirname(path), exist_ok=True)
     save_native(path, {"G_ema": G}, "test")
     return path
 
 
-def test_als_on_a_face_model_defaults_to_nvidias_classifiers(server, cache, face_model, monkeypatch, capsys, dnnlib_module):
+def test_als_on_a_face_model_defaults_to_nvidias_classifiers(
+    server, cache, face_model, monkeypatch, capsys, dnnlib_module
+):
     point_registry(monkeypatch, server)
     Handler.files = {"/celebahq-classifier-01-smiling.pkl": ("application/octet-stream", d_basic_bytes(5))}
-    code, out, err = run_cli(capsys, "als", "--model", "stylegan1-ffhq-1024", "--attrs", "smile", "--pairs", "2",
-                             "--steps", "2", "--batch", "4", "--device", "cpu")
+    code, out, err = run_cli(
+        capsys,
+        "als",
+        "--model",
+        "stylegan1-ffhq-1024",
+        "--attrs",
+        "smile",
+        "--pairs",
+        "2",
+        "--steps",
+        "2",
+        "--batch",
+        "4",
+        "--device",
+        "cpu",
+    )
     assert code == 0, err
     assert "scoring with nvidia-celebahq:smiling" in err and "smile" in out and "mean ALS" in out
     assert sorted(os.listdir(cache)) == ["celebahq-classifier-01-smiling.pkl", "stylegan1-ffhq-1024.pkl"]
@@ -308,12 +364,15 @@ def test_als_on_a_face_model_defaults_to_nvidias_classifiers(server, cache, face
 
 def test_als_offline_and_other_models_say_what_to_do(cache, face_model, monkeypatch, capsys):
     point_registry(monkeypatch, "http://127.0.0.1:9")
-    code, _, err = run_cli(capsys, "als", "--model", "stylegan1-ffhq-1024", "--attrs", "Smiling,Young", "--pairs", "1",
-                           "--device", "cpu")
+    code, _, err = run_cli(
+        capsys, "als", "--model", "stylegan1-ffhq-1024", "--attrs", "Smiling,Young", "--pairs", "1", "--device", "cpu"
+    )
     line = [ln for ln in err.splitlines() if ln.startswith("latentlab: error:")]
     assert code == 1 and len(line) == 1
     assert re.search(r"place it at .*celebahq-classifier-01-smiling\.pkl$", line[0])
-    code, _, err = run_cli(capsys, "als", "--model", fixture_path("sg2ada_skip32.pkl"), "--pairs", "1", "--device", "cpu")
+    code, _, err = run_cli(
+        capsys, "als", "--model", fixture_path("sg2ada_skip32.pkl"), "--pairs", "1", "--device", "cpu"
+    )
     assert code == 2 and "--classifier is required for models other than the embedded toyfaces model" in err
     assert "latentlab train-classifier" in err and "nvidia-celebahq" in err
 
@@ -322,11 +381,27 @@ def test_sample_on_a_face_model_scores_with_all_40(server, cache, face_model, mo
     import json
 
     point_registry(monkeypatch, server)
-    Handler.files = {f"/celebahq-classifier-{i:02d}-{a}.pkl": ("application/octet-stream", d_basic_bytes(100 + i))
-                     for i, a in enumerate(NVIDIA_ATTRIBUTES)}
+    Handler.files = {
+        f"/celebahq-classifier-{i:02d}-{a}.pkl": ("application/octet-stream", d_basic_bytes(100 + i))
+        for i, a in enumerate(NVIDIA_ATTRIBUTES)
+    }
     out = cache.parent / "samples"
-    code, _, err = run_cli(capsys, "sample", "--model", "stylegan1-ffhq-1024", "--n", "2", "--chunk", "2", "--batch", "2",
-                           "--device", "cpu", "--out", out)
+    code, _, err = run_cli(
+        capsys,
+        "sample",
+        "--model",
+        "stylegan1-ffhq-1024",
+        "--n",
+        "2",
+        "--chunk",
+        "2",
+        "--batch",
+        "2",
+        "--device",
+        "cpu",
+        "--out",
+        out,
+    )
     assert code == 0, err
     assert "scoring with nvidia-celebahq," in err
     manifest = json.loads((out / "manifest.json").read_text())

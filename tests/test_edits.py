@@ -1,11 +1,22 @@
 """Latent codes and edits: exact algebra, conditioning, mixing, interpolation, files."""
+
 import numpy as np
 import pytest
 import torch
 
 from latentlab.edits import (
-    Direction, distance, edit, edit_to_distance, lerp, load_direction, orthogonalize, parse_alphas, parse_channels,
-    slerp, style_mix, sweep,
+    Direction,
+    distance,
+    edit,
+    edit_to_distance,
+    lerp,
+    load_direction,
+    orthogonalize,
+    parse_alphas,
+    parse_channels,
+    slerp,
+    style_mix,
+    sweep,
 )
 from latentlab.latents import LatentCodes, parse_layers, ws_resolutions
 
@@ -28,7 +39,9 @@ def test_edit_adds_alpha_times_the_unit_direction(G, space):
     d = codes.data.shape[-1]
     raw = unit(d) * 7.0  # not unit: must be normalised
     out = edit(codes, raw, 2.5, G)
-    assert torch.allclose(out.data - codes.data, torch.from_numpy(2.5 * unit(d)).float().expand_as(codes.data), atol=1e-5)
+    assert torch.allclose(
+        out.data - codes.data, torch.from_numpy(2.5 * unit(d)).float().expand_as(codes.data), atol=1e-5
+    )
     assert out.seeds == [0, 1, 2] and out.space == space
 
 

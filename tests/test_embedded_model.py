@@ -1,4 +1,5 @@
 """The embedded toyfaces model: shipped files, defaults of every command, and edits that mean something."""
+
 import json
 import os
 
@@ -9,7 +10,7 @@ import torch
 from latentlab import defaults, load_generator
 from latentlab.attributes import load_classifier
 from latentlab.datasets.toyfaces import ATTRIBUTES
-from latentlab.edits.registry import available_attributes, resolve_attribute
+from latentlab.edits.registry import available_attributes, is_default_model, resolve_attribute
 from latentlab.latents import z_from_seeds
 from tests.conftest import run_cli
 
@@ -34,7 +35,7 @@ def test_shipped_files_are_small_and_registered(model):
     assert model.img_resolution == 64 and model.c_dim == 0
     folder, attrs = available_attributes(model, defaults.NAME)
     assert folder == defaults.w_boundaries_dir() and set(ATTRIBUTES) <= set(attrs)
-    assert defaults.is_default_model(model) and defaults.is_default_model(model, defaults.model_path())
+    assert is_default_model(model) and is_default_model(model, defaults.model_path())
     z_attrs = sorted(f[:-4] for f in os.listdir(defaults.z_boundaries_dir()) if f.endswith(".npy"))
     assert set(ATTRIBUTES) <= set(z_attrs)
     card = open(os.path.join(os.path.dirname(defaults.model_path()), "README.md")).read()
@@ -70,8 +71,11 @@ def test_smile_edit_raises_smile_and_leaves_the_rest(model, classifier):
         assert np.abs(delta[:, names.index(a)]).mean() < 0.15, a
 
 
+@pytest.mark.slow
 def test_edit_and_als_work_with_no_model_option(tmp_path, capsys):
-    code, out, err = run_cli(capsys, "edit", "--attr", "smile", "--alpha", "0,2", "--seeds", "0-1", "--out", tmp_path / "e")
+    code, out, err = run_cli(
+        capsys, "edit", "--attr", "smile", "--alpha", "0,2", "--seeds", "0-1", "--out", tmp_path / "e"
+    )
     assert code == 0, err
     assert "embedded toyfaces model" in err and (tmp_path / "e" / "grid.png").exists()
     code, out, err = run_cli(capsys, "als")
@@ -86,6 +90,7 @@ def test_classifier_default_only_for_the_embedded_model(tmp_path, capsys):
     assert code == 2 and "--classifier is required for models other than the embedded toyfaces model" in err
 
 
+@pytest.mark.slow
 def test_corr_defaults_to_the_renderer_reference(tmp_path, capsys):
     code, out, err = run_cli(capsys, "corr", "--seeds", "0-5", "--alpha", "-2:2:3", "--out", tmp_path / "c")
     assert code == 0, err

@@ -1,4 +1,5 @@
 """Our networks reproduce the official implementation's outputs on the official-format fixtures."""
+
 import glob
 import os
 
@@ -8,6 +9,7 @@ import torch
 
 import latentlab
 from conftest import FIXTURES, assert_matches_official
+from latentlab.checkpoints.tags import FORMAT_LATENTLAB, FORMAT_SG2_TF
 
 # StyleGAN2 fixtures (v1 files belong to the StyleGAN v1 loader).
 NAMES = sorted(
@@ -19,7 +21,7 @@ NAMES = sorted(
 
 def trunc_settings(ckpt):
     """Per the fixtures' README: psi 0.7 / cutoff 2 for PyTorch pickles, psi 0.5 / all layers for TF pickles."""
-    return (0.5, None) if ckpt.format == "stylegan2-tf" else (0.7, 2)
+    return (0.5, None) if ckpt.format == FORMAT_SG2_TF else (0.7, 2)
 
 
 @pytest.fixture(scope="module", params=NAMES)
@@ -45,10 +47,16 @@ def test_generator_outputs(case, fused):
         ws = G.mapping(z, c)
         assert_matches_official(ws, e["ws"], f"{name}/ws")
         if "ws_trunc" in e:
-            assert_matches_official(G.mapping(z, c, truncation_psi=psi, truncation_cutoff=cutoff), e["ws_trunc"], f"{name}/ws_trunc")
+            assert_matches_official(
+                G.mapping(z, c, truncation_psi=psi, truncation_cutoff=cutoff), e["ws_trunc"], f"{name}/ws_trunc"
+            )
         ws = torch.from_numpy(e["ws"])
-        assert_matches_official(G.synthesis(ws, noise_mode="const", fused_modconv=fused), e["img_const"], f"{name}/img_const")
-        assert_matches_official(G.synthesis(ws, noise_mode="none", fused_modconv=fused), e["img_none"], f"{name}/img_none")
+        assert_matches_official(
+            G.synthesis(ws, noise_mode="const", fused_modconv=fused), e["img_const"], f"{name}/img_const"
+        )
+        assert_matches_official(
+            G.synthesis(ws, noise_mode="none", fused_modconv=fused), e["img_none"], f"{name}/img_none"
+        )
         img = G(z, c, truncation_psi=psi, truncation_cutoff=cutoff, noise_mode="const", fused_modconv=fused)
         assert_matches_official(img, e["img_trunc_const"], f"{name}/img_trunc_const")
         if "wplus" in e:
@@ -81,7 +89,7 @@ def test_converted_checkpoint_is_bit_exact(case, tmp_path):
     out = tmp_path / f"{name}.safetensors"
     latentlab.convert(ckpt.path, out)
     back = latentlab.load_checkpoint(out)
-    assert back.format == "latentlab" and back.extras["source_format"] == ckpt.format
+    assert back.format == FORMAT_LATENTLAB and back.extras["source_format"] == ckpt.format
     assert sorted(back.networks()) == sorted(ckpt.networks())
     for net_name, net in ckpt.networks().items():
         a, b = net.state_dict(), back.networks()[net_name].state_dict()

@@ -1,4 +1,5 @@
 """Classifier-based fidelity report: statistics, correlations and Frechet distance against hand values."""
+
 import numpy as np
 import torch
 

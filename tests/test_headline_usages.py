@@ -1,5 +1,6 @@
 """The headline usages exactly as a new user types them: `latentlab ...` in a subprocess, from an empty
 folder, offline, with the embedded model (no --model, no --out)."""
+
 import json
 import os
 import re
@@ -18,11 +19,23 @@ TILE, PAD = 64, 2  # the embedded model's image side; make_grid's padding
 
 def latentlab(cwd, *args, timeout=300):
     """Run `latentlab ARGS` (the console script's entry point) in `cwd`; offline, one thread, empty cache."""
-    env = dict(os.environ, OMP_NUM_THREADS="1", LATENTLAB_CACHE=str(cwd / ".cache"), NO_PROXY="*",
-               http_proxy="http://127.0.0.1:9", https_proxy="http://127.0.0.1:9")
+    env = dict(
+        os.environ,
+        OMP_NUM_THREADS="1",
+        LATENTLAB_CACHE=str(cwd / ".cache"),
+        NO_PROXY="*",
+        http_proxy="http://127.0.0.1:9",
+        https_proxy="http://127.0.0.1:9",
+    )
     env.pop("WORLD_SIZE", None)
-    p = subprocess.run([sys.executable, "-m", "cli.main", *args], cwd=cwd, env=env, capture_output=True, text=True,
-                       timeout=timeout)
+    p = subprocess.run(
+        [sys.executable, "-m", "latentlab.cli.main", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     return p.returncode, p.stdout, p.stderr
 
 
@@ -36,8 +49,10 @@ def printed_folder(stdout):
 def tiles(grid, rows, cols):
     a = np.asarray(grid)
     assert a.shape == (rows * TILE + (rows - 1) * PAD, cols * TILE + (cols - 1) * PAD, 3)
-    return [[a[r * (TILE + PAD):r * (TILE + PAD) + TILE, c * (TILE + PAD):c * (TILE + PAD) + TILE] for c in range(cols)]
-            for r in range(rows)]
+    return [
+        [a[r * (TILE + PAD) : r * (TILE + PAD) + TILE, c * (TILE + PAD) : c * (TILE + PAD) + TILE] for c in range(cols)]
+        for r in range(rows)
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +69,7 @@ def uint8(img):
     return (img.permute(0, 2, 3, 1) * 127.5 + 128).clamp(0, 255).to(torch.uint8).numpy()
 
 
+@pytest.mark.slow
 def test_edit_attr_smile_alpha_2_as_typed(tmp_path, toyfaces):
     """`latentlab edit --attr smile --alpha 2`: a default folder, a grid of the original beside the edit."""
     G, smile = toyfaces
@@ -79,6 +95,7 @@ def test_edit_attr_smile_alpha_2_as_typed(tmp_path, toyfaces):
     assert len(os.listdir(tmp_path / folder)) == 2 * 8 + 3  # the first run is untouched
 
 
+@pytest.mark.slow
 def test_out_existing_folder_needs_force(tmp_path):
     taken = tmp_path / "mine"
     taken.mkdir()
@@ -87,10 +104,15 @@ def test_out_existing_folder_needs_force(tmp_path):
     assert code == 1 and out == ""
     assert err.strip().count("\n") == 0 and err.startswith("latentlab: error: --out mine: the folder is not empty")
     assert "--force" in err and os.listdir(taken) == ["notes.txt"]
-    code, out, err = latentlab(tmp_path, "edit", "--attr", "smile", "--alpha", "2", "--seeds", "0", "--out", "mine",
-                               "--force")
+    code, out, err = latentlab(
+        tmp_path, "edit", "--attr", "smile", "--alpha", "2", "--seeds", "0", "--out", "mine", "--force"
+    )
     assert code == 0, err
-    assert printed_folder(out) == "mine" and (taken / "grid.png").is_file() and (taken / "notes.txt").read_text() == "keep me"
+    assert (
+        printed_folder(out) == "mine"
+        and (taken / "grid.png").is_file()
+        and (taken / "notes.txt").read_text() == "keep me"
+    )
     assert not (tmp_path / "latentlab-out").exists()
 
 

@@ -1,4 +1,5 @@
 """Hierarchical Semantic Regulariser: extractors, predictors, loss, gradients, schedule."""
+
 import argparse
 import json
 
@@ -27,8 +28,15 @@ from latentlab.train.hsr import (
 
 def tiny_G():
     torch.manual_seed(0)
-    return Generator(z_dim=16, c_dim=0, w_dim=16, img_resolution=32, img_channels=3,
-                     mapping_kwargs=dict(num_layers=2), synthesis_kwargs=dict(channel_base=512, channel_max=32))
+    return Generator(
+        z_dim=16,
+        c_dim=0,
+        w_dim=16,
+        img_resolution=32,
+        img_channels=3,
+        mapping_kwargs=dict(num_layers=2),
+        synthesis_kwargs=dict(channel_base=512, channel_max=32),
+    )
 
 
 def tiny_vit(seed=0, reg_tokens=0):
@@ -36,8 +44,9 @@ def tiny_vit(seed=0, reg_tokens=0):
     from timm.models.vision_transformer import VisionTransformer
 
     torch.manual_seed(seed)
-    return VisionTransformer(img_size=32, patch_size=8, embed_dim=16, depth=4, num_heads=2, num_classes=0,
-                             reg_tokens=reg_tokens)
+    return VisionTransformer(
+        img_size=32, patch_size=8, embed_dim=16, depth=4, num_heads=2, num_classes=0, reg_tokens=reg_tokens
+    )
 
 
 def tiny_vit_extractor(seed=0, reg_tokens=0, **kw):
@@ -55,8 +64,14 @@ class FixedExtractor(FeatureExtractor):
         self.calls = 0
         from latentlab.attributes.preprocess import Preprocess
 
-        self._setup(nn.Identity(), list(range(len(maps))), [f"f{i}" for i in range(len(maps))], (8, 8),
-                    Preprocess(), dict(name=None, weights=None, layers=list(range(len(maps))), input_size=[8, 8]))
+        self._setup(
+            nn.Identity(),
+            list(range(len(maps))),
+            [f"f{i}" for i in range(len(maps))],
+            (8, 8),
+            Preprocess(),
+            dict(name=None, weights=None, layers=list(range(len(maps))), input_size=[8, 8]),
+        )
         self.channels = [m.shape[1] for m in maps]
 
     def extract(self, x):
@@ -230,8 +245,10 @@ def test_for_generator_resolutions_and_pairs():
 
 def test_snapshot_round_trip_through_term_config():
     G = tiny_G()
-    term = HSRTerm(HSR.for_generator(G, extractor=tiny_vit_extractor(), gen_resolutions="auto", hidden=8, grid=4),
-                   HSRSchedule(weight=2.0, warmup_kimg=5))
+    term = HSRTerm(
+        HSR.for_generator(G, extractor=tiny_vit_extractor(), gen_resolutions="auto", hidden=8, grid=4),
+        HSRSchedule(weight=2.0, warmup_kimg=5),
+    )
     with torch.no_grad():
         for p in term.parameters():
             p.add_(0.1)
@@ -287,10 +304,19 @@ def test_vit_extractor_shapes_prefix_tokens_and_preprocessing():
     feats = ext(images)
     assert [tuple(f.shape) for f in feats] == [(2, 16, 4, 4)] * 2
     x = pre(images)
-    assert torch.allclose(x, ((torch.nn.functional.interpolate((images + 1) / 2, size=(32, 32), mode="bilinear",
-                                                                antialias=True, align_corners=False)
-                               - torch.tensor(IMAGENET_MEAN).reshape(1, 3, 1, 1))
-                              / torch.tensor(IMAGENET_STD).reshape(1, 3, 1, 1)), atol=1e-6)
+    assert torch.allclose(
+        x,
+        (
+            (
+                torch.nn.functional.interpolate(
+                    (images + 1) / 2, size=(32, 32), mode="bilinear", antialias=True, align_corners=False
+                )
+                - torch.tensor(IMAGENET_MEAN).reshape(1, 3, 1, 1)
+            )
+            / torch.tensor(IMAGENET_STD).reshape(1, 3, 1, 1)
+        ),
+        atol=1e-6,
+    )
     with torch.no_grad():
         tokens = model.forward_features(x)  # [N, 3 + 16, C], after the final norm
         ref = model.forward_intermediates(x, indices=[0, 3], intermediates_only=True)  # timm's own NCHW maps

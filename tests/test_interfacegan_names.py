@@ -1,5 +1,6 @@
 """InterFaceGAN's released boundary files, recognised by name: `--boundaries DIR --attr smile` picks the
 file of the model at hand (space, conditions), or says which files exist for which models."""
+
 import json
 import os
 import shlex
@@ -11,8 +12,14 @@ import torch
 from conftest import fixture_path, run_cli
 from latentlab.checkpoints import download as dl
 from latentlab.edits import load_direction, orthogonalize
-from latentlab.edits.registry import (interfacegan_files, is_interfacegan_folder, parse_interfacegan_name,
-                                      pick_interfacegan, resolve_attribute, resolve_direction)
+from latentlab.edits.registry import (
+    interfacegan_files,
+    is_interfacegan_folder,
+    parse_interfacegan_name,
+    pick_interfacegan,
+    resolve_attribute,
+    resolve_direction,
+)
 from latentlab.latents import LatentCodes
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -20,8 +27,11 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def shared_boundaries():
     """InterFaceGAN's released boundaries/ folder when this checkout has it beside it (../shared/data), else None."""
-    for root in (os.environ.get("LATENTLAB_INTERFACEGAN_DIR"), os.path.join(REPO, "..", "shared", "data", "interfacegan"),
-                 os.path.join(REPO, "shared", "data", "interfacegan")):
+    for root in (
+        os.environ.get("LATENTLAB_INTERFACEGAN_DIR"),
+        os.path.join(REPO, "..", "shared", "data", "interfacegan"),
+        os.path.join(REPO, "shared", "data", "interfacegan"),
+    ):
         if root and os.path.isfile(os.path.join(root, "boundaries", "stylegan_ffhq_smile_w_boundary.npy")):
             return os.path.join(root, "boundaries")
     return None
@@ -43,8 +53,14 @@ def test_names_are_parsed_as_interfacegan_writes_them():
         f = parse_interfacegan_name(os.path.join("some", "dir", name))
         assert (f.model, f.attr, f.space, f.conditions) == (model, attr, space, conds), name
         assert f.file == os.path.join("some", "dir", name)
-    for name in ("smile.npy", "smile_w.npy", "stylegan_ffhq_boundary.npy", "stylegan_ffhq_smile_w_boundary.npz",
-                 "Stylegan_FFHQ_smile_boundary.npy", "index.json"):
+    for name in (
+        "smile.npy",
+        "smile_w.npy",
+        "stylegan_ffhq_boundary.npy",
+        "stylegan_ffhq_smile_w_boundary.npz",
+        "Stylegan_FFHQ_smile_boundary.npy",
+        "index.json",
+    ):
         assert parse_interfacegan_name(name) is None, name
 
 
@@ -60,9 +76,18 @@ def folder(tmp_path):
     root = tmp_path / "interfacegan" / "boundaries"
     root.mkdir(parents=True)
     vecs = {}
-    names = ["stylegan_ffhq_smile_w", "stylegan_ffhq_smile", "stylegan_ffhq_age_w", "stylegan_ffhq_age",
-             "stylegan_ffhq_gender_w", "stylegan_ffhq_gender", "stylegan_ffhq_age_c_gender", "stylegan_celebahq_smile_w",
-             "pggan_celebahq_quality", "pggan_celebahq_smile"]
+    names = [
+        "stylegan_ffhq_smile_w",
+        "stylegan_ffhq_smile",
+        "stylegan_ffhq_age_w",
+        "stylegan_ffhq_age",
+        "stylegan_ffhq_gender_w",
+        "stylegan_ffhq_gender",
+        "stylegan_ffhq_age_c_gender",
+        "stylegan_celebahq_smile_w",
+        "pggan_celebahq_quality",
+        "pggan_celebahq_smile",
+    ]
     for n in names:
         vecs[n] = unit(rng, 8)  # the conditioned file too: a vector of its own, so that a test sees it was read
         np.save(root / f"{n}_boundary.npy", vecs[n][None])
@@ -144,8 +169,15 @@ def stand_in(cache, dim):
     from latentlab.checkpoints.native import save_native
 
     torch.manual_seed(0)
-    G = Generator(z_dim=dim, c_dim=0, w_dim=dim, img_resolution=16, img_channels=3, mapping_kwargs=dict(num_layers=1),
-                  synthesis_kwargs=dict(channel_base=64, channel_max=4)).eval()
+    G = Generator(
+        z_dim=dim,
+        c_dim=0,
+        w_dim=dim,
+        img_resolution=16,
+        img_channels=3,
+        mapping_kwargs=dict(num_layers=1),
+        synthesis_kwargs=dict(channel_base=64, channel_max=4),
+    ).eval()
     path = dl.cached_path("stylegan1-ffhq-1024")
     os.makedirs(os.path.dirname(path), exist_ok=True)
     save_native(path, {"G_ema": G}, "test")
@@ -167,18 +199,47 @@ def test_cli_edit_picks_the_models_file(folder, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("LATENTLAB_CACHE", str(tmp_path / "cache"))
     stand_in(tmp_path / "cache", 8)
     out = tmp_path / "smile"
-    code, _, err = run_cli(capsys, "edit", "--model", "stylegan1-ffhq-1024", "--boundaries", root, "--attr", "smile",
-                           "--alpha", "0,2", "--seeds", "0-1", "--device", "cpu", "--out", out)
+    code, _, err = run_cli(
+        capsys,
+        "edit",
+        "--model",
+        "stylegan1-ffhq-1024",
+        "--boundaries",
+        root,
+        "--attr",
+        "smile",
+        "--alpha",
+        "0,2",
+        "--seeds",
+        "0-1",
+        "--device",
+        "cpu",
+        "--out",
+        out,
+    )
     assert code == 0, err
     shift, rec = edit_shift(out)
     assert rec["space"] == "w" and rec["direction"]["source"].endswith("stylegan_ffhq_smile_w_boundary.npy")
     alphas = np.asarray(rec["alphas"])
     # the mapped w repeats over the layers; every layer moves by alpha * n
     shift = shift.reshape(shift.shape[0], shift.shape[1], -1, 8)
-    np.testing.assert_allclose(shift, np.broadcast_to(alphas[None, :, None, None] * vecs["stylegan_ffhq_smile_w"], shift.shape),
-                               atol=1e-5)
-    code, _, err = run_cli(capsys, "edit", "--model", fixture_path("sg2ada_skip32.pkl"), "--boundaries", root,
-                           "--attr", "smile", "--device", "cpu", "--out", tmp_path / "bad")
+    np.testing.assert_allclose(
+        shift, np.broadcast_to(alphas[None, :, None, None] * vecs["stylegan_ffhq_smile_w"], shift.shape), atol=1e-5
+    )
+    code, _, err = run_cli(
+        capsys,
+        "edit",
+        "--model",
+        fixture_path("sg2ada_skip32.pkl"),
+        "--boundaries",
+        root,
+        "--attr",
+        "smile",
+        "--device",
+        "cpu",
+        "--out",
+        tmp_path / "bad",
+    )
     assert code == 1 and "stylegan_ffhq (--model stylegan1-ffhq-1024)" in err and "pggan_celebahq" in err
 
 
@@ -204,15 +265,20 @@ def test_readme_interfacegan_example_runs_as_written_with_the_released_files(tmp
     assert rec["direction"]["source"].endswith("stylegan_ffhq_smile_w_boundary.npy") and rec["space"] == "w"
     n = load_direction(os.path.join(released, "stylegan_ffhq_smile_w_boundary.npy")).vector
     smile = smile.reshape(smile.shape[0], smile.shape[1], -1, 512)
-    np.testing.assert_allclose(smile, np.broadcast_to(np.asarray(rec["alphas"])[None, :, None, None] * n, smile.shape), atol=1e-4)
+    np.testing.assert_allclose(
+        smile, np.broadcast_to(np.asarray(rec["alphas"])[None, :, None, None] * n, smile.shape), atol=1e-4
+    )
     age, rec = edit_shift(work / "out" / "age_c_gender")
     assert rec["direction"]["source"].endswith("stylegan_ffhq_age_c_gender_boundary.npy") and rec["space"] == "z"
     # the released conditioned file is InterFaceGAN's projection of age off gender, to float64 precision
-    by_hand = orthogonalize(load_direction(os.path.join(released, "stylegan_ffhq_age_boundary.npy")),
-                            [load_direction(os.path.join(released, "stylegan_ffhq_gender_boundary.npy"))])
+    by_hand = orthogonalize(
+        load_direction(os.path.join(released, "stylegan_ffhq_age_boundary.npy")),
+        [load_direction(os.path.join(released, "stylegan_ffhq_gender_boundary.npy"))],
+    )
     np.testing.assert_allclose(load_direction(rec["direction"]["source"]).vector, by_hand.vector, atol=1e-12)
-    np.testing.assert_allclose(age, np.broadcast_to(np.asarray(rec["alphas"])[None, :, None] * by_hand.vector, age.shape),
-                               atol=1e-4)
+    np.testing.assert_allclose(
+        age, np.broadcast_to(np.asarray(rec["alphas"])[None, :, None] * by_hand.vector, age.shape), atol=1e-4
+    )
 
 
 @pytest.mark.skipif(shared_boundaries() is None, reason="InterFaceGAN's boundaries are not beside this checkout")
@@ -220,7 +286,11 @@ def test_every_released_file_is_recognised():
     released = shared_boundaries()
     npy = sorted(n for n in os.listdir(released) if n.endswith(".npy"))
     files = interfacegan_files(released)
-    assert len(files) == len(npy) and {f.model for f in files} == {"stylegan_ffhq", "stylegan_celebahq", "pggan_celebahq"}
+    assert len(files) == len(npy) and {f.model for f in files} == {
+        "stylegan_ffhq",
+        "stylegan_celebahq",
+        "pggan_celebahq",
+    }
     for f in files:  # every conditioned file is its attribute's boundary projected off its conditions
         if f.conditions:
             base = pick_interfacegan(released, f.attr, model=f.model, space=f.space)

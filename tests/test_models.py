@@ -1,4 +1,5 @@
 """Behaviour of the StyleGAN2 networks, checked against hand-computed expectations."""
+
 import numpy as np
 import pytest
 import torch
@@ -9,8 +10,15 @@ from latentlab.models.discriminator import MinibatchStdLayer
 
 def make_G(res=16, arch="skip", channels=3, c_dim=0, **kw):
     torch.manual_seed(1)
-    return Generator(z_dim=8, c_dim=c_dim, w_dim=8, img_resolution=res, img_channels=channels,
-                     mapping_kwargs=dict(num_layers=2), synthesis_kwargs=dict(channel_base=128, channel_max=8, architecture=arch, **kw)).eval()
+    return Generator(
+        z_dim=8,
+        c_dim=c_dim,
+        w_dim=8,
+        img_resolution=res,
+        img_channels=channels,
+        mapping_kwargs=dict(num_layers=2),
+        synthesis_kwargs=dict(channel_base=128, channel_max=8, architecture=arch, **kw),
+    ).eval()
 
 
 @pytest.mark.parametrize("res,num_ws", [(4, 2), (8, 4), (16, 6), (64, 10)])
@@ -22,7 +30,9 @@ def test_num_ws_is_conv_layers_plus_one(res, num_ws):
 @pytest.mark.parametrize("channels", [1, 3])
 def test_architectures_render_and_differentiate(arch, channels):
     G = make_G(16, arch, channels).train()
-    D = Discriminator(c_dim=0, img_resolution=16, img_channels=channels, architecture=arch, channel_base=128, channel_max=8)
+    D = Discriminator(
+        c_dim=0, img_resolution=16, img_channels=channels, architecture=arch, channel_base=128, channel_max=8
+    )
     z = torch.randn(4, 8)
     img = G(z, noise_mode="random")
     assert img.shape == (4, channels, 16, 16)

@@ -1,4 +1,5 @@
 """Reference ops against naive formulas written out with NumPy loops, plus gradient checks."""
+
 import math
 
 import numpy as np
@@ -94,7 +95,13 @@ def test_upfirdn2d_matches_naive(case, flip, sep):
     f = RNG.standard_normal(4) if sep else RNG.standard_normal((3, 4))
     expected = naive_upfirdn2d(x, f, case["up"], case["down"], case["pad"], flip, gain=2.5)
     got = upfirdn2d(
-        torch.from_numpy(x), torch.from_numpy(f), up=case["up"], down=case["down"], padding=case["pad"], flip_filter=flip, gain=2.5
+        torch.from_numpy(x),
+        torch.from_numpy(f),
+        up=case["up"],
+        down=case["down"],
+        padding=case["pad"],
+        flip_filter=flip,
+        gain=2.5,
     ).numpy()
     assert got.shape == expected.shape
     np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-10)
@@ -113,7 +120,9 @@ def test_setup_filter_and_resample_helpers():
     x = torch.from_numpy(RNG.standard_normal((1, 2, 5, 5)))
     up = upsample2d(x, f.double())
     assert up.shape == (1, 2, 10, 10)
-    np.testing.assert_allclose(up.numpy(), naive_upfirdn2d(x.numpy(), f.double().numpy(), (2, 2), (1, 1), (2, 1, 2, 1), gain=4))
+    np.testing.assert_allclose(
+        up.numpy(), naive_upfirdn2d(x.numpy(), f.double().numpy(), (2, 2), (1, 1), (2, 1, 2, 1), gain=4)
+    )
     # a constant image stays constant away from the borders under both resamplers
     ones = torch.ones(1, 1, 8, 8, dtype=torch.float64)
     assert torch.allclose(upsample2d(ones, f.double())[..., 3:-3, 3:-3], torch.tensor(1.0, dtype=torch.float64))
@@ -152,7 +161,13 @@ def test_conv2d_resample_matches_slow_path(up, down, k, flip_weight):
     else:
         expected = naive_corr(naive_upfirdn2d(x, f[:1, :1] * 0 + 1, pad=(p, p, p, p)), wc)
     got = conv2d_resample(
-        torch.from_numpy(x), torch.from_numpy(w.copy()), f=torch.from_numpy(f), up=up, down=down, padding=p, flip_weight=flip_weight
+        torch.from_numpy(x),
+        torch.from_numpy(w.copy()),
+        f=torch.from_numpy(f),
+        up=up,
+        down=down,
+        padding=p,
+        flip_weight=flip_weight,
     ).numpy()
     assert got.shape == expected.shape
     np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-9)
@@ -173,13 +188,23 @@ def test_modulated_conv2d_matches_per_sample_formula(up, demodulate):
         if demodulate:
             wi = wi / np.sqrt((wi**2).sum(axis=(1, 2, 3), keepdims=True) + 1e-8)
         outs.append(
-            conv2d_resample(torch.from_numpy(x[i : i + 1]), torch.from_numpy(wi), f=f, up=up, padding=1, flip_weight=up == 1).numpy()
+            conv2d_resample(
+                torch.from_numpy(x[i : i + 1]), torch.from_numpy(wi), f=f, up=up, padding=1, flip_weight=up == 1
+            ).numpy()
         )
     expected = np.concatenate(outs) + noise
     for fused in (True, False):
         got = modulated_conv2d(
-            torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(s), noise=torch.from_numpy(noise), up=up, padding=1,
-            resample_filter=f, demodulate=demodulate, flip_weight=up == 1, fused_modconv=fused,
+            torch.from_numpy(x),
+            torch.from_numpy(w),
+            torch.from_numpy(s),
+            noise=torch.from_numpy(noise),
+            up=up,
+            padding=1,
+            resample_filter=f,
+            demodulate=demodulate,
+            flip_weight=up == 1,
+            fused_modconv=fused,
         ).numpy()
         np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-9)
 

@@ -5,6 +5,7 @@ loop compiled into the same extension from the same per-element code. The CPU va
 is marked slow because it compiles the extensions; it checks the maths, the index
 arithmetic and the autograd wiring on machines without a GPU.
 """
+
 import os
 import shutil
 import warnings
@@ -199,10 +200,14 @@ def test_bias_act_layouts(device, act):
     torch.testing.assert_close(got, bias_act_ref(x, b, dim=1, act=act), rtol=1e-12, atol=1e-12)
     xt = _rand((6, 5), device).t()  # dense but transposed
     bt = _rand((6,), device)
-    torch.testing.assert_close(bias_act_cuda(xt, bt, dim=1, act=act), bias_act_ref(xt, bt, dim=1, act=act), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(
+        bias_act_cuda(xt, bt, dim=1, act=act), bias_act_ref(xt, bt, dim=1, act=act), rtol=1e-12, atol=1e-12
+    )
     xs = _rand((4, 6, 5), device)[:, ::2]  # not dense
     bs = _rand((3,), device)
-    torch.testing.assert_close(bias_act_cuda(xs, bs, dim=1, act=act), bias_act_ref(xs, bs, dim=1, act=act), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(
+        bias_act_cuda(xs, bs, dim=1, act=act), bias_act_ref(xs, bs, dim=1, act=act), rtol=1e-12, atol=1e-12
+    )
     # gradients arriving in another layout than x
     xg = x.detach().requires_grad_(True)
     dy = _rand(x.shape, device)  # contiguous while x is channels_last
@@ -236,7 +241,7 @@ def test_bias_act_double_backward_matches_reference(device, act):
         y = fn(x, b, act=act, alpha=0.25, gain=1.3, clamp=2.5)
         gx, gb = torch.autograd.grad(y, (x, b), dy, create_graph=True)
         # a scalar of the first gradients, differentiated again (an R1-penalty-like pattern)
-        loss = (gx.square().sum() + (gb * torch.arange(4, device=device)).sum())
+        loss = gx.square().sum() + (gb * torch.arange(4, device=device)).sum()
         # piecewise-linear acts: the reference's first gradients may not depend on x at all
         second = torch.autograd.grad(loss, (x, b), allow_unused=True) if loss.requires_grad else (None, None)
         outs.append((y, gx, gb) + tuple(second))
@@ -365,7 +370,9 @@ def test_upfirdn2d_gradcheck(device, case, filt, flip):
 @pytest.mark.parametrize("device", DEVICES, indirect=True)
 def test_upfirdn2d_rejects_empty_output(device):
     with pytest.raises(ValueError, match="empty"):
-        upfirdn2d_cuda(torch.zeros(1, 1, 3, 3, device=device), torch.ones(4, 4, device=device), (1, 1), (1, 1), (-1,) * 4)
+        upfirdn2d_cuda(
+            torch.zeros(1, 1, 3, 3, device=device), torch.ones(4, 4, device=device), (1, 1), (1, 1), (-1,) * 4
+        )
 
 
 @pytest.mark.skipif(not HAS_GPU, reason="no CUDA device")
@@ -374,6 +381,8 @@ def test_public_ops_dispatch_to_kernels(built):
 
     x = torch.randn(2, 3, 8, 8, device="cuda")
     f = setup_filter([1, 3, 3, 1], device="cuda")
-    torch.testing.assert_close(upfirdn2d(x, f, up=2, padding=(2, 1, 2, 1), impl="cuda"), upfirdn2d_ref(x, f, up=2, padding=(2, 1, 2, 1)))
+    torch.testing.assert_close(
+        upfirdn2d(x, f, up=2, padding=(2, 1, 2, 1), impl="cuda"), upfirdn2d_ref(x, f, up=2, padding=(2, 1, 2, 1))
+    )
     b = torch.randn(3, device="cuda")
     torch.testing.assert_close(bias_act(x, b, act="lrelu", impl="cuda"), bias_act_ref(x, b, act="lrelu"))

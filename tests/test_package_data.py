@@ -1,5 +1,7 @@
-"""The shipped data (`checkpoints/` beside `latentlab/`) is found from any working folder, also one that holds
-folders named `checkpoints/` or `cli/` of its own (which `import checkpoints` would pick up instead)."""
+"""The shipped data (the package `latentlab.shipped`: `checkpoints/` beside `latentlab/` in the repository) is found
+from any working folder, also one that holds folders named `checkpoints/` or `cli/` of its own (which an
+`import checkpoints` would pick up instead)."""
+
 import os
 import shutil
 import subprocess
@@ -37,8 +39,9 @@ def shadowing_folder(tmp_path):
 def test_library_finds_its_data_from_a_folder_with_checkpoints_and_cli(shadowing_folder):
     env = dict(os.environ, OMP_NUM_THREADS="1")
     env.pop("PYTHONPATH", None)
-    res = subprocess.run([sys.executable, "-c", SCRIPT], cwd=shadowing_folder, capture_output=True, text=True, env=env,
-                         timeout=300)
+    res = subprocess.run(
+        [sys.executable, "-c", SCRIPT], cwd=shadowing_folder, capture_output=True, text=True, env=env, timeout=300
+    )
     assert res.returncode == 0, res.stderr
     lines = dict(line.split(" ", 1) for line in res.stdout.strip().splitlines())
     assert lines["G"].startswith("64 classifier smile,age,eyeglasses")
@@ -51,7 +54,9 @@ def test_library_finds_its_data_from_a_folder_with_checkpoints_and_cli(shadowing
 @pytest.mark.skipif(shutil.which("latentlab") is None, reason="the latentlab console script is not installed")
 def test_command_works_from_such_a_folder(shadowing_folder):
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    res = subprocess.run(["latentlab", "info"], cwd=shadowing_folder, capture_output=True, text=True, env=env, timeout=300)
+    res = subprocess.run(
+        ["latentlab", "info"], cwd=shadowing_folder, capture_output=True, text=True, env=env, timeout=300
+    )
     assert res.returncode == 0, res.stderr
     assert "toyfaces" in res.stdout and "64x64" in res.stdout
 

@@ -1,4 +1,5 @@
 """Perceptual path length: hand-checkable pieces, the official noise and label handling, truncation, given codes."""
+
 import numpy as np
 import pytest
 import torch
@@ -114,8 +115,15 @@ def conditional_generator():
     from latentlab import Generator
 
     torch.manual_seed(1)
-    G = Generator(z_dim=8, c_dim=3, w_dim=8, img_resolution=8, img_channels=3,
-                  mapping_kwargs=dict(num_layers=2), synthesis_kwargs=dict(channel_base=64, channel_max=8))
+    G = Generator(
+        z_dim=8,
+        c_dim=3,
+        w_dim=8,
+        img_resolution=8,
+        img_channels=3,
+        mapping_kwargs=dict(num_layers=2),
+        synthesis_kwargs=dict(channel_base=64, channel_max=8),
+    )
     return G.eval()
 
 

@@ -1,4 +1,5 @@
 """The README's Python example (classifier, ALS, figure) runs as written and gives what it says."""
+
 import contextlib
 import io
 import os

@@ -1,4 +1,5 @@
 """latentlab.sampling: chunk contents, resume after crashes and kills, manifests, two gloo ranks, memory flatness, CLI."""
+
 import json
 import os
 import signal
@@ -113,8 +114,20 @@ def test_chunks_hold_the_right_seeds_codes_and_scores(tiny_generator, tmp_path):
 
 def test_truncation_cutoff_styles_and_thumbnails(tiny_generator, tmp_path):
     G = tiny_generator
-    sample(G, MeanColour(), tmp_path / "s", n=5, chunk_size=3, batch_size=2, truncation_psi=0.5, truncation_cutoff=2,
-           save_styles=True, save_images=True, thumb_size=8, progress=False)
+    sample(
+        G,
+        MeanColour(),
+        tmp_path / "s",
+        n=5,
+        chunk_size=3,
+        batch_size=2,
+        truncation_psi=0.5,
+        truncation_cutoff=2,
+        save_styles=True,
+        save_images=True,
+        thumb_size=8,
+        progress=False,
+    )
     data = read_all(tmp_path / "s")
     _, ws, img, scores = expected_arrays(G, range(5), psi=0.5, cutoff=2)
     assert not np.allclose(ws[:, 0], ws[:, -1])  # the cutoff really makes the layers differ
@@ -166,7 +179,7 @@ sys.path[:0] = [sys.argv[1], sys.argv[2]]
 import torch
 from latentlab import Generator
 from latentlab.sampling import init_from_env, sample
-from latentlab.sampling.distributed import shutdown
+from latentlab.utils.distributed import shutdown
 from test_sampling import MeanColour
 
 args = json.loads(sys.argv[3])
@@ -188,11 +201,18 @@ def start_worker(G, tmp_path, out, kw, env=None, kill_on_call=None):
         torch.save(dict(kwargs=G.init_kwargs, state=G.state_dict()), gen)
     script = tmp_path / "worker.py"
     script.write_text(WORKER)
-    args = json.dumps(dict(generator=str(gen), out=str(out), kw=kw, kill_on_call=kill_on_call, threads=torch.get_num_threads()))
+    args = json.dumps(
+        dict(generator=str(gen), out=str(out), kw=kw, kill_on_call=kill_on_call, threads=torch.get_num_threads())
+    )
     full_env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
     full_env.update(env or {})
-    return subprocess.Popen([sys.executable, str(script), REPO, TESTS, args], env=full_env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, str(script), REPO, TESTS, args],
+        env=full_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def test_resume_after_sigkill(tiny_generator, tmp_path):
@@ -283,8 +303,16 @@ def free_port():
 
 def test_two_gloo_processes_equal_one_process(tiny_generator, tmp_path):
     G = tiny_generator
-    kw = dict(n=14, seed_start=3, chunk_size=4, batch_size=3, truncation_psi=0.7, truncation_cutoff=3,
-              save_styles=True, progress=False)
+    kw = dict(
+        n=14,
+        seed_start=3,
+        chunk_size=4,
+        batch_size=3,
+        truncation_psi=0.7,
+        truncation_cutoff=3,
+        save_styles=True,
+        progress=False,
+    )
     sample(G, MeanColour(), tmp_path / "ref", **kw)
     out = tmp_path / "ddp"
     env = dict(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()), WORLD_SIZE="2")
@@ -358,16 +386,19 @@ def test_progress_bar_starts_at_what_is_done(tiny_generator, tmp_path, capsys):
     assert " 8/10 " in err and " 10/10 " in err and " 0/10 " not in err
 
 
-@pytest.mark.parametrize("change, message", [
-    (dict(n=0), "n must be an integer >= 1"),
-    (dict(chunk_size=0), "chunk_size"),
-    (dict(batch_size=2.5), "batch_size"),
-    (dict(seed_start=2**32 - 5), "exceed the largest seed"),
-    (dict(truncation_cutoff=7), "truncation_cutoff"),
-    (dict(noise_mode="loud"), "noise_mode"),
-    (dict(rank=2, world_size=2), "rank"),
-    (dict(class_idx=1), "unconditional"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (dict(n=0), "n must be an integer >= 1"),
+        (dict(chunk_size=0), "chunk_size"),
+        (dict(batch_size=2.5), "batch_size"),
+        (dict(seed_start=2**32 - 5), "exceed the largest seed"),
+        (dict(truncation_cutoff=7), "truncation_cutoff"),
+        (dict(noise_mode="loud"), "noise_mode"),
+        (dict(rank=2, world_size=2), "rank"),
+        (dict(class_idx=1), "unconditional"),
+    ],
+)
 def test_bad_arguments_are_refused_before_any_work(tiny_generator, tmp_path, change, message):
     with pytest.raises(ValueError, match=message):
         sample(tiny_generator, MeanColour(), tmp_path / "s", **dict(KW, **change))
@@ -378,8 +409,15 @@ def test_conditional_generators_sample_one_class(tmp_path):
     from latentlab import Generator
 
     torch.manual_seed(1)
-    G = Generator(z_dim=8, c_dim=3, w_dim=8, img_resolution=8, img_channels=3, mapping_kwargs=dict(num_layers=2),
-                  synthesis_kwargs=dict(channel_base=64, channel_max=8)).eval()
+    G = Generator(
+        z_dim=8,
+        c_dim=3,
+        w_dim=8,
+        img_resolution=8,
+        img_channels=3,
+        mapping_kwargs=dict(num_layers=2),
+        synthesis_kwargs=dict(channel_base=64, channel_max=8),
+    ).eval()
     with pytest.raises(ValueError, match="conditional"):
         sample(G, MeanColour(), tmp_path / "a", n=3, progress=False)
     sample(G, MeanColour(), tmp_path / "b", n=3, class_idx=2, progress=False)
@@ -459,12 +497,14 @@ def test_ranks_from_the_environment(monkeypatch):
 def test_cli_help_and_missing_attributes_package(tmp_path, monkeypatch):
     from click.testing import CliRunner
 
-    from cli.sample_commands import sample_cmd
+    from latentlab.cli.sample_commands import sample_cmd
 
     text = CliRunner().invoke(sample_cmd, ["--help"]).output
     assert "Example:" in text and "torchrun --nproc_per_node 4 -m latentlab -- sample" in text
     monkeypatch.setitem(sys.modules, "latentlab.attributes", None)  # makes the import fail
-    result = CliRunner().invoke(sample_cmd, ["--model", "m.pkl", "--n", "4", "--classifier", "x", "--out", str(tmp_path / "o")])
+    result = CliRunner().invoke(
+        sample_cmd, ["--model", "m.pkl", "--n", "4", "--classifier", "x", "--out", str(tmp_path / "o")]
+    )
     assert isinstance(result.exception, ValueError) and "latentlab.attributes" in str(result.exception)
 
 
@@ -474,9 +514,9 @@ def test_cli_samples_with_a_torchscript_classifier(tmp_path):
     if not hasattr(attributes, "load_classifier"):
         pytest.skip("latentlab.attributes has no load_classifier yet")
     from click.testing import CliRunner
-    from conftest import fixture_path
 
-    from cli.sample_commands import sample_cmd
+    from conftest import fixture_path
+    from latentlab.cli.sample_commands import sample_cmd
 
     class Net(torch.nn.Module):
         def forward(self, x):
@@ -485,8 +525,22 @@ def test_cli_samples_with_a_torchscript_classifier(tmp_path):
     scripted = tmp_path / "net.pt"
     torch.jit.save(torch.jit.script(Net()), str(scripted))
     out = tmp_path / "o"
-    args = ["--model", fixture_path("sg2ada_skip32.pkl"), "--n", "5", "--chunk", "2", "--batch", "2",
-            "--classifier", f"torchscript:{scripted}", "--out", str(out), "--device", "cpu"]
+    args = [
+        "--model",
+        fixture_path("sg2ada_skip32.pkl"),
+        "--n",
+        "5",
+        "--chunk",
+        "2",
+        "--batch",
+        "2",
+        "--classifier",
+        f"torchscript:{scripted}",
+        "--out",
+        str(out),
+        "--device",
+        "cpu",
+    ]
     result = CliRunner().invoke(sample_cmd, args)
     assert result.exit_code == 0, result.output + repr(result.exception)
     t = SampleTable(out)

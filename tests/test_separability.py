@@ -1,4 +1,5 @@
 """Linear separability against an independent float32 rendering of the official procedure and hand-made tables."""
+
 import math
 
 import numpy as np
@@ -6,8 +7,8 @@ import pytest
 
 from latentlab.boundaries import conditional_entropy, conditional_entropy_from_table, linear_separability
 
-
 # --- an independent reference, step by step as NVlabs/stylegan metrics/linear_separability.py does it ---
+
 
 def ref_normalize(p):
     p = np.asarray(p).astype(np.float32)
@@ -45,7 +46,7 @@ def ref_separability(codes, logits, num_keep):
 
     entropies = []
     for a in range(logits.shape[1]):
-        col = logits[:, a:a + 1].astype(np.float32)
+        col = logits[:, a : a + 1].astype(np.float32)
         x = np.concatenate([col, -col], axis=1)  # TF softmax: exp(x - max) / sum, in float32
         e = np.exp(x - np.max(x, axis=1, keepdims=True))
         probs = e / np.sum(e, axis=1, keepdims=True)
@@ -79,7 +80,9 @@ def saturated_case(seed=0):
     codes[early, 0] = sign[early] * (1 + rng.rand(200))
     flipped = rng.choice(early, 12, replace=False)
     codes[flipped, 0] *= -1
-    logits = np.stack([sign * mag, rng.randn(n) * 12], axis=1).astype(np.float32)  # 2nd attribute: noise, mostly saturated
+    logits = np.stack([sign * mag, rng.randn(n) * 12], axis=1).astype(
+        np.float32
+    )  # 2nd attribute: noise, mostly saturated
     return codes, logits, early, late
 
 
@@ -123,14 +126,20 @@ def test_ties_keep_sampling_order():
     assert ex_f.entropies.iloc[0] == pytest.approx(ex_r.entropies.iloc[0], abs=0.02)
 
 
-@pytest.mark.parametrize("table,bits", [
-    ([[5, 0], [0, 7]], 0.0),  # perfect separation
-    ([[0, 3], [4, 0]], 0.0),  # perfect, with the SVM's sides swapped
-    ([[1, 1], [1, 1]], 1.0),  # independent, balanced labels
-    ([[2, 0], [1, 1]], 0.5),  # X=0 decides Y; X=1 (half the samples) is a coin flip
-    ([[3, 7], [0, 0]], -(0.3 * math.log2(0.3) + 0.7 * math.log2(0.7))),  # X constant: H(Y|X) = H(Y) = 0.8813
-    ([[1, 3], [2, 6]], -(0.25 * math.log2(0.25) + 0.75 * math.log2(0.75))),  # independent, unbalanced: H(Y) = 0.8113
-])
+@pytest.mark.parametrize(
+    "table,bits",
+    [
+        ([[5, 0], [0, 7]], 0.0),  # perfect separation
+        ([[0, 3], [4, 0]], 0.0),  # perfect, with the SVM's sides swapped
+        ([[1, 1], [1, 1]], 1.0),  # independent, balanced labels
+        ([[2, 0], [1, 1]], 0.5),  # X=0 decides Y; X=1 (half the samples) is a coin flip
+        ([[3, 7], [0, 0]], -(0.3 * math.log2(0.3) + 0.7 * math.log2(0.7))),  # X constant: H(Y|X) = H(Y) = 0.8813
+        (
+            [[1, 3], [2, 6]],
+            -(0.25 * math.log2(0.25) + 0.75 * math.log2(0.75)),
+        ),  # independent, unbalanced: H(Y) = 0.8113
+    ],
+)
 def test_conditional_entropy_tables_by_hand(table, bits):
     assert conditional_entropy_from_table(table) == pytest.approx(bits, abs=2e-7)
 

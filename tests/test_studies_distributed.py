@@ -1,4 +1,5 @@
 """ALS, PPL and the correlation study split across two gloo processes give the single-process result."""
+
 import json
 import os
 import socket
@@ -6,10 +7,11 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-WORKER = r'''
+WORKER = r"""
 import json, sys, torch
 from latentlab import Generator
 from latentlab.sampling import init_from_env
@@ -34,9 +36,9 @@ dirs = {("w", "r"): np.eye(16)[0], ("z", "r"): np.eye(16)[1]}
 c = corr_study(G, clf, dirs, [4, 2, 9, 7, 1], "-1:1:3", {"r": "r"})
 print("RESULT " + json.dumps(dict(als=a.tolist(), logits=a.attrs["logits"].tolist(), ppl=p.distances.tolist(),
                                   corr=c["frame"].values.tolist())), flush=True)
-from latentlab.sampling.distributed import shutdown
+from latentlab.utils.distributed import shutdown
 shutdown()
-'''
+"""
 
 
 def free_port():
@@ -47,7 +49,9 @@ def free_port():
 
 def run(env_extra):
     env = dict(os.environ, PYTHONPATH=ROOT, **env_extra)
-    return subprocess.Popen([sys.executable, "-c", WORKER], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-c", WORKER], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
 
 
 def result(p):
@@ -56,6 +60,7 @@ def result(p):
     return json.loads(out.split("RESULT ", 1)[1])
 
 
+@pytest.mark.slow
 def test_two_ranks_equal_one():
     single = result(run({}))
     env = dict(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()), WORLD_SIZE="2")
@@ -65,4 +70,6 @@ def test_two_ranks_equal_one():
         np.testing.assert_allclose(r["als"], single["als"], rtol=1e-4, atol=1e-9)
         np.testing.assert_allclose(r["ppl"], single["ppl"], rtol=1e-2)  # float32 images 1e-4 apart (see test_ppl)
         assert [row[:4] for row in r["corr"]] == [row[:4] for row in single["corr"]]  # same rows, same order
-        np.testing.assert_allclose([row[4:] for row in r["corr"]], [row[4:] for row in single["corr"]], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(
+            [row[4:] for row in r["corr"]], [row[4:] for row in single["corr"]], rtol=1e-5, atol=1e-6
+        )

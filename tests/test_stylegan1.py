@@ -1,4 +1,5 @@
 """StyleGAN v1: official fixture outputs, numerics from SG1_FORMAT.md checked by hand, InterFaceGAN edits."""
+
 import os
 
 import numpy as np
@@ -8,6 +9,7 @@ import torch.nn.functional as F
 
 import latentlab
 from conftest import FIXTURES, assert_matches_official
+from latentlab.checkpoints.tags import FORMAT_SG1_TF
 from latentlab.models.stylegan1 import StyleGAN1Discriminator, StyleGAN1Generator, StyleGAN1Layer
 
 SHARED_BOUNDARIES = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "interfacegan", "boundaries")
@@ -22,7 +24,7 @@ def sg1():
 def test_fixture_outputs(sg1):
     """Every array of sg1_32.json, with the official calls behind it."""
     ckpt, e = sg1
-    assert ckpt.format == "stylegan1-tf"
+    assert ckpt.format == FORMAT_SG1_TF
     G, D = ckpt.generator, ckpt.D
     z, c = torch.from_numpy(e["z"]), torch.from_numpy(e["labels"])
     with torch.no_grad():
@@ -56,7 +58,7 @@ def test_converted_v1_checkpoint_round_trips(sg1, tmp_path):
     out = tmp_path / "sg1.safetensors"
     latentlab.convert(ckpt.path, out)
     back = latentlab.load_checkpoint(out)
-    assert type(back.generator) is StyleGAN1Generator and back.extras["source_format"] == "stylegan1-tf"
+    assert type(back.generator) is StyleGAN1Generator and back.extras["source_format"] == FORMAT_SG1_TF
     with torch.no_grad():
         assert_matches_official(back.generator.synthesis(torch.from_numpy(e["ws"])), e["img_const"], "converted")
 
@@ -117,7 +119,16 @@ def test_layer_epilogue_by_hand():
 
 def test_conditional_v1_mapping_and_projection_discriminator():
     torch.manual_seed(0)
-    G = StyleGAN1Generator(latent_size=6, label_size=3, dlatent_size=5, resolution=8, mapping_layers=1, mapping_fmaps=5, fmap_base=32, fmap_max=4).eval()
+    G = StyleGAN1Generator(
+        latent_size=6,
+        label_size=3,
+        dlatent_size=5,
+        resolution=8,
+        mapping_layers=1,
+        mapping_fmaps=5,
+        fmap_base=32,
+        fmap_max=4,
+    ).eval()
     z, c = torch.randn(2, 6, dtype=torch.float64), torch.eye(3, dtype=torch.float64)[:2]
     G = G.double()
     x = torch.cat([z, c @ G.mapping.embed.t()], dim=1)  # labels @ LabelConcat, z first
@@ -144,7 +155,9 @@ def test_interfacegan_boundary_edits_a_v1_network_of_width_512():
     n = np.load(path)
     assert n.shape == (1, 512) and abs(np.linalg.norm(n) - 1) < 1e-6
     torch.manual_seed(0)
-    G = StyleGAN1Generator(latent_size=512, dlatent_size=512, resolution=16, mapping_layers=2, fmap_base=64, fmap_max=16).eval()
+    G = StyleGAN1Generator(
+        latent_size=512, dlatent_size=512, resolution=16, mapping_layers=2, fmap_base=64, fmap_max=16
+    ).eval()
     z = latentlab.z_from_seeds([0, 1], 512)
     direction = torch.from_numpy(n[0]).float()
     with torch.no_grad():

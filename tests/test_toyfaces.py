@@ -1,4 +1,5 @@
 """The procedural toyfaces dataset: sampling, drawing, correlations, writing and the CLI."""
+
 import json
 import os
 
@@ -91,14 +92,20 @@ def test_sampled_correlations_and_marginals():
 
 
 def test_binarize_rules():
-    t = pd.DataFrame([tf.neutral_attributes(smile=0.1, age=0.6, yaw=-0.2, skin=0.4, background=0.9, male=1, beard=1),
-                      tf.neutral_attributes(smile=-0.1, age=0.4, yaw=0.3, skin=0.7, background=0.5, eyeglasses=1)])
+    t = pd.DataFrame(
+        [
+            tf.neutral_attributes(smile=0.1, age=0.6, yaw=-0.2, skin=0.4, background=0.9, male=1, beard=1),
+            tf.neutral_attributes(smile=-0.1, age=0.4, yaw=0.3, skin=0.7, background=0.5, eyeglasses=1),
+        ]
+    )
     b = tf.binarize(t)
     assert list(b.columns) == list(tf.ATTRIBUTES)
-    assert b.iloc[0].to_dict() == dict(smile=1, age=1, eyeglasses=0, male=1, beard=1, yaw=0, bangs=0, skin=0,
-                                       background=1)
-    assert b.iloc[1].to_dict() == dict(smile=0, age=0, eyeglasses=1, male=0, beard=0, yaw=1, bangs=0, skin=1,
-                                       background=0)
+    assert b.iloc[0].to_dict() == dict(
+        smile=1, age=1, eyeglasses=0, male=1, beard=1, yaw=0, bangs=0, skin=0, background=1
+    )
+    assert b.iloc[1].to_dict() == dict(
+        smile=0, age=0, eyeglasses=1, male=0, beard=0, yaw=1, bangs=0, skin=1, background=0
+    )
     with pytest.raises(ValueError, match="unknown"):
         tf.neutral_attributes(smiling=1)
 
@@ -131,7 +138,7 @@ def test_age_greys_the_hair():
     young, old = draw(age=0.0), draw(age=1.0)
     m = changed(young, old)
     top = m.copy()
-    top[int(0.25 * RES):] = False  # the hair on top of the head
+    top[int(0.25 * RES) :] = False  # the hair on top of the head
     assert top.sum() > 20
     assert saturation(old[top]).mean() < saturation(young[top]).mean() - 0.2
     np.testing.assert_array_equal(draw(age=0.0), draw(age=0.2))  # no change before greying starts
@@ -164,16 +171,20 @@ def test_yaw_shifts_the_features():
     assert eyes[0] < eyes[1] - 1.5 and eyes[2] > eyes[1] + 1.5
     # the face narrows as it turns: fewer skin-coloured pixels on the face's row
     skin = draw()[int(0.5 * RES), int(0.5 * RES)]
+
     def width(img):
         return (np.abs(img[int(0.5 * RES)] - skin).sum(-1) < 12).sum()
+
     assert width(draw(yaw=0.9)) < width(draw())
 
 
 def test_hair_beard_bangs_skin():
     female, male = draw(male=0), draw(male=1)
     hair = female[int(0.16 * RES), RES // 2]  # top of the head
+
     def hair_pixels(img, rows):
         return (np.abs(img[rows] - hair).sum(-1) < 10).sum()
+
     low = slice(int(0.72 * RES), RES)  # beside the neck, down to the shoulders
     assert hair_pixels(female, low) > 40 and hair_pixels(male, low) == 0
 
@@ -214,22 +225,26 @@ def test_write_dataset_resume_and_refusal(tmp_path):
     from PIL import Image
 
     for i in (0, 11):
-        np.testing.assert_array_equal(np.asarray(Image.open(out / labels.file[i])),
-                                      tf.render_face(labels.iloc[i], 32))
+        np.testing.assert_array_equal(np.asarray(Image.open(out / labels.file[i])), tf.render_face(labels.iloc[i], 32))
 
     # resume: only the missing image comes back, identical; nothing else is rewritten
     victim = out / "images" / "000005.png"
     before = victim.read_bytes()
     victim.unlink()
-    others = {p: os.stat(p).st_mtime_ns for p in [out / "labels.csv", out / "dataset.json",
-                                                   *[out / "images" / n for n in names if n != "000005.png"]]}
+    others = {
+        p: os.stat(p).st_mtime_ns
+        for p in [out / "labels.csv", out / "dataset.json", *[out / "images" / n for n in names if n != "000005.png"]]
+    }
     rep = tf.write_dataset(out, 12, seed=5, resolution=32, workers=1, progress=False)
     assert rep["rendered"] == 1 and rep["existing"] == 11
     assert victim.read_bytes() == before
     assert {p: os.stat(p).st_mtime_ns for p in others} == others
 
-    for kwargs, what in ((dict(n=13, seed=5, resolution=32), "n=12"), (dict(n=12, seed=6, resolution=32), "seed=5"),
-                         (dict(n=12, seed=5, resolution=64), "resolution=32")):
+    for kwargs, what in (
+        (dict(n=13, seed=5, resolution=32), "n=12"),
+        (dict(n=12, seed=6, resolution=32), "seed=5"),
+        (dict(n=12, seed=5, resolution=64), "resolution=32"),
+    ):
         with pytest.raises(ValueError, match=what):
             tf.write_dataset(out, progress=False, **kwargs)
     assert {p: os.stat(p).st_mtime_ns for p in others} == others and len(os.listdir(out / "images")) == 12
@@ -246,8 +261,9 @@ def test_write_dataset_resume_and_refusal(tmp_path):
 
 def test_cli(capsys, tmp_path):
     out, grid = tmp_path / "cli", tmp_path / "grid.png"
-    code, stdout, err = run_cli(capsys, "toyfaces", "--n", 10, "--out", out, "--workers", 1, "--resolution", 16,
-                                "--grid", grid)
+    code, stdout, err = run_cli(
+        capsys, "toyfaces", "--n", 10, "--out", out, "--workers", 1, "--resolution", 16, "--grid", grid
+    )
     assert code == 0, err
     assert "renders/s" in stdout and len(os.listdir(out / "images")) == 10
     from PIL import Image

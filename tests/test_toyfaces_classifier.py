@@ -1,4 +1,5 @@
 """The toyfaces attribute classifier (score space, network, training, file format, CLI) and Frechet distances."""
+
 import json
 import math
 import os
@@ -12,6 +13,7 @@ import torch
 from conftest import run_cli
 from latentlab.attributes import load_classifier
 from latentlab.attributes import toyfaces as tfc
+from latentlab.attributes import toyfaces_training as tft
 from latentlab.datasets import toyfaces as tf
 from latentlab.errors import CheckpointError
 from latentlab.studies import frechet as fd
@@ -20,24 +22,37 @@ from latentlab.studies import frechet as fd
 
 
 def test_label_targets_hand_values():
-    table = pd.DataFrame({
-        "smile": [0.5, -1.0, 0.0], "age": [0.25, 1.0, 0.5], "eyeglasses": [1.0, 0.0, 1.0], "male": [0.0, 1.0, 1.0],
-        "beard": [0.0, 1.0, 0.0], "yaw": [-0.4, 0.9, 0.0], "bangs": [1.0, 0.0, 0.0], "skin": [0.75, 0.0, 1.0],
-        "background": [0.5, 0.0, 0.25], "nuisance_brightness": [1.0, 0.9, 1.1],
-    })
+    table = pd.DataFrame(
+        {
+            "smile": [0.5, -1.0, 0.0],
+            "age": [0.25, 1.0, 0.5],
+            "eyeglasses": [1.0, 0.0, 1.0],
+            "male": [0.0, 1.0, 1.0],
+            "beard": [0.0, 1.0, 0.0],
+            "yaw": [-0.4, 0.9, 0.0],
+            "bangs": [1.0, 0.0, 0.0],
+            "skin": [0.75, 0.0, 1.0],
+            "background": [0.5, 0.0, 0.25],
+            "nuisance_brightness": [1.0, 0.9, 1.1],
+        }
+    )
     t = tfc.label_targets(table)
     assert t.dtype == np.float32 and t.shape == (3, 9)
-    expected = np.array([
-        [0.5, -0.5, 1, 0, 0, -0.4, 1, 0.5, -1.0],  # hue 0.5 (cyan): warmth -1
-        [-1.0, 1.0, 0, 1, 1, 0.9, 0, -1.0, 1.0],   # hue 0 (red): warmth 1
-        [0.0, 0.0, 1, 1, 0, 0.0, 0, 1.0, 0.0],     # hue 0.25: warmth 0
-    ])
+    expected = np.array(
+        [
+            [0.5, -0.5, 1, 0, 0, -0.4, 1, 0.5, -1.0],  # hue 0.5 (cyan): warmth -1
+            [-1.0, 1.0, 0, 1, 1, 0.9, 0, -1.0, 1.0],  # hue 0 (red): warmth 1
+            [0.0, 0.0, 1, 1, 0, 0.0, 0, 1.0, 0.0],  # hue 0.25: warmth 0
+        ]
+    )
     np.testing.assert_allclose(t, expected, atol=1e-6)
     ref = tfc.reference_scores(table)
     assert list(ref.columns) == list(tf.ATTRIBUTES) and (ref.dtypes == np.float64).all()
     np.testing.assert_allclose(ref.to_numpy(), expected, atol=1e-12)
     # hue is circular: 0.9 and -0.1 are the same colour
-    assert tfc.label_targets(dict(table.iloc[:1].assign(background=0.9)))[0, 8] == pytest.approx(math.cos(2 * math.pi * 0.9))
+    assert tfc.label_targets(dict(table.iloc[:1].assign(background=0.9)))[0, 8] == pytest.approx(
+        math.cos(2 * math.pi * 0.9)
+    )
     assert set(tfc.SCORE_MEANING) == set(tf.ATTRIBUTES) == set(tfc.SCORE_KINDS)
     with pytest.raises(ValueError, match="no column 'skin'"):
         tfc.label_targets(table.drop(columns="skin"))
@@ -86,10 +101,11 @@ def faces(tmp_path_factory):
 @pytest.fixture(scope="module")
 def trained(faces, tmp_path_factory):
     out = tmp_path_factory.mktemp("clf") / "toy.safetensors"
-    res = tfc.train_toyfaces_classifier(faces, out, epochs=6, batch_size=32, lr=3e-3, seed=0, progress=False, threads=1)
+    res = tft.train_toyfaces_classifier(faces, out, epochs=6, batch_size=32, lr=3e-3, seed=0, progress=False, threads=1)
     return res
 
 
+@pytest.mark.slow
 def test_training_learns_the_attributes(trained, faces):
     r = trained.report
     assert r["n_train"] == N_FACES - 150 and r["n_val"] == 150 and len(r["history"]) == 6
@@ -108,12 +124,12 @@ def test_training_learns_the_attributes(trained, faces):
     assert tfc.ToyFacesClassifier.from_file(trained.path).report["n_val"] == 150
 
     # the classifier interface (generator-range floats through its Preprocess) gives the training's held-out numbers
-    table = tf.load_labels(faces).iloc[N_FACES - 150:]
+    table = tf.load_labels(faces).iloc[N_FACES - 150 :]
     images = torch.from_numpy(tf.render_batch(table, 64)).permute(0, 3, 1, 2).float() / 127.5 - 1
     clf = trained.classifier
     with torch.no_grad():
         scores = clf.scores(images, batch_size=64)
-    again = tfc.evaluate_scores(scores.numpy(), tfc.label_targets(table))
+    again = tft.evaluate_scores(scores.numpy(), tfc.label_targets(table))
     for name in tf.ATTRIBUTES:
         assert again[name]["accuracy"] == pytest.approx(val[name]["accuracy"], abs=1e-6)
 
@@ -167,7 +183,9 @@ def test_bad_files(trained, tmp_path):
     with pytest.raises(CheckpointError, match="damaged toyfaces classifier metadata"):
         tfc.ToyFacesClassifier.from_file(_tamper(good, tmp_path / "meta.safetensors", arch="{not json"))
     with pytest.raises(CheckpointError, match="head.weight"):
-        tfc.ToyFacesClassifier.from_file(_tamper(good, tmp_path / "shape.safetensors", tensors={"head.weight": torch.zeros(9, 3)}))
+        tfc.ToyFacesClassifier.from_file(
+            _tamper(good, tmp_path / "shape.safetensors", tensors={"head.weight": torch.zeros(9, 3)})
+        )
     with pytest.raises(FileNotFoundError):
         load_classifier("toyfaces:" + str(tmp_path / "missing.safetensors"))
 
@@ -177,7 +195,7 @@ def test_bad_files(trained, tmp_path):
 
 def test_frechet_one_dimensional_and_diagonal():
     for m1, s1, m2, s2 in ((0.0, 1.0, 0.0, 1.0), (1.0, 2.0, -0.5, 0.5), (3.0, 0.1, 3.0, 4.0)):
-        assert fd.frechet_distance(m1, s1 ** 2, m2, s2 ** 2) == pytest.approx((m1 - m2) ** 2 + (s1 - s2) ** 2, abs=1e-12)
+        assert fd.frechet_distance(m1, s1**2, m2, s2**2) == pytest.approx((m1 - m2) ** 2 + (s1 - s2) ** 2, abs=1e-12)
     mu1, mu2 = np.array([0.0, 1.0, 2.0]), np.array([1.0, 1.0, -1.0])
     a, b = np.array([1.0, 4.0, 0.25]), np.array([9.0, 1.0, 0.25])
     expected = ((mu1 - mu2) ** 2).sum() + ((np.sqrt(a) - np.sqrt(b)) ** 2).sum()
@@ -235,8 +253,22 @@ def test_cli_train_toyfaces(tmp_path, capsys):
     small = tmp_path / "small"
     tf.write_dataset(small, 40, seed=2, workers=1, progress=False)
     out = tmp_path / "clf"  # a folder: classifier.safetensors and classifier.json inside
-    code, stdout, stderr = run_cli(capsys, "train-classifier", "--toyfaces", small, "--out", out, "--epochs", "1",
-                                   "--batch", "16", "--device", "cpu", "--threads", "1")
+    code, stdout, stderr = run_cli(
+        capsys,
+        "train-classifier",
+        "--toyfaces",
+        small,
+        "--out",
+        out,
+        "--epochs",
+        "1",
+        "--batch",
+        "16",
+        "--device",
+        "cpu",
+        "--threads",
+        "1",
+    )
     assert code == 0, stderr
     assert "held out 4 images" in stdout and "eyeglasses" in stdout
     assert sorted(os.listdir(out)) == ["classifier.json", "classifier.safetensors"]

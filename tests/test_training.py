@@ -1,4 +1,5 @@
 """The StyleGAN2 training loop: loss terms on tiny tensors, smoke runs, snapshots, exact resume, datasets, CLI."""
+
 import json
 import os
 import socket
@@ -13,6 +14,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from latentlab import Discriminator, Generator, load_checkpoint, load_generator
+from latentlab.checkpoints.tags import FORMAT_SG2_PYTORCH
 from latentlab.train import ImageDataset, PositionSampler, StyleGAN2Loss, Trainer, TrainingOptions
 from latentlab.train.losses import d_logistic, g_nonsaturating, path_lengths, r1_penalty
 from latentlab.train.runs import train_gan
@@ -24,8 +26,15 @@ NET = dict(z_dim=16, w_dim=16, map_layers=2, channel_base=256, channel_max=16)
 
 def tiny_pair(seed=0):
     torch.manual_seed(seed)
-    G = Generator(z_dim=16, c_dim=0, w_dim=16, img_resolution=16, img_channels=3,
-                  mapping_kwargs=dict(num_layers=2), synthesis_kwargs=dict(channel_base=256, channel_max=16))
+    G = Generator(
+        z_dim=16,
+        c_dim=0,
+        w_dim=16,
+        img_resolution=16,
+        img_channels=3,
+        mapping_kwargs=dict(num_layers=2),
+        synthesis_kwargs=dict(channel_base=256, channel_max=16),
+    )
     D = Discriminator(c_dim=0, img_resolution=16, img_channels=3, channel_base=256, channel_max=16)
     return G, D
 
@@ -130,6 +139,7 @@ def test_style_mixing_switches_ws_at_one_cutoff():
 # ------------------------------------------------------------------------------------------- runs
 
 
+@pytest.mark.slow
 def test_smoke_run_trains_and_writes_loadable_snapshots(tmp_path, image_dir):
     G, D = tiny_pair()
     before = {k: v.clone() for k, v in G.state_dict().items()}
@@ -151,7 +161,7 @@ def test_smoke_run_trains_and_writes_loadable_snapshots(tmp_path, image_dir):
         net = {"G": tr.G, "D": tr.D, "G_ema": tr.G_ema}[name]
         assert all(torch.equal(ck.networks()[name].state_dict()[k], v) for k, v in net.state_dict().items())
     pkl = load_checkpoint(tmp_path / "network-snapshot-000004.pkl")
-    assert pkl.format == "stylegan2-ada-pytorch"
+    assert pkl.format == FORMAT_SG2_PYTORCH
     z = torch.randn(2, 16)
     assert torch.equal(pkl.G_ema(z), load_generator(snap)(z))
     # G_ema lags G: it is neither the start point nor the current G.
@@ -161,6 +171,7 @@ def test_smoke_run_trains_and_writes_loadable_snapshots(tmp_path, image_dir):
     assert json.loads((tmp_path / "options.json").read_text())["options"]["batch_size"] == 4
 
 
+@pytest.mark.slow
 def test_resume_reproduces_the_uninterrupted_run(tmp_path, image_dir):
     ds = ImageDataset(image_dir, 16, xflip=True)
     G, D = tiny_pair()
@@ -179,13 +190,29 @@ def test_resume_reproduces_the_uninterrupted_run(tmp_path, image_dir):
 
 
 def test_resume_refuses_other_settings(tmp_path, image_dir):
-    train_gan(image_dir, tmp_path, 2, resolution=16, options=TrainingOptions(**OPTS), network_kwargs=NET, progress=False)
+    train_gan(
+        image_dir, tmp_path, 2, resolution=16, options=TrainingOptions(**OPTS), network_kwargs=NET, progress=False
+    )
     with pytest.raises(ValueError, match="batch_size=4, not 8"):
-        train_gan(image_dir, tmp_path, 4, resolution=16, options=TrainingOptions(**dict(OPTS, batch_size=8)),
-                  network_kwargs=NET, progress=False)
+        train_gan(
+            image_dir,
+            tmp_path,
+            4,
+            resolution=16,
+            options=TrainingOptions(**dict(OPTS, batch_size=8)),
+            network_kwargs=NET,
+            progress=False,
+        )
     with pytest.raises(ValueError, match="w_dim=16, not 32"):
-        train_gan(image_dir, tmp_path, 4, resolution=16, options=TrainingOptions(**OPTS),
-                  network_kwargs=dict(NET, w_dim=32), progress=False)
+        train_gan(
+            image_dir,
+            tmp_path,
+            4,
+            resolution=16,
+            options=TrainingOptions(**OPTS),
+            network_kwargs=dict(NET, w_dim=32),
+            progress=False,
+        )
     with pytest.raises(ValueError, match="16px run, not 32px"):
         train_gan(image_dir, tmp_path, 4, resolution=32, options=TrainingOptions(**OPTS), progress=False)
     # Changing only the snapshot interval is allowed.
@@ -198,8 +225,14 @@ def test_finetuning_starts_from_the_checkpoint(tmp_path, image_dir):
 
     G, D = tiny_pair(seed=5)
     save_native(tmp_path / "start.safetensors", {"G": G, "D": D, "G_ema": G}, source_format="test")
-    tr = train_gan(image_dir, tmp_path / "ft", 1, model=tmp_path / "start.safetensors",
-                   options=TrainingOptions(**OPTS), progress=False)
+    tr = train_gan(
+        image_dir,
+        tmp_path / "ft",
+        1,
+        model=tmp_path / "start.safetensors",
+        options=TrainingOptions(**OPTS),
+        progress=False,
+    )
     # One small step away from the start point, not a fresh initialisation.
     a, b = tr.G.state_dict()["synthesis.b16.conv1.weight"], G.state_dict()["synthesis.b16.conv1.weight"]
     assert not torch.equal(a, b) and float((a - b).abs().max()) < 0.05
@@ -269,8 +302,28 @@ def test_position_sampler_is_a_fresh_permutation_per_epoch():
 
 def test_cli_train_gan_runs_and_resumes(tmp_path, image_dir, capsys):
     out = tmp_path / "run"
-    args = ["train", "gan", "--data", image_dir, "--resolution", 16, "--out", out, "--batch", 4, "--z-dim", 16,
-            "--w-dim", 16, "--channel-base", 256, "--channel-max", 16, "--snapshot-every", 2]
+    args = [
+        "train",
+        "gan",
+        "--data",
+        image_dir,
+        "--resolution",
+        16,
+        "--out",
+        out,
+        "--batch",
+        4,
+        "--z-dim",
+        16,
+        "--w-dim",
+        16,
+        "--channel-base",
+        256,
+        "--channel-max",
+        16,
+        "--snapshot-every",
+        2,
+    ]
     code, stdout, err = run_cli(capsys, *args, "--steps", 2)
     assert code == 0, err
     assert "step 2" in stdout and (out / "network-snapshot-000002.safetensors").exists()
@@ -282,10 +335,10 @@ def test_cli_train_gan_runs_and_resumes(tmp_path, image_dir, capsys):
     assert code == 0 and "Example:" in stdout
 
 
-WORKER = r'''
+WORKER = r"""
 import sys, torch
 from latentlab.sampling import init_from_env
-from latentlab.sampling.distributed import shutdown
+from latentlab.utils.distributed import shutdown
 from latentlab.train import ImageDataset, Trainer, TrainingOptions
 from tests.test_training import tiny_pair
 rank, world = init_from_env("cpu")
@@ -297,19 +350,36 @@ tr = Trainer(sys.argv[2], G, D, ImageDataset(sys.argv[1], 16), TrainingOptions(b
 flat = torch.cat([p.detach().flatten() for p in list(tr.G.parameters()) + list(tr.D.parameters())])
 print("SUM %.10e" % float(flat.double().sum()), flush=True)
 shutdown()
-'''
+"""
 
 
+@pytest.mark.slow
 def test_two_processes_stay_in_sync(tmp_path, image_dir):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     procs = []
     for rank in range(2):
-        env = dict(os.environ, PYTHONPATH=ROOT, RANK=str(rank), WORLD_SIZE="2", LOCAL_RANK=str(rank),
-                   MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), OMP_NUM_THREADS="1")
-        procs.append(subprocess.Popen([sys.executable, "-c", WORKER, str(image_dir), str(tmp_path)], env=env,
-                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT))
+        env = dict(
+            os.environ,
+            PYTHONPATH=ROOT,
+            RANK=str(rank),
+            WORLD_SIZE="2",
+            LOCAL_RANK=str(rank),
+            MASTER_ADDR="127.0.0.1",
+            MASTER_PORT=str(port),
+            OMP_NUM_THREADS="1",
+        )
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-c", WORKER, str(image_dir), str(tmp_path)],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                cwd=ROOT,
+            )
+        )
     outs = [p.communicate(timeout=300) for p in procs]
     sums = []
     for p, (out, err) in zip(procs, outs):
@@ -333,8 +403,9 @@ def test_hsr_run_trains_predictors_and_resumes_exactly(tmp_path, image_dir):
     G, D = tiny_pair(seed=2)
     save_native(tmp_path / "start.safetensors", {"G": G, "D": D, "G_ema": G}, source_format="test")
     start = tmp_path / "start.safetensors"
-    straight = train_hsr(image_dir, tmp_path / "a", 4, model=start, options=TrainingOptions(**OPTS), progress=False,
-                         **HSR_ARGS)
+    straight = train_hsr(
+        image_dir, tmp_path / "a", 4, model=start, options=TrainingOptions(**OPTS), progress=False, **HSR_ARGS
+    )
     train_hsr(image_dir, tmp_path / "b", 2, model=start, options=TrainingOptions(**OPTS), progress=False, **HSR_ARGS)
     resumed = train_hsr(image_dir, tmp_path / "b", 4, options=TrainingOptions(**OPTS), progress=False)
     for name in ("G", "D"):
@@ -343,8 +414,15 @@ def test_hsr_run_trains_predictors_and_resumes_exactly(tmp_path, image_dir):
     pa, pb = straight.regularizer.state_dict(), resumed.regularizer.state_dict()
     assert set(pa) == set(pb) and all(torch.equal(pa[k], pb[k]) for k in pa)
     # The predictors were trained (they differ from a fresh build with the same seed) ...
-    fresh = train_hsr(image_dir, tmp_path / "c", 1, model=start, options=TrainingOptions(**dict(OPTS, lr=1e-12)),
-                      progress=False, **HSR_ARGS)
+    fresh = train_hsr(
+        image_dir,
+        tmp_path / "c",
+        1,
+        model=start,
+        options=TrainingOptions(**dict(OPTS, lr=1e-12)),
+        progress=False,
+        **HSR_ARGS,
+    )
     assert any(not torch.equal(pa[k], fresh.regularizer.state_dict()[k]) for k in pa)
     # ... the HSR terms are logged, and the frozen extractor never changed.
     header = (tmp_path / "a" / "metrics.csv").read_text().splitlines()[0].split(",")
@@ -358,15 +436,30 @@ def test_hsr_run_trains_predictors_and_resumes_exactly(tmp_path, image_dir):
 def test_hsr_resume_and_warmup_rules(tmp_path, image_dir):
     from latentlab.train.runs import train_hsr
 
-    train_gan(image_dir, tmp_path / "plain", 1, resolution=16, options=TrainingOptions(**OPTS), network_kwargs=NET,
-              progress=False)
+    train_gan(
+        image_dir,
+        tmp_path / "plain",
+        1,
+        resolution=16,
+        options=TrainingOptions(**OPTS),
+        network_kwargs=NET,
+        progress=False,
+    )
     with pytest.raises(ValueError, match="without HSR"):
         train_hsr(image_dir, tmp_path / "plain", 2, options=TrainingOptions(**OPTS), progress=False)
     with pytest.raises(ValueError, match="--model CKPT to fine-tune, or --resolution"):
         train_hsr(image_dir, tmp_path / "x", 1, progress=False, **HSR_ARGS)
     # From scratch the paper's warm-up applies: HSR is off (weight 0) for the first 500 kimg.
-    tr = train_hsr(image_dir, tmp_path / "scratch", 1, resolution=16, network_kwargs=NET,
-                   options=TrainingOptions(**OPTS), progress=False, **HSR_ARGS)
+    tr = train_hsr(
+        image_dir,
+        tmp_path / "scratch",
+        1,
+        resolution=16,
+        network_kwargs=NET,
+        options=TrainingOptions(**OPTS),
+        progress=False,
+        **HSR_ARGS,
+    )
     assert tr.regularizer.weight(tr.kimg) == 0 and tr.regularizer.weight(500) == 1.0
 
 

@@ -1,5 +1,6 @@
 """Ctrl-C during training: a snapshot and the resume state are written, exit code 130, one line naming the
 resume point, and the state resumes to the same networks as an uninterrupted run."""
+
 import csv
 import os
 import signal
@@ -48,9 +49,15 @@ def interrupt_cli(args, metrics, min_rows=3, timeout=180):
     The child uses this process's thread count, so its float round-off matches runs made here.
     """
     env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS=str(torch.get_num_threads()))
-    proc = subprocess.Popen([sys.executable, "-m", "cli.main", *map(str, args)], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "latentlab.cli.main", *map(str, args)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     deadline = time.monotonic() + timeout
     try:
         while len(_rows(metrics)) < min_rows:
@@ -70,20 +77,45 @@ def _same_state_dict(a, b):
     return all(torch.equal(a[k], b[k]) for k in a)
 
 
+@pytest.mark.slow
 def test_ctrl_c_in_train_gan_writes_a_resume_point_that_resumes_exactly(tmp_path, image_dir, capsys):
     from latentlab.train.runs import train_gan
 
     out = tmp_path / "run"
-    args = ["train", "gan", "--data", image_dir, "--resolution", 16, "--batch", 4, "--z-dim", 16, "--w-dim", 16,
-            "--channel-base", 256, "--channel-max", 16, "--log-every", 1, "--snapshot-every", 1000, "--out", out]
+    args = [
+        "train",
+        "gan",
+        "--data",
+        image_dir,
+        "--resolution",
+        16,
+        "--batch",
+        4,
+        "--z-dim",
+        16,
+        "--w-dim",
+        16,
+        "--channel-base",
+        256,
+        "--channel-max",
+        16,
+        "--log-every",
+        1,
+        "--snapshot-every",
+        1000,
+        "--out",
+        out,
+    ]
     rc, err = interrupt_cli(args + ["--steps", 100000], out / "metrics.csv")
     assert rc == EXIT_CODE == 130, err[-2000:]
     state = torch.load(out / "training_state.pt", weights_only=True)
     k = int(state["step"])
     assert k >= 3  # stopped after the step under way, not at a periodic snapshot (every 1000)
     last = err.strip().splitlines()[-1]
-    assert last == (f"latentlab: interrupted after step {k}; resume point {out / 'training_state.pt'} "
-                    "(rerun the same command to resume)")
+    assert last == (
+        f"latentlab: interrupted after step {k}; resume point {out / 'training_state.pt'} "
+        "(rerun the same command to resume)"
+    )
     assert "Traceback" not in err
     assert (out / f"network-snapshot-{k:06d}.safetensors").exists()
     assert [int(r["step"]) for r in _rows(out / "metrics.csv")] == list(range(1, k + 1))
@@ -92,39 +124,85 @@ def test_ctrl_c_in_train_gan_writes_a_resume_point_that_resumes_exactly(tmp_path
     code, stdout, err = run_cli(capsys, *args, "--steps", k + 2)
     assert code == 0, err
     assert f"resuming {out} at step {k}" in stdout
-    straight = train_gan(image_dir, tmp_path / "straight", k + 2, resolution=16, network_kwargs=NET, progress=False,
-                         options=TrainingOptions(batch_size=4, log_every=1, snapshot_every=1000))
+    straight = train_gan(
+        image_dir,
+        tmp_path / "straight",
+        k + 2,
+        resolution=16,
+        network_kwargs=NET,
+        progress=False,
+        options=TrainingOptions(batch_size=4, log_every=1, snapshot_every=1000),
+    )
     resumed = load_checkpoint(out / f"network-snapshot-{k + 2:06d}.safetensors").networks()
     for name in ("G", "D", "G_ema"):
         assert _same_state_dict(getattr(straight, name).state_dict(), resumed[name].state_dict()), name
     assert [int(r["step"]) for r in _rows(out / "metrics.csv")] == list(range(1, k + 3))
 
 
+@pytest.mark.slow
 def test_ctrl_c_in_train_clusters_writes_the_state_that_resumes_exactly(tmp_path, capsys):
     from latentlab.checkpoints import save_native
     from latentlab.train.clusters import train_cluster_mappings
 
     torch.manual_seed(0)
-    G = Generator(z_dim=16, c_dim=0, w_dim=16, img_resolution=16, img_channels=3, mapping_kwargs=dict(num_layers=2),
-                  synthesis_kwargs=dict(channel_base=256, channel_max=16)).eval()
+    G = Generator(
+        z_dim=16,
+        c_dim=0,
+        w_dim=16,
+        img_resolution=16,
+        img_channels=3,
+        mapping_kwargs=dict(num_layers=2),
+        synthesis_kwargs=dict(channel_base=256, channel_max=16),
+    ).eval()
     ckpt = tmp_path / "tiny.safetensors"
     save_native(ckpt, {"G_ema": G}, "latentlab")
     out = tmp_path / "run"
-    args = ["train", "clusters", "--model", ckpt, "--levels", "coarse,medium", "--k", 2, "--batch", 8,
-            "--n-critic", 1, "--log-every", 1, "--center-samples", 100, "--device", "cpu", "--out", out]
+    args = [
+        "train",
+        "clusters",
+        "--model",
+        ckpt,
+        "--levels",
+        "coarse,medium",
+        "--k",
+        2,
+        "--batch",
+        8,
+        "--n-critic",
+        1,
+        "--log-every",
+        1,
+        "--center-samples",
+        100,
+        "--device",
+        "cpu",
+        "--out",
+        out,
+    ]
     rc, err = interrupt_cli(args + ["--steps", 1000000], out / "metrics.csv")
     assert rc == 130, err[-2000:]
     k = int(torch.load(out / "state.pt", weights_only=True)["step"])
     assert k >= 3
-    assert err.strip().splitlines()[-1] == (f"latentlab: interrupted after step {k}; resume point {out / 'state.pt'} "
-                                            "(rerun the same command to resume)")
+    assert err.strip().splitlines()[-1] == (
+        f"latentlab: interrupted after step {k}; resume point {out / 'state.pt'} (rerun the same command to resume)"
+    )
     assert not (out / "clusters.npz").exists()  # the result is written only when the run completes
 
     code, stdout, err = run_cli(capsys, *args, "--steps", k + 2)
     assert code == 0, err
     straight = tmp_path / "straight"
-    train_cluster_mappings(G, str(straight), k + 2, levels=("coarse", "medium"), k=2, batch_size=8, n_critic=1,
-                           log_every=1, center_samples=100, progress=False)
+    train_cluster_mappings(
+        G,
+        str(straight),
+        k + 2,
+        levels=("coarse", "medium"),
+        k=2,
+        batch_size=8,
+        n_critic=1,
+        log_every=1,
+        center_samples=100,
+        progress=False,
+    )
     sa = torch.load(straight / "state.pt", weights_only=True)
     sb = torch.load(out / "state.pt", weights_only=True)
     assert sa["step"] == sb["step"] == k + 2
@@ -177,5 +255,7 @@ def test_handler_is_left_alone_outside_the_main_thread_and_where_sigint_is_ignor
 def test_training_interrupted_is_a_keyboard_interrupt_naming_the_resume_point():
     e = TrainingInterrupted(12, "runs/a/training_state.pt")
     assert isinstance(e, KeyboardInterrupt) and not isinstance(e, Exception)
-    assert str(e) == "interrupted after step 12; resume point runs/a/training_state.pt (rerun the same command to resume)"
+    assert (
+        str(e) == "interrupted after step 12; resume point runs/a/training_state.pt (rerun the same command to resume)"
+    )
     assert (e.step, e.resume_path) == (12, "runs/a/training_state.pt")

@@ -11,11 +11,22 @@ from torch import nn
 from latentlab import Generator
 from latentlab.latents.layers import level_layers
 from latentlab.models.stylegan1 import StyleGAN1Generator
-from latentlab.truncation import (ClusterTruncation, LayerScheduleTruncation, NoTruncation, NotFittedError, RadiusClamp,
-                                  Truncation, WTruncation, ZTruncatedNormal, compare, parse_truncation)
+from latentlab.truncation import (
+    ClusterTruncation,
+    LayerScheduleTruncation,
+    NotFittedError,
+    NoTruncation,
+    RadiusClamp,
+    Truncation,
+    WTruncation,
+    ZTruncatedNormal,
+    compare,
+    parse_truncation,
+)
 
-
-needs_sklearn = pytest.mark.skipif(importlib.util.find_spec("sklearn") is None, reason="cluster fitting needs scikit-learn")
+needs_sklearn = pytest.mark.skipif(
+    importlib.util.find_spec("sklearn") is None, reason="cluster fitting needs scikit-learn"
+)
 
 
 @pytest.fixture(autouse=True)
@@ -58,7 +69,9 @@ def test_psi_zero_gives_center_on_cut_layers_only(tiny_generator):
 def test_w_truncation_equals_builtin_mapping(tiny_generator, G1, psi, cutoff):
     for G in (tiny_generator, G1):
         z = zs(5, G.z_dim)
-        assert torch.equal(WTruncation(psi, cutoff)(G, z), G.mapping(z, None, truncation_psi=psi, truncation_cutoff=cutoff))
+        assert torch.equal(
+            WTruncation(psi, cutoff)(G, z), G.mapping(z, None, truncation_psi=psi, truncation_cutoff=cutoff)
+        )
 
 
 def test_schedule_matches_per_layer_hand_computation(tiny_generator):
@@ -93,13 +106,25 @@ def test_mapping_left_in_train_mode_keeps_w_avg(tiny_generator):
     assert torch.equal(G.mapping.w_avg, before)
 
 
-@pytest.mark.parametrize("make", [lambda: WTruncation("a"), lambda: WTruncation(0.5, cutoff=-1), lambda: WTruncation(math.nan),
-                                  lambda: LayerScheduleTruncation([]), lambda: ZTruncatedNormal(0),
-                                  lambda: RadiusClamp(0), lambda: RadiusClamp(101), lambda: ClusterTruncation(method="dbscan"),
-                                  lambda: ClusterTruncation(k=0), lambda: ClusterTruncation(k={"coarse": 2}),
-                                  lambda: ClusterTruncation(levels=("coarse", "tiny")),
-                                  lambda: ClusterTruncation(levels={"a": [0, 1], "b": [1, 2]}),
-                                  lambda: ClusterTruncation(representation="s"), lambda: ClusterTruncation(dims=0)])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: WTruncation("a"),
+        lambda: WTruncation(0.5, cutoff=-1),
+        lambda: WTruncation(math.nan),
+        lambda: LayerScheduleTruncation([]),
+        lambda: ZTruncatedNormal(0),
+        lambda: RadiusClamp(0),
+        lambda: RadiusClamp(101),
+        lambda: ClusterTruncation(method="dbscan"),
+        lambda: ClusterTruncation(k=0),
+        lambda: ClusterTruncation(k={"coarse": 2}),
+        lambda: ClusterTruncation(levels=("coarse", "tiny")),
+        lambda: ClusterTruncation(levels={"a": [0, 1], "b": [1, 2]}),
+        lambda: ClusterTruncation(representation="s"),
+        lambda: ClusterTruncation(dims=0),
+    ],
+)
 def test_bad_arguments_raise_value_error(make):
     with pytest.raises(ValueError):
         make()
@@ -167,8 +192,15 @@ def test_radius_clamp_fit_takes_the_percentile(tiny_generator):
 
 def test_fit_draws_labels_for_conditional_generators():
     torch.manual_seed(0)
-    G = Generator(z_dim=8, c_dim=3, w_dim=8, img_resolution=8, img_channels=3, mapping_kwargs=dict(num_layers=2),
-                  synthesis_kwargs=dict(channel_base=64, channel_max=8)).eval()
+    G = Generator(
+        z_dim=8,
+        c_dim=3,
+        w_dim=8,
+        img_resolution=8,
+        img_channels=3,
+        mapping_kwargs=dict(num_layers=2),
+        synthesis_kwargs=dict(channel_base=64, channel_max=8),
+    ).eval()
     t = RadiusClamp(50).fit(G, n_samples=50, batch_size=16)
     assert t.radius_ > 0
     assert t(G, zs(2, 8), torch.eye(3)[:2]).shape == (2, G.num_ws, 8)
@@ -220,12 +252,18 @@ def match(recovered, planted_centers, tol):
 @pytest.mark.parametrize("rep", ["styles", "w"])
 def test_clusters_recover_planted_centers(planted, method, cov, rep):
     G = planted
-    t = ClusterTruncation(k={"coarse": 3, "middle": 4}, psi=0.0, levels=("coarse", "middle"), method=method,
-                          covariance_type=cov, representation=rep).fit(G, n_samples=400, batch_size=64)
+    t = ClusterTruncation(
+        k={"coarse": 3, "middle": 4},
+        psi=0.0,
+        levels=("coarse", "middle"),
+        method=method,
+        covariance_type=cov,
+        representation=rep,
+    ).fit(G, n_samples=400, batch_size=64)
     assert t.layers_ == {"coarse": [0, 1, 2], "middle": [3, 4]}  # keep_last drops ws 5
-    assert t.centers["coarse"].shape == (3, 3, 16) and t.centers["middle"].shape == (4, 2, 16)
-    to_c = match(t.centers["coarse"][:, 0], G.mapping.c_coarse, 0.01)
-    to_m = match(t.centers["middle"][:, 1], G.mapping.c_middle, 0.01)
+    assert t.centers_["coarse"].shape == (3, 3, 16) and t.centers_["middle"].shape == (4, 2, 16)
+    to_c = match(t.centers_["coarse"][:, 0], G.mapping.c_coarse, 0.01)
+    to_m = match(t.centers_["middle"][:, 1], G.mapping.c_middle, 0.01)
     z = zs(50, 16, seed=9)
     ic, im = G.mapping.ids(z)
     assert torch.equal(t.predict(G, "coarse", z=z), to_c[ic])
@@ -237,32 +275,35 @@ def test_cluster_psi_moves_layers_toward_their_center_and_keeps_last(planted):
     G = planted
     z = zs(20, 16, seed=5)
     ws = G.mapping(z)
-    t0 = ClusterTruncation(k={"coarse": 3, "middle": 4}, psi=0.0, levels=("coarse", "middle"),
-                           method="kmeans").fit(G, n_samples=300)
+    t0 = ClusterTruncation(k={"coarse": 3, "middle": 4}, psi=0.0, levels=("coarse", "middle"), method="kmeans").fit(
+        G, n_samples=300
+    )
     out = t0(G, z)
     for level, idx in t0.layers_.items():
-        assert torch.equal(out[:, idx], t0.centers[level][t0.predict(ws, level, G=G)])
+        assert torch.equal(out[:, idx], t0.centers_[level][t0.predict(ws, level, G=G)])
     assert torch.equal(out[:, 5], ws[:, 5])
     half = ClusterTruncation.from_dict({**t0.to_dict(), "params": {**t0.to_dict()["params"], "psi": 0.5}})
     expected = 0.5 * out + 0.5 * ws
     expected[:, 5] = ws[:, 5]
     torch.testing.assert_close(half(G, z), expected, rtol=0, atol=1e-5)
-    every = ClusterTruncation(k={"coarse": 3, "middle": 4}, psi=0.0, levels=("coarse", "middle"),
-                              method="kmeans", keep_last=False).fit(G, n_samples=300)
+    every = ClusterTruncation(
+        k={"coarse": 3, "middle": 4}, psi=0.0, levels=("coarse", "middle"), method="kmeans", keep_last=False
+    ).fit(G, n_samples=300)
     assert every.layers_["middle"] == [3, 4, 5] and not torch.equal(every(G, z)[:, 5], ws[:, 5])
 
 
 @needs_sklearn
 def test_cluster_generate_uses_the_chosen_cluster(planted):
     G = planted
-    t = ClusterTruncation(k={"coarse": 3, "middle": 4}, psi=0.0, levels=("coarse", "middle"),
-                          method="kmeans").fit(G, n_samples=300)
+    t = ClusterTruncation(k={"coarse": 3, "middle": 4}, psi=0.0, levels=("coarse", "middle"), method="kmeans").fit(
+        G, n_samples=300
+    )
     z = zs(6, 16, seed=2)
     out = t.generate(G, z, clusters={"coarse": 2})
-    assert torch.equal(out[:, :3], t.centers["coarse"][2].expand(6, 3, 16))
+    assert torch.equal(out[:, :3], t.centers_["coarse"][2].expand(6, 3, 16))
     assert torch.equal(out[:, 3:], t(G, z)[:, 3:])
     per_sample = t.generate(G, z, clusters={"medium": [0, 1, 2, 3, 0, 1]})  # 'medium' is 'middle'
-    assert torch.equal(per_sample[:, 3], t.centers["middle"][[0, 1, 2, 3, 0, 1], 0])
+    assert torch.equal(per_sample[:, 3], t.centers_["middle"][[0, 1, 2, 3, 0, 1], 0])
     with pytest.raises(ValueError, match="0-2"):
         t.generate(G, z, clusters={"coarse": 3})
     with pytest.raises(ValueError, match="fitted levels"):
@@ -276,8 +317,9 @@ def test_cluster_prediction_agrees_with_sklearn(cov):
 
     codes = np.random.RandomState(0).standard_normal((300, 5))  # no clear clusters: many near-ties to get right
     ws = torch.from_numpy(np.repeat(codes[:, None], 3, axis=1))
-    t = ClusterTruncation(k=4, levels={"all": [0, 1, 2]}, keep_last=False, covariance_type=cov,
-                          representation="w").fit_ws(ws, seed=1)
+    t = ClusterTruncation(
+        k=4, levels={"all": [0, 1, 2]}, keep_last=False, covariance_type=cov, representation="w"
+    ).fit_ws(ws, seed=1)
     ref = GaussianMixture(4, covariance_type=cov, random_state=1).fit(codes)
     assert np.array_equal(t.predict(ws, "all").numpy(), ref.predict(codes))
 
@@ -291,10 +333,14 @@ def test_cluster_save_load_round_trip(planted, tmp_path):
     assert os.listdir(tmp_path) == ["clusters.npz"]
     with np.load(path, allow_pickle=False) as f:
         assert str(f["kind"]) == "clusters"
-    for u in (Truncation.load(path), ClusterTruncation.load(path), Truncation.from_dict(json.loads(json.dumps(t.to_dict())))):
+    for u in (
+        Truncation.load(path),
+        ClusterTruncation.load(path),
+        Truncation.from_dict(json.loads(json.dumps(t.to_dict()))),
+    ):
         assert u.layers_ == t.layers_ and u.k == t.k and u.psi == t.psi and u.method == "gmm"
         for level in t.layers_:
-            assert torch.equal(u.centers[level], t.centers[level])
+            assert torch.equal(u.centers_[level], t.centers_[level])
             assert torch.equal(u.predict(G, level, z=z), t.predict(G, level, z=z))
             for field, a in t.params_[level].items():
                 assert np.array_equal(u.params_[level][field], a)
@@ -314,7 +360,7 @@ def test_clusters_on_stylegan1(G1):
     z = zs(5, 8)
     ws, out = G1.mapping(z), t(G1, z)
     assert torch.equal(out[:, 5], ws[:, 5])
-    assert torch.equal(out[:, :4], t.centers["coarse"][t.predict(G1, "coarse", z=z)])
+    assert torch.equal(out[:, :4], t.centers_["coarse"][t.predict(G1, "coarse", z=z)])
     assert t.style_layers_ == {"coarse": ["b4.conv0", "b4.conv1", "b8.conv0", "b8.conv1"], "middle": ["b16.conv0"]}
     assert G1.synthesis(out, noise_mode="const").shape == (5, 3, 16, 16)
 
@@ -344,13 +390,37 @@ def test_spec_forms(tmp_path, tiny_generator):
     assert (t.dims, t.levels, t.name) == (None, ("coarse", "middle"), "clusters gmm-full styles k=3 psi=0.5")
     fitted = ClusterTruncation(k=2, method="kmeans").fit(tiny_generator, n_samples=50)
     path = fitted.save(tmp_path / "fitted.npz")
-    assert torch.equal(parse_truncation(f"clusters:{path}")(tiny_generator, zs(3, 16)), fitted(tiny_generator, zs(3, 16)))
+    assert torch.equal(
+        parse_truncation(f"clusters:{path}")(tiny_generator, zs(3, 16)), fitted(tiny_generator, zs(3, 16))
+    )
 
 
-@pytest.mark.parametrize("spec", ["", "w", "w:", "w:x", "w:0.7@x", "none:1", "foo:1", "z:-1", "clamp:0", "clamp:101",
-                                  "schedule:1,a", "clusters:k=0", "clusters:bogus=1", "clusters:k", "center:0.5",
-                                  "center:missing.npy:0.5", "clusters:missing.npz", "clusters:NOTCLUSTERS",
-                                  "clusters:k=2,rep=s", "clusters:k=2,dims=x", "clusters:k=2,dims=0"])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "",
+        "w",
+        "w:",
+        "w:x",
+        "w:0.7@x",
+        "none:1",
+        "foo:1",
+        "z:-1",
+        "clamp:0",
+        "clamp:101",
+        "schedule:1,a",
+        "clusters:k=0",
+        "clusters:bogus=1",
+        "clusters:k",
+        "center:0.5",
+        "center:missing.npy:0.5",
+        "clusters:missing.npz",
+        "clusters:NOTCLUSTERS",
+        "clusters:k=2,rep=s",
+        "clusters:k=2,dims=x",
+        "clusters:k=2,dims=0",
+    ],
+)
 def test_bad_specs(spec, tmp_path):
     spec = spec.replace("NOTCLUSTERS", str(WTruncation(0.5).save(tmp_path / "w.npz")))
     with pytest.raises(ValueError, match="accepted: none, w:PSI") as e:
@@ -360,8 +430,13 @@ def test_bad_specs(spec, tmp_path):
 
 def test_stateless_round_trips_and_compare(tiny_generator, tmp_path):
     G, z = tiny_generator, zs(4, 16)
-    variants = [WTruncation(0.6, 3, center=np.ones((6, 16))), LayerScheduleTruncation([0.5] * 6), ZTruncatedNormal(1.0, seed=7),
-                RadiusClamp(radius=1.5), NoTruncation()]
+    variants = [
+        WTruncation(0.6, 3, center=np.ones((6, 16))),
+        LayerScheduleTruncation([0.5] * 6),
+        ZTruncatedNormal(1.0, seed=7),
+        RadiusClamp(radius=1.5),
+        NoTruncation(),
+    ]
     for t in variants:
         u = Truncation.load(t.save(tmp_path / "t.npz"))
         assert type(u) is type(t) and u.get_params().keys() == t.get_params().keys()

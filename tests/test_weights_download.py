@@ -1,6 +1,7 @@
 """Pretrained weights: HSR's default F is DINO ViT-S/16 fetched by name and verified, never a silent random
 network; offline downloads (DINO, torchvision, timm) end in one line naming the file and where it goes.
 Downloads run against a local HTTP server on 127.0.0.1."""
+
 import http.server
 import io
 import os
@@ -15,9 +16,8 @@ import torch
 from PIL import Image
 
 from latentlab.errors import CheckpointError, MissingWeights
-from latentlab.train import extractors
-from latentlab.utils import pretrained
-from latentlab.utils.pretrained import KNOWN_WEIGHTS, WeightsFile, vit_shapes, weights_file
+from latentlab.train import extractors, pretrained
+from latentlab.train.pretrained import KNOWN_WEIGHTS, WeightsFile, vit_shapes, weights_file
 from tests.conftest import run_cli
 
 timm = pytest.importorskip("timm")
@@ -142,8 +142,10 @@ def test_a_download_that_is_not_the_expected_network_is_refused_and_removed(tiny
     Files.files["/tiny_dino.pth"] = _bytes(state)
     with pytest.raises(CheckpointError) as e:
         weights_file("tiny_dino.pth", progress=False)
-    assert str(e.value) == (f"{tiny_entry}/tiny_dino.pth: not the tiny_dino.pth (a tiny ViT): 'pos_embed' has shape "
-                            "[1, 5, 8], expected [1, 17, 8]; the download was removed")
+    assert str(e.value) == (
+        f"{tiny_entry}/tiny_dino.pth: not the tiny_dino.pth (a tiny ViT): 'pos_embed' has shape "
+        "[1, 5, 8], expected [1, 17, 8]; the download was removed"
+    )
     assert os.listdir(cache) == []
     Files.files["/tiny_dino.pth"] = _bytes({k: v for k, v in tiny_vit().state_dict().items() if k != "norm.bias"})
     with pytest.raises(CheckpointError, match="key 'norm.bias' is missing"):
@@ -153,8 +155,11 @@ def test_a_download_that_is_not_the_expected_network_is_refused_and_removed(tiny
 def test_offline_the_error_is_one_line_naming_the_url_and_the_folder(monkeypatch, caches):
     cache, _ = caches
     url = closed_port_url("/dino_deitsmall16_pretrain/dino_deitsmall16_pretrain.pth")
-    monkeypatch.setitem(KNOWN_WEIGHTS, "dino_deitsmall16_pretrain.pth",
-                        WeightsFile(url, "DINO ViT-S/16", KNOWN_WEIGHTS["dino_deitsmall16_pretrain.pth"].vit))
+    monkeypatch.setitem(
+        KNOWN_WEIGHTS,
+        "dino_deitsmall16_pretrain.pth",
+        WeightsFile(url, "DINO ViT-S/16", KNOWN_WEIGHTS["dino_deitsmall16_pretrain.pth"].vit),
+    )
     with pytest.raises(MissingWeights) as e:
         weights_file("dino_deitsmall16_pretrain.pth", progress=False, hint="or something else")
     msg = str(e.value)
@@ -183,8 +188,15 @@ def test_hsr_without_weights_uses_dino_vit_s16_from_its_file(caches):
         torch.manual_seed(7)
         state = timm.create_model("vit_small_patch16_224", pretrained=False, num_classes=0).state_dict()
     torch.save(state, hub / "dino_deitsmall16_pretrain.pth")  # where DINO's own torch.hub entry point puts it
-    G = Generator(z_dim=8, c_dim=0, w_dim=8, img_resolution=16, img_channels=3, mapping_kwargs=dict(num_layers=1),
-                  synthesis_kwargs=dict(channel_base=128, channel_max=8))
+    G = Generator(
+        z_dim=8,
+        c_dim=0,
+        w_dim=8,
+        img_resolution=16,
+        img_channels=3,
+        mapping_kwargs=dict(num_layers=1),
+        synthesis_kwargs=dict(channel_base=128, channel_max=8),
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no 'random extractor' warning either: it is not random
         hsr = HSR.for_generator(G, gen_resolutions="auto", hidden=4, grid=2)
@@ -194,24 +206,32 @@ def test_hsr_without_weights_uses_dino_vit_s16_from_its_file(caches):
     assert all(torch.equal(got[k], state[k]) for k in state)
 
 
-def test_train_hsr_without_extractor_weights_offline_is_one_line_and_trains_nothing(tmp_path, caches, monkeypatch,
-                                                                                     capsys):
+def test_train_hsr_without_extractor_weights_offline_is_one_line_and_trains_nothing(
+    tmp_path, caches, monkeypatch, capsys
+):
     cache, _ = caches
     url = closed_port_url("/dino_deitsmall16_pretrain.pth")
-    monkeypatch.setitem(KNOWN_WEIGHTS, "dino_deitsmall16_pretrain.pth",
-                        WeightsFile(url, "DINO ViT-S/16", KNOWN_WEIGHTS["dino_deitsmall16_pretrain.pth"].vit))
+    monkeypatch.setitem(
+        KNOWN_WEIGHTS,
+        "dino_deitsmall16_pretrain.pth",
+        WeightsFile(url, "DINO ViT-S/16", KNOWN_WEIGHTS["dino_deitsmall16_pretrain.pth"].vit),
+    )
     data = tmp_path / "imgs"
     data.mkdir()
     for i in range(4):
         Image.fromarray(np.full((16, 16, 3), 40 * i, np.uint8)).save(data / f"{i}.png")
     out = tmp_path / "run"
-    code, _, err = run_cli(capsys, "train", "hsr", "--data", data, "--resolution", 16, "--steps", 1, "--batch", 4,
-                           "--out", out)
+    code, _, err = run_cli(
+        capsys, "train", "hsr", "--data", data, "--resolution", 16, "--steps", 1, "--batch", 4, "--out", out
+    )
     assert code == 1
-    assert err.count("\n") == 1 and err.startswith("latentlab: error: dino_deitsmall16_pretrain.pth (DINO ViT-S/16) "
-                                                   "could not be downloaded (")
-    assert f"download {url} and put it into {cache}{os.sep} (--extractor-weights FILE takes a file; " \
-           "--extractor-weights none trains with a random F)" in err
+    assert err.count("\n") == 1 and err.startswith(
+        "latentlab: error: dino_deitsmall16_pretrain.pth (DINO ViT-S/16) could not be downloaded ("
+    )
+    assert (
+        f"download {url} and put it into {cache}{os.sep} (--extractor-weights FILE takes a file; "
+        "--extractor-weights none trains with a random F)" in err
+    )
     assert not (out / "training_state.pt").exists()
 
 
@@ -229,8 +249,10 @@ def test_torchvision_offline_names_the_file_and_torch_hub(monkeypatch, caches):
         extractors.TorchvisionExtractor("resnet18", weights="torchvision", input_size=32)
     msg = str(e.value)
     assert "\n" not in msg
-    assert msg.startswith("torchvision's pretrained resnet18 weights could not be downloaded (no network (test)): "
-                          f"download https://download.pytorch.org/models/resnet18-f37072fd.pth and put it into {hub}{os.sep}")
+    assert msg.startswith(
+        "torchvision's pretrained resnet18 weights could not be downloaded (no network (test)): "
+        f"download https://download.pytorch.org/models/resnet18-f37072fd.pth and put it into {hub}{os.sep}"
+    )
 
 
 def test_torchvision_warnings_are_not_shown():
@@ -247,8 +269,10 @@ def test_torchvision_warnings_are_not_shown():
 
 def test_timm_offline_names_the_file_to_fetch():
     def offline():
-        raise OSError("An error happened while trying to locate the file on the Hub and we cannot find the requested "
-                      "files in the local cache. Please check your connection and try again.")
+        raise OSError(
+            "An error happened while trying to locate the file on the Hub and we cannot find the requested "
+            "files in the local cache. Please check your connection and try again."
+        )
 
     with pytest.raises(MissingWeights) as e:
         pretrained.timm_pretrained("vit_small_patch16_224.dino", offline, hint="--extractor-weights FILE takes a file")
@@ -257,6 +281,7 @@ def test_timm_offline_names_the_file_to_fetch():
         "timm's pretrained vit_small_patch16_224.dino weights could not be downloaded (An error happened while trying "
         "to locate the file on the Hub and we cannot find the requested files in the local cache): download "
         "https://huggingface.co/timm/vit_small_patch16_224.dino/resolve/main/model.safetensors and pass it as the "
-        "weights file (--extractor-weights FILE takes a file)")
+        "weights file (--extractor-weights FILE takes a file)"
+    )
     with pytest.raises(ValueError, match="not a network problem"):  # other errors are not dressed up as offline ones
         pretrained.timm_pretrained("resnet18", lambda: (_ for _ in ()).throw(ValueError("not a network problem")))

@@ -5,7 +5,10 @@
 #   WORK=/work/toy STEPS=10500 SKIP_TRAINING=1 bash checkpoints/toyfaces/build.sh   # reuse data, run, classifier
 #
 # WORK holds the large intermediate files (dataset, training run, samples); the shipped files go to
-# checkpoints/ in this repository. Training ran on a 2-core CPU; STEPS is where it was stopped.
+# checkpoints/ in this repository, which installs as latentlab's package data `latentlab.shipped` (the
+# registry's shipped entry 'toyfaces' names toyfaces/generator.safetensors there): run it with an editable
+# install (`pip install -e .`), so that the later steps read the files the earlier ones wrote here.
+# Training ran on a 2-core CPU; STEPS is where it was stopped.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 WORK=${WORK:?set WORK to a folder for the dataset, run and samples}

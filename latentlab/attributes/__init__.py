@@ -9,24 +9,46 @@
 Every classifier has `names`, `index(name)`, `select(names)` and an explicit `preprocess`
 (`Preprocess`) turning the generator's [-1, 1] images into what it was trained on.
 """
+
 import os
 
+from ..errors import ConfigError
+from ..utils.optional import MissingDependency
 from .base import AttributeClassifier, NamedAttributes, SelectedAttributes
 from .celeba import ALIASES, CELEBA_40, read_celeba, resolve_name
 from .clip import ClipZeroShotClassifier, read_prompts
 from .nvidia import CELEBA_NAME, NVIDIA_ATTRIBUTES, NvidiaCelebAHQClassifier, read_nvidia_classifier
-from .optional import MissingDependency
 from .preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocess
 from .resnet import ARCHS, ResNetAttributeClassifier, celeba_preprocess
 from .table import TableScores
 from .torchscript import TorchScriptClassifier
 
 __all__ = [
-    "ALIASES", "ARCHS", "AttributeClassifier", "CELEBA_40", "CELEBA_NAME", "ClipZeroShotClassifier",
-    "IMAGENET_MEAN", "IMAGENET_STD", "MissingDependency", "NVIDIA_ATTRIBUTES", "NamedAttributes",
-    "NvidiaCelebAHQClassifier", "Preprocess", "ResNetAttributeClassifier", "SelectedAttributes", "SPEC_FORMS",
-    "TableScores", "TorchScriptClassifier", "celeba_preprocess", "load_classifier", "read_celeba",
-    "read_nvidia_classifier", "read_prompts", "resolve_name", "train_attribute_classifier",
+    "ALIASES",
+    "ARCHS",
+    "AttributeClassifier",
+    "CELEBA_40",
+    "CELEBA_NAME",
+    "ClipZeroShotClassifier",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "MissingDependency",
+    "NVIDIA_ATTRIBUTES",
+    "NamedAttributes",
+    "NvidiaCelebAHQClassifier",
+    "Preprocess",
+    "ResNetAttributeClassifier",
+    "SelectedAttributes",
+    "SPEC_FORMS",
+    "TableScores",
+    "TorchScriptClassifier",
+    "celeba_preprocess",
+    "load_classifier",
+    "read_celeba",
+    "read_nvidia_classifier",
+    "read_prompts",
+    "resolve_name",
+    "train_attribute_classifier",
 ]
 
 SPEC_FORMS = (
@@ -50,10 +72,10 @@ def train_attribute_classifier(*args, **kwargs):
 
 def _split_last(rest, what, spec):
     if ":" not in rest:
-        raise ValueError(f"classifier spec {spec!r}: expected {what}")
+        raise ConfigError(f"classifier spec {spec!r}: expected {what}")
     a, b = rest.rsplit(":", 1)
     if not a or not b:
-        raise ValueError(f"classifier spec {spec!r}: expected {what}")
+        raise ConfigError(f"classifier spec {spec!r}: expected {what}")
     return a, b
 
 
@@ -75,7 +97,7 @@ def load_classifier(spec):
     if kind == NvidiaCelebAHQClassifier.REGISTRY_SET:
         return NvidiaCelebAHQClassifier.from_registry([a.strip() for a in rest.split(",") if a.strip()])
     if not sep or not rest:
-        raise ValueError(f"unknown classifier spec {spec!r}; use one of: {'; '.join(SPEC_FORMS)}")
+        raise ConfigError(f"unknown classifier spec {spec!r}; use one of: {'; '.join(SPEC_FORMS)}")
     if kind == "resnet":
         head, _, tail = rest.rpartition(":")
         if head and tail in ARCHS:
@@ -97,4 +119,4 @@ def load_classifier(spec):
         from .toyfaces import ToyFacesClassifier  # lazy: pulls in the toyfaces renderer (PIL)
 
         return ToyFacesClassifier.from_file(rest)
-    raise ValueError(f"unknown classifier kind {kind!r} in {spec!r}; use one of: {'; '.join(SPEC_FORMS)}")
+    raise ConfigError(f"unknown classifier kind {kind!r} in {spec!r}; use one of: {'; '.join(SPEC_FORMS)}")

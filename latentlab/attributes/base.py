@@ -1,7 +1,9 @@
 """The interface every attribute classifier shares: named logits for generator images."""
+
 import torch
 from torch import nn
 
+from ..errors import ConfigError
 from .celeba import resolve_name
 from .preprocess import Preprocess
 
@@ -11,10 +13,10 @@ __all__ = ["AttributeClassifier", "NamedAttributes", "SelectedAttributes", "chec
 def check_names(names):
     names = list(names)
     if not names or not all(isinstance(n, str) and n for n in names):
-        raise ValueError(f"attribute names must be a non-empty list of non-empty strings, got {names!r}")
+        raise ConfigError(f"attribute names must be a non-empty list of non-empty strings, got {names!r}")
     if len(set(names)) != len(names):
         dup = sorted({n for n in names if names.count(n) > 1})
-        raise ValueError(f"attribute names must be unique; repeated: {', '.join(dup)}")
+        raise ConfigError(f"attribute names must be unique; repeated: {', '.join(dup)}")
     return names
 
 
@@ -31,8 +33,10 @@ class NamedAttributes:
         """
         i, sign = resolve_name(name, self.names)
         if sign < 0:
-            raise ValueError(f"{name!r} is the opposite of {self.names[i]!r}: use index({self.names[i]!r}) "
-                             f"and negate, or select([{name!r}])")
+            raise ConfigError(
+                f"{name!r} is the opposite of {self.names[i]!r}: use index({self.names[i]!r}) "
+                f"and negate, or select([{name!r}])"
+            )
         return i
 
     def _resolve_all(self, names):
@@ -56,7 +60,7 @@ class AttributeClassifier(NamedAttributes, nn.Module):
         if preprocess is None:
             preprocess = Preprocess()
         if not isinstance(preprocess, Preprocess):
-            raise ValueError(f"preprocess must be a Preprocess, got {type(preprocess).__name__}")
+            raise ConfigError(f"preprocess must be a Preprocess, got {type(preprocess).__name__}")
         self.preprocess = preprocess
 
     def classify(self, x):  # pragma: no cover - abstract
@@ -66,7 +70,9 @@ class AttributeClassifier(NamedAttributes, nn.Module):
         logits = self.classify(self.preprocess(images))
         if not torch.is_tensor(logits) or logits.shape != (images.shape[0], len(self.names)):
             shape = tuple(logits.shape) if torch.is_tensor(logits) else type(logits).__name__
-            raise ValueError(f"{type(self).__name__} returned {shape}, expected [{images.shape[0]}, {len(self.names)}]")
+            raise ConfigError(
+                f"{type(self).__name__} returned {shape}, expected [{images.shape[0]}, {len(self.names)}]"
+            )
         return logits.float()
 
     def select(self, names):

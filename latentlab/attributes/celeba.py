@@ -8,21 +8,58 @@ archive are accepted too):
                                     then `000001.jpg  -1  1  1 ...` (-1 = absent, 1 = present)
     ROOT/list_eval_partition.txt    `000001.jpg 0` (0 train, 1 validation, 2 test)
 """
+
 import os
 import re
 
 import numpy as np
 
+from ..errors import ConfigError
+
 __all__ = ["CELEBA_40", "ALIASES", "SPLITS", "normalize_name", "resolve_name", "read_celeba", "find_celeba_file"]
 
 # The order of list_attr_celeba.txt (and of every 40-logit CelebA classifier we build).
 CELEBA_40 = [
-    "5_o_Clock_Shadow", "Arched_Eyebrows", "Attractive", "Bags_Under_Eyes", "Bald", "Bangs", "Big_Lips",
-    "Big_Nose", "Black_Hair", "Blond_Hair", "Blurry", "Brown_Hair", "Bushy_Eyebrows", "Chubby", "Double_Chin",
-    "Eyeglasses", "Goatee", "Gray_Hair", "Heavy_Makeup", "High_Cheekbones", "Male", "Mouth_Slightly_Open",
-    "Mustache", "Narrow_Eyes", "No_Beard", "Oval_Face", "Pale_Skin", "Pointy_Nose", "Receding_Hairline",
-    "Rosy_Cheeks", "Sideburns", "Smiling", "Straight_Hair", "Wavy_Hair", "Wearing_Earrings", "Wearing_Hat",
-    "Wearing_Lipstick", "Wearing_Necklace", "Wearing_Necktie", "Young",
+    "5_o_Clock_Shadow",
+    "Arched_Eyebrows",
+    "Attractive",
+    "Bags_Under_Eyes",
+    "Bald",
+    "Bangs",
+    "Big_Lips",
+    "Big_Nose",
+    "Black_Hair",
+    "Blond_Hair",
+    "Blurry",
+    "Brown_Hair",
+    "Bushy_Eyebrows",
+    "Chubby",
+    "Double_Chin",
+    "Eyeglasses",
+    "Goatee",
+    "Gray_Hair",
+    "Heavy_Makeup",
+    "High_Cheekbones",
+    "Male",
+    "Mouth_Slightly_Open",
+    "Mustache",
+    "Narrow_Eyes",
+    "No_Beard",
+    "Oval_Face",
+    "Pale_Skin",
+    "Pointy_Nose",
+    "Receding_Hairline",
+    "Rosy_Cheeks",
+    "Sideburns",
+    "Smiling",
+    "Straight_Hair",
+    "Wavy_Hair",
+    "Wearing_Earrings",
+    "Wearing_Hat",
+    "Wearing_Lipstick",
+    "Wearing_Necklace",
+    "Wearing_Necktie",
+    "Young",
 ]
 
 # alias -> (CelebA name, sign). A sign of -1 means the alias is the opposite of the CelebA
@@ -69,7 +106,7 @@ def resolve_name(name, names):
         target, sign = ALIASES[key]
         if normalize_name(target) in normalized:
             return normalized.index(normalize_name(target)), sign
-    raise ValueError(f"unknown attribute {name!r}; available: {', '.join(names)}")
+    raise ConfigError(f"unknown attribute {name!r}; available: {', '.join(names)}")
 
 
 def find_celeba_file(root, name, subfolders):
@@ -77,7 +114,9 @@ def find_celeba_file(root, name, subfolders):
         path = os.path.join(root, sub, name)
         if os.path.exists(path):
             return path
-    raise FileNotFoundError(f"{root}: no {name} (looked in {', '.join(repr(s or '.') for s in ('',) + tuple(subfolders))})")
+    raise FileNotFoundError(
+        f"{root}: no {name} (looked in {', '.join(repr(s or '.') for s in ('',) + tuple(subfolders))})"
+    )
 
 
 def _bad_line(path, lines, expected_fields):
@@ -95,7 +134,7 @@ def _read_table(path, skip, expected_fields, what):
     try:
         table = pd.read_csv(path, sep=r"\s+", skiprows=skip, header=None, dtype=str, engine="c")
     except pd.errors.EmptyDataError:
-        raise ValueError(f"{path}: no {what} lines") from None
+        raise ConfigError(f"{path}: no {what} lines") from None
     except pd.errors.ParserError:
         table = None
     if table is None or table.shape[1] != expected_fields or table.isna().any().any():
@@ -103,8 +142,8 @@ def _read_table(path, skip, expected_fields, what):
             lines = f.readlines()[skip:]
         n, text = _bad_line(path, lines, expected_fields)
         if n is None:
-            raise ValueError(f"{path}: malformed {what} lines (expected {expected_fields} fields per line)")
-        raise ValueError(f"{path}:{n + skip}: malformed line {text!r} (expected {expected_fields} fields: {what})")
+            raise ConfigError(f"{path}: malformed {what} lines (expected {expected_fields} fields per line)")
+        raise ConfigError(f"{path}:{n + skip}: malformed line {text!r} (expected {expected_fields} fields: {what})")
     return table
 
 
@@ -113,8 +152,9 @@ def _first_bad_value(path, table, skip, allowed, what):
     good = np.isin(table.iloc[:, 1:].to_numpy(), allowed)
     if not good.all():
         row = int(np.argwhere(~good)[0][0])
-        raise ValueError(f"{path}:{row + skip + 1}: {what} must be {' or '.join(allowed)}, got line "
-                         f"{' '.join(table.iloc[row])!r}")
+        raise ConfigError(
+            f"{path}:{row + skip + 1}: {what} must be {' or '.join(allowed)}, got line {' '.join(table.iloc[row])!r}"
+        )
 
 
 def read_attr_table(attr_path):
@@ -129,21 +169,21 @@ def read_attr_table(attr_path):
     try:
         count = int(head[0].strip())
     except ValueError:
-        raise ValueError(f"{attr_path}:1: expected the number of images, got {head[0].strip()!r}") from None
+        raise ConfigError(f"{attr_path}:1: expected the number of images, got {head[0].strip()!r}") from None
     names = head[1].split()
     if not names:
-        raise ValueError(f"{attr_path}:2: expected the attribute names, got an empty line")
+        raise ConfigError(f"{attr_path}:2: expected the attribute names, got an empty line")
     if len(set(names)) != len(names):
-        raise ValueError(f"{attr_path}:2: repeated attribute names")
+        raise ConfigError(f"{attr_path}:2: repeated attribute names")
     attrs = _read_table(attr_path, 2, 1 + len(names), f"an image file and {len(names)} values")
     _first_bad_value(attr_path, attrs, 2, ["-1", "1"], "attribute values")
     if len(attrs) != count:
-        raise ValueError(f"{attr_path}: line 1 says {count} images, the file lists {len(attrs)}")
+        raise ConfigError(f"{attr_path}: line 1 says {count} images, the file lists {len(attrs)}")
     df = pd.DataFrame({"file": attrs.iloc[:, 0].to_numpy()})
     values = attrs.iloc[:, 1:].astype(np.int8).to_numpy()
     df = pd.concat([df, pd.DataFrame(values, columns=names)], axis=1)
     if df["file"].duplicated().any():
-        raise ValueError(f"{attr_path}: image {df['file'][df['file'].duplicated()].iloc[0]!r} is listed twice")
+        raise ConfigError(f"{attr_path}: image {df['file'][df['file'].duplicated()].iloc[0]!r} is listed twice")
 
     df.attrs["names"] = names
     return df
@@ -175,7 +215,7 @@ def read_celeba(root):
     partition = dict(zip(part.iloc[:, 0], part.iloc[:, 1].astype(int)))
     missing = [f for f in df["file"] if f not in partition]
     if missing:
-        raise ValueError(f"{part_path}: no partition for {len(missing)} image(s), e.g. {', '.join(missing[:5])}")
+        raise ConfigError(f"{part_path}: no partition for {len(missing)} image(s), e.g. {', '.join(missing[:5])}")
     df["partition"] = df["file"].map(partition).astype(np.int8)
     df["split"] = df["partition"].map(SPLITS)
     df["path"] = [os.path.join(image_dir, f) for f in df["file"]]

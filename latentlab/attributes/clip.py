@@ -4,14 +4,16 @@ score = s * (cos(image, positive) - cos(image, negative)), with s = exp(logit_sc
 the temperature CLIP was trained with: the difference of the two CLIP logits. So
 softmax over the pair gives P(positive prompt) = sigmoid(score).
 """
+
 import json
 import os
 
 import torch
 import torch.nn.functional as F
 
+from ..errors import ConfigError
+from ..utils.optional import require
 from .base import AttributeClassifier
-from .optional import require
 from .preprocess import Preprocess
 
 __all__ = ["ClipZeroShotClassifier", "read_prompts", "clip_preprocess", "OPENAI_CLIP_MEAN", "OPENAI_CLIP_STD"]
@@ -39,14 +41,17 @@ def read_prompts(prompts):
             with open(source) as f:
                 prompts = json.load(f)
         except ValueError as e:
-            raise ValueError(f"{source}: not valid JSON ({e})") from None
+            raise ConfigError(f"{source}: not valid JSON ({e})") from None
     if not isinstance(prompts, dict) or not prompts:
-        raise ValueError(f"{source}: expected a non-empty mapping {{attribute: [positive prompt, negative prompt]}}")
+        raise ConfigError(f"{source}: expected a non-empty mapping {{attribute: [positive prompt, negative prompt]}}")
     out = {}
     for name, pair in prompts.items():
-        if (not isinstance(pair, (list, tuple)) or len(pair) != 2
-                or not all(isinstance(p, str) and p.strip() for p in pair)):
-            raise ValueError(f"{source}: attribute {name!r} needs [positive prompt, negative prompt], got {pair!r}")
+        if (
+            not isinstance(pair, (list, tuple))
+            or len(pair) != 2
+            or not all(isinstance(p, str) and p.strip() for p in pair)
+        ):
+            raise ConfigError(f"{source}: attribute {name!r} needs [positive prompt, negative prompt], got {pair!r}")
         out[str(name)] = (pair[0], pair[1])
     return out
 
@@ -61,7 +66,9 @@ class ClipZeroShotClassifier(AttributeClassifier):
     of prompts into what `encode_text` takes (default: the list itself).
     """
 
-    def __init__(self, prompts=None, model_name="ViT-B-32", weights=None, preprocess=None, encoder=None, tokenizer=None):
+    def __init__(
+        self, prompts=None, model_name="ViT-B-32", weights=None, preprocess=None, encoder=None, tokenizer=None
+    ):
         if encoder is None:
             require("open_clip", "open_clip_torch", "ClipZeroShotClassifier")  # say so before anything else
         prompts = read_prompts(DEFAULT_PROMPTS if prompts is None else prompts)
@@ -79,7 +86,7 @@ class ClipZeroShotClassifier(AttributeClassifier):
         with torch.no_grad():
             feats = encoder.encode_text(tokenizer(texts)).float()
         if feats.ndim != 2 or feats.shape[0] != len(texts):
-            raise ValueError(f"encode_text returned {list(feats.shape)} for {len(texts)} prompts")
+            raise ConfigError(f"encode_text returned {list(feats.shape)} for {len(texts)} prompts")
         # [A, 2, D]: unit text embeddings of (positive, negative) per attribute, fixed once.
         self.register_buffer("text_features", F.normalize(feats, dim=-1).reshape(len(prompts), 2, -1), persistent=False)
 
@@ -87,7 +94,9 @@ class ClipZeroShotClassifier(AttributeClassifier):
     def _open_clip(model_name, weights, preprocess):
         open_clip = require("open_clip", "open_clip_torch", "ClipZeroShotClassifier")
         if weights is None:
-            raise ValueError("ClipZeroShotClassifier needs weights=PATH, a local open_clip/CLIP weights file (nothing is downloaded)")
+            raise ConfigError(
+                "ClipZeroShotClassifier needs weights=PATH, a local open_clip/CLIP weights file (nothing is downloaded)"
+            )
         weights = os.fspath(weights)
         if not os.path.isfile(weights):  # a tag such as 'openai' would make open_clip download
             raise FileNotFoundError(f"{weights}: no such weights file (only local files are used)")

@@ -27,6 +27,7 @@ each fresh download's structure (`check_official`: a D_basic for 256x256 RGB ima
 output and no labels; no sha256 of NVIDIA's files is recorded, see registry.json).
 `load_classifier("nvidia-celebahq")` loads all 40, `"nvidia-celebahq:Smiling,Male"` some.
 """
+
 import glob
 import os
 import re
@@ -34,25 +35,69 @@ import re
 import torch
 from torch import nn
 
-from ..checkpoints.formats import describe
 from ..checkpoints.loader import build_network
+from ..checkpoints.records import describe
 from ..checkpoints.safe_pickle import TFNetwork, load_pickle
 from ..checkpoints.tf_stylegan1 import convert_network
-from ..errors import CheckpointError
+from ..errors import CheckpointError, ConfigError
 from .base import AttributeClassifier
 from .celeba import CELEBA_40, normalize_name, resolve_name
 from .preprocess import Preprocess
 
-__all__ = ["NvidiaCelebAHQClassifier", "read_nvidia_classifier", "NVIDIA_ATTRIBUTES", "CELEBA_NAME", "attribute_from_filename",
-           "REGISTRY_SET", "OFFICIAL_RESOLUTION", "check_official", "registry_attributes", "registry_name"]
+__all__ = [
+    "NvidiaCelebAHQClassifier",
+    "read_nvidia_classifier",
+    "NVIDIA_ATTRIBUTES",
+    "CELEBA_NAME",
+    "attribute_from_filename",
+    "REGISTRY_SET",
+    "OFFICIAL_RESOLUTION",
+    "check_official",
+    "registry_attributes",
+    "registry_name",
+]
 
 NVIDIA_ATTRIBUTES = [
-    "male", "smiling", "attractive", "wavy-hair", "young", "5-o-clock-shadow", "arched-eyebrows",
-    "bags-under-eyes", "bald", "bangs", "big-lips", "big-nose", "black-hair", "blond-hair", "blurry",
-    "brown-hair", "bushy-eyebrows", "chubby", "double-chin", "eyeglasses", "goatee", "gray-hair",
-    "heavy-makeup", "high-cheekbones", "mouth-slightly-open", "mustache", "narrow-eyes", "no-beard",
-    "oval-face", "pale-skin", "pointy-nose", "receding-hairline", "rosy-cheeks", "sideburns",
-    "straight-hair", "wearing-earrings", "wearing-hat", "wearing-lipstick", "wearing-necklace", "wearing-necktie",
+    "male",
+    "smiling",
+    "attractive",
+    "wavy-hair",
+    "young",
+    "5-o-clock-shadow",
+    "arched-eyebrows",
+    "bags-under-eyes",
+    "bald",
+    "bangs",
+    "big-lips",
+    "big-nose",
+    "black-hair",
+    "blond-hair",
+    "blurry",
+    "brown-hair",
+    "bushy-eyebrows",
+    "chubby",
+    "double-chin",
+    "eyeglasses",
+    "goatee",
+    "gray-hair",
+    "heavy-makeup",
+    "high-cheekbones",
+    "mouth-slightly-open",
+    "mustache",
+    "narrow-eyes",
+    "no-beard",
+    "oval-face",
+    "pale-skin",
+    "pointy-nose",
+    "receding-hairline",
+    "rosy-cheeks",
+    "sideburns",
+    "straight-hair",
+    "wearing-earrings",
+    "wearing-hat",
+    "wearing-lipstick",
+    "wearing-necklace",
+    "wearing-necktie",
 ]
 CELEBA_NAME = {n: next(c for c in CELEBA_40 if normalize_name(c) == normalize_name(n)) for n in NVIDIA_ATTRIBUTES}
 
@@ -75,12 +120,14 @@ def registry_attributes(names):
         try:
             i, _ = resolve_name(name, NVIDIA_ATTRIBUTES)
         except ValueError:
-            raise ValueError(f"{REGISTRY_SET}: no classifier for {name!r}; NVIDIA's 40 are: "
-                             f"{', '.join(NVIDIA_ATTRIBUTES)} (CelebA spellings such as Smiling also work)") from None
+            raise ConfigError(
+                f"{REGISTRY_SET}: no classifier for {name!r}; NVIDIA's 40 are: "
+                f"{', '.join(NVIDIA_ATTRIBUTES)} (CelebA spellings such as Smiling also work)"
+            ) from None
         if NVIDIA_ATTRIBUTES[i] not in out:
             out.append(NVIDIA_ATTRIBUTES[i])
     if not out:
-        raise ValueError(f"{REGISTRY_SET}: no attributes named")
+        raise ConfigError(f"{REGISTRY_SET}: no attributes named")
     return out
 
 
@@ -88,7 +135,7 @@ def attribute_from_filename(path):
     """'celebahq-classifier-00-male.pkl' -> (0, 'male'); ValueError for other names."""
     m = _FILENAME.fullmatch(os.path.basename(os.fspath(path)))
     if not m:
-        raise ValueError(f"{path}: expected a file named celebahq-classifier-<NN>-<attribute>.pkl (or pass names=)")
+        raise ConfigError(f"{path}: expected a file named celebahq-classifier-<NN>-<attribute>.pkl (or pass names=)")
     return int(m.group(1)), m.group(2)
 
 
@@ -99,18 +146,26 @@ def read_nvidia_classifier(path):
         raise FileNotFoundError(f"{path}: no such classifier file")
     obj = load_pickle(path)
     if not isinstance(obj, TFNetwork) or not isinstance(getattr(obj, "state", None), dict):
-        raise CheckpointError(f"{path}: not an attribute classifier: expected one dnnlib.tflib.network.Network, "
-                              f"found a {describe(obj)}")
+        raise CheckpointError(
+            f"{path}: not an attribute classifier: expected one dnnlib.tflib.network.Network, found a {describe(obj)}"
+        )
     static = obj.state.get("static_kwargs")
     labels = static.get("label_size", 0) if isinstance(static, dict) else 0
     if obj.state.get("build_func_name") == "D_basic" and labels not in (0, None):
-        raise CheckpointError(f"{path}: a conditional D_basic (label_size={labels!r}); attribute classifiers take no labels")
+        raise CheckpointError(
+            f"{path}: a conditional D_basic (label_size={labels!r}); attribute classifiers take no labels"
+        )
     ignored, unused = [], {}
     record = convert_network(path, "classifier", obj, "D_basic", ignored, unused)
     kwargs = record.init_kwargs
     net = build_network(path, "classifier", record.class_name, kwargs, record.state)
-    info = dict(path=path, name=obj.state.get("name"), kwargs=kwargs, ignored_tf_variables=ignored,
-                ignored_kwargs=unused.get("classifier", {}))
+    info = dict(
+        path=path,
+        name=obj.state.get("name"),
+        kwargs=kwargs,
+        ignored_tf_variables=ignored,
+        ignored_kwargs=unused.get("classifier", {}),
+    )
     return net, info
 
 
@@ -119,9 +174,11 @@ def check_official(net, path):
     256x256 RGB images, with one output (read_nvidia_classifier already refuses labels)."""
     found = (net.img_resolution, net.img_channels, net.out.out_features)
     if found != (OFFICIAL_RESOLUTION, 3, 1):
-        raise CheckpointError(f"{path}: not one of NVIDIA's CelebA-HQ classifiers: expected a D_basic for "
-                              f"{OFFICIAL_RESOLUTION}x{OFFICIAL_RESOLUTION} RGB images with one output, found one for "
-                              f"{found[0]}x{found[0]} images with {found[1]} channels and {found[2]} outputs")
+        raise CheckpointError(
+            f"{path}: not one of NVIDIA's CelebA-HQ classifiers: expected a D_basic for "
+            f"{OFFICIAL_RESOLUTION}x{OFFICIAL_RESOLUTION} RGB images with one output, found one for "
+            f"{found[0]}x{found[0]} images with {found[1]} channels and {found[2]} outputs"
+        )
     return net
 
 
@@ -142,18 +199,20 @@ class NvidiaCelebAHQClassifier(AttributeClassifier):
     def __init__(self, networks, names, preprocess=None, chunk=LS_MINIBATCH):
         networks = list(networks)
         if len(networks) != len(names):
-            raise ValueError(f"{len(networks)} networks for {len(names)} names")
+            raise ConfigError(f"{len(networks)} networks for {len(names)} names")
         if not networks:
-            raise ValueError("no classifier networks given")
+            raise ConfigError("no classifier networks given")
         res = {(n.img_resolution, n.img_channels) for n in networks}
         if len(res) != 1:
-            raise ValueError(f"the classifiers disagree on their input (resolution, channels): {sorted(res)}")
-        (self_res, channels), = res
+            raise ConfigError(f"the classifiers disagree on their input (resolution, channels): {sorted(res)}")
+        ((self_res, channels),) = res
         if preprocess is None:
-            preprocess = Preprocess(resize=self_res, resize_mode="box", input_range=(-1, 1), grayscale_to_rgb=channels == 3)
+            preprocess = Preprocess(
+                resize=self_res, resize_mode="box", input_range=(-1, 1), grayscale_to_rgb=channels == 3
+            )
         super().__init__(names, preprocess)
         if chunk is not None and (not isinstance(chunk, int) or chunk < 1):
-            raise ValueError(f"chunk must be a positive int or None, got {chunk!r}")
+            raise ConfigError(f"chunk must be a positive int or None, got {chunk!r}")
         self.chunk = chunk
         self.resolution = self_res
         self.nets = nn.ModuleList(networks)
@@ -163,7 +222,7 @@ class NvidiaCelebAHQClassifier(AttributeClassifier):
         """One classifier file per attribute; names parsed from the file names unless given."""
         paths = [os.fspath(p) for p in ([paths] if isinstance(paths, (str, os.PathLike)) else paths)]
         if not paths:
-            raise ValueError("no classifier files given")
+            raise ConfigError("no classifier files given")
         if names is None:
             names = [attribute_from_filename(p)[1] for p in paths]
         nets = [read_nvidia_classifier(p)[0] for p in paths]
@@ -175,7 +234,9 @@ class NvidiaCelebAHQClassifier(AttributeClassifier):
         folder = os.fspath(folder)
         if not os.path.isdir(folder):
             raise FileNotFoundError(f"{folder}: no such folder")
-        found = sorted((attribute_from_filename(p), p) for p in glob.glob(os.path.join(folder, "celebahq-classifier-*.pkl")))
+        found = sorted(
+            (attribute_from_filename(p), p) for p in glob.glob(os.path.join(folder, "celebahq-classifier-*.pkl"))
+        )
         if not found:
             raise FileNotFoundError(f"{folder}: no celebahq-classifier-NN-<attribute>.pkl files")
         if attributes is not None:
@@ -183,7 +244,9 @@ class NvidiaCelebAHQClassifier(AttributeClassifier):
             wanted = [normalize_name(a) for a in attributes]
             missing = [a for a, w in zip(attributes, wanted) if w not in by_name]
             if missing:
-                raise ValueError(f"{folder}: no classifier for {', '.join(missing)}; found {', '.join(n for (_, n), _ in found)}")
+                raise ConfigError(
+                    f"{folder}: no classifier for {', '.join(missing)}; found {', '.join(n for (_, n), _ in found)}"
+                )
             return cls.from_files([by_name[w] for w in wanted], preprocess=preprocess, chunk=chunk)
         return cls.from_files([p for _, p in found], preprocess=preprocess, chunk=chunk)
 
@@ -206,8 +269,10 @@ class NvidiaCelebAHQClassifier(AttributeClassifier):
 
     def classify(self, x):
         if x.shape[1:] != (self.nets[0].img_channels, self.resolution, self.resolution):
-            raise ValueError(f"the classifiers take [N, {self.nets[0].img_channels}, {self.resolution}, {self.resolution}] "
-                             f"after preprocessing, got {list(x.shape)}")
+            raise ConfigError(
+                f"the classifiers take [N, {self.nets[0].img_channels}, {self.resolution}, {self.resolution}] "
+                f"after preprocessing, got {list(x.shape)}"
+            )
         step = x.shape[0] if self.chunk is None else self.chunk
         parts = [torch.cat([net(xc) for net in self.nets], dim=1) for xc in x.split(max(step, 1))]
         return torch.cat(parts, dim=0)

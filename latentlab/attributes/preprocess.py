@@ -5,11 +5,14 @@ range conversion from the generator's [-1, 1] to the classifier's range, optiona
 clamp, per-channel (x - mean) / std. Every step is a differentiable torch op, so
 metrics can take gradients through a classifier.
 """
+
 import math
 from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
+
+from ..errors import ConfigError
 
 __all__ = ["Preprocess", "IMAGENET_MEAN", "IMAGENET_STD", "RESIZE_MODES"]
 
@@ -23,11 +26,15 @@ RESIZE_MODES = ("area", "bilinear", "bicubic", "box")
 
 def _pair(value, what):
     if isinstance(value, bool):
-        raise ValueError(f"{what} must be an int or (h, w), got {value!r}")
+        raise ConfigError(f"{what} must be an int or (h, w), got {value!r}")
     if isinstance(value, int):
         value = (value, value)
-    if not isinstance(value, (tuple, list)) or len(value) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value):
-        raise ValueError(f"{what} must be a positive int or a pair (h, w) of them, got {value!r}")
+    if (
+        not isinstance(value, (tuple, list))
+        or len(value) != 2
+        or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)
+    ):
+        raise ConfigError(f"{what} must be a positive int or a pair (h, w) of them, got {value!r}")
     return tuple(value)
 
 
@@ -35,11 +42,11 @@ def _floats(value, what, n=None):
     try:
         out = tuple(float(v) for v in value)
     except TypeError:
-        raise ValueError(f"{what} must be a sequence of numbers, got {value!r}") from None
+        raise ConfigError(f"{what} must be a sequence of numbers, got {value!r}") from None
     if n is not None and len(out) != n:
-        raise ValueError(f"{what} must have {n} numbers, got {value!r}")
+        raise ConfigError(f"{what} must have {n} numbers, got {value!r}")
     if not all(math.isfinite(v) for v in out):
-        raise ValueError(f"{what} must be finite, got {value!r}")
+        raise ConfigError(f"{what} must be finite, got {value!r}")
     return out
 
 
@@ -72,25 +79,27 @@ class Preprocess:
         if self.resize is not None:
             put("resize", _pair(self.resize, "resize"))
         if self.resize_mode not in RESIZE_MODES:
-            raise ValueError(f"resize_mode must be one of {', '.join(RESIZE_MODES)}, got {self.resize_mode!r}")
+            raise ConfigError(f"resize_mode must be one of {', '.join(RESIZE_MODES)}, got {self.resize_mode!r}")
         if self.crop is not None:
             crop = _floats(self.crop, "crop (top, left, height, width)", 4)
             top, left, h, w = crop
             if min(crop) < 0 or h <= 0 or w <= 0 or top + h > 1 + 1e-9 or left + w > 1 + 1e-9:
-                raise ValueError(f"crop must be fractions (top, left, height, width) inside the image, got {self.crop!r}")
+                raise ConfigError(
+                    f"crop must be fractions (top, left, height, width) inside the image, got {self.crop!r}"
+                )
             put("crop", crop)
         lo, hi = _floats(self.input_range, "input_range", 2)
         if not lo < hi:
-            raise ValueError(f"input_range must be (low, high) with low < high, got {self.input_range!r}")
+            raise ConfigError(f"input_range must be (low, high) with low < high, got {self.input_range!r}")
         put("input_range", (lo, hi))
         if (self.mean is None) != (self.std is None):
-            raise ValueError("give both mean and std, or neither")
+            raise ConfigError("give both mean and std, or neither")
         if self.mean is not None:
             mean, std = _floats(self.mean, "mean"), _floats(self.std, "std")
             if len(mean) != len(std) or not mean:
-                raise ValueError(f"mean and std need one number per channel, got {self.mean!r} and {self.std!r}")
+                raise ConfigError(f"mean and std need one number per channel, got {self.mean!r} and {self.std!r}")
             if min(std) <= 0:
-                raise ValueError(f"std must be positive, got {self.std!r}")
+                raise ConfigError(f"std must be positive, got {self.std!r}")
             put("mean", mean)
             put("std", std)
         put("clamp", bool(self.clamp))
@@ -100,8 +109,12 @@ class Preprocess:
 
     def __call__(self, images):
         if not torch.is_tensor(images) or images.ndim != 4 or not images.is_floating_point():
-            what = f"a {images.dtype} tensor of shape {tuple(images.shape)}" if torch.is_tensor(images) else type(images).__name__
-            raise ValueError(f"expected float images [N, C, H, W] in the generator's range, got {what}")
+            what = (
+                f"a {images.dtype} tensor of shape {tuple(images.shape)}"
+                if torch.is_tensor(images)
+                else type(images).__name__
+            )
+            raise ConfigError(f"expected float images [N, C, H, W] in the generator's range, got {what}")
         x = images
         if self.grayscale_to_rgb and x.shape[1] == 1:
             x = x.expand(-1, 3, -1, -1)
@@ -116,7 +129,7 @@ class Preprocess:
             x = x.clamp(lo, hi)
         if self.mean is not None:
             if x.shape[1] != len(self.mean):
-                raise ValueError(f"mean/std have {len(self.mean)} channels, the images {x.shape[1]}")
+                raise ConfigError(f"mean/std have {len(self.mean)} channels, the images {x.shape[1]}")
             mean = torch.tensor(self.mean, dtype=x.dtype, device=x.device).reshape(1, -1, 1, 1)
             std = torch.tensor(self.std, dtype=x.dtype, device=x.device).reshape(1, -1, 1, 1)
             x = (x - mean) / std
@@ -129,8 +142,8 @@ class Preprocess:
         hh, ww = max(1, int(round(h * H))), max(1, int(round(w * W)))
         hh, ww = min(hh, H - t), min(ww, W - l)
         if hh < 1 or ww < 1:
-            raise ValueError(f"crop {self.crop} leaves nothing of a {H}x{W} image")
-        return x[:, :, t:t + hh, l:l + ww]
+            raise ConfigError(f"crop {self.crop} leaves nothing of a {H}x{W} image")
+        return x[:, :, t : t + hh, l : l + ww]
 
     def _resize(self, x):
         (H, W), (h, w) = x.shape[-2:], self.resize
@@ -138,7 +151,7 @@ class Preprocess:
             return x
         if self.resize_mode == "box":
             if H % h or W % w or H // h != W // w:
-                raise ValueError(
+                raise ConfigError(
                     f"resize_mode 'box' averages factor x factor cells and needs one integer factor: "
                     f"cannot go from {H}x{W} to {h}x{w} (use 'area' or 'bilinear')"
                 )
@@ -159,8 +172,8 @@ class Preprocess:
     @classmethod
     def from_dict(cls, data):
         if not isinstance(data, dict):
-            raise ValueError(f"preprocess settings must be a dict, got {type(data).__name__}")
+            raise ConfigError(f"preprocess settings must be a dict, got {type(data).__name__}")
         unknown = sorted(set(data) - set(cls.__dataclass_fields__))
         if unknown:
-            raise ValueError(f"unknown preprocess setting(s) {unknown}; known: {sorted(cls.__dataclass_fields__)}")
+            raise ConfigError(f"unknown preprocess setting(s) {unknown}; known: {sorted(cls.__dataclass_fields__)}")
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})

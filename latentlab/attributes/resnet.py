@@ -1,21 +1,23 @@
 """torchvision ResNets with one logit per attribute (the common CelebA 40-attribute classifier).
 
-Weights come only from local files read with `torch.load(weights_only=True)`; the
-networks are built with `weights=None`, so nothing is ever downloaded.
+Weights come only from local files, read by `latentlab.checkpoints.state_dicts.read_state_dict`
+(`torch.load(weights_only=True)`) and loaded by its `load_state_dict_strict`; the networks are
+built with `weights=None`, so nothing is ever downloaded.
 """
+
 import json
 import os
 import re
 
 import torch
 
-from ..errors import CheckpointError
+from ..checkpoints.state_dicts import WRAPPER_PREFIXES, load_state_dict_strict, read_state_dict
+from ..errors import CheckpointError, ConfigError
 from .base import AttributeClassifier
 from .celeba import CELEBA_40
 from .preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocess
 
-__all__ = ["ResNetAttributeClassifier", "celeba_preprocess", "ARCHS", "read_state_dict", "infer_resnet_arch",
-           "strip_wrapper_prefixes"]
+__all__ = ["ResNetAttributeClassifier", "celeba_preprocess", "ARCHS", "read_resnet_state_dict", "infer_resnet_arch"]
 
 # blocks per stage and whether the blocks are bottlenecks (conv3 present)
 ARCHS = {
@@ -26,7 +28,7 @@ ARCHS = {
     "resnet152": ((3, 8, 36, 3), True),
 }
 # Wrappers that add a prefix to every key: DataParallel ('module.'), Lightning-style ('model.'), ours ('net.').
-_PREFIXES = ("module.", "model.", "net.")
+PREFIXES = WRAPPER_PREFIXES + ("net.",)
 
 
 def celeba_preprocess(size=224, crop=None):
@@ -34,44 +36,25 @@ def celeba_preprocess(size=224, crop=None):
 
     `crop` optionally keeps the face region first, as fractions (top, left, height, width).
     """
-    return Preprocess(resize=size, resize_mode="bilinear", crop=crop, input_range=(0, 1),
-                      mean=IMAGENET_MEAN, std=IMAGENET_STD)
+    return Preprocess(
+        resize=size, resize_mode="bilinear", crop=crop, input_range=(0, 1), mean=IMAGENET_MEAN, std=IMAGENET_STD
+    )
 
 
 def _build(arch, num_outputs):
     import torchvision
 
     if arch not in ARCHS:
-        raise ValueError(f"unknown arch {arch!r}; choose from {', '.join(ARCHS)}")
+        raise ConfigError(f"unknown arch {arch!r}; choose from {', '.join(ARCHS)}")
     return getattr(torchvision.models, arch)(weights=None, num_classes=num_outputs)
 
 
-def read_state_dict(path):
-    """A state dict saved with torch.save, loaded without running code; wrapper prefixes removed."""
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"{path}: no such file")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # damaged file, or a pickle of something other than tensors
-        raise CheckpointError(f"{path}: not a readable state dict ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
-    if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
-        obj = obj["state_dict"]  # {'state_dict': ..., 'epoch': ...} training checkpoints
-    if not isinstance(obj, dict) or not obj or not all(isinstance(k, str) and torch.is_tensor(v) for k, v in obj.items()):
-        raise CheckpointError(f"{path}: not a state dict (expected a dict of parameter name -> tensor)")
-    return strip_wrapper_prefixes(obj, _PREFIXES)
+def read_resnet_state_dict(path):
+    """A ResNet state dict saved with torch.save, read without running code; wrapper prefixes removed.
 
-
-def strip_wrapper_prefixes(state, prefixes):
-    """Remove prefixes that wrappers add to every key (e.g. 'module.' from DataParallel), repeatedly."""
-    changed = True
-    while changed:
-        changed = False
-        for prefix in prefixes:
-            if state and all(k.startswith(prefix) for k in state):
-                state = {k[len(prefix):]: v for k, v in state.items()}
-                changed = True
-    return state
+    Bare state dicts and training checkpoints that keep it under 'state_dict' are accepted.
+    """
+    return read_state_dict(path, nesting=("state_dict",), prefixes=PREFIXES)[0]
 
 
 def infer_resnet_arch(state, path="state dict"):
@@ -87,8 +70,9 @@ def infer_resnet_arch(state, path="state dict"):
         if tuple(blocks) == layout and bott == bottleneck:
             return arch
     kind = "bottleneck" if bottleneck else "basic"
-    raise CheckpointError(f"{path}: not a supported torchvision ResNet ({kind} blocks per stage {blocks}; "
-                          f"supported: {', '.join(ARCHS)})")
+    raise CheckpointError(
+        f"{path}: not a supported torchvision ResNet ({kind} blocks per stage {blocks}; supported: {', '.join(ARCHS)})"
+    )
 
 
 class ResNetAttributeClassifier(AttributeClassifier):
@@ -105,26 +89,18 @@ class ResNetAttributeClassifier(AttributeClassifier):
             where = "state dict"
             if isinstance(state_dict, (str, os.PathLike)):
                 where = os.fspath(state_dict)
-                state_dict = read_state_dict(state_dict)
+                state_dict = read_resnet_state_dict(state_dict)
             self._load(state_dict, where)
         self.eval()
 
     def _load(self, state, where):
-        expected = self.net.state_dict()
-        missing = [k for k in expected if k not in state]
-        unexpected = [k for k in state if k not in expected]
-        if missing:
-            raise CheckpointError(f"{where}: key {missing[0]!r} is missing ({len(missing)} missing) for a {self.arch}")
-        if unexpected:
-            raise CheckpointError(f"{where}: unexpected key {unexpected[0]!r} ({len(unexpected)} unexpected) for a {self.arch}")
-        for k, ref in expected.items():
-            if tuple(state[k].shape) != tuple(ref.shape):
-                hint = f" ({state[k].shape[0]} attributes in the file, {len(self.names)} names given)" if k.startswith("fc.") else ""
-                raise CheckpointError(f"{where}: key {k!r} has shape {list(state[k].shape)}, expected "
-                                      f"{list(ref.shape)} for a {len(self.names)}-attribute {self.arch}{hint}")
-            if ref.is_floating_point() and not state[k].is_floating_point():
-                raise CheckpointError(f"{where}: key {k!r} has non-float dtype {state[k].dtype}")
-        self.net.load_state_dict(state, strict=True)
+        fc, want = state.get("fc.weight"), list(self.net.fc.weight.shape)
+        if torch.is_tensor(fc) and fc.ndim == 2 and fc.shape[0] != len(self.names):  # the likely mistake: say so
+            raise CheckpointError(
+                f"{where}: key 'fc.weight' has shape {list(fc.shape)}, expected {want} "
+                f"({fc.shape[0]} attributes in the file, {len(self.names)} names given)"
+            )
+        load_state_dict_strict(self.net, state, where, f"a {len(self.names)}-attribute {self.arch}")
 
     @classmethod
     def from_file(cls, path, arch=None, names=None, preprocess=None):
@@ -135,7 +111,7 @@ class ResNetAttributeClassifier(AttributeClassifier):
         and preprocessing are used unless given here.
         """
         path = os.fspath(path)
-        state = read_state_dict(path)
+        state = read_resnet_state_dict(path)
         inferred = infer_resnet_arch(state, path)
         if arch is None:
             arch = inferred

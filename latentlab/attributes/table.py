@@ -3,13 +3,15 @@
 Not an image classifier: it answers `scores_for(seeds)` from the table, with the same
 `names` / `index` / `select` as the classifiers so code can take either.
 """
+
 import os
 
 import numpy as np
 
+from ..errors import ConfigError
+from ..utils.optional import MissingDependency, available
 from .base import NamedAttributes, check_names
 from .celeba import resolve_name
-from .optional import available
 
 __all__ = ["TableScores"]
 
@@ -23,16 +25,14 @@ def _read(path):
     ext = os.path.splitext(path)[1].lower()
     if ext in (".parquet", ".pq"):
         if not (available("pyarrow") or available("fastparquet")):
-            from .optional import MissingDependency
-
             raise MissingDependency(f"{path}: reading Parquet needs pyarrow or fastparquet: pip install pyarrow")
         return pd.read_parquet(path)
     if ext in (".csv", ".txt", ".tsv"):
         try:
             return pd.read_csv(path, sep="\t" if ext == ".tsv" else ",")
         except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
-            raise ValueError(f"{path}: not a readable CSV table ({e})") from None
-    raise ValueError(f"{path}: unknown table type {ext!r}; use .csv or .parquet")
+            raise ConfigError(f"{path}: not a readable CSV table ({e})") from None
+    raise ConfigError(f"{path}: unknown table type {ext!r}; use .csv or .parquet")
 
 
 class TableScores(NamedAttributes):
@@ -50,17 +50,17 @@ class TableScores(NamedAttributes):
         else:
             df, self.source = _read(path_or_dataframe), os.fspath(path_or_dataframe)
         if key not in df.columns:
-            raise ValueError(f"{self.source}: no key column {key!r}; columns: {', '.join(map(str, df.columns))}")
+            raise ConfigError(f"{self.source}: no key column {key!r}; columns: {', '.join(map(str, df.columns))}")
         keys = df[key]
         if not pd.api.types.is_integer_dtype(keys):
-            raise ValueError(f"{self.source}: key column {key!r} must hold integer seeds, has dtype {keys.dtype}")
+            raise ConfigError(f"{self.source}: key column {key!r} must hold integer seeds, has dtype {keys.dtype}")
         if keys.duplicated().any():
-            raise ValueError(f"{self.source}: seed {int(keys[keys.duplicated()].iloc[0])} appears more than once")
+            raise ConfigError(f"{self.source}: seed {int(keys[keys.duplicated()].iloc[0])} appears more than once")
         candidates = [c for c in df.columns if c != key]
         if names is None:
             chosen = [c for c in candidates if pd.api.types.is_numeric_dtype(df[c])]
             if not chosen:
-                raise ValueError(f"{self.source}: no numeric score columns besides {key!r}")
+                raise ConfigError(f"{self.source}: no numeric score columns besides {key!r}")
             names, signs = [str(c) for c in chosen], [1] * len(chosen)
         else:
             names = check_names([names] if isinstance(names, str) else names)
@@ -68,13 +68,13 @@ class TableScores(NamedAttributes):
             chosen, signs = [candidates[i] for i, _ in resolved], [s for _, s in resolved]
             bad = [c for c in chosen if not pd.api.types.is_numeric_dtype(df[c])]
             if bad:
-                raise ValueError(f"{self.source}: column {bad[0]!r} is not numeric")
+                raise ConfigError(f"{self.source}: column {bad[0]!r} is not numeric")
         self.names = list(names)
         self.key = key
         values = df[chosen].to_numpy(dtype=np.float64) * np.asarray(signs, dtype=np.float64)
         if not np.isfinite(values).all():
             row = int(np.argwhere(~np.isfinite(values))[0][0])
-            raise ValueError(f"{self.source}: missing or non-finite score for seed {int(keys.iloc[row])}")
+            raise ConfigError(f"{self.source}: missing or non-finite score for seed {int(keys.iloc[row])}")
         self._values = values.astype(np.float32)
         self._seeds = keys.to_numpy(dtype=np.int64)
         self._row = {int(s): i for i, s in enumerate(self._seeds)}
@@ -89,7 +89,7 @@ class TableScores(NamedAttributes):
         missing = [s for s in seeds if s not in self._row]
         if missing:
             shown = ", ".join(map(str, missing[:20])) + (", ..." if len(missing) > 20 else "")
-            raise ValueError(f"{self.source}: no scores for {len(missing)} seed(s): {shown}")
+            raise ConfigError(f"{self.source}: no scores for {len(missing)} seed(s): {shown}")
         return self._values[[self._row[s] for s in seeds]]
 
     def select(self, names):

@@ -1,9 +1,10 @@
 """Any classifier exported with TorchScript (`torch.jit.save`)."""
+
 import os
 
 import torch
 
-from ..errors import CheckpointError
+from ..errors import CheckpointError, ConfigError
 from .base import AttributeClassifier
 from .preprocess import Preprocess
 
@@ -32,7 +33,9 @@ class TorchScriptClassifier(AttributeClassifier):
         try:
             module = torch.jit.load(path, map_location="cpu")
         except Exception as e:  # not a TorchScript archive, or a damaged one
-            raise CheckpointError(f"{path}: not a TorchScript file ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
+            raise CheckpointError(
+                f"{path}: not a TorchScript file ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
+            ) from None
         module.eval()
         if names is None:
             names = [f"attr{i}" for i in range(self._probe(module, preprocess, path))]
@@ -43,17 +46,21 @@ class TorchScriptClassifier(AttributeClassifier):
     @staticmethod
     def _probe(module, preprocess, path):
         if preprocess.resize is None:
-            raise ValueError(f"{path}: pass names=, or a preprocess with a resize so that the number of outputs can be probed")
+            raise ConfigError(
+                f"{path}: pass names=, or a preprocess with a resize so that the number of outputs can be probed"
+            )
         channels = len(preprocess.mean) if preprocess.mean is not None else 3
         x = torch.zeros([2, channels, *preprocess.resize])  # two images: batch-norm style layers need N > 1
         try:
             with torch.no_grad():
                 out = module(x)
         except Exception as e:
-            raise ValueError(f"{path}: probing the model with a {list(x.shape)} batch failed ({type(e).__name__}: {e})") from None
+            raise ConfigError(
+                f"{path}: probing the model with a {list(x.shape)} batch failed ({type(e).__name__}: {e})"
+            ) from None
         if not torch.is_tensor(out) or out.ndim not in (1, 2) or out.shape[0] != 2:
             shape = list(out.shape) if torch.is_tensor(out) else type(out).__name__
-            raise ValueError(f"{path}: the model returned {shape} for 2 images; expected logits [N, A] or [N]")
+            raise ConfigError(f"{path}: the model returned {shape} for 2 images; expected logits [N, A] or [N]")
         return 1 if out.ndim == 1 else out.shape[1]
 
     def classify(self, x):

@@ -4,6 +4,7 @@ Images are center-cropped to a square and resized to `image_size` when loaded, t
 given to the classifier in the generator's range [-1, 1], so training runs through the
 very `Preprocess` used later on generator images (range [0, 1], ImageNet mean/std).
 """
+
 import json
 import math
 import os
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..errors import ConfigError
 from ..utils.atomic import atomic_path, write_text
 from .celeba import read_celeba
 from .preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocess
@@ -41,7 +43,7 @@ class CelebAImages(torch.utils.data.Dataset):
         except FileNotFoundError:
             raise FileNotFoundError(f"{path}: image listed in list_attr_celeba.txt is missing") from None
         except OSError as e:
-            raise ValueError(f"{path}: unreadable image ({e})") from None
+            raise ConfigError(f"{path}: unreadable image ({e})") from None
         w, h = im.size
         s = min(w, h)
         left, top = (w - s) // 2, (h - s) // 2
@@ -76,8 +78,20 @@ def _evaluate(clf, loader, device):
     return (correct / total).tolist(), (positives / total).tolist()
 
 
-def train_attribute_classifier(celeba_root, arch="resnet18", epochs=1, batch_size=64, lr=1e-3, image_size=64,
-                               device="cpu", out=None, progress=True, max_images=None, seed=0, num_workers=0):
+def train_attribute_classifier(
+    celeba_root,
+    arch="resnet18",
+    epochs=1,
+    batch_size=64,
+    lr=1e-3,
+    image_size=64,
+    device="cpu",
+    out=None,
+    progress=True,
+    max_images=None,
+    seed=0,
+    num_workers=0,
+):
     """Train on the train split (partition 0), evaluate on the validation split (1).
 
     Loss: BCE with logits against the -1/1 labels mapped to 0/1; Adam. `max_images` caps the
@@ -89,19 +103,19 @@ def train_attribute_classifier(celeba_root, arch="resnet18", epochs=1, batch_siz
     from ..utils.progress import progress_bar
 
     if out is None:
-        raise ValueError("out= is required (the .pt file to write)")
+        raise ConfigError("out= is required (the .pt file to write)")
     out = os.fspath(out)
     if os.path.splitext(out)[1].lower() == ".json":
-        raise ValueError(f"{out}: the state dict file must not end in .json (the report goes there)")
+        raise ConfigError(f"{out}: the state dict file must not end in .json (the report goes there)")
     if arch not in ARCHS:
-        raise ValueError(f"unknown arch {arch!r}; choose from {', '.join(ARCHS)}")
+        raise ConfigError(f"unknown arch {arch!r}; choose from {', '.join(ARCHS)}")
     for name, value, low in (("epochs", epochs, 1), ("batch_size", batch_size, 1), ("image_size", image_size, 8)):
         if not isinstance(value, int) or isinstance(value, bool) or value < low:
-            raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+            raise ConfigError(f"{name} must be an integer >= {low}, got {value!r}")
     if max_images is not None and (not isinstance(max_images, int) or max_images < 1):
-        raise ValueError(f"max_images must be a positive integer, got {max_images!r}")
+        raise ConfigError(f"max_images must be a positive integer, got {max_images!r}")
     if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
-        raise ValueError(f"lr must be a positive number, got {lr!r}")
+        raise ConfigError(f"lr must be a positive number, got {lr!r}")
 
     table = read_celeba(celeba_root)
     names = table.attrs["names"]
@@ -109,26 +123,43 @@ def train_attribute_classifier(celeba_root, arch="resnet18", epochs=1, batch_siz
     if max_images is not None:
         train, val = train.iloc[:max_images], val.iloc[:max_images]
     if len(train) == 0 or len(val) == 0:
-        raise ValueError(f"{celeba_root}: needs images in the train (0) and validation (1) partitions; "
-                         f"found {len(train)} and {len(val)}")
+        raise ConfigError(
+            f"{celeba_root}: needs images in the train (0) and validation (1) partitions; "
+            f"found {len(train)} and {len(val)}"
+        )
 
     torch.manual_seed(seed)
-    preprocess = Preprocess(resize=image_size, resize_mode="bilinear", input_range=(0, 1), mean=IMAGENET_MEAN, std=IMAGENET_STD)
+    preprocess = Preprocess(
+        resize=image_size, resize_mode="bilinear", input_range=(0, 1), mean=IMAGENET_MEAN, std=IMAGENET_STD
+    )
     clf = ResNetAttributeClassifier(arch=arch, names=names, preprocess=preprocess).to(device)
     gen = torch.Generator().manual_seed(seed)
-    train_loader = torch.utils.data.DataLoader(CelebAImages(train, names, image_size), batch_size=batch_size,
-                                               shuffle=True, generator=gen, num_workers=num_workers)
-    val_loader = torch.utils.data.DataLoader(CelebAImages(val, names, image_size), batch_size=batch_size,
-                                             num_workers=num_workers)
+    train_loader = torch.utils.data.DataLoader(
+        CelebAImages(train, names, image_size),
+        batch_size=batch_size,
+        shuffle=True,
+        generator=gen,
+        num_workers=num_workers,
+    )
+    val_loader = torch.utils.data.DataLoader(
+        CelebAImages(val, names, image_size), batch_size=batch_size, num_workers=num_workers
+    )
     opt = torch.optim.Adam(clf.parameters(), lr=lr)
     loss_fn = torch.nn.BCEWithLogitsLoss()
     losses = []
     for epoch in range(epochs):
         clf.train()
         total, count = 0.0, 0
-        bar = progress_bar(train_loader, total=len(train_loader), desc=f"epoch {epoch + 1}/{epochs}", unit="batch",
-                           enabled=progress, what=f"batches in epoch 1 of {epochs}",
-                           hint="use --epochs or --max-images to reduce", large=60 / epochs if epoch == 0 else float("inf"))
+        bar = progress_bar(
+            train_loader,
+            total=len(train_loader),
+            desc=f"epoch {epoch + 1}/{epochs}",
+            unit="batch",
+            enabled=progress,
+            what=f"batches in epoch 1 of {epochs}",
+            hint="use --epochs or --max-images to reduce",
+            large=60 / epochs if epoch == 0 else float("inf"),
+        )
         for x, y in bar:
             loss = loss_fn(clf(x.to(device)), y.to(device))
             opt.zero_grad(set_to_none=True)

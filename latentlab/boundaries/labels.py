@@ -8,6 +8,7 @@ boundary between the top and bottom samples separates degrees of one class. The 
 issues an `ImbalancedLabelsWarning` (and records the message in the result); the command line
 prints it as one line on stderr and goes on.
 """
+
 import numpy as np
 
 __all__ = ["ImbalancedLabelsWarning", "MINORITY_WARN", "imbalance_message"]
@@ -33,5 +34,4 @@ def imbalance_message(present, name, used, consequence, threshold=MINORITY_WARN)
     if minority >= threshold:
         return None
     rare = "present" if frac < 0.5 else "absent"
-    return (f"{name}: the attribute is {rare} in only {minority:.1%} of {used} (score > 0 = present): "
-            f"{consequence}")
+    return f"{name}: the attribute is {rare} in only {minority:.1%} of {used} (score > 0 = present): {consequence}"

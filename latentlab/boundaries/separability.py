@@ -35,6 +35,7 @@ it). Today's scikit-learn default picks the primal solver when N > d: `svm='prim
 (training accuracy 0.861 vs 0.845 in one measured case) - use it when speed matters more
 than matching published values.
 """
+
 import math
 import warnings
 from dataclasses import dataclass, field
@@ -42,6 +43,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import ConfigError
 from .labels import ImbalancedLabelsWarning, imbalance_message
 
 RANKINGS = ("official", "exact")
@@ -52,7 +54,7 @@ def _normalize(table):
     """The official `prob_normalize`: a float32 table divided by its float32 sum."""
     p = np.asarray(table).astype(np.float32)
     if p.ndim != 2:
-        raise ValueError(f"a joint table must be 2-D, got shape {p.shape}")
+        raise ConfigError(f"a joint table must be 2-D, got shape {p.shape}")
     return p / np.sum(p)
 
 
@@ -84,7 +86,7 @@ def conditional_entropy_from_table(table):
     """
     p = _normalize(table)
     if not np.isfinite(p).all() or (p < 0).any():
-        raise ValueError("a joint table needs non-negative entries with a positive sum")
+        raise ConfigError("a joint table needs non-negative entries with a positive sum")
     py = np.sum(p, axis=0, keepdims=True)
     return max(0.0, _entropy_bits(py) - _mutual_information_bits(p))
 
@@ -117,7 +119,7 @@ def rank(logits, ranking="official"):
     if ranking == "exact":
         z = np.asarray(logits, dtype=np.float64)
         return np.argsort(-np.abs(z), kind="stable"), np.where(z >= 0, 0, 1)
-    raise ValueError(f"ranking must be one of {', '.join(RANKINGS)}, got {ranking!r}")
+    raise ConfigError(f"ranking must be one of {', '.join(RANKINGS)}, got {ranking!r}")
 
 
 @dataclass
@@ -135,9 +137,16 @@ class SeparabilityResult:
         return (self.entropies * math.log(2)).rename("conditional_entropy_nats")
 
     def to_dict(self):
-        return {"score": self.score, "kept": self.kept, "ranking": self.ranking, "svm": self.svm, "unit": "bits",
-                "entropies": self.entropies.to_dict(), "entropies_nats": self.entropies_nats.to_dict(),
-                "warnings": list(self.warnings)}
+        return {
+            "score": self.score,
+            "kept": self.kept,
+            "ranking": self.ranking,
+            "svm": self.svm,
+            "unit": "bits",
+            "entropies": self.entropies.to_dict(),
+            "entropies_nats": self.entropies_nats.to_dict(),
+            "warnings": list(self.warnings),
+        }
 
 
 def linear_separability(codes, logits, names=None, keep=0.5, max_iter=1000, seed=0, ranking="official", svm="official"):
@@ -160,29 +169,33 @@ def linear_separability(codes, logits, names=None, keep=0.5, max_iter=1000, seed
     if logits.ndim == 1:
         logits = logits[:, None]
     if codes.ndim != 2 or logits.ndim != 2 or len(codes) != len(logits):
-        raise ValueError(f"codes must be [N, d] and logits [N, A]; got {codes.shape} and {logits.shape}")
+        raise ConfigError(f"codes must be [N, d] and logits [N, A]; got {codes.shape} and {logits.shape}")
     names = list(names) if names is not None else [f"attr{i}" for i in range(logits.shape[1])]
     if len(names) != logits.shape[1]:
-        raise ValueError(f"{len(names)} names for {logits.shape[1]} attributes")
+        raise ConfigError(f"{len(names)} names for {logits.shape[1]} attributes")
     if len(set(names)) != len(names):
-        raise ValueError(f"attribute names must be distinct, got {names}")
+        raise ConfigError(f"attribute names must be distinct, got {names}")
     if not 0 < keep <= 1:
-        raise ValueError(f"keep must be in (0, 1], got {keep}")
+        raise ConfigError(f"keep must be in (0, 1], got {keep}")
     if svm not in SVMS:
-        raise ValueError(f"svm must be one of {', '.join(SVMS)}, got {svm!r}")
+        raise ConfigError(f"svm must be one of {', '.join(SVMS)}, got {svm!r}")
     if ranking not in RANKINGS:
-        raise ValueError(f"ranking must be one of {', '.join(RANKINGS)}, got {ranking!r}")
+        raise ConfigError(f"ranking must be one of {', '.join(RANKINGS)}, got {ranking!r}")
     bad = [n for n, ok in zip(names, np.isfinite(logits).all(axis=0)) if not ok]
     if bad:
-        raise ValueError(f"logits of {', '.join(map(str, bad))} contain NaN or infinity")
+        raise ConfigError(f"logits of {', '.join(map(str, bad))} contain NaN or infinity")
     n_keep = max(2, int(len(codes) * keep))
     entropies, notes = {}, []
     for a, name in enumerate(names):
         order, targets = rank(logits[:, a], ranking)
         idx = order[:n_keep]
         labels = targets[idx]
-        note = imbalance_message(labels == 0, name, f"the {n_keep} kept samples",
-                                 "H(Y|X) is near 0 for any codes, so its entropy says little about separability")
+        note = imbalance_message(
+            labels == 0,
+            name,
+            f"the {n_keep} kept samples",
+            "H(Y|X) is near 0 for any codes, so its entropy says little about separability",
+        )
         if note is not None:
             notes.append(note)
             warnings.warn(note, ImbalancedLabelsWarning, stacklevel=2)
@@ -196,5 +209,11 @@ def linear_separability(codes, logits, names=None, keep=0.5, max_iter=1000, seed
             side = labels
         entropies[name] = conditional_entropy(side, labels)
     ent = pd.Series(entropies, name="conditional_entropy_bits", dtype=np.float64)
-    return SeparabilityResult(score=float(2 ** np.sum(list(entropies.values()))), entropies=ent, kept=n_keep,
-                              ranking=ranking, svm=svm, warnings=notes)
+    return SeparabilityResult(
+        score=float(2 ** np.sum(list(entropies.values()))),
+        entropies=ent,
+        kept=n_keep,
+        ranking=ranking,
+        svm=svm,
+        warnings=notes,
+    )

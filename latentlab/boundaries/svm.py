@@ -7,6 +7,7 @@ of it into training, the rest into validation; fit a linear SVM (positives = 1);
 the codes in between are labelled by the midpoint of the highest and lowest score
 and give the "remaining" accuracy; the boundary is the SVM's unit normal.
 """
+
 import json
 import os
 import time
@@ -16,6 +17,8 @@ from typing import Optional
 
 import numpy as np
 
+from ..errors import ConfigError
+from ..latents.directions import Direction, json_default, orthogonalize
 from ..utils.atomic import write_text
 from .labels import ImbalancedLabelsWarning, imbalance_message
 
@@ -40,9 +43,15 @@ class Boundary:
     meta: dict = field(default_factory=dict)
     warnings: list = field(default_factory=list)  # e.g. labels of the chosen samples nearly all one class
 
+    def direction(self, name=None, space=None):
+        """The normal as a `Direction` (the type edits use); name defaults to the attribute in `meta`."""
+        return Direction(
+            self.normal, name=name or str(self.meta.get("attribute", "boundary")), space=space, meta=self.report()
+        )
+
     def save(self, path):
-        """InterFaceGAN's layout: float64 (1, d), unit norm."""
-        np.save(path, self.normal[None].astype(np.float64))
+        """InterFaceGAN's layout: float64 (1, d), unit norm (`Direction.save`)."""
+        return self.direction().save(path)
 
     def report(self):
         d = asdict(self)
@@ -51,15 +60,7 @@ class Boundary:
         return d
 
     def save_report(self, path):
-        write_text(path, json.dumps(self.report(), indent=1, default=_json_default))
-
-
-def _json_default(x):
-    if isinstance(x, np.generic):
-        return x.item()
-    if isinstance(x, np.ndarray):
-        return x.tolist()
-    return str(x)
+        write_text(path, json.dumps(self.report(), indent=1, default=json_default))
 
 
 def _make_svm(solver, C, max_iter, seed):
@@ -70,37 +71,43 @@ def _make_svm(solver, C, max_iter, seed):
         return svm.LinearSVC(C=C, max_iter=max_iter, random_state=seed)
     if solver == "svc":
         return svm.SVC(kernel="linear", C=C)  # the exact kernel SVM InterFaceGAN used
-    raise ValueError(f"unknown solver {solver!r}; choose from {', '.join(SOLVERS)}")
+    raise ConfigError(f"unknown solver {solver!r}; choose from {', '.join(SOLVERS)}")
 
 
 def _split_indices(scores, n_codes, ratio, split, seed, count):
     """Row indices and labels of the train / validation / remaining sets (codes are never copied whole)."""
     scores = np.asarray(scores, dtype=np.float64).reshape(-1)
     if n_codes != len(scores):
-        raise ValueError(f"{n_codes} codes but {len(scores)} scores")
+        raise ConfigError(f"{n_codes} codes but {len(scores)} scores")
     if not np.isfinite(scores).all():
-        raise ValueError("scores contain NaN or infinite values")
+        raise ConfigError("scores contain NaN or infinite values")
     if not 0 < split <= 1:
-        raise ValueError(f"split must be in (0, 1], got {split}")
+        raise ConfigError(f"split must be in (0, 1], got {split}")
     n = len(scores)
     order = np.argsort(-scores, kind="stable")  # highest first
     if count is None:
         if not 0 < ratio <= 1:
-            raise ValueError(f"ratio must be in (0, 1], got {ratio}")
+            raise ConfigError(f"ratio must be in (0, 1], got {ratio}")
         chosen = int(n * ratio)
     else:
         chosen = int(count)
     chosen = min(chosen, n // 2)
     train_n = int(chosen * split)
     if train_n < 1:
-        raise ValueError(f"too few samples: {n} samples with ratio {ratio} leave no training pair (need at least 2 / ratio)")
+        raise ConfigError(
+            f"too few samples: {n} samples with ratio {ratio} leave no training pair (need at least 2 / ratio)"
+        )
     rng = np.random.RandomState(seed)
     pos_idx, neg_idx = rng.permutation(chosen), rng.permutation(chosen)
     pos, neg = order[:chosen], order[n - chosen :]
-    train = (np.concatenate([pos[pos_idx[:train_n]], neg[neg_idx[:train_n]]]),
-             np.concatenate([np.ones(train_n), np.zeros(train_n)]))
-    val = (np.concatenate([pos[pos_idx[train_n:]], neg[neg_idx[train_n:]]]),
-           np.concatenate([np.ones(chosen - train_n), np.zeros(chosen - train_n)]))
+    train = (
+        np.concatenate([pos[pos_idx[:train_n]], neg[neg_idx[:train_n]]]),
+        np.concatenate([np.ones(train_n), np.zeros(train_n)]),
+    )
+    val = (
+        np.concatenate([pos[pos_idx[train_n:]], neg[neg_idx[train_n:]]]),
+        np.concatenate([np.ones(chosen - train_n), np.zeros(chosen - train_n)]),
+    )
     midpoint = (scores[order[0]] + scores[order[-1]]) / 2
     rem_rows = order[chosen : n - chosen]
     remaining = (rem_rows, (scores[rem_rows] >= midpoint).astype(np.float64))
@@ -110,7 +117,7 @@ def _split_indices(scores, n_codes, ratio, split, seed, count):
 def _check_codes(codes):
     codes = np.asarray(codes)
     if codes.ndim != 2:
-        raise ValueError(f"codes must be [N, d], got shape {codes.shape}")
+        raise ConfigError(f"codes must be [N, d], got shape {codes.shape}")
     return codes
 
 
@@ -137,7 +144,9 @@ def _accuracy(coef, intercept, codes, rows, labels, chunk=65536):
     return hits / len(rows)
 
 
-def train_boundary(codes, scores, ratio=0.02, split=0.7, solver="linear", seed=0, count=None, C=1.0, max_iter=10000, meta=None):
+def train_boundary(
+    codes, scores, ratio=0.02, split=0.7, solver="linear", seed=0, count=None, C=1.0, max_iter=10000, meta=None
+):
     """Fit an InterFaceGAN boundary.
 
     Args:
@@ -155,10 +164,12 @@ def train_boundary(codes, scores, ratio=0.02, split=0.7, solver="linear", seed=0
     (tr, ty), (vr, vy), (rr, ry) = _split_indices(scores, len(codes), ratio, split, seed, count)
     used = np.concatenate([tr, vr])
     name = str((meta or {}).get("attribute", "scores"))
-    note = imbalance_message(np.asarray(scores, dtype=np.float64).reshape(-1)[used] > 0, name,
-                             f"the {len(used)} samples used ({len(used) // 2} from each end)",
-                             "both ends are one class, so the boundary separates degrees of it and its accuracy "
-                             "means little")
+    note = imbalance_message(
+        np.asarray(scores, dtype=np.float64).reshape(-1)[used] > 0,
+        name,
+        f"the {len(used)} samples used ({len(used) // 2} from each end)",
+        "both ends are one class, so the boundary separates degrees of it and its accuracy means little",
+    )
     if note is not None:
         warnings.warn(note, ImbalancedLabelsWarning, stacklevel=2)
     clf = _make_svm(solver, C, max_iter, seed)
@@ -168,14 +179,25 @@ def train_boundary(codes, scores, ratio=0.02, split=0.7, solver="linear", seed=0
     coef = np.asarray(clf.coef_, dtype=np.float64).reshape(-1)
     norm = np.linalg.norm(coef)
     if norm == 0 or not np.isfinite(norm):
-        raise ValueError("the SVM found no separating direction (all weights zero); are the scores constant?")
+        raise ConfigError("the SVM found no separating direction (all weights zero); are the scores constant?")
     intercept = float(np.asarray(clf.intercept_).reshape(-1)[0])
     acc = lambda rows, labels: _accuracy(coef, intercept, codes, rows, labels)  # noqa: E731
     return Boundary(
-        normal=coef / norm, offset=intercept / norm,
-        val_accuracy=acc(vr, vy), remaining_accuracy=acc(rr, ry), train_accuracy=acc(tr, ty),
-        n_train=len(tr), n_val=len(vr), n_remaining=len(rr), solver=solver, ratio=None if count is not None else ratio,
-        split=split, seed=seed, fit_seconds=seconds, meta=dict(meta or {}), warnings=[note] if note else [],
+        normal=coef / norm,
+        offset=intercept / norm,
+        val_accuracy=acc(vr, vy),
+        remaining_accuracy=acc(rr, ry),
+        train_accuracy=acc(tr, ty),
+        n_train=len(tr),
+        n_val=len(vr),
+        n_remaining=len(rr),
+        solver=solver,
+        ratio=None if count is not None else ratio,
+        split=split,
+        seed=seed,
+        fit_seconds=seconds,
+        meta=dict(meta or {}),
+        warnings=[note] if note else [],
     )
 
 
@@ -186,18 +208,16 @@ def train_boundaries(codes, scores, names, attrs=None, conditions=None, **kwargs
     conditions: {attr: [other attrs]} makes those normals orthogonal to the others'
     (InterFaceGAN's conditional boundaries); the condition boundaries are trained too.
     """
-    from ..edits.directions import orthogonalize
-
     scores = np.asarray(scores)
     names = list(names)
     if scores.ndim != 2 or scores.shape[1] != len(names):
-        raise ValueError(f"scores must be [N, {len(names)}] for {len(names)} names, got {scores.shape}")
+        raise ConfigError(f"scores must be [N, {len(names)}] for {len(names)} names, got {scores.shape}")
     attrs = list(attrs or names)
     conditions = conditions or {}
     needed = list(dict.fromkeys(attrs + [c for cs in conditions.values() for c in cs]))
     for a in needed:
         if a not in names:
-            raise ValueError(f"unknown attribute {a!r}; the samples have {', '.join(names)}")
+            raise ConfigError(f"unknown attribute {a!r}; the samples have {', '.join(names)}")
     plain = {a: train_boundary(codes, scores[:, names.index(a)], meta={"attribute": a}, **kwargs) for a in needed}
     out = {}
     for a in attrs:
@@ -210,21 +230,19 @@ def train_boundaries(codes, scores, names, attrs=None, conditions=None, **kwargs
 
 
 def write_boundary(boundary, path, space=None, extra=None):
-    """Save the (1, d) .npy, a JSON report beside it, and register it in the folder's index.json."""
+    """Save the (1, d) .npy, a JSON report beside it, and register it in the folder's index.json.
+
+    The layout of `Direction.save` (a boundary folder, as `latentlab.edits.registry` reads it);
+    returns the report.
+    """
     path = os.fspath(path)
     if not path.endswith(".npy"):
-        raise ValueError(f"{path}: a boundary file must end in .npy")
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    boundary.save(path)
+        raise ConfigError(f"{path}: a boundary file must end in .npy")
     report = dict(boundary.report(), space=space, **(extra or {}))
-    write_text(path[:-4] + ".json", json.dumps(report, indent=1, default=_json_default))
-    index_path = os.path.join(folder, "index.json")
-    index = json.load(open(index_path)) if os.path.exists(index_path) else {}
     name = os.path.basename(path)[:-4]
-    index.setdefault("attributes", {})[name] = {
-        "file": os.path.basename(path), "space": space, "val_accuracy": boundary.val_accuracy,
-        "remaining_accuracy": boundary.remaining_accuracy, "report": os.path.basename(path)[:-4] + ".json",
-    }
-    write_text(index_path, json.dumps(index, indent=1, default=_json_default))
+    boundary.direction(name=name, space=space).save(
+        path,
+        report=report,
+        index={"val_accuracy": boundary.val_accuracy, "remaining_accuracy": boundary.remaining_accuracy},
+    )
     return report

@@ -1,9 +1,12 @@
 """Resolve a checkpoint argument (path, registry name or URL) to a local file, downloading if needed.
 
-The registry (`checkpoints/registry.json`, shipped beside the package) names the files latentlab
-can fetch: generators (`--model ffhq`, `latentlab models`) and attribute classifiers (NVIDIA's
-CelebA-HQ classifiers behind `--classifier nvidia-celebahq`). `fetch(name)` puts an entry into the
-cache (`cache_dir()`, one file per entry, named as in `cached_path`) on first use.
+The registry (`registry.json` in latentlab's shipped data, `latentlab.defaults.shipped_dir()`; the
+repository's `checkpoints/` folder) is the one table of names: generators (`--model ffhq`,
+`latentlab models`) and attribute classifiers (NVIDIA's CelebA-HQ classifiers behind `--classifier
+nvidia-celebahq`). Most entries are downloads (`url`): `fetch(name)` puts one into the cache
+(`cache_dir()`, one file per entry, named as in `cached_path`) on first use. A "shipped" entry
+(`"shipped": "<path in the shipped data>"`, the embedded toyfaces model) names a file that ships
+inside the package: `fetch` returns it as it is, and nothing is downloaded.
 
 Downloads stream into `<dest>.part` with a progress bar, resume from that partial file with an
 HTTP Range request, are checked against a sha256 when one is known, and are renamed into place
@@ -11,57 +14,74 @@ only when complete. A server that answers with a web page instead of the file (G
 for large files) is an error, never a saved file. When no URL of an entry can be reached (offline,
 say), the one-line error names the URL and the exact path to place the file at.
 """
+
+from __future__ import annotations
+
 import hashlib
 import json
 import os
 import urllib.error
 import urllib.parse
 import urllib.request
+from typing import Any, Callable, Dict, Optional, Tuple, Union
 
-from ..errors import CheckpointError
+from .. import defaults
+from ..errors import CheckpointError, ConfigError
 
 CHUNK = 1 << 20
 KINDS = ("generator", "classifier")
 
 
-def cache_dir():
+def cache_dir() -> str:
     """$LATENTLAB_CACHE, else ~/.cache/latentlab."""
     return os.environ.get("LATENTLAB_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "latentlab")
 
 
 def _all_entries():
-    from .. import defaults
-
     path = defaults.shipped_path("registry.json")
     with open(path, encoding="utf-8") as f:
         data = json.load(f)
     return {k: v for k, v in data.items() if not k.startswith("_")}
 
 
-def registry(kind="generator"):
+def registry(kind: Optional[str] = "generator", shipped: bool = False) -> Dict[str, Dict[str, Any]]:
     """name -> entry dict from the shipped registry.json, for entries of `kind` ('generator', the
-    default when an entry names none, or 'classifier'); kind=None: every entry."""
+    default when an entry names none, or 'classifier'; kind=None: every kind): the downloads, and
+    with shipped=True also the entries whose file ships inside the package (the embedded model)."""
     if kind is not None and kind not in KINDS:
-        raise ValueError(f"kind must be one of {KINDS} or None, got {kind!r}")
-    return {k: v for k, v in _all_entries().items() if kind is None or v.get("kind", "generator") == kind}
+        raise ConfigError(f"kind must be one of {KINDS} or None, got {kind!r}")
+    return {
+        k: v
+        for k, v in _all_entries().items()
+        if (kind is None or v.get("kind", "generator") == kind) and (shipped or "shipped" not in v)
+    }
 
 
-def _entries(kind):
-    # registry() called without arguments for generators: tests and tools replace it with a plain function
-    return registry() if kind == "generator" else registry(kind)
+def is_shipped(entry: Dict[str, Any]) -> bool:
+    """Whether a registry entry's file ships inside the package (no download)."""
+    return "shipped" in entry
 
 
-def cached_path(name, entry=None):
+def cached_path(name: str, entry: Optional[Dict[str, Any]] = None) -> str:
     """Where the cache keeps registry entry `name`: <cache>/<name><suffix of its URL, else .pkl>."""
     entry = entry if entry is not None else registry(None)[name]
     suffix = os.path.splitext(urllib.parse.urlparse(entry["url"]).path)[1] or ".pkl"
     return os.path.join(cache_dir(), name + suffix)
 
 
-def official_filename(entry):
-    """The file name the publisher gives the entry's file: `filename`, else the last part of its URL."""
+def local_path(name: str, entry: Optional[Dict[str, Any]] = None) -> str:
+    """Where registry entry `name`'s file is on this machine once fetched: the shipped file, else `cached_path`."""
+    entry = entry if entry is not None else registry(None, shipped=True)[name]
+    return defaults.shipped_path(*entry["shipped"].split("/")) if is_shipped(entry) else cached_path(name, entry)
+
+
+def official_filename(entry: Dict[str, Any]) -> Optional[str]:
+    """The file name the publisher gives the entry's file: `filename`, else the last part of its URL
+    (None for a shipped entry: only its name and its own file stand for it)."""
     if entry.get("filename"):
         return entry["filename"]
+    if "url" not in entry:
+        return None
     base = os.path.basename(urllib.parse.urlparse(entry["url"]).path)
     return base if os.path.splitext(base)[1] else None
 
@@ -73,25 +93,26 @@ def _same_file(a, b):
         return False
 
 
-def entry_for(spec, kind="generator"):
+def entry_for(spec: Union[str, os.PathLike], kind: Optional[str] = "generator") -> Optional[Tuple[str, Dict[str, Any]]]:
     """(name, entry) of the registry entry that `spec` stands for, else None.
 
     spec may be the entry's name ('ffhq'), its official file name or a path ending in it
-    ('ffhq.pkl', '~/models/karras2019stylegan-ffhq-1024x1024.pkl'), one of its URLs, or its cached file.
+    ('ffhq.pkl', '~/models/karras2019stylegan-ffhq-1024x1024.pkl'), one of its URLs, or its local file
+    (the cached download, or the shipped file of a shipped entry).
     """
     spec = os.fspath(spec)
-    reg = _entries(kind)
+    reg = registry(kind, shipped=True)
     if spec in reg:
         return spec, reg[spec]
     is_url = spec.startswith(("http://", "https://"))
     base = os.path.basename(urllib.parse.urlparse(spec).path if is_url else spec)
     for name, entry in reg.items():
-        if spec in [entry["url"], *entry.get("mirrors", [])]:
+        if spec in [entry.get("url"), *entry.get("mirrors", [])]:
             return name, entry
     for name, entry in reg.items():
         if base and base == official_filename(entry):
             return name, entry
-        if not is_url and _same_file(spec, cached_path(name, entry)):
+        if not is_url and _same_file(spec, local_path(name, entry)):
             return name, entry
     return None
 
@@ -104,7 +125,7 @@ def _sha256(path):
     return h.hexdigest()
 
 
-def download(url, dest, sha256=None, progress=True, timeout=60):
+def download(url: str, dest: str, sha256: Optional[str] = None, progress: bool = True, timeout: float = 60) -> str:
     """Fetch `url` into `dest` (resuming a previous partial download); return dest."""
     from ..utils.progress import progress_bar
 
@@ -126,17 +147,27 @@ def download(url, dest, sha256=None, progress=True, timeout=60):
     if resp is not None:
         with resp:
             if resp.headers.get_content_type() == "text/html":
-                raise CheckpointError(f"{url}: the server sent a web page instead of the file (Google Drive does so "
-                                      "for large files, asking for a confirmation in a browser)")
+                raise CheckpointError(
+                    f"{url}: the server sent a web page instead of the file (Google Drive does so "
+                    "for large files, asking for a confirmation in a browser)"
+                )
             resumed = have and resp.status == 206
             if not resumed:
                 have = 0  # server ignored the range: start over
             length = resp.headers.get("Content-Length")
             total = have + int(length) if length is not None else None
-            with open(part, "ab" if resumed else "wb") as f, progress_bar(
-                total=total, initial=have, unit="B", unit_scale=True, desc=os.path.basename(dest), enabled=progress,
-                large=float("inf"),  # tqdm's own time left says it
-            ) as bar:
+            with (
+                open(part, "ab" if resumed else "wb") as f,
+                progress_bar(
+                    total=total,
+                    initial=have,
+                    unit="B",
+                    unit_scale=True,
+                    desc=os.path.basename(dest),
+                    enabled=progress,
+                    large=float("inf"),  # tqdm's own time left says it
+                ) as bar,
+            ):
                 while True:
                     try:
                         block = resp.read(CHUNK)
@@ -147,31 +178,40 @@ def download(url, dest, sha256=None, progress=True, timeout=60):
                     f.write(block)
                     bar.update(len(block))
             if total is not None and os.path.getsize(part) < total:
-                raise CheckpointError(f"{url}: download incomplete ({os.path.getsize(part)} of {total} bytes); run again to resume")
+                raise CheckpointError(
+                    f"{url}: download incomplete ({os.path.getsize(part)} of {total} bytes); run again to resume"
+                )
     if sha256:
         got = _sha256(part)
         if got != sha256.lower():
             os.unlink(part)  # a corrupt file must not be resumed
-            raise CheckpointError(f"{url}: sha256 mismatch (expected {sha256}, got {got}); the partial file was removed")
+            raise CheckpointError(
+                f"{url}: sha256 mismatch (expected {sha256}, got {got}); the partial file was removed"
+            )
     os.replace(part, dest)
     return dest
 
 
-def fetch(name, kind=None, progress=True, verify=None):
+def fetch(
+    name: str, kind: Optional[str] = None, progress: bool = True, verify: Optional[Callable[[str], Any]] = None
+) -> str:
     """Local path of registry entry `name` (of `kind`, None: any), downloaded into the cache on first use.
 
     Tries the entry's `url`, then its `mirrors`; checks the sha256 when the entry records one.
     verify(path): an optional structural check of a fresh download (raising CheckpointError or
     ValueError); a download that fails it is removed, so that the next run fetches it again.
-    A file already in the cache is returned as it is (its reader checks it when loading).
+    A file already in the cache is returned as it is (its reader checks it when loading), and so is
+    the file of a shipped entry.
     """
-    reg = _entries(kind)
+    reg = registry(kind, shipped=True)
     if name not in reg:
         raise CheckpointError(f"{name}: not in the registry; known: {', '.join(sorted(reg))}")
     entry = reg[name]
-    dest = cached_path(name, entry)
+    dest = local_path(name, entry)
     if os.path.exists(dest):
         return dest
+    if is_shipped(entry):
+        raise CheckpointError(f"{name}: its file {dest} ships with latentlab but is missing: reinstall latentlab")
     urls = [entry["url"], *entry.get("mirrors", [])]
     errors = []
     for url in urls:
@@ -181,28 +221,28 @@ def fetch(name, kind=None, progress=True, verify=None):
         except CheckpointError as e:
             errors.append(str(e))
     else:
-        raise CheckpointError(f"{name}: could not download it ({'; '.join(errors)}); without internet, download "
-                              f"{urls[0]} elsewhere and place it at {dest}")
+        raise CheckpointError(
+            f"{name}: could not download it ({'; '.join(errors)}); without internet, download "
+            f"{urls[0]} elsewhere and place it at {dest}"
+        )
     if verify is not None:
         try:
             verify(dest)
         except (CheckpointError, ValueError) as e:
             os.unlink(dest)
-            raise CheckpointError(f"{urls[0]}: the downloaded file is not the expected {name} ({e}); it was "
-                                  "removed") from None
+            raise CheckpointError(
+                f"{urls[0]}: the downloaded file is not the expected {name} ({e}); it was removed"
+            ) from None
     return dest
 
 
-def resolve(spec, progress=True):
-    """Local path for `spec`: an existing file, a registry name (e.g. 'ffhq') or official file name
-    (e.g. 'karras2019stylegan-ffhq-1024x1024.pkl', fetched when not present here), or an http(s) URL."""
+def resolve(spec: Union[str, os.PathLike], progress: bool = True) -> str:
+    """Local path for `spec`: an existing file, a registry name (e.g. 'ffhq', or 'toyfaces', the shipped
+    embedded model) or official file name (e.g. 'karras2019stylegan-ffhq-1024x1024.pkl', fetched when
+    not present here), or an http(s) URL."""
     spec = os.fspath(spec)
     if os.path.exists(spec):
         return spec
-    from .. import defaults
-
-    if spec == defaults.NAME:  # the embedded model ships with the package
-        return defaults.model_path()
     is_url = spec.startswith(("http://", "https://"))
     found = entry_for(spec) if is_url or os.sep not in spec and "/" not in spec else None
     if found is not None:
@@ -214,5 +254,5 @@ def resolve(spec, progress=True):
         if not os.path.exists(dest):
             download(spec, dest, None, progress)
         return dest
-    known = ", ".join(sorted(registry()) + [defaults.NAME])
+    known = ", ".join(sorted(registry(shipped=True)))
     raise CheckpointError(f"{spec}: no such file, and not a known checkpoint name ({known}) or URL")

@@ -12,12 +12,18 @@ executes. We ship none: ours holds only a comment, and latentlab never executes 
 Only modules of the official StyleGAN2 classes are written; our analysis-only
 HookPoint modules (no weights) are left out, as the official networks have none.
 """
+
+from __future__ import annotations
+
 import collections
+import os
 import pickle
+from typing import Any, Dict, Mapping, Optional, Union
 
 import torch
 from torch import nn
 
+from ..errors import ConfigError
 from ..models.layers import HookPoint
 from ..utils.atomic import atomic_path
 
@@ -55,7 +61,8 @@ class _PersistentModule:
             (k, None if b is None else b.detach().to("cpu").clone()) for k, b in module._buffers.items()
         )
         children = collections.OrderedDict(
-            (k, _PersistentModule(m, False)) for k, m in module._modules.items()
+            (k, _PersistentModule(m, False))
+            for k, m in module._modules.items()
             if m is not None and not isinstance(m, HookPoint)
         )
         state = {
@@ -99,15 +106,19 @@ class _Pickler(pickle._Pickler):
         super().save(obj, save_persistent_id)
 
 
-def save_official_pickle(path, networks, extras=None):
+def save_official_pickle(
+    path: Union[str, os.PathLike],
+    networks: Mapping[str, Optional[nn.Module]],
+    extras: Optional[Mapping[str, Any]] = None,
+) -> None:
     """Write {'G': module, 'D': module, 'G_ema': module} (any subset) atomically as an ADA-style .pkl.
 
     extras: plain-data entries added to the top-level dict (e.g. {'progress': {...}}).
     """
-    data = {"G": None, "D": None, "G_ema": None, "augment_pipe": None, "training_set_kwargs": None}
+    data: Dict[str, Any] = {"G": None, "D": None, "G_ema": None, "augment_pipe": None, "training_set_kwargs": None}
     for name, net in networks.items():
         if name not in ("G", "D", "G_ema"):
-            raise ValueError(f"unknown network name {name!r} (expected G, D or G_ema)")
+            raise ConfigError(f"unknown network name {name!r} (expected G, D or G_ema)")
         data[name] = None if net is None else _PersistentModule(net, True)
     data.update(extras or {})
     with atomic_path(path, ".pkl") as tmp:

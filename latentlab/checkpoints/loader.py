@@ -1,18 +1,22 @@
 """Load any supported checkpoint into latentlab networks, without executing code from the file."""
+
+from __future__ import annotations
+
 import os
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Any, Dict, Mapping, Optional, Sequence, Union
 
 import torch
 
-from ..errors import CheckpointError
+from ..errors import CheckpointError, ConfigError
 from ..models import Discriminator, Generator
 from ..models.stylegan1 import StyleGAN1Discriminator, StyleGAN1Generator
-from .native import is_safetensors, read_native
+from .formats import read_checkpoint
+from .native import read_native, save_native
+from .state_dicts import is_safetensors, load_state_dict_strict
+from .tags import FORMAT_LATENTLAB
 
-NETWORK_CLASSES = {
-    cls.__name__: cls for cls in (Generator, Discriminator, StyleGAN1Generator, StyleGAN1Discriminator)
-}
+NETWORK_CLASSES = {cls.__name__: cls for cls in (Generator, Discriminator, StyleGAN1Generator, StyleGAN1Discriminator)}
 
 
 @dataclass
@@ -20,7 +24,7 @@ class Checkpoint:
     """What `load_checkpoint` returns. Absent networks are None."""
 
     path: str
-    format: str  # 'stylegan2-ada-pytorch', 'stylegan2-tf' or 'latentlab' (+ source format)
+    format: str  # a tag of .tags.ALL_FORMATS; for FORMAT_LATENTLAB, extras['source_format'] is the original one
     G: Optional[torch.nn.Module] = None
     D: Optional[torch.nn.Module] = None
     G_ema: Optional[torch.nn.Module] = None
@@ -28,16 +32,21 @@ class Checkpoint:
     extras: dict = field(default_factory=dict)
 
     @property
-    def generator(self):
+    def generator(self) -> Optional[torch.nn.Module]:
         """The generator meant for inference: G_ema when present, else G."""
         return self.G_ema if self.G_ema is not None else self.G
 
-    def networks(self):
+    def networks(self) -> Dict[str, torch.nn.Module]:
         return {k: v for k, v in (("G", self.G), ("D", self.D), ("G_ema", self.G_ema)) if v is not None}
 
 
-def build_network(path, name, class_name, init_kwargs, state):
-    """Instantiate one network and load `state` strictly (same names, same shapes)."""
+def build_network(
+    path: str, name: str, class_name: str, init_kwargs: Mapping[str, Any], state: Mapping[str, torch.Tensor]
+) -> torch.nn.Module:
+    """Instantiate one network and load `state` with `state_dicts.load_state_dict_strict`.
+
+    Same names, same shapes, floating-point and finite values; CheckpointError naming the file otherwise.
+    """
     cls = NETWORK_CLASSES.get(class_name)
     if cls is None:
         raise CheckpointError(f"{path}: network {name!r} has unsupported class {class_name!r}")
@@ -46,32 +55,18 @@ def build_network(path, name, class_name, init_kwargs, state):
         net = cls(**init_kwargs)
     except (TypeError, ValueError, KeyError) as e:
         raise CheckpointError(f"{path}: network {name!r} has unsupported constructor arguments ({e})") from None
-    expected = net.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    if missing or unexpected:
-        raise CheckpointError(
-            f"{path}: network {name!r} does not match its architecture: "
-            f"missing {missing[:5]}{'...' if len(missing) > 5 else ''}, unexpected {unexpected[:5]}{'...' if len(unexpected) > 5 else ''}"
-        )
-    for key, ref in expected.items():
-        if tuple(state[key].shape) != tuple(ref.shape):
-            raise CheckpointError(
-                f"{path}: network {name!r} parameter {key!r} has shape {tuple(state[key].shape)}, expected {tuple(ref.shape)}"
-            )
-        if not state[key].is_floating_point():
-            raise CheckpointError(f"{path}: network {name!r} parameter {key!r} has non-float dtype {state[key].dtype}")
-    net.load_state_dict({k: v.to(torch.float32) for k, v in state.items()}, strict=True)
+    what = f"the {class_name} its constructor arguments describe"
+    load_state_dict_strict(net, state, f"{path}: network {name!r}", what)
     return net.eval().requires_grad_(False)
 
 
-def load_checkpoint(path, device="cpu") -> Checkpoint:
+def load_checkpoint(path: Union[str, os.PathLike], device: Union[torch.device, str] = "cpu") -> Checkpoint:
     """Read a checkpoint safely and return its networks in eval mode on `device`.
 
     `path` may also be a registry name (e.g. 'ffhq', see `latentlab models`) or
     an http(s) URL; those are downloaded once into the cache (resumable).
-    Supported: stylegan2-ada-pytorch / stylegan3-era pickles of StyleGAN2
-    networks, StyleGAN2 TensorFlow pickles, and latentlab .safetensors files.
+    Supported (`tags`): stylegan2-ada-pytorch / stylegan3-era pickles of StyleGAN2
+    networks, StyleGAN2 and original StyleGAN TensorFlow pickles, and latentlab .safetensors files.
     Raises `CheckpointError` (naming the file and the problem) for anything else.
     """
     from .download import resolve
@@ -81,15 +76,13 @@ def load_checkpoint(path, device="cpu") -> Checkpoint:
         raise CheckpointError(f"{path}: not a file")
     if is_safetensors(path):
         source, nets, extras = read_native(path)
-        ckpt = Checkpoint(path=path, format="latentlab", extras=dict(extras, source_format=source))
+        ckpt = Checkpoint(path=path, format=FORMAT_LATENTLAB, extras=dict(extras, source_format=source))
         for name, (cls, kwargs, state) in nets.items():
             if name not in ("G", "D", "G_ema"):
                 raise CheckpointError(f"{path}: unknown network name {name!r}")
             setattr(ckpt, name, build_network(path, name, cls, kwargs, state))
             ckpt.kwargs[name] = kwargs
     else:
-        from .formats import read_checkpoint
-
         raw = read_checkpoint(path)
         ckpt = Checkpoint(path=path, format=raw.format, extras=raw.extras)
         for name, rec in raw.networks.items():
@@ -102,24 +95,26 @@ def load_checkpoint(path, device="cpu") -> Checkpoint:
     return ckpt
 
 
-def load_generator(path, device="cpu"):
+def load_generator(path: Union[str, os.PathLike], device: Union[torch.device, str] = "cpu") -> torch.nn.Module:
     """The inference generator of a checkpoint (G_ema, or Gs for TensorFlow pickles), in eval mode."""
-    return load_checkpoint(path, device=device).generator
+    generator = load_checkpoint(path, device=device).generator
+    assert generator is not None  # load_checkpoint refuses checkpoints without one
+    return generator
 
 
-def convert(src, dst, networks=None):
+def convert(
+    src: Union[str, os.PathLike], dst: Union[str, os.PathLike], networks: Optional[Sequence[str]] = None
+) -> Checkpoint:
     """Convert any supported checkpoint into latentlab's .safetensors format.
 
     networks: names to keep (e.g. ['G_ema']); ValueError if one is absent. Default: all.
     """
-    from .native import save_native
-
     ckpt = load_checkpoint(src)
     nets = ckpt.networks()
     if networks is not None:
         missing = [n for n in networks if n not in nets]
         if missing:
-            raise ValueError(f"{src}: has no network {missing[0]!r} (it has {', '.join(sorted(nets))})")
+            raise ConfigError(f"{src}: has no network {missing[0]!r} (it has {', '.join(sorted(nets))})")
         nets = {n: nets[n] for n in networks}
     save_native(dst, nets, source_format=ckpt.format, extras=ckpt.extras)
     return ckpt

@@ -1,36 +1,70 @@
-"""stylegan2-ada-pytorch / stylegan3-era pickles: a dict of `torch_utils.persistence` objects."""
+"""stylegan2-ada-pytorch / stylegan3-era pickles: a dict of `torch_utils.persistence` objects.
+
+The layout is described in docs/FORMATS.md (section 1).
+"""
+
+from __future__ import annotations
+
 import re
+from typing import Any, Dict, Mapping
 
 from ..errors import CheckpointError
-from .formats import FORMAT_PYTORCH, NetworkRecord, RawCheckpoint, float_tensor, summarise, to_plain
+from .records import NetworkRecord, RawCheckpoint, float_tensor, summarise, to_plain
 from .safe_pickle import PersistentObject
+from .tags import FORMAT_SG2_PYTORCH
 
 # Official positional parameter order, for networks pickled with positional init args.
 G_POSITIONAL = ("z_dim", "c_dim", "w_dim", "img_resolution", "img_channels", "mapping_kwargs", "synthesis_kwargs")
 D_POSITIONAL = (
-    "c_dim", "img_resolution", "img_channels", "architecture", "channel_base", "channel_max",
-    "num_fp16_res", "conv_clamp", "cmap_dim", "block_kwargs", "mapping_kwargs", "epilogue_kwargs",
+    "c_dim",
+    "img_resolution",
+    "img_channels",
+    "architecture",
+    "channel_base",
+    "channel_max",
+    "num_fp16_res",
+    "conv_clamp",
+    "cmap_dim",
+    "block_kwargs",
+    "mapping_kwargs",
+    "epilogue_kwargs",
 )
 G_TOP_KWARGS = set(G_POSITIONAL)
 # stylegan3's copy of the StyleGAN2 generator takes this run-time switch; it carries no weights.
 G_RUNTIME_ONLY = {"fused_modconv_default"}
 
 G_CLASSES = {
-    "Generator", "MappingNetwork", "SynthesisNetwork", "SynthesisBlock", "SynthesisLayer",
-    "ToRGBLayer", "FullyConnectedLayer", "Conv2dLayer",
+    "Generator",
+    "MappingNetwork",
+    "SynthesisNetwork",
+    "SynthesisBlock",
+    "SynthesisLayer",
+    "ToRGBLayer",
+    "FullyConnectedLayer",
+    "Conv2dLayer",
 }
 D_CLASSES = {
-    "Discriminator", "DiscriminatorBlock", "DiscriminatorEpilogue", "MinibatchStdLayer",
-    "MappingNetwork", "FullyConnectedLayer", "Conv2dLayer",
+    "Discriminator",
+    "DiscriminatorBlock",
+    "DiscriminatorEpilogue",
+    "MinibatchStdLayer",
+    "MappingNetwork",
+    "FullyConnectedLayer",
+    "Conv2dLayer",
 }
-ROLES = (("G", "Generator", G_CLASSES, G_POSITIONAL), ("D", "Discriminator", D_CLASSES, D_POSITIONAL),
-         ("G_ema", "Generator", G_CLASSES, G_POSITIONAL))
+ROLES = (
+    ("G", "Generator", G_CLASSES, G_POSITIONAL),
+    ("D", "Discriminator", D_CLASSES, D_POSITIONAL),
+    ("G_ema", "Generator", G_CLASSES, G_POSITIONAL),
+)
 
 _SG3_LAYER = re.compile(r"L\d+_\d+_\d+$")  # StyleGAN3 synthesis layers, e.g. 'L0_36_512'
 
 
-def convert(path, data):
-    networks, ignored = {}, {}
+def convert(path: str, data: Mapping[Any, Any]) -> RawCheckpoint:
+    """An ADA-style pickle's unpickled dict {'G', 'D', 'G_ema', ...} -> RawCheckpoint; other entries become extras."""
+    networks: Dict[str, NetworkRecord] = {}
+    ignored: Dict[str, Any] = {}
     for key, class_name, classes, positional in ROLES:
         obj = data.get(key)
         if obj is None:
@@ -41,7 +75,7 @@ def convert(path, data):
     extras = {str(k): summarise(v) for k, v in data.items() if k not in networks}
     if ignored:
         extras["ignored_kwargs"] = ignored
-    return RawCheckpoint(path=path, format=FORMAT_PYTORCH, networks=networks, extras=extras)
+    return RawCheckpoint(path=path, format=FORMAT_SG2_PYTORCH, networks=networks, extras=extras)
 
 
 def _network(path, key, obj, class_name, classes, positional, ignored):
@@ -70,7 +104,9 @@ def _flatten(path, key, obj, prefix, classes, out, depth):
     if obj.class_name == "SynthesisInput" or (
         obj.class_name == "SynthesisNetwork" and any(n == "input" or _SG3_LAYER.match(str(n)) for n in modules)
     ):
-        raise CheckpointError(f"{path}: network {key!r} is a StyleGAN3 generator; StyleGAN3 networks are not supported yet")
+        raise CheckpointError(
+            f"{path}: network {key!r} is a StyleGAN3 generator; StyleGAN3 networks are not supported yet"
+        )
     if obj.class_name not in classes:
         raise CheckpointError(
             f"{path}: {where} is a {obj.class_name!r}, "

@@ -6,11 +6,16 @@ globals, each to `collections.OrderedDict` or to a replacement written below
 that validates its arguments: no module named in a file is ever imported, and
 the Python source embedded in official pickles is dropped unread.
 """
+
+from __future__ import annotations
+
 import collections
 import io
 import math
+import os
 import pickle
 import warnings
+from typing import Any, Dict, Optional, Tuple, Union
 
 import numpy as np
 import torch
@@ -54,17 +59,17 @@ class PersistentObject:
 
     __slots__ = ("class_name", "version", "state")
 
-    def __init__(self, class_name, version, state):
+    def __init__(self, class_name: str, version: Optional[int], state: Dict[str, Any]) -> None:
         self.class_name = class_name
         self.version = version
         self.state = state
 
     @property
-    def init_args(self):
+    def init_args(self) -> Tuple[Any, ...]:
         return self.state.get("_init_args", ())
 
     @property
-    def init_kwargs(self):
+    def init_kwargs(self) -> Dict[str, Any]:
         return self.state.get("_init_kwargs", {})
 
     def __repr__(self):
@@ -174,7 +179,7 @@ _NUMPY_KINDS = "biufc"  # bool, ints, floats, complex: never objects, structs or
 class NumpyDType:
     """Stand-in for `numpy.dtype(spec, align, copy)`; `.dtype` is the validated real dtype."""
 
-    def __init__(self, spec, align=False, copy=False):
+    def __init__(self, spec: object, align: bool = False, copy: bool = False) -> None:
         if not isinstance(spec, str):
             raise UnsafePickle(f"refuses numpy dtype {spec!r}")
         try:
@@ -299,17 +304,17 @@ for _np_mod in ("numpy.core.numeric", "numpy._core.numeric"):
 class RestrictedUnpickler(pickle.Unpickler):
     """`pickle.Unpickler` that resolves only `_ALLOWED` globals, each to our own safe replacement."""
 
-    def find_class(self, module, name):
+    def find_class(self, module: str, name: str) -> Any:
         target = _ALLOWED.get((module, name))
         if target is None:
             raise UnsafePickle(f"refuses global '{module}.{name}' (not an allowed checkpoint object)")
         return target
 
-    def persistent_load(self, pid):
+    def persistent_load(self, pid: Any) -> Any:
         raise UnsafePickle("refuses persistent id references (not used by StyleGAN checkpoints)")
 
 
-def load_pickle(path):
+def load_pickle(path: Union[str, os.PathLike]) -> Any:
     """Unpickle `path` with the allowlist above. Raises CheckpointError naming the file."""
     try:
         with open(path, "rb") as f:

@@ -9,87 +9,147 @@ the official PyTorch names and layouts:
   discriminator kernels are not flipped (both sides use plain correlation);
   const [1, C, 4, 4] -> [C, 4, 4]; noise{k} [1, 1, R, R] -> the k-th conv layer's noise_const;
   dlatent_avg -> mapping.w_avg; resample_filter buffers are generated.
+The file layout is described in docs/FORMATS.md (section 2).
 """
-import math
 
-import numpy as np
+from __future__ import annotations
+
+import math
+from typing import List, Sequence, Union
+
 import torch
 
 from ..errors import CheckpointError
-from .formats import FORMAT_TF, NetworkRecord, RawCheckpoint, resample_filter, to_plain
+from .records import NetworkRecord, RawCheckpoint, to_plain
 from .safe_pickle import TFNetwork
+from .tags import FORMAT_SG2_TF
+from .tf_common import collect_variables, convert_variables, drop_lod, static_kwargs, tf_error
 
 DEFAULT_KERNEL = [1, 3, 3, 1]
 
-# Build-function defaults (docs/FORMATS.md); real files often store only what differed.
+# Build-function defaults (docs/FORMATS.md, section 2); real files often store only what differed.
 G_DEFAULTS = dict(
-    latent_size=512, label_size=0, dlatent_size=512, resolution=1024, num_channels=3,
-    mapping_layers=8, mapping_fmaps=None, mapping_lrmul=0.01, mapping_nonlinearity="lrelu",
-    label_fmaps=None, dlatent_avg_beta=0.995, w_avg_beta=0.995, normalize_latents=True,
-    fmap_base=16384, fmap_max=512, fmap_min=1, fmap_decay=1, fmap_const=None,
-    architecture="skip", nonlinearity="lrelu", resample_kernel=DEFAULT_KERNEL,
-    use_noise=True, conv_clamp=None, num_fp16_res=0,
+    latent_size=512,
+    label_size=0,
+    dlatent_size=512,
+    resolution=1024,
+    num_channels=3,
+    mapping_layers=8,
+    mapping_fmaps=None,
+    mapping_lrmul=0.01,
+    mapping_nonlinearity="lrelu",
+    label_fmaps=None,
+    dlatent_avg_beta=0.995,
+    w_avg_beta=0.995,
+    normalize_latents=True,
+    fmap_base=16384,
+    fmap_max=512,
+    fmap_min=1,
+    fmap_decay=1,
+    fmap_const=None,
+    architecture="skip",
+    nonlinearity="lrelu",
+    resample_kernel=DEFAULT_KERNEL,
+    use_noise=True,
+    conv_clamp=None,
+    num_fp16_res=0,
 )
 # Run-time or training-only switches: no weights, no effect on the PyTorch architecture.
 G_NO_WEIGHTS = {
-    "truncation_psi", "truncation_cutoff", "truncation_psi_val", "truncation_cutoff_val",
-    "style_mixing_prob", "structure", "randomize_noise", "fused_modconv", "dtype", "dlatent_broadcast",
-    "is_template_graph", "force_clean_graph", "is_training", "is_validation", "return_dlatents",
-    "mapping_func", "synthesis_func",
+    "truncation_psi",
+    "truncation_cutoff",
+    "truncation_psi_val",
+    "truncation_cutoff_val",
+    "style_mixing_prob",
+    "structure",
+    "randomize_noise",
+    "fused_modconv",
+    "dtype",
+    "dlatent_broadcast",
+    "is_template_graph",
+    "force_clean_graph",
+    "is_training",
+    "is_validation",
+    "return_dlatents",
+    "mapping_func",
+    "synthesis_func",
 }
 D_DEFAULTS = dict(
-    label_size=0, resolution=1024, num_channels=3,
-    fmap_base=16384, fmap_max=512, fmap_min=1, fmap_decay=1,
-    architecture="resnet", nonlinearity="lrelu", mbstd_group_size=4, mbstd_num_features=1,
-    mapping_layers=0, mapping_fmaps=None, mapping_lrmul=0.1, resample_kernel=DEFAULT_KERNEL,
-    num_fp16_res=0, conv_clamp=None, freeze_layers=0,
-    use_pagan=False, score_size=1, score_max=1, use_spectral_norm=False,
+    label_size=0,
+    resolution=1024,
+    num_channels=3,
+    fmap_base=16384,
+    fmap_max=512,
+    fmap_min=1,
+    fmap_decay=1,
+    architecture="resnet",
+    nonlinearity="lrelu",
+    mbstd_group_size=4,
+    mbstd_num_features=1,
+    mapping_layers=0,
+    mapping_fmaps=None,
+    mapping_lrmul=0.1,
+    resample_kernel=DEFAULT_KERNEL,
+    num_fp16_res=0,
+    conv_clamp=None,
+    freeze_layers=0,
+    use_pagan=False,
+    score_size=1,
+    score_max=1,
+    use_spectral_norm=False,
 )
-D_NO_WEIGHTS = {"structure", "dtype", "is_template_graph", "augment_strength", "adaptive_dropout", "pagan_num", "pagan_fade"}
-
-# How a TF array becomes its PyTorch counterpart, and the TF shape that implies.
-_TRANSFORMS = {
-    "id": (lambda a: a, lambda s: s),
-    "plus1": (lambda a: a + np.float32(1), lambda s: s),
-    "T": (lambda a: a.T, lambda s: s[::-1]),
-    "conv": (lambda a: a.transpose(3, 2, 0, 1), lambda s: (s[2], s[3], s[1], s[0])),
-    "conv_flip": (lambda a: a[::-1, ::-1].transpose(3, 2, 0, 1), lambda s: (s[2], s[3], s[1], s[0])),
-    "lead1": (lambda a: a[0], lambda s: (1,) + s),
-    "lead11": (lambda a: a[0, 0], lambda s: (1, 1) + s),
+D_NO_WEIGHTS = {
+    "structure",
+    "dtype",
+    "is_template_graph",
+    "augment_strength",
+    "adaptive_dropout",
+    "pagan_num",
+    "pagan_fade",
 }
-
 
 _CANNOT = "which stylegan2-ada-pytorch cannot express"
 
 
-def _error(path, label, problem):
-    return CheckpointError(f"{path}: TensorFlow network {label!r} {problem}")
-
-
-def convert(path, data):
+def convert(path: str, data: Sequence[TFNetwork]) -> RawCheckpoint:
+    """A StyleGAN2 TF pickle's unpickled (G, D, Gs) tuple -> RawCheckpoint (Gs becomes G_ema)."""
     nets = {}
     for i, label in enumerate(("G", "D", "Gs")):
         net = data[i]
         version = net.state.get("version")
         if not isinstance(version, int) or version < 4:
-            raise _error(path, label, f"has pickle version {version!r}; StyleGAN2 pickles have version 4 or later")
+            raise tf_error(path, label, f"has pickle version {version!r}; StyleGAN2 pickles have version 4 or later")
         nets[label] = net
-    ignored = []
+    ignored: List[str] = []
     records = {
         "G": _generator(path, "G", nets["G"], ignored),
         "D": _discriminator(path, "D", nets["D"], ignored),
         "G_ema": _generator(path, "Gs", nets["Gs"], ignored),
     }
-    gs_kwargs = _static_kwargs(path, "Gs", nets["Gs"])
+    gs_kwargs = static_kwargs(path, "Gs", nets["Gs"])
     extras = {
-        "tf_static_kwargs": {label: _static_kwargs(path, label, n) for label, n in nets.items()},
+        "tf_static_kwargs": {label: static_kwargs(path, label, n) for label, n in nets.items()},
         "tf_build_func_names": {label: n.state.get("build_func_name") for label, n in nets.items()},
         "truncation_psi": gs_kwargs.get("truncation_psi", 0.5),  # G_main's default when run
         "truncation_cutoff": gs_kwargs.get("truncation_cutoff"),
     }
     if ignored:
         extras["ignored_tf_variables"] = ignored
-    return RawCheckpoint(path=path, format=FORMAT_TF, networks=records, extras=extras)
+    return RawCheckpoint(path=path, format=FORMAT_SG2_TF, networks=records, extras=extras)
+
+
+def resample_filter(kernel: Union[Sequence[float], Sequence[Sequence[float]], float, None]) -> torch.Tensor:
+    """The buffer stylegan2-ada-pytorch's `upfirdn2d.setup_filter` makes from a resample kernel.
+
+    1-D kernels with fewer than 8 taps become the normalised outer product
+    (f = outer(k, k) / sum); longer ones stay separable (k / sum).
+    """
+    f = torch.as_tensor(1.0 if kernel is None else kernel, dtype=torch.float32)
+    if f.ndim == 0:
+        f = f[None]
+    if f.ndim == 1 and f.numel() < 8:
+        f = torch.outer(f, f)
+    return f / f.sum()
 
 
 # --------------------------------------------------------------------------------------------
@@ -101,7 +161,7 @@ class _Kwargs:
     def __init__(self, path, label, static, defaults, no_weights):
         unknown = sorted(set(static) - set(defaults) - no_weights)
         if unknown:
-            raise _error(path, label, f"has unknown kwarg {unknown[0]!r}")
+            raise tf_error(path, label, f"has unknown kwarg {unknown[0]!r}")
         self.path, self.label, self.static, self.defaults = path, label, static, defaults
 
     def get(self, name):
@@ -126,60 +186,20 @@ class _Kwargs:
         return [1, 1] if k is None else k  # TF's None means a box filter of the resampling factor (2)
 
 
-def _static_kwargs(path, label, net):
-    sk = net.state.get("static_kwargs", {})
-    if not isinstance(sk, dict):
-        raise _error(path, label, "has malformed static_kwargs")
-    return to_plain(sk, path, f"{label}.static_kwargs")
-
-
-def _collect(path, label, net, prefix="", out=None, depth=0):
-    """Variables of a network and its components, named relative to the top network."""
-    out = {} if out is None else out
-    if depth > 4 or not isinstance(net, TFNetwork):
-        raise _error(path, label, f"has a malformed component {prefix!r}")
-    variables, components = net.state.get("variables", []), net.state.get("components", {})
-    if not isinstance(variables, (list, tuple)) or not isinstance(components, dict):
-        raise _error(path, label, "has malformed variables/components")
-    for item in variables:
-        if not isinstance(item, (tuple, list)) or len(item) != 2 or not isinstance(item[0], str):
-            raise _error(path, label, "has a malformed variable entry")
-        name, value = prefix + item[0], item[1]
-        if isinstance(value, np.generic):
-            value = np.asarray(value)
-        if not isinstance(value, np.ndarray) or value.dtype.kind != "f":
-            raise _error(path, label, f"variable {name!r} is not a float array")
-        if name in out:
-            raise _error(path, label, f"has variable {name!r} twice")
-        out[name] = value
-    for cname, comp in components.items():
-        _collect(path, label, comp, f"{prefix}{cname}/", out, depth + 1)
-    return out
-
-
-def _drop_lod(path, label, tf_vars):
-    """Progressive-growing level-of-detail variables: only lod == 0 (fully grown) has a PyTorch equivalent."""
-    for name in [n for n in tf_vars if n == "lod" or n.endswith("/lod")]:
-        value = tf_vars.pop(name)
-        lod = float(value.reshape(-1)[0]) if value.size == 1 else None
-        if lod != 0.0:
-            raise _error(path, label, f"was saved mid progressive growing ({name}={lod}); only lod 0 is supported")
-
-
 def _remap_lod_rgb(label, tf_vars, prefix, kind, res_log2, ignored):
     """'orig' networks with progressive growing name their RGB layers {kind}_lod{n}; lod0 is the one used."""
     found = False
     for name in sorted(tf_vars):
         head = f"{prefix}{kind}_lod"
-        if not name.startswith(head) or "/" not in name[len(head):]:
+        if not name.startswith(head) or "/" not in name[len(head) :]:
             continue
-        n, rest = name[len(head):].split("/", 1)
+        n, rest = name[len(head) :].split("/", 1)
         if not n.isdigit():
             continue
         found = True
         value = tf_vars.pop(name)
         if int(n) == 0:
-            r = 2 ** res_log2
+            r = 2**res_log2
             tf_vars[f"{prefix}{r}x{r}/{kind}/{rest}"] = value
         else:
             ignored.append(f"{label}:{name}")  # lower-resolution outputs, unused once fully grown
@@ -199,49 +219,23 @@ def _check_fmaps(kw, stages):
     kw.require("fmap_decay", lambda v: v == 1, _CANNOT)
     base, fmin = kw.int("fmap_base", 1), kw.int("fmap_min", 0)
     if any(int(base / 2.0**s) < fmin for s in stages):
-        raise _error(kw.path, kw.label, f"has fmap_min={fmin}, {_CANNOT}")
+        raise tf_error(kw.path, kw.label, f"has fmap_min={fmin}, {_CANNOT}")
     return base, kw.int("fmap_max", 1)
-
-
-def _apply(path, label, kind, tf_vars, expected):
-    """Check names and shapes against `expected` {pt_name: (tf_name, transform, pt_shape)}, then convert."""
-    wanted = {tf for tf, _, _ in expected.values()}
-    unknown = sorted(set(tf_vars) - wanted)
-    if unknown:
-        raise CheckpointError(
-            f"{path}: TensorFlow network {label!r} has unrecognised variable {unknown[0]!r} "
-            f"(not part of a StyleGAN2 {kind} with the architecture its kwargs describe)"
-        )
-    state = {}
-    for pt_name, (tf_name, how, shape) in expected.items():
-        if tf_name not in tf_vars:
-            raise _error(path, label, f"lacks variable {tf_name!r} (needed for {pt_name!r})")
-        value = tf_vars[tf_name]
-        fn, tf_shape = _TRANSFORMS[how]
-        want = tf_shape(tuple(shape))
-        if tuple(value.shape) != want:
-            raise _error(path, label, f"variable {tf_name!r} has shape {list(value.shape)}, expected {list(want)}")
-        # np.array, not np.ascontiguousarray: the latter turns 0-d arrays into 1-d ones.
-        out = torch.from_numpy(np.array(fn(value.astype(np.float32)), dtype=np.float32, order="C"))
-        if tuple(out.shape) != tuple(shape):
-            raise CheckpointError(f"{path}: internal error converting {tf_name!r} to {pt_name!r}")
-        state[pt_name] = out
-    return state
 
 
 # --------------------------------------------------------------------------------------------
 
 
 def _generator(path, label, net, ignored):
-    kw = _Kwargs(path, label, _static_kwargs(path, label, net), G_DEFAULTS, G_NO_WEIGHTS)
-    tf_vars = _collect(path, label, net)
+    kw = _Kwargs(path, label, static_kwargs(path, label, net), G_DEFAULTS, G_NO_WEIGHTS)
+    tf_vars = collect_variables(path, label, net)
     if "mapping/LabelConcat/weight" in tf_vars:
-        raise _error(path, label, f"is a conditional generator of the original StyleGAN2 (LabelConcat), {_CANNOT}")
+        raise tf_error(path, label, f"is a conditional generator of the original StyleGAN2 (LabelConcat), {_CANNOT}")
     res, log2 = _res_log2(kw)
     base, fmax = _check_fmaps(kw, range(1, log2))
     kw.require("normalize_latents", lambda v: v is True, "but stylegan2-ada-pytorch always normalises latents")
     arch = kw.require("architecture", lambda v: v in ("orig", "skip", "resnet"), "expected 'orig', 'skip' or 'resnet'")
-    _drop_lod(path, label, tf_vars)
+    drop_lod(path, label, tf_vars)
     if _remap_lod_rgb(label, tf_vars, "synthesis/", "ToRGB", log2, ignored):
         arch = "orig"
     z_dim, c_dim, w_dim = kw.int("latent_size"), kw.int("label_size"), kw.int("dlatent_size", 1)
@@ -252,7 +246,7 @@ def _generator(path, label, net, ignored):
     ch = {r: min((2 * base) // r, fmax) for r in (2**i for i in range(2, log2 + 1))}
     fmap_const = kw.get("fmap_const")
     if fmap_const is not None and fmap_const != ch[4]:
-        raise _error(path, label, f"has fmap_const={fmap_const!r}, {_CANNOT}")
+        raise tf_error(path, label, f"has fmap_const={fmap_const!r}, {_CANNOT}")
 
     # Mapping: hidden width from the kwargs, else read off Dense0 (the two TF releases default differently).
     embed = (kw.int("label_fmaps", 1, allow_none=True) or z_dim) if c_dim > 0 else 0
@@ -304,26 +298,40 @@ def _generator(path, label, net, ignored):
             e[f"{b}.skip.weight"] = (f"{t}/Skip/weight", "conv_flip", (ch[r], ch[r // 2], 1, 1))
             filters[f"{b}.skip.resample_filter"] = kernel
 
-    state = _apply(path, label, "generator", tf_vars, e)
+    state = convert_variables(path, label, "StyleGAN2 generator", tf_vars, e)
     state.update({name: resample_filter(k) for name, k in filters.items()})
     init_kwargs = dict(
-        z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, img_resolution=res, img_channels=channels,
+        z_dim=z_dim,
+        c_dim=c_dim,
+        w_dim=w_dim,
+        img_resolution=res,
+        img_channels=channels,
         mapping_kwargs=dict(
-            num_layers=num_layers, embed_features=embed if c_dim > 0 else None, layer_features=layer_features,
-            activation=kw.get("mapping_nonlinearity"), lr_multiplier=kw.get("mapping_lrmul"),
+            num_layers=num_layers,
+            embed_features=embed if c_dim > 0 else None,
+            layer_features=layer_features,
+            activation=kw.get("mapping_nonlinearity"),
+            lr_multiplier=kw.get("mapping_lrmul"),
             w_avg_beta=1 if beta is None else beta,  # TF keeps dlatent_avg even when not tracking it
         ),
         synthesis_kwargs=dict(
-            channel_base=2 * base, channel_max=fmax, num_fp16_res=kw.int("num_fp16_res"),
-            conv_clamp=kw.get("conv_clamp"), architecture=arch, resample_filter=kernel,
-            use_noise=use_noise, activation=kw.get("nonlinearity"),
+            channel_base=2 * base,
+            channel_max=fmax,
+            num_fp16_res=kw.int("num_fp16_res"),
+            conv_clamp=kw.get("conv_clamp"),
+            architecture=arch,
+            resample_filter=kernel,
+            use_noise=use_noise,
+            activation=kw.get("nonlinearity"),
         ),
     )
-    return NetworkRecord(class_name="Generator", init_kwargs=to_plain(init_kwargs, path, f"{label} kwargs"), state=state)
+    return NetworkRecord(
+        class_name="Generator", init_kwargs=to_plain(init_kwargs, path, f"{label} kwargs"), state=state
+    )
 
 
 def _discriminator(path, label, net, ignored):
-    static = _static_kwargs(path, label, net)
+    static = static_kwargs(path, label, net)
     defaults = dict(D_DEFAULTS)
     if net.state.get("build_func_name") == "D_main":
         defaults["mbstd_group_size"] = None  # stylegan2-ada's D_main: None = the whole minibatch
@@ -332,16 +340,18 @@ def _discriminator(path, label, net, ignored):
     kw.require("use_spectral_norm", lambda v: not v, _CANNOT)
     kw.require("score_max", lambda v: v == 1, _CANNOT)
     kw.require("score_size", lambda v: v == 1, _CANNOT)
-    tf_vars = _collect(path, label, net)
+    tf_vars = collect_variables(path, label, net)
     res, log2 = _res_log2(kw)
     base, fmax = _check_fmaps(kw, range(0, log2))
     arch = kw.require("architecture", lambda v: v in ("orig", "skip", "resnet"), "expected 'orig', 'skip' or 'resnet'")
-    _drop_lod(path, label, tf_vars)
+    drop_lod(path, label, tf_vars)
     if _remap_lod_rgb(label, tf_vars, "", "FromRGB", log2, ignored):
         arch = "orig"
     c_dim, channels = kw.int("label_size"), kw.int("num_channels", 1)
     if c_dim > 0 and "LabelEmbed/weight" not in tf_vars:
-        raise _error(path, label, f"is a conditional discriminator of the original StyleGAN2 (no label embedding), {_CANNOT}")
+        raise tf_error(
+            path, label, f"is a conditional discriminator of the original StyleGAN2 (no label embedding), {_CANNOT}"
+        )
     kernel = kw.kernel()
     ch = {r: min((2 * base) // r, fmax) for r in (2**i for i in range(2, log2 + 1))}
     cmap = (kw.int("mapping_fmaps", 1, allow_none=True) or min(base, fmax)) if c_dim > 0 else 0  # TF: nf(0)
@@ -393,19 +403,32 @@ def _discriminator(path, label, net, ignored):
     e["b4.out.weight"] = ("Output/weight", "T", (cmap or 1, c4))
     e["b4.out.bias"] = ("Output/bias", "id", (cmap or 1,))
 
-    state = _apply(path, label, "discriminator", tf_vars, e)
+    state = convert_variables(path, label, "StyleGAN2 discriminator", tf_vars, e)
     state.update({name: resample_filter(k) for name, k in filters.items()})
     act = kw.get("nonlinearity")
     block_kwargs = dict(activation=act, resample_filter=kernel)
     if kw.get("freeze_layers"):
         block_kwargs["freeze_layers"] = kw.int("freeze_layers")
     init_kwargs = dict(
-        c_dim=c_dim, img_resolution=res, img_channels=channels, architecture=arch,
-        channel_base=2 * base, channel_max=fmax, num_fp16_res=kw.int("num_fp16_res"), conv_clamp=kw.get("conv_clamp"),
+        c_dim=c_dim,
+        img_resolution=res,
+        img_channels=channels,
+        architecture=arch,
+        channel_base=2 * base,
+        channel_max=fmax,
+        num_fp16_res=kw.int("num_fp16_res"),
+        conv_clamp=kw.get("conv_clamp"),
         cmap_dim=cmap if c_dim > 0 else None,
         block_kwargs=block_kwargs,
-        mapping_kwargs=dict(num_layers=num_layers, embed_features=cmap or None, layer_features=cmap or None,
-                            activation=act, lr_multiplier=kw.get("mapping_lrmul")),
+        mapping_kwargs=dict(
+            num_layers=num_layers,
+            embed_features=cmap or None,
+            layer_features=cmap or None,
+            activation=act,
+            lr_multiplier=kw.get("mapping_lrmul"),
+        ),
         epilogue_kwargs=dict(mbstd_group_size=group, mbstd_num_channels=mbstd, activation=act),
     )
-    return NetworkRecord(class_name="Discriminator", init_kwargs=to_plain(init_kwargs, path, f"{label} kwargs"), state=state)
+    return NetworkRecord(
+        class_name="Discriminator", init_kwargs=to_plain(init_kwargs, path, f"{label} kwargs"), state=state
+    )

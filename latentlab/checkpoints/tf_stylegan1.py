@@ -1,4 +1,4 @@
-"""Original StyleGAN (v1) TensorFlow pickles: a tuple (G, D, Gs) of Network states (docs: SG1_FORMAT.md).
+"""Original StyleGAN (v1) TensorFlow pickles: a tuple (G, D, Gs) of Network states (see docs/SG1_FORMAT.md).
 
 The architecture comes from the static kwargs with the official build functions'
 defaults filled in (real files store only resolution, num_channels and label_size);
@@ -6,26 +6,56 @@ the expected variables and shapes come from our network built on the meta device
 so every variable is accounted for: converted, or listed as ignored (the
 progressive-growing ToRGB/FromRGB layers of lod > 0, which do nothing at lod 0).
 """
+
+from __future__ import annotations
+
 import re
+from typing import Any, Dict, List, Sequence
 
 import torch
 
 from ..errors import CheckpointError
 from ..models.stylegan1 import StyleGAN1Discriminator, StyleGAN1Generator
-from .formats import NetworkRecord, RawCheckpoint, to_plain
-from .tf_pickle import _apply, _collect, _drop_lod, _error, _static_kwargs
-
-FORMAT_SG1 = "stylegan1-tf"
+from .records import NetworkRecord, RawCheckpoint, to_plain
+from .safe_pickle import TFNetwork
+from .tags import FORMAT_SG1_TF
+from .tf_common import collect_variables, convert_variables, drop_lod, static_kwargs, tf_error
 
 G_DEFAULTS = dict(  # G_style -> G_mapping / G_synthesis defaults
-    latent_size=512, label_size=0, dlatent_size=512, resolution=1024, num_channels=3,
-    mapping_layers=8, mapping_fmaps=512, mapping_lrmul=0.01, mapping_nonlinearity="lrelu", normalize_latents=True,
-    fmap_base=8192, fmap_decay=1.0, fmap_max=512, use_styles=True, use_noise=True, nonlinearity="lrelu",
-    use_wscale=True, use_pixel_norm=False, use_instance_norm=True, fused_scale="auto", blur_filter=[1, 2, 1],
+    latent_size=512,
+    label_size=0,
+    dlatent_size=512,
+    resolution=1024,
+    num_channels=3,
+    mapping_layers=8,
+    mapping_fmaps=512,
+    mapping_lrmul=0.01,
+    mapping_nonlinearity="lrelu",
+    normalize_latents=True,
+    fmap_base=8192,
+    fmap_decay=1.0,
+    fmap_max=512,
+    use_styles=True,
+    use_noise=True,
+    nonlinearity="lrelu",
+    use_wscale=True,
+    use_pixel_norm=False,
+    use_instance_norm=True,
+    fused_scale="auto",
+    blur_filter=[1, 2, 1],
 )
 D_DEFAULTS = dict(  # D_basic defaults; note num_channels=1 and resolution=32
-    num_channels=1, resolution=32, label_size=0, fmap_base=8192, fmap_decay=1.0, fmap_max=512,
-    nonlinearity="lrelu", use_wscale=True, mbstd_group_size=4, mbstd_num_features=1, fused_scale="auto",
+    num_channels=1,
+    resolution=32,
+    label_size=0,
+    fmap_base=8192,
+    fmap_decay=1.0,
+    fmap_max=512,
+    nonlinearity="lrelu",
+    use_wscale=True,
+    mbstd_group_size=4,
+    mbstd_num_features=1,
+    fused_scale="auto",
     blur_filter=[1, 2, 1],
 )
 # Kwargs with a fixed required value: anything else changes the network in ways we do not implement.
@@ -33,16 +63,18 @@ G_REQUIRED = dict(const_input_layer=True, dtype="float32")
 D_REQUIRED = dict(dtype="float32")
 
 
-def convert(path, data):
-    ignored, unused_kwargs = [], {}
+def convert(path: str, data: Sequence[TFNetwork]) -> RawCheckpoint:
+    """A StyleGAN v1 TF pickle's unpickled (G, D, Gs) tuple -> RawCheckpoint (Gs becomes G_ema)."""
+    ignored: List[str] = []
+    unused_kwargs: Dict[str, Any] = {}
     records = {}
     for label, key in (("G", "G"), ("D", "D"), ("Gs", "G_ema")):
         net = data[("G", "D", "Gs").index(label)]
         build_func = "D_basic" if label == "D" else "G_style"
         records[key] = convert_network(path, label, net, build_func, ignored, unused_kwargs)
-    gs = _static_kwargs(path, "Gs", data[2])
+    gs = static_kwargs(path, "Gs", data[2])
     extras = {
-        "tf_static_kwargs": {label: _static_kwargs(path, label, n) for label, n in zip(("G", "D", "Gs"), data)},
+        "tf_static_kwargs": {label: static_kwargs(path, label, n) for label, n in zip(("G", "D", "Gs"), data)},
         # what the official Gs.run() applies when not told otherwise
         "truncation_psi": gs.get("truncation_psi", 0.7),
         "truncation_cutoff": gs.get("truncation_cutoff", 8),
@@ -51,10 +83,12 @@ def convert(path, data):
         extras["ignored_tf_variables"] = ignored
     if unused_kwargs:
         extras["ignored_kwargs"] = unused_kwargs
-    return RawCheckpoint(path=path, format=FORMAT_SG1, networks=records, extras=extras)
+    return RawCheckpoint(path=path, format=FORMAT_SG1_TF, networks=records, extras=extras)
 
 
-def convert_network(path, label, net, build_func, ignored, unused_kwargs):
+def convert_network(
+    path: str, label: str, net: TFNetwork, build_func: str, ignored: List[str], unused_kwargs: Dict[str, Any]
+) -> NetworkRecord:
     """One v1 Network state built by `build_func` ('G_style' or 'D_basic') -> NetworkRecord.
 
     Also used for single-network files (NVIDIA's CelebA-HQ attribute classifiers are
@@ -62,21 +96,23 @@ def convert_network(path, label, net, build_func, ignored, unused_kwargs):
     'label:name', swallowed kwargs go to `unused_kwargs[label]`.
     """
     if net.state.get("version") not in (2, 3):
-        raise _error(path, label, f"has pickle version {net.state.get('version')!r}; StyleGAN v1 pickles have 2 or 3")
+        raise tf_error(path, label, f"has pickle version {net.state.get('version')!r}; StyleGAN v1 pickles have 2 or 3")
     func = net.state.get("build_func_name")
     if func != build_func:
-        raise _error(path, label, f"was built by {func!r}; latentlab implements {build_func!r} for StyleGAN v1")
+        raise tf_error(path, label, f"was built by {func!r}; latentlab implements {build_func!r} for StyleGAN v1")
     is_d = build_func == "D_basic"
-    static = _static_kwargs(path, label, net)
-    defaults, required, cls = (D_DEFAULTS, D_REQUIRED, StyleGAN1Discriminator) if is_d else (G_DEFAULTS, G_REQUIRED, StyleGAN1Generator)
+    static = static_kwargs(path, label, net)
+    defaults, required, cls = (
+        (D_DEFAULTS, D_REQUIRED, StyleGAN1Discriminator) if is_d else (G_DEFAULTS, G_REQUIRED, StyleGAN1Generator)
+    )
     kwargs = _kwargs(path, label, static, defaults, required, unused_kwargs)
-    tf_vars = _collect(path, label, net)
-    _drop_lod(path, label, tf_vars)
+    tf_vars = collect_variables(path, label, net)
+    drop_lod(path, label, tf_vars)
     try:
         with torch.device("meta"):
             model = cls(**kwargs)
     except (ValueError, TypeError) as e:
-        raise _error(path, label, f"has kwargs latentlab cannot build ({e})") from None
+        raise tf_error(path, label, f"has kwargs latentlab cannot build ({e})") from None
     prefix = "" if is_d else "synthesis/"
     rgb = "FromRGB" if is_d else "ToRGB"
     for name in list(tf_vars):  # the lod > 0 RGB layers are dead weight in a fully grown network
@@ -84,15 +120,20 @@ def convert_network(path, label, net, build_func, ignored, unused_kwargs):
         if m and int(m.group(1)) > 0:
             tf_vars.pop(name)
             ignored.append(f"{label}:{name}")
-    expected = {k: (tf_name, how, tuple(v.shape)) for k, v in model.state_dict().items() for tf_name, how in [_tf_name(k, model)]}
-    state = _apply(path, label, "StyleGAN v1 " + ("discriminator" if is_d else "generator"), tf_vars, expected)
+    expected = {
+        k: (tf_name, how, tuple(v.shape))
+        for k, v in model.state_dict().items()
+        for tf_name, how in [_tf_name(k, model)]
+    }
+    kind = "StyleGAN v1 " + ("discriminator" if is_d else "generator")
+    state = convert_variables(path, label, kind, tf_vars, expected)
     return NetworkRecord(class_name=cls.__name__, init_kwargs=kwargs, state=state)
 
 
 def _kwargs(path, label, static, defaults, required, unused):
     for name, value in required.items():
         if name in static and static[name] != value:
-            raise _error(path, label, f"has {name}={static[name]!r}; only {value!r} is supported")
+            raise tf_error(path, label, f"has {name}={static[name]!r}; only {value!r} is supported")
     kwargs = {k: static.get(k, v) for k, v in defaults.items()}
     # The official build functions swallow unknown kwargs (**_kwargs); so do we, but we say which.
     extra = sorted(set(static) - set(defaults) - set(required))
@@ -140,13 +181,21 @@ def _tf_name(name, model):
             return f"synthesis/{_g_scope(res, conv)}{suffix}", how
         m = re.fullmatch(r"synthesis\.b\d+\.torgb(\.weight|_bias)", name)
         if m:
-            return ("synthesis/ToRGB_lod0/weight", "conv") if m.group(1) == ".weight" else ("synthesis/ToRGB_lod0/bias", "id")
+            return (
+                ("synthesis/ToRGB_lod0/weight", "conv")
+                if m.group(1) == ".weight"
+                else ("synthesis/ToRGB_lod0/bias", "id")
+            )
     else:
         fixed = {
-            "fromrgb.weight": ("FromRGB_lod0/weight", "conv"), "fromrgb_bias": ("FromRGB_lod0/bias", "id"),
-            "conv.weight": ("4x4/Conv/weight", "conv"), "conv_bias": ("4x4/Conv/bias", "id"),
-            "fc.weight": ("4x4/Dense0/weight", "T"), "fc.bias": ("4x4/Dense0/bias", "id"),
-            "out.weight": ("4x4/Dense1/weight", "T"), "out.bias": ("4x4/Dense1/bias", "id"),
+            "fromrgb.weight": ("FromRGB_lod0/weight", "conv"),
+            "fromrgb_bias": ("FromRGB_lod0/bias", "id"),
+            "conv.weight": ("4x4/Conv/weight", "conv"),
+            "conv_bias": ("4x4/Conv/bias", "id"),
+            "fc.weight": ("4x4/Dense0/weight", "T"),
+            "fc.bias": ("4x4/Dense0/bias", "id"),
+            "out.weight": ("4x4/Dense1/weight", "T"),
+            "out.bias": ("4x4/Dense1/bias", "id"),
         }
         if name in fixed:
             return fixed[name]

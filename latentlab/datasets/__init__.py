@@ -1,8 +1,37 @@
-"""Procedural datasets with known ground-truth attributes (see `latentlab.datasets.toyfaces`)."""
-from .toyfaces import (ATTRIBUTES, COLUMNS, DESCRIPTIONS, NUISANCE, POSITIVE, binarize, load_labels, neutral_attributes,
-                       reference_correlation, render_batch, render_face, sample_attributes, write_dataset)
+"""Datasets: image folders/zips as the official dataset tool writes them (`images`), and procedural faces with
+known ground-truth attributes (`toyfaces`)."""
+
+from .images import IMAGE_EXTENSIONS, ImageDataset
+from .toyfaces import (
+    ATTRIBUTES,
+    COLUMNS,
+    DESCRIPTIONS,
+    NUISANCE,
+    POSITIVE,
+    binarize,
+    load_labels,
+    neutral_attributes,
+    reference_correlation,
+    render_batch,
+    render_face,
+    sample_attributes,
+    write_dataset,
+)
 
 __all__ = [
-    "ATTRIBUTES", "COLUMNS", "DESCRIPTIONS", "NUISANCE", "POSITIVE", "binarize", "load_labels", "neutral_attributes",
-    "reference_correlation", "render_batch", "render_face", "sample_attributes", "write_dataset",
+    "IMAGE_EXTENSIONS",
+    "ImageDataset",
+    "ATTRIBUTES",
+    "COLUMNS",
+    "DESCRIPTIONS",
+    "NUISANCE",
+    "POSITIVE",
+    "binarize",
+    "load_labels",
+    "neutral_attributes",
+    "reference_correlation",
+    "render_batch",
+    "render_face",
+    "sample_attributes",
+    "write_dataset",
 ]

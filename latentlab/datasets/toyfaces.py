@@ -50,6 +50,7 @@ values in `NEUTRAL`.
 are row order), `labels.csv` (file, attributes, nuisance) and `dataset.json` (n, seed, resolution,
 version); it resumes an interrupted run and refuses a folder written with other settings.
 """
+
 import colorsys
 import json
 import math
@@ -59,19 +60,43 @@ import time
 import numpy as np
 from PIL import Image, ImageDraw
 
+from ..errors import ConfigError
 from ..utils.atomic import atomic_path, write_text
 
 __all__ = [
-    "ATTRIBUTES", "NUISANCE", "COLUMNS", "DESCRIPTIONS", "POSITIVE", "NEUTRAL", "HAIR_COLOURS", "VERSION",
-    "sample_attributes", "binarize", "reference_correlation", "neutral_attributes",
-    "render_face", "render_batch", "write_dataset", "load_labels", "image_name", "check_resolution",
+    "ATTRIBUTES",
+    "NUISANCE",
+    "COLUMNS",
+    "DESCRIPTIONS",
+    "POSITIVE",
+    "NEUTRAL",
+    "HAIR_COLOURS",
+    "VERSION",
+    "sample_attributes",
+    "binarize",
+    "reference_correlation",
+    "neutral_attributes",
+    "render_face",
+    "render_batch",
+    "write_dataset",
+    "load_labels",
+    "image_name",
+    "check_resolution",
 ]
 
 VERSION = 1  # bump whenever sampling or drawing changes (existing folders then refuse to resume)
 
 ATTRIBUTES = ("smile", "age", "eyeglasses", "male", "beard", "yaw", "bangs", "skin", "background")
-NUISANCE = ("nuisance_face_scale", "nuisance_face_dx", "nuisance_face_dy", "nuisance_eye_size",
-            "nuisance_hair_colour", "nuisance_hair_shade", "nuisance_brightness", "nuisance_shirt_hue")
+NUISANCE = (
+    "nuisance_face_scale",
+    "nuisance_face_dx",
+    "nuisance_face_dy",
+    "nuisance_eye_size",
+    "nuisance_hair_colour",
+    "nuisance_hair_shade",
+    "nuisance_brightness",
+    "nuisance_shirt_hue",
+)
 COLUMNS = ATTRIBUTES + NUISANCE
 
 DESCRIPTIONS = {
@@ -107,20 +132,35 @@ POSITIVE = {
 }
 
 NEUTRAL = {
-    "smile": 0.0, "age": 0.25, "eyeglasses": 0.0, "male": 0.0, "beard": 0.0, "yaw": 0.0, "bangs": 0.0,
-    "skin": 0.3, "background": 0.55,
-    "nuisance_face_scale": 1.0, "nuisance_face_dx": 0.0, "nuisance_face_dy": 0.0, "nuisance_eye_size": 1.0,
-    "nuisance_hair_colour": 0.0, "nuisance_hair_shade": 0.5, "nuisance_brightness": 1.0, "nuisance_shirt_hue": 0.6,
+    "smile": 0.0,
+    "age": 0.25,
+    "eyeglasses": 0.0,
+    "male": 0.0,
+    "beard": 0.0,
+    "yaw": 0.0,
+    "bangs": 0.0,
+    "skin": 0.3,
+    "background": 0.55,
+    "nuisance_face_scale": 1.0,
+    "nuisance_face_dx": 0.0,
+    "nuisance_face_dy": 0.0,
+    "nuisance_eye_size": 1.0,
+    "nuisance_hair_colour": 0.0,
+    "nuisance_hair_shade": 0.5,
+    "nuisance_brightness": 1.0,
+    "nuisance_shirt_hue": 0.6,
 }
 
 HAIR_COLOURS = ("brown", "black", "blond", "red")
 _HAIR_P = np.cumsum([0.4, 0.25, 0.2, 0.15])
-_HAIR_RGB = np.array([  # family: (dark shade, light shade), RGB in [0, 1]
-    [[0.28, 0.17, 0.09], [0.55, 0.36, 0.20]],
-    [[0.07, 0.06, 0.06], [0.22, 0.18, 0.16]],
-    [[0.70, 0.55, 0.28], [0.94, 0.83, 0.52]],
-    [[0.52, 0.18, 0.07], [0.82, 0.40, 0.16]],
-])
+_HAIR_RGB = np.array(
+    [  # family: (dark shade, light shade), RGB in [0, 1]
+        [[0.28, 0.17, 0.09], [0.55, 0.36, 0.20]],
+        [[0.07, 0.06, 0.06], [0.22, 0.18, 0.16]],
+        [[0.70, 0.55, 0.28], [0.94, 0.83, 0.52]],
+        [[0.52, 0.18, 0.07], [0.82, 0.40, 0.16]],
+    ]
+)
 _GREY_HAIR = np.array([0.82, 0.82, 0.84])
 _SKIN_STOPS = np.array([[1.00, 0.87, 0.76], [0.86, 0.64, 0.47], [0.42, 0.27, 0.17]])
 _N_UNIFORMS = 18
@@ -142,7 +182,7 @@ def sample_attributes(n, seed=0):
 
     n = int(n)
     if n < 0:
-        raise ValueError(f"n must be >= 0, got {n}")
+        raise ConfigError(f"n must be >= 0, got {n}")
     u = np.random.default_rng(seed).random((n, _N_UNIFORMS))  # filled row by row
     age = u[:, 0]
     male = (u[:, 1] < 0.5).astype(float)
@@ -152,8 +192,15 @@ def sample_attributes(n, seed=0):
     normal = np.sqrt(-2.0 * np.log1p(-u[:, 5])) * np.cos(2.0 * np.pi * u[:, 6])  # Box-Muller
     smile = np.tanh(0.8 * normal + 0.3 + 0.6 * (0.5 - age))
     cols = {
-        "smile": smile, "age": age, "eyeglasses": eyeglasses, "male": male, "beard": beard,
-        "yaw": 2.0 * u[:, 7] - 1.0, "bangs": bangs, "skin": u[:, 8], "background": u[:, 9],
+        "smile": smile,
+        "age": age,
+        "eyeglasses": eyeglasses,
+        "male": male,
+        "beard": beard,
+        "yaw": 2.0 * u[:, 7] - 1.0,
+        "bangs": bangs,
+        "skin": u[:, 8],
+        "background": u[:, 9],
         "nuisance_face_scale": 0.9 + 0.2 * u[:, 10],
         "nuisance_face_dx": 0.08 * (u[:, 11] - 0.5),
         "nuisance_face_dy": 0.06 * (u[:, 12] - 0.5),
@@ -200,7 +247,7 @@ def neutral_attributes(**overrides):
     """A full row (dict) of neutral values (`NEUTRAL`) with some columns overridden."""
     unknown = set(overrides) - set(COLUMNS)
     if unknown:
-        raise ValueError(f"unknown toyfaces column(s): {', '.join(sorted(unknown))}")
+        raise ConfigError(f"unknown toyfaces column(s): {', '.join(sorted(unknown))}")
     row = dict(NEUTRAL)
     row.update({k: float(v) for k, v in overrides.items()})
     return row
@@ -213,7 +260,7 @@ def check_resolution(resolution):
     """The resolution as an int; ValueError unless it is a power of two >= 8."""
     r = int(resolution)
     if r != resolution or r < 8 or r & (r - 1):
-        raise ValueError(f"resolution must be a power of two >= 8, got {resolution}")
+        raise ConfigError(f"resolution must be a power of two >= 8, got {resolution}")
     return r
 
 
@@ -265,142 +312,230 @@ def _thick_curve(draw, pts, fill, width):
         draw.ellipse([x - r, y - r, x + r, y + r], fill=fill)
 
 
-def render_face(attrs, resolution=64):
-    """Draw one face: uint8 array [resolution, resolution, 3].
+class _Face:
+    """Everything the drawing steps share, in canvas pixels (S x S): the row's values, colours and geometry."""
 
-    attrs: a mapping (dict, pandas Series, DataFrame row) with some or all of `COLUMNS`;
-    missing columns take their `NEUTRAL` value. A pure function of those values.
-    """
-    res = check_resolution(resolution)
-    ss = 4 if res <= 256 else 2
-    S = res * ss
-    g = {name: _get(attrs, name) for name in COLUMNS}
-    smile = min(max(g["smile"], -1.0), 1.0)
-    age = min(max(g["age"], 0.0), 1.0)
-    yaw = min(max(g["yaw"], -1.0), 1.0)
-    male, beard = g["male"] >= 0.5, g["beard"] >= 0.5
-    glasses, bangs = g["eyeglasses"] >= 0.5, g["bangs"] >= 0.5
-    light = g["nuisance_brightness"]
-    sc = g["nuisance_face_scale"]
+    def __init__(self, attrs, S):
+        self.S = S
+        g = self.g = {name: _get(attrs, name) for name in COLUMNS}
+        self.smile = min(max(g["smile"], -1.0), 1.0)
+        self.age = min(max(g["age"], 0.0), 1.0)
+        self.yaw = min(max(g["yaw"], -1.0), 1.0)
+        self.male, self.beard = g["male"] >= 0.5, g["beard"] >= 0.5
+        self.glasses, self.bangs = g["eyeglasses"] >= 0.5, g["bangs"] >= 0.5
+        self.light = light = g["nuisance_brightness"]
+        self.sc = sc = g["nuisance_face_scale"]
 
-    # background: hue wheel, vertical value gradient (top lighter)
-    v = np.linspace(0.95, 0.75, S)
-    r, gg, b = colorsys.hsv_to_rgb(g["background"] % 1.0, 0.45, 1.0)
-    col = (np.outer(v, [r, gg, b]) * 255.0 + 0.5).astype(np.uint8)  # [S, 3]
-    img = Image.fromarray(np.ascontiguousarray(np.broadcast_to(col[:, None, :], (S, S, 3))), "RGB")
-    d = ImageDraw.Draw(img)
+        # colours
+        self.skin = skin = _skin_colour(g["skin"])
+        self.skin_c = _rgb(skin, light)
+        self.shadow_c = _rgb(skin, 0.8 * light)
+        hair = _hair_colour(g["nuisance_hair_colour"], g["nuisance_hair_shade"], self.age)
+        self.hair_c = _rgb(hair, light)
+        self.brow_c = _rgb(hair, 0.7 * light)
+        self.shirt_c = _rgb(colorsys.hsv_to_rgb(g["nuisance_shirt_hue"] % 1.0, 0.55, 0.62), light)
+        self.dark_c = _rgb([0.08, 0.07, 0.08])
 
-    skin = _skin_colour(g["skin"])
-    skin_c = _rgb(skin, light)
-    shadow_c = _rgb(skin, 0.8 * light)
-    hair = _hair_colour(g["nuisance_hair_colour"], g["nuisance_hair_shade"], age)
-    hair_c = _rgb(hair, light)
-    brow_c = _rgb(hair, 0.7 * light)
-    shirt_c = _rgb(colorsys.hsv_to_rgb(g["nuisance_shirt_hue"] % 1.0, 0.55, 0.62), light)
-    dark_c = _rgb([0.08, 0.07, 0.08])
+        # geometry
+        self.a0 = a0 = 0.205 * sc * S * (1.03 if self.male else 0.97)  # face half-width (unturned)
+        self.b0 = b0 = 0.265 * sc * S  # face half-height
+        self.cx = cx = (0.5 + g["nuisance_face_dx"]) * S
+        self.cy = cy = (0.45 + g["nuisance_face_dy"]) * S
+        self.a = a = a0 * (1.0 - 0.12 * abs(self.yaw))
+        self.shoulder_y = cy + b0 + 0.07 * sc * S
+        self.hair_cx, self.hair_cy = cx - 0.06 * a0 * self.yaw, cy - 0.04 * b0
+        self.hair_ax, self.hair_by = a * 1.12, b0 * 1.12
 
-    # geometry in canvas pixels
-    a0 = 0.205 * sc * S * (1.03 if male else 0.97)  # face half-width (unturned)
-    b0 = 0.265 * sc * S  # face half-height
-    cx = (0.5 + g["nuisance_face_dx"]) * S
-    cy = (0.45 + g["nuisance_face_dy"]) * S
-    a = a0 * (1.0 - 0.12 * abs(yaw))
-    shoulder_y = cy + b0 + 0.07 * sc * S
-    hair_cx, hair_cy, hair_ax, hair_by = cx - 0.06 * a0 * yaw, cy - 0.04 * b0, a * 1.12, b0 * 1.12
+        # feature positions: the nose shifts most with yaw, then mouth and eyes
+        self.ex0 = cx + 0.34 * a0 * self.yaw
+        self.nx = cx + 0.48 * a0 * self.yaw
+        self.mx = cx + 0.36 * a0 * self.yaw
+        self.ey = cy - 0.04 * b0
+        self.my = cy + 0.5 * b0
+        self.es = g["nuisance_eye_size"]
 
-    # long hair behind the head, down to the shoulders
-    if not male:
-        d.ellipse([hair_cx - 1.3 * a, cy - 1.16 * b0, hair_cx + 1.3 * a, cy + 0.6 * b0], fill=hair_c)
-        yb = shoulder_y + 0.12 * sc * S
-        d.polygon([(hair_cx - 1.3 * a, cy), (hair_cx + 1.3 * a, cy), (hair_cx + 1.4 * a, yb), (hair_cx - 1.4 * a, yb)],
-                  fill=hair_c)
-    else:
-        d.ellipse([hair_cx - 1.1 * a, cy - 1.14 * b0, hair_cx + 1.1 * a, cy + 0.15 * b0], fill=hair_c)
-
-    # neck and shirt
-    d.rectangle([cx - 0.42 * a0, cy + 0.5 * b0, cx + 0.42 * a0, shoulder_y + 0.1 * S], fill=shadow_c)
-    bw = (0.42 if male else 0.38) * sc * S
-    d.ellipse([0.5 * S + g["nuisance_face_dx"] * S - bw, shoulder_y, 0.5 * S + g["nuisance_face_dx"] * S + bw,
-               shoulder_y + 0.7 * S], fill=shirt_c)
-    d.polygon([(cx - 0.42 * a0, shoulder_y - 0.01 * S), (cx + 0.42 * a0, shoulder_y - 0.01 * S),
-               (cx, shoulder_y + 0.09 * sc * S)], fill=shadow_c)  # V neckline
-    if not male:  # strands falling in front of the shoulders
-        yb = shoulder_y + 0.12 * sc * S
-        for s in (-1.0, 1.0):
-            d.polygon([(cx + s * 0.8 * a, cy + 0.2 * b0), (cx + s * 1.3 * a, cy + 0.2 * b0),
-                       (cx + s * 1.42 * a, yb), (cx + s * 0.95 * a, yb)], fill=hair_c)
-    else:  # ears; the far one hides as the head turns
-        for s in (-1.0, 1.0):
-            vis = 1.0 - 0.7 * max(0.0, s * yaw)
-            ex = cx + s * (a * 0.97 - 0.05 * a0 * (1 - vis))
-            d.ellipse([ex - 0.15 * a0 * vis, cy - 0.12 * b0, ex + 0.15 * a0 * vis, cy + 0.16 * b0], fill=skin_c)
-
-    # face
-    d.ellipse([cx - a, cy - b0, cx + a, cy + b0], fill=skin_c)
-
-    # feature positions: the nose shifts most with yaw, then mouth and eyes
-    ex0 = cx + 0.34 * a0 * yaw
-    nx = cx + 0.48 * a0 * yaw
-    mx = cx + 0.36 * a0 * yaw
-    ey = cy - 0.04 * b0
-    my = cy + 0.5 * b0
-    es = g["nuisance_eye_size"]
-
-    # wrinkles above age 0.5
-    w = min(max((age - 0.5) / 0.5, 0.0), 1.0)
-    if w > 0:
-        wc = _rgb(_mix(skin, skin * 0.55, w), light)
-        lw = 0.022 * S * (0.6 + 0.4 * w)
-        for k, yy in enumerate((cy - 0.52 * b0, cy - 0.42 * b0)):
-            hw = (0.42 - 0.06 * k) * a0
-            pts = [(ex0 + t * hw, yy + 0.04 * b0 * t * t) for t in np.linspace(-1, 1, 7)]
-            _thick_curve(d, pts, wc, lw)
-        for s in (-1.0, 1.0):
-            ox = ex0 + s * 0.62 * a0 * (1 - 0.2 * abs(yaw))
-            for dy in (-0.06, 0.06):
-                d.line([(ox, ey), (ox + s * 0.12 * a0, ey + dy * b0)], fill=wc, width=max(1, int(lw * 0.8)))
-            d.line([(nx + s * 0.2 * a0, cy + 0.28 * b0), (mx + s * 0.42 * a0, cy + 0.52 * b0)], fill=wc,
-                   width=max(1, int(lw)))
-
-    # beard and moustache (drawn before the mouth), with a clear patch for the lips
-    if beard:
-        _ellipse_cap(d, cx, cy, a * 1.04, b0 * 1.05, cy + 0.12 * b0, hair_c, above=False)
-        for s in (-1.0, 1.0):  # sideburns
-            d.polygon([(cx + s * a * 1.0, cy - 0.2 * b0), (cx + s * a * 0.86, cy - 0.2 * b0),
-                       (cx + s * a * 0.8, cy + 0.2 * b0), (cx + s * a * 1.03, cy + 0.2 * b0)], fill=hair_c)
-        d.ellipse([mx - 0.42 * a0, my - 0.2 * b0, mx + 0.42 * a0, my + 0.2 * b0], fill=skin_c)
-        d.polygon([(mx - 0.46 * a0, my - 0.06 * b0), (nx - 0.2 * a0, cy + 0.3 * b0), (nx + 0.2 * a0, cy + 0.3 * b0),
-                   (mx + 0.46 * a0, my - 0.06 * b0), (mx, my - 0.15 * b0)], fill=hair_c)
-
-    # eyes and brows
-    for s in (-1.0, 1.0):
-        far = max(0.0, s * yaw)
+    def eye(self, s):
+        """(x centre, foreshortening factor) of the eye on side s (-1 left, 1 right); the far eye narrows."""
+        far = max(0.0, s * self.yaw)
         wf = 1.0 - 0.35 * far
-        ex = ex0 + s * 0.4 * a0 * (1.0 - 0.18 * abs(yaw))
+        ex = self.ex0 + s * 0.4 * self.a0 * (1.0 - 0.18 * abs(self.yaw))
+        return ex, wf
+
+
+def _draw_background(f):
+    """The canvas: the background hue with a vertical value gradient (top lighter)."""
+    S = f.S
+    v = np.linspace(0.95, 0.75, S)
+    r, gg, b = colorsys.hsv_to_rgb(f.g["background"] % 1.0, 0.45, 1.0)
+    col = (np.outer(v, [r, gg, b]) * 255.0 + 0.5).astype(np.uint8)  # [S, 3]
+    return Image.fromarray(np.ascontiguousarray(np.broadcast_to(col[:, None, :], (S, S, 3))), "RGB")
+
+
+def _draw_hair_behind(d, f):
+    """Hair behind the head: long hair down to the shoulders (male = 0), or a short cap (male = 1)."""
+    a, b0, cy, hair_cx = f.a, f.b0, f.cy, f.hair_cx
+    if not f.male:
+        d.ellipse([hair_cx - 1.3 * a, cy - 1.16 * b0, hair_cx + 1.3 * a, cy + 0.6 * b0], fill=f.hair_c)
+        yb = f.shoulder_y + 0.12 * f.sc * f.S
+        d.polygon(
+            [(hair_cx - 1.3 * a, cy), (hair_cx + 1.3 * a, cy), (hair_cx + 1.4 * a, yb), (hair_cx - 1.4 * a, yb)],
+            fill=f.hair_c,
+        )
+    else:
+        d.ellipse([hair_cx - 1.1 * a, cy - 1.14 * b0, hair_cx + 1.1 * a, cy + 0.15 * b0], fill=f.hair_c)
+
+
+def _draw_neck_and_shirt(d, f):
+    """Neck, shirt (narrower for male = 0) and a V neckline."""
+    S, a0, cx, shoulder_y = f.S, f.a0, f.cx, f.shoulder_y
+    d.rectangle([cx - 0.42 * a0, f.cy + 0.5 * f.b0, cx + 0.42 * a0, shoulder_y + 0.1 * S], fill=f.shadow_c)
+    bw = (0.42 if f.male else 0.38) * f.sc * S
+    d.ellipse(
+        [
+            0.5 * S + f.g["nuisance_face_dx"] * S - bw,
+            shoulder_y,
+            0.5 * S + f.g["nuisance_face_dx"] * S + bw,
+            shoulder_y + 0.7 * S,
+        ],
+        fill=f.shirt_c,
+    )
+    d.polygon(
+        [
+            (cx - 0.42 * a0, shoulder_y - 0.01 * S),
+            (cx + 0.42 * a0, shoulder_y - 0.01 * S),
+            (cx, shoulder_y + 0.09 * f.sc * S),
+        ],
+        fill=f.shadow_c,
+    )  # V neckline
+
+
+def _draw_hair_strands(d, f):
+    """Long hair (male = 0): strands falling in front of the shoulders."""
+    if f.male:
+        return
+    yb = f.shoulder_y + 0.12 * f.sc * f.S
+    cx, a, b0, cy = f.cx, f.a, f.b0, f.cy
+    for s in (-1.0, 1.0):
+        d.polygon(
+            [
+                (cx + s * 0.8 * a, cy + 0.2 * b0),
+                (cx + s * 1.3 * a, cy + 0.2 * b0),
+                (cx + s * 1.42 * a, yb),
+                (cx + s * 0.95 * a, yb),
+            ],
+            fill=f.hair_c,
+        )
+
+
+def _draw_ears(d, f):
+    """Visible ears (male = 1); the far one hides as the head turns."""
+    if not f.male:
+        return
+    a, a0, b0, cy = f.a, f.a0, f.b0, f.cy
+    for s in (-1.0, 1.0):
+        vis = 1.0 - 0.7 * max(0.0, s * f.yaw)
+        ex = f.cx + s * (a * 0.97 - 0.05 * a0 * (1 - vis))
+        d.ellipse([ex - 0.15 * a0 * vis, cy - 0.12 * b0, ex + 0.15 * a0 * vis, cy + 0.16 * b0], fill=f.skin_c)
+
+
+def _draw_face(d, f):
+    """The face ellipse in the skin colour (narrower as the head turns)."""
+    d.ellipse([f.cx - f.a, f.cy - f.b0, f.cx + f.a, f.cy + f.b0], fill=f.skin_c)
+
+
+def _draw_wrinkles(d, f):
+    """Age above 0.5: forehead lines, crow's feet and smile lines, darker and thicker with age."""
+    w = min(max((f.age - 0.5) / 0.5, 0.0), 1.0)
+    if w <= 0:
+        return
+    a0, b0, cy, ex0, ey, nx, mx = f.a0, f.b0, f.cy, f.ex0, f.ey, f.nx, f.mx
+    wc = _rgb(_mix(f.skin, f.skin * 0.55, w), f.light)
+    lw = 0.022 * f.S * (0.6 + 0.4 * w)
+    for k, yy in enumerate((cy - 0.52 * b0, cy - 0.42 * b0)):
+        hw = (0.42 - 0.06 * k) * a0
+        pts = [(ex0 + t * hw, yy + 0.04 * b0 * t * t) for t in np.linspace(-1, 1, 7)]
+        _thick_curve(d, pts, wc, lw)
+    for s in (-1.0, 1.0):
+        ox = ex0 + s * 0.62 * a0 * (1 - 0.2 * abs(f.yaw))
+        for dy in (-0.06, 0.06):
+            d.line([(ox, ey), (ox + s * 0.12 * a0, ey + dy * b0)], fill=wc, width=max(1, int(lw * 0.8)))
+        d.line(
+            [(nx + s * 0.2 * a0, cy + 0.28 * b0), (mx + s * 0.42 * a0, cy + 0.52 * b0)], fill=wc, width=max(1, int(lw))
+        )
+
+
+def _draw_beard(d, f):
+    """Beard = 1: full beard, sideburns and moustache in the hair colour, with a clear patch for the lips."""
+    if not f.beard:
+        return
+    a, a0, b0, cx, cy, mx, my, nx = f.a, f.a0, f.b0, f.cx, f.cy, f.mx, f.my, f.nx
+    _ellipse_cap(d, cx, cy, a * 1.04, b0 * 1.05, cy + 0.12 * b0, f.hair_c, above=False)
+    for s in (-1.0, 1.0):  # sideburns
+        d.polygon(
+            [
+                (cx + s * a * 1.0, cy - 0.2 * b0),
+                (cx + s * a * 0.86, cy - 0.2 * b0),
+                (cx + s * a * 0.8, cy + 0.2 * b0),
+                (cx + s * a * 1.03, cy + 0.2 * b0),
+            ],
+            fill=f.hair_c,
+        )
+    d.ellipse([mx - 0.42 * a0, my - 0.2 * b0, mx + 0.42 * a0, my + 0.2 * b0], fill=f.skin_c)
+    d.polygon(
+        [
+            (mx - 0.46 * a0, my - 0.06 * b0),
+            (nx - 0.2 * a0, cy + 0.3 * b0),
+            (nx + 0.2 * a0, cy + 0.3 * b0),
+            (mx + 0.46 * a0, my - 0.06 * b0),
+            (mx, my - 0.15 * b0),
+        ],
+        fill=f.hair_c,
+    )
+
+
+def _draw_eyes(d, f):
+    """Eyes (size nuisance_eye_size; iris shifted by yaw) and brows (thicker for male = 1)."""
+    a0, b0, ey, es = f.a0, f.b0, f.ey, f.es
+    for s in (-1.0, 1.0):
+        ex, wf = f.eye(s)
         rx, ry = 0.17 * a0 * es * wf, 0.12 * a0 * es
         d.ellipse([ex - rx, ey - ry, ex + rx, ey + ry], fill=(250, 250, 248))
-        ix = ex + 0.05 * a0 * yaw
+        ix = ex + 0.05 * a0 * f.yaw
         ir = 0.095 * a0 * es
         d.ellipse([ix - ir * wf, ey - ir, ix + ir * wf, ey + ir], fill=(70, 45, 30))
-        d.ellipse([ix - 0.5 * ir * wf, ey - 0.5 * ir, ix + 0.5 * ir * wf, ey + 0.5 * ir], fill=dark_c)
+        d.ellipse([ix - 0.5 * ir * wf, ey - 0.5 * ir, ix + 0.5 * ir * wf, ey + 0.5 * ir], fill=f.dark_c)
         by = ey - 0.19 * b0
         bw2 = 0.2 * a0 * wf
-        d.line([(ex - bw2, by + 0.02 * b0), (ex, by - 0.015 * b0), (ex + bw2, by + 0.02 * b0)], fill=brow_c,
-               width=max(1, int(round((0.075 if male else 0.05) * a0))), joint="curve")
+        d.line(
+            [(ex - bw2, by + 0.02 * b0), (ex, by - 0.015 * b0), (ex + bw2, by + 0.02 * b0)],
+            fill=f.brow_c,
+            width=max(1, int(round((0.075 if f.male else 0.05) * a0))),
+            joint="curve",
+        )
 
-    # nose: a shaded wedge and nostrils
-    tip = cy + 0.27 * b0
-    d.polygon([(nx - 0.03 * a0 * yaw, ey + 0.1 * b0), (nx + 0.11 * a0, tip), (nx - 0.11 * a0, tip)], fill=shadow_c)
+
+def _draw_nose(d, f):
+    """The nose: a shaded wedge and nostrils (shifted most by yaw)."""
+    a0, nx = f.a0, f.nx
+    tip = f.cy + 0.27 * f.b0
+    d.polygon(
+        [(nx - 0.03 * a0 * f.yaw, f.ey + 0.1 * f.b0), (nx + 0.11 * a0, tip), (nx - 0.11 * a0, tip)], fill=f.shadow_c
+    )
     nr = 0.035 * a0
     for s in (-1.0, 1.0):
-        d.ellipse([nx + s * 0.06 * a0 - nr, tip - nr, nx + s * 0.06 * a0 + nr, tip + nr], fill=_rgb(skin, 0.5 * light))
+        d.ellipse(
+            [nx + s * 0.06 * a0 - nr, tip - nr, nx + s * 0.06 * a0 + nr, tip + nr], fill=_rgb(f.skin, 0.5 * f.light)
+        )
 
-    # mouth
-    lips = _rgb(_mix(skin * 0.55, [0.62, 0.1, 0.14], 0.7 if not male else 0.5), light)
-    hw = 0.4 * a0 * (1.0 - 0.15 * abs(yaw)) * (1.0 + 0.18 * max(smile, 0.0))
+
+def _draw_mouth(d, f):
+    """Smile: the mouth curves with the smile value; above 0.3 it opens and shows teeth."""
+    a0, b0, mx, smile = f.a0, f.b0, f.mx, f.smile
+    lips = _rgb(_mix(f.skin * 0.55, [0.62, 0.1, 0.14], 0.7 if not f.male else 0.5), f.light)
+    hw = 0.4 * a0 * (1.0 - 0.15 * abs(f.yaw)) * (1.0 + 0.18 * max(smile, 0.0))
     dcurve = smile * 0.16 * b0
     ts = np.linspace(-1.0, 1.0, 15)
-    base = my - 0.5 * dcurve
+    base = f.my - 0.5 * dcurve
     if smile > 0.3:
         opening = (smile - 0.3) / 0.7 * 0.15 * b0
         upper = [(mx + t * hw, base + 0.3 * dcurve * (1 - t * t)) for t in ts]
@@ -414,38 +549,89 @@ def render_face(attrs, resolution=64):
         pts = [(mx + t * hw, base + dcurve * (1 - t * t)) for t in ts]
         _thick_curve(d, pts, lips, 0.12 * a0)
 
-    # hair over the scalp, then bangs
-    hairline = cy - 0.6 * b0
-    _ellipse_cap(d, hair_cx, hair_cy, hair_ax, hair_by, hairline, hair_c)
-    if male:  # short sides down to the ears
-        for s in (-1.0, 1.0):
-            d.polygon([(cx + s * a * 1.06, hairline), (cx + s * a * 0.78, hairline),
-                       (cx + s * a * 0.93, cy - 0.12 * b0), (cx + s * a * 1.02, cy - 0.12 * b0)], fill=hair_c)
-    if bangs:
-        fringe = cy - 0.33 * b0
-        _ellipse_cap(d, hair_cx, hair_cy, hair_ax, hair_by, fringe, hair_c)
-        half = math.sqrt(max(0.0, 1 - ((fringe - hair_cy) / hair_by) ** 2)) * hair_ax
-        k = 7
-        edges = np.linspace(hair_cx - half, hair_cx + half, k + 1)
-        for i in range(k):
-            x0, x1 = edges[i], edges[i + 1]
-            d.polygon([(x0, fringe - 1), (x1, fringe - 1), ((x0 + x1) / 2 + 0.1 * (x1 - x0), fringe + 0.08 * b0)],
-                      fill=hair_c)
 
-    # eyeglasses: rims, bridge, arms
-    if glasses:
-        lw = max(1, int(round(0.085 * a0)))
-        inner = []
+def _draw_hair_top(d, f):
+    """Hair over the scalp down to the hairline; for male = 1 also the short sides down to the ears."""
+    a, cx, hairline = f.a, f.cx, f.cy - 0.6 * f.b0
+    _ellipse_cap(d, f.hair_cx, f.hair_cy, f.hair_ax, f.hair_by, hairline, f.hair_c)
+    if f.male:
         for s in (-1.0, 1.0):
-            far = max(0.0, s * yaw)
-            wf = 1.0 - 0.35 * far
-            ex = ex0 + s * 0.4 * a0 * (1.0 - 0.18 * abs(yaw))
-            rx, ry = 0.3 * a0 * wf, 0.22 * a0
-            d.ellipse([ex - rx, ey - ry, ex + rx, ey + ry], outline=dark_c, width=lw)
-            inner.append((ex - s * rx, ey - 0.2 * ry))
-            d.line([(ex + s * rx, ey - 0.2 * ry), (cx + s * a * 0.99, ey - 0.1 * ry)], fill=dark_c, width=lw)
-        d.line(inner, fill=dark_c, width=lw)
+            d.polygon(
+                [
+                    (cx + s * a * 1.06, hairline),
+                    (cx + s * a * 0.78, hairline),
+                    (cx + s * a * 0.93, f.cy - 0.12 * f.b0),
+                    (cx + s * a * 1.02, f.cy - 0.12 * f.b0),
+                ],
+                fill=f.hair_c,
+            )
 
+
+def _draw_bangs(d, f):
+    """Bangs = 1: the hair comes down to a fringe over the upper forehead, cut in points."""
+    if not f.bangs:
+        return
+    hair_cx, hair_cy, hair_ax, hair_by = f.hair_cx, f.hair_cy, f.hair_ax, f.hair_by
+    fringe = f.cy - 0.33 * f.b0
+    _ellipse_cap(d, hair_cx, hair_cy, hair_ax, hair_by, fringe, f.hair_c)
+    half = math.sqrt(max(0.0, 1 - ((fringe - hair_cy) / hair_by) ** 2)) * hair_ax
+    k = 7
+    edges = np.linspace(hair_cx - half, hair_cx + half, k + 1)
+    for i in range(k):
+        x0, x1 = edges[i], edges[i + 1]
+        d.polygon(
+            [(x0, fringe - 1), (x1, fringe - 1), ((x0 + x1) / 2 + 0.1 * (x1 - x0), fringe + 0.08 * f.b0)], fill=f.hair_c
+        )
+
+
+def _draw_eyeglasses(d, f):
+    """Eyeglasses = 1: dark rims around both eyes, a bridge and arms to the ears."""
+    if not f.glasses:
+        return
+    a0, ey = f.a0, f.ey
+    lw = max(1, int(round(0.085 * a0)))
+    inner = []
+    for s in (-1.0, 1.0):
+        ex, wf = f.eye(s)
+        rx, ry = 0.3 * a0 * wf, 0.22 * a0
+        d.ellipse([ex - rx, ey - ry, ex + rx, ey + ry], outline=f.dark_c, width=lw)
+        inner.append((ex - s * rx, ey - 0.2 * ry))
+        d.line([(ex + s * rx, ey - 0.2 * ry), (f.cx + s * f.a * 0.99, ey - 0.1 * ry)], fill=f.dark_c, width=lw)
+    d.line(inner, fill=f.dark_c, width=lw)
+
+
+# The drawing steps of `render_face`, back to front (each draws over the ones before it).
+_DRAW_STEPS = (
+    _draw_hair_behind,
+    _draw_neck_and_shirt,
+    _draw_hair_strands,
+    _draw_ears,
+    _draw_face,
+    _draw_wrinkles,
+    _draw_beard,
+    _draw_eyes,
+    _draw_nose,
+    _draw_mouth,
+    _draw_hair_top,
+    _draw_bangs,
+    _draw_eyeglasses,
+)
+
+
+def render_face(attrs, resolution=64):
+    """Draw one face: uint8 array [resolution, resolution, 3].
+
+    attrs: a mapping (dict, pandas Series, DataFrame row) with some or all of `COLUMNS`;
+    missing columns take their `NEUTRAL` value. A pure function of those values. Drawn at
+    4x (2x above 256 px) on the background by the steps in `_DRAW_STEPS`, then box-downsampled.
+    """
+    res = check_resolution(resolution)
+    ss = 4 if res <= 256 else 2
+    face = _Face(attrs, res * ss)
+    img = _draw_background(face)
+    d = ImageDraw.Draw(img)
+    for step in _DRAW_STEPS:
+        step(d, face)
     if ss > 1:
         img = img.reduce(ss)
     return np.asarray(img, dtype=np.uint8)
@@ -516,21 +702,28 @@ def _check_existing(out_dir, meta):
     if not os.path.exists(info_path):
         for name in ("images", "labels.csv"):
             if os.path.exists(os.path.join(out_dir, name)):
-                raise ValueError(f"{out_dir} already holds {name} but no dataset.json; refusing to overwrite it "
-                                 "(use an empty folder)")
+                raise ConfigError(
+                    f"{out_dir} already holds {name} but no dataset.json; refusing to overwrite it "
+                    "(use an empty folder)"
+                )
         return False
     try:
         with open(info_path) as f:
             old = json.load(f)
     except (OSError, ValueError) as e:
-        raise ValueError(f"{info_path}: unreadable ({e}); refusing to write into {out_dir}") from None
+        raise ConfigError(f"{info_path}: unreadable ({e}); refusing to write into {out_dir}") from None
     if not isinstance(old, dict) or old.get("format") != meta["format"]:
-        raise ValueError(f"{info_path} does not describe a toyfaces dataset; refusing to write into {out_dir}")
-    diffs = [f"{k}={old.get(k)!r} there, {meta[k]!r} asked" for k in ("n", "seed", "resolution", "version")
-             if old.get(k) != meta[k]]
+        raise ConfigError(f"{info_path} does not describe a toyfaces dataset; refusing to write into {out_dir}")
+    diffs = [
+        f"{k}={old.get(k)!r} there, {meta[k]!r} asked"
+        for k in ("n", "seed", "resolution", "version")
+        if old.get(k) != meta[k]
+    ]
     if diffs:
-        raise ValueError(f"{out_dir} holds a toyfaces dataset with other settings ({'; '.join(diffs)}); "
-                         "refusing to overwrite it: use another folder")
+        raise ConfigError(
+            f"{out_dir} holds a toyfaces dataset with other settings ({'; '.join(diffs)}); "
+            "refusing to overwrite it: use another folder"
+        )
     return True
 
 
@@ -546,7 +739,7 @@ def write_dataset(out_dir, n, seed=0, resolution=64, workers=None, progress=True
     out_dir = os.fspath(out_dir)
     n = int(n)
     if n < 1:
-        raise ValueError(f"n must be >= 1, got {n}")
+        raise ConfigError(f"n must be >= 1, got {n}")
     res = check_resolution(resolution)
     seed = int(seed)
     if workers is None:
@@ -554,12 +747,19 @@ def write_dataset(out_dir, n, seed=0, resolution=64, workers=None, progress=True
         workers = min(cpus, 4)
     workers = int(workers)
     if workers < 1:
-        raise ValueError(f"workers must be >= 1, got {workers}")
+        raise ConfigError(f"workers must be >= 1, got {workers}")
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
         raise NotADirectoryError(f"{out_dir} exists and is not a folder")
 
-    meta = dict(format="latentlab-toyfaces", version=VERSION, n=n, seed=seed, resolution=res,
-                attributes=list(ATTRIBUTES), nuisance=list(NUISANCE))
+    meta = dict(
+        format="latentlab-toyfaces",
+        version=VERSION,
+        n=n,
+        seed=seed,
+        resolution=res,
+        attributes=list(ATTRIBUTES),
+        nuisance=list(NUISANCE),
+    )
     resuming = _check_existing(out_dir, meta)
     table = sample_attributes(n, seed)
     labels = _label_frame(table, n)
@@ -575,8 +775,10 @@ def write_dataset(out_dir, n, seed=0, resolution=64, workers=None, progress=True
         except (ValueError, pd.errors.ParserError):
             same = False
         if not same:
-            raise ValueError(f"{labels_path} does not match the dataset's settings; refusing to overwrite it "
-                             "(delete it to have it rewritten)")
+            raise ConfigError(
+                f"{labels_path} does not match the dataset's settings; refusing to overwrite it "
+                "(delete it to have it rewritten)"
+            )
     else:
         with atomic_path(labels_path, ".csv") as tmp:
             labels.to_csv(tmp, index=False)
@@ -590,13 +792,17 @@ def write_dataset(out_dir, n, seed=0, resolution=64, workers=None, progress=True
             except FileNotFoundError:
                 pass
     rows = table.to_dict("records")
-    todo = [(i, os.path.join(img_dir, image_name(i, n)), rows[i]) for i in range(n)
-            if not os.path.exists(os.path.join(img_dir, image_name(i, n)))]
+    todo = [
+        (i, os.path.join(img_dir, image_name(i, n)), rows[i])
+        for i in range(n)
+        if not os.path.exists(os.path.join(img_dir, image_name(i, n)))
+    ]
     existing = n - len(todo)
 
     t0 = time.perf_counter()
-    with progress_bar(total=n, initial=existing, desc="toyfaces", unit="img", enabled=progress, what="faces",
-                      hint="use --n to reduce") as bar:
+    with progress_bar(
+        total=n, initial=existing, desc="toyfaces", unit="img", enabled=progress, what="faces", hint="use --n to reduce"
+    ) as bar:
         if todo:
             chunk = max(8, min(256, len(todo) // (workers * 8) or 1))
             jobs = [(res, todo[i : i + chunk]) for i in range(0, len(todo), chunk)]
@@ -611,5 +817,12 @@ def write_dataset(out_dir, n, seed=0, resolution=64, workers=None, progress=True
                     for done in pool.imap_unordered(_render_chunk, jobs):
                         bar.update(done)
     seconds = time.perf_counter() - t0
-    return dict(out_dir=out_dir, n=n, rendered=len(todo), existing=existing, seconds=seconds,
-                rate=len(todo) / seconds if todo and seconds > 0 else float("nan"), workers=workers)
+    return dict(
+        out_dir=out_dir,
+        n=n,
+        rendered=len(todo),
+        existing=existing,
+        seconds=seconds,
+        rate=len(todo) / seconds if todo and seconds > 0 else float("nan"),
+        workers=workers,
+    )

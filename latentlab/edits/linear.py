@@ -1,21 +1,35 @@
 """Linear edits `code + alpha * n` in Z, W, W+ (chosen layers) and S (whole vector or chosen channels)."""
+
+from __future__ import annotations
+
 import math
 import re
+from typing import TYPE_CHECKING, List, Optional, Sequence, Union
 
 import numpy as np
 import torch
 
+from ..errors import ConfigError
 from ..latents.codes import LatentCodes, space_dim
-from ..latents.layers import parse_layers
+from ..latents.directions import DirectionLike
+from ..latents.layers import LayerSpec, parse_layers
 from .directions import Direction, load_direction
 
+if TYPE_CHECKING:
+    from ..models.aliases import AnyGenerator
 
-def parse_alphas(spec):
+# Alphas: one value, a list, or text ('2', '-3,0,3', 'start:stop:count').
+Alphas = Union[str, float, Sequence[float]]
+# S-space channels: text ('b64.conv0:12,b32.conv1:3-5', '17,300') or flat indices.
+Channels = Union[str, Sequence[int]]
+
+
+def parse_alphas(spec: Alphas) -> List[float]:
     """'2', '-3,0,3' or 'start:stop:count' (inclusive, like numpy.linspace) -> list of floats."""
     if isinstance(spec, (int, float, list, tuple)):
         out = [float(a) for a in (spec if isinstance(spec, (list, tuple)) else [spec])]
         if not all(math.isfinite(a) for a in out):
-            raise ValueError(f"bad alpha {spec!r}: alphas must be finite numbers")
+            raise ConfigError(f"bad alpha {spec!r}: alphas must be finite numbers")
         return out
     text = str(spec).strip()
     try:
@@ -32,33 +46,36 @@ def parse_alphas(spec):
             raise ValueError
         return out
     except ValueError:
-        raise ValueError(f"bad alpha {spec!r}: use finite values: a value (2), a list (-2,0,2) or start:stop:count "
-                         "(-3:3:13)") from None
+        raise ConfigError(
+            f"bad alpha {spec!r}: use finite values: a value (2), a list (-2,0,2) or start:stop:count (-3:3:13)"
+        ) from None
 
 
-def parse_channels(spec, G):
+def parse_channels(spec: str, G: AnyGenerator) -> List[int]:
     """S-space channels: 'b64.conv0:12,b32.conv1:3-5' (layer:channel) or flat indices '17,300' -> flat indices."""
     dims = G.synthesis.style_dims
     offsets, total = {}, 0
     for name, d in dims.items():
         offsets[name] = (total, d)
         total += d
-    out = []
+    out: List[int] = []
     for part in str(spec).split(","):
         part = part.strip()
         m = re.fullmatch(r"([\w.]+):(\d+)(?:-(\d+))?", part)
         if m:
             layer, lo, hi = m.group(1), int(m.group(2)), int(m.group(3) or m.group(2))
             if layer not in offsets:
-                raise ValueError(f"unknown style layer {layer!r}; layers are {', '.join(dims)}")
+                raise ConfigError(f"unknown style layer {layer!r}; layers are {', '.join(dims)}")
             start, d = offsets[layer]
             if not 0 <= lo <= hi < d:
-                raise ValueError(f"style layer {layer} has channels 0-{d - 1}, got {part!r}")
+                raise ConfigError(f"style layer {layer} has channels 0-{d - 1}, got {part!r}")
             out.extend(range(start + lo, start + hi + 1))
         elif part.isdigit() and int(part) < total:
             out.append(int(part))
         else:
-            raise ValueError(f"bad style channel {part!r}: use LAYER:CHANNEL (e.g. b64.conv0:12) or a flat index below {total}")
+            raise ConfigError(
+                f"bad style channel {part!r}: use LAYER:CHANNEL (e.g. b64.conv0:12) or a flat index below {total}"
+            )
     return sorted(set(out))
 
 
@@ -66,7 +83,14 @@ def _as_tensor(direction, like):
     return torch.as_tensor(direction.vector, dtype=like.dtype, device=like.device)
 
 
-def edit(codes: LatentCodes, direction, alpha, G, layers=None, channels=None):
+def edit(
+    codes: LatentCodes,
+    direction: Optional[DirectionLike],
+    alpha: float,
+    G: AnyGenerator,
+    layers: LayerSpec = None,
+    channels: Optional[Channels] = None,
+) -> LatentCodes:
     """Return codes moved by alpha along the unit direction.
 
     z, w: the whole code. w+: only the ws layers in `layers` (spec or list; all by
@@ -77,11 +101,13 @@ def edit(codes: LatentCodes, direction, alpha, G, layers=None, channels=None):
     space = codes.space
     if space == "s" and direction is None:
         if channels is None:
-            raise ValueError("an S-space edit needs a direction or channels")
+            raise ConfigError("an S-space edit needs a direction or channels")
         idx = parse_channels(channels, G) if isinstance(channels, str) else list(channels)
         vec = np.zeros(space_dim(G, "s"))
         vec[idx] = 1.0
         direction = Direction(vec, name=f"channels:{channels}", space="s")
+    if direction is None:
+        raise ConfigError(f"a {space}-space edit needs a direction")
     direction = load_direction(direction)
     direction.check_dim(space_dim(G, space), space)
     n = _as_tensor(direction, codes.data)
@@ -96,13 +122,21 @@ def edit(codes: LatentCodes, direction, alpha, G, layers=None, channels=None):
         data = data + alpha * n * mask
     else:
         if layers is not None:
-            raise ValueError(f"--layers needs the w+ space (the {space} code has no layers)")
+            raise ConfigError(f"--layers needs the w+ space (the {space} code has no layers)")
         data = data + alpha * n
     meta = dict(codes.meta, edit=dict(direction=direction.name, alpha=float(alpha), space=space))
     return codes.replace(data=data, meta=meta)
 
 
-def sweep(codes, direction, alphas, G, layers=None, channels=None, to_distance=False):
+def sweep(
+    codes: LatentCodes,
+    direction: Optional[DirectionLike],
+    alphas: Alphas,
+    G: AnyGenerator,
+    layers: LayerSpec = None,
+    channels: Optional[Channels] = None,
+    to_distance: bool = False,
+) -> LatentCodes:
     """[edit(codes, direction, a) for a in alphas] as one LatentCodes ordered seed-major (rows = seeds).
 
     With to_distance=True each value is a target signed distance to the boundary
@@ -110,7 +144,9 @@ def sweep(codes, direction, alphas, G, layers=None, channels=None, to_distance=F
     """
     if to_distance:
         if channels is not None or layers is not None:
-            raise ValueError("target distances work on whole z, w or s codes (no --layers / --channels)")
+            raise ConfigError("target distances work on whole z, w or s codes (no --layers / --channels)")
+        if direction is None:
+            raise ConfigError("target distances need a direction")
         direction = load_direction(direction).check_dim(space_dim(G, codes.space), codes.space)
         edited = [edit_to_distance(codes, direction, t, G) for t in parse_alphas(alphas)]
     else:
@@ -121,17 +157,24 @@ def sweep(codes, direction, alphas, G, layers=None, channels=None, to_distance=F
     return codes.replace(data=data, seeds=seeds, c=c)
 
 
-def distance(codes, direction, offset=0.0):
+def distance(codes: LatentCodes, direction: DirectionLike, offset: float = 0.0) -> torch.Tensor:
     """Signed distance of each code to the hyperplane {x: n.x + offset = 0} (n unit): [N] (W+: [N, num_ws])."""
     direction = load_direction(direction)
     n = _as_tensor(direction, codes.data)
     return codes.data @ n + offset
 
 
-def edit_to_distance(codes, direction, target, G, offset=0.0, layers=None):
+def edit_to_distance(
+    codes: LatentCodes,
+    direction: DirectionLike,
+    target: float,
+    G: AnyGenerator,
+    offset: float = 0.0,
+    layers: LayerSpec = None,
+) -> LatentCodes:
     """Move each code along n until its signed distance equals `target` (InterFaceGAN's start/end distance)."""
     if codes.space == "w+":
-        raise ValueError("edit_to_distance works on z, w or s codes (a w+ code has one distance per layer)")
+        raise ConfigError("edit_to_distance works on z, w or s codes (a w+ code has one distance per layer)")
     direction = load_direction(direction)
     d = distance(codes, direction, offset)
     n = _as_tensor(direction, codes.data)

@@ -16,16 +16,24 @@ file is the attribute's boundary orthogonalised to the others'. A registry model
 InterFaceGAN counterpart (`"interfacegan": "stylegan_ffhq"` in checkpoints/registry.json), so that
 `--boundaries DIR --attr smile` picks the file of the model at hand, in the space asked for.
 """
+
+from __future__ import annotations
+
 import json
 import os
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple, Union
 
+from ..errors import ConfigError
 from ..models.identity import model_hash
-from .directions import load_direction, orthogonalize
+from .directions import Direction, load_direction, orthogonalize
+
+if TYPE_CHECKING:
+    from ..models.aliases import AnyGenerator
 
 
-def shipped_root():
+def shipped_root() -> str:
     from .. import defaults
 
     return defaults.shipped_path("boundaries")
@@ -38,7 +46,9 @@ def _read_json(path, default):
         return json.load(f)
 
 
-def model_id_for(G, model_spec=None, root=None):
+def model_id_for(
+    G: AnyGenerator, model_spec: Union[str, os.PathLike, None] = None, root: Optional[str] = None
+) -> Optional[str]:
     """The registry id of a generator: by registry name (e.g. 'ffhq') or by the hash of its weights; None if unknown."""
     root = root or shipped_root()
     models = _read_json(os.path.join(root, "models.json"), {})
@@ -47,12 +57,24 @@ def model_id_for(G, model_spec=None, root=None):
     for model_id, entry in models.items():
         if digest in entry.get("model_hashes", []) or (model_spec is not None and model_spec in entry.get("names", [])):
             return model_id
-    if name is not None and name in models and not os.path.exists(os.fspath(model_spec)):
+    if model_spec is not None and name is not None and name in models and not os.path.exists(os.fspath(model_spec)):
         return name
     return None
 
 
-def attributes_in(folder):
+def is_default_model(G: Optional[AnyGenerator], spec: Union[str, os.PathLike, None] = None) -> bool:
+    """Whether G is the embedded model (`latentlab.defaults.NAME`): `spec` stands for its registry entry
+    (its name or its shipped file), or the hash of G's weights is the embedded model's. G may be None."""
+    from .. import defaults
+    from ..checkpoints.download import entry_for
+
+    found = entry_for(spec) if spec is not None else None
+    if found is not None and found[0] == defaults.NAME:
+        return True
+    return G is not None and model_id_for(G, spec) == defaults.NAME
+
+
+def attributes_in(folder: str) -> Dict[str, Dict[str, Any]]:
     """attr -> {'file': path, 'space': ..., ...} for a boundary folder."""
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"{folder}: no such boundary folder")
@@ -68,7 +90,12 @@ def attributes_in(folder):
     return out
 
 
-def available_attributes(G, model_spec=None, boundaries_dir=None, root=None):
+def available_attributes(
+    G: AnyGenerator,
+    model_spec: Union[str, os.PathLike, None] = None,
+    boundaries_dir: Optional[str] = None,
+    root: Optional[str] = None,
+) -> Tuple[Optional[str], Dict[str, Dict[str, Any]]]:
     """(folder, attr -> entry) for this model: the user's folder if given, else the shipped one."""
     if boundaries_dir is not None:
         return boundaries_dir, attributes_in(boundaries_dir)
@@ -96,7 +123,7 @@ class InterFaceGANFile:
     conditions: tuple = ()  # attributes it is orthogonal to (conditioned files)
 
 
-def parse_interfacegan_name(path):
+def parse_interfacegan_name(path: Union[str, os.PathLike]) -> Optional[InterFaceGANFile]:
     """InterFaceGANFile for a file named as InterFaceGAN names its boundaries, else None.
 
     'stylegan_ffhq_smile_w_boundary.npy' -> model stylegan_ffhq, attr smile, space w;
@@ -107,7 +134,8 @@ def parse_interfacegan_name(path):
     m = _IFG_NAME.fullmatch(os.path.basename(os.fspath(path)))
     if m is None:
         return None
-    rest, conditions = m.group("rest"), ()
+    rest = m.group("rest")
+    conditions: Tuple[str, ...] = ()
     for sep in ("_conditioned_on_", "_c_"):
         if sep in rest:
             rest, cond = rest.split(sep, 1)
@@ -124,7 +152,7 @@ def parse_interfacegan_name(path):
     return InterFaceGANFile(os.fspath(path), m.group("model"), rest, space, conditions)
 
 
-def interfacegan_files(folder):
+def interfacegan_files(folder: str) -> List[InterFaceGANFile]:
     """Every InterFaceGAN-named boundary file in `folder` (sorted by name)."""
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"{folder}: no such boundary folder")
@@ -132,12 +160,16 @@ def interfacegan_files(folder):
     return [f for f in found if f is not None]
 
 
-def is_interfacegan_folder(folder):
+def is_interfacegan_folder(folder: str) -> bool:
     """A folder of InterFaceGAN's files: no index.json, and at least one file named as InterFaceGAN names them."""
-    return os.path.isdir(folder) and not os.path.exists(os.path.join(folder, "index.json")) and bool(interfacegan_files(folder))
+    return (
+        os.path.isdir(folder)
+        and not os.path.exists(os.path.join(folder, "index.json"))
+        and bool(interfacegan_files(folder))
+    )
 
 
-def interfacegan_model_for(model_spec):
+def interfacegan_model_for(model_spec: Union[str, os.PathLike, None]) -> Optional[str]:
     """InterFaceGAN's name of the model `model_spec` stands for (registry name, official file name or URL,
     cached file; the registry's `interfacegan` field), else None."""
     if model_spec is None:
@@ -175,7 +207,14 @@ def _norm(name):
     return re.sub(r"[\s\-]+", "_", str(name).strip()).lower()
 
 
-def pick_interfacegan(folder, attr, model_spec=None, space=None, conditions=(), model=None):
+def pick_interfacegan(
+    folder: str,
+    attr: str,
+    model_spec: Union[str, os.PathLike, None] = None,
+    space: Optional[str] = None,
+    conditions: Sequence[Union[str, os.PathLike]] = (),
+    model: Optional[str] = None,
+) -> Direction:
     """The Direction of InterFaceGAN's `attr` boundary for this model from `folder`.
 
     model: InterFaceGAN's model name; default: the registry's for `model_spec`. space: 'w' (also for
@@ -189,16 +228,23 @@ def pick_interfacegan(folder, attr, model_spec=None, space=None, conditions=(), 
     model = model or interfacegan_model_for(model_spec)
     mine = [f for f in files if f.model == model]
     if not mine:
-        what = ("this model is not one of InterFaceGAN's (its registry entry names none)" if model is None
-                else f"it has none of {model}")
-        raise ValueError(f"--boundaries {folder}: InterFaceGAN's boundary files belong to particular models and {what}; "
-                         f"the folder has {_models_listing(files)}. Use the model they belong to, or pass "
-                         f"--boundary {os.path.join(folder, '<file>.npy')} to apply one anyway")
+        what = (
+            "this model is not one of InterFaceGAN's (its registry entry names none)"
+            if model is None
+            else f"it has none of {model}"
+        )
+        raise ConfigError(
+            f"--boundaries {folder}: InterFaceGAN's boundary files belong to particular models and {what}; "
+            f"the folder has {_models_listing(files)}. Use the model they belong to, or pass "
+            f"--boundary {os.path.join(folder, '<file>.npy')} to apply one anyway"
+        )
     key = _norm(attr)
     candidates = [f for f in mine if f.attr == key]
     if not candidates:
-        raise ValueError(f"--boundaries {folder}: no {attr!r} boundary for {model}; it has: "
-                         f"{', '.join(sorted({f.attr for f in mine}))}")
+        raise ConfigError(
+            f"--boundaries {folder}: no {attr!r} boundary for {model}; it has: "
+            f"{', '.join(sorted({f.attr for f in mine}))}"
+        )
     if space in ("w", "w+"):
         want = "w"
     elif space == "z":
@@ -206,12 +252,14 @@ def pick_interfacegan(folder, attr, model_spec=None, space=None, conditions=(), 
     elif space is None:
         want = "w" if any(f.space == "w" for f in candidates) else "z"
     else:
-        raise ValueError(f"InterFaceGAN's boundaries are Z or W directions, not {space}: pass --space z, w or w+")
+        raise ConfigError(f"InterFaceGAN's boundaries are Z or W directions, not {space}: pass --space z, w or w+")
     in_space = [f for f in candidates if f.space == want]
     if not in_space:
         have = sorted({f.space for f in candidates})
-        raise ValueError(f"--boundaries {folder}: {model} has no {want.upper()}-space {attr!r} boundary (only "
-                         f"{', '.join(h.upper() for h in have)}); pass --space {have[0]}")
+        raise ConfigError(
+            f"--boundaries {folder}: {model} has no {want.upper()}-space {attr!r} boundary (only "
+            f"{', '.join(h.upper() for h in have)}); pass --space {have[0]}"
+        )
     conds = [os.fspath(c) for c in conditions]
     named = [_norm(c) for c in conds if not (os.path.exists(c) or c.endswith(".npy"))]
     if len(named) == len(conds):  # an official conditioned file applies only when every condition is a name
@@ -220,7 +268,7 @@ def pick_interfacegan(folder, attr, model_spec=None, space=None, conditions=(), 
                 return load_direction(f.file, name=f"{key}_c_{'_'.join(named)}", space=want)
     plain = [f for f in in_space if not f.conditions]
     if not plain:
-        raise ValueError(f"--boundaries {folder}: {model} has no unconditioned {want.upper()}-space {attr!r} boundary")
+        raise ConfigError(f"--boundaries {folder}: {model} has no unconditioned {want.upper()}-space {attr!r} boundary")
     d = load_direction(plain[0].file, name=key, space=want)
     if not conds:
         return d
@@ -231,8 +279,10 @@ def pick_interfacegan(folder, attr, model_spec=None, space=None, conditions=(), 
             continue
         match = [f for f in mine if f.attr == _norm(c) and f.space == want and not f.conditions]
         if not match:
-            raise ValueError(f"--condition {c}: {model} has no {want.upper()}-space {c!r} boundary in {folder}; it has: "
-                             f"{', '.join(sorted({f.attr for f in mine if f.space == want and not f.conditions}))}")
+            raise ConfigError(
+                f"--condition {c}: {model} has no {want.upper()}-space {c!r} boundary in {folder}; it has: "
+                f"{', '.join(sorted({f.attr for f in mine if f.space == want and not f.conditions}))}"
+            )
         others.append(load_direction(match[0].file, name=_norm(c), space=want))
     return orthogonalize(d, others)
 
@@ -240,7 +290,14 @@ def pick_interfacegan(folder, attr, model_spec=None, space=None, conditions=(), 
 # ------------------------------------------------------------------------------------------- lookup
 
 
-def resolve_attribute(attr, G, model_spec=None, boundaries_dir=None, root=None, space=None):
+def resolve_attribute(
+    attr: str,
+    G: AnyGenerator,
+    model_spec: Union[str, os.PathLike, None] = None,
+    boundaries_dir: Optional[str] = None,
+    root: Optional[str] = None,
+    space: Optional[str] = None,
+) -> Direction:
     """The Direction registered as `attr` for this model; ValueError listing what exists otherwise.
 
     A `boundaries_dir` of InterFaceGAN's files (`is_interfacegan_folder`) is searched by InterFaceGAN's
@@ -255,25 +312,42 @@ def resolve_attribute(attr, G, model_spec=None, boundaries_dir=None, root=None, 
     if attr not in attrs:
         if not attrs:
             where = f"in {folder}" if folder else "for this model"
-            raise ValueError(f"no attribute directions are registered {where}; pass --boundary FILE.npy or --boundaries DIR")
-        raise ValueError(f"unknown attribute {attr!r}; available for this model: {', '.join(sorted(attrs))}")
+            raise ConfigError(
+                f"no attribute directions are registered {where}; pass --boundary FILE.npy or --boundaries DIR"
+            )
+        raise ConfigError(f"unknown attribute {attr!r}; available for this model: {', '.join(sorted(attrs))}")
     entry = attrs[attr]
     return load_direction(entry["file"], name=attr, space=entry.get("space"))
 
 
-def resolve_direction(attr, G, model_spec=None, boundaries_dir=None, space=None, conditions=(), root=None):
+def resolve_direction(
+    attr: str,
+    G: AnyGenerator,
+    model_spec: Union[str, os.PathLike, None] = None,
+    boundaries_dir: Optional[str] = None,
+    space: Optional[str] = None,
+    conditions: Sequence[str] = (),
+    root: Optional[str] = None,
+) -> Direction:
     """`attr`'s direction for this model, orthogonalised to `conditions` (names or .npy files).
 
     In a folder of InterFaceGAN's files the released conditioned file is used when one fits
     (`pick_interfacegan`); elsewhere each condition is looked up like `attr` (or loaded from its
     file) and `attr`'s direction is orthogonalised to them.
     """
-    if boundaries_dir is not None and is_interfacegan_folder(boundaries_dir) and \
-            not os.path.isfile(os.path.join(boundaries_dir, f"{attr}.npy")):
+    if (
+        boundaries_dir is not None
+        and is_interfacegan_folder(boundaries_dir)
+        and not os.path.isfile(os.path.join(boundaries_dir, f"{attr}.npy"))
+    ):
         return pick_interfacegan(boundaries_dir, attr, model_spec, space, conditions)
     d = resolve_attribute(attr, G, model_spec, boundaries_dir, root, space)
     if not conditions:
         return d
-    others = [load_direction(c) if os.path.exists(os.fspath(c)) or os.fspath(c).endswith(".npy")
-              else resolve_attribute(c, G, model_spec, boundaries_dir, root, d.space or space) for c in conditions]
+    others = [
+        load_direction(c)
+        if os.path.exists(os.fspath(c)) or os.fspath(c).endswith(".npy")
+        else resolve_attribute(c, G, model_spec, boundaries_dir, root, d.space or space)
+        for c in conditions
+    ]
     return orthogonalize(d, others)

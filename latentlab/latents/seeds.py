@@ -1,13 +1,19 @@
 """Seeds -> z, exactly as NVIDIA's generate scripts draw them."""
+
+from __future__ import annotations
+
 import re
+from typing import List, Sequence, Union
 
 import numpy as np
 import torch
 
+from ..errors import ConfigError
+
 MAX_SEED = 2**32 - 1  # NumPy's RandomState accepts 32-bit seeds
 
 
-def parse_seeds(text):
+def parse_seeds(text: Union[str, Sequence[int]]) -> List[int]:
     """'0-7', '1,4,9' or '0-3,10' -> list of ints (order kept, ranges inclusive)."""
     if isinstance(text, (list, tuple)):
         seeds = [int(s) for s in text]
@@ -19,21 +25,21 @@ def parse_seeds(text):
             if m:
                 lo, hi = int(m.group(1)), int(m.group(2))
                 if hi < lo:
-                    raise ValueError(f"bad seed range {part!r}: end is before start")
+                    raise ConfigError(f"bad seed range {part!r}: end is before start")
                 seeds.extend(range(lo, hi + 1))
             elif re.fullmatch(r"\d+", part):
                 seeds.append(int(part))
             else:
-                raise ValueError(f"bad seed {part!r}: use N, A-B or a comma-separated list such as 0-7,42")
+                raise ConfigError(f"bad seed {part!r}: use N, A-B or a comma-separated list such as 0-7,42")
     if not seeds:
-        raise ValueError("no seeds given")
+        raise ConfigError("no seeds given")
     for s in seeds:
         if not 0 <= s <= MAX_SEED:
-            raise ValueError(f"seed {s} is outside 0..{MAX_SEED}")
+            raise ConfigError(f"seed {s} is outside 0..{MAX_SEED}")
     return seeds
 
 
-def z_from_seeds(seeds, z_dim, device="cpu"):
+def z_from_seeds(seeds: Sequence[int], z_dim: int, device: Union[torch.device, str] = "cpu") -> torch.Tensor:
     """z [len(seeds), z_dim]: row i is RandomState(seeds[i]).randn(z_dim), as in the official generate.py."""
     z = np.stack([np.random.RandomState(s).randn(z_dim) for s in seeds])
     return torch.from_numpy(z).to(torch.float32).to(device)

@@ -1,4 +1,5 @@
 """Network definitions: one canonical implementation per generation."""
+
 from .discriminator import Discriminator
 from .generator import Generator
 from .layers import HookPoint

@@ -1,10 +1,14 @@
 """A stable identity for a network's weights (recorded with saved latents and edits)."""
+
+from __future__ import annotations
+
 import hashlib
 
 import numpy as np
+from torch import nn
 
 
-def model_hash(net, length=16):
+def model_hash(net: nn.Module, length: int = 16) -> str:
     """sha256 over the sorted parameter/buffer names, shapes and float32 bytes; first `length` hex digits.
 
     Computed once per module and cached (weights are not expected to change under it;

@@ -1,9 +1,14 @@
 """Building blocks shared by the StyleGAN2 generator and discriminator."""
+
+from __future__ import annotations
+
 import math
+from typing import Optional, Sequence
 
 import torch
 from torch import nn
 
+from ..errors import ConfigError
 from ..ops import bias_act, conv2d_resample, setup_filter
 from ..ops.bias_act import activation as _activation
 
@@ -15,19 +20,19 @@ class HookPoint(nn.Module):
     replace the activation that flows through, as in TransformerLens.
     """
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x
 
 
-def check_resolution(resolution):
+def check_resolution(resolution: int) -> int:
     """log2 of a power-of-two resolution >= 4; ValueError otherwise."""
     log2 = int(resolution).bit_length() - 1
     if resolution < 4 or 2**log2 != resolution:
-        raise ValueError(f"img_resolution must be a power of two >= 4, got {resolution}")
+        raise ConfigError(f"img_resolution must be a power of two >= 4, got {resolution}")
     return log2
 
 
-def normalize_2nd_moment(x, dim=1, eps=1e-8):
+def normalize_2nd_moment(x: torch.Tensor, dim: int = 1, eps: float = 1e-8) -> torch.Tensor:
     """Scale each vector to unit root-mean-square (the 'pixel norm' of z)."""
     return x * (x.square().mean(dim=dim, keepdim=True) + eps).rsqrt()
 
@@ -35,7 +40,15 @@ def normalize_2nd_moment(x, dim=1, eps=1e-8):
 class FullyConnectedLayer(nn.Module):
     """Dense layer with equalised learning rate: weights stored unscaled, scaled at run time."""
 
-    def __init__(self, in_features, out_features, bias=True, activation="linear", lr_multiplier=1.0, bias_init=0.0):
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        bias: bool = True,
+        activation: str = "linear",
+        lr_multiplier: float = 1.0,
+        bias_init: float = 0.0,
+    ) -> None:
         super().__init__()
         self.in_features = in_features
         self.out_features = out_features
@@ -46,9 +59,9 @@ class FullyConnectedLayer(nn.Module):
         self.weight_gain = lr_multiplier / math.sqrt(in_features)
         self.bias_gain = lr_multiplier
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         w = self.weight.to(x.dtype) * self.weight_gain
-        b = self.bias
+        b: Optional[torch.Tensor] = self.bias
         if b is not None:
             b = b.to(x.dtype)
             if self.bias_gain != 1:
@@ -57,27 +70,29 @@ class FullyConnectedLayer(nn.Module):
             return torch.addmm(b.unsqueeze(0), x, w.t())
         return bias_act(x.matmul(w.t()), b, act=self.activation)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"in={self.in_features}, out={self.out_features}, act={self.activation}, lr_mul={self.lr_multiplier:g}"
 
 
 class Conv2dLayer(nn.Module):
     """Convolution with equalised learning rate, optional FIR up/down-sampling and clamping."""
 
+    resample_filter: torch.Tensor  # buffer
+
     def __init__(
         self,
-        in_channels,
-        out_channels,
-        kernel_size,
-        bias=True,
-        activation="linear",
-        up=1,
-        down=1,
-        resample_filter=(1, 3, 3, 1),
-        conv_clamp=None,
-        channels_last=False,
-        trainable=True,
-    ):
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        bias: bool = True,
+        activation: str = "linear",
+        up: int = 1,
+        down: int = 1,
+        resample_filter: Sequence[float] = (1, 3, 3, 1),
+        conv_clamp: Optional[float] = None,
+        channels_last: bool = False,
+        trainable: bool = True,
+    ) -> None:
         super().__init__()
         self.in_channels = in_channels
         self.out_channels = out_channels
@@ -100,17 +115,23 @@ class Conv2dLayer(nn.Module):
             self.register_buffer("weight", weight)
             self.register_buffer("bias", b)
 
-    def forward(self, x, gain=1):
+    def forward(self, x: torch.Tensor, gain: float = 1) -> torch.Tensor:
         w = self.weight * self.weight_gain
         b = self.bias.to(x.dtype) if self.bias is not None else None
         flip_weight = self.up == 1  # the official layers convolve (not correlate) when upsampling
         x = conv2d_resample(
-            x, w.to(x.dtype), f=self.resample_filter, up=self.up, down=self.down, padding=self.padding, flip_weight=flip_weight
+            x,
+            w.to(x.dtype),
+            f=self.resample_filter,
+            up=self.up,
+            down=self.down,
+            padding=self.padding,
+            flip_weight=flip_weight,
         )
         clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
         return bias_act(x, b, act=self.activation, gain=self.act_gain * gain, clamp=clamp)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return (
             f"in={self.in_channels}, out={self.out_channels}, k={self.kernel_size}, act={self.activation}, "
             f"up={self.up}, down={self.down}, clamp={self.conv_clamp}"

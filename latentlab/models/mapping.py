@@ -1,11 +1,17 @@
 """Mapping network: z (and an optional label c) -> intermediate latent w, broadcast to W+."""
+
+from __future__ import annotations
+
+from typing import Optional
+
 import torch
 from torch import nn
 
+from ..errors import ConfigError
 from .layers import FullyConnectedLayer, HookPoint, normalize_2nd_moment
 
 
-def truncate(ws, center, psi=1.0, cutoff=None):
+def truncate(ws: torch.Tensor, center: torch.Tensor, psi: float = 1.0, cutoff: Optional[int] = None) -> torch.Tensor:
     """Move ws [N, num_ws, w_dim] toward `center` by psi on the first `cutoff` layers (all if None)."""
     if psi == 1:
         return ws
@@ -19,19 +25,21 @@ def truncate(ws, center, psi=1.0, cutoff=None):
 class MappingNetwork(nn.Module):
     """An MLP with equalised learning rate (lr multiplier 0.01 by default) and a running mean of w."""
 
+    w_avg: torch.Tensor  # buffer (only with num_ws and w_avg_beta)
+
     def __init__(
         self,
-        z_dim,
-        c_dim,
-        w_dim,
-        num_ws,
-        num_layers=8,
-        embed_features=None,
-        layer_features=None,
-        activation="lrelu",
-        lr_multiplier=0.01,
-        w_avg_beta=0.995,
-    ):
+        z_dim: int,
+        c_dim: int,
+        w_dim: int,
+        num_ws: Optional[int],
+        num_layers: int = 8,
+        embed_features: Optional[int] = None,
+        layer_features: Optional[int] = None,
+        activation: str = "lrelu",
+        lr_multiplier: float = 0.01,
+        w_avg_beta: Optional[float] = 0.995,
+    ) -> None:
         super().__init__()
         self.z_dim = z_dim
         self.c_dim = c_dim
@@ -49,14 +57,24 @@ class MappingNetwork(nn.Module):
         if c_dim > 0:
             self.embed = FullyConnectedLayer(c_dim, embed_features)
         for i in range(num_layers):
-            layer = FullyConnectedLayer(features[i], features[i + 1], activation=activation, lr_multiplier=lr_multiplier)
+            layer = FullyConnectedLayer(
+                features[i], features[i + 1], activation=activation, lr_multiplier=lr_multiplier
+            )
             setattr(self, f"fc{i}", layer)
         if num_ws is not None and w_avg_beta is not None:
             self.register_buffer("w_avg", torch.zeros([w_dim]))
         self.hook_z = HookPoint()  # normalised z (and embedded c), input of fc0
         self.hook_w = HookPoint()  # w before broadcasting and truncation
 
-    def forward(self, z, c=None, truncation_psi=1, truncation_cutoff=None, update_w_avg=None, skip_w_avg_update=False):
+    def forward(
+        self,
+        z: Optional[torch.Tensor],
+        c: Optional[torch.Tensor] = None,
+        truncation_psi: float = 1,
+        truncation_cutoff: Optional[int] = None,
+        update_w_avg: Optional[bool] = None,
+        skip_w_avg_update: bool = False,
+    ) -> torch.Tensor:
         """Return ws [N, num_ws, w_dim] (or w [N, w_dim] when num_ws is None).
 
         The running mean `w_avg` is updated in training mode unless update_w_avg=False
@@ -65,11 +83,13 @@ class MappingNetwork(nn.Module):
         x = None
         if self.z_dim > 0:
             if z is None or z.ndim != 2 or z.shape[1] != self.z_dim:
-                raise ValueError(f"z must be [N, {self.z_dim}], got {None if z is None else tuple(z.shape)}")
+                raise ConfigError(f"z must be [N, {self.z_dim}], got {None if z is None else tuple(z.shape)}")
             x = normalize_2nd_moment(z.to(torch.float32))
         if self.c_dim > 0:
             if c is None or c.ndim != 2 or c.shape[1] != self.c_dim:
-                raise ValueError(f"c must be [N, {self.c_dim}] for this conditional network, got {None if c is None else tuple(c.shape)}")
+                raise ConfigError(
+                    f"c must be [N, {self.c_dim}] for this conditional network, got {None if c is None else tuple(c.shape)}"
+                )
             y = normalize_2nd_moment(self.embed(c.to(torch.float32)))
             x = torch.cat([x, y], dim=1) if x is not None else y
         x = self.hook_z(x)
@@ -84,10 +104,10 @@ class MappingNetwork(nn.Module):
 
         if self.num_ws is None:
             if truncation_psi != 1:
-                raise ValueError("truncation needs a mapping network with num_ws and w_avg")
+                raise ConfigError("truncation needs a mapping network with num_ws and w_avg")
             return x
         x = x.unsqueeze(1).repeat([1, self.num_ws, 1])
         return truncate(x, self.w_avg, truncation_psi, truncation_cutoff)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"z_dim={self.z_dim}, c_dim={self.c_dim}, w_dim={self.w_dim}, num_ws={self.num_ws}, layers={self.num_layers}"

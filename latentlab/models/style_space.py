@@ -1,42 +1,66 @@
 """S space (per-layer styles) shared by every synthesis network, whatever its generation."""
+
+from __future__ import annotations
+
 from collections import OrderedDict
+from typing import Iterator, List, Mapping, Protocol, Tuple
 
 import torch
+from torch import nn
+
+from ..errors import ConfigError
+
+
+class StyleLayer(Protocol):
+    """A style-taking layer (an nn.Module): its affine map from w to S space and that space's width."""
+
+    @property
+    def style_dim(self) -> int: ...
+
+    def style(self, w: torch.Tensor) -> torch.Tensor: ...
+
+    def parameters(self, recurse: bool = True) -> Iterator[nn.Parameter]: ...
 
 
 class StyleSpaceMixin:
     """Needs `style_layers()` -> [(name, layer, w_index)], each layer with `.style(w)` and `.style_dim`,
     plus `num_ws` and `w_dim`."""
 
+    num_ws: int
+    w_dim: int
+
+    def style_layers(self) -> List[Tuple[str, StyleLayer, int]]:  # provided by the network class
+        raise NotImplementedError
+
     @property
-    def style_dims(self):
+    def style_dims(self) -> OrderedDict[str, int]:
         """OrderedDict name -> number of style channels."""
         return OrderedDict((name, layer.style_dim) for name, layer, _ in self.style_layers())
 
-    def compute_styles(self, ws):
+    def compute_styles(self, ws: torch.Tensor) -> OrderedDict[str, torch.Tensor]:
         """ws [N, num_ws, w_dim] -> OrderedDict name -> styles [N, C] (affine outputs)."""
         self._check_ws(ws)
         return OrderedDict((name, layer.style(ws[:, i])) for name, layer, i in self.style_layers())
 
-    def pack_styles(self, styles):
+    def pack_styles(self, styles: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """Dict of per-layer styles -> one flat [N, sum(C)] tensor (the S-space vector)."""
         return torch.cat([styles[name] for name in self.style_dims], dim=1)
 
-    def unpack_styles(self, flat):
+    def unpack_styles(self, flat: torch.Tensor) -> OrderedDict[str, torch.Tensor]:
         """Inverse of `pack_styles`."""
         dims = self.style_dims
         if flat.ndim != 2 or flat.shape[1] != sum(dims.values()):
-            raise ValueError(f"flat styles must be [N, {sum(dims.values())}], got {tuple(flat.shape)}")
+            raise ConfigError(f"flat styles must be [N, {sum(dims.values())}], got {tuple(flat.shape)}")
         return OrderedDict(zip(dims, flat.split(list(dims.values()), dim=1)))
 
     def _check_ws(self, ws):
         if ws.ndim != 3 or ws.shape[1] != self.num_ws or ws.shape[2] != self.w_dim:
-            raise ValueError(f"ws must be [N, {self.num_ws}, {self.w_dim}], got {tuple(ws.shape)}")
+            raise ConfigError(f"ws must be [N, {self.num_ws}, {self.w_dim}], got {tuple(ws.shape)}")
 
     def _normalise_inputs(self, ws, styles):
         """Validate (ws, styles) for forward(); returns (ws as float32 or None, styles dict or None)."""
         if ws is None and styles is None:
-            raise ValueError("synthesis needs ws or styles")
+            raise ConfigError("synthesis needs ws or styles")
         if ws is not None:
             self._check_ws(ws)
             param = next(self.parameters(), None)  # float32 normally; float64 when the user converted the model
@@ -47,9 +71,9 @@ class StyleSpaceMixin:
             dims = self.style_dims
             unknown = set(styles) - set(dims)
             if unknown:
-                raise ValueError(f"unknown style layers {sorted(unknown)}; expected names like {list(dims)[:3]}")
+                raise ConfigError(f"unknown style layers {sorted(unknown)}; expected names like {list(dims)[:3]}")
             if ws is None and len(styles) != len(dims):
-                raise ValueError("styles without ws must name every layer")
+                raise ConfigError("styles without ws must name every layer")
         return ws, styles
 
     @staticmethod
@@ -58,4 +82,4 @@ class StyleSpaceMixin:
         if styles is None:
             return None
         prefix = f"b{resolution}."
-        return {k[len(prefix):]: v for k, v in styles.items() if k.startswith(prefix)}
+        return {k[len(prefix) :]: v for k, v in styles.items() if k.startswith(prefix)}

@@ -8,19 +8,24 @@ equalised learning rate with the gain folded into the weights, noise -> bias
 [1,2,1] blur after every upsampling conv and before every downsampling conv,
 and the fused ("transposed") up/down-scaling convs from 128 px on.
 """
+
+from __future__ import annotations
+
 import copy
 import math
+from typing import Any, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import ConfigError
 from ..ops import setup_filter, upfirdn2d
 from .discriminator import MinibatchStdLayer
 from .layers import HookPoint, check_resolution, normalize_2nd_moment
 from .mapping import truncate
-from .style_space import StyleSpaceMixin
+from .style_space import StyleLayer, StyleSpaceMixin
 
 SQRT2 = math.sqrt(2)
 
@@ -32,10 +37,10 @@ def _act(x, name):
         return F.relu(x)
     if name == "linear":
         return x
-    raise ValueError(f"unknown nonlinearity {name!r} (lrelu, relu)")
+    raise ConfigError(f"unknown nonlinearity {name!r} (lrelu, relu)")
 
 
-def nf(stage, fmap_base, fmap_decay, fmap_max):
+def nf(stage: int, fmap_base: int, fmap_decay: float, fmap_max: int) -> int:
     """Feature maps of a stage, as the official build functions compute them."""
     return min(int(fmap_base / (2.0 ** (stage * fmap_decay))), fmap_max)
 
@@ -45,34 +50,46 @@ def _fused(fused_scale, resolution):
         return resolution >= 128
     if isinstance(fused_scale, bool):
         return fused_scale
-    raise ValueError(f"fused_scale must be True, False or 'auto', got {fused_scale!r}")
+    raise ConfigError(f"fused_scale must be True, False or 'auto', got {fused_scale!r}")
 
 
 class EqualizedDense(nn.Module):
     """y = act(x @ (W * gain / sqrt(in) * lrmul).T + b * lrmul) with W stored unscaled (use_wscale)."""
 
-    def __init__(self, in_features, out_features, gain=SQRT2, lr_multiplier=1.0, activation="lrelu", use_wscale=True):
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        gain: float = SQRT2,
+        lr_multiplier: float = 1.0,
+        activation: str = "lrelu",
+        use_wscale: bool = True,
+    ) -> None:
         super().__init__()
         self.in_features = in_features
         self.out_features = out_features
         self.activation = activation
         he_std = gain / math.sqrt(in_features)
-        init_std, self.weight_gain = (1.0 / lr_multiplier, he_std * lr_multiplier) if use_wscale else (he_std / lr_multiplier, lr_multiplier)
+        init_std, self.weight_gain = (
+            (1.0 / lr_multiplier, he_std * lr_multiplier) if use_wscale else (he_std / lr_multiplier, lr_multiplier)
+        )
         self.bias_gain = lr_multiplier
         self.weight = nn.Parameter(torch.randn([out_features, in_features]) * init_std)
         self.bias = nn.Parameter(torch.zeros([out_features]))
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         return _act(torch.addmm(self.bias * self.bias_gain, x, (self.weight * self.weight_gain).t()), self.activation)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"in={self.in_features}, out={self.out_features}, act={self.activation}"
 
 
 class EqualizedConv2d(nn.Module):
     """Square conv kernel stored unscaled; `runtime_weight()` applies gain / sqrt(fan_in)."""
 
-    def __init__(self, in_channels, out_channels, kernel_size, gain=SQRT2, use_wscale=True):
+    def __init__(
+        self, in_channels: int, out_channels: int, kernel_size: int, gain: float = SQRT2, use_wscale: bool = True
+    ) -> None:
         super().__init__()
         self.in_channels = in_channels
         self.out_channels = out_channels
@@ -81,10 +98,10 @@ class EqualizedConv2d(nn.Module):
         init_std, self.weight_gain = (1.0, he_std) if use_wscale else (he_std, 1.0)
         self.weight = nn.Parameter(torch.randn([out_channels, in_channels, kernel_size, kernel_size]) * init_std)
 
-    def runtime_weight(self):
+    def runtime_weight(self) -> torch.Tensor:
         return self.weight * self.weight_gain
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.conv2d(x, self.runtime_weight(), padding=self.kernel_size // 2)
 
 
@@ -97,24 +114,27 @@ def _window_sum(w):
 class StyleGAN1Layer(nn.Module):
     """One style layer: (const | conv | upsampling conv + blur), noise, bias, act, norms, style modulation."""
 
+    noise_const: torch.Tensor  # buffers
+    blur_filter: Optional[torch.Tensor]
+
     def __init__(
         self,
-        in_channels,
-        out_channels,
-        w_dim,
-        resolution,
-        kind="conv",  # 'const' (the 4x4 input), 'conv' or 'up'
-        fused_scale="auto",
-        blur_filter=(1, 2, 1),
-        use_noise=True,
-        use_pixel_norm=False,
-        use_instance_norm=True,
-        use_styles=True,
-        nonlinearity="lrelu",
-        use_wscale=True,
-    ):
+        in_channels: int,
+        out_channels: int,
+        w_dim: int,
+        resolution: int,
+        kind: str = "conv",  # 'const' (the 4x4 input), 'conv' or 'up'
+        fused_scale: Union[bool, str] = "auto",
+        blur_filter: Optional[Sequence[float]] = (1, 2, 1),
+        use_noise: bool = True,
+        use_pixel_norm: bool = False,
+        use_instance_norm: bool = True,
+        use_styles: bool = True,
+        nonlinearity: str = "lrelu",
+        use_wscale: bool = True,
+    ) -> None:
         if kind not in ("const", "conv", "up"):
-            raise ValueError(f"layer kind must be const, conv or up, got {kind!r}")
+            raise ConfigError(f"layer kind must be const, conv or up, got {kind!r}")
         super().__init__()
         self.in_channels = in_channels
         self.out_channels = out_channels
@@ -143,10 +163,10 @@ class StyleGAN1Layer(nn.Module):
         self.hook_out = HookPoint()
 
     @property
-    def style_dim(self):
+    def style_dim(self) -> int:
         return 2 * self.out_channels  # scales, then shifts
 
-    def style(self, w):
+    def style(self, w: torch.Tensor) -> torch.Tensor:
         if not self.use_styles:
             return w.new_zeros([w.shape[0], self.style_dim])
         return self.affine(w)
@@ -164,19 +184,27 @@ class StyleGAN1Layer(nn.Module):
             x = upfirdn2d(x, self.blur_filter, padding=self.blur_filter.shape[-1] // 2)
         return x
 
-    def forward(self, x, w=None, noise_mode="const", style=None):
+    def forward(
+        self,
+        x: torch.Tensor,
+        w: Optional[torch.Tensor] = None,
+        noise_mode: str = "const",
+        style: Optional[torch.Tensor] = None,
+    ) -> torch.Tensor:
         if self.kind != "const":
             x = self._convolve(x)
         if self.use_noise and noise_mode != "none":
             if noise_mode == "const":
-                noise = self.noise_const if self.noise_const.ndim == 4 else self.noise_const[None, None]  # [N,1,R,R]: models.noise
+                noise = (
+                    self.noise_const if self.noise_const.ndim == 4 else self.noise_const[None, None]
+                )  # [N,1,R,R]: models.noise
             elif noise_mode == "random":
                 noise = torch.randn([x.shape[0], 1, self.resolution, self.resolution], device=x.device)
             else:
-                raise ValueError(f"noise_mode must be const, random or none, got {noise_mode!r}")
+                raise ConfigError(f"noise_mode must be const, random or none, got {noise_mode!r}")
             x = x + noise * self.noise_strength.reshape(1, -1, 1, 1)
         elif noise_mode not in ("const", "random", "none"):
-            raise ValueError(f"noise_mode must be const, random or none, got {noise_mode!r}")
+            raise ConfigError(f"noise_mode must be const, random or none, got {noise_mode!r}")
         x = _act(x + self.bias.reshape(1, -1, 1, 1), self.nonlinearity)
         if self.use_pixel_norm:
             x = normalize_2nd_moment(x, dim=1)
@@ -184,38 +212,61 @@ class StyleGAN1Layer(nn.Module):
             x = x - x.mean(dim=[2, 3], keepdim=True)
             x = x * (x.square().mean(dim=[2, 3], keepdim=True) + 1e-8).rsqrt()
         if self.use_styles:
-            s = self.hook_style(self.style(w) if style is None else style)
+            assert style is not None or w is not None, "a style layer needs w or a style"
+            s = self.hook_style(self.style(w) if w is not None and style is None else style)
             scale, shift = s[:, : self.out_channels], s[:, self.out_channels :]
             x = x * (scale[:, :, None, None] + 1) + shift[:, :, None, None]
         return self.hook_out(x)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"kind={self.kind}, in={self.in_channels}, out={self.out_channels}, res={self.resolution}, fused={self.fused}"
 
 
 class StyleGAN1Block(nn.Module):
     """Two style layers at one resolution (the 4x4 block starts from the learned constant)."""
 
-    def __init__(self, in_channels, out_channels, w_dim, resolution, img_channels, is_last, use_wscale=True, **layer_kwargs):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        w_dim: int,
+        resolution: int,
+        img_channels: int,
+        is_last: bool,
+        use_wscale: bool = True,
+        **layer_kwargs: Any,
+    ) -> None:
         super().__init__()
         self.resolution = resolution
         self.out_channels = out_channels
         self.is_last = is_last
         if resolution == 4:
             self.const = nn.Parameter(torch.ones([out_channels, 4, 4]))
-            self.conv0 = StyleGAN1Layer(out_channels, out_channels, w_dim, 4, kind="const", use_wscale=use_wscale, **layer_kwargs)
+            self.conv0 = StyleGAN1Layer(
+                out_channels, out_channels, w_dim, 4, kind="const", use_wscale=use_wscale, **layer_kwargs
+            )
         else:
-            self.conv0 = StyleGAN1Layer(in_channels, out_channels, w_dim, resolution, kind="up", use_wscale=use_wscale, **layer_kwargs)
-        self.conv1 = StyleGAN1Layer(out_channels, out_channels, w_dim, resolution, kind="conv", use_wscale=use_wscale, **layer_kwargs)
+            self.conv0 = StyleGAN1Layer(
+                in_channels, out_channels, w_dim, resolution, kind="up", use_wscale=use_wscale, **layer_kwargs
+            )
+        self.conv1 = StyleGAN1Layer(
+            out_channels, out_channels, w_dim, resolution, kind="conv", use_wscale=use_wscale, **layer_kwargs
+        )
         if is_last:
             self.torgb = EqualizedConv2d(out_channels, img_channels, 1, gain=1.0, use_wscale=use_wscale)
             self.torgb_bias = nn.Parameter(torch.zeros([img_channels]))
         self.hook_x = HookPoint()
 
-    def layer_names(self):
+    def layer_names(self) -> List[str]:
         return ["conv0", "conv1"]
 
-    def forward(self, x, ws, styles=None, noise_mode="const"):
+    def forward(
+        self,
+        x: Optional[torch.Tensor],
+        ws: Optional[torch.Tensor],
+        styles: Optional[Mapping[str, torch.Tensor]] = None,
+        noise_mode: str = "const",
+    ) -> torch.Tensor:
         styles = styles or {}
         if self.resolution == 4:
             n = ws.shape[0] if ws is not None else next(iter(styles.values())).shape[0]
@@ -225,14 +276,24 @@ class StyleGAN1Block(nn.Module):
             x = getattr(self, name)(x, w, noise_mode=noise_mode, style=styles.get(name))
         return self.hook_x(x)
 
-    def to_rgb(self, x):
+    def to_rgb(self, x: torch.Tensor) -> torch.Tensor:
         return self.torgb(x) + self.torgb_bias.reshape(1, -1, 1, 1)
 
 
 class StyleGAN1Synthesis(StyleSpaceMixin, nn.Module):
     """ws [N, num_ws, w_dim] -> image; two ws (and two styles) per resolution."""
 
-    def __init__(self, w_dim, img_resolution, img_channels, fmap_base=8192, fmap_decay=1.0, fmap_max=512, use_wscale=True, **layer_kwargs):
+    def __init__(
+        self,
+        w_dim: int,
+        img_resolution: int,
+        img_channels: int,
+        fmap_base: int = 8192,
+        fmap_decay: float = 1.0,
+        fmap_max: int = 512,
+        use_wscale: bool = True,
+        **layer_kwargs: Any,
+    ) -> None:
         log2 = check_resolution(img_resolution)
         super().__init__()
         self.w_dim = w_dim
@@ -243,39 +304,62 @@ class StyleGAN1Synthesis(StyleSpaceMixin, nn.Module):
         prev = 0
         for res in self.block_resolutions:
             ch = nf(int(np.log2(res)) - 1, fmap_base, fmap_decay, fmap_max)
-            block = StyleGAN1Block(prev, ch, w_dim, res, img_channels, is_last=res == img_resolution, use_wscale=use_wscale, **layer_kwargs)
+            block = StyleGAN1Block(
+                prev, ch, w_dim, res, img_channels, is_last=res == img_resolution, use_wscale=use_wscale, **layer_kwargs
+            )
             setattr(self, f"b{res}", block)
             prev = ch
         self.hook_img = HookPoint()
 
-    def blocks(self):
+    def blocks(self) -> List[StyleGAN1Block]:
         return [getattr(self, f"b{res}") for res in self.block_resolutions]
 
-    def style_layers(self):
+    def style_layers(self) -> List[Tuple[str, StyleLayer, int]]:
         return [
             (f"b{b.resolution}.{name}", getattr(b, name), 2 * i + k)
             for i, b in enumerate(self.blocks())
             for k, name in enumerate(b.layer_names())
         ]
 
-    def forward(self, ws=None, styles=None, noise_mode="const", **_ignored):
+    def forward(
+        self,
+        ws: Optional[torch.Tensor] = None,
+        styles: Union[Mapping[str, torch.Tensor], torch.Tensor, None] = None,
+        noise_mode: str = "const",
+        **_ignored: Any,
+    ) -> torch.Tensor:
         """Render from ws or styles (see `compute_styles`); extra StyleGAN2 options are accepted and ignored."""
         ws, styles = self._normalise_inputs(ws, styles)
         x = None
         for i, block in enumerate(self.blocks()):
             bws = ws[:, 2 * i : 2 * i + 2] if ws is not None else None
             x = block(x, bws, self._block_styles(styles, block.resolution), noise_mode=noise_mode)
+        assert x is not None  # there is always a 4x4 block
         return self.hook_img(self.blocks()[-1].to_rgb(x))
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"w_dim={self.w_dim}, res={self.img_resolution}, channels={self.img_channels}, num_ws={self.num_ws}"
 
 
 class StyleGAN1Mapping(nn.Module):
     """z (and labels) -> w: optional label embedding concatenated to z, pixel norm, MLP with lrmul 0.01."""
 
-    def __init__(self, z_dim, c_dim, w_dim, num_ws, num_layers=8, layer_features=512, lr_multiplier=0.01,
-                 activation="lrelu", normalize_latents=True, use_wscale=True):
+    w_avg: torch.Tensor  # buffer
+    fc0: EqualizedDense  # the first of fc0 .. fc{num_layers-1}, set with setattr
+
+    def __init__(
+        self,
+        z_dim: int,
+        c_dim: int,
+        w_dim: int,
+        num_ws: int,
+        num_layers: int = 8,
+        layer_features: int = 512,
+        lr_multiplier: float = 0.01,
+        activation: str = "lrelu",
+        normalize_latents: bool = True,
+        use_wscale: bool = True,
+    ) -> None:
         super().__init__()
         self.z_dim = z_dim
         self.c_dim = c_dim
@@ -287,20 +371,36 @@ class StyleGAN1Mapping(nn.Module):
             self.embed = nn.Parameter(torch.randn([z_dim, c_dim]))  # used as is: no scaling, no bias
         features = [z_dim * (2 if c_dim > 0 else 1)] + [layer_features] * (num_layers - 1) + [w_dim]
         for i in range(num_layers):
-            layer = EqualizedDense(features[i], features[i + 1], gain=SQRT2, lr_multiplier=lr_multiplier, activation=activation, use_wscale=use_wscale)
+            layer = EqualizedDense(
+                features[i],
+                features[i + 1],
+                gain=SQRT2,
+                lr_multiplier=lr_multiplier,
+                activation=activation,
+                use_wscale=use_wscale,
+            )
             setattr(self, f"fc{i}", layer)
         self.register_buffer("w_avg", torch.zeros([w_dim]))
         self.hook_z = HookPoint()
         self.hook_w = HookPoint()
 
-    def forward(self, z, c=None, truncation_psi=1, truncation_cutoff=None, **_ignored):
+    def forward(
+        self,
+        z: torch.Tensor,
+        c: Optional[torch.Tensor] = None,
+        truncation_psi: float = 1,
+        truncation_cutoff: Optional[int] = None,
+        **_ignored: Any,
+    ) -> torch.Tensor:
         if z is None or z.ndim != 2 or z.shape[1] != self.z_dim:
-            raise ValueError(f"z must be [N, {self.z_dim}], got {None if z is None else tuple(z.shape)}")
+            raise ConfigError(f"z must be [N, {self.z_dim}], got {None if z is None else tuple(z.shape)}")
         dtype = self.fc0.weight.dtype if self.num_layers else torch.float32
         x = z.to(dtype)
         if self.c_dim > 0:
             if c is None or c.ndim != 2 or c.shape[1] != self.c_dim:
-                raise ValueError(f"c must be [N, {self.c_dim}] for this conditional network, got {None if c is None else tuple(c.shape)}")
+                raise ConfigError(
+                    f"c must be [N, {self.c_dim}] for this conditional network, got {None if c is None else tuple(c.shape)}"
+                )
             x = torch.cat([x, c.to(dtype) @ self.embed.t()], dim=1)
         if self.normalize_latents:
             x = normalize_2nd_moment(x)
@@ -322,11 +422,30 @@ class StyleGAN1Generator(nn.Module):
 
     generation = 1
 
-    def __init__(self, latent_size=512, label_size=0, dlatent_size=512, resolution=1024, num_channels=3,
-                 mapping_layers=8, mapping_fmaps=512, mapping_lrmul=0.01, mapping_nonlinearity="lrelu",
-                 normalize_latents=True, fmap_base=8192, fmap_decay=1.0, fmap_max=512, use_styles=True,
-                 use_noise=True, nonlinearity="lrelu", use_wscale=True, use_pixel_norm=False, use_instance_norm=True,
-                 fused_scale="auto", blur_filter=(1, 2, 1)):
+    def __init__(
+        self,
+        latent_size: int = 512,
+        label_size: int = 0,
+        dlatent_size: int = 512,
+        resolution: int = 1024,
+        num_channels: int = 3,
+        mapping_layers: int = 8,
+        mapping_fmaps: int = 512,
+        mapping_lrmul: float = 0.01,
+        mapping_nonlinearity: str = "lrelu",
+        normalize_latents: bool = True,
+        fmap_base: int = 8192,
+        fmap_decay: float = 1.0,
+        fmap_max: int = 512,
+        use_styles: bool = True,
+        use_noise: bool = True,
+        nonlinearity: str = "lrelu",
+        use_wscale: bool = True,
+        use_pixel_norm: bool = False,
+        use_instance_norm: bool = True,
+        fused_scale: Union[bool, str] = "auto",
+        blur_filter: Optional[Sequence[float]] = (1, 2, 1),
+    ) -> None:
         super().__init__()
         self.init_kwargs = copy.deepcopy({k: v for k, v in locals().items() if k not in ("self", "__class__")})
         self.init_kwargs["blur_filter"] = list(blur_filter) if blur_filter is not None else None
@@ -336,30 +455,68 @@ class StyleGAN1Generator(nn.Module):
         self.img_resolution = resolution
         self.img_channels = num_channels
         self.synthesis = StyleGAN1Synthesis(
-            dlatent_size, resolution, num_channels, fmap_base=fmap_base, fmap_decay=fmap_decay, fmap_max=fmap_max,
-            use_wscale=use_wscale, fused_scale=fused_scale, blur_filter=blur_filter, use_noise=use_noise,
-            use_pixel_norm=use_pixel_norm, use_instance_norm=use_instance_norm, use_styles=use_styles, nonlinearity=nonlinearity,
+            dlatent_size,
+            resolution,
+            num_channels,
+            fmap_base=fmap_base,
+            fmap_decay=fmap_decay,
+            fmap_max=fmap_max,
+            use_wscale=use_wscale,
+            fused_scale=fused_scale,
+            blur_filter=blur_filter,
+            use_noise=use_noise,
+            use_pixel_norm=use_pixel_norm,
+            use_instance_norm=use_instance_norm,
+            use_styles=use_styles,
+            nonlinearity=nonlinearity,
         )
         self.num_ws = self.synthesis.num_ws
         self.mapping = StyleGAN1Mapping(
-            latent_size, label_size, dlatent_size, self.num_ws, num_layers=mapping_layers, layer_features=mapping_fmaps,
-            lr_multiplier=mapping_lrmul, activation=mapping_nonlinearity, normalize_latents=normalize_latents, use_wscale=use_wscale,
+            latent_size,
+            label_size,
+            dlatent_size,
+            self.num_ws,
+            num_layers=mapping_layers,
+            layer_features=mapping_fmaps,
+            lr_multiplier=mapping_lrmul,
+            activation=mapping_nonlinearity,
+            normalize_latents=normalize_latents,
+            use_wscale=use_wscale,
         )
 
-    def forward(self, z, c=None, truncation_psi=1, truncation_cutoff=None, noise_mode="const", **synthesis_kwargs):
+    def forward(
+        self,
+        z: torch.Tensor,
+        c: Optional[torch.Tensor] = None,
+        truncation_psi: float = 1,
+        truncation_cutoff: Optional[int] = None,
+        noise_mode: str = "const",
+        **synthesis_kwargs: Any,
+    ) -> torch.Tensor:
         if c is None and self.c_dim == 0:
             c = torch.zeros([z.shape[0], 0], device=z.device)
         ws = self.mapping(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff)
         return self.synthesis(ws, noise_mode=noise_mode, **synthesis_kwargs)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"z_dim={self.z_dim}, c_dim={self.c_dim}, w_dim={self.w_dim}, num_ws={self.num_ws}, res={self.img_resolution}"
 
 
 class StyleGAN1DBlock(nn.Module):
     """conv0, then blur + downsampling conv1 (conv + 2x2 average, or the fused stride-2 conv from 128 px)."""
 
-    def __init__(self, in_channels, out_channels, resolution, fused_scale="auto", blur_filter=(1, 2, 1), nonlinearity="lrelu", use_wscale=True):
+    blur_filter: Optional[torch.Tensor]  # buffer
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        resolution: int,
+        fused_scale: Union[bool, str] = "auto",
+        blur_filter: Optional[Sequence[float]] = (1, 2, 1),
+        nonlinearity: str = "lrelu",
+        use_wscale: bool = True,
+    ) -> None:
         super().__init__()
         self.resolution = resolution
         self.nonlinearity = nonlinearity
@@ -373,7 +530,7 @@ class StyleGAN1DBlock(nn.Module):
         else:
             self.blur_filter = None
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = _act(self.conv0(x) + self.bias0.reshape(1, -1, 1, 1), self.nonlinearity)
         if self.blur_filter is not None:
             x = upfirdn2d(x, self.blur_filter, padding=self.blur_filter.shape[-1] // 2)
@@ -388,9 +545,21 @@ class StyleGAN1DBlock(nn.Module):
 class StyleGAN1Discriminator(nn.Module):
     """The official `D_basic` at lod 0, with the official TF kwarg names. D(img, c) -> [N, 1]."""
 
-    def __init__(self, num_channels=1, resolution=32, label_size=0, fmap_base=8192, fmap_decay=1.0, fmap_max=512,
-                 nonlinearity="lrelu", use_wscale=True, mbstd_group_size=4, mbstd_num_features=1, fused_scale="auto",
-                 blur_filter=(1, 2, 1)):
+    def __init__(
+        self,
+        num_channels: int = 1,
+        resolution: int = 32,
+        label_size: int = 0,
+        fmap_base: int = 8192,
+        fmap_decay: float = 1.0,
+        fmap_max: int = 512,
+        nonlinearity: str = "lrelu",
+        use_wscale: bool = True,
+        mbstd_group_size: Optional[int] = 4,
+        mbstd_num_features: int = 1,
+        fused_scale: Union[bool, str] = "auto",
+        blur_filter: Optional[Sequence[float]] = (1, 2, 1),
+    ) -> None:
         super().__init__()
         self.init_kwargs = copy.deepcopy({k: v for k, v in locals().items() if k not in ("self", "__class__")})
         self.init_kwargs["blur_filter"] = list(blur_filter) if blur_filter is not None else None
@@ -407,16 +576,22 @@ class StyleGAN1Discriminator(nn.Module):
             r = int(np.log2(res))
             block = StyleGAN1DBlock(ch(r - 1), ch(r - 2), res, fused_scale, blur_filter, nonlinearity, use_wscale)
             setattr(self, f"b{res}", block)
-        self.mbstd = MinibatchStdLayer(mbstd_group_size, mbstd_num_features) if mbstd_group_size and mbstd_group_size > 1 else None
+        self.mbstd = (
+            MinibatchStdLayer(mbstd_group_size, mbstd_num_features)
+            if mbstd_group_size and mbstd_group_size > 1
+            else None
+        )
         extra = mbstd_num_features if self.mbstd is not None else 0
         self.conv = EqualizedConv2d(ch(1) + extra, ch(1), 3, use_wscale=use_wscale)
         self.conv_bias = nn.Parameter(torch.zeros([ch(1)]))
         self.fc = EqualizedDense(ch(1) * 16, ch(0), gain=SQRT2, activation=nonlinearity, use_wscale=use_wscale)
         self.out = EqualizedDense(ch(0), max(label_size, 1), gain=1.0, activation="linear", use_wscale=use_wscale)
 
-    def forward(self, img, c=None, **_ignored):
+    def forward(self, img: torch.Tensor, c: Optional[torch.Tensor] = None, **_ignored: Any) -> torch.Tensor:
         if img.ndim != 4 or img.shape[1:] != (self.img_channels, self.img_resolution, self.img_resolution):
-            raise ValueError(f"D expects images [N, {self.img_channels}, {self.img_resolution}, {self.img_resolution}], got {tuple(img.shape)}")
+            raise ConfigError(
+                f"D expects images [N, {self.img_channels}, {self.img_resolution}, {self.img_resolution}], got {tuple(img.shape)}"
+            )
         x = _act(self.fromrgb(img.to(torch.float32)) + self.fromrgb_bias.reshape(1, -1, 1, 1), self.nonlinearity)
         for res in self.block_resolutions:
             x = getattr(self, f"b{res}")(x)
@@ -426,6 +601,6 @@ class StyleGAN1Discriminator(nn.Module):
         x = self.out(self.fc(x.flatten(1)))
         if self.c_dim > 0:
             if c is None or c.shape != (img.shape[0], self.c_dim):
-                raise ValueError(f"c must be [N, {self.c_dim}] for this conditional discriminator")
+                raise ConfigError(f"c must be [N, {self.c_dim}] for this conditional discriminator")
             x = (x * c.to(x.dtype)).sum(dim=1, keepdim=True)
         return x

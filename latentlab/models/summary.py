@@ -1,14 +1,24 @@
 """Human-readable facts about a network: sizes, layers per resolution, parameter counts."""
 
+from __future__ import annotations
 
-def count_params(module):
+from typing import TYPE_CHECKING, Any, Dict, List, Union
+
+from torch import nn
+
+if TYPE_CHECKING:
+    from .generator import Generator
+    from .stylegan1 import StyleGAN1Generator
+
+
+def count_params(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-def generator_summary(G):
+def generator_summary(G: Union[Generator, StyleGAN1Generator]) -> Dict[str, Any]:
     """Dict with dims, num_ws and one row per synthesis block (works for every generation)."""
-    syn = G.synthesis
-    rows = {}
+    syn: Any = G.synthesis  # any generation's synthesis network
+    rows: Dict[str, Dict[str, List[Any]]] = {}
     for name, _layer, w_index in syn.style_layers():
         block_name, layer_name = name.split(".", 1)
         row = rows.setdefault(block_name, dict(layers=[], ws=[]))

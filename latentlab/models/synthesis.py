@@ -1,13 +1,19 @@
 """Synthesis network: per-layer styles (S space) from ws, then modulated convolutions to an image."""
+
+from __future__ import annotations
+
 import math
+from typing import Any, List, Mapping, Optional, Sequence, Tuple, Union
+
 import numpy as np
 import torch
 from torch import nn
 
+from ..errors import ConfigError
 from ..ops import bias_act, modulated_conv2d, setup_filter, upsample2d
 from ..ops.bias_act import activation as _activation
 from .layers import Conv2dLayer, FullyConnectedLayer, HookPoint, check_resolution
-from .style_space import StyleSpaceMixin
+from .style_space import StyleLayer, StyleSpaceMixin
 
 NOISE_MODES = ("const", "random", "none")
 
@@ -15,20 +21,23 @@ NOISE_MODES = ("const", "random", "none")
 class SynthesisLayer(nn.Module):
     """Modulated 3x3 conv (optionally upsampling), noise, bias, activation."""
 
+    resample_filter: torch.Tensor  # buffers
+    noise_const: torch.Tensor
+
     def __init__(
         self,
-        in_channels,
-        out_channels,
-        w_dim,
-        resolution,
-        kernel_size=3,
-        up=1,
-        use_noise=True,
-        activation="lrelu",
-        resample_filter=(1, 3, 3, 1),
-        conv_clamp=None,
-        channels_last=False,
-    ):
+        in_channels: int,
+        out_channels: int,
+        w_dim: int,
+        resolution: int,
+        kernel_size: int = 3,
+        up: int = 1,
+        use_noise: bool = True,
+        activation: str = "lrelu",
+        resample_filter: Sequence[float] = (1, 3, 3, 1),
+        conv_clamp: Optional[float] = None,
+        channels_last: bool = False,
+    ) -> None:
         super().__init__()
         self.in_channels = in_channels
         self.out_channels = out_channels
@@ -54,22 +63,32 @@ class SynthesisLayer(nn.Module):
         self.hook_out = HookPoint()
 
     @property
-    def style_dim(self):
+    def style_dim(self) -> int:
         return self.in_channels
 
-    def style(self, w):
+    def style(self, w: torch.Tensor) -> torch.Tensor:
         return self.affine(w)
 
-    def forward(self, x, w=None, noise_mode="const", fused_modconv=True, gain=1, style=None):
+    def forward(
+        self,
+        x: torch.Tensor,
+        w: Optional[torch.Tensor] = None,
+        noise_mode: str = "const",
+        fused_modconv: bool = True,
+        gain: float = 1,
+        style: Optional[torch.Tensor] = None,
+    ) -> torch.Tensor:
         """`style` ([N, in_channels], S space) replaces affine(w) when given."""
         styles = self.hook_style(self.affine(w) if style is None else style)
         noise = None
         if self.use_noise and noise_mode == "random":
-            noise = torch.randn([x.shape[0], 1, self.resolution, self.resolution], device=x.device) * self.noise_strength
+            noise = (
+                torch.randn([x.shape[0], 1, self.resolution, self.resolution], device=x.device) * self.noise_strength
+            )
         elif self.use_noise and noise_mode == "const":
             noise = self.noise_const * self.noise_strength
         elif noise_mode not in NOISE_MODES:
-            raise ValueError(f"noise_mode must be one of {NOISE_MODES}, got {noise_mode!r}")
+            raise ConfigError(f"noise_mode must be one of {NOISE_MODES}, got {noise_mode!r}")
         x = modulated_conv2d(
             x,
             self.weight,
@@ -85,14 +104,22 @@ class SynthesisLayer(nn.Module):
         x = bias_act(x, self.bias.to(x.dtype), act=self.activation, gain=self.act_gain * gain, clamp=clamp)
         return self.hook_out(x)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"in={self.in_channels}, out={self.out_channels}, res={self.resolution}, up={self.up}, noise={self.use_noise}"
 
 
 class ToRGBLayer(nn.Module):
     """Modulated 1x1 conv to image channels, without demodulation."""
 
-    def __init__(self, in_channels, out_channels, w_dim, kernel_size=1, conv_clamp=None, channels_last=False):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        w_dim: int,
+        kernel_size: int = 1,
+        conv_clamp: Optional[float] = None,
+        channels_last: bool = False,
+    ) -> None:
         super().__init__()
         self.in_channels = in_channels
         self.out_channels = out_channels
@@ -109,19 +136,25 @@ class ToRGBLayer(nn.Module):
         self.hook_out = HookPoint()
 
     @property
-    def style_dim(self):
+    def style_dim(self) -> int:
         return self.in_channels
 
-    def style(self, w):
+    def style(self, w: torch.Tensor) -> torch.Tensor:
         return self.affine(w)
 
-    def forward(self, x, w=None, fused_modconv=True, style=None):
+    def forward(
+        self,
+        x: torch.Tensor,
+        w: Optional[torch.Tensor] = None,
+        fused_modconv: bool = True,
+        style: Optional[torch.Tensor] = None,
+    ) -> torch.Tensor:
         styles = self.hook_style(self.affine(w) if style is None else style)
         x = modulated_conv2d(x, self.weight, styles * self.weight_gain, demodulate=False, fused_modconv=fused_modconv)
         x = bias_act(x, self.bias.to(x.dtype), clamp=self.conv_clamp)
         return self.hook_out(x)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"in={self.in_channels}, out={self.out_channels}"
 
 
@@ -129,24 +162,25 @@ class SynthesisBlock(nn.Module):
     """One resolution: (const or upsampling conv0), conv1, and ToRGB for 'skip' or the last block."""
 
     ARCHITECTURES = ("orig", "skip", "resnet")
+    resample_filter: torch.Tensor  # buffer
 
     def __init__(
         self,
-        in_channels,
-        out_channels,
-        w_dim,
-        resolution,
-        img_channels,
-        is_last,
-        architecture="skip",
-        resample_filter=(1, 3, 3, 1),
-        conv_clamp=None,
-        use_fp16=False,
-        fp16_channels_last=False,
-        **layer_kwargs,
-    ):
+        in_channels: int,
+        out_channels: int,
+        w_dim: int,
+        resolution: int,
+        img_channels: int,
+        is_last: bool,
+        architecture: str = "skip",
+        resample_filter: Sequence[float] = (1, 3, 3, 1),
+        conv_clamp: Optional[float] = None,
+        use_fp16: bool = False,
+        fp16_channels_last: bool = False,
+        **layer_kwargs: Any,
+    ) -> None:
         if architecture not in self.ARCHITECTURES:
-            raise ValueError(f"architecture must be one of {self.ARCHITECTURES}, got {architecture!r}")
+            raise ConfigError(f"architecture must be one of {self.ARCHITECTURES}, got {architecture!r}")
         super().__init__()
         self.in_channels = in_channels
         self.out_channels = out_channels
@@ -164,31 +198,59 @@ class SynthesisBlock(nn.Module):
             self.const = nn.Parameter(torch.randn([out_channels, resolution, resolution]))
         else:
             self.conv0 = SynthesisLayer(
-                in_channels, out_channels, w_dim=w_dim, resolution=resolution, up=2, resample_filter=resample_filter,
-                conv_clamp=conv_clamp, channels_last=self.channels_last, **layer_kwargs,
+                in_channels,
+                out_channels,
+                w_dim=w_dim,
+                resolution=resolution,
+                up=2,
+                resample_filter=resample_filter,
+                conv_clamp=conv_clamp,
+                channels_last=self.channels_last,
+                **layer_kwargs,
             )
             self.num_conv += 1
         self.conv1 = SynthesisLayer(
-            out_channels, out_channels, w_dim=w_dim, resolution=resolution, conv_clamp=conv_clamp,
-            channels_last=self.channels_last, **layer_kwargs,
+            out_channels,
+            out_channels,
+            w_dim=w_dim,
+            resolution=resolution,
+            conv_clamp=conv_clamp,
+            channels_last=self.channels_last,
+            **layer_kwargs,
         )
         self.num_conv += 1
         if is_last or architecture == "skip":
-            self.torgb = ToRGBLayer(out_channels, img_channels, w_dim=w_dim, conv_clamp=conv_clamp, channels_last=self.channels_last)
+            self.torgb = ToRGBLayer(
+                out_channels, img_channels, w_dim=w_dim, conv_clamp=conv_clamp, channels_last=self.channels_last
+            )
             self.num_torgb += 1
         if in_channels != 0 and architecture == "resnet":
             self.skip = Conv2dLayer(
-                in_channels, out_channels, kernel_size=1, bias=False, up=2, resample_filter=resample_filter,
+                in_channels,
+                out_channels,
+                kernel_size=1,
+                bias=False,
+                up=2,
+                resample_filter=resample_filter,
                 channels_last=self.channels_last,
             )
         self.hook_x = HookPoint()  # features after the block's convs
         self.hook_img = HookPoint()  # running RGB image after this block
 
-    def layer_names(self):
+    def layer_names(self) -> List[str]:
         """Names of the style-taking layers, in the order they consume ws."""
         return [n for n in ("conv0", "conv1", "torgb") if hasattr(self, n)]
 
-    def forward(self, x, img, ws=None, styles=None, force_fp32=False, fused_modconv=None, noise_mode="const"):
+    def forward(
+        self,
+        x: Optional[torch.Tensor],
+        img: Optional[torch.Tensor],
+        ws: Optional[torch.Tensor] = None,
+        styles: Optional[Mapping[str, torch.Tensor]] = None,
+        force_fp32: bool = False,
+        fused_modconv: Optional[bool] = None,
+        noise_mode: str = "const",
+    ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
         """ws: [N, num_conv + num_torgb, w_dim]; styles: optional dict layer name -> [N, C]."""
         styles = styles or {}
         wi = iter(ws.unbind(dim=1)) if ws is not None else None
@@ -197,7 +259,7 @@ class SynthesisBlock(nn.Module):
             w = next(wi) if wi is not None else None
             s = styles.get(name)
             if w is None and s is None:
-                raise ValueError(f"synthesis block {self.resolution}: layer {name} needs ws or a style")
+                raise ConfigError(f"synthesis block {self.resolution}: layer {name} needs ws or a style")
             return w, s
 
         ref = ws if ws is not None else next(iter(styles.values()))
@@ -208,11 +270,14 @@ class SynthesisBlock(nn.Module):
             fused_modconv = on_gpu and not self.training and (dtype == torch.float32 or ref.shape[0] == 1)
         # oneDNN convs (above all the transposed ones) run much faster on channels-last tensors.
         cpu_cl = not on_gpu and not fused_modconv
-        memory_format = torch.channels_last if (self.channels_last and not force_fp32) or cpu_cl else torch.contiguous_format
+        memory_format = (
+            torch.channels_last if (self.channels_last and not force_fp32) or cpu_cl else torch.contiguous_format
+        )
 
         if self.in_channels == 0:
             x = self.const.to(dtype).unsqueeze(0).repeat([ref.shape[0], 1, 1, 1]).to(memory_format=memory_format)
         else:
+            assert x is not None, "every block after the first takes the previous block's features"
             x = x.to(dtype=dtype, memory_format=memory_format)
         kw = dict(fused_modconv=fused_modconv, noise_mode=noise_mode)
         if self.in_channels == 0:
@@ -243,7 +308,7 @@ class SynthesisBlock(nn.Module):
             img = self.hook_img(img)
         return x, img
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"res={self.resolution}, in={self.in_channels}, out={self.out_channels}, arch={self.architecture}, fp16={self.use_fp16}"
 
 
@@ -254,7 +319,16 @@ class SynthesisNetwork(StyleSpaceMixin, nn.Module):
     with `compute_styles` and fed back through `forward(styles=...)`.
     """
 
-    def __init__(self, w_dim, img_resolution, img_channels, channel_base=32768, channel_max=512, num_fp16_res=0, **block_kwargs):
+    def __init__(
+        self,
+        w_dim: int,
+        img_resolution: int,
+        img_channels: int,
+        channel_base: int = 32768,
+        channel_max: int = 512,
+        num_fp16_res: int = 0,
+        **block_kwargs: Any,
+    ) -> None:
         log2 = check_resolution(img_resolution)
         super().__init__()
         self.w_dim = w_dim
@@ -284,7 +358,7 @@ class SynthesisNetwork(StyleSpaceMixin, nn.Module):
                 self.num_ws += block.num_torgb
             setattr(self, f"b{res}", block)
 
-    def blocks(self):
+    def blocks(self) -> List[SynthesisBlock]:
         return [getattr(self, f"b{res}") for res in self.block_resolutions]
 
     def _block_ws(self, ws):
@@ -295,7 +369,7 @@ class SynthesisNetwork(StyleSpaceMixin, nn.Module):
             idx += block.num_conv
         return out
 
-    def style_layers(self):
+    def style_layers(self) -> List[Tuple[str, StyleLayer, int]]:
         """[(name, layer, w_index)] for every style-taking layer, in ws order."""
         out, idx = [], 0
         for block in self.blocks():
@@ -304,7 +378,14 @@ class SynthesisNetwork(StyleSpaceMixin, nn.Module):
             idx += block.num_conv
         return out
 
-    def forward(self, ws=None, styles=None, noise_mode="const", force_fp32=False, fused_modconv=None):
+    def forward(
+        self,
+        ws: Optional[torch.Tensor] = None,
+        styles: Union[Mapping[str, torch.Tensor], torch.Tensor, None] = None,
+        noise_mode: str = "const",
+        force_fp32: bool = False,
+        fused_modconv: Optional[bool] = None,
+    ) -> torch.Tensor:
         """Render images from ws, or from styles (a dict as from `compute_styles`, or a flat tensor).
 
         With both, the given styles override the layers they name. noise_mode:
@@ -315,8 +396,11 @@ class SynthesisNetwork(StyleSpaceMixin, nn.Module):
         x = img = None
         for block, bws in zip(self.blocks(), block_ws):
             bstyles = self._block_styles(styles, block.resolution)
-            x, img = block(x, img, bws, styles=bstyles, force_fp32=force_fp32, fused_modconv=fused_modconv, noise_mode=noise_mode)
+            x, img = block(
+                x, img, bws, styles=bstyles, force_fp32=force_fp32, fused_modconv=fused_modconv, noise_mode=noise_mode
+            )
+        assert img is not None  # the last block always has a ToRGB layer
         return img
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"w_dim={self.w_dim}, res={self.img_resolution}, channels={self.img_channels}, num_ws={self.num_ws}"

@@ -1,4 +1,5 @@
 """Custom ops of StyleGAN2: reference PyTorch path everywhere, compiled CUDA kernels on GPUs."""
+
 from .bias_act import ACTIVATIONS, bias_act, bias_act_ref
 from .conv2d_resample import conv2d_resample
 from .modulated_conv2d import modulated_conv2d

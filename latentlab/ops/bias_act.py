@@ -1,11 +1,15 @@
 """Fused bias + activation + gain + clamp, the pointwise tail of every StyleGAN2 layer."""
+
+from __future__ import annotations
+
 import math
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Optional
 
 import torch
 import torch.nn.functional as F
 
+from ..errors import ConfigError
 from ._impl import choose_impl
 
 
@@ -41,7 +45,7 @@ def activation(name: str) -> Activation:
     try:
         return ACTIVATIONS[name]
     except KeyError:
-        raise ValueError(f"unknown activation {name!r}; choose from {sorted(ACTIVATIONS)}") from None
+        raise ConfigError(f"unknown activation {name!r}; choose from {sorted(ACTIVATIONS)}") from None
 
 
 def _resolve(act, alpha, gain, clamp):
@@ -52,13 +56,21 @@ def _resolve(act, alpha, gain, clamp):
     return spec, alpha, gain, clamp
 
 
-def bias_act_ref(x, b=None, dim=1, act="linear", alpha=None, gain=None, clamp=None):
+def bias_act_ref(
+    x: torch.Tensor,
+    b: Optional[torch.Tensor] = None,
+    dim: int = 1,
+    act: str = "linear",
+    alpha: Optional[float] = None,
+    gain: Optional[float] = None,
+    clamp: Optional[float] = None,
+) -> torch.Tensor:
     """Reference path: plain PyTorch ops, differentiable to any order."""
     spec, alpha, gain, clamp = _resolve(act, alpha, gain, clamp)
     dim = dim % x.ndim if x.ndim else 0
     if b is not None:
         if b.ndim != 1 or b.shape[0] != x.shape[dim]:
-            raise ValueError(f"bias of shape {tuple(b.shape)} does not fit dim {dim} of {tuple(x.shape)}")
+            raise ConfigError(f"bias of shape {tuple(b.shape)} does not fit dim {dim} of {tuple(x.shape)}")
         x = x + b.reshape([-1 if i == dim else 1 for i in range(x.ndim)])
     x = spec.func(x, alpha)
     # Without autograd, work in place on the fresh tensor made above (the caller's x is never touched).
@@ -70,7 +82,16 @@ def bias_act_ref(x, b=None, dim=1, act="linear", alpha=None, gain=None, clamp=No
     return x
 
 
-def bias_act(x, b=None, dim=1, act="linear", alpha=None, gain=None, clamp=None, impl=None):
+def bias_act(
+    x: torch.Tensor,
+    b: Optional[torch.Tensor] = None,
+    dim: int = 1,
+    act: str = "linear",
+    alpha: Optional[float] = None,
+    gain: Optional[float] = None,
+    clamp: Optional[float] = None,
+    impl: Optional[str] = None,
+) -> torch.Tensor:
     """y = clamp(act(x + b) * gain).
 
     Args:

@@ -1,10 +1,27 @@
 """2-D convolution fused with FIR up/down-sampling (StyleGAN2's resampling convolution)."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
 import torch.nn.functional as F
 
-from .upfirdn2d import filter_size, parse_padding, upfirdn2d
+from ..errors import ConfigError
+from .upfirdn2d import Padding, filter_size, parse_padding, upfirdn2d
 
 
-def conv2d_resample(x, w, f=None, up=1, down=1, padding=0, groups=1, flip_weight=True, flip_filter=False):
+def conv2d_resample(
+    x: torch.Tensor,
+    w: torch.Tensor,
+    f: Optional[torch.Tensor] = None,
+    up: int = 1,
+    down: int = 1,
+    padding: Padding = 0,
+    groups: int = 1,
+    flip_weight: bool = True,
+    flip_filter: bool = False,
+) -> torch.Tensor:
     """Convolve `x` with `w`, upsampling before or downsampling after with filter `f`.
 
     Args:
@@ -17,9 +34,9 @@ def conv2d_resample(x, w, f=None, up=1, down=1, padding=0, groups=1, flip_weight
     equals zero insertion, filtering and convolution but costs a quarter of the FLOPs.
     """
     if not (isinstance(up, int) and isinstance(down, int) and up >= 1 and down >= 1):
-        raise ValueError(f"up and down must be ints >= 1, got {up!r}, {down!r}")
+        raise ConfigError(f"up and down must be ints >= 1, got {up!r}, {down!r}")
     if up > 1 and down > 1:
-        raise ValueError("conv2d_resample: up and down together are not supported")
+        raise ConfigError("conv2d_resample: up and down together are not supported")
     out_ch, in_ch, kh, kw = w.shape
     px0, px1, py0, py1 = parse_padding(padding)
     fw, fh = filter_size(f)
@@ -46,7 +63,9 @@ def conv2d_resample(x, w, f=None, up=1, down=1, padding=0, groups=1, flip_weight
         pxt = max(min(-px0, -px1), 0)
         pyt = max(min(-py0, -py1), 0)
         x = F.conv_transpose2d(x, wt.flip([2, 3]), stride=up, padding=[pyt, pxt], groups=groups)
-        return upfirdn2d(x, f, padding=[px0 + pxt, px1 + pxt, py0 + pyt, py1 + pyt], gain=up * up, flip_filter=flip_filter)
+        return upfirdn2d(
+            x, f, padding=[px0 + pxt, px1 + pxt, py0 + pyt, py1 + pyt], gain=up * up, flip_filter=flip_filter
+        )
 
     if down > 1:
         px0 += (fw - down + 1) // 2

@@ -1,24 +1,30 @@
 """Style-modulated convolution with optional weight demodulation (StyleGAN2, section 2.2)."""
+
+from __future__ import annotations
+
 import math
+from typing import Optional
 
 import torch
 
+from ..errors import ConfigError
 from .conv2d_resample import conv2d_resample
+from .upfirdn2d import Padding
 
 
 def modulated_conv2d(
-    x,
-    weight,
-    styles,
-    noise=None,
-    up=1,
-    down=1,
-    padding=0,
-    resample_filter=None,
-    demodulate=True,
-    flip_weight=True,
-    fused_modconv=True,
-):
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    styles: torch.Tensor,
+    noise: Optional[torch.Tensor] = None,
+    up: int = 1,
+    down: int = 1,
+    padding: Padding = 0,
+    resample_filter: Optional[torch.Tensor] = None,
+    demodulate: bool = True,
+    flip_weight: bool = True,
+    fused_modconv: bool = True,
+) -> torch.Tensor:
     """Convolve each sample with the shared weight scaled by its own styles.
 
     Args:
@@ -32,7 +38,7 @@ def modulated_conv2d(
     n = x.shape[0]
     out_ch, in_ch, kh, kw = weight.shape
     if styles.shape != (n, in_ch):
-        raise ValueError(f"styles must be [{n}, {in_ch}], got {tuple(styles.shape)}")
+        raise ConfigError(f"styles must be [{n}, {in_ch}], got {tuple(styles.shape)}")
 
     if x.dtype == torch.float16 and demodulate:
         # Pre-scale so that the products below stay inside the fp16 range; cancels out after demodulation.
@@ -46,7 +52,9 @@ def modulated_conv2d(
 
     if not fused_modconv:
         x = x * styles.to(x.dtype).reshape(n, -1, 1, 1)
-        x = conv2d_resample(x, weight.to(x.dtype), f=resample_filter, up=up, down=down, padding=padding, flip_weight=flip_weight)
+        x = conv2d_resample(
+            x, weight.to(x.dtype), f=resample_filter, up=up, down=down, padding=padding, flip_weight=flip_weight
+        )
         if dcoefs is not None and noise is not None:
             return torch.addcmul(noise.to(x.dtype), x, dcoefs.to(x.dtype).reshape(n, -1, 1, 1))  # one pass
         if dcoefs is not None:
@@ -60,7 +68,9 @@ def modulated_conv2d(
         w = w * dcoefs.reshape(n, -1, 1, 1, 1)
     x = x.reshape(1, -1, *x.shape[2:])  # the batch becomes conv groups
     w = w.reshape(-1, in_ch, kh, kw)
-    x = conv2d_resample(x, w.to(x.dtype), f=resample_filter, up=up, down=down, padding=padding, groups=n, flip_weight=flip_weight)
+    x = conv2d_resample(
+        x, w.to(x.dtype), f=resample_filter, up=up, down=down, padding=padding, groups=n, flip_weight=flip_weight
+    )
     x = x.reshape(n, -1, *x.shape[2:])
     if noise is not None:
         x = x + noise.to(x.dtype)

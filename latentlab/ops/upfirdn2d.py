@@ -1,10 +1,19 @@
 """Upsample, FIR-filter and downsample 2-D images in one op (the resampling used by StyleGAN2)."""
+
+from __future__ import annotations
+
 import math
+from typing import Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
 
+from ..errors import ConfigError
 from ._impl import choose_impl
+
+# An int for both axes or an (x, y) pair; padding also takes (x0, x1, y0, y1).
+Scaling = Union[int, Sequence[int]]
+Padding = Union[int, Sequence[int]]
 
 
 def _pair(v, what):
@@ -12,18 +21,18 @@ def _pair(v, what):
         return v, v
     sx, sy = v
     if not (isinstance(sx, int) and isinstance(sy, int)):
-        raise ValueError(f"{what} must be ints, got {v!r}")
+        raise ConfigError(f"{what} must be ints, got {v!r}")
     return sx, sy
 
 
-def parse_scaling(s):
+def parse_scaling(s: Scaling) -> Tuple[int, int]:
     sx, sy = _pair(s, "up/down factors")
     if sx < 1 or sy < 1:
-        raise ValueError(f"up/down factors must be >= 1, got {s!r}")
+        raise ConfigError(f"up/down factors must be >= 1, got {s!r}")
     return sx, sy
 
 
-def parse_padding(p):
+def parse_padding(p: Padding) -> Tuple[int, int, int, int]:
     """int -> all sides; (px, py) -> both sides of each axis; (x0, x1, y0, y1) as is."""
     if isinstance(p, int):
         return p, p, p, p
@@ -32,10 +41,10 @@ def parse_padding(p):
         return p[0], p[0], p[1], p[1]
     if len(p) == 4:
         return p
-    raise ValueError(f"padding must be an int, 2 or 4 ints, got {p!r}")
+    raise ConfigError(f"padding must be an int, 2 or 4 ints, got {p!r}")
 
 
-def filter_size(f):
+def filter_size(f: Optional[torch.Tensor]) -> Tuple[int, int]:
     """(width, height) of a filter; None counts as 1x1."""
     if f is None:
         return 1, 1
@@ -44,7 +53,14 @@ def filter_size(f):
     return f.shape[1], f.shape[0]
 
 
-def setup_filter(f, normalize=True, flip_filter=False, gain=1, separable=None, device=None):
+def setup_filter(
+    f: Union[torch.Tensor, Sequence[float], Sequence[Sequence[float]], float, None],
+    normalize: bool = True,
+    flip_filter: bool = False,
+    gain: float = 1,
+    separable: Optional[bool] = None,
+    device: Union[torch.device, str, None] = None,
+) -> torch.Tensor:
     """Turn a list of taps into a float32 filter tensor.
 
     A 1-D kernel with fewer than 8 taps becomes its outer product (a 2-D filter),
@@ -52,21 +68,21 @@ def setup_filter(f, normalize=True, flip_filter=False, gain=1, separable=None, d
     """
     if f is None:
         f = 1
-    f = torch.as_tensor(f, dtype=torch.float32, device=device)
-    if f.ndim == 0:
-        f = f[None]
-    if f.ndim not in (1, 2) or f.numel() == 0:
-        raise ValueError(f"filter must be 1-D or 2-D and non-empty, got shape {tuple(f.shape)}")
+    t = torch.as_tensor(f, dtype=torch.float32, device=device)
+    if t.ndim == 0:
+        t = t[None]
+    if t.ndim not in (1, 2) or t.numel() == 0:
+        raise ConfigError(f"filter must be 1-D or 2-D and non-empty, got shape {tuple(t.shape)}")
     if separable is None:
-        separable = f.ndim == 1 and f.numel() >= 8
-    if f.ndim == 1 and not separable:
-        f = f.ger(f)
+        separable = t.ndim == 1 and t.numel() >= 8
+    if t.ndim == 1 and not separable:
+        t = t.ger(t)
     if normalize:
-        f = f / f.sum()
+        t = t / t.sum()
     if flip_filter:
-        f = f.flip(list(range(f.ndim)))
-    f = f * (gain ** (f.ndim / 2))
-    return f
+        t = t.flip(list(range(t.ndim)))
+    t = t * (gain ** (t.ndim / 2))
+    return t
 
 
 def _depthwise(x, k, stride, padding=(0, 0)):
@@ -77,7 +93,13 @@ def _depthwise(x, k, stride, padding=(0, 0)):
 def _as_separable(f):
     """(column, row) taps if the 2-D filter is an outer product (e.g. [1,3,3,1] x [1,3,3,1]), else None."""
     total = f.sum()
-    if f.requires_grad or f.shape[0] != f.shape[1] or f.shape[0] < 3 or not math.isfinite(float(total)) or float(total) == 0:
+    if (
+        f.requires_grad
+        or f.shape[0] != f.shape[1]
+        or f.shape[0] < 3
+        or not math.isfinite(float(total))
+        or float(total) == 0
+    ):
         return None
     col, row = f.sum(dim=1), f.sum(dim=0) / total
     if not torch.allclose(torch.outer(col, row), f, rtol=1e-6, atol=1e-7 * float(f.abs().max())):
@@ -85,10 +107,18 @@ def _as_separable(f):
     return col, row
 
 
-def upfirdn2d_ref(x, f, up=1, down=1, padding=0, flip_filter=False, gain=1):
+def upfirdn2d_ref(
+    x: torch.Tensor,
+    f: Optional[torch.Tensor],
+    up: Scaling = 1,
+    down: Scaling = 1,
+    padding: Padding = 0,
+    flip_filter: bool = False,
+    gain: float = 1,
+) -> torch.Tensor:
     """Reference path built from differentiable PyTorch ops (any-order gradients)."""
     if x.ndim != 4:
-        raise ValueError(f"upfirdn2d expects [N, C, H, W], got shape {tuple(x.shape)}")
+        raise ConfigError(f"upfirdn2d expects [N, C, H, W], got shape {tuple(x.shape)}")
     if f is None:
         f = torch.ones([1, 1], dtype=torch.float32, device=x.device)
     ux, uy = parse_scaling(up)
@@ -97,7 +127,9 @@ def upfirdn2d_ref(x, f, up=1, down=1, padding=0, flip_filter=False, gain=1):
     n, c, h, w = x.shape
     fw, fh = filter_size(f)
     if h * uy + py0 + py1 < fh or w * ux + px0 + px1 < fw:
-        raise ValueError(f"upfirdn2d: padding {(px0, px1, py0, py1)} leaves an empty output for a {h}x{w} input and {fh}x{fw} filter")
+        raise ConfigError(
+            f"upfirdn2d: padding {(px0, px1, py0, py1)} leaves an empty output for a {h}x{w} input and {fh}x{fw} filter"
+        )
 
     if ux > 1 or uy > 1:  # zero after every sample
         x = x.reshape(n, c, h, 1, w, 1)
@@ -124,7 +156,16 @@ def upfirdn2d_ref(x, f, up=1, down=1, padding=0, flip_filter=False, gain=1):
     return _depthwise(x, f[:, None], (dy, 1), (cpad[0], 0))
 
 
-def upfirdn2d(x, f, up=1, down=1, padding=0, flip_filter=False, gain=1, impl=None):
+def upfirdn2d(
+    x: torch.Tensor,
+    f: Optional[torch.Tensor],
+    up: Scaling = 1,
+    down: Scaling = 1,
+    padding: Padding = 0,
+    flip_filter: bool = False,
+    gain: float = 1,
+    impl: Optional[str] = None,
+) -> torch.Tensor:
     """Pad, upsample by zero insertion, convolve with `f`, then keep every `down`-th sample.
 
     Args:
@@ -148,7 +189,15 @@ def upfirdn2d(x, f, up=1, down=1, padding=0, flip_filter=False, gain=1, impl=Non
     return upfirdn2d_ref(x, f, up, down, padding, flip_filter, gain)
 
 
-def upsample2d(x, f, up=2, padding=0, flip_filter=False, gain=1, impl=None):
+def upsample2d(
+    x: torch.Tensor,
+    f: Optional[torch.Tensor],
+    up: Scaling = 2,
+    padding: Padding = 0,
+    flip_filter: bool = False,
+    gain: float = 1,
+    impl: Optional[str] = None,
+) -> torch.Tensor:
     """Upsample by `up` with filter `f`, keeping the image centred."""
     ux, uy = parse_scaling(up)
     px0, px1, py0, py1 = parse_padding(padding)
@@ -157,7 +206,15 @@ def upsample2d(x, f, up=2, padding=0, flip_filter=False, gain=1, impl=None):
     return upfirdn2d(x, f, up=(ux, uy), padding=pad, flip_filter=flip_filter, gain=gain * ux * uy, impl=impl)
 
 
-def downsample2d(x, f, down=2, padding=0, flip_filter=False, gain=1, impl=None):
+def downsample2d(
+    x: torch.Tensor,
+    f: Optional[torch.Tensor],
+    down: Scaling = 2,
+    padding: Padding = 0,
+    flip_filter: bool = False,
+    gain: float = 1,
+    impl: Optional[str] = None,
+) -> torch.Tensor:
     """Low-pass with `f` and downsample by `down`, keeping the image centred."""
     dx, dy = parse_scaling(down)
     px0, px1, py0, py1 = parse_padding(padding)

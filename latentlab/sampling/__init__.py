@@ -5,9 +5,11 @@
     table = SampleTable("out/samples")
     data = table.load(fields=("w", "scores"))                              # in seed order
 
-Folder format: see store.py (chunks) and manifest.py; multi-process runs: distributed.py.
+Folder format: see store.py (chunks) and manifest.py; multi-process runs: latentlab.utils.distributed;
+what studies read from a folder (attributes by name, one space's codes and scores): select.py.
 """
-from .distributed import init_from_env, rank_device
+
+from ..utils.distributed import init_from_env, rank_device
 from .sampler import SampleReport, sample
 from .store import SampleTable
 

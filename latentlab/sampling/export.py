@@ -6,13 +6,16 @@ is ever held in memory whole. `.parquet` (when pyarrow is installed): one row pe
 columns `seed`, one float32 column per attribute and one fixed-size list column per other
 field (flattened rows; the per-row shapes are in the schema metadata), one row group per chunk.
 """
+
 import json
 import os
 import zipfile
 
 import numpy as np
 
+from ..errors import ConfigError
 from ..utils.atomic import atomic_path
+from ..utils.optional import require
 
 
 def export_table(table, path, fields):
@@ -21,7 +24,7 @@ def export_table(table, path, fields):
         return export_npz(table, path, fields)
     if path.endswith(".parquet"):
         return export_parquet(table, path, fields)
-    raise ValueError(f"{path}: export to a .npz or .parquet file")
+    raise ConfigError(f"{path}: export to a .npz or .parquet file")
 
 
 def export_npz(table, path, fields):
@@ -39,16 +42,12 @@ def export_npz(table, path, fields):
 
 
 def export_parquet(table, path, fields):
-    try:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-    except ImportError:
-        raise ValueError(f"{path}: exporting to parquet needs pyarrow (pip install pyarrow); "
-                         "or export to a .npz file") from None
+    pa = require("pyarrow", "pyarrow", f"{path}: exporting to parquet (or export to a .npz file)")
+    pq = require("pyarrow.parquet", "pyarrow", f"{path}: exporting to parquet (or export to a .npz file)")
     vector_fields = [f for f in fields if f not in ("seeds", "scores")]
     clash = set(table.names) & ({"seed"} | set(vector_fields))
     if clash and "scores" in fields:
-        raise ValueError(f"attribute names {sorted(clash)} clash with column names; export to .npz instead")
+        raise ConfigError(f"attribute names {sorted(clash)} clash with column names; export to .npz instead")
     shapes = {f: list(table.field_spec(f)[0]) for f in vector_fields}
     meta = {b"latentlab": json.dumps(dict(names=table.names, shapes=shapes, manifest=table.manifest)).encode()}
     read = tuple(dict.fromkeys(("seeds", *fields)))
@@ -67,7 +66,7 @@ def export_parquet(table, path, fields):
                     writer = pq.ParquetWriter(tmp, batch.schema)
                 writer.write_table(batch)
             if writer is None:
-                raise ValueError(f"{path}: the table has no chunks to export")
+                raise ConfigError(f"{path}: the table has no chunks to export")
         finally:
             if writer is not None:
                 writer.close()

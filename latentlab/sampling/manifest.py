@@ -3,14 +3,13 @@
 A run may only add chunks to a folder whose manifest describes the same request;
 otherwise chunks of different models, classifiers or truncations would silently mix.
 """
+
 import json
 import os
-import platform
 
-import numpy as np
-import torch
-
+from ..errors import ConfigError
 from ..utils.atomic import write_text
+from ..utils.versions import versions
 
 MANIFEST = "manifest.json"
 FORMAT = "latentlab-samples"
@@ -20,28 +19,60 @@ TMP_PREFIX = ".tmp-"  # temporary files of utils.atomic.atomic_path
 # Keys that describe the data; they must agree between a folder and a run that adds to it.
 # (versions and the creation details are informative only: a torch upgrade may resume a run.)
 REQUEST_KEYS = (
-    "format", "format_version", "model_hash", "classifier", "names", "n", "seed_start", "chunk_size", "num_chunks",
-    "truncation_psi", "truncation_cutoff", "noise_mode", "class_idx", "save_styles", "save_images",
-    "thumb_size", "fields",
+    "format",
+    "format_version",
+    "model_hash",
+    "classifier",
+    "names",
+    "n",
+    "seed_start",
+    "chunk_size",
+    "num_chunks",
+    "truncation_psi",
+    "truncation_cutoff",
+    "noise_mode",
+    "class_idx",
+    "save_styles",
+    "save_images",
+    "thumb_size",
+    "fields",
 )
 
 
-def versions():
-    import latentlab
-
-    return dict(latentlab=latentlab.__version__, torch=torch.__version__, numpy=np.__version__,
-                python=platform.python_version())
-
-
-def build_manifest(model_hash, classifier, names, n, seed_start, chunk_size, truncation_psi, truncation_cutoff, noise_mode,
-                   class_idx, save_styles, save_images, thumb_size, fields):
+def build_manifest(
+    model_hash,
+    classifier,
+    names,
+    n,
+    seed_start,
+    chunk_size,
+    truncation_psi,
+    truncation_cutoff,
+    noise_mode,
+    class_idx,
+    save_styles,
+    save_images,
+    thumb_size,
+    fields,
+):
     """The manifest dict (JSON types only). `classifier`: its identity (a dict);
     `fields`: name -> (per-row shape, dtype name)."""
     m = dict(
-        format=FORMAT, format_version=FORMAT_VERSION, model_hash=model_hash, classifier=classifier, names=list(names), n=int(n),
-        seed_start=int(seed_start), chunk_size=int(chunk_size), num_chunks=-(-int(n) // int(chunk_size)),
-        truncation_psi=float(truncation_psi), truncation_cutoff=truncation_cutoff, noise_mode=noise_mode,
-        class_idx=class_idx, save_styles=bool(save_styles), save_images=bool(save_images),
+        format=FORMAT,
+        format_version=FORMAT_VERSION,
+        model_hash=model_hash,
+        classifier=classifier,
+        names=list(names),
+        n=int(n),
+        seed_start=int(seed_start),
+        chunk_size=int(chunk_size),
+        num_chunks=-(-int(n) // int(chunk_size)),
+        truncation_psi=float(truncation_psi),
+        truncation_cutoff=truncation_cutoff,
+        noise_mode=noise_mode,
+        class_idx=class_idx,
+        save_styles=bool(save_styles),
+        save_images=bool(save_images),
         thumb_size=int(thumb_size) if save_images else None,
         fields={k: dict(shape=[int(d) for d in shape], dtype=str(dtype)) for k, (shape, dtype) in fields.items()},
         versions=versions(),
@@ -57,22 +88,24 @@ def read_manifest(out_dir):
     """The manifest of a sample folder; ValueError when there is none or it is not one of ours."""
     path = manifest_path(out_dir)
     if not os.path.isdir(out_dir):
-        raise ValueError(f"{out_dir}: no such folder")
+        raise ConfigError(f"{out_dir}: no such folder")
     if not os.path.exists(path):
-        raise ValueError(f"{out_dir} is not a sample folder: it has no {MANIFEST} (written by `latentlab sample`)")
+        raise ConfigError(f"{out_dir} is not a sample folder: it has no {MANIFEST} (written by `latentlab sample`)")
     try:
         with open(path) as f:
             m = json.load(f)
     except (OSError, ValueError) as e:
-        raise ValueError(f"{path}: unreadable manifest ({e})") from None
+        raise ConfigError(f"{path}: unreadable manifest ({e})") from None
     if not isinstance(m, dict) or m.get("format") != FORMAT:
-        raise ValueError(f"{path} is not a latentlab sample manifest")
+        raise ConfigError(f"{path} is not a latentlab sample manifest")
     if m.get("format_version") != FORMAT_VERSION:
-        raise ValueError(f"{path}: format version {m.get('format_version')} is not supported "
-                         f"(this latentlab reads version {FORMAT_VERSION})")
+        raise ConfigError(
+            f"{path}: format version {m.get('format_version')} is not supported "
+            f"(this latentlab reads version {FORMAT_VERSION})"
+        )
     missing = [k for k in REQUEST_KEYS if k not in m]
     if missing:
-        raise ValueError(f"{path}: manifest lacks {', '.join(missing)}")
+        raise ConfigError(f"{path}: manifest lacks {', '.join(missing)}")
     return m
 
 
@@ -87,8 +120,10 @@ def check_matches(out_dir, wanted):
     diff = differences(found, wanted)
     if diff:
         parts = "; ".join(f"{k}: folder has {_short(a)}, this run asks for {_short(b)}" for k, a, b in diff)
-        raise ValueError(f"{out_dir} holds samples of a different request ({parts}). "
-                         "Resume with the same options, or choose another output folder")
+        raise ConfigError(
+            f"{out_dir} holds samples of a different request ({parts}). "
+            "Resume with the same options, or choose another output folder"
+        )
     return found
 
 
@@ -109,7 +144,7 @@ def ensure_manifest(out_dir, wanted):
     """
     out_dir = os.fspath(out_dir)
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
-        raise ValueError(f"{out_dir} exists and is not a folder")
+        raise ConfigError(f"{out_dir} exists and is not a folder")
     os.makedirs(out_dir, exist_ok=True)
     if os.path.exists(manifest_path(out_dir)):
         return check_matches(out_dir, wanted)
@@ -118,8 +153,10 @@ def ensure_manifest(out_dir, wanted):
         if os.path.exists(manifest_path(out_dir)):  # another rank wrote it meanwhile
             return check_matches(out_dir, wanted)
         shown = ", ".join(sorted(entries)[:3]) + (", ..." if len(entries) > 3 else "")
-        raise ValueError(f"{out_dir} is not empty ({shown}) and is not a sample folder (no {MANIFEST}); "
-                         "choose a new or empty output folder")
+        raise ConfigError(
+            f"{out_dir} is not empty ({shown}) and is not a sample folder (no {MANIFEST}); "
+            "choose a new or empty output folder"
+        )
     write_text(manifest_path(out_dir), json.dumps(wanted, indent=1) + "\n")
     return wanted
 

@@ -5,6 +5,7 @@ chunks with k % world_size == r, so the folder's content does not depend on the 
 processes. Only one batch of images exists at a time; a chunk's codes and scores are
 gathered in preallocated arrays and written atomically when the chunk is complete.
 """
+
 import math
 import os
 from dataclasses import dataclass, field
@@ -13,11 +14,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..errors import ConfigError
 from ..generate import class_labels
 from ..latents.seeds import MAX_SEED, z_from_seeds
 from ..models.identity import model_hash
+from ..utils import distributed
 from ..utils.images import to_uint8
-from . import distributed
+from ..utils.validate import check_int
 from .manifest import build_manifest, check_matches, ensure_manifest, remove_stale_temporaries
 from .store import chunk_name, chunk_problem, chunk_seeds, write_chunk
 
@@ -30,28 +33,27 @@ class SampleReport:
 
     out_dir: str
     computed: list[int] = field(default_factory=list)  # chunks written by this call
-    skipped: list[int] = field(default_factory=list)   # chunks found complete and left alone
+    skipped: list[int] = field(default_factory=list)  # chunks found complete and left alone
     repaired: list[int] = field(default_factory=list)  # damaged chunks found and recomputed (also in computed)
     samples_computed: int = 0
     samples_skipped: int = 0
 
 
-def _int(name, value, lo, hi=None):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lo or (hi is not None and value > hi):
-        rng = f">= {lo}" if hi is None else f"in {lo}..{hi}"
-        raise ValueError(f"{name} must be an integer {rng}, got {value!r}")
-    return int(value)
-
-
 def _check_classifier(classifier):
     """The classifier's names; it scores images when callable, else seeds through `scores_for(seeds)`."""
     if not callable(classifier) and not callable(getattr(classifier, "scores_for", None)):
-        raise ValueError("the classifier must be callable (images -> logits) or have scores_for(seeds), "
-                         f"got {type(classifier).__name__}")
+        raise ConfigError(
+            "the classifier must be callable (images -> logits) or have scores_for(seeds), "
+            f"got {type(classifier).__name__}"
+        )
     names = getattr(classifier, "names", None)
-    if (not isinstance(names, (list, tuple)) or not names or not all(isinstance(n, str) and n for n in names)
-            or len(set(names)) != len(names)):
-        raise ValueError(f"the classifier needs `names`: a list of distinct non-empty strings, got {names!r}")
+    if (
+        not isinstance(names, (list, tuple))
+        or not names
+        or not all(isinstance(n, str) and n for n in names)
+        or len(set(names)) != len(names)
+    ):
+        raise ConfigError(f"the classifier needs `names`: a list of distinct non-empty strings, got {names!r}")
     return list(names)
 
 
@@ -105,7 +107,9 @@ def _thumbnail(img, size):
 class _ChunkRunner:
     """Computes the arrays of one chunk in batches."""
 
-    def __init__(self, G, classifier, names, fields, batch_size, psi, cutoff, noise_mode, class_idx, thumb_size, device):
+    def __init__(
+        self, G, classifier, names, fields, batch_size, psi, cutoff, noise_mode, class_idx, thumb_size, device
+    ):
         self.G, self.classifier, self.names, self.fields = G, classifier, names, fields
         self.batch_size, self.psi, self.cutoff, self.noise_mode = batch_size, psi, cutoff, noise_mode
         self.class_idx, self.thumb_size, self.device = class_idx, thumb_size, device
@@ -123,8 +127,10 @@ class _ChunkRunner:
             c = class_labels(G, len(part), self.class_idx, self.device)
             ws = G.mapping(z, c, truncation_psi=self.psi, truncation_cutoff=self.cutoff)
             if "wplus" not in out and not bool((ws == ws[:, :1]).all()):
-                raise ValueError("the generator's ws differ between layers, so w alone would not describe the "
-                                 "images; this sampler expects identical layers unless a truncation cutoff is given")
+                raise ConfigError(
+                    "the generator's ws differ between layers, so w alone would not describe the "
+                    "images; this sampler expects identical layers unless a truncation cutoff is given"
+                )
             img = G.synthesis(ws, noise_mode=self.noise_mode) if self.by_image or "images" in out else None
             out["z"][lo:hi] = z.cpu().numpy()
             out["w"][lo:hi] = ws[:, 0].float().cpu().numpy()
@@ -147,11 +153,13 @@ class _ChunkRunner:
             logits = logits.detach().float().cpu().numpy()
         if not isinstance(logits, np.ndarray) or logits.shape != (len(seeds), len(self.names)):
             shape = list(logits.shape) if isinstance(logits, np.ndarray) else type(logits).__name__
-            raise ValueError(f"the classifier returned {shape} for {len(seeds)} images; expected "
-                             f"[{len(seeds)}, {len(self.names)}] (one logit per name)")
+            raise ConfigError(
+                f"the classifier returned {shape} for {len(seeds)} images; expected "
+                f"[{len(seeds)}, {len(self.names)}] (one logit per name)"
+            )
         bad = ~np.isfinite(logits).all(axis=1)
         if bad.any():
-            raise ValueError(f"the classifier returned non-finite logits for seed {seeds[int(np.argmax(bad))]}")
+            raise ConfigError(f"the classifier returned non-finite logits for seed {seeds[int(np.argmax(bad))]}")
         return logits.astype(np.float32, copy=False)
 
 
@@ -178,41 +186,64 @@ def _prepare_folder(out_dir, manifest, rank, world_size):
         check_matches(out_dir, manifest)
 
 
-def sample(G, classifier, out_dir, n, seed_start=0, chunk_size=1000, batch_size=32, truncation_psi=1.0,
-           truncation_cutoff=None, noise_mode="const", save_styles=False, save_images=False, device="cpu",
-           progress=True, rank=0, world_size=1, class_idx=None, thumb_size=64):
+def sample(
+    G,
+    classifier,
+    out_dir,
+    n,
+    seed_start=0,
+    chunk_size=1000,
+    batch_size=32,
+    truncation_psi=1.0,
+    truncation_cutoff=None,
+    noise_mode="const",
+    save_styles=False,
+    save_images=False,
+    device="cpu",
+    progress=True,
+    rank=0,
+    world_size=1,
+    class_idx=None,
+    thumb_size=64,
+):
     """Sample n seeds from seed_start on, score them with `classifier`, write chunk files into out_dir.
 
     classifier: any callable images [N, C, H, W] (generator range) -> logits [N, A] with
     `names` (A strings), moved with `.to(device)` when it has one; or an object with
     `names` and `scores_for(seeds) -> [N, A]` (precomputed scores, e.g. a TableScores).
     Resumable: rerunning the same call skips valid chunks and recomputes missing or damaged ones. With
-    world_size > 1 (see distributed.init_from_env), rank r computes chunks k % world_size == r.
+    world_size > 1 (see latentlab.utils.distributed.init_from_env), rank r computes chunks k % world_size == r.
     class_idx: the class of conditional generators; thumb_size: thumbnail side with save_images.
     Returns a SampleReport (chunks computed, skipped and repaired by this process).
     """
-    n = _int("n", n, 1)
-    seed_start = _int("seed_start", seed_start, 0)
+    n = check_int("n", n, 1)
+    seed_start = check_int("seed_start", seed_start, 0)
     if seed_start + n - 1 > MAX_SEED:
-        raise ValueError(f"seeds {seed_start}..{seed_start + n - 1} exceed the largest seed {MAX_SEED}")
-    chunk_size = _int("chunk_size", chunk_size, 1)
-    batch_size = _int("batch_size", batch_size, 1)
-    world_size = _int("world_size", world_size, 1)
-    rank = _int("rank", rank, 0, world_size - 1)
+        raise ConfigError(f"seeds {seed_start}..{seed_start + n - 1} exceed the largest seed {MAX_SEED}")
+    chunk_size = check_int("chunk_size", chunk_size, 1)
+    batch_size = check_int("batch_size", batch_size, 1)
+    world_size = check_int("world_size", world_size, 1)
+    rank = check_int("rank", rank, 0, world_size - 1)
     grouped = distributed.world()
     if grouped is not None and grouped != (rank, world_size):
-        raise ValueError(f"torch.distributed runs rank {grouped[0]} of {grouped[1]}, but sample() got rank={rank}, "
-                         f"world_size={world_size}; pass the values from init_from_env()")
-    if isinstance(truncation_psi, bool) or not isinstance(truncation_psi, (int, float)) or not math.isfinite(truncation_psi):
-        raise ValueError(f"truncation_psi must be a finite number, got {truncation_psi!r}")
+        raise ConfigError(
+            f"torch.distributed runs rank {grouped[0]} of {grouped[1]}, but sample() got rank={rank}, "
+            f"world_size={world_size}; pass the values from init_from_env()"
+        )
+    if (
+        isinstance(truncation_psi, bool)
+        or not isinstance(truncation_psi, (int, float))
+        or not math.isfinite(truncation_psi)
+    ):
+        raise ConfigError(f"truncation_psi must be a finite number, got {truncation_psi!r}")
     if truncation_cutoff is not None:
-        truncation_cutoff = _int("truncation_cutoff", truncation_cutoff, 0, G.num_ws)
+        truncation_cutoff = check_int("truncation_cutoff", truncation_cutoff, 0, G.num_ws)
     if noise_mode not in NOISE_MODES:
-        raise ValueError(f"noise_mode must be one of {', '.join(NOISE_MODES)}, got {noise_mode!r}")
+        raise ConfigError(f"noise_mode must be one of {', '.join(NOISE_MODES)}, got {noise_mode!r}")
     if save_images:
-        thumb_size = _int("thumb_size", thumb_size, 1)
+        thumb_size = check_int("thumb_size", thumb_size, 1)
         if thumb_size < G.img_resolution and G.img_resolution % thumb_size:
-            raise ValueError(f"thumb_size {thumb_size} must divide the image resolution {G.img_resolution}")
+            raise ConfigError(f"thumb_size {thumb_size} must divide the image resolution {G.img_resolution}")
     class_labels(G, 1, class_idx)  # refuses a missing or wrong class before any work
     names = _check_classifier(classifier)
     if device == "auto":
@@ -221,9 +252,22 @@ def sample(G, classifier, out_dir, n, seed_start=0, chunk_size=1000, batch_size=
     # Layers differ only when a cutoff leaves some of them untruncated.
     wplus = truncation_psi != 1 and truncation_cutoff is not None and 0 < truncation_cutoff < G.num_ws
     fields = _fields(G, len(names), wplus, save_styles, save_images, thumb_size)
-    manifest = build_manifest(model_hash(G), classifier_id(classifier), names, n, seed_start, chunk_size,
-                              truncation_psi, truncation_cutoff, noise_mode, class_idx, save_styles, save_images,
-                              thumb_size, fields)
+    manifest = build_manifest(
+        model_hash(G),
+        classifier_id(classifier),
+        names,
+        n,
+        seed_start,
+        chunk_size,
+        truncation_psi,
+        truncation_cutoff,
+        noise_mode,
+        class_idx,
+        save_styles,
+        save_images,
+        thumb_size,
+        fields,
+    )
     out_dir = os.fspath(out_dir)
     _prepare_folder(out_dir, manifest, rank, world_size)
 
@@ -238,14 +282,33 @@ def sample(G, classifier, out_dir, n, seed_start=0, chunk_size=1000, batch_size=
 
     G = G.to(device)
     classifier = _to_device(classifier, device)
-    runner = _ChunkRunner(G, classifier, names, fields, batch_size, float(truncation_psi), truncation_cutoff,
-                          noise_mode, class_idx, thumb_size, device)
+    runner = _ChunkRunner(
+        G,
+        classifier,
+        names,
+        fields,
+        batch_size,
+        float(truncation_psi),
+        truncation_cutoff,
+        noise_mode,
+        class_idx,
+        thumb_size,
+        device,
+    )
     from ..utils.progress import progress_bar
 
     desc = "sample" if world_size == 1 else f"sample (rank 0 of {world_size})"  # other ranks stay quiet
     total = report.samples_skipped + sum(len(chunk_seeds(manifest, k)) for k, _ in todo)
-    with progress_bar(total=total, initial=report.samples_skipped, desc=desc, unit="img", enabled=progress, rank=rank,
-                      what="samples", hint="use --n to reduce (a rerun resumes)") as bar:
+    with progress_bar(
+        total=total,
+        initial=report.samples_skipped,
+        desc=desc,
+        unit="img",
+        enabled=progress,
+        rank=rank,
+        what="samples",
+        hint="use --n to reduce (a rerun resumes)",
+    ) as bar:
         for k, why in todo:
             if why != "missing":
                 bar.write(f"{chunk_name(k)}: {why}; recomputing it")

@@ -13,11 +13,13 @@ A chunk file is written atomically and is the only record that the chunk is done
 missing or damaged one (unreadable, wrong fields, shapes or seeds) is simply recomputed.
 Several ranks write into the same folder, so merging their work is just reading it.
 """
+
 import os
 import zipfile
 
 import numpy as np
 
+from ..errors import ConfigError
 from ..utils.atomic import save_npz
 from .manifest import read_manifest
 
@@ -53,19 +55,23 @@ def _npz_headers(path):
         with zipfile.ZipFile(path) as zf:
             for info in zf.infolist():
                 if not info.filename.endswith(".npy"):
-                    raise ValueError(f"unexpected member {info.filename!r}")
+                    raise ConfigError(f"unexpected member {info.filename!r}")
                 with zf.open(info) as f:
                     version = np.lib.format.read_magic(f)
                     if version not in ((1, 0), (2, 0)):
-                        raise ValueError(f"{info.filename}: npy format version {version} is not one we write")
-                    read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+                        raise ConfigError(f"{info.filename}: npy format version {version} is not one we write")
+                    read = (
+                        np.lib.format.read_array_header_1_0
+                        if version == (1, 0)
+                        else np.lib.format.read_array_header_2_0
+                    )
                     shape, _, dtype = read(f)
                     expected = f.tell() + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
                 if info.file_size != expected:
-                    raise ValueError(f"{info.filename}: {info.file_size} bytes where the header implies {expected}")
+                    raise ConfigError(f"{info.filename}: {info.file_size} bytes where the header implies {expected}")
                 out[info.filename[:-4]] = (tuple(shape), dtype)
     except (OSError, zipfile.BadZipFile, EOFError) as e:
-        raise ValueError(f"not a readable npz ({type(e).__name__}: {e})") from None
+        raise ConfigError(f"not a readable npz ({type(e).__name__}: {e})") from None
     return out
 
 
@@ -107,7 +113,7 @@ def _as_fields(fields):
         return (fields,)
     fields = tuple(fields)
     if not fields or not all(isinstance(f, str) for f in fields):
-        raise ValueError(f"fields must be a non-empty list of field names, got {fields!r}")
+        raise ConfigError(f"fields must be a non-empty list of field names, got {fields!r}")
     return fields
 
 
@@ -128,9 +134,11 @@ class SampleTable:
         self._chunks, missing = self._scan()
         if missing and not allow_partial:
             first = ", ".join(f"{chunk_name(k)} ({why})" for k, why in missing[:3])
-            raise ValueError(f"{self.out_dir}: {len(missing)} of {self.manifest['num_chunks']} chunks are missing or "
-                             f"damaged ({first}{', ...' if len(missing) > 3 else ''}); rerun the same "
-                             "`latentlab sample` command to complete them, or read with allow_partial=True")
+            raise ConfigError(
+                f"{self.out_dir}: {len(missing)} of {self.manifest['num_chunks']} chunks are missing or "
+                f"damaged ({first}{', ...' if len(missing) > 3 else ''}); rerun the same "
+                "`latentlab sample` command to complete them, or read with allow_partial=True"
+            )
         self._len = sum(n for _, n in self._chunks)
 
     def _scan(self):
@@ -147,8 +155,10 @@ class SampleTable:
         return self._len
 
     def __repr__(self):
-        return (f"SampleTable({self.out_dir!r}: {len(self)} samples in {len(self._chunks)} chunks, "
-                f"fields {', '.join(self.fields)}, {len(self.names)} attributes)")
+        return (
+            f"SampleTable({self.out_dir!r}: {len(self)} samples in {len(self._chunks)} chunks, "
+            f"fields {', '.join(self.fields)}, {len(self.names)} attributes)"
+        )
 
     @property
     def chunks(self):
@@ -166,10 +176,12 @@ class SampleTable:
         fields = _as_fields(fields)
         for f in fields:
             if f not in self.fields:
-                hint = {"styles": " (sample with --styles / save_styles=True)",
-                        "images": " (sample with --images / save_images=True)",
-                        "wplus": " (only stored when a truncation cutoff makes the ws layers differ; use w)"}.get(f, "")
-                raise ValueError(f"no field {f!r} in {self.out_dir}{hint}; it has {', '.join(self.fields)}")
+                hint = {
+                    "styles": " (sample with --styles / save_styles=True)",
+                    "images": " (sample with --images / save_images=True)",
+                    "wplus": " (only stored when a truncation cutoff makes the ws layers differ; use w)",
+                }.get(f, "")
+                raise ConfigError(f"no field {f!r} in {self.out_dir}{hint}; it has {', '.join(self.fields)}")
         return fields
 
     def _attr_columns(self, attrs):
@@ -178,7 +190,9 @@ class SampleTable:
         attrs = [attrs] if isinstance(attrs, str) else list(attrs)
         unknown = [a for a in attrs if a not in self.names]
         if unknown or not attrs:
-            raise ValueError(f"unknown attributes {unknown or attrs}; the samples in {self.out_dir} have: {', '.join(self.names)}")
+            raise ConfigError(
+                f"unknown attributes {unknown or attrs}; the samples in {self.out_dir} have: {', '.join(self.names)}"
+            )
         return [self.names.index(a) for a in attrs]
 
     def field_spec(self, field):

@@ -27,8 +27,11 @@ by their standard deviation over all frames of all pairs first (protocol 'paper'
 does so): every ALS is then in sd^2 (squared standard deviations of that attribute's scores), and
 the mean weighs the attributes alike.
 """
+
 import numpy as np
 import torch
+
+from ..errors import ConfigError
 
 PROTOCOLS = ("paper", "hsr")
 LOGIT = "logit"
@@ -48,9 +51,11 @@ def path_logits(G, classifier, w0, w1, steps=10, batch_size=16, noise_mode="cons
     spherical interpolation between them (norms interpolated linearly), mapped to W frame by frame.
     """
     if w0.shape != w1.shape or w0.ndim not in (2, 3):
-        raise ValueError(f"w0 and w1 must both be [P, w_dim] or [P, num_ws, w_dim]; got {tuple(w0.shape)} and {tuple(w1.shape)}")
+        raise ConfigError(
+            f"w0 and w1 must both be [P, w_dim] or [P, num_ws, w_dim]; got {tuple(w0.shape)} and {tuple(w1.shape)}"
+        )
     if steps < 1:
-        raise ValueError(f"steps must be >= 1, got {steps}")
+        raise ConfigError(f"steps must be >= 1, got {steps}")
     t = torch.linspace(0, 1, steps + 1, device=w0.device, dtype=w0.dtype)
     if mapping == "slerp":
         from ..edits.mixing import slerp
@@ -61,12 +66,12 @@ def path_logits(G, classifier, w0, w1, steps=10, batch_size=16, noise_mode="cons
         frames = torch.lerp(w0[:, None], w1[:, None], t.reshape(1, -1, *([1] * (w0.ndim - 1))))  # [P, T, ...]
         flat = frames.flatten(0, 1)
     else:
-        raise ValueError(f"mapping must be None or 'slerp', got {mapping!r}")
+        raise ConfigError(f"mapping must be None or 'slerp', got {mapping!r}")
     if flat.ndim == 2:
         flat = flat[:, None].repeat(1, G.num_ws, 1)
-    out = []
-    for i in range(0, len(flat), batch_size):
-        out.append(torch.as_tensor(classifier(G.synthesis(flat[i : i + batch_size], noise_mode=noise_mode))).float().cpu())
+    from ..utils.render import render_batches
+
+    out = [torch.as_tensor(classifier(x)).float().cpu() for x in render_batches(G, flat, batch_size, noise_mode)]
     logits = torch.cat(out).reshape(w0.shape[0], steps + 1, -1)
     return logits.numpy().astype(np.float64)
 
@@ -92,7 +97,7 @@ def score_units(classifier, names=None):
     if declared is not None:
         declared = [str(u) for u in declared]
         if len(declared) != len(names):
-            raise ValueError(f"the classifier declares {len(declared)} score units for {len(names)} attributes")
+            raise ConfigError(f"the classifier declares {len(declared)} score units for {len(names)} attributes")
         return declared
     from ..attributes.base import AttributeClassifier
 
@@ -102,7 +107,7 @@ def score_units(classifier, names=None):
 def _check_logits(logits):
     logits = np.asarray(logits, dtype=np.float64)
     if logits.ndim != 3 or logits.shape[1] < 2:
-        raise ValueError(f"logits must be [pairs, steps+1, attributes], got {logits.shape}")
+        raise ConfigError(f"logits must be [pairs, steps+1, attributes], got {logits.shape}")
     return logits
 
 
@@ -148,22 +153,32 @@ def als_from_logits(logits, names=None, protocol="paper", standardize=False, uni
     import pandas as pd
 
     if protocol not in PROTOCOLS:
-        raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
+        raise ConfigError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
     logits = _check_logits(logits)
     p, frames, a = logits.shape
     names = list(names) if names is not None else [f"attr{j}" for j in range(a)]
     if len(names) != a:
-        raise ValueError(f"{len(names)} names for {a} attributes")
+        raise ConfigError(f"{len(names)} names for {a} attributes")
     units = [LOGIT] * a if units is None else [str(u) for u in units]
     if len(units) != a:
-        raise ValueError(f"{len(units)} score units for {a} attributes")
+        raise ConfigError(f"{len(units)} score units for {a} attributes")
     standardize = bool(standardize)
     scores, per_pair, curves = _als_arrays(logits, protocol, standardize)
     scaled = standardize or protocol == "hsr"
     out = pd.Series(np.append(scores, scores.mean()), index=names + ["mean"], name=f"ALS ({protocol})")
-    out.attrs.update(protocol=protocol, standardize=standardize, steps=frames - 1, pairs=p, per_pair=per_pair,
-                     curves=curves, curve=curves.mean(axis=1), curve_label=curve_label(protocol, standardize),
-                     units=units, als_units=[f"{STD if scaled else u}^2" for u in units], logits=logits)
+    out.attrs.update(
+        protocol=protocol,
+        standardize=standardize,
+        steps=frames - 1,
+        pairs=p,
+        per_pair=per_pair,
+        curves=curves,
+        curve=curves.mean(axis=1),
+        curve_label=curve_label(protocol, standardize),
+        units=units,
+        als_units=[f"{STD if scaled else u}^2" for u in units],
+        logits=logits,
+    )
     return out
 
 
@@ -179,12 +194,15 @@ def mixed_units_note(res):
     units = list(dict.fromkeys(res.attrs.get("als_units") or []))
     if len(units) < 2:
         return None
-    return (f"the mean over attributes mixes ALS units ({', '.join(units)}): logit-scale attributes dominate it; "
-            "standardised scores (--standardize) put every attribute in sd^2")
+    return (
+        f"the mean over attributes mixes ALS units ({', '.join(units)}): logit-scale attributes dominate it; "
+        "standardised scores (--standardize) put every attribute in sd^2"
+    )
 
 
-def als(G, classifier, w0, w1, steps=10, names=None, protocol="paper", batch_size=16, noise_mode="const",
-        standardize=False):
+def als(
+    G, classifier, w0, w1, steps=10, names=None, protocol="paper", batch_size=16, noise_mode="const", standardize=False
+):
     """Attribute Linearity Score of `classifier` along the lines w0 -> w1 through generator G.
 
     classifier: any callable images -> logits [N, A] (a latentlab classifier supplies its names and

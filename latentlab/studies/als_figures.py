@@ -5,8 +5,10 @@ Series per attribute plus 'mean', details in `.attrs`). The `*_frame` / `*_table
 return the data each figure shows, so that it can be saved as CSV and checked; the `plot_*`
 functions write path_stem.png and path_stem.pdf.
 """
+
 import numpy as np
 
+from ..errors import ConfigError
 from .als import CURVE_LABELS
 from .plots import _plt, save_figure
 
@@ -48,10 +50,10 @@ def _attribute_index(res, attribute):
         return int(np.argmax(res.values[:-1]))
     if isinstance(attribute, (int, np.integer)):
         if not 0 <= attribute < len(names):
-            raise ValueError(f"attribute index {attribute} out of range: there are {len(names)} attributes")
+            raise ConfigError(f"attribute index {attribute} out of range: there are {len(names)} attributes")
         return int(attribute)
     if attribute not in names:
-        raise ValueError(f"no attribute {attribute!r} in the ALS result; it has: {', '.join(names)}")
+        raise ConfigError(f"no attribute {attribute!r} in the ALS result; it has: {', '.join(names)}")
     return names.index(attribute)
 
 
@@ -68,12 +70,12 @@ def pair_paths(res, attribute=None, pairs=4):
     j = _attribute_index(res, attribute)
     if isinstance(pairs, (int, np.integer)):
         if pairs < 1:
-            raise ValueError(f"pairs must be >= 1, got {pairs}")
+            raise ConfigError(f"pairs must be >= 1, got {pairs}")
         pairs = list(range(min(int(pairs), len(logits))))
     pairs = [int(p) for p in pairs]
     bad = [p for p in pairs if not 0 <= p < len(logits)]
     if bad or not pairs:
-        raise ValueError(f"pair indices must lie in [0, {len(logits)}), got {bad or pairs}")
+        raise ConfigError(f"pair indices must lie in [0, {len(logits)}), got {bad or pairs}")
     t = np.linspace(0, 1, logits.shape[1])
     rows = []
     for p in pairs:
@@ -91,7 +93,7 @@ def plot_pair_paths(frame, path_stem):
     cols = min(4, len(pairs))
     rows = -(-len(pairs) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(3 * cols, 2.6 * rows), squeeze=False)
-    for ax in axes.flat[len(pairs):]:
+    for ax in axes.flat[len(pairs) :]:
         ax.set_visible(False)
     for ax, p in zip(axes.flat, pairs):
         part = frame[frame["pair"] == p]
@@ -107,18 +109,22 @@ def plot_pair_paths(frame, path_stem):
 
 def _check_comparable(results):
     if not results:
-        raise ValueError("no ALS results to compare")
+        raise ConfigError("no ALS results to compare")
     protocols = {name: r.attrs["protocol"] for name, r in results.items()}
     if len(set(protocols.values())) > 1:
-        raise ValueError(f"ALS results use different protocols ({', '.join(f'{n}: {p}' for n, p in protocols.items())}); "
-                         "compare results of one protocol")
+        raise ConfigError(
+            f"ALS results use different protocols ({', '.join(f'{n}: {p}' for n, p in protocols.items())}); "
+            "compare results of one protocol"
+        )
     first, names = next(iter(results)), None
     for name, r in results.items():
         if names is None:
             names = _attributes(r)
         elif sorted(_attributes(r)) != sorted(names):
-            raise ValueError(f"{name!r} scores attributes {', '.join(_attributes(r))} but {first!r} scores "
-                             f"{', '.join(names)}; compare results over the same attributes")
+            raise ConfigError(
+                f"{name!r} scores attributes {', '.join(_attributes(r))} but {first!r} scores "
+                f"{', '.join(names)}; compare results over the same attributes"
+            )
     return names
 
 
@@ -127,8 +133,11 @@ def compare_table(results):
     import pandas as pd
 
     names = _check_comparable(results)
-    table = pd.DataFrame([[float(r[n]) for n in names] for r in results.values()], columns=names,
-                         index=pd.Index(list(results), name="model"))
+    table = pd.DataFrame(
+        [[float(r[n]) for n in names] for r in results.values()],
+        columns=names,
+        index=pd.Index(list(results), name="model"),
+    )
     table["Mean"] = table[names].mean(axis=1)
     return table
 
@@ -170,7 +179,7 @@ def plot_compare_attributes(results, path_stem):
     cols = min(5, len(names))
     rows = -(-len(names) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(2.8 * cols, 2.4 * rows), squeeze=False)
-    for ax in axes.flat[len(names):]:
+    for ax in axes.flat[len(names) :]:
         ax.set_visible(False)
     for ax, name in zip(axes.flat, names):
         for model, part in curves.groupby("model", sort=False):

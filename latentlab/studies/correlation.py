@@ -14,19 +14,34 @@ Scores are the classifier's logits, or with scores='probabilities' their sigmoid
 plots them (`transform_scores`). The two give different correlations (the sigmoid is not
 affine), so every table and figure says which one it shows.
 """
+
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 
 from ..edits.linear import edit, parse_alphas
 from ..edits.pipeline import start_codes
+from ..errors import ConfigError
+from ..utils.render import render_batches
 
 SCORE_TRANSFORMS = ("logits", "probabilities")
 SPACES = ("z", "w")
 
 
 @torch.no_grad()
-def edit_scores(G, classifier, directions, seeds, alphas, truncation_psi=1.0, batch_size=16, noise_mode="const",
-                device="cpu", progress=None):
+def edit_scores(
+    G,
+    classifier,
+    directions,
+    seeds,
+    alphas,
+    truncation_psi=1.0,
+    batch_size=16,
+    noise_mode="const",
+    device="cpu",
+    progress=None,
+):
     """Long table of classifier scores for every (space, edited attribute, alpha, seed).
 
     directions: {(space, attr): Direction-like}, space in {'z', 'w'}. Returns a pandas DataFrame
@@ -41,14 +56,14 @@ def edit_scores(G, classifier, directions, seeds, alphas, truncation_psi=1.0, ba
         for a in alphas:
             edited = edit(codes, direction, a, G)
             ws = edited.to("w+", G, truncation_psi=truncation_psi).data if space == "z" else edited.wplus(G)
-            for i in range(0, len(ws), batch_size):
-                logits = torch.as_tensor(classifier(G.synthesis(ws[i : i + batch_size], noise_mode=noise_mode))).float().cpu()
+            i = 0
+            for x in render_batches(G, ws, batch_size, noise_mode, progress):
+                logits = torch.as_tensor(classifier(x)).float().cpu()
                 if not names:
                     names = [f"attr{j}" for j in range(logits.shape[1])]
                 for k, row in enumerate(logits.numpy()):
                     rows.append([space, attr, a, seeds[i + k], *row.tolist()])
-                if progress is not None:
-                    progress.update(len(logits))
+                i += len(logits)
     return pd.DataFrame(rows, columns=["space", "edited", "alpha", "seed", *names])
 
 
@@ -104,7 +119,7 @@ def transform_scores(frame, names, scores="logits", score_kinds=None):
     columns (all columns without it) become probabilities, regressed scores stay as they are.
     """
     if scores not in SCORE_TRANSFORMS:
-        raise ValueError(f"scores must be one of {', '.join(SCORE_TRANSFORMS)}, got {scores!r}")
+        raise ConfigError(f"scores must be one of {', '.join(SCORE_TRANSFORMS)}, got {scores!r}")
     if scores == "logits":
         return frame, []
     kinds = score_kinds or {}
@@ -163,9 +178,14 @@ def compare_spaces(matrices):
         if key in matrices:
             v = np.abs(off_diagonal(matrices[key]))
             v = v[np.isfinite(v)]
-            rows[label] = dict(mean_abs=float(v.mean()) if v.size else float("nan"),
-                               max_abs=float(v.max()) if v.size else float("nan"), pairs=int(v.size))
-    return pd.DataFrame.from_dict(rows, orient="index", columns=["mean_abs", "max_abs", "pairs"]).rename_axis("comparison")
+            rows[label] = dict(
+                mean_abs=float(v.mean()) if v.size else float("nan"),
+                max_abs=float(v.max()) if v.size else float("nan"),
+                pairs=int(v.size),
+            )
+    return pd.DataFrame.from_dict(rows, orient="index", columns=["mean_abs", "max_abs", "pairs"]).rename_axis(
+        "comparison"
+    )
 
 
 def comparison_lines(comparison, scores):
@@ -186,7 +206,7 @@ def parse_score_map(text):
             continue
         key, sep, value = item.partition("=")
         if not sep or not key.strip() or not value.strip():
-            raise ValueError(f"--score-map: expected attr=ClassifierColumn, got {item.strip()!r}")
+            raise ConfigError(f"--score-map: expected attr=ClassifierColumn, got {item.strip()!r}")
         out[key.strip()] = value.strip()
     return out
 
@@ -205,7 +225,9 @@ def score_columns(edited, names, score_map=None):
     for a in edited:
         idx, sign = resolve_name((score_map or {}).get(a, a), names)
         if sign < 0:
-            raise ValueError(f"{a!r} is the opposite of {names[idx]!r}; map it explicitly with --score-map {a}={names[idx]}")
+            raise ConfigError(
+                f"{a!r} is the opposite of {names[idx]!r}; map it explicitly with --score-map {a}={names[idx]}"
+            )
         columns[a] = names[idx]
     return columns
 
@@ -220,6 +242,75 @@ def load_directions(folders, edited):
         found = attributes_in(folder)
         for a in edited:
             if a not in found:
-                raise ValueError(f"no direction {a!r} in {folder}; it has: {', '.join(sorted(found)) or 'none'}")
+                raise ConfigError(f"no direction {a!r} in {folder}; it has: {', '.join(sorted(found)) or 'none'}")
             directions[(space, a)] = load_direction(found[a]["file"], name=a)
     return directions
+
+
+# ---- the study's inputs, as `latentlab corr` and analyses/correlation_report.py resolve them ---------------------
+EMBEDDED_ATTRIBUTES = ("smile", "age", "eyeglasses", "male")  # what the embedded model's study edits by default
+
+
+class MissingInput(ConfigError):
+    """A correlation study lacks an input that has no default (the command line reports it as a usage error)."""
+
+
+@dataclass
+class StudyInputs:
+    """What a correlation study edits and compares: the edited attributes, their directions {(space, attr):
+    Direction}, the classifier column map {attr: column}, the reference label table (a DataFrame or None) and
+    whether the model is the embedded one (whose boundaries, attributes and labels are the defaults)."""
+
+    edited: list
+    directions: dict
+    score_map: dict
+    reference: object = None
+    embedded: bool = False
+
+    @property
+    def classifier_attributes(self):
+        """The classifier columns the study needs (for a default classifier that loads only some)."""
+        return [self.score_map.get(a, a) for a in self.edited]
+
+    def columns(self, names):
+        """{edited attr: classifier column} among the classifier's `names` (`score_columns`)."""
+        return score_columns(self.edited, names, self.score_map)
+
+
+def study_inputs(model=None, attrs=None, z_boundaries=None, w_boundaries=None, score_map=None, reference=None):
+    """Resolve the options of a correlation study, every file read and checked before any model is loaded.
+
+    model: the model spec (None or the embedded model's name: its Z and W boundaries, the attributes
+    EMBEDDED_ATTRIBUTES and its renderer's own labels are the defaults); attrs: comma-separated text or a
+    list; z_boundaries / w_boundaries: folders of <attr>.npy directions; score_map: 'attr=Column,...' or a
+    dict; reference: a CelebA-style label table (list_attr_celeba.txt). MissingInput when attributes or
+    boundaries are missing and have no default; ValueError for a bad score map, direction or table.
+    """
+    from .. import defaults
+
+    embedded = model is None or model == defaults.NAME
+    if embedded and not (z_boundaries or w_boundaries):
+        z_boundaries, w_boundaries = defaults.z_boundaries_dir(), defaults.w_boundaries_dir()
+    if attrs is None:
+        if not embedded:
+            raise MissingInput("--attrs is required for models other than the embedded toyfaces model")
+        attrs = list(EMBEDDED_ATTRIBUTES)
+    edited = [a.strip() for a in (attrs.split(",") if isinstance(attrs, str) else attrs) if a.strip()]
+    if not edited:
+        raise MissingInput("--attrs names no attribute")
+    folders = {s: f for s, f in (("z", z_boundaries), ("w", w_boundaries)) if f}
+    if not folders:
+        raise MissingInput("give --z-boundaries and/or --w-boundaries")
+    directions = load_directions(folders, edited)
+    mapping = dict(score_map) if isinstance(score_map, dict) else parse_score_map(score_map)
+    if reference:
+        from ..attributes.celeba import read_attr_table
+
+        table = read_attr_table(reference)
+    elif embedded:
+        from ..attributes.toyfaces import reference_table
+
+        table = reference_table()
+    else:
+        table = None
+    return StudyInputs(edited, directions, mapping, table, embedded)

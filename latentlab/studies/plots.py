@@ -1,4 +1,5 @@
 """Report figures (matplotlib, Agg): correlation heatmaps and linearity plots, saved as PNG and PDF."""
+
 import os
 
 
@@ -52,7 +53,9 @@ def linearity_plot(curves, fits, path_stem, ylabels=None, title=None):
             fit = fits[(fits["edited"] == attr) & (fits["space"] == space)].iloc[0]
             x = part["alpha"].to_numpy()
             line = ax.plot(x, part["mean"], marker="o", ms=3, label=f"{space.upper()} (R$^2$={fit['r2']:.3f})")[0]
-            ax.fill_between(x, part["mean"] - part["std"], part["mean"] + part["std"], alpha=0.2, color=line.get_color())
+            ax.fill_between(
+                x, part["mean"] - part["std"], part["mean"] + part["std"], alpha=0.2, color=line.get_color()
+            )
             ax.plot(x, fit["slope"] * x + fit["intercept"], ls="--", color=line.get_color(), lw=1)
         ax.set_title(attr)
         ax.set_xlabel("alpha")

@@ -22,6 +22,7 @@ stream. Additions: truncation (psi, cutoff applied by the mapping), and pairs of
 (`latents`: a LatentCodes in z, w, w+ or s; pair i joins two distinct codes drawn by its
 RandomState, interpolated in the codes' own space).
 """
+
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,6 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..errors import ConfigError
 from ..models.noise import draw_noise, noise_override
 
 EPS = 1e-4
@@ -55,7 +57,7 @@ def prepare_images(img, crop=False, resolution=None):
     resolution = img.shape[2] if resolution is None else int(resolution)
     if crop:
         if img.shape[2] != img.shape[3]:
-            raise ValueError(f"--crop needs square images, got {img.shape[2]}x{img.shape[3]}")
+            raise ConfigError(f"--crop needs square images, got {img.shape[2]}x{img.shape[3]}")
         c = img.shape[2] // 8
         img = img[:, :, c * 3 : c * 7, c * 2 : c * 6]
     factor = resolution // 256
@@ -93,9 +95,11 @@ class LPIPSDistance(torch.nn.Module):
                 net = lpips.LPIPS(net="vgg", pnet_rand=not pretrained_backbone, verbose=False)
         except OSError as e:  # urllib's URLError and socket errors are OSErrors
             folder = os.path.join(torch.hub.get_dir(), "checkpoints")
-            raise MissingWeights(f"LPIPS-VGG needs torchvision's ImageNet VGG16 weights, which could not be downloaded "
-                                 f"({getattr(e, 'reason', e)}): put {VGG16_URL} into {folder}/ (or use an untrained "
-                                 "backbone for an offline smoke run: --random-backbone)") from None
+            raise MissingWeights(
+                f"LPIPS-VGG needs torchvision's ImageNet VGG16 weights, which could not be downloaded "
+                f"({getattr(e, 'reason', e)}): put {VGG16_URL} into {folder}/ (or use an untrained "
+                "backbone for an offline smoke run: --random-backbone)"
+            ) from None
         self.net = net.eval().requires_grad_(False)
 
     def forward(self, a, b):
@@ -117,7 +121,7 @@ class PPLResult:
     def band(self, fraction=0.1, which="lowest"):
         """Pair indices in the lowest / highest `fraction` of path lengths, sorted by path length."""
         if not 0 < fraction <= 1:
-            raise ValueError(f"band fraction must be in (0, 1], got {fraction}")
+            raise ConfigError(f"band fraction must be in (0, 1], got {fraction}")
         order = np.argsort(self.distances, kind="stable")
         n = max(1, int(round(len(order) * fraction)))
         return order[:n] if which == "lowest" else order[::-1][:n]
@@ -132,18 +136,22 @@ class Labels:
         self.kind, self.table = "none", None
         if self.c_dim == 0:
             if labels is not None:
-                raise ValueError("labels were given but the generator is unconditional (c_dim 0)")
+                raise ConfigError("labels were given but the generator is unconditional (c_dim 0)")
             return
         if labels is None or (isinstance(labels, str) and labels == "uniform"):
             self.kind = "uniform"
             return
         table = np.asarray(labels, dtype=np.float32)
         if table.ndim != 2 or table.shape[1] != self.c_dim or len(table) == 0:
-            raise ValueError(f"label table must be [M, {self.c_dim}] for this generator, got shape {table.shape}")
+            raise ConfigError(f"label table must be [M, {self.c_dim}] for this generator, got shape {table.shape}")
         self.kind, self.table = "table", table
 
     def describe(self):
-        return {"none": "none", "uniform": "uniform one-hot", "table": f"dataset labels ({0 if self.table is None else len(self.table)})"}[self.kind]
+        return {
+            "none": "none",
+            "uniform": "uniform one-hot",
+            "table": f"dataset labels ({0 if self.table is None else len(self.table)})",
+        }[self.kind]
 
     def draw(self, r):
         """One label [c_dim] from RandomState r (nothing drawn for unconditional models)."""
@@ -158,11 +166,11 @@ class Labels:
 
 def dataset_labels(path, G):
     """The label table [M, c_dim] of a dataset folder/zip with dataset.json (training-loop layout)."""
-    from ..train.dataset import ImageDataset
+    from ..datasets.images import ImageDataset
 
     ds = ImageDataset(path, G.img_resolution, use_labels=True)
     if ds.label_dim != G.c_dim:
-        raise ValueError(f"{path}: dataset labels have {ds.label_dim} values, the generator expects {G.c_dim}")
+        raise ConfigError(f"{path}: dataset labels have {ds.label_dim} values, the generator expects {G.c_dim}")
     return ds.labels
 
 
@@ -259,8 +267,14 @@ def prepare_pairs(G, pairs, psi=1.0, cutoff=None):
 def pair_images(G, pairs, epsilon=EPS, psi=1.0, cutoff=None):
     """The two images at t and t + eps of each pair: ([P, C, H, W], [P, C, H, W]), sharing each pair's noise."""
     pairs = prepare_pairs(G, pairs, psi, cutoff)
-    both = Pairs(torch.cat([pairs.a, pairs.a]), torch.cat([pairs.b, pairs.b]), torch.cat([pairs.t, pairs.t + epsilon]),
-                 torch.cat([pairs.c, pairs.c]), pairs.noise_seeds * 2, pairs.space)
+    both = Pairs(
+        torch.cat([pairs.a, pairs.a]),
+        torch.cat([pairs.b, pairs.b]),
+        torch.cat([pairs.t, pairs.t + epsilon]),
+        torch.cat([pairs.c, pairs.c]),
+        pairs.noise_seeds * 2,
+        pairs.space,
+    )
     return render_path(G, both, both.t, psi, cutoff).chunk(2)
 
 
@@ -273,30 +287,44 @@ def _pairs_for(G, indices, seed, space, sampling, labels, latents, device):
 
 def _check(G, space, sampling, latents, truncation_psi):
     if sampling not in ("full", "end"):
-        raise ValueError(f"sampling must be 'full' or 'end', got {sampling!r}")
+        raise ConfigError(f"sampling must be 'full' or 'end', got {sampling!r}")
     if latents is None:
         space = "w" if space is None else space
         if space not in ("z", "w"):
-            raise ValueError(f"random pairs live in 'z' or 'w', got space {space!r}")
+            raise ConfigError(f"random pairs live in 'z' or 'w', got space {space!r}")
         return space
     from ..latents.codes import space_dim
 
     if space is not None and space != latents.space:
-        raise ValueError(f"the latents are {latents.space} codes; space {space!r} does not match")
+        raise ConfigError(f"the latents are {latents.space} codes; space {space!r} does not match")
     if latents.space != "z" and truncation_psi != 1:
-        raise ValueError("truncation applies when mapping from Z: given w/w+/s codes are used as they are")
+        raise ConfigError("truncation applies when mapping from Z: given w/w+/s codes are used as they are")
     if len(latents) < 2:
-        raise ValueError(f"PPL on given latents needs at least 2 codes, got {len(latents)}")
+        raise ConfigError(f"PPL on given latents needs at least 2 codes, got {len(latents)}")
     d = space_dim(G, latents.space)
     if latents.data.shape[-1] != d or (latents.space == "w+" and latents.data.shape[1] != G.num_ws):
-        raise ValueError(f"{latents.space} codes of shape {tuple(latents.data.shape)} do not fit this generator")
+        raise ConfigError(f"{latents.space} codes of shape {tuple(latents.data.shape)} do not fit this generator")
     return latents.space
 
 
 @torch.no_grad()
-def perceptual_path_length(G, num_samples=100_000, space=None, sampling="full", crop=False, epsilon=EPS,
-                           distance=None, batch_size=16, seed=0, device="cpu", progress=None, labels=None,
-                           truncation_psi=1.0, truncation_cutoff=None, latents=None):
+def perceptual_path_length(
+    G,
+    num_samples=100_000,
+    space=None,
+    sampling="full",
+    crop=False,
+    epsilon=EPS,
+    distance=None,
+    batch_size=16,
+    seed=0,
+    device="cpu",
+    progress=None,
+    labels=None,
+    truncation_psi=1.0,
+    truncation_cutoff=None,
+    latents=None,
+):
     """PPL of generator G. `distance`: callable ([N,3,H,W] in [0,255], same) -> [N]; LPIPS-VGG by default.
 
     space: 'z' or 'w' for random pairs (default 'w'); with `latents` (a LatentCodes), the codes'
@@ -310,7 +338,7 @@ def perceptual_path_length(G, num_samples=100_000, space=None, sampling="full", 
     and every rank gets the gathered result.
     """
     space = _check(G, space, sampling, latents, truncation_psi)
-    from .parallel import gather_rows, rank_items
+    from ..utils.distributed import gather_rows, rank_items
 
     lab = Labels(G, labels)
     distance = distance or LPIPSDistance().to(device)
@@ -329,19 +357,33 @@ def perceptual_path_length(G, num_samples=100_000, space=None, sampling="full", 
     lo = np.percentile(out, 1, method="lower")
     hi = np.percentile(out, 99, method="higher")
     kept = (out >= lo) & (out <= hi)
-    settings = dict(space=space, sampling=sampling, crop=bool(crop), epsilon=epsilon, seed=seed, labels=lab.describe(),
-                    truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff,
-                    latents=None if latents is None else len(latents))
-    return PPLResult(mean=float(out[kept].mean()), distances=out, kept=kept, seeds=np.arange(seed, seed + num_samples),
-                     settings=settings)
+    settings = dict(
+        space=space,
+        sampling=sampling,
+        crop=bool(crop),
+        epsilon=epsilon,
+        seed=seed,
+        labels=lab.describe(),
+        truncation_psi=truncation_psi,
+        truncation_cutoff=truncation_cutoff,
+        latents=None if latents is None else len(latents),
+    )
+    return PPLResult(
+        mean=float(out[kept].mean()),
+        distances=out,
+        kept=kept,
+        seeds=np.arange(seed, seed + num_samples),
+        settings=settings,
+    )
 
 
 # ---- figures' images --------------------------------------------------------------------------
 def _replay(G, result, indices, latents=None, labels=None, device="cpu"):
     s = result.settings
     space = s.get("space", "w")
-    return _pairs_for(G, [int(i) for i in indices], int(s.get("seed", 0)), space, s.get("sampling", "full"),
-                      labels, latents, device)
+    return _pairs_for(
+        G, [int(i) for i in indices], int(s.get("seed", 0)), space, s.get("sampling", "full"), labels, latents, device
+    )
 
 
 @torch.no_grad()
@@ -373,14 +415,18 @@ def band_strips(G, result, fraction=0.1, k=4, frames=8, latents=None, labels=Non
     from ..utils.images import to_uint8
 
     if frames < 2:
-        raise ValueError(f"frames must be >= 2, got {frames}")
+        raise ConfigError(f"frames must be >= 2, got {frames}")
     s = result.settings
     out = {}
     for which in ("lowest", "highest"):
         band = result.band(fraction, which)
         chosen = band[np.linspace(0, len(band) - 1, min(k, len(band))).round().astype(int)]
-        pairs = prepare_pairs(G, _replay(G, result, chosen, latents, labels, device), s.get("truncation_psi", 1.0),
-                              s.get("truncation_cutoff"))
+        pairs = prepare_pairs(
+            G,
+            _replay(G, result, chosen, latents, labels, device),
+            s.get("truncation_psi", 1.0),
+            s.get("truncation_cutoff"),
+        )
         strips = []
         for f in np.linspace(0, 1, frames):
             t = torch.full_like(pairs.t, float(f))

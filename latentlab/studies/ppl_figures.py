@@ -1,9 +1,11 @@
 """PPL figures: overlaid path-length histograms of several models, interpolation strips, saved report folders."""
+
 import json
 import os
 
 import numpy as np
 
+from ..errors import ConfigError
 from .plots import _plt, save_figure
 
 
@@ -21,7 +23,7 @@ def ppl_histograms(results, path_stem, bins=50, title="Perceptual path length", 
     values the PPL averages (1st-99th percentile band), on shared bins, with its mean dashed.
     """
     if not results:
-        raise ValueError("no PPL results to plot")
+        raise ConfigError("no PPL results to plot")
     kept = {name: (r.distances[r.kept] if hasattr(r, "kept") else kept_band(r)) for name, r in results.items()}
     everything = np.concatenate(list(kept.values()))
     edges = np.histogram_bin_edges(np.log10(np.maximum(everything, 1e-12)) if log else everything, bins=bins)
@@ -42,10 +44,14 @@ def read_ppl_report(folder):
     """(label, distances) of a report folder written by `write_ppl_report` (label: its model or folder name)."""
     path = os.path.join(folder, "distances.npy")
     if not os.path.isfile(path):
-        raise ValueError(f"{folder}: not a PPL report folder (no distances.npy; write one with `latentlab ppl --out DIR`)")
+        raise ConfigError(
+            f"{folder}: not a PPL report folder (no distances.npy; write one with `latentlab ppl --out DIR`)"
+        )
     distances = np.load(path, allow_pickle=False)
     if distances.ndim != 1 or len(distances) < 2 or not np.issubdtype(distances.dtype, np.floating):
-        raise ValueError(f"{path}: expected a 1-D float array of path lengths, got {distances.dtype} {distances.shape}")
+        raise ConfigError(
+            f"{path}: expected a 1-D float array of path lengths, got {distances.dtype} {distances.shape}"
+        )
     label = os.path.basename(os.path.normpath(folder))
     try:
         with open(os.path.join(folder, "ppl.json")) as f:

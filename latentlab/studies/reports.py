@@ -3,13 +3,18 @@
 Each `*_study` function computes; each `write_*_report` writes a folder with CSV and Markdown
 tables, PNG/PDF figures and a short `summary.md`.
 """
+
 import json
 import os
+from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 import torch
 
+from ..errors import ConfigError
 from ..utils.atomic import atomic_path, write_text
+from ..utils.validate import check_number
 
 
 def markdown_table(df, floatfmt="{:.4f}"):
@@ -56,25 +61,84 @@ def als_pairs(G, pairs, seed=0, space="w", direction=None, alpha=3.0, device="cp
     elif space == "w":
         ws = ws[:, 0]
     else:
-        raise ValueError(f"ALS pairs live in 'z', 'w' or 'w+', got {space!r}")
+        raise ConfigError(f"ALS pairs live in 'z', 'w' or 'w+', got {space!r}")
     w0, w1 = ws[0::2], ws[1::2]
     if direction is not None:
         if space == "z":
-            raise ValueError("edit-linearity pairs move along a W direction: use space 'w'")
+            raise ConfigError("edit-linearity pairs move along a W direction: use space 'w'")
         n = torch.as_tensor(np.asarray(direction), dtype=w0.dtype, device=device)
         w1 = w0 + alpha * n
     return w0, w1
 
 
-def als_study(G, classifier, pairs=100, steps=10, space="w", protocol="paper", direction=None, alpha=3.0, seed=0,
-              batch_size=16, device="cpu", progress=None, standardize=False):
+def als_classifier(classifier, attrs=None, pair_attribute=None, device="cpu"):
+    """The classifier an ALS study scores with: only `attrs` (comma-separated text or a list) when given, in
+    eval mode on `device`. ValueError when `pair_attribute` (the per-pair figure's) is not one it scores."""
+    if attrs:
+        classifier = classifier.select(
+            [a.strip() for a in (attrs.split(",") if isinstance(attrs, str) else attrs) if a.strip()]
+        )
+    names = list(getattr(classifier, "names", None) or [])
+    if pair_attribute is not None and names and pair_attribute not in names:
+        raise ConfigError(f"--pair-attr {pair_attribute!r} is not one of the scored attributes: {', '.join(names)}")
+    return classifier.to(device).eval() if hasattr(classifier, "to") else classifier
+
+
+def labelled(specs, labels=(), option="--compare"):
+    """{label: path} of model files or report folders given as PATH or NAME=PATH (a path that exists is never
+    split), in order; `labels` (one per spec) name them instead. Default label: the file's name without its
+    extension, or the folder's name. ValueError (naming `option`) when two get one label."""
+    labels = list(labels or ())
+    if labels and len(labels) != len(specs):
+        raise ConfigError(f"{len(labels)} labels for {len(specs)} {option}")
+    out = {}
+    for i, spec in enumerate(specs):
+        spec = os.fspath(spec)
+        name = labels[i] if labels else None
+        if name is None and "=" in spec and not os.path.exists(spec):
+            name, spec = spec.split("=", 1)
+        if not name:
+            base = os.path.basename(os.path.normpath(spec))
+            name = base if os.path.isdir(spec) else os.path.splitext(base)[0]
+        if name in out:
+            raise ConfigError(f"{option}: two are labelled {name!r}; label them NAME=PATH")
+        out[name] = spec
+    return out
+
+
+def read_als_reports(specs, labels=(), option="--compare"):
+    """{label: ALS result} of saved report folders (`labelled` specs, `read_als_report` each)."""
+    results = {}
+    for name, folder in labelled(specs, labels, option).items():
+        try:
+            results[name] = read_als_report(folder)
+        except ValueError as e:
+            raise ConfigError(f"{option} {e}") from None
+    return results
+
+
+def als_study(
+    G,
+    classifier,
+    pairs=100,
+    steps=10,
+    space="w",
+    protocol="paper",
+    direction=None,
+    alpha=3.0,
+    seed=0,
+    batch_size=16,
+    device="cpu",
+    progress=None,
+    standardize=False,
+):
     """ALS over `pairs` pairs (random, or edits along `direction`), computed in batches of pairs.
 
     The classifier's score units are recorded (`latentlab.studies.als.score_units`); standardize:
     each attribute's scores divided by their std over all frames (ALS in sd^2).
     """
+    from ..utils.distributed import gather_rows, rank_items
     from .als import als_from_logits, classifier_units, path_logits
-    from .parallel import gather_rows, rank_items
 
     mine = rank_items(pairs)  # under torchrun each rank renders its share of the pairs
     chunks = []
@@ -90,8 +154,9 @@ def als_study(G, classifier, pairs=100, steps=10, space="w", protocol="paper", d
             progress.update(len(idx))
     local = np.concatenate(chunks) if chunks else np.zeros((0, steps + 1, len(getattr(classifier, "names", []) or [])))
     logits = gather_rows(mine, local, pairs)
-    return als_from_logits(logits, getattr(classifier, "names", None), protocol, standardize,
-                           classifier_units(classifier, logits.shape[2]))
+    return als_from_logits(
+        logits, getattr(classifier, "names", None), protocol, standardize, classifier_units(classifier, logits.shape[2])
+    )
 
 
 def als_table(res, n_boot=1000):
@@ -103,12 +168,15 @@ def als_table(res, n_boot=1000):
 
     lo, hi = als_bootstrap_ci(res, n_boot)
     units = res.attrs.get("als_units") or ["logit^2"] * (len(res) - 1)
-    return pd.DataFrame({"ALS": res.values[:-1], "ci_low": lo, "ci_high": hi, "unit": units},
-                        index=pd.Index(res.index[:-1], name="attribute"))
+    return pd.DataFrame(
+        {"ALS": res.values[:-1], "ci_low": lo, "ci_high": hi, "unit": units},
+        index=pd.Index(res.index[:-1], name="attribute"),
+    )
 
 
-def write_als_report(res, out_dir, title="Attribute Linearity Score", settings=None, pair_attribute=None, pair_count=4,
-                     table=None):
+def write_als_report(
+    res, out_dir, title="Attribute Linearity Score", settings=None, pair_attribute=None, pair_count=4, table=None
+):
     """An ALS report folder.
 
     Files: als.csv (one row: attributes + mean), als.json (protocol, standardize, steps, pairs, names,
@@ -128,15 +196,23 @@ def write_als_report(res, out_dir, title="Attribute Linearity Score", settings=N
     os.makedirs(out_dir, exist_ok=True)
     write_csv(res.to_frame().T, os.path.join(out_dir, "als.csv"), index=False)
     names = [str(n) for n in res.index[:-1]]
-    meta = dict(protocol=res.attrs["protocol"], standardize=bool(res.attrs.get("standardize", False)),
-                steps=res.attrs["steps"], pairs=res.attrs["pairs"], names=names,
-                units=dict(zip(names, res.attrs.get("units") or ["logit"] * len(names))),
-                als_units=dict(zip(names, res.attrs.get("als_units") or ["logit^2"] * len(names))),
-                als={n: float(v) for n, v in zip(names + ["mean"], res.values)}, settings=dict(settings or {}))
+    meta = dict(
+        protocol=res.attrs["protocol"],
+        standardize=bool(res.attrs.get("standardize", False)),
+        steps=res.attrs["steps"],
+        pairs=res.attrs["pairs"],
+        names=names,
+        units=dict(zip(names, res.attrs.get("units") or ["logit"] * len(names))),
+        als_units=dict(zip(names, res.attrs.get("als_units") or ["logit^2"] * len(names))),
+        als={n: float(v) for n, v in zip(names + ["mean"], res.values)},
+        settings=dict(settings or {}),
+    )
     write_text(os.path.join(out_dir, "als.json"), json.dumps(meta, indent=1))
     table = als_table(res) if table is None else table
     write_table(table, os.path.join(out_dir, "als_ci"))
-    write_csv(pd.DataFrame(res.attrs["per_pair"], columns=names), os.path.join(out_dir, "per_pair.csv"), index_label="pair")
+    write_csv(
+        pd.DataFrame(res.attrs["per_pair"], columns=names), os.path.join(out_dir, "per_pair.csv"), index_label="pair"
+    )
     write_csv(curve_frame(res), os.path.join(out_dir, "curve.csv"), index=False)
     with atomic_path(os.path.join(out_dir, "logits.npy"), ".npy") as tmp:
         with open(tmp, "wb") as f:
@@ -149,15 +225,18 @@ def write_als_report(res, out_dir, title="Attribute Linearity Score", settings=N
 
     note = mixed_units_note(res)
     scaled = " (standardised scores)" if res.attrs.get("standardize") else ""
-    write_text(os.path.join(out_dir, "summary.md"),
-               f"# {title}\n\nprotocol {res.attrs['protocol']}{scaled}, {res.attrs['pairs']} pairs, "
-               f"{res.attrs['steps']} steps; mean ALS **{res['mean']:.4f}**\n\n" + markdown_table(table) +
-               "\nunit: each attribute's ALS is in its score's unit squared: logit^2 for logits, bounded^2 for "
-               "regressed scores in a fixed range (e.g. [-1, 1]), sd^2 for standardised scores (standard deviations "
-               "of the attribute's scores over all frames: --standardize, and the hsr protocol)."
-               + (f" Note: {note}." if note else "") +
-               f"\n\nals_curve: {res.attrs['curve_label']} vs t; als_pairs: logits of {paths.attrs['attribute']} "
-               "along t for a few pairs, dashed the straight line from a_0 to a_1.\n")
+    write_text(
+        os.path.join(out_dir, "summary.md"),
+        f"# {title}\n\nprotocol {res.attrs['protocol']}{scaled}, {res.attrs['pairs']} pairs, "
+        f"{res.attrs['steps']} steps; mean ALS **{res['mean']:.4f}**\n\n"
+        + markdown_table(table)
+        + "\nunit: each attribute's ALS is in its score's unit squared: logit^2 for logits, bounded^2 for "
+        "regressed scores in a fixed range (e.g. [-1, 1]), sd^2 for standardised scores (standard deviations "
+        "of the attribute's scores over all frames: --standardize, and the hsr protocol)."
+        + (f" Note: {note}." if note else "")
+        + f"\n\nals_curve: {res.attrs['curve_label']} vs t; als_pairs: logits of {paths.attrs['attribute']} "
+        "along t for a few pairs, dashed the straight line from a_0 to a_1.\n",
+    )
     return table
 
 
@@ -170,18 +249,18 @@ def read_als_report(folder):
     from .als import als_from_logits
 
     if not os.path.isdir(folder):
-        raise ValueError(f"{folder}: no such ALS report folder")
+        raise ConfigError(f"{folder}: no such ALS report folder")
     if not os.path.isfile(os.path.join(folder, "logits.npy")):
-        raise ValueError(f"{folder}: not an ALS report folder (no logits.npy); write one with `latentlab als --out`")
+        raise ConfigError(f"{folder}: not an ALS report folder (no logits.npy); write one with `latentlab als --out`")
     meta_path = os.path.join(folder, "als.json")
     if os.path.isfile(meta_path):
         try:
             with open(meta_path) as f:
                 meta = json.load(f)
         except ValueError as e:
-            raise ValueError(f"{meta_path}: not valid JSON ({e})") from None
+            raise ConfigError(f"{meta_path}: not valid JSON ({e})") from None
         if not isinstance(meta, dict):
-            raise ValueError(f"{meta_path}: expected a JSON object")
+            raise ConfigError(f"{meta_path}: expected a JSON object")
         protocol, names = meta.get("protocol"), meta.get("names")
         standardize, units = bool(meta.get("standardize", False)), meta.get("units")
         if isinstance(units, dict) and names:
@@ -196,15 +275,15 @@ def read_als_report(folder):
         names = list(pd.read_csv(table).columns[:-1]) if os.path.isfile(table) else None
         standardize, units = False, None
     if protocol is None:
-        raise ValueError(f"{folder}: cannot tell the ALS protocol (no als.json)")
+        raise ConfigError(f"{folder}: cannot tell the ALS protocol (no als.json)")
     try:
         logits = np.load(os.path.join(folder, "logits.npy"), allow_pickle=False)
     except ValueError as e:
-        raise ValueError(f"{folder}/logits.npy: unreadable ({e})") from None
+        raise ConfigError(f"{folder}/logits.npy: unreadable ({e})") from None
     try:
         return als_from_logits(logits, names, protocol, standardize, units if isinstance(units, list) else None)
     except ValueError as e:
-        raise ValueError(f"{folder}: {e}") from None
+        raise ConfigError(f"{folder}: {e}") from None
 
 
 def write_als_comparison(results, out_dir, title="Attribute Linearity Score"):
@@ -219,8 +298,11 @@ def write_als_comparison(results, out_dir, title="Attribute Linearity Score"):
 
     scaled = {name: bool(r.attrs.get("standardize", False)) for name, r in results.items()}
     if len(set(scaled.values())) > 1:
-        raise ValueError("ALS results mix standardised and raw scores (" + ", ".join(
-            f"{n}: {'standardised' if v else 'raw'}" for n, v in scaled.items()) + "); compare results of one kind")
+        raise ConfigError(
+            "ALS results mix standardised and raw scores ("
+            + ", ".join(f"{n}: {'standardised' if v else 'raw'}" for n, v in scaled.items())
+            + "); compare results of one kind"
+        )
 
     table = compare_table(results)
     os.makedirs(out_dir, exist_ok=True)
@@ -231,11 +313,14 @@ def write_als_comparison(results, out_dir, title="Attribute Linearity Score"):
     first = next(iter(results.values())).attrs
     pairs = ", ".join(f"{m}: {r.attrs['pairs']} pairs, {r.attrs['steps']} steps" for m, r in results.items())
     units = ", ".join(f"{n} {u}" for n, u in zip(table.columns, first.get("als_units") or []))
-    write_text(os.path.join(out_dir, "summary.md"),
-               f"# {title}: comparison\n\nprotocol {first['protocol']}"
-               f"{' (standardised scores)' if first.get('standardize') else ''} ({pairs}); lower is more linear.\n\n"
-               + markdown_table(table) + (f"\nunits: {units}.\n" if units else "")
-               + f"\nals_compare_curve: {first['curve_label']} vs t, one line per model.\n")
+    write_text(
+        os.path.join(out_dir, "summary.md"),
+        f"# {title}: comparison\n\nprotocol {first['protocol']}"
+        f"{' (standardised scores)' if first.get('standardize') else ''} ({pairs}); lower is more linear.\n\n"
+        + markdown_table(table)
+        + (f"\nunits: {units}.\n" if units else "")
+        + f"\nals_compare_curve: {first['curve_label']} vs t, one line per model.\n",
+    )
     return table
 
 
@@ -249,27 +334,55 @@ def write_ppl_report(res, out_dir, extremes=None, settings=None, strips=None, co
     os.makedirs(out_dir, exist_ok=True)
     settings = dict(res.settings, **(settings or {}))
     counts, edges = res.histogram()
-    write_text(os.path.join(out_dir, "ppl.json"), json.dumps(dict(mean=res.mean, samples=len(res.distances), label=label,
-                                                                  **settings, histogram=dict(counts=counts.tolist(),
-                                                                                             edges=edges.tolist())),
-                                                             indent=1, default=str))
+    write_text(
+        os.path.join(out_dir, "ppl.json"),
+        json.dumps(
+            dict(
+                mean=res.mean,
+                samples=len(res.distances),
+                label=label,
+                **settings,
+                histogram=dict(counts=counts.tolist(), edges=edges.tolist()),
+            ),
+            indent=1,
+            default=str,
+        ),
+    )
     np.save(os.path.join(out_dir, "distances.npy"), res.distances)
     ppl_histograms({label or "this model": res}, os.path.join(out_dir, "ppl_histogram"), title=f"PPL = {res.mean:.2f}")
-    text = f"# Perceptual path length\n\n{settings}\n\nPPL **{res.mean:.3f}** over {int(res.kept.sum())} of " \
-           f"{len(res.distances)} pairs (1st-99th percentile band).\n"
+    text = (
+        f"# Perceptual path length\n\n{settings}\n\nPPL **{res.mean:.3f}** over {int(res.kept.sum())} of "
+        f"{len(res.distances)} pairs (1st-99th percentile band).\n"
+    )
     if compare:
         ppl_histograms({label or "this model": res, **compare}, os.path.join(out_dir, "ppl_histograms_compared"))
         text += "\nCompared (ppl_histograms_compared.png):\n\n" + "".join(
-            f"- {name}: PPL {_band_mean(getattr(r, 'distances', r)):.3f}\n"
-            for name, r in compare.items())
+            f"- {name}: PPL {_band_mean(getattr(r, 'distances', r)):.3f}\n" for name, r in compare.items()
+        )
     for name, pairs in (extremes or {}).items():
-        save_png(to_pil(make_grid(pairs.reshape(-1, *pairs.shape[2:]), cols=2)), os.path.join(out_dir, f"ppl_{name}.png"))
+        save_png(
+            to_pil(make_grid(pairs.reshape(-1, *pairs.shape[2:]), cols=2)), os.path.join(out_dir, f"ppl_{name}.png")
+        )
     for name, s in (strips or {}).items():
         save_png(to_pil(strip_grid(s)), os.path.join(out_dir, f"ppl_strips_{name}.png"))
     if strips:
-        text += f"\nppl_strips_lowest.png / ppl_strips_highest.png: interpolation paths (t = 0 to 1) of pairs from the " \
-                f"lowest and highest {band:.0%} of path lengths, a row per pair.\n"
+        text += (
+            f"\nppl_strips_lowest.png / ppl_strips_highest.png: interpolation paths (t = 0 to 1) of pairs from the "
+            f"lowest and highest {band:.0%} of path lengths, a row per pair.\n"
+        )
     write_text(os.path.join(out_dir, "summary.md"), text)
+
+
+def ppl_report(G, res, out_dir, band=0.1, latents=None, labels=None, compare=None, label=None, device="cpu"):
+    """`write_ppl_report` with its images: the 8 lowest and 8 highest pairs (`extreme_pairs`) and interpolation
+    strips of 4 pairs of the lowest and highest `band` (`band_strips`), re-rendered from G. latents / labels: as
+    given to `perceptual_path_length` (a label table; None for uniform labels). The report behind `latentlab ppl
+    --out` and analyses/ppl_report.py."""
+    from .ppl import band_strips, extreme_pairs
+
+    extremes = extreme_pairs(G, res, 8, latents=latents, labels=labels, device=device)
+    strips = band_strips(G, res, band, k=4, frames=8, latents=latents, labels=labels, device=device)
+    write_ppl_report(res, out_dir, extremes, strips=strips, compare=compare, band=band, label=label)
 
 
 def _band_mean(distances):
@@ -279,23 +392,43 @@ def _band_mean(distances):
 
 
 # ---- correlations ----------------------------------------------------------------------------
-def corr_study(G, classifier, directions, seeds, alphas, score_columns, reference=None, truncation_psi=1.0,
-               batch_size=16, device="cpu", progress=None, scores="logits"):
+def corr_study(
+    G,
+    classifier,
+    directions,
+    seeds,
+    alphas,
+    score_columns,
+    reference=None,
+    truncation_psi=1.0,
+    batch_size=16,
+    device="cpu",
+    progress=None,
+    scores="logits",
+):
     """Scores of every edit, per-space correlation matrices (vs `reference`, a label DataFrame) and linearity fits.
 
     scores: 'logits' or 'probabilities' (sigmoid of the logit columns, as the paper plots them):
     the units the matrices and linearity curves are computed in; result['frame'] keeps the logits.
     With a reference, every matrix covers the classifier attributes the reference also has.
     """
-    from .correlation import (SCORE_TRANSFORMS, compare_spaces, edit_scores, linearity, space_correlations,
-                              transform_scores)
-    from .parallel import gather_frames, rank_items
+    from ..utils.distributed import gather_frames, rank_items
+    from .correlation import (
+        SCORE_TRANSFORMS,
+        compare_spaces,
+        edit_scores,
+        linearity,
+        space_correlations,
+        transform_scores,
+    )
 
     if scores not in SCORE_TRANSFORMS:
-        raise ValueError(f"scores must be one of {', '.join(SCORE_TRANSFORMS)}, got {scores!r}")
+        raise ConfigError(f"scores must be one of {', '.join(SCORE_TRANSFORMS)}, got {scores!r}")
     seeds = list(seeds)
     mine = [seeds[i] for i in rank_items(len(seeds))]  # under torchrun each rank edits its share of the faces
-    frame = edit_scores(G, classifier, directions, mine, alphas, truncation_psi, batch_size, device=device, progress=progress)
+    frame = edit_scores(
+        G, classifier, directions, mine, alphas, truncation_psi, batch_size, device=device, progress=progress
+    )
     order = {s: i for i, s in enumerate(seeds)}
     frame = gather_frames(frame)
     frame = frame.assign(_o=frame["seed"].map(order)).sort_values(["space", "edited", "alpha", "_o"], kind="stable")
@@ -307,11 +440,21 @@ def corr_study(G, classifier, directions, seeds, alphas, score_columns, referenc
     if reference is not None:
         attrs = [n for n in names if n in reference.columns]
         if not attrs:
-            raise ValueError(f"none of the classifier's attributes ({', '.join(names[:5])}, ...) are in the reference table")
+            raise ConfigError(
+                f"none of the classifier's attributes ({', '.join(names[:5])}, ...) are in the reference table"
+            )
     mats = space_correlations(scored, attrs, reference)
     curves, fits = linearity(scored, score_columns)
-    return dict(frame=frame, scores=scores, score_kinds=kinds, transformed=transformed, matrices=mats,
-                comparison=compare_spaces(mats), curves=curves, fits=fits)
+    return dict(
+        frame=frame,
+        scores=scores,
+        score_kinds=kinds,
+        transformed=transformed,
+        matrices=mats,
+        comparison=compare_spaces(mats),
+        curves=curves,
+        fits=fits,
+    )
 
 
 def _corr_titles(key, what):
@@ -322,8 +465,11 @@ def _corr_titles(key, what):
         return f"Z edits - W edits ({what})"
     space, _, kind = key.partition("_")
     who = "Z and W edits pooled" if space == "pooled" else f"{space.upper()} edits"
-    return {"generated": f"{who}: correlation of {what}", "difference": f"{who} - reference ({what})",
-            "difference_cubed": f"({who} - reference)$^3$ ({what})"}[kind]
+    return {
+        "generated": f"{who}: correlation of {what}",
+        "difference": f"{who} - reference ({what})",
+        "difference_cubed": f"({who} - reference)$^3$ ({what})",
+    }[kind]
 
 
 def write_corr_report(result, out_dir):
@@ -355,16 +501,25 @@ def write_corr_report(result, out_dir):
     fits = result["fits"]
     write_csv(fits, os.path.join(out_dir, "linearity_fits.csv"), index=False)
     ylabels = {c: f"{score_unit(scores) if kinds.get(c, 'logit') == 'logit' else 'score'} ({c})" for c in fits["score"]}
-    linearity_plot(result["curves"], fits, os.path.join(out_dir, "linearity"), ylabels=ylabels,
-                   title=f"edited attribute's own score in alpha ({what})")
+    linearity_plot(
+        result["curves"],
+        fits,
+        os.path.join(out_dir, "linearity"),
+        ylabels=ylabels,
+        title=f"edited attribute's own score in alpha ({what})",
+    )
     unit = "**logits** (the classifier's output" if scores == "logits" else "**probabilities** (sigmoid of the logits"
     unit += f"; {', '.join(kept)}: regressed scores, as they are)" if kept else ")"
-    text = (f"# Attribute correlation study\n\nCorrelations and linearity of {unit}; correlations of probabilities differ "
-            "from those of logits (the sigmoid is not affine). scores.csv holds the classifier's raw scores.\n\n"
-            "- `corr_{z,w}_generated`: images edited in Z, in W (the paper's figures 6a, 6b)\n")
+    text = (
+        f"# Attribute correlation study\n\nCorrelations and linearity of {unit}; correlations of probabilities differ "
+        "from those of logits (the sigmoid is not affine). scores.csv holds the classifier's raw scores.\n\n"
+        "- `corr_{z,w}_generated`: images edited in Z, in W (the paper's figures 6a, 6b)\n"
+    )
     if "reference" in mats:
-        text += ("- `corr_reference`: the reference labels\n"
-                 "- `corr_{z,w}_difference`, `corr_{z,w}_difference_cubed`: generated - reference and its cube (figure 7)\n")
+        text += (
+            "- `corr_reference`: the reference labels\n"
+            "- `corr_{z,w}_difference`, `corr_{z,w}_difference_cubed`: generated - reference and its cube (figure 7)\n"
+        )
     if "z_minus_w" in mats:
         text += "- `corr_z_minus_w`: Z - W\n"
     text += "- `corr_pooled_*`: extra, Z and W rows pooled into one matrix\n\n"
@@ -375,24 +530,125 @@ def write_corr_report(result, out_dir):
 
 
 # ---- truncation ------------------------------------------------------------------------------
-@torch.no_grad()
-def truncation_study(G, variants, seeds, classifier=None, batch_size=16, noise_mode="const", device="cpu"):
-    """Images of every variant on the same seeds, plus per-variant attribute statistics when a classifier is given.
+DEFAULT_TRUNCATIONS = ("none", "w:0.7", "w:0.5", "z:2.0", "clamp:90")
+EMBEDDINGS = ("tsne", "umap")
 
-    variants: {name: Truncation}. Returns dict(images={name: uint8 [N, H, W, C]}, stats=DataFrame or None).
+
+@dataclass
+class TruncationRow:
+    """One row of a truncation study: a variant, the spec it was given as, and what is asked of it.
+
+    choose: {level: cluster id} to generate from chosen clusters (cluster variants only; levels not
+    named keep their predicted cluster); psi: a psi that replaced the spec's (recorded in truncate.json).
+    """
+
+    spec: str
+    truncation: object
+    choose: Optional[dict] = None
+    psi: Optional[float] = None
+
+    @classmethod
+    def parse(cls, spec):
+        """The row of a spec string (`latentlab.truncation.FORMS`); a clusters file is read here, fitting waits."""
+        from ..truncation import parse_truncation
+
+        return cls(spec if isinstance(spec, str) else spec.name, parse_truncation(spec))
+
+    @classmethod
+    def clusters_file(cls, path, psi=None, choose=None):
+        """The row of a clusters file (fitted or learned): `psi` replaces the file's, `choose` ({level: id} or
+        'coarse=3,fine=1') generates from those clusters; both checked against the file (ValueError)."""
+        from ..truncation.spec import parse_choice
+
+        row = cls.parse(f"clusters:{path}")
+        if psi is not None:
+            row.truncation.psi = row.psi = check_number("psi", psi)
+        if choose is not None:
+            row.choose = row.truncation.check_clusters(parse_choice(choose) if isinstance(choose, str) else choose)
+        return row
+
+    @property
+    def is_clusters(self):
+        """A cluster variant (fitted or learned): it can generate from chosen clusters and be embedded."""
+        from ..truncation import BaseClusterTruncation
+
+        return isinstance(self.truncation, BaseClusterTruncation)
+
+    @property
+    def label(self):
+        """The row's name in figures, tables and the printed list."""
+        name = self.truncation.name
+        if self.choose:
+            name += " choose " + ",".join(f"{level}={k}" for level, k in self.choose.items())
+        return name
+
+    def ws(self, G, z):
+        """ws [N, num_ws, w_dim] of this row for z."""
+        if self.choose:
+            return self.truncation.generate(G, z, self.choose)
+        return self.truncation(G, z)
+
+
+def truncation_rows(specs=(), clusters=None, psi=None, choose=None):
+    """The rows of a study, every spec checked (and every clusters file read) before any work.
+
+    specs: spec strings or TruncationRows [default: DEFAULT_TRUNCATIONS when no clusters file is given
+    either]; clusters: a clusters file added as the last row, with `psi` / `choose` (which need it).
+    """
+    if (choose is not None or psi is not None) and not clusters:
+        raise ConfigError("choose and psi apply to a clusters file: give clusters=FILE")
+    rows = [r if isinstance(r, TruncationRow) else TruncationRow.parse(r) for r in specs]
+    if not rows:
+        rows = [TruncationRow.parse(s) for s in DEFAULT_TRUNCATIONS]
+    if clusters:
+        rows.append(TruncationRow.clusters_file(clusters, psi, choose))
+    return rows
+
+
+def fit_truncations(G, rows, n_samples=10000, seed=0, log=None):
+    """Fit every row's variant that needs it and is not fitted, on `n_samples` samples of G (`log`: a callable
+    told what is being fitted)."""
+    for row in rows:
+        t = row.truncation
+        if t.requires_fit and not t.is_fitted:
+            if log is not None:
+                log(f"fitting {row.spec} on {n_samples} samples ...")
+            t.fit(G, n_samples=n_samples, seed=seed, progress=log is not None)
+    return rows
+
+
+def _unique_labels(rows):
+    names = []
+    for row in rows:
+        name, n = row.label, 2
+        while name in names:  # two rows with one name would otherwise share a row of the tables
+            name, n = f"{row.label} #{n}", n + 1
+        names.append(name)
+    return names
+
+
+@torch.no_grad()
+def truncation_study(G, rows, seeds, classifier=None, batch_size=16, noise_mode="const", device="cpu", progress=None):
+    """Images of every row (TruncationRow, spec string or Truncation; fitted) on the same seeds, plus per-row
+    attribute statistics when a classifier is given.
+
+    Returns dict(rows=[TruncationRow], names=[unique label per row], seeds, images={name: uint8 [N, H, W, C]},
+    stats=DataFrame (variant, attribute, mean, std) or None).
     """
     import pandas as pd
 
     from ..latents import z_from_seeds
     from ..utils.images import to_uint8
+    from ..utils.render import render_batches
 
+    rows = [r if isinstance(r, TruncationRow) else TruncationRow.parse(r) for r in rows]
+    seeds = [int(s) for s in seeds]
     z = z_from_seeds(seeds, G.z_dim, device)
-    images, rows = {}, []
-    for name, t in variants.items():
-        ws = t(G, z)
+    names = _unique_labels(rows)
+    images, stats = {}, []
+    for name, row in zip(names, rows):
         imgs, scores = [], []
-        for i in range(0, len(ws), batch_size):
-            x = G.synthesis(ws[i : i + batch_size], noise_mode=noise_mode)
+        for x in render_batches(G, row.ws(G, z), batch_size, noise_mode, progress):
             imgs.append(to_uint8(x))
             if classifier is not None:
                 scores.append(torch.as_tensor(classifier(x)).float().cpu().numpy())
@@ -400,20 +656,120 @@ def truncation_study(G, variants, seeds, classifier=None, batch_size=16, noise_m
         if classifier is not None:
             s = np.concatenate(scores)
             for j, attr in enumerate(getattr(classifier, "names", None) or [f"attr{j}" for j in range(s.shape[1])]):
-                rows.append(dict(variant=name, attribute=attr, mean=float(s[:, j].mean()), std=float(s[:, j].std())))
-    return dict(images=images, stats=pd.DataFrame(rows) if rows else None)
+                stats.append(dict(variant=name, attribute=attr, mean=float(s[:, j].mean()), std=float(s[:, j].std())))
+    return dict(rows=rows, names=names, seeds=seeds, images=images, stats=pd.DataFrame(stats) if stats else None)
 
 
-def write_truncation_report(result, out_dir, columns):
+def truncation_figures(G, result, out_dir, methods=("tsne",), rows=None, n=1000, seed=0, log=None):
+    """Per-level 2-D embeddings (t-SNE, UMAP) of cluster rows' codes, coloured by cluster (Katzir et al. 2022,
+    figure 9): METHOD.png/.pdf for one row, METHOD_<row>.png/.pdf for several. rows: indices of the rows
+    [default: every cluster row]. Returns the file names written."""
+    from ..truncation.figures import cluster_embedding_figure
+
+    for method in methods:
+        _check_embedding(method)
+    study_rows = result["rows"]
+    rows = [i for i, r in enumerate(study_rows) if r.is_clusters] if rows is None else list(rows)
+    for i in rows:
+        if not study_rows[i].is_clusters:
+            raise ConfigError(f"row {i} ({result['names'][i]}) has no clusters to embed")
+    os.makedirs(out_dir, exist_ok=True)
+    files = []
+    for method in methods:
+        for i in rows:
+            stem = method if len(rows) == 1 else f"{method}_{i}"
+            if log is not None:
+                log(f"embedding {n} codes per level ({method}) of row {i} ...")
+            cluster_embedding_figure(
+                study_rows[i].truncation, G, os.path.join(out_dir, stem), n=n, seed=seed, method=method
+            )
+            files += [f"{stem}.png", f"{stem}.pdf"]
+    return files
+
+
+def _check_embedding(method):
+    """Refuse an unknown embedding, or UMAP without umap-learn, before any work."""
+    from ..utils.optional import require
+
+    if method not in EMBEDDINGS:
+        raise ConfigError(f"embedding must be one of {', '.join(EMBEDDINGS)}, got {method!r}")
+    if method == "umap":
+        require("umap", "umap-learn", "a UMAP embedding (t-SNE needs none)")
+
+
+def write_truncation_report(result, out_dir, save_fitted=False, figures=(), settings=None):
+    """A truncation report folder: grid.png (a row per variant, a column per seed), variantN.png (row N),
+    variantN.npz (with save_fitted: the fitted state of rows that were fitted, reusable as clusters:FILE),
+    truncate.json (seeds, rows: spec, name, image, choose, psi, fitted; `figures`; `settings`; versions),
+    summary.md, and with a classifier attribute_stats.csv/.md. Returns truncate.json's record."""
     from ..utils.images import make_grid, save_png, to_pil
+    from ..utils.versions import versions
 
     os.makedirs(out_dir, exist_ok=True)
-    rows = list(result["images"].values())
-    save_png(to_pil(make_grid(np.concatenate(rows), cols=columns)), os.path.join(out_dir, "grid.png"))
-    lines = "\n".join(f"- row {i}: {name}" for i, name in enumerate(result["images"]))
-    text = f"# Truncation variants\n\nRows of grid.png (columns are seeds):\n\n{lines}\n"
+    cols = len(result["seeds"])
+    entries = []
+    for i, (name, row) in enumerate(zip(result["names"], result["rows"])):
+        save_png(to_pil(make_grid(result["images"][name], cols=cols)), os.path.join(out_dir, f"variant{i}.png"))
+        entry = dict(spec=row.spec, name=name, image=f"variant{i}.png")
+        if row.choose:
+            entry["choose"] = row.choose
+        if row.psi is not None:
+            entry["psi"] = row.psi
+        if save_fitted and row.truncation.requires_fit:
+            row.truncation.save(os.path.join(out_dir, f"variant{i}.npz"))
+            entry["fitted"] = f"variant{i}.npz"
+        entries.append(entry)
+    save_png(
+        to_pil(make_grid(np.concatenate(list(result["images"].values())), cols=cols)), os.path.join(out_dir, "grid.png")
+    )
+    lines = "\n".join(f"- row {i}: {name}" for i, name in enumerate(result["names"]))
+    text = f"# Truncation variants\n\nRows of grid.png (columns are seeds {result['seeds']}):\n\n{lines}\n"
     if result["stats"] is not None:
         table = result["stats"].pivot(index="variant", columns="attribute", values="std")
         write_table(result["stats"].set_index("variant"), os.path.join(out_dir, "attribute_stats"))
         text += "\nStd of each attribute's score per variant (lower = less diversity):\n\n" + markdown_table(table)
+    if figures:
+        text += "\nFigures: " + ", ".join(figures) + " (per-level embeddings of the cluster codes).\n"
     write_text(os.path.join(out_dir, "summary.md"), text)
+    record = dict(settings or {}, seeds=result["seeds"], variants=entries, figures=list(figures), versions=versions())
+    write_text(os.path.join(out_dir, "truncate.json"), json.dumps(record, indent=1, default=str))
+    return record
+
+
+def truncation_report(
+    G,
+    rows,
+    seeds,
+    out_dir,
+    classifier=None,
+    fit_samples=10000,
+    fit_seed=0,
+    save_fitted=False,
+    embeddings=(),
+    embed_rows=None,
+    embed_samples=1000,
+    batch_size=16,
+    noise_mode="const",
+    device="cpu",
+    settings=None,
+    log=None,
+):
+    """The whole study behind `latentlab truncate` and analyses/truncation_report.py: fit the rows that need it
+    (`fit_truncations`), render them on `seeds` (`truncation_study`), write the embeddings of cluster rows
+    (`truncation_figures`, methods in `embeddings`, rows `embed_rows` [default: every cluster row]) and the
+    folder (`write_truncation_report`). Everything that can be checked is checked before any work.
+    Returns (study result, truncate.json's record)."""
+    rows = [r if isinstance(r, TruncationRow) else TruncationRow.parse(r) for r in rows]
+    for method in embeddings:
+        _check_embedding(method)
+    for i in embed_rows or ():
+        if not 0 <= i < len(rows) or not rows[i].is_clusters:
+            raise ConfigError(f"row {i} has no clusters to embed")
+    fit_truncations(G, rows, fit_samples, fit_seed, log)
+    result = truncation_study(G, rows, seeds, classifier, batch_size, noise_mode, device)
+    figures = []
+    if embeddings:
+        figures = truncation_figures(G, result, out_dir, embeddings, embed_rows, embed_samples, fit_seed, log)
+    settings = dict(settings or {}, noise_mode=noise_mode)
+    record = write_truncation_report(result, out_dir, save_fitted, figures, settings=settings)
+    return result, record

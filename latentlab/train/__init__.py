@@ -7,6 +7,7 @@
 - `clusters.py`: learned multi-level cluster mappings and their truncation.
 - `interrupt.py`: Ctrl-C during a run writes a snapshot and the resume state, then stops.
 """
+
 from .dataset import ImageDataset, PositionSampler
 from .loop import Trainer, TrainingOptions, scratch_networks
 from .losses import StyleGAN2Loss

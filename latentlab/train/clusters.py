@@ -47,6 +47,7 @@ step; written atomically, read with torch.load(weights_only=True)), `metrics.csv
 Training from a folder with `state.pt` resumes: the result equals an uninterrupted run
 with the same settings; a run with other settings (k, levels, model, ...) is refused.
 """
+
 import hashlib
 import json
 import math
@@ -57,12 +58,21 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import ConfigError
 from ..latents.layers import LEVEL_ALIASES, LEVELS
-from ..truncation.base import check_int, check_number, generator_device, map_z
-from ..truncation.learned_clusters import (CENTER_SAMPLES, CLASSIFIERS, LEAKY_SLOPE, LearnedClusterTruncation,
-                                           cnn_forward, mixture_centers, mlp_forward)
+from ..truncation.base import generator_device, map_z
+from ..truncation.learned_clusters import (
+    CENTER_SAMPLES,
+    CLASSIFIERS,
+    LEAKY_SLOPE,
+    LearnedClusterTruncation,
+    cnn_forward,
+    mixture_centers,
+    mlp_forward,
+)
 from ..utils.atomic import atomic_path
 from ..utils.metrics import MetricsCSV
+from ..utils.validate import check_int, check_number
 from .interrupt import StopOnInterrupt, TrainingInterrupted
 
 STATE_FILE = "state.pt"
@@ -96,8 +106,10 @@ class MLP(nn.Module):
         return mlp_forward(x, ws, bs)
 
     def arrays(self):
-        return {"weights": [w.detach().cpu().numpy() for w in self.weights],
-                "biases": [b.detach().cpu().numpy() for b in self.biases]}
+        return {
+            "weights": [w.detach().cpu().numpy() for w in self.weights],
+            "biases": [b.detach().cpu().numpy() for b in self.biases],
+        }
 
 
 class ConvClassifier(nn.Module):
@@ -109,7 +121,9 @@ class ConvClassifier(nn.Module):
         self.weights, self.biases = nn.ParameterList(), nn.ParameterList()
         gain = math.sqrt(2 / (1 + LEAKY_SLOPE**2))
         for c_in, c_out in zip([in_channels, *channels[:-1]], channels):
-            self.weights.append(nn.Parameter(torch.randn(c_out, c_in, 3, 3, generator=generator) * (gain / math.sqrt(9 * c_in))))
+            self.weights.append(
+                nn.Parameter(torch.randn(c_out, c_in, 3, 3, generator=generator) * (gain / math.sqrt(9 * c_in)))
+            )
             self.biases.append(nn.Parameter(torch.zeros(c_out)))
         self.weights.append(nn.Parameter(torch.randn(k, channels[-1], generator=generator) / math.sqrt(channels[-1])))
         self.biases.append(nn.Parameter(torch.zeros(k)))
@@ -124,8 +138,20 @@ class ConvClassifier(nn.Module):
 class LevelNets(nn.Module):
     """One level's mixture (mu, log_sigma, log_weights), mapping M, classifier C and critic D."""
 
-    def __init__(self, x_dim, w_dim, k, mapping_layers=4, hidden=None, mu_scale=1.0, init_sigma=1.0, generator=None,
-                 classifier="code", img_channels=3, cnn_channels=(32, 64, 128)):
+    def __init__(
+        self,
+        x_dim,
+        w_dim,
+        k,
+        mapping_layers=4,
+        hidden=None,
+        mu_scale=1.0,
+        init_sigma=1.0,
+        generator=None,
+        classifier="code",
+        img_channels=3,
+        cnn_channels=(32, 64, 128),
+    ):
         super().__init__()
         hidden = hidden or w_dim
         self.k, self.x_dim = k, x_dim
@@ -151,7 +177,10 @@ class LevelNets(nn.Module):
 
     def centers(self, n_samples=CENTER_SAMPLES, seed=0):
         """[K, w_dim]: mean of M(mu_k + sigma_k eps) over n_samples seeded eps (`mixture_centers`)."""
-        mapping = {"weights": [w.detach() for w in self.mapping.weights], "biases": [b.detach() for b in self.mapping.biases]}
+        mapping = {
+            "weights": [w.detach() for w in self.mapping.weights],
+            "biases": [b.detach() for b in self.mapping.biases],
+        }
         return mixture_centers(self.mu.detach(), self.log_sigma.detach(), mapping, n_samples, seed)
 
 
@@ -193,30 +222,49 @@ class ClusterMappingTrainer:
     `steps` in total; `resume(out)` restores a snapshot; `to_truncation(psi)` gives the result.
     """
 
-    def __init__(self, G, levels=("coarse", "middle", "fine"), k=8, batch_size=64, n_critic=5, lambda_gp=10.0,
-                 lambda_cls=1.0, lr=1e-4, betas=(0.0, 0.9), seed=0, device=None, mapping_layers=4, hidden=None,
-                 mu_scale=1.0, init_sigma=1.0, classifier="code", cnn_channels=(32, 64, 128)):
+    def __init__(
+        self,
+        G,
+        levels=("coarse", "middle", "fine"),
+        k=8,
+        batch_size=64,
+        n_critic=5,
+        lambda_gp=10.0,
+        lambda_cls=1.0,
+        lr=1e-4,
+        betas=(0.0, 0.9),
+        seed=0,
+        device=None,
+        mapping_layers=4,
+        hidden=None,
+        mu_scale=1.0,
+        init_sigma=1.0,
+        classifier="code",
+        cnn_channels=(32, 64, 128),
+    ):
         if getattr(G, "c_dim", 0) > 0:
-            raise ValueError(f"learned cluster mappings support unconditional generators only; this one has c_dim={G.c_dim}")
+            raise ConfigError(
+                f"learned cluster mappings support unconditional generators only; this one has c_dim={G.c_dim}"
+            )
         if isinstance(levels, str):
             levels = [p.strip() for p in levels.split(",") if p.strip()]
         levels = [LEVEL_ALIASES.get(n, n) for n in levels]
         unknown = [n for n in levels if n not in LEVELS]
         if unknown:
-            raise ValueError(f"unknown level {unknown[0]!r}; use coarse, middle (medium) or fine")
+            raise ConfigError(f"unknown level {unknown[0]!r}; use coarse, middle (medium) or fine")
         if isinstance(k, dict):
             k = {LEVEL_ALIASES.get(n, n): v for n, v in k.items()}
         if classifier not in CLASSIFIERS:
-            raise ValueError(f"classifier must be one of {', '.join(CLASSIFIERS)}, got {classifier!r}")
+            raise ConfigError(f"classifier must be one of {', '.join(CLASSIFIERS)}, got {classifier!r}")
         cnn_channels = [check_int("cnn_channels", c, lo=1) for c in cnn_channels]
         if not cnn_channels:
-            raise ValueError("cnn_channels must name at least one conv width")
+            raise ConfigError("cnn_channels must name at least one conv width")
         self.classifier = classifier
         self.device = torch.device(device) if device is not None else generator_device(G)
         self.G = G.to(self.device).requires_grad_(False)  # frozen: its parameters never get gradients
         layers = LearnedClusterTruncation(levels=tuple(levels)).resolve_layers(G)  # drops levels without layers
         if isinstance(k, dict) and set(layers) - set(k):
-            raise ValueError(f"k must give a count for every level with layers ({', '.join(layers)}), got {sorted(k)}")
+            raise ConfigError(f"k must give a count for every level with layers ({', '.join(layers)}), got {sorted(k)}")
         self.layers = layers
         self.k = {n: check_int(f"k[{n!r}]", k[n] if isinstance(k, dict) else k, lo=2) for n in layers}
         self.batch_size = check_int("batch_size", batch_size, lo=1)
@@ -228,21 +276,51 @@ class ClusterMappingTrainer:
         self.seed = check_int("seed", seed)
         self.x_dim = G.z_dim
         self.config = dict(
-            model=generator_fingerprint(G), z_dim=G.z_dim, w_dim=G.w_dim, num_ws=G.num_ws, layers=layers, k=self.k,
-            batch_size=self.batch_size, n_critic=self.n_critic, lambda_gp=self.lambda_gp, lambda_cls=self.lambda_cls,
-            lr=self.lr, betas=list(self.betas), seed=self.seed, mapping_layers=check_int("mapping_layers", mapping_layers, 1),
-            hidden=int(hidden or G.w_dim), mu_scale=float(mu_scale),
-            init_sigma=check_number("init_sigma", init_sigma, 0, lo_open=True))
+            model=generator_fingerprint(G),
+            z_dim=G.z_dim,
+            w_dim=G.w_dim,
+            num_ws=G.num_ws,
+            layers=layers,
+            k=self.k,
+            batch_size=self.batch_size,
+            n_critic=self.n_critic,
+            lambda_gp=self.lambda_gp,
+            lambda_cls=self.lambda_cls,
+            lr=self.lr,
+            betas=list(self.betas),
+            seed=self.seed,
+            mapping_layers=check_int("mapping_layers", mapping_layers, 1),
+            hidden=int(hidden or G.w_dim),
+            mu_scale=float(mu_scale),
+            init_sigma=check_number("init_sigma", init_sigma, 0, lo_open=True),
+        )
         if classifier == "image":  # only then: runs with the code classifier resume snapshots from before the option
             self.config.update(classifier=classifier, cnn_channels=cnn_channels)
         init = torch.Generator().manual_seed(2 * self.seed)
-        self.nets = nn.ModuleDict({n: LevelNets(self.x_dim, G.w_dim, self.k[n], mapping_layers, hidden, mu_scale,
-                                                init_sigma, init, classifier, G.img_channels, cnn_channels)
-                                   for n in layers}).to(self.device)
-        self.opt_critic = torch.optim.Adam([p for n in self.nets.values() for p in n.critic.parameters()],
-                                           lr=self.lr, betas=self.betas)
-        self.opt_mapping = torch.optim.Adam([p for n in self.nets.values() for p in n.mapping_parameters()],
-                                            lr=self.lr, betas=self.betas)
+        self.nets = nn.ModuleDict(
+            {
+                n: LevelNets(
+                    self.x_dim,
+                    G.w_dim,
+                    self.k[n],
+                    mapping_layers,
+                    hidden,
+                    mu_scale,
+                    init_sigma,
+                    init,
+                    classifier,
+                    G.img_channels,
+                    cnn_channels,
+                )
+                for n in layers
+            }
+        ).to(self.device)
+        self.opt_critic = torch.optim.Adam(
+            [p for n in self.nets.values() for p in n.critic.parameters()], lr=self.lr, betas=self.betas
+        )
+        self.opt_mapping = torch.optim.Adam(
+            [p for n in self.nets.values() for p in n.mapping_parameters()], lr=self.lr, betas=self.betas
+        )
         self.rng = torch.Generator(device=self.device).manual_seed(2 * self.seed + 1)
         self.step_ = 0
         self.last_metrics = {}
@@ -261,7 +339,9 @@ class ClusterMappingTrainer:
 
         Differentiable in codes (G's parameters stay frozen); noise_mode 'const'.
         """
-        z = torch.randn(len(codes), self.G.z_dim, generator=self.rng if generator is None else generator, device=self.device)
+        z = torch.randn(
+            len(codes), self.G.z_dim, generator=self.rng if generator is None else generator, device=self.device
+        )
         with torch.no_grad():
             ws = map_z(self.G, z)
         ws = ws.clone()
@@ -291,8 +371,9 @@ class ClusterMappingTrainer:
         for level, nets in self.nets.items():
             ids, x = nets.sample(self.batch_size, self.rng)
             fake = nets.mapping(x)
-            loss, st = mapping_loss(nets.critic, nets.classifier, fake, ids, self.lambda_cls,
-                                    self.classifier_inputs(level, fake))
+            loss, st = mapping_loss(
+                nets.critic, nets.classifier, fake, ids, self.lambda_cls, self.classifier_inputs(level, fake)
+            )
             total = total + loss
             stats.update({f"{level}/{k}": v for k, v in st.items()})
         return total, stats
@@ -334,18 +415,36 @@ class ClusterMappingTrainer:
         writer = MetricsCSV(os.path.join(out, METRICS_FILE), self.columns(), self.step_) if out is not None else None
         try:
             stopper = StopOnInterrupt() if out is not None else nullcontext()  # Ctrl-C needs a folder to snapshot into
-            with progress_bar(total=steps, initial=min(self.step_, steps), desc="cluster mappings", unit="step",
-                              enabled=progress, what="mapping steps", hint="use --steps to reduce") as bar, stopper as stop:
+            with (
+                progress_bar(
+                    total=steps,
+                    initial=min(self.step_, steps),
+                    desc="cluster mappings",
+                    unit="step",
+                    enabled=progress,
+                    what="mapping steps",
+                    hint="use --steps to reduce",
+                ) as bar,
+                stopper as stop,
+            ):
                 while self.step_ < steps:
                     m = self.step()
-                    bar.set_postfix_str(" ".join(f"{lv[:1]}:W={m[f'{lv}/wdist']:.3g},acc={m[f'{lv}/cls_acc']:.2f}"
-                                                 for lv in self.layers), refresh=False)
+                    bar.set_postfix_str(
+                        " ".join(
+                            f"{lv[:1]}:W={m[f'{lv}/wdist']:.3g},acc={m[f'{lv}/cls_acc']:.2f}" for lv in self.layers
+                        ),
+                        refresh=False,
+                    )
                     bar.update(1)
                     if writer is not None and (self.step_ % log_every == 0 or self.step_ == steps):
                         writer.write({"step": self.step_, **{c: f"{m[c]:.6g}" for c in self.columns()[1:]}})
                     interrupted = stop is not None and stop.requested and self.step_ < steps
-                    if out is not None and snapshot_every and (self.step_ % snapshot_every == 0 or interrupted) \
-                            and self.step_ < steps:
+                    if (
+                        out is not None
+                        and snapshot_every
+                        and (self.step_ % snapshot_every == 0 or interrupted)
+                        and self.step_ < steps
+                    ):
                         self.save_state(out)
                     if interrupted:
                         raise TrainingInterrupted(self.step_, os.path.join(out, STATE_FILE))
@@ -382,15 +481,26 @@ class ClusterMappingTrainer:
         c_{l,k} = mean of M_l(mu_k + sigma_k eps) over center_samples eps seeded with the trainer's seed)."""
         ks = set(self.k.values())
         k = ks.pop() if len(ks) == 1 else dict(self.k)  # one count for every level: stored as one int
-        t = LearnedClusterTruncation(k=k, psi=psi, levels=tuple(self.layers), keep_last=True, classifier=self.classifier)
+        t = LearnedClusterTruncation(
+            k=k, psi=psi, levels=tuple(self.layers), keep_last=True, classifier=self.classifier
+        )
         nets = {}
         for level, n in self.nets.items():
-            nets[level] = {"mu": n.mu.detach().cpu().numpy(), "log_sigma": n.log_sigma.detach().cpu().numpy(),
-                           "log_weights": n.log_weights.cpu().numpy(),
-                           "centers": n.centers(center_samples, self.seed).cpu().numpy(),
-                           "mapping": n.mapping.arrays(), "classifier": n.classifier.arrays()}
-        info = {"steps": self.step_, "model": self.config["model"], "classifier": self.classifier,
-                "center_samples": int(center_samples), "center_seed": self.seed}
+            nets[level] = {
+                "mu": n.mu.detach().cpu().numpy(),
+                "log_sigma": n.log_sigma.detach().cpu().numpy(),
+                "log_weights": n.log_weights.cpu().numpy(),
+                "centers": n.centers(center_samples, self.seed).cpu().numpy(),
+                "mapping": n.mapping.arrays(),
+                "classifier": n.classifier.arrays(),
+            }
+        info = {
+            "steps": self.step_,
+            "model": self.config["model"],
+            "classifier": self.classifier,
+            "center_samples": int(center_samples),
+            "center_seed": self.seed,
+        }
         if accuracy is not None:
             info["accuracy"] = accuracy
         t.set_state({"layers": self.layers, "nets": nets, "info": info})
@@ -398,22 +508,36 @@ class ClusterMappingTrainer:
 
     # --- snapshots -----------------------------------------------------------------------
     def state_dict(self):
-        return {"format": STATE_FORMAT, "version": STATE_VERSION, "config": json.dumps(self.config, sort_keys=True),
-                "step": self.step_, "nets": self.nets.state_dict(), "opt_critic": self.opt_critic.state_dict(),
-                "opt_mapping": self.opt_mapping.state_dict(), "rng": self.rng.get_state()}
+        return {
+            "format": STATE_FORMAT,
+            "version": STATE_VERSION,
+            "config": json.dumps(self.config, sort_keys=True),
+            "step": self.step_,
+            "nets": self.nets.state_dict(),
+            "opt_critic": self.opt_critic.state_dict(),
+            "opt_mapping": self.opt_mapping.state_dict(),
+            "rng": self.rng.get_state(),
+        }
 
     def load_state_dict(self, state, source="the snapshot"):
         if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
-            raise ValueError(f"{source} is not a cluster-mapping training state")
+            raise ConfigError(f"{source} is not a cluster-mapping training state")
         if state.get("version") != STATE_VERSION:
-            raise ValueError(f"{source} has state version {state.get('version')}, this latentlab reads {STATE_VERSION}")
+            raise ConfigError(
+                f"{source} has state version {state.get('version')}, this latentlab reads {STATE_VERSION}"
+            )
         saved = json.loads(state["config"])
         mine = json.loads(json.dumps(self.config, sort_keys=True))
-        diff = [f"{key} {saved.get(key)!r} (now {mine.get(key)!r})" for key in sorted(set(saved) | set(mine))
-                if saved.get(key) != mine.get(key)]
+        diff = [
+            f"{key} {saved.get(key)!r} (now {mine.get(key)!r})"
+            for key in sorted(set(saved) | set(mine))
+            if saved.get(key) != mine.get(key)
+        ]
         if diff:
-            raise ValueError(f"{source} was trained with different settings: {'; '.join(diff)}. "
-                             "Resume with the same settings or start in a new folder")
+            raise ConfigError(
+                f"{source} was trained with different settings: {'; '.join(diff)}. "
+                "Resume with the same settings or start in a new folder"
+            )
         self.nets.load_state_dict(state["nets"])
         self.opt_critic.load_state_dict(state["opt_critic"])
         self.opt_mapping.load_state_dict(state["opt_mapping"])
@@ -436,14 +560,32 @@ class ClusterMappingTrainer:
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as e:  # a foreign or damaged file: one clear line
-            raise ValueError(f"cannot read the training state {path}: {e}") from None
+            raise ConfigError(f"cannot read the training state {path}: {e}") from None
         self.load_state_dict(state, source=path)
         return True
 
 
-def train_cluster_mappings(G, out, steps, levels=("coarse", "middle", "fine"), k=8, batch_size=64, n_critic=5,
-                           lambda_gp=10.0, lambda_cls=1.0, lr=1e-4, psi=0.7, seed=0, snapshot_every=500, log_every=10,
-                           device=None, progress=True, classifier="code", center_samples=CENTER_SAMPLES, **arch):
+def train_cluster_mappings(
+    G,
+    out,
+    steps,
+    levels=("coarse", "middle", "fine"),
+    k=8,
+    batch_size=64,
+    n_critic=5,
+    lambda_gp=10.0,
+    lambda_cls=1.0,
+    lr=1e-4,
+    psi=0.7,
+    seed=0,
+    snapshot_every=500,
+    log_every=10,
+    device=None,
+    progress=True,
+    classifier="code",
+    center_samples=CENTER_SAMPLES,
+    **arch,
+):
     """Train learned cluster mappings on G (resuming from out/ when it holds a state) -> LearnedClusterTruncation.
 
     Writes out/state.pt, out/metrics.csv and out/clusters.npz (see the module docstring).
@@ -451,8 +593,20 @@ def train_cluster_mappings(G, out, steps, levels=("coarse", "middle", "fine"), k
     renders, the paper's). center_samples: draws per Gaussian for the cluster centres.
     arch: mapping_layers, hidden, mu_scale, init_sigma, betas, cnn_channels.
     """
-    trainer = ClusterMappingTrainer(G, levels=levels, k=k, batch_size=batch_size, n_critic=n_critic, lambda_gp=lambda_gp,
-                                    lambda_cls=lambda_cls, lr=lr, seed=seed, device=device, classifier=classifier, **arch)
+    trainer = ClusterMappingTrainer(
+        G,
+        levels=levels,
+        k=k,
+        batch_size=batch_size,
+        n_critic=n_critic,
+        lambda_gp=lambda_gp,
+        lambda_cls=lambda_cls,
+        lr=lr,
+        seed=seed,
+        device=device,
+        classifier=classifier,
+        **arch,
+    )
     check_int("center_samples", center_samples, lo=1)
     os.makedirs(out, exist_ok=True)
     trainer.resume(out)

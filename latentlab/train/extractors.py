@@ -14,8 +14,9 @@ loss computes its targets under `torch.no_grad()`.
 Weights (of the extractor classes and `make_extractor`; `default_weights(name)` gives the pretrained
 choice for a name, which `HSR.for_generator`, `train_hsr` and `latentlab train hsr` use when none is given):
     None / 'none'      random initialisation (seeded; a baseline, not what the paper uses)
-    a file path        a state dict (.pth/.pt read with torch.load(weights_only=True), or .safetensors)
-    a known file name  e.g. 'dino_deitsmall16_pretrain.pth' (`latentlab.utils.pretrained.KNOWN_WEIGHTS`):
+    a file path        a state dict (.pth/.pt read with torch.load(weights_only=True), or .safetensors), read by
+                       `latentlab.checkpoints.state_dicts.read_state_dict` and loaded by its `load_state_dict_strict`
+    a known file name  e.g. 'dino_deitsmall16_pretrain.pth' (`latentlab.train.pretrained.KNOWN_WEIGHTS`):
                        the file from the latentlab cache or torch hub's, else downloaded and verified
     'timm'             timm's pretrained weights, downloaded into the user's cache (needs internet)
     'torchvision'      torchvision's default pretrained weights (TorchvisionExtractor only; needs internet)
@@ -24,6 +25,7 @@ fetch and where to put it.
 
 `timm` is an optional dependency, imported only when a timm-based extractor is built.
 """
+
 import argparse
 import os
 import re
@@ -31,11 +33,11 @@ import re
 import torch
 from torch import nn
 
-from ..attributes.optional import require
 from ..attributes.preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocess
-from ..attributes.resnet import strip_wrapper_prefixes
-from ..errors import CheckpointError
-from ..utils.pretrained import timm_pretrained, torchvision_pretrained, weights_file
+from ..checkpoints.state_dicts import WRAPPER_PREFIXES, load_state_dict_strict, read_state_dict
+from ..errors import ConfigError
+from ..utils.optional import require
+from .pretrained import timm_pretrained, torchvision_pretrained, weights_file
 
 __all__ = [
     "FeatureExtractor",
@@ -72,9 +74,8 @@ ACCEPTED_FORMS = (
     "a timm ViT name ('vit_small_patch16_224.dino', 'vit_base_patch8_224', ...), "
     f"a DINO alias ({', '.join(ALIASES)}), 'timm:<model name>' or 'torchvision:<model name>'"
 )
-# Wrappers that prefix every key: DataParallel/DDP ('module.'), DINO's MultiCropWrapper ('backbone.').
-_NESTING = ("teacher", "state_dict", "model", "student")
-_PREFIXES = ("module.", "model.")
+# Entries of training checkpoints that hold the weights, in order of preference (DINO releases its teacher).
+NESTING = ("teacher", "state_dict", "model", "student")
 
 
 def _timm():
@@ -94,78 +95,21 @@ def _sanitize(name):
 # Weight files
 
 
-def _is_safetensors_file(path):
-    if path.endswith(".safetensors"):
-        return True
-    try:
-        with open(path, "rb") as f:
-            head = f.read(9)
-        return len(head) == 9 and head[8:9] == b"{"
-    except OSError:
-        return False
-
-
 def read_weights(path):
     """A state dict {name: tensor} from a .pth/.pt (torch.load, weights_only) or .safetensors file.
 
-    Unwraps the nestings of training checkpoints: a 'teacher' (preferred: DINO releases its
-    teacher), 'state_dict', 'model' or 'student' entry; strips 'module.' / 'model.' prefixes;
-    and when keys carry DINO's 'backbone.' prefix keeps only those (DINO's projection head,
-    'head.*', is not part of the backbone). Never runs code from the file: besides tensors and
-    containers, only `argparse.Namespace` (the 'args' entry of DINO's full checkpoints) is allowed.
+    Read by `state_dicts.read_state_dict`, which unwraps the nestings of training checkpoints (a
+    'teacher' entry, preferred: DINO releases its teacher, then 'state_dict', 'model' or 'student')
+    and strips 'module.' / 'model.' prefixes; when keys then carry DINO's MultiCropWrapper prefix
+    'backbone.', only those are kept (DINO's projection head, 'head.*', is not part of the backbone).
+    Never runs code from the file: besides tensors and containers, only `argparse.Namespace` (the
+    'args' entry of DINO's full checkpoints) is allowed.
     Raises FileNotFoundError for a missing file and CheckpointError for an unreadable one.
     """
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path}: no such file (weights must be None, 'none', 'timm' or a state-dict file)")
-    try:
-        if _is_safetensors_file(path):
-            from safetensors.torch import load_file
-
-            obj = load_file(path, device="cpu")
-        else:
-            with torch.serialization.safe_globals([argparse.Namespace]):
-                obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # damaged file, or a pickle of something other than tensors
-        msg = str(e).splitlines()[0] if str(e) else ""
-        raise CheckpointError(f"{path}: not a readable state dict ({type(e).__name__}: {msg})") from None
-    for _ in range(3):  # e.g. {'teacher': {'module.backbone.x': ...}} or {'state_dict': {'model': ...}}
-        if not isinstance(obj, dict):
-            break
-        nested = next((obj[k] for k in _NESTING if isinstance(obj.get(k), dict)), None)
-        if nested is None or all(torch.is_tensor(v) for v in obj.values()):
-            break
-        obj = nested
-    if not isinstance(obj, dict) or not obj or not all(isinstance(k, str) and torch.is_tensor(v) for k, v in obj.items()):
-        raise CheckpointError(f"{path}: not a state dict (expected a dict of parameter name -> tensor, "
-                              f"optionally under 'teacher', 'student', 'state_dict' or 'model')")
-    obj = strip_wrapper_prefixes(obj, _PREFIXES)
-    if any(k.startswith("backbone.") for k in obj):
-        obj = {k[len("backbone."):]: v for k, v in obj.items() if k.startswith("backbone.")}
-    return obj
-
-
-def _load_strict(model, state, where, what, ignore_unexpected=()):
-    """Load `state` into `model` with every key and shape checked; CheckpointError on a mismatch.
-
-    Unexpected keys that start with one of `ignore_unexpected` (a classifier the extractor has
-    no use for) are dropped.
-    """
-    expected = model.state_dict()
-    state = {k: v for k, v in state.items() if k in expected or not k.startswith(tuple(ignore_unexpected))}
-    missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
-    if missing:
-        raise CheckpointError(f"{where}: key {missing[0]!r} is missing ({len(missing)} missing"
-                              f"{f', {len(unexpected)} unexpected, e.g. {unexpected[0]!r}' if unexpected else ''}) for a {what}")
-    if unexpected:
-        raise CheckpointError(f"{where}: unexpected key {unexpected[0]!r} ({len(unexpected)} unexpected) for a {what}")
-    for k, ref in expected.items():
-        if tuple(state[k].shape) != tuple(ref.shape):
-            raise CheckpointError(f"{where}: key {k!r} has shape {list(state[k].shape)}, expected {list(ref.shape)} for a {what}")
-        if ref.is_floating_point() and not state[k].is_floating_point():
-            raise CheckpointError(f"{where}: key {k!r} has non-float dtype {state[k].dtype}")
-    model.load_state_dict(state, strict=True)
+    state, _ = read_state_dict(path, nesting=NESTING, prefixes=WRAPPER_PREFIXES, safe_globals=[argparse.Namespace])
+    if any(k.startswith("backbone.") for k in state):
+        state = {k[len("backbone.") :]: v for k, v in state.items() if k.startswith("backbone.")}
+    return state
 
 
 def _create_seeded(build, seed):
@@ -186,9 +130,9 @@ def _timm_model(model, weights, seed):
 
         return model, timm_pretrained(model, build, WEIGHTS_HINT) if pretrained else build()
     if not isinstance(model, nn.Module):
-        raise ValueError(f"model must be a timm model name or an nn.Module, got {type(model).__name__}")
+        raise ConfigError(f"model must be a timm model name or an nn.Module, got {type(model).__name__}")
     if isinstance(weights, str) and weights == "timm":
-        raise ValueError("weights='timm' needs a model name, not a model instance")
+        raise ConfigError("weights='timm' needs a model name, not a model instance")
     return None, model
 
 
@@ -232,7 +176,9 @@ class FeatureExtractor(nn.Module):
     def forward(self, images):
         """images [N, C, H, W] in about [-1, 1] (any float dtype) -> [N, C_i, H_i, W_i] float32 per layer."""
         if not torch.is_tensor(images) or images.ndim != 4:
-            raise ValueError(f"expected images [N, C, H, W], got {tuple(images.shape) if torch.is_tensor(images) else type(images).__name__}")
+            raise ConfigError(
+                f"expected images [N, C, H, W], got {tuple(images.shape) if torch.is_tensor(images) else type(images).__name__}"
+            )
         x = self.preprocess(images.float())
         return [f.float() for f in self.extract(x)]
 
@@ -256,13 +202,13 @@ def _tokens_to_grid(t, num_prefix, grid=None, where="layer"):
     t = t[:, num_prefix:]
     n = t.shape[1]
     if grid is None:
-        g = int(round(n ** 0.5))
+        g = int(round(n**0.5))
         if g * g != n:
-            raise ValueError(f"{where}: {n} patch tokens do not form a square grid; give the grid size")
+            raise ConfigError(f"{where}: {n} patch tokens do not form a square grid; give the grid size")
         grid = (g, g)
     gh, gw = grid
     if gh * gw != n:
-        raise ValueError(f"{where}: {n} patch tokens after dropping {num_prefix} prefix tokens, expected {gh}x{gw}")
+        raise ConfigError(f"{where}: {n} patch tokens after dropping {num_prefix} prefix tokens, expected {gh}x{gw}")
     return t.reshape(t.shape[0], gh, gw, t.shape[2]).permute(0, 3, 1, 2).contiguous()
 
 
@@ -309,39 +255,57 @@ class ViTExtractor(FeatureExtractor):
              (ImageNet's for DINO), or ImageNet's.
     """
 
-    def __init__(self, model=DEFAULT_EXTRACTOR, weights=None, blocks=None, input_size=None, mean=None, std=None, seed=0):
+    def __init__(
+        self, model=DEFAULT_EXTRACTOR, weights=None, blocks=None, input_size=None, mean=None, std=None, seed=0
+    ):
         super().__init__()
         name, model = _timm_model(ALIASES.get(model, model) if isinstance(model, str) else model, weights, seed)
         for attr in ("blocks", "patch_embed"):
             if not hasattr(model, attr):
-                raise ValueError(f"{type(model).__name__} is not a timm vision transformer (no {attr!r}); use TimmExtractor")
+                raise ConfigError(
+                    f"{type(model).__name__} is not a timm vision transformer (no {attr!r}); use TimmExtractor"
+                )
         if not _is_random(weights) and weights != "timm":
             path = weights_file(weights, hint=WEIGHTS_HINT)
-            _load_strict(model, read_weights(path), path, f"{name or type(model).__name__} ViT",
-                         ignore_unexpected=("head.", "fc_norm.", "head_drop."))
+            load_state_dict_strict(
+                model,
+                read_weights(path),
+                path,
+                f"a {name or type(model).__name__} ViT",
+                ignore_unexpected=("head.", "fc_norm.", "head_drop."),
+            )
         depth = len(model.blocks)
         blocks = default_vit_blocks(depth) if blocks is None else [int(b) for b in blocks]
         if not blocks or any(b < 1 or b > depth for b in blocks):
-            raise ValueError(f"ViT blocks are 1-based numbers in 1..{depth}, got {blocks}")
+            raise ConfigError(f"ViT blocks are 1-based numbers in 1..{depth}, got {blocks}")
         self.num_prefix_tokens = int(getattr(model, "num_prefix_tokens", 1))
         pe = model.patch_embed
         native = tuple(pe.img_size) if getattr(pe, "img_size", None) is not None else None
         if input_size is None:
             if native is None:
-                raise ValueError("the model has no fixed image size; give input_size")
+                raise ConfigError("the model has no fixed image size; give input_size")
             input_size = native
         input_size = (input_size, input_size) if isinstance(input_size, int) else tuple(input_size)
         if native is not None and input_size != native and not getattr(model, "dynamic_img_size", False):
-            raise ValueError(f"this ViT takes {native[0]}x{native[1]} images, not {input_size[0]}x{input_size[1]} "
-                             f"(build it with dynamic_img_size=True to change the input size)")
+            raise ConfigError(
+                f"this ViT takes {native[0]}x{native[1]} images, not {input_size[0]}x{input_size[1]} "
+                f"(build it with dynamic_img_size=True to change the input size)"
+            )
         self.patch_size = tuple(pe.patch_size)
         self.grid = (input_size[0] // self.patch_size[0], input_size[1] // self.patch_size[1])
         if mean is None or std is None:
             cfg_mean, cfg_std = _cfg_mean_std(model)
             mean, std = mean or cfg_mean, std or cfg_std
-        self._setup(model, blocks, [f"l{b}" for b in blocks], input_size, _image_preprocess(input_size, mean, std),
-                    dict(name=name, weights=_weights_label(weights), layers=list(blocks), input_size=list(input_size),
-                         seed=seed))
+        self._setup(
+            model,
+            blocks,
+            [f"l{b}" for b in blocks],
+            input_size,
+            _image_preprocess(input_size, mean, std),
+            dict(
+                name=name, weights=_weights_label(weights), layers=list(blocks), input_size=list(input_size), seed=seed
+            ),
+        )
         self.channels = [int(getattr(model, "embed_dim", getattr(model, "num_features", 0)))] * len(blocks)
         self.feature_sizes = [self.grid] * len(blocks)
 
@@ -354,6 +318,7 @@ class ViTExtractor(FeatureExtractor):
                 out[b] = output
                 if b == last:
                     raise _StopForward
+
             return fn
 
         handles = [self.net.blocks[b - 1].register_forward_hook(hook(b)) for b in sorted(set(self.layers))]
@@ -381,15 +346,22 @@ class TimmExtractor(FeatureExtractor):
     input_size: default the model's pretrained_cfg input size, or 224.
     """
 
-    def __init__(self, model, weights=None, layers=None, input_size=None, mean=None, std=None, output_fmt="NCHW", seed=0):
+    def __init__(
+        self, model, weights=None, layers=None, input_size=None, mean=None, std=None, output_fmt="NCHW", seed=0
+    ):
         super().__init__()
         name, model = _timm_model(model, weights, seed)
         if output_fmt not in ("NCHW", "NHWC"):
-            raise ValueError(f"output_fmt must be 'NCHW' or 'NHWC', got {output_fmt!r}")
+            raise ConfigError(f"output_fmt must be 'NCHW' or 'NHWC', got {output_fmt!r}")
         if not _is_random(weights) and weights != "timm":
             path = weights_file(weights, hint=WEIGHTS_HINT)
-            _load_strict(model, read_weights(path), path, f"{name or type(model).__name__}",
-                         ignore_unexpected=("head.", "fc.", "classifier."))
+            load_state_dict_strict(
+                model,
+                read_weights(path),
+                path,
+                f"a {name or type(model).__name__}",
+                ignore_unexpected=("head.", "fc.", "classifier."),
+            )
         modules = dict(model.named_modules())
         if layers is None:
             if hasattr(model, "blocks") and isinstance(model.blocks, nn.Sequential):
@@ -397,12 +369,12 @@ class TimmExtractor(FeatureExtractor):
             elif getattr(model, "feature_info", None):
                 layers = [f["module"] for f in model.feature_info][-4:]
             else:
-                raise ValueError(f"give layers (module names) for {name or type(model).__name__}")
+                raise ConfigError(f"give layers (module names) for {name or type(model).__name__}")
         layers = [str(n) for n in layers]
         unknown = [n for n in layers if n not in modules or n == ""]
         if unknown:
             top = [n for n in modules if n and "." not in n]
-            raise ValueError(f"unknown module {unknown[0]!r}; top-level modules: {', '.join(top)}")
+            raise ConfigError(f"unknown module {unknown[0]!r}; top-level modules: {', '.join(top)}")
         self.num_prefix_tokens = int(getattr(model, "num_prefix_tokens", 0))
         self.output_fmt = output_fmt
         if input_size is None:
@@ -412,9 +384,20 @@ class TimmExtractor(FeatureExtractor):
         if mean is None or std is None:
             cfg_mean, cfg_std = _cfg_mean_std(model)
             mean, std = mean or cfg_mean, std or cfg_std
-        self._setup(model, layers, layers, input_size, _image_preprocess(input_size, mean, std),
-                    dict(name=f"timm:{name}" if name else None, weights=_weights_label(weights), layers=list(layers),
-                         input_size=list(input_size), seed=seed))
+        self._setup(
+            model,
+            layers,
+            layers,
+            input_size,
+            _image_preprocess(input_size, mean, std),
+            dict(
+                name=f"timm:{name}" if name else None,
+                weights=_weights_label(weights),
+                layers=list(layers),
+                input_size=list(input_size),
+                seed=seed,
+            ),
+        )
         self._probe_channels()
 
     def extract(self, x):
@@ -424,6 +407,7 @@ class TimmExtractor(FeatureExtractor):
         def hook(n):
             def fn(module, inputs, output):
                 out[n] = output[0] if isinstance(output, (tuple, list)) else output
+
             return fn
 
         handles = [modules[n].register_forward_hook(hook(n)) for n in dict.fromkeys(self.layers)]
@@ -440,7 +424,9 @@ class TimmExtractor(FeatureExtractor):
             elif f.ndim == 4 and self.output_fmt == "NHWC":
                 f = f.permute(0, 3, 1, 2).contiguous()
             elif f.ndim != 4:
-                raise ValueError(f"module {n!r} gave a {f.ndim}-D output {tuple(f.shape)}; expected a feature map or tokens")
+                raise ConfigError(
+                    f"module {n!r} gave a {f.ndim}-D output {tuple(f.shape)}; expected a feature map or tokens"
+                )
             feats.append(f)
         return feats
 
@@ -481,38 +467,56 @@ class TorchvisionExtractor(FeatureExtractor):
         if isinstance(model, str):
             name = model
             if name not in torchvision.models.list_models(module=torchvision.models):
-                raise ValueError(f"unknown torchvision classification model {name!r}")
+                raise ConfigError(f"unknown torchvision classification model {name!r}")
             if isinstance(weights, str) and weights == "torchvision":
-                model = torchvision_pretrained(name, lambda: _create_seeded(
-                    lambda: torchvision.models.get_model(name, weights="DEFAULT"), seed), WEIGHTS_HINT)
+                model = torchvision_pretrained(
+                    name,
+                    lambda: _create_seeded(lambda: torchvision.models.get_model(name, weights="DEFAULT"), seed),
+                    WEIGHTS_HINT,
+                )
             else:
                 model = _create_seeded(lambda: torchvision.models.get_model(name, weights=None), seed)
         elif not isinstance(model, nn.Module):
-            raise ValueError(f"model must be a torchvision model name or an nn.Module, got {type(model).__name__}")
+            raise ConfigError(f"model must be a torchvision model name or an nn.Module, got {type(model).__name__}")
         elif isinstance(weights, str) and weights == "torchvision":
-            raise ValueError("weights='torchvision' needs a model name, not a model instance")
+            raise ConfigError("weights='torchvision' needs a model name, not a model instance")
         if not _is_random(weights) and weights != "torchvision":
             path = weights_file(weights, hint=WEIGHTS_HINT)
-            _load_strict(model, read_weights(path), path, name or type(model).__name__)
+            load_state_dict_strict(model, read_weights(path), path, f"a {name or type(model).__name__}")
         if layers is None:
             layers = TORCHVISION_DEFAULT_LAYERS.get(name)
         model.eval()
         nodes = get_graph_node_names(model)[1]
         if layers is None:
-            raise ValueError(f"give layers for {name or type(model).__name__}; graph nodes include: "
-                             f"{', '.join(nodes[:40])}{' ...' if len(nodes) > 40 else ''}")
+            raise ConfigError(
+                f"give layers for {name or type(model).__name__}; graph nodes include: "
+                f"{', '.join(nodes[:40])}{' ...' if len(nodes) > 40 else ''}"
+            )
         layers = [str(n) for n in layers]
         # a module name (e.g. 'layer1') stands for the last node inside it, as create_feature_extractor takes it
         unknown = [n for n in layers if n not in nodes and not any(m.startswith(n + ".") for m in nodes)]
         if unknown:
-            raise ValueError(f"unknown graph node {unknown[0]!r} of {name or type(model).__name__}; nodes include: "
-                             f"{', '.join(nodes[:40])}{' ...' if len(nodes) > 40 else ''}")
+            raise ConfigError(
+                f"unknown graph node {unknown[0]!r} of {name or type(model).__name__}; nodes include: "
+                f"{', '.join(nodes[:40])}{' ...' if len(nodes) > 40 else ''}"
+            )
         net = create_feature_extractor(model, return_nodes={n: n for n in layers})
         input_size = 224 if input_size is None else input_size
         input_size = (input_size, input_size) if isinstance(input_size, int) else tuple(input_size)
-        self._setup(net, layers, layers, input_size, _image_preprocess(input_size, mean, std),
-                    dict(name=f"torchvision:{name}" if name else None, weights=_weights_label(weights),
-                         layers=list(layers), input_size=list(input_size), seed=seed))
+        self._setup(
+            net,
+            layers,
+            layers,
+            input_size,
+            _image_preprocess(input_size, mean, std),
+            dict(
+                name=f"torchvision:{name}" if name else None,
+                weights=_weights_label(weights),
+                layers=list(layers),
+                input_size=list(input_size),
+                seed=seed,
+            ),
+        )
         self._probe_channels()
 
     def extract(self, x):
@@ -527,7 +531,7 @@ class TorchvisionExtractor(FeatureExtractor):
 def resolve_extractor_name(name):
     """(kind, model name) for an extractor name: kind is 'vit', 'timm' or 'torchvision'."""
     if not isinstance(name, str) or not name:
-        raise ValueError(f"extractor name must be {ACCEPTED_FORMS}; got {name!r}")
+        raise ConfigError(f"extractor name must be {ACCEPTED_FORMS}; got {name!r}")
     if name in ALIASES:
         return "vit", ALIASES[name]
     if name.startswith("timm:") and len(name) > 5:
@@ -537,7 +541,7 @@ def resolve_extractor_name(name):
         return "torchvision", name[12:]
     if name.startswith("vit_"):
         return "vit", name
-    raise ValueError(f"unknown extractor {name!r}; accepted: {ACCEPTED_FORMS}")
+    raise ConfigError(f"unknown extractor {name!r}; accepted: {ACCEPTED_FORMS}")
 
 
 def default_weights(name=DEFAULT_EXTRACTOR):

@@ -40,6 +40,7 @@ Usage in a training loop::
 `HSRTerm` packages an HSR and its schedule behind the interface `latentlab.train.loop.Trainer`
 expects of a `regularizer`.
 """
+
 import contextlib
 import copy
 import math
@@ -49,6 +50,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import ConfigError
 from .extractors import DEFAULT_EXTRACTOR, FeatureExtractor, default_weights, make_extractor
 
 __all__ = [
@@ -81,7 +83,7 @@ def _synthesis(G):
             return G.synthesis
         if hasattr(G, "module"):
             G = G.module
-    raise ValueError(f"expected a latentlab Generator or SynthesisNetwork, got {type(G).__name__}")
+    raise ConfigError(f"expected a latentlab Generator or SynthesisNetwork, got {type(G).__name__}")
 
 
 def _check_resolutions(syn, resolutions):
@@ -90,7 +92,7 @@ def _check_resolutions(syn, resolutions):
     missing = [r for r in resolutions if r not in available]
     if missing:
         fallback = tuple(r for r in PAPER_RESOLUTIONS if r in available)
-        raise ValueError(
+        raise ConfigError(
             f"the generator has synthesis blocks at resolutions {', '.join(map(str, available))}; "
             f"HSR asked for {', '.join(map(str, missing))}"
             + (f" (default_gen_resolutions(G) gives {fallback})" if fallback else "")
@@ -107,8 +109,10 @@ def default_gen_resolutions(G, wanted=PAPER_RESOLUTIONS):
     syn = _synthesis(G)
     out = tuple(r for r in wanted if r in syn.block_resolutions)
     if not out:
-        raise ValueError(f"the generator has synthesis blocks at resolutions "
-                         f"{', '.join(map(str, syn.block_resolutions))}: none of {tuple(wanted)}")
+        raise ConfigError(
+            f"the generator has synthesis blocks at resolutions "
+            f"{', '.join(map(str, syn.block_resolutions))}: none of {tuple(wanted)}"
+        )
     return out
 
 
@@ -129,6 +133,7 @@ def capture_block_features(G, resolutions):
     def hook(res):
         def fn(module, inputs, output):
             feats[res] = output
+
         return fn
 
     try:
@@ -180,7 +185,7 @@ def _grid_pair(grid):
         grid = (grid, grid)
     grid = tuple(int(g) for g in grid)
     if len(grid) != 2 or min(grid) < 1:
-        raise ValueError(f"grid must be a positive int or (h, w), got {grid!r}")
+        raise ConfigError(f"grid must be a positive int or (h, w), got {grid!r}")
     return grid
 
 
@@ -203,11 +208,11 @@ class HSR(nn.Module):
     def __init__(self, extractor, gen_channels, pairs, hidden=4096, grid=14):
         super().__init__()
         if not isinstance(extractor, FeatureExtractor):
-            raise ValueError(f"extractor must be a FeatureExtractor, got {type(extractor).__name__}")
+            raise ConfigError(f"extractor must be a FeatureExtractor, got {type(extractor).__name__}")
         gen_channels = {int(r): int(c) for r, c in dict(gen_channels).items()}
         pairs = [(int(r), int(i)) for r, i in pairs]
         if not pairs:
-            raise ValueError("HSR needs at least one (generator resolution, extractor layer) pair")
+            raise ConfigError("HSR needs at least one (generator resolution, extractor layer) pair")
         self.extractor = extractor
         self.grid = _grid_pair(grid)
         self.hidden = int(hidden)
@@ -216,25 +221,31 @@ class HSR(nn.Module):
         self._keys = []
         for res, idx in pairs:
             if res not in gen_channels:
-                raise ValueError(f"pair ({res}, {idx}): no channel count for generator resolution {res} "
-                                 f"(gen_channels has {sorted(gen_channels)})")
+                raise ConfigError(
+                    f"pair ({res}, {idx}): no channel count for generator resolution {res} "
+                    f"(gen_channels has {sorted(gen_channels)})"
+                )
             if not 0 <= idx < len(extractor.layers):
-                raise ValueError(f"pair ({res}, {idx}): layer index must be in 0..{len(extractor.layers) - 1} "
-                                 f"(positions in extractor.layers = {extractor.layers})")
+                raise ConfigError(
+                    f"pair ({res}, {idx}): layer index must be in 0..{len(extractor.layers) - 1} "
+                    f"(positions in extractor.layers = {extractor.layers})"
+                )
             key = f"b{res}_{extractor.layer_names[idx]}"
             if key in self.predictors:
-                raise ValueError(f"pair ({res}, {idx}) is given twice")
+                raise ConfigError(f"pair ({res}, {idx}) is given twice")
             self.predictors[key] = Predictor(gen_channels[res], extractor.channels[idx], self.hidden)
             self._keys.append(key)
         self.gen_channels = {r: gen_channels[r] for r, _ in pairs}
         self.resolutions = list(dict.fromkeys(r for r, _ in pairs))
-        self.init_kwargs = copy.deepcopy(dict(
-            extractor=dict(extractor.spec),
-            gen_channels=self.gen_channels,
-            pairs=[list(p) for p in pairs],
-            hidden=self.hidden,
-            grid=list(self.grid),
-        ))
+        self.init_kwargs = copy.deepcopy(
+            dict(
+                extractor=dict(extractor.spec),
+                gen_channels=self.gen_channels,
+                pairs=[list(p) for p in pairs],
+                hidden=self.hidden,
+                grid=list(self.grid),
+            )
+        )
 
     @property
     def keys(self):
@@ -261,19 +272,25 @@ class HSR(nn.Module):
         """
         missing = [r for r in self.resolutions if r not in gen_features]
         if missing:
-            raise ValueError(f"no generator features for resolution(s) {missing}: run the generator inside "
-                             f"capture_block_features(G, {self.resolutions}) (or hsr.capture(G))")
+            raise ConfigError(
+                f"no generator features for resolution(s) {missing}: run the generator inside "
+                f"capture_block_features(G, {self.resolutions}) (or hsr.capture(G))"
+            )
         targets = self.targets(images)
         loss = None
         parts = {}
         for key, (res, idx) in zip(self._keys, self.pairs):
             x = gen_features[res]
             if x.ndim != 4 or x.shape[0] != images.shape[0]:
-                raise ValueError(f"generator features at {res}: expected [{images.shape[0]}, C, H, W] "
-                                 f"(the images' batch), got {tuple(x.shape)}")
+                raise ConfigError(
+                    f"generator features at {res}: expected [{images.shape[0]}, C, H, W] "
+                    f"(the images' batch), got {tuple(x.shape)}"
+                )
             q = self.predictors[key]
             if x.shape[1] != q.in_channels:
-                raise ValueError(f"generator features at {res} have {x.shape[1]} channels, predictor {key} takes {q.in_channels}")
+                raise ConfigError(
+                    f"generator features at {res} have {x.shape[1]} channels, predictor {key} takes {q.in_channels}"
+                )
             pred = q(resize_to_grid(x.float(), self.grid))
             part = (pred - targets[idx]).square().mean()
             parts[key] = part.detach()
@@ -283,9 +300,21 @@ class HSR(nn.Module):
     # -------------------------------------------------------------------------------- factories
 
     @classmethod
-    def for_generator(cls, G, extractor=None, *, extractor_name=DEFAULT_EXTRACTOR, weights=None,
-                      gen_resolutions=PAPER_RESOLUTIONS, layers=None, pairs=None, hidden=4096, grid=14,
-                      input_size=None, seed=0):
+    def for_generator(
+        cls,
+        G,
+        extractor=None,
+        *,
+        extractor_name=DEFAULT_EXTRACTOR,
+        weights=None,
+        gen_resolutions=PAPER_RESOLUTIONS,
+        layers=None,
+        pairs=None,
+        hidden=4096,
+        grid=14,
+        input_size=None,
+        seed=0,
+    ):
         """HSR for a latentlab Generator, with the paper's defaults.
 
         extractor:       a FeatureExtractor, or None to build `make_extractor(extractor_name, weights,
@@ -306,7 +335,7 @@ class HSR(nn.Module):
         if pairs is None:
             if isinstance(gen_resolutions, str):
                 if gen_resolutions != "auto":
-                    raise ValueError(f"gen_resolutions must be resolutions or 'auto', got {gen_resolutions!r}")
+                    raise ConfigError(f"gen_resolutions must be resolutions or 'auto', got {gen_resolutions!r}")
                 gen_resolutions = default_gen_resolutions(syn)
             gen_resolutions = _check_resolutions(syn, gen_resolutions)
         else:
@@ -317,7 +346,7 @@ class HSR(nn.Module):
                 weights = default_weights(extractor_name)
             extractor = make_extractor(extractor_name, weights=weights, layers=layers, input_size=input_size, seed=seed)
         elif layers is not None or weights is not None:
-            raise ValueError("give layers/weights when HSR builds the extractor, not with an extractor instance")
+            raise ConfigError("give layers/weights when HSR builds the extractor, not with an extractor instance")
         if pairs is None:
             k = len(extractor.layers)
             if len(gen_resolutions) == k:
@@ -325,8 +354,10 @@ class HSR(nn.Module):
             elif k == len(PAPER_RESOLUTIONS) and all(r in PAPER_RESOLUTIONS for r in gen_resolutions):
                 pairs = [(r, PAPER_RESOLUTIONS.index(r)) for r in gen_resolutions]
             else:
-                raise ValueError(f"cannot pair generator resolutions {list(gen_resolutions)} with the extractor's "
-                                 f"{k} layers {extractor.layers}: give as many resolutions as layers, or pairs=")
+                raise ConfigError(
+                    f"cannot pair generator resolutions {list(gen_resolutions)} with the extractor's "
+                    f"{k} layers {extractor.layers}: give as many resolutions as layers, or pairs="
+                )
         gen_channels = {r: getattr(syn, f"b{r}").out_channels for r, _ in pairs}
         return cls(extractor, gen_channels, pairs, hidden=hidden, grid=grid)
 
@@ -339,14 +370,25 @@ class HSR(nn.Module):
         spec = dict(kw.pop("extractor", None) or {})
         if extractor is None:
             if not spec.get("name"):
-                raise ValueError("the extractor was built from a model instance and cannot be rebuilt from its "
-                                 "record: pass extractor=")
+                raise ConfigError(
+                    "the extractor was built from a model instance and cannot be rebuilt from its "
+                    "record: pass extractor="
+                )
             weights = spec.get("weights")
-            extractor = make_extractor(spec["name"], weights="none" if weights is None else weights,
-                                       layers=spec.get("layers"), input_size=spec.get("input_size"),
-                                       seed=spec.get("seed", 0))
-        return cls(extractor, {int(r): int(c) for r, c in kw["gen_channels"].items()}, [tuple(p) for p in kw["pairs"]],
-                   hidden=kw.get("hidden", 4096), grid=kw.get("grid", 14))
+            extractor = make_extractor(
+                spec["name"],
+                weights="none" if weights is None else weights,
+                layers=spec.get("layers"),
+                input_size=spec.get("input_size"),
+                seed=spec.get("seed", 0),
+            )
+        return cls(
+            extractor,
+            {int(r): int(c) for r, c in kw["gen_channels"].items()},
+            [tuple(p) for p in kw["pairs"]],
+            hidden=kw.get("hidden", 4096),
+            grid=kw.get("grid", 14),
+        )
 
     def extra_repr(self):
         return f"pairs={self.pairs}, hidden={self.hidden}, grid={self.grid}"
@@ -367,7 +409,7 @@ class HSRSchedule:
         for name in ("weight", "warmup_kimg"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
-                raise ValueError(f"HSR {name} must be a finite number >= 0, got {v!r}")
+                raise ConfigError(f"HSR {name} must be a finite number >= 0, got {v!r}")
 
     def lambda_at(self, kimg):
         return float(self.weight) if kimg >= self.warmup_kimg else 0.0
@@ -386,7 +428,7 @@ class HSRTerm:
 
     def __init__(self, hsr, schedule=None):
         if not isinstance(hsr, HSR):
-            raise ValueError(f"expected an HSR, got {type(hsr).__name__}")
+            raise ConfigError(f"expected an HSR, got {type(hsr).__name__}")
         self.hsr = hsr
         self.schedule = schedule if schedule is not None else HSRSchedule()
 
@@ -411,8 +453,12 @@ class HSRTerm:
 
     @property
     def config(self):
-        return {"kind": "hsr", **copy.deepcopy(self.hsr.init_kwargs),
-                "weight": float(self.schedule.weight), "warmup_kimg": float(self.schedule.warmup_kimg)}
+        return {
+            "kind": "hsr",
+            **copy.deepcopy(self.hsr.init_kwargs),
+            "weight": float(self.schedule.weight),
+            "warmup_kimg": float(self.schedule.warmup_kimg),
+        }
 
     def weight(self, kimg):
         return self.schedule.lambda_at(kimg)
@@ -440,12 +486,16 @@ class HSRTerm:
         missing = [k for k in mine if k not in state]
         unexpected = [k for k in state if k not in mine]
         if missing or unexpected:
-            raise ValueError(f"HSR predictor state does not match this HSR (keys {sorted(mine)[:4]}...): "
-                             f"{len(missing)} missing, {len(unexpected)} unexpected "
-                             f"(e.g. {(missing or unexpected)[0]!r}); use the same HSR settings as the run")
+            raise ConfigError(
+                f"HSR predictor state does not match this HSR (keys {sorted(mine)[:4]}...): "
+                f"{len(missing)} missing, {len(unexpected)} unexpected "
+                f"(e.g. {(missing or unexpected)[0]!r}); use the same HSR settings as the run"
+            )
         for k, v in mine.items():
             if tuple(state[k].shape) != tuple(v.shape):
-                raise ValueError(f"HSR predictor state: {k!r} has shape {list(state[k].shape)}, expected {list(v.shape)}")
+                raise ConfigError(
+                    f"HSR predictor state: {k!r} has shape {list(state[k].shape)}, expected {list(v.shape)}"
+                )
         self.hsr.predictors.load_state_dict(state, strict=True)
 
     def to(self, device):

@@ -19,6 +19,7 @@ The handler is installed only for the loop's duration and only in the main threa
 delivers signals there), and the previous handler is restored on exit. Where SIGINT is ignored
 (e.g. a background job of a non-interactive shell), nothing is installed and it stays ignored.
 """
+
 import os
 import signal
 import threading
@@ -51,8 +52,11 @@ class StopOnInterrupt:
     Inactive (requested stays False) outside the main thread and where SIGINT is ignored.
     """
 
-    def __init__(self, message="latentlab: Ctrl-C: stopping after this step to write a snapshot "
-                               "(press Ctrl-C again to stop at once, without one)"):
+    def __init__(
+        self,
+        message="latentlab: Ctrl-C: stopping after this step to write a snapshot "
+        "(press Ctrl-C again to stop at once, without one)",
+    ):
         self.message = message
         self.requested = False
         self.active = False

@@ -15,6 +15,7 @@ Output folder:
   metrics.csv                           averaged stats every `log_every` steps
   tensorboard/                          the same stats, when TensorBoard is installed
 """
+
 import copy
 import json
 import math
@@ -26,8 +27,9 @@ import numpy as np
 import torch
 
 from ..checkpoints.native import save_native
+from ..errors import ConfigError
 from ..models import Discriminator, Generator
-from ..sampling import distributed as dist_utils
+from ..utils import distributed as dist_utils
 from ..utils.atomic import atomic_path, write_text
 from ..utils.metrics import MetricsCSV
 from .dataset import ImageDataset, PositionSampler, load_batch
@@ -37,8 +39,19 @@ from .losses import StyleGAN2Loss
 STATE_FILE = "training_state.pt"
 OPTIONS_FILE = "options.json"
 METRICS_FILE = "metrics.csv"
-BASE_COLUMNS = ("step", "kimg", "sec_per_step", "loss_G", "D_fake_G", "pl_penalty", "pl_mean", "loss_D", "D_real",
-                "D_fake", "r1_penalty")
+BASE_COLUMNS = (
+    "step",
+    "kimg",
+    "sec_per_step",
+    "loss_G",
+    "D_fake_G",
+    "pl_penalty",
+    "pl_mean",
+    "loss_D",
+    "D_real",
+    "D_fake",
+    "r1_penalty",
+)
 
 
 @dataclass
@@ -78,7 +91,7 @@ class TrainingOptions:
     def resolved(self, resolution):
         o = copy.deepcopy(self)
         if not (isinstance(o.batch_size, int) and o.batch_size >= 1):
-            raise ValueError(f"batch_size must be an integer >= 1, got {o.batch_size!r}")
+            raise ConfigError(f"batch_size must be an integer >= 1, got {o.batch_size!r}")
         o.betas = tuple(float(b) for b in o.betas)
         if o.r1_gamma is None:
             o.r1_gamma = 0.0002 * resolution**2 / o.batch_size
@@ -89,19 +102,19 @@ class TrainingOptions:
 
     def check(self):
         if self.batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+            raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
         for name in ("lr", "eps"):
             if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+                raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}")
         for name in ("r1_gamma", "pl_weight", "ema_kimg"):
             v = getattr(self, name)
             if v is not None and not (v >= 0 and math.isfinite(v)):
-                raise ValueError(f"{name} must be a finite number >= 0, got {v}")
+                raise ConfigError(f"{name} must be a finite number >= 0, got {v}")
         if not 0 <= self.style_mixing_prob <= 1:
-            raise ValueError(f"style_mixing_prob must be in [0, 1], got {self.style_mixing_prob}")
+            raise ConfigError(f"style_mixing_prob must be in [0, 1], got {self.style_mixing_prob}")
         for name in ("g_reg_interval", "d_reg_interval", "snapshot_every", "log_every", "pl_batch_shrink"):
             if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
 
     def to_dict(self):
         d = asdict(self)
@@ -113,21 +126,45 @@ class TrainingOptions:
         names = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - names)
         if unknown:
-            raise ValueError(f"unknown training options {unknown}")
+            raise ConfigError(f"unknown training options {unknown}")
         return cls(**{k: tuple(v) if k == "betas" else v for k, v in d.items()})
 
 
-def scratch_networks(resolution, img_channels=3, z_dim=512, w_dim=512, map_layers=2, channel_base=16384,
-                     channel_max=512, c_dim=0, fp16=False, mbstd_group=4, seed=0):
+def scratch_networks(
+    resolution,
+    img_channels=3,
+    z_dim=512,
+    w_dim=512,
+    map_layers=2,
+    channel_base=16384,
+    channel_max=512,
+    c_dim=0,
+    fp16=False,
+    mbstd_group=4,
+    seed=0,
+):
     """A new (G, D) pair with StyleGAN2-ADA's layout; fp16 adds its 4 fp16 resolutions and conv clamp 256."""
     fp16_kw = dict(num_fp16_res=4, conv_clamp=256) if fp16 else dict(num_fp16_res=0, conv_clamp=None)
     with torch.random.fork_rng(devices=[]):  # seeded initialisation without touching the caller's RNG
         torch.manual_seed(seed)
-        G = Generator(z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, img_resolution=resolution, img_channels=img_channels,
-                      mapping_kwargs=dict(num_layers=map_layers),
-                      synthesis_kwargs=dict(channel_base=channel_base, channel_max=channel_max, **fp16_kw))
-        D = Discriminator(c_dim=c_dim, img_resolution=resolution, img_channels=img_channels, channel_base=channel_base,
-                          channel_max=channel_max, epilogue_kwargs=dict(mbstd_group_size=mbstd_group), **fp16_kw)
+        G = Generator(
+            z_dim=z_dim,
+            c_dim=c_dim,
+            w_dim=w_dim,
+            img_resolution=resolution,
+            img_channels=img_channels,
+            mapping_kwargs=dict(num_layers=map_layers),
+            synthesis_kwargs=dict(channel_base=channel_base, channel_max=channel_max, **fp16_kw),
+        )
+        D = Discriminator(
+            c_dim=c_dim,
+            img_resolution=resolution,
+            img_channels=img_channels,
+            channel_base=channel_base,
+            channel_max=channel_max,
+            epilogue_kwargs=dict(mbstd_group_size=mbstd_group),
+            **fp16_kw,
+        )
     return G, D
 
 
@@ -138,7 +175,7 @@ def _network_spec(net):
 def _build(spec):
     cls = {"Generator": Generator, "Discriminator": Discriminator}.get(spec["class_name"])
     if cls is None:
-        raise ValueError(f"training state holds an unsupported network class {spec['class_name']!r}")
+        raise ConfigError(f"training state holds an unsupported network class {spec['class_name']!r}")
     return cls(**spec["init_kwargs"])
 
 
@@ -152,35 +189,53 @@ class Trainer:
     Use `Trainer.resume(out_dir, dataset)` to continue a run.
     """
 
-    def __init__(self, out_dir, G, D, dataset, options=None, G_ema=None, regularizer=None, device="cpu",
-                 progress=True, source=None):
+    def __init__(
+        self,
+        out_dir,
+        G,
+        D,
+        dataset,
+        options=None,
+        G_ema=None,
+        regularizer=None,
+        device="cpu",
+        progress=True,
+        source=None,
+    ):
         self.out_dir = os.fspath(out_dir)
         self.device = torch.device(device)
         self.rank, self.world = dist_utils.world() or (0, 1)
         self.dataset = dataset
         if (dataset.resolution, dataset.channels) != (G.img_resolution, G.img_channels):
-            raise ValueError(
+            raise ConfigError(
                 f"dataset gives {dataset.channels}x{dataset.resolution}px images, generator makes "
                 f"{G.img_channels}x{G.img_resolution}px"
             )
         if dataset.label_dim != G.c_dim or D.c_dim != G.c_dim:
-            raise ValueError(f"labels: dataset has {dataset.label_dim}, G takes {G.c_dim}, D takes {D.c_dim}")
+            raise ConfigError(f"labels: dataset has {dataset.label_dim}, G takes {G.c_dim}, D takes {D.c_dim}")
         self.options = (options or TrainingOptions()).resolved(G.img_resolution)
         o = self.options
         if o.batch_size % self.world:
-            raise ValueError(f"batch_size {o.batch_size} is not divisible by the {self.world} processes")
+            raise ConfigError(f"batch_size {o.batch_size} is not divisible by the {self.world} processes")
         self.batch_gpu = o.batch_size // self.world
         group = D.b4.mbstd.group_size if hasattr(D.b4, "mbstd") and D.b4.mbstd is not None else None
         if group and self.batch_gpu % min(group, self.batch_gpu):
-            raise ValueError(f"per-process batch {self.batch_gpu} is not divisible by D's minibatch-std group {group}")
+            raise ConfigError(f"per-process batch {self.batch_gpu} is not divisible by D's minibatch-std group {group}")
         self.progress = progress and self.rank == 0
         self.source = source
         self.G = G.to(self.device).train().requires_grad_(False)
         self.D = D.to(self.device).train().requires_grad_(False)
         self.G_ema = (G_ema if G_ema is not None else copy.deepcopy(G)).to(self.device).eval().requires_grad_(False)
         self.regularizer = regularizer.to(self.device) if regularizer is not None else None
-        self.loss = StyleGAN2Loss(self.G, self.D, r1_gamma=o.r1_gamma, style_mixing_prob=o.style_mixing_prob,
-                                  pl_weight=o.pl_weight, pl_batch_shrink=o.pl_batch_shrink, pl_decay=o.pl_decay)
+        self.loss = StyleGAN2Loss(
+            self.G,
+            self.D,
+            r1_gamma=o.r1_gamma,
+            style_mixing_prob=o.style_mixing_prob,
+            pl_weight=o.pl_weight,
+            pl_batch_shrink=o.pl_batch_shrink,
+            pl_decay=o.pl_decay,
+        )
         self.opt_G = self._adam(self.G.parameters(), o.g_reg_interval if o.pl_weight > 0 else None)
         self.opt_D = self._adam(self.D.parameters(), o.d_reg_interval if o.r1_gamma > 0 else None)
         self.opt_reg = self._adam(self.regularizer.parameters(), None) if self.regularizer is not None else None
@@ -223,12 +278,24 @@ class Trainer:
             nets[name] = _build(specs[name])
             nets[name].load_state_dict(state[name])
         if (regularizer is None) != (state.get("regularizer") is None):
-            raise ValueError(f"{out_dir}: the run was {'not ' if state.get('regularizer') is None else ''}"
-                             "trained with an add-on regulariser; resume it with the same command")
+            raise ConfigError(
+                f"{out_dir}: the run was {'not ' if state.get('regularizer') is None else ''}"
+                "trained with an add-on regulariser; resume it with the same command"
+            )
         if regularizer is not None:
             regularizer.load_state_dict(state["regularizer"])
-        trainer = cls(out_dir, nets["G"], nets["D"], dataset, options=stored, G_ema=nets["G_ema"],
-                      regularizer=regularizer, device=device, progress=progress, source=state.get("source"))
+        trainer = cls(
+            out_dir,
+            nets["G"],
+            nets["D"],
+            dataset,
+            options=stored,
+            G_ema=nets["G_ema"],
+            regularizer=regularizer,
+            device=device,
+            progress=progress,
+            source=state.get("source"),
+        )
         trainer._load_state(state)
         return trainer
 
@@ -238,11 +305,21 @@ class Trainer:
         state = read_state(out_dir, mmap=True)  # tensors stay on disk: only the JSON records are read
         g = json.loads(state["networks"])["G"]["init_kwargs"]
         syn, mapping = g.get("synthesis_kwargs") or {}, g.get("mapping_kwargs") or {}
-        network = {"z_dim": g["z_dim"], "w_dim": g["w_dim"], "map_layers": mapping.get("num_layers", 8),
-                   "channel_base": syn.get("channel_base", 32768), "channel_max": syn.get("channel_max", 512),
-                   "fp16": syn.get("num_fp16_res", 0) > 0}
-        return {"resolution": g["img_resolution"], "channels": g["img_channels"], "step": int(state["step"]),
-                "network": network, "regularizer": json.loads(state.get("regularizer_config") or "null")}
+        network = {
+            "z_dim": g["z_dim"],
+            "w_dim": g["w_dim"],
+            "map_layers": mapping.get("num_layers", 8),
+            "channel_base": syn.get("channel_base", 32768),
+            "channel_max": syn.get("channel_max", 512),
+            "fp16": syn.get("num_fp16_res", 0) > 0,
+        }
+        return {
+            "resolution": g["img_resolution"],
+            "channels": g["img_channels"],
+            "step": int(state["step"]),
+            "network": network,
+            "regularizer": json.loads(state.get("regularizer_config") or "null"),
+        }
 
     def _load_state(self, state):
         self.opt_G.load_state_dict(state["opt_G"])
@@ -370,14 +447,21 @@ class Trainer:
         if self.rank == 0:
             os.makedirs(self.out_dir, exist_ok=True)
             write_text(os.path.join(self.out_dir, OPTIONS_FILE), json.dumps(self._record(), indent=2) + "\n")
-        self._metrics = MetricsCSV(os.path.join(self.out_dir, METRICS_FILE), self._columns(), self.step) \
-            if self.rank == 0 else None
+        self._metrics = (
+            MetricsCSV(os.path.join(self.out_dir, METRICS_FILE), self._columns(), self.step) if self.rank == 0 else None
+        )
         bar = None
         if self.progress and steps > self.step:
             from ..utils.progress import progress_bar
 
-            bar = progress_bar(total=steps, initial=self.step, desc="training", unit="step", what="training steps",
-                               hint="Ctrl-C stops with a snapshot; rerun the command to resume")
+            bar = progress_bar(
+                total=steps,
+                initial=self.step,
+                desc="training",
+                unit="step",
+                what="training steps",
+                hint="Ctrl-C stops with a snapshot; rerun the command to resume",
+            )
         t0 = time.perf_counter()
         try:
             with StopOnInterrupt() as stop:
@@ -418,8 +502,12 @@ class Trainer:
     def _record(self):
         return {
             "options": self.options.to_dict(),
-            "dataset": {"path": os.path.abspath(self.dataset.path), "images": self.dataset.num_images,
-                        "resolution": self.dataset.resolution, "xflip": self.dataset.xflip},
+            "dataset": {
+                "path": os.path.abspath(self.dataset.path),
+                "images": self.dataset.num_images,
+                "resolution": self.dataset.resolution,
+                "xflip": self.dataset.xflip,
+            },
             "source": self.source,
             "world_size": self.world,
             "G": _network_spec(self.G),
@@ -441,8 +529,9 @@ class Trainer:
         if self.options.export_pkl:
             from ..checkpoints.export import save_official_pickle
 
-            save_official_pickle(self.snapshot_path(ext=".pkl"), nets,
-                                 extras={"progress": {"step": self.step, "kimg": self.kimg}})
+            save_official_pickle(
+                self.snapshot_path(ext=".pkl"), nets, extras={"progress": {"step": self.step, "kimg": self.kimg}}
+            )
         state = {
             "step": self.step,
             "world": self.world,
@@ -462,8 +551,10 @@ class Trainer:
             torch.save(state, tmp)
 
     def _gather_rng(self):
-        mine = {"cpu": torch.get_rng_state(),
-                "cuda": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None}
+        mine = {
+            "cpu": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None,
+        }
         if self.world == 1:
             return [mine]
         out = [None] * self.world
@@ -505,7 +596,7 @@ def read_state(out_dir, mmap=False):
     try:
         return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except (OSError, RuntimeError, EOFError) as e:
-        raise ValueError(f"{path}: unreadable training state ({e})") from None
+        raise ConfigError(f"{path}: unreadable training state ({e})") from None
 
 
 def check_same_options(stored, given, out_dir):
@@ -514,8 +605,8 @@ def check_same_options(stored, given, out_dir):
     for k in a:
         if k in TrainingOptions.RESUMABLE_CHANGES:
             continue
-        if a[k] != b[k] and not (b[k] is None):  # None = 'automatic', which the stored run resolved
-            raise ValueError(f"{out_dir}: holds a run with {k}={a[k]!r}, not {b[k]!r}; use another --out folder")
+        if a[k] != b[k] and b[k] is not None:  # None = 'automatic', which the stored run resolved
+            raise ConfigError(f"{out_dir}: holds a run with {k}={a[k]!r}, not {b[k]!r}; use another --out folder")
 
 
 def open_dataset(path, resolution, channels=3, xflip=False, use_labels=False, max_images=None):

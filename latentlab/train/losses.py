@@ -7,6 +7,7 @@
 Regularisers are "lazy": evaluated every few steps and scaled by that interval
 (the caller passes the interval as `gain`), as in StyleGAN2.
 """
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -43,8 +44,17 @@ class StyleGAN2Loss:
     regulariser (weight 0 turns it off). noise_mode: 'random' as in training.
     """
 
-    def __init__(self, G, D, r1_gamma=10.0, style_mixing_prob=0.9, pl_weight=2.0, pl_batch_shrink=2, pl_decay=0.01,
-                 noise_mode="random"):
+    def __init__(
+        self,
+        G,
+        D,
+        r1_gamma=10.0,
+        style_mixing_prob=0.9,
+        pl_weight=2.0,
+        pl_batch_shrink=2,
+        pl_decay=0.01,
+        noise_mode="random",
+    ):
         self.G, self.D = G, D
         self.r1_gamma = float(r1_gamma)
         self.style_mixing_prob = float(style_mixing_prob)
@@ -104,7 +114,11 @@ class StyleGAN2Loss:
         real_logits = self.D(real_img.detach(), real_c)
         loss_real, loss_fake = d_logistic(real_logits, fake_logits)
         loss = loss_real.mean() + loss_fake.mean()
-        return loss, {"loss_D": float(loss.detach()), "D_real": float(real_logits.detach().mean()), "D_fake": float(fake_logits.detach().mean())}
+        return loss, {
+            "loss_D": float(loss.detach()),
+            "D_real": float(real_logits.detach().mean()),
+            "D_fake": float(fake_logits.detach().mean()),
+        }
 
     def d_reg(self, real_img, real_c):
         """R1 loss gamma/2 |grad_x D(x)|^2 on real images (the caller scales it by the lazy interval)."""

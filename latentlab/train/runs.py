@@ -1,10 +1,11 @@
 """One call per kind of run: what the `latentlab train ...` commands do, as Python functions."""
+
 import os
 
 import torch
 
-from ..sampling import distributed as dist_utils
-from .dataset import ImageDataset
+from ..datasets.images import ImageDataset
+from ..errors import ConfigError
 from .loop import STATE_FILE, Trainer, TrainingOptions, scratch_networks
 
 
@@ -18,15 +19,30 @@ def load_for_finetuning(model, device="cpu"):
 
     ckpt = load_checkpoint(model)
     if ckpt.D is None:
-        raise ValueError(f"{model}: holds no discriminator; fine-tuning needs G and D (official training pickles have both)")
+        raise ConfigError(
+            f"{model}: holds no discriminator; fine-tuning needs G and D (official training pickles have both)"
+        )
     G = ckpt.G if ckpt.G is not None else ckpt.G_ema
     if getattr(G, "generation", 2) != 2 or type(G).__name__ != "Generator":
-        raise ValueError(f"{model}: only StyleGAN2 networks can be trained (this is a {type(G).__name__})")
+        raise ConfigError(f"{model}: only StyleGAN2 networks can be trained (this is a {type(G).__name__})")
     return G, ckpt.D, ckpt.G_ema
 
 
-def train_gan(data, out_dir, steps, resolution=None, model=None, options=None, network_kwargs=None, xflip=False,
-              use_labels=False, max_images=None, regularizer=None, device="cpu", progress=True):
+def train_gan(
+    data,
+    out_dir,
+    steps,
+    resolution=None,
+    model=None,
+    options=None,
+    network_kwargs=None,
+    xflip=False,
+    use_labels=False,
+    max_images=None,
+    regularizer=None,
+    device="cpu",
+    progress=True,
+):
     """Train from scratch (`resolution`, `network_kwargs` for `scratch_networks`) or fine-tune `model`.
 
     A folder that already holds a run is resumed (its settings must match).
@@ -39,11 +55,13 @@ def train_gan(data, out_dir, steps, resolution=None, model=None, options=None, n
         stored = Trainer.peek(out_dir)
         res, ch = stored["resolution"], stored["channels"]
         if resolution is not None and resolution != res:
-            raise ValueError(f"{out_dir}: holds a {res}px run, not {resolution}px; use another --out folder")
+            raise ConfigError(f"{out_dir}: holds a {res}px run, not {resolution}px; use another --out folder")
         given = {k: v for k, v in (network_kwargs or {}).items() if v is not None}
         for k, v in given.items():
             if k in stored["network"] and stored["network"][k] != v:
-                raise ValueError(f"{out_dir}: holds a run with {k}={stored['network'][k]!r}, not {v!r}; use another --out folder")
+                raise ConfigError(
+                    f"{out_dir}: holds a run with {k}={stored['network'][k]!r}, not {v!r}; use another --out folder"
+                )
         ds = ImageDataset(data, res, channels=ch, xflip=xflip, use_labels=use_labels, max_images=max_images)
         trainer = Trainer.resume(out_dir, ds, options=options, regularizer=regularizer, device=dev, progress=progress)
         if progress and trainer.rank == 0:
@@ -52,11 +70,11 @@ def train_gan(data, out_dir, steps, resolution=None, model=None, options=None, n
         if model is not None:
             G, D, G_ema = load_for_finetuning(model)
             if resolution is not None and resolution != G.img_resolution:
-                raise ValueError(f"{model} makes {G.img_resolution}px images, not {resolution}px")
+                raise ConfigError(f"{model} makes {G.img_resolution}px images, not {resolution}px")
             source = str(model)
         else:
             if resolution is None:
-                raise ValueError("training from scratch needs a resolution (--resolution)")
+                raise ConfigError("training from scratch needs a resolution (--resolution)")
             kw = {k: v for k, v in (network_kwargs or {}).items() if v is not None}
             kw.setdefault("fp16", dev.startswith("cuda"))
             if use_labels:
@@ -64,17 +82,45 @@ def train_gan(data, out_dir, steps, resolution=None, model=None, options=None, n
                 kw["c_dim"] = probe.label_dim
             G, D = scratch_networks(resolution, seed=options.seed, **kw)
             G_ema, source = None, None
-        ds = ImageDataset(data, G.img_resolution, channels=G.img_channels, xflip=xflip, use_labels=use_labels,
-                          max_images=max_images)
-        trainer = Trainer(out_dir, G, D, ds, options=options, G_ema=G_ema, regularizer=regularizer, device=dev,
-                          progress=progress, source=source)
+        ds = ImageDataset(
+            data, G.img_resolution, channels=G.img_channels, xflip=xflip, use_labels=use_labels, max_images=max_images
+        )
+        trainer = Trainer(
+            out_dir,
+            G,
+            D,
+            ds,
+            options=options,
+            G_ema=G_ema,
+            regularizer=regularizer,
+            device=dev,
+            progress=progress,
+            source=source,
+        )
     trainer.train(steps)
     return trainer
 
 
-def train_hsr(data, out_dir, steps, model=None, resolution=None, extractor=None,
-              extractor_weights=None, layers=None, gen_resolutions="auto", weight=1.0, warmup_kimg=None, hidden=4096,
-              grid=14, options=None, network_kwargs=None, device="cpu", progress=True, **kwargs):
+def train_hsr(
+    data,
+    out_dir,
+    steps,
+    model=None,
+    resolution=None,
+    extractor=None,
+    extractor_weights=None,
+    layers=None,
+    gen_resolutions="auto",
+    weight=1.0,
+    warmup_kimg=None,
+    hidden=4096,
+    grid=14,
+    options=None,
+    network_kwargs=None,
+    device="cpu",
+    progress=True,
+    **kwargs,
+):
     """Fine-tune `model` (or train from scratch at `resolution`) with the HSR regulariser.
 
     extractor / extractor_weights: the frozen feature network F (`latentlab.train.extractors.make_extractor`,
@@ -92,16 +138,16 @@ def train_hsr(data, out_dir, steps, model=None, resolution=None, extractor=None,
     if is_resumable(out_dir):
         stored = Trainer.peek(out_dir)["regularizer"]
         if not stored or stored.get("kind") != "hsr":
-            raise ValueError(f"{out_dir}: holds a run without HSR; use another --out folder")
+            raise ConfigError(f"{out_dir}: holds a run without HSR; use another --out folder")
         given_spec = {"name": extractor, "weights": extractor_weights}
         spec = stored.get("extractor") or {}
         for k, v in given_spec.items():
             if k in spec and v is not None and _norm(spec[k]) != _norm(v):
-                raise ValueError(f"{out_dir}: holds an HSR run with extractor {k}={spec[k]!r}, not {v!r}")
+                raise ConfigError(f"{out_dir}: holds an HSR run with extractor {k}={spec[k]!r}, not {v!r}")
         term = HSRTerm.from_config(stored)
     else:
         if model is None and resolution is None:
-            raise ValueError("HSR training needs --model CKPT to fine-tune, or --resolution to train from scratch")
+            raise ConfigError("HSR training needs --model CKPT to fine-tune, or --resolution to train from scratch")
         # F first: missing weights are reported before a large model is loaded
         name = extractor or DEFAULT_EXTRACTOR
         weights = default_weights(name) if extractor_weights is None else _none(extractor_weights)
@@ -115,10 +161,28 @@ def train_hsr(data, out_dir, steps, model=None, resolution=None, extractor=None,
             warmup = 500.0 if warmup_kimg is None else warmup_kimg
         with torch.random.fork_rng(devices=[]):  # predictors start from the run's seed, whatever ran before
             torch.manual_seed((options or TrainingOptions()).seed)
-            term = HSRTerm.for_generator(G, weight=weight, warmup_kimg=warmup, extractor=F,
-                                         gen_resolutions=gen_resolutions, hidden=hidden, grid=grid)
-    return train_gan(data, out_dir, steps, model=model, resolution=resolution, options=options,
-                     network_kwargs=network_kwargs, regularizer=term, device=device, progress=progress, **kwargs)
+            term = HSRTerm.for_generator(
+                G,
+                weight=weight,
+                warmup_kimg=warmup,
+                extractor=F,
+                gen_resolutions=gen_resolutions,
+                hidden=hidden,
+                grid=grid,
+            )
+    return train_gan(
+        data,
+        out_dir,
+        steps,
+        model=model,
+        resolution=resolution,
+        options=options,
+        network_kwargs=network_kwargs,
+        regularizer=term,
+        device=device,
+        progress=progress,
+        **kwargs,
+    )
 
 
 def _none(v):
@@ -127,12 +191,3 @@ def _none(v):
 
 def _norm(v):
     return "none" if v is None else str(v)
-
-
-def join_process_group(device="auto"):
-    """(device, rank, world) for this process; under torchrun joins the process group (DDP-style training)."""
-    from ..sampling.distributed import rank_device
-
-    dev = rank_device(device)
-    rank, world = dist_utils.init_from_env(dev)
-    return dev, rank, world

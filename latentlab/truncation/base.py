@@ -4,28 +4,51 @@ A variant maps z to ws [N, num_ws, w_dim] (`__call__`) and, when it acts on W,
 also rewrites given ws (`transform_ws`). Variants that need statistics of the
 generator (`requires_fit`) learn them in `fit`. Parameters and fitted state
 serialise to plain JSON-able dicts or to an .npz file without pickle.
+
+Variants follow scikit-learn's estimator contract: the constructor only checks and stores
+its arguments (the parameters, `get_params`); `fit` learns the fitted state and returns
+self; fitted attributes end in '_' and do not exist before fitting (or loading a fitted
+file); `check_is_fitted(variant)` is the one test of that, raising `NotFittedError`.
 """
+
+from __future__ import annotations
+
 import json
-import math
 import os
+from typing import TYPE_CHECKING, Any, Dict, Iterator, Optional, Tuple, Type, TypeVar, Union
 
 import numpy as np
 import torch
 
+from ..errors import ConfigError, LatentlabError
 from ..utils.atomic import save_npz
+from ..utils.validate import check_int, check_number  # noqa: F401  (re-exported)
 
-_KINDS = {}  # kind -> class, filled by Truncation.__init_subclass__
+if TYPE_CHECKING:
+    from ..models.aliases import AnyGenerator
+
+_KINDS: Dict[str, Type[Truncation]] = {}  # kind -> class, filled by Truncation.__init_subclass__
+
+V = TypeVar("V", bound="Truncation")
 
 
-class NotFittedError(RuntimeError):
+class NotFittedError(LatentlabError, RuntimeError):
     """A variant that needs fit() was used before fitting."""
+
+
+def check_is_fitted(variant: V) -> V:
+    """Raise NotFittedError (naming the class and what to do) unless `variant.is_fitted`; returns the variant."""
+    if not variant.is_fitted:
+        raise NotFittedError(f"{type(variant).__name__} is not fitted: {variant.not_fitted_hint}")
+    return variant
 
 
 class Truncation:
     """Base class. Subclasses set `kind`, implement `transform_ws` (or `__call__`) and `get_params`."""
 
-    kind = None
+    kind: Optional[str] = None
     requires_fit = False  # True where __call__ needs statistics learned by fit()
+    not_fitted_hint = "call fit(G) first"  # the second half of check_is_fitted's message
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -34,15 +57,18 @@ class Truncation:
 
     # --- behaviour ---------------------------------------------------------------
     @property
-    def name(self):
+    def name(self) -> Optional[str]:
         """Short label for figures and tables."""
         return self.kind
 
     @property
-    def is_fitted(self):
+    def is_fitted(self) -> bool:
+        """True once the variant can run: always for stateless variants; see `check_is_fitted`."""
         return True
 
-    def fit(self, G, n_samples=10000, seed=0, batch_size=1000, progress=False):
+    def fit(
+        self: V, G: AnyGenerator, n_samples: int = 10000, seed: int = 0, batch_size: int = 1000, progress: bool = False
+    ) -> V:
         """Learn what the variant needs from G; stateless variants have nothing to learn."""
         return self
 
@@ -50,7 +76,7 @@ class Truncation:
         """z [N, z_dim] -> truncated ws [N, num_ws, w_dim]; deterministic for a given z."""
         return self.transform_ws(G, map_z(G, z, c))
 
-    def transform_ws(self, G, ws):
+    def transform_ws(self, G: AnyGenerator, ws: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
     def __repr__(self):
@@ -58,37 +84,43 @@ class Truncation:
         return f"{type(self).__name__}({args})"
 
     # --- serialisation ---------------------------------------------------------
-    def get_params(self):
+    def get_params(self) -> Dict[str, Any]:
         """Constructor arguments (JSON-able values or NumPy arrays)."""
         return {}
 
-    def get_state(self):
+    def get_state(self) -> Dict[str, Any]:
         """Fitted state (JSON-able values or NumPy arrays); empty for stateless variants."""
         return {}
 
-    def set_state(self, state):
+    def set_state(self, state: Dict[str, Any]) -> None:
         if state:
-            raise ValueError(f"{type(self).__name__} has no fitted state to restore")
+            raise ConfigError(f"{type(self).__name__} has no fitted state to restore")
 
-    def to_dict(self):
+    def to_dict(self) -> Dict[str, Any]:
         """{'kind', 'params', 'state'} with arrays as nested lists: ready for json.dump."""
         return {"kind": self.kind, "params": _to_lists(self.get_params()), "state": _to_lists(self.get_state())}
 
     @classmethod
-    def from_dict(cls, d):
-        kind = d.get("kind") if isinstance(d, dict) else None
+    def from_dict(cls, d: Dict[str, Any]) -> Truncation:
+        """The variant a `to_dict` result describes, of this class or a subclass (ValueError otherwise).
+
+        A class may widen what its `from_dict` / `load` accept with a `load_family` of its own
+        (ClusterTruncation reads learned clusters files too: both are "a clusters file").
+        """
+        kind: Any = d.get("kind") if isinstance(d, dict) else None
         target = _KINDS.get(kind)
         if target is None:
-            raise ValueError(f"unknown truncation kind {kind!r}; known: {', '.join(sorted(_KINDS))}")
-        if cls is not Truncation and not issubclass(target, cls):
-            raise ValueError(f"this is a {target.__name__}, not a {cls.__name__}")
+            raise ConfigError(f"unknown truncation kind {kind!r}; known: {', '.join(sorted(_KINDS))}")
+        family = cls.__dict__.get("load_family") or cls
+        if cls is not Truncation and not issubclass(target, family):
+            raise ConfigError(f"this is a {target.__name__}, not a {cls.__name__}")
         obj = target(**d.get("params", {}))
         obj.set_state(d.get("state", {}))
         return obj
 
-    def save(self, path):
+    def save(self, path: Union[str, os.PathLike]) -> str:
         """Write an .npz (arrays stored natively, the rest as JSON); atomic, so readers never see half a file."""
-        arrays = {}
+        arrays: Dict[str, np.ndarray] = {}
         meta = {"params": _pull_arrays(self.get_params(), arrays), "state": _pull_arrays(self.get_state(), arrays)}
         arrays["kind"] = np.array(self.kind)
         arrays["meta"] = np.array(json.dumps(meta))
@@ -97,63 +129,54 @@ class Truncation:
         return path
 
     @classmethod
-    def load(cls, path):
+    def load(cls, path: Union[str, os.PathLike]) -> Truncation:
         with np.load(os.fspath(path), allow_pickle=False) as f:
             if "kind" not in f.files or "meta" not in f.files:
-                raise ValueError(f"{path} is not a saved truncation (no 'kind'/'meta' entries)")
+                raise ConfigError(f"{path} is not a saved truncation (no 'kind'/'meta' entries)")
             entries = {k: f[k] for k in f.files}
         meta = json.loads(str(entries["meta"]))
-        d = {"kind": str(entries["kind"]), "params": _push_arrays(meta["params"], entries),
-             "state": _push_arrays(meta["state"], entries)}
+        d = {
+            "kind": str(entries["kind"]),
+            "params": _push_arrays(meta["params"], entries),
+            "state": _push_arrays(meta["state"], entries),
+        }
         return cls.from_dict(d)
 
 
 # --- helpers shared by the variants ---------------------------------------------
-def map_z(G, z, c=None):
+def map_z(G: AnyGenerator, z: torch.Tensor, c: Optional[torch.Tensor] = None) -> torch.Tensor:
     """G.mapping without truncation; never updates w_avg (a mapping left in train mode would)."""
     kwargs = {"update_w_avg": False} if G.mapping.training else {}
     return G.mapping(z, c, truncation_psi=1, truncation_cutoff=None, **kwargs)
 
 
-def check_ws(G, ws):
+def check_ws(G: Optional[AnyGenerator], ws: torch.Tensor) -> torch.Tensor:
     if not torch.is_tensor(ws) or ws.ndim != 3:
-        raise ValueError(f"ws must be a tensor [N, num_ws, w_dim], got {getattr(ws, 'shape', type(ws))}")
+        raise ConfigError(f"ws must be a tensor [N, num_ws, w_dim], got {getattr(ws, 'shape', type(ws))}")
     if G is not None and (ws.shape[1] != G.num_ws or ws.shape[2] != G.w_dim):
-        raise ValueError(f"ws has shape {tuple(ws.shape)} but this generator takes [N, {G.num_ws}, {G.w_dim}]")
+        raise ConfigError(f"ws has shape {tuple(ws.shape)} but this generator takes [N, {G.num_ws}, {G.w_dim}]")
     return ws
 
 
-def check_number(name, value, lo=-math.inf, hi=math.inf, lo_open=False):
-    """A finite real in [lo, hi] ((lo, hi] with lo_open), returned as float."""
-    if torch.is_tensor(value) and value.numel() == 1:
-        value = value.item()
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise ValueError(f"{name} must be a number, got {value!r}")
-    value = float(value)
-    if not math.isfinite(value) or value < lo or value > hi or (lo_open and value == lo):
-        bounds = f"{'(' if lo_open else '['}{lo:g}, {hi:g}]"
-        raise ValueError(f"{name} must be a finite number in {bounds}, got {value!r}")
-    return value
-
-
-def check_int(name, value, lo=0):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lo:
-        raise ValueError(f"{name} must be an integer >= {lo}, got {value!r}")
-    return int(value)
-
-
-def w_avg(G, like):
+def w_avg(G: AnyGenerator, like: torch.Tensor) -> torch.Tensor:
     if not hasattr(G.mapping, "w_avg"):
-        raise ValueError("this generator's mapping network has no w_avg; give a center explicitly")
+        raise ConfigError("this generator's mapping network has no w_avg; give a center explicitly")
     return G.mapping.w_avg.to(device=like.device, dtype=like.dtype)
 
 
-def generator_device(G):
+def generator_device(G: torch.nn.Module) -> torch.device:
     p = next(iter(G.parameters()), None)
     return p.device if p is not None else torch.device("cpu")
 
 
-def sample_ws(G, n_samples, seed=0, batch_size=1000, progress=False, desc="sampling ws"):
+def sample_ws(
+    G: AnyGenerator,
+    n_samples: int,
+    seed: int = 0,
+    batch_size: int = 1000,
+    progress: bool = False,
+    desc: str = "sampling ws",
+) -> Iterator[Tuple[int, torch.Tensor]]:
     """Yield (start, ws) batches for n_samples seeded z; only one batch is in memory at a time.
 
     z comes from one NumPy RandomState(seed) stream, so the sample does not
@@ -165,8 +188,7 @@ def sample_ws(G, n_samples, seed=0, batch_size=1000, progress=False, desc="sampl
     device = generator_device(G)
     from ..utils.progress import progress_bar
 
-    with torch.no_grad(), progress_bar(total=n_samples, desc=desc, enabled=progress, unit="w",
-                                       what="samples") as bar:
+    with torch.no_grad(), progress_bar(total=n_samples, desc=desc, enabled=progress, unit="w", what="samples") as bar:
         for start in range(0, n_samples, batch_size):
             n = min(batch_size, n_samples - start)
             z = torch.from_numpy(rs.standard_normal((n, G.z_dim)).astype(np.float32)).to(device)

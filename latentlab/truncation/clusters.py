@@ -25,18 +25,28 @@ of the members' styles: the level's style-space centroid. Moving a code toward i
 w_i <- c_{k,i} + psi (w_i - c_{k,i}) for every i in the level, therefore moves every style
 layer j of the level exactly toward its centroid: s_j <- s_j(c) + psi (s_j - s_j(c)).
 
-Two steps are separate methods so that the learned variant (`learned_clusters.py`) can replace
-either: `assign` (level features -> cluster id) and `move` (ws, cluster ids -> ws moved toward
-those clusters' centres). Prediction runs in torch float64 from stored arrays, so a saved file
-(npz, no pickle) restores the exact predictor; scikit-learn is needed only for fitting.
+The fitted variant here and the learned one (`learned_clusters.py`) are siblings on
+`BaseClusterTruncation` (cluster_base.py), which moves codes toward the centres (`move`),
+truncates, generates from chosen clusters and predicts; each variant gives the level
+`features` and `assign` (features -> cluster id). Prediction runs in torch float64 from
+stored arrays, so a saved file (npz, no pickle) restores the exact predictor; scikit-learn
+is needed only for fitting.
 """
+
+from __future__ import annotations
+
 import math
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence, Union
 
 import numpy as np
 import torch
 
-from ..latents.layers import LEVEL_ALIASES, LEVELS, level_layers
-from .base import NotFittedError, Truncation, check_int, check_number, check_ws, map_z, sample_ws
+from ..errors import ConfigError
+from .base import check_int, check_ws, sample_ws
+from .cluster_base import BaseClusterTruncation, KSpec, LevelsSpec
+
+if TYPE_CHECKING:
+    from ..models.aliases import AnyGenerator
 
 METHODS = ("gmm", "kmeans")
 COVARIANCE_TYPES = ("full", "diag")
@@ -45,8 +55,8 @@ ESTIMATOR_FIELDS = {"gmm": ("means", "covariances", "weights", "precisions_chole
 RANK_TOL = 1e-9  # PCA keeps components with variance > RANK_TOL * the largest (styles are affine in w: rank <= w_dim)
 
 
-class ClusterTruncation(Truncation):
-    """Per-level cluster truncation: w_i <- c_{k,i} + psi (w_i - c_{k,i}) for the level's ws indices i.
+class ClusterTruncation(BaseClusterTruncation):
+    """Cluster truncation fitted on samples of G: w_i <- c_{k,i} + psi (w_i - c_{k,i}) for the level's ws indices i.
 
     k: clusters per level (int, or dict level -> int). psi: how far codes stay from their
     centre (0: onto it, 1: unchanged). levels: level names (coarse, middle, fine) or a dict
@@ -58,89 +68,62 @@ class ClusterTruncation(Truncation):
     non-negligible variance). Named levels without layers on a generator (e.g. fine at
     16 px) are skipped.
 
-    Fitted state: `layers_` (level -> ws indices), `centers` (level -> [k, len(layers), w_dim]
+    Fitted state (set by `fit`, `fit_ws`, `fit_codes` or a loaded file; absent before):
+    `layers_` (level -> ws indices), `centers_` (level -> [k, len(layers), w_dim]
     float32 W centres, one row per ws index of the level), `params_` (level -> estimator
     arrays in the feature space), `pca_` (level -> {'mean' [D], 'components' [d, D]},
     styles only), `style_layers_` (level -> style layer names, styles only), `info_`.
     Files written before `representation` existed are W clusterings and load as 'w'.
+    `ClusterTruncation.load` reads learned clusters files too (a `LearnedClusterTruncation`
+    comes back), as `clusters:FILE` does.
     """
 
     kind = "clusters"
-    requires_fit = True
+    load_family = BaseClusterTruncation  # load / from_dict accept either kind of clusters file
+    not_fitted_hint = "call fit(G) first or load a fitted file"
 
-    def __init__(self, k=8, psi=0.7, levels=("coarse", "middle", "fine"), method="gmm", keep_last=True,
-                 covariance_type="full", max_iter=100, representation="styles", dims=64):
-        self.levels = _check_levels(levels)
-        names = list(self.levels)
-        if isinstance(k, dict):
-            if set(k) != set(names):
-                raise ValueError(f"k must give one count per level {names}, got keys {sorted(k)}")
-            self.k = {n: check_int(f"k[{n!r}]", k[n], lo=1) for n in names}
-        else:
-            self.k = check_int("k", k, lo=1)
-        self.psi = check_number("psi", psi)
+    # fitted state besides layers_ and centers_ (absent before fitting)
+    params_: Dict[str, Dict[str, np.ndarray]]
+    pca_: Dict[str, Dict[str, np.ndarray]]
+    style_layers_: Dict[str, List[str]]
+    info_: Dict[str, Any]
+
+    def __init__(
+        self,
+        k: KSpec = 8,
+        psi: float = 0.7,
+        levels: LevelsSpec = ("coarse", "middle", "fine"),
+        method: str = "gmm",
+        keep_last: bool = True,
+        covariance_type: str = "full",
+        max_iter: int = 100,
+        representation: str = "styles",
+        dims: Optional[int] = 64,
+    ) -> None:
+        super().__init__(k=k, psi=psi, levels=levels, keep_last=keep_last)
         if method not in METHODS:
-            raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+            raise ConfigError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
         self.method = method
-        if not isinstance(keep_last, bool):
-            raise ValueError(f"keep_last must be True or False, got {keep_last!r}")
-        self.keep_last = keep_last
         if covariance_type not in COVARIANCE_TYPES:
-            raise ValueError(f"covariance_type must be one of {', '.join(COVARIANCE_TYPES)}, got {covariance_type!r}")
+            raise ConfigError(f"covariance_type must be one of {', '.join(COVARIANCE_TYPES)}, got {covariance_type!r}")
         self.covariance_type = covariance_type
         self.max_iter = check_int("max_iter", max_iter, lo=1)
         if representation not in REPRESENTATIONS:
-            raise ValueError(f"representation must be one of {', '.join(REPRESENTATIONS)}, got {representation!r}")
+            raise ConfigError(f"representation must be one of {', '.join(REPRESENTATIONS)}, got {representation!r}")
         self.representation = representation
         self.dims = None if dims is None else check_int("dims", dims, lo=1)
-        self._reset_state()
-
-    def _reset_state(self):
-        self.layers_ = None  # level -> ws indices, set by fit
-        self.params_ = {}  # level -> estimator arrays (ESTIMATOR_FIELDS)
-        self.centers = {}  # level -> [k, len(layers), w_dim] float32 tensor
-        self.pca_ = {}  # level -> {'mean': [D], 'components': [d, D]} float64 (styles)
-        self.style_layers_ = {}  # level -> style layer names whose styles are concatenated (styles)
-        self.info_ = {}
 
     @property
-    def name(self):
-        k = self.k if isinstance(self.k, int) else ",".join(f"{n}:{v}" for n, v in self.k.items())
+    def name(self) -> str:
+        k = self._k_text()
         method = f"gmm-{self.covariance_type}" if self.method == "gmm" else self.method
         rep = "w" if self.representation == "w" else "styles" + ("" if self.dims is None else f"/{self.dims}")
         return f"clusters {method} {rep} k={k} psi={self.psi:g}"
 
-    @property
-    def is_fitted(self):
-        return self.layers_ is not None
-
-    def k_for(self, level):
-        return self.k if isinstance(self.k, int) else self.k[level]
-
-    def resolve_layers(self, G):
-        """level -> ws indices for G (or for a number of ws layers, with levels given as a dict)."""
-        num_ws = G if isinstance(G, int) else G.num_ws
-        if isinstance(self.levels, dict):
-            layers = {n: list(idx) for n, idx in self.levels.items()}
-            bad = [i for idx in layers.values() for i in idx if i >= num_ws]
-            if bad:
-                raise ValueError(f"level layer {bad[0]} does not exist: the generator has ws layers 0-{num_ws - 1}")
-        elif isinstance(G, int):
-            raise ValueError("named levels need the generator to find their layers: pass G, or give levels as a dict")
-        else:
-            layers = {n: level_layers(G, n) for n in self.levels}
-        if self.keep_last:
-            layers = {n: [i for i in idx if i != num_ws - 1] for n, idx in layers.items()}
-        empty = [n for n, idx in layers.items() if not idx]
-        if empty and isinstance(self.levels, dict):
-            raise ValueError(f"level {empty[0]!r} has no layers left (keep_last removes ws {num_ws - 1})")
-        layers = {n: idx for n, idx in layers.items() if idx}
-        if not layers:
-            raise ValueError(f"none of the levels {list(self.levels)} has layers on this generator")
-        return layers
-
     # --- fitting ------------------------------------------------------------------
-    def fit(self, G, n_samples=10000, seed=0, batch_size=1000, progress=False):
+    def fit(
+        self, G: AnyGenerator, n_samples: int = 10000, seed: int = 0, batch_size: int = 1000, progress: bool = False
+    ) -> ClusterTruncation:
         """Fit on n_samples seeded codes of G; only one batch of ws is in memory at a time.
 
         The styles representation reads the sample three times (style statistics for the
@@ -154,33 +137,50 @@ class ClusterTruncation(Truncation):
 
         return self._fit(G, layers, batches, n_samples, seed)
 
-    def fit_ws(self, ws, G=None, seed=0, batch_size=1000):
+    def fit_ws(
+        self,
+        ws: Union[torch.Tensor, np.ndarray],
+        G: Optional[AnyGenerator] = None,
+        seed: int = 0,
+        batch_size: int = 1000,
+    ) -> ClusterTruncation:
         """Fit on given ws [N, num_ws, w_dim] (W+ codes allowed); G is needed for styles and named levels."""
         ws = check_ws(G, torch.as_tensor(ws))
         if self.representation == "styles" and G is None:
-            raise ValueError("style clusters are fitted on the generator's styles: call fit_ws(ws, G)")
+            raise ConfigError("style clusters are fitted on the generator's styles: call fit_ws(ws, G)")
         layers = self.resolve_layers(G if G is not None else ws.shape[1])
         batch_size = check_int("batch_size", batch_size, lo=1)
 
         def batches(step):
-            return ((s, ws[s:s + batch_size].detach()) for s in range(0, len(ws), batch_size))
+            return ((s, ws[s : s + batch_size].detach()) for s in range(0, len(ws), batch_size))
 
         return self._fit(G, layers, batches, len(ws), seed)
 
-    def fit_codes(self, codes, layers, seed=0):
+    def fit_codes(
+        self, codes: Mapping[str, np.ndarray], layers: Mapping[str, Sequence[int]], seed: int = 0
+    ) -> ClusterTruncation:
         """'w' representation: fit one estimator per level on level codes {level: [N, w_dim]} (centres = its means)."""
         if self.representation != "w":
-            raise ValueError("fit_codes fits the 'w' representation; style clusters need the ws: use fit(G) or fit_ws(ws, G)")
+            raise ConfigError(
+                "fit_codes fits the 'w' representation; style clusters need the ws: use fit(G) or fit_ws(ws, G)"
+            )
         params = {n: self._fit_estimator(_check_count(n, codes[n], self.k_for(n)), self.k_for(n), seed) for n in layers}
         centers = {n: np.repeat(_means(self.method, params[n])[:, None], len(layers[n]), axis=1) for n in layers}
-        self.set_state({"representation": "w", "layers": layers, "params": params, "centers": centers,
-                        "info": {"n_samples": len(next(iter(codes.values())))}})
+        self.set_state(
+            {
+                "representation": "w",
+                "layers": layers,
+                "params": params,
+                "centers": centers,
+                "info": {"n_samples": len(next(iter(codes.values())))},
+            }
+        )
         return self
 
     def _fit(self, G, layers, batches, n_samples, seed):
         for n in layers:
             if n_samples < self.k_for(n):
-                raise ValueError(f"level {n!r}: {n_samples} samples cannot make {self.k_for(n)} clusters")
+                raise ConfigError(f"level {n!r}: {n_samples} samples cannot make {self.k_for(n)} clusters")
         with torch.no_grad():
             if self.representation == "w":
                 codes = {n: [] for n in layers}
@@ -193,23 +193,34 @@ class ClusterTruncation(Truncation):
             feats = {n: np.empty((n_samples, len(pca[n]["components"])), dtype=np.float64) for n in layers}
             for start, ws in batches("features"):
                 for n, idx in layers.items():
-                    feats[n][start:start + len(ws)] = _project(level_styles(G, ws, idx), pca[n]).cpu().numpy()
-            params = {n: self._fit_estimator(_check_count(n, feats[n], self.k_for(n)), self.k_for(n), seed) for n in layers}
+                    feats[n][start : start + len(ws)] = _project(level_styles(G, ws, idx), pca[n]).cpu().numpy()
+            params = {
+                n: self._fit_estimator(_check_count(n, feats[n], self.k_for(n)), self.k_for(n), seed) for n in layers
+            }
             sums = {n: 0 for n in layers}
             mass = {n: 0 for n in layers}
             for start, ws in batches("centres"):
                 for n, idx in layers.items():
-                    x = torch.from_numpy(feats[n][start:start + len(ws)])
+                    x = torch.from_numpy(feats[n][start : start + len(ws)])
                     r = _responsibilities(self.method, self.covariance_type, params[n], x)  # [B, k] float64
                     sums[n] = sums[n] + torch.einsum("bk,bld->kld", r, ws[:, idx].double().cpu())
                     mass[n] = mass[n] + r.sum(0)
             centers = {}
             for n in layers:
                 if (mass[n] <= 0).any():
-                    raise ValueError(f"level {n!r}: cluster {int(torch.nonzero(mass[n] <= 0)[0])} has no members")
+                    raise ConfigError(f"level {n!r}: cluster {int(torch.nonzero(mass[n] <= 0)[0])} has no members")
                 centers[n] = (sums[n] / mass[n].view(-1, 1, 1)).numpy()
-        self.set_state({"representation": "styles", "layers": layers, "style_layers": names, "pca": pca,
-                        "params": params, "centers": centers, "info": {"n_samples": int(n_samples)}})
+        self.set_state(
+            {
+                "representation": "styles",
+                "layers": layers,
+                "style_layers": names,
+                "pca": pca,
+                "params": params,
+                "centers": centers,
+                "info": {"n_samples": int(n_samples)},
+            }
+        )
         return self
 
     def _fit_pca(self, G, layers, batches):
@@ -240,17 +251,24 @@ class ClusterTruncation(Truncation):
             from sklearn.cluster import KMeans
             from sklearn.mixture import GaussianMixture
         except ImportError:  # an optional dependency: only fitting needs it, loading a fitted file does not
-            raise ImportError("fitting cluster truncation needs scikit-learn: pip install 'latentlab[analysis]'") from None
+            raise ImportError(
+                "fitting cluster truncation needs scikit-learn: pip install 'latentlab[analysis]'"
+            ) from None
         if self.method == "gmm":
-            est = GaussianMixture(n_components=k, covariance_type=self.covariance_type, max_iter=self.max_iter,
-                                  random_state=seed).fit(X)
-            return {"means": est.means_, "covariances": est.covariances_, "weights": est.weights_,
-                    "precisions_cholesky": est.precisions_cholesky_}
+            est = GaussianMixture(
+                n_components=k, covariance_type=self.covariance_type, max_iter=self.max_iter, random_state=seed
+            ).fit(X)
+            return {
+                "means": est.means_,
+                "covariances": est.covariances_,
+                "weights": est.weights_,
+                "precisions_cholesky": est.precisions_cholesky_,
+            }
         est = KMeans(n_clusters=k, max_iter=self.max_iter, n_init=1, random_state=seed).fit(X)
         return {"cluster_centers": est.cluster_centers_}
 
-    # --- the two overridable steps (plus the features assign reads) ----------------
-    def features(self, G, ws, level):
+    # --- the two steps the shared base runs ----------------------------------------
+    def features(self, G: Optional[AnyGenerator], ws: torch.Tensor, level: str) -> torch.Tensor:
         """What `assign` reads for a level, from ws [N, num_ws, w_dim]: [N, d] float64.
 
         styles: the level's concatenated styles, PCA-projected (needs G); w: the level's mean w.
@@ -259,19 +277,25 @@ class ClusterTruncation(Truncation):
         if self.representation == "w":
             return ws[:, idx].mean(dim=1).to(torch.float64)
         if G is None:
-            raise ValueError("style clusters assign codes by their styles: pass the generator (predict(ws, level, G=G))")
+            raise ConfigError(
+                "style clusters assign codes by their styles: pass the generator (predict(ws, level, G=G))"
+            )
         names = [name for name, _, i in G.synthesis.style_layers() if i in idx]
         if names != self.style_layers_[level]:
-            raise ValueError(f"level {level!r} was fitted on style layers {', '.join(self.style_layers_[level])}; "
-                             f"this generator has {', '.join(names) or 'none'} there: fitted on another generator")
+            raise ConfigError(
+                f"level {level!r} was fitted on style layers {', '.join(self.style_layers_[level])}; "
+                f"this generator has {', '.join(names) or 'none'} there: fitted on another generator"
+            )
         with torch.no_grad():
             s = level_styles(G, ws, idx)
         if s.shape[1] != self.pca_[level]["mean"].shape[0]:
-            raise ValueError(f"level {level!r} was fitted on {self.pca_[level]['mean'].shape[0]} style channels; "
-                             f"this generator has {s.shape[1]}: fitted on another generator")
+            raise ConfigError(
+                f"level {level!r} was fitted on {self.pca_[level]['mean'].shape[0]} style channels; "
+                f"this generator has {s.shape[1]}: fitted on another generator"
+            )
         return _project(s, self.pca_[level])
 
-    def assign(self, level, feats):
+    def assign(self, level: str, feats: torch.Tensor) -> torch.Tensor:
         """Cluster id [N] (long) of each level feature row [N, d]: the most likely component / nearest centre."""
         p = {f: torch.from_numpy(a).to(feats.device) for f, a in self.params_[level].items()}
         x = feats.to(torch.float64)
@@ -281,173 +305,80 @@ class ClusterTruncation(Truncation):
             return sq.argmin(dim=1)
         return _gmm_log_likelihood(x, p, self.covariance_type).argmax(dim=1)
 
-    def move(self, ws, level, ids):
-        """ws with the level's layers moved toward centers[level][ids] by psi (psi=0: onto the centre)."""
-        idx = self.layers_[level]
-        target = self.centers[level].to(device=ws.device, dtype=ws.dtype)[ids.to(ws.device)]  # [N, len(idx), w_dim]
-        out = ws.clone()
-        out[:, idx] = target.lerp(ws[:, idx], self.psi)
-        return out
-
-    # --- use --------------------------------------------------------------------
-    def transform_ws(self, G, ws):
-        return self._apply(G, ws, {})
-
-    def generate(self, G, z, clusters, c=None):
-        """Controlled generation: ws truncated toward the chosen cluster per level ({'coarse': 3, ...}).
-
-        A value may be one id for all samples or one per sample; levels not named keep
-        their predicted cluster. Returns ws; G.synthesis(ws) renders them.
-        """
-        return self._apply(G, map_z(G, z, c), clusters)
-
-    def check_clusters(self, clusters):
-        """{level: id or ids} with the fitted level names (aliases such as 'medium' resolved).
-
-        ValueError for an unknown or repeated level or an id out of range; checks before any work is done.
-        """
-        self._check_fitted()
-        if not isinstance(clusters, dict):
-            raise ValueError(f"clusters must be a dict level -> cluster id, got {type(clusters).__name__}")
-        out = {}
-        for level, value in clusters.items():
-            key = self._level_key(level)
-            if key in out:
-                raise ValueError(f"level {key!r} is chosen twice")
-            ndim = value.ndim if torch.is_tensor(value) else np.ndim(value)
-            self._chosen_ids(key, value, 1 if ndim == 0 else len(value), "cpu")
-            out[key] = value
-        return out
-
-    def predict(self, x, level, z=None, c=None, G=None):
-        """Cluster ids [N] of a level for a generator and z, ws [N, num_ws, w_dim] or W codes [N, w_dim].
-
-        A W code is repeated on every ws layer (what G.mapping gives). Style clusters need
-        the generator: predict(G, level, z=z) or predict(ws, level, G=G).
-        """
-        level = self._level_key(level)
-        if isinstance(x, torch.nn.Module):
-            if z is None:
-                raise ValueError("predict(G, level) needs z")
-            G, x = x, map_z(x, z, c)
-        ws = self._as_ws(torch.as_tensor(x), G, level)
-        return self.assign(level, self._level_features(G, ws, [level])[level])
-
-    def _as_ws(self, x, G, level):
-        if x.ndim == 2:
-            num_ws = G.num_ws if G is not None else max(self.layers_[level]) + 1
-            return x.unsqueeze(1).expand(-1, num_ws, -1)
-        if x.ndim != 3:
-            raise ValueError(f"expected ws [N, num_ws, w_dim] or codes [N, w_dim], got shape {tuple(x.shape)}")
-        return x
-
-    def _level_features(self, G, ws, levels):
-        """{level: features} for the given levels (one place for subclasses to share work between levels)."""
-        return {level: self.features(G, ws, level) for level in levels}
-
-    def _apply(self, G, ws, clusters):
-        ws = check_ws(G, ws)
-        self._check_fitted()
-        top = max(i for idx in self.layers_.values() for i in idx)
-        if top >= ws.shape[1]:
-            raise ValueError(f"fitted on a generator with more ws layers: level layer {top} does not exist here")
-        clusters = self.check_clusters(clusters)
-        feats = self._level_features(G, ws, [level for level in self.layers_ if level not in clusters])
-        out = ws
-        for level in self.layers_:
-            if level in clusters:
-                ids = self._chosen_ids(level, clusters[level], len(ws), ws.device)
-            else:
-                ids = self.assign(level, feats[level]).to(ws.device)
-            out = self.move(out, level, ids)
-        return out
-
-    def _chosen_ids(self, level, value, n, device):
-        try:
-            ids = torch.as_tensor(value, dtype=torch.long, device=device)
-        except (TypeError, ValueError, RuntimeError):
-            ids = None
-        k = len(self.centers[level])
-        if ids is not None and ids.ndim == 0:
-            ids = ids.expand(n)
-        if ids is None or ids.shape != (n,) or ids.min() < 0 or ids.max() >= k:
-            raise ValueError(f"cluster for level {level!r} must be an id in 0-{k - 1} or {n} of them, got {value!r}")
-        return ids
-
-    def _check_fitted(self):
-        if not self.is_fitted:
-            raise NotFittedError("ClusterTruncation is not fitted: call fit(G) first or load a fitted file")
-
-    def _check_level(self, level):
-        self._level_key(level)
-
-    def _level_key(self, level):
-        """The fitted level a name means ('medium' is 'middle'); ValueError for an unknown one."""
-        self._check_fitted()
-        if isinstance(level, str) and level not in self.layers_ and _canonical(level) in self.layers_:
-            level = _canonical(level)
-        if level not in self.layers_:
-            raise ValueError(f"unknown level {level!r}; fitted levels: {', '.join(self.layers_)}")
-        return level
-
     # --- serialisation ------------------------------------------------------------
-    def get_params(self):
-        levels = dict(self.levels) if isinstance(self.levels, dict) else list(self.levels)
-        return {"k": self.k, "psi": self.psi, "levels": levels, "method": self.method, "keep_last": self.keep_last,
-                "covariance_type": self.covariance_type, "max_iter": self.max_iter,
-                "representation": self.representation, "dims": self.dims}
+    def get_params(self) -> Dict[str, Any]:
+        return {
+            "k": self.k,
+            "psi": self.psi,
+            "levels": self._levels_param(),
+            "method": self.method,
+            "keep_last": self.keep_last,
+            "covariance_type": self.covariance_type,
+            "max_iter": self.max_iter,
+            "representation": self.representation,
+            "dims": self.dims,
+        }
 
-    def get_state(self):
+    def get_state(self) -> Dict[str, Any]:
         if not self.is_fitted:
             return {}
-        state = {"representation": self.representation, "layers": self.layers_, "params": self.params_,
-                 "centers": {n: c.numpy() for n, c in self.centers.items()}, "info": self.info_}
+        state = {
+            "representation": self.representation,
+            "layers": self.layers_,
+            "params": self.params_,
+            "centers": {n: c.numpy() for n, c in self.centers_.items()},
+            "info": self.info_,
+        }
         if self.representation == "styles":
             state.update(pca=self.pca_, style_layers=self.style_layers_)
         return state
 
-    def set_state(self, state):
+    def set_state(self, state: Dict[str, Any]) -> None:
         if not state:
             return
         if "representation" not in state:  # files from before 'representation' existed hold W clusterings
             self.representation = "w"
         rep = state.get("representation", "w")
         if rep not in REPRESENTATIONS:
-            raise ValueError(f"unknown cluster representation {rep!r} in the fitted state")
+            raise ConfigError(f"unknown cluster representation {rep!r} in the fitted state")
         if rep != self.representation:
-            raise ValueError(f"the fitted state clusters {rep!r} but the parameters say {self.representation!r}")
+            raise ConfigError(f"the fitted state clusters {rep!r} but the parameters say {self.representation!r}")
         layers = {str(n): [int(i) for i in idx] for n, idx in state["layers"].items()}
         params, centers, pca, names = {}, {}, {}, {}
         for n in layers:
             fields = state["params"][n]
             missing = [f for f in ESTIMATOR_FIELDS[self.method] if f not in fields]
             if missing:
-                raise ValueError(f"level {n!r}: the fitted {self.method} state lacks {', '.join(missing)}")
+                raise ConfigError(f"level {n!r}: the fitted {self.method} state lacks {', '.join(missing)}")
             params[n] = {f: np.asarray(fields[f], dtype=np.float64) for f in ESTIMATOR_FIELDS[self.method]}
             if "centers" in state:
                 c = np.asarray(state["centers"][n], dtype=np.float32)
             else:  # an old W clustering: the estimator's means are the centres of every layer of the level
                 c = np.repeat(_means(self.method, params[n])[:, None], len(layers[n]), axis=1).astype(np.float32)
             if c.ndim != 3 or c.shape[:2] != (len(_means(self.method, params[n])), len(layers[n])):
-                raise ValueError(f"level {n!r}: centres have shape {c.shape}, expected [k, {len(layers[n])}, w_dim]")
+                raise ConfigError(f"level {n!r}: centres have shape {c.shape}, expected [k, {len(layers[n])}, w_dim]")
             centers[n] = torch.from_numpy(c.copy())
             if rep == "styles":
                 if n not in state.get("pca", {}) or n not in state.get("style_layers", {}):
-                    raise ValueError(f"level {n!r}: the fitted style clusters lack their PCA or style layers")
+                    raise ConfigError(f"level {n!r}: the fitted style clusters lack their PCA or style layers")
                 p = state["pca"][n]
-                pca[n] = {"mean": np.asarray(p["mean"], dtype=np.float64),
-                          "components": np.asarray(p["components"], dtype=np.float64)}
+                pca[n] = {
+                    "mean": np.asarray(p["mean"], dtype=np.float64),
+                    "components": np.asarray(p["components"], dtype=np.float64),
+                }
                 d = params[n][ESTIMATOR_FIELDS[self.method][0]].shape[1]
                 if pca[n]["components"].shape != (d, len(pca[n]["mean"])):
-                    raise ValueError(f"level {n!r}: PCA components {pca[n]['components'].shape} do not match "
-                                     f"{d} features of {len(pca[n]['mean'])} style channels")
+                    raise ConfigError(
+                        f"level {n!r}: PCA components {pca[n]['components'].shape} do not match "
+                        f"{d} features of {len(pca[n]['mean'])} style channels"
+                    )
                 names[n] = [str(s) for s in state["style_layers"][n]]
-        self.layers_, self.params_, self.centers, self.pca_, self.style_layers_ = layers, params, centers, pca, names
+        self.layers_, self.params_, self.centers_, self.pca_, self.style_layers_ = layers, params, centers, pca, names
         self.info_ = dict(state.get("info") or {})
 
 
 # --- helpers ---------------------------------------------------------------------------
-def level_styles(G, ws, idx):
+def level_styles(G: AnyGenerator, ws: torch.Tensor, idx: Sequence[int]) -> torch.Tensor:
     """The styles of every style layer fed by a ws index in idx, concatenated: [N, D] float64.
 
     Computed in the layers' own dtype (their affine maps take it), returned in float64.
@@ -458,7 +389,7 @@ def level_styles(G, ws, idx):
             p = next(layer.parameters(), None)
             parts.append(layer.style(ws[:, i].to(p.dtype if p is not None else torch.float32)).to(torch.float64))
     if not parts:
-        raise ValueError(f"no style layer takes ws {idx}")
+        raise ConfigError(f"no style layer takes ws {idx}")
     return torch.cat(parts, dim=1)
 
 
@@ -475,7 +406,7 @@ def _means(method, params):
 def _check_count(level, X, k):
     X = np.asarray(X, dtype=np.float64)  # full covariances in float32 lose definiteness
     if len(X) < k:
-        raise ValueError(f"level {level!r}: {len(X)} samples cannot make {k} clusters")
+        raise ConfigError(f"level {level!r}: {len(X)} samples cannot make {k} clusters")
     return X
 
 
@@ -500,41 +431,6 @@ def _gmm_log_likelihood(x, p, covariance_type):
         y = (x.unsqueeze(1) - means) * chol
     d = x.shape[1]
     return -0.5 * (d * math.log(2 * math.pi) + (y * y).sum(-1)) + log_det + p["weights"].log()
-
-
-def _canonical(level):
-    return LEVEL_ALIASES.get(level, level) if isinstance(level, str) else level
-
-
-def _check_levels(levels):
-    if isinstance(levels, dict):
-        if not levels:
-            raise ValueError("levels must name at least one level")
-        out, seen = {}, {}
-        for name, idx in levels.items():
-            if isinstance(idx, (str, bytes)) or not hasattr(idx, "__iter__"):
-                raise ValueError(f"level {name!r}: give a list of ws indices, got {idx!r}")
-            idx = sorted({check_int(f"level {name!r} layer", i) for i in idx})
-            if not idx:
-                raise ValueError(f"level {name!r} has no layers")
-            for i in idx:
-                if i in seen:
-                    raise ValueError(f"ws layer {i} is in both level {seen[i]!r} and level {name!r}")
-                seen[i] = name
-            out[str(name)] = idx
-        return out
-    if isinstance(levels, str):
-        levels = [levels]
-    levels = list(levels)
-    if not levels:
-        raise ValueError("levels must name at least one level")
-    for n in levels:
-        if not isinstance(n, str) or LEVEL_ALIASES.get(n, n) not in LEVELS:
-            raise ValueError(f"unknown level {n!r}; use coarse, middle (medium), fine or a dict name -> ws indices")
-    canonical = [LEVEL_ALIASES.get(n, n) for n in levels]
-    if len(set(canonical)) != len(canonical):
-        raise ValueError(f"levels repeat a level: {levels}")
-    return tuple(canonical)
 
 
 _MOVED = ("LEAKY_SLOPE", "LEARNED_FIELDS", "LearnedClusterTruncation", "mlp_forward", "cnn_forward")

@@ -10,20 +10,33 @@ What is embedded (`cluster_codes`):
   baseline) of n seeded codes of G, coloured by the cluster `assign` gives them.
 The embedding is t-SNE (scikit-learn) or UMAP (`method='umap'`, needs umap-learn).
 """
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any, Dict, List, Tuple, Union
+
 import numpy as np
 import torch
 
+from ..errors import ConfigError
 from ..utils.atomic import atomic_path
-from .base import check_int, generator_device, map_z
+from .base import check_int, check_is_fitted, generator_device, map_z
 from .learned_clusters import LearnedClusterTruncation
+
+if TYPE_CHECKING:
+    from ..models.aliases import AnyGenerator
+    from .cluster_base import BaseClusterTruncation
 
 EMBEDDINGS = ("tsne", "umap")
 
 
-def cluster_codes(t, G, n=1000, seed=0):
+def cluster_codes(
+    t: BaseClusterTruncation, G: AnyGenerator, n: int = 1000, seed: int = 0
+) -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
     """{level: (X [n, d] float64, ids [n] int64)} for a fitted ClusterTruncation or a LearnedClusterTruncation."""
     n = check_int("n", n, lo=5)
-    t._check_fitted()
+    check_is_fitted(t)
     out = {}
     with torch.no_grad():
         if isinstance(t, LearnedClusterTruncation):
@@ -41,16 +54,18 @@ def cluster_codes(t, G, n=1000, seed=0):
     return out
 
 
-def embed(X, method="tsne", seed=0):
+def embed(X: np.ndarray, method: str = "tsne", seed: int = 0) -> np.ndarray:
     """[n, d] -> [n, 2]: t-SNE (perplexity min(30, (n - 1) / 3), PCA init) or UMAP."""
     if method not in EMBEDDINGS:
-        raise ValueError(f"embedding must be one of {', '.join(EMBEDDINGS)}, got {method!r}")
+        raise ConfigError(f"embedding must be one of {', '.join(EMBEDDINGS)}, got {method!r}")
     X = np.asarray(X, dtype=np.float64)
     if method == "umap":
         try:
             import umap
         except ImportError:
-            raise ValueError("a UMAP embedding needs the umap-learn package (pip install umap-learn); t-SNE needs none") from None
+            raise ConfigError(
+                "a UMAP embedding needs the umap-learn package (pip install umap-learn); t-SNE needs none"
+            ) from None
         return umap.UMAP(n_components=2, random_state=seed).fit_transform(X)
     try:
         from sklearn.manifold import TSNE
@@ -60,7 +75,7 @@ def embed(X, method="tsne", seed=0):
     return TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(X)
 
 
-def cluster_colors(k):
+def cluster_colors(k: int) -> List[Tuple[float, float, float, float]]:
     """k distinct RGBA colours: tab10 up to 10 clusters, tab20 up to 20, evenly spaced hues beyond."""
     import matplotlib
 
@@ -71,7 +86,14 @@ def cluster_colors(k):
     return [matplotlib.colormaps["hsv"](i / k) for i in range(k)]
 
 
-def cluster_embedding_figure(t, G, path_stem, n=1000, seed=0, method="tsne"):
+def cluster_embedding_figure(
+    t: BaseClusterTruncation,
+    G: AnyGenerator,
+    path_stem: Union[str, os.PathLike],
+    n: int = 1000,
+    seed: int = 0,
+    method: str = "tsne",
+) -> Dict[str, Any]:
     """Embed each level's codes (`cluster_codes`) in 2-D and scatter them, one panel per level, one colour per cluster.
 
     Writes path_stem.png and path_stem.pdf atomically. Returns dict(paths=[png, pdf],
@@ -80,7 +102,7 @@ def cluster_embedding_figure(t, G, path_stem, n=1000, seed=0, method="tsne"):
     from matplotlib.figure import Figure  # no pyplot: no global backend or figure state
 
     codes = cluster_codes(t, G, n, seed)
-    levels = {}
+    levels: Dict[str, Dict[str, Any]] = {}
     for level, (X, ids) in codes.items():
         levels[level] = dict(xy=embed(X, method, seed), ids=ids, colors=cluster_colors(t.k_for(level)))
     fig = Figure(figsize=(4.2 * len(levels), 4.0))

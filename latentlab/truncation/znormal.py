@@ -1,10 +1,18 @@
 """Truncation in Z (BigGAN's truncation trick): resample every |z| > threshold from N(0, 1) until inside."""
+
+from __future__ import annotations
+
 import hashlib
 import math
+from typing import TYPE_CHECKING, Any, Dict, Optional
 
 import torch
 
+from ..errors import ConfigError
 from .base import Truncation, check_int, check_number, map_z
+
+if TYPE_CHECKING:
+    from ..models.aliases import AnyGenerator
 
 
 class ZTruncatedNormal(Truncation):
@@ -16,20 +24,20 @@ class ZTruncatedNormal(Truncation):
 
     kind = "z"
 
-    def __init__(self, threshold=2.0, seed=0):
+    def __init__(self, threshold: float = 2.0, seed: int = 0) -> None:
         self.threshold = check_number("threshold", threshold, 0, lo_open=True)
         self.seed = check_int("seed", seed)
         if self.seed >= 2**64:
-            raise ValueError(f"seed must be below 2**64, got {seed}")
+            raise ConfigError(f"seed must be below 2**64, got {seed}")
 
     @property
-    def name(self):
+    def name(self) -> str:
         return f"z threshold={self.threshold:g}"
 
-    def truncate_z(self, z):
+    def truncate_z(self, z: torch.Tensor) -> torch.Tensor:
         """z [N, z_dim] -> z with every entry in [-threshold, threshold]; in-range entries are kept as they are."""
         if not torch.is_tensor(z) or z.ndim != 2:
-            raise ValueError(f"z must be a tensor [N, z_dim], got {getattr(z, 'shape', type(z))}")
+            raise ConfigError(f"z must be a tensor [N, z_dim], got {getattr(z, 'shape', type(z))}")
         out = z.clone()
         outside = (z.abs() > self.threshold).cpu()
         rows = outside.any(dim=1).nonzero().flatten().tolist()
@@ -58,9 +66,8 @@ class ZTruncatedNormal(Truncation):
     def __call__(self, G, z, c=None):
         return map_z(G, self.truncate_z(z), c)
 
-    def transform_ws(self, G, ws):
+    def transform_ws(self, G: Optional[AnyGenerator], ws: torch.Tensor) -> torch.Tensor:
         raise TypeError("ZTruncatedNormal acts on z, not on ws: call it with z (variant(G, z))")
 
-    def get_params(self):
+    def get_params(self) -> Dict[str, Any]:
         return {"threshold": self.threshold, "seed": self.seed}
-

@@ -1,4 +1,5 @@
 """Atomic file writes: write to a temporary file in the target folder, then rename over the target."""
+
 import contextlib
 import os
 import tempfile

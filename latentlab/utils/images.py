@@ -1,10 +1,12 @@
 """Image conversion and atomic PNG writing."""
+
 import math
 
 import numpy as np
 import torch
 from PIL import Image
 
+from ..errors import ConfigError
 from .atomic import atomic_path
 
 
@@ -20,7 +22,7 @@ def to_pil(arr: np.ndarray) -> Image.Image:
         return Image.fromarray(arr[..., 0], "L")
     if arr.shape[-1] == 3:
         return Image.fromarray(arr, "RGB")
-    raise ValueError(f"cannot save an image with {arr.shape[-1]} channels as PNG (need 1 or 3)")
+    raise ConfigError(f"cannot save an image with {arr.shape[-1]} channels as PNG (need 1 or 3)")
 
 
 def save_png(image: Image.Image, path):

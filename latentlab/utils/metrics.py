@@ -1,4 +1,5 @@
 """metrics.csv of a training run: one row per logging interval, consistent across resumes."""
+
 import csv
 import os
 
@@ -18,8 +19,11 @@ class MetricsCSV:
         keep = []
         if os.path.exists(self.path):
             with open(self.path, newline="") as f:
-                keep = [r for r in csv.DictReader(f) if r.get(self.columns[0]) and
-                        int(float(r[self.columns[0]])) <= resume_step]
+                keep = [
+                    r
+                    for r in csv.DictReader(f)
+                    if r.get(self.columns[0]) and int(float(r[self.columns[0]])) <= resume_step
+                ]
         with atomic_path(self.path, ".csv") as tmp:
             with open(tmp, "w", newline="") as f:
                 w = csv.DictWriter(f, fieldnames=self.columns, extrasaction="ignore", restval="")

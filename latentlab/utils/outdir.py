@@ -6,8 +6,11 @@ earlier one. A folder the user names must be new or empty unless overwriting was
 (`check_out_dir`); resumable runs instead check that the folder holds a run of their own kind
 (`check_resume_dir`), whose settings their library code then compares.
 """
+
 import os
 import re
+
+from ..errors import ConfigError
 
 DEFAULT_ROOT = "latentlab-out"
 TMP_PREFIX = ".tmp-"  # temporaries of latentlab.utils.atomic: never real content
@@ -34,10 +37,10 @@ def new_run_dir(command, root=DEFAULT_ROOT, width=3):
     same number first; the next number is then tried. Numbers grow past 999 as needed.
     """
     if not command or os.sep in command or command in (".", ".."):
-        raise ValueError(f"bad command name for an output folder: {command!r}")
+        raise ConfigError(f"bad command name for an output folder: {command!r}")
     parent = os.path.join(root, command)
     if os.path.exists(root) and not os.path.isdir(root):
-        raise ValueError(f"{root} exists and is not a folder: cannot put default output folders there (use --out DIR)")
+        raise ConfigError(f"{root} exists and is not a folder: cannot put default output folders there (use --out DIR)")
     os.makedirs(parent, exist_ok=True)
     taken = [int(e) for e in os.listdir(parent) if re.fullmatch(r"\d+", e)]
     k = max(taken, default=0) + 1
@@ -83,12 +86,14 @@ def check_out_dir(path, force=False, option="--out"):
     """
     path = os.fspath(path)
     if os.path.exists(path) and not os.path.isdir(path):
-        raise ValueError(f"{option} {path}: exists and is not a folder")
+        raise ConfigError(f"{option} {path}: exists and is not a folder")
     if os.path.isdir(path) and not force:
         entries = visible_entries(path)
         if entries:
-            raise ValueError(f"{option} {path}: the folder is not empty ({_shown(entries)}); choose a new folder, "
-                             "or pass --force to overwrite the files this command writes")
+            raise ConfigError(
+                f"{option} {path}: the folder is not empty ({_shown(entries)}); choose a new folder, "
+                "or pass --force to overwrite the files this command writes"
+            )
     return path
 
 
@@ -99,10 +104,12 @@ def check_resume_dir(path, markers, kind, option="--out"):
     """
     path = os.fspath(path)
     if os.path.exists(path) and not os.path.isdir(path):
-        raise ValueError(f"{option} {path}: exists and is not a folder")
+        raise ConfigError(f"{option} {path}: exists and is not a folder")
     if os.path.isdir(path):
         entries = visible_entries(path)
         if entries and not any(os.path.exists(os.path.join(path, m)) for m in markers):
-            raise ValueError(f"{option} {path}: the folder is not empty ({_shown(entries)}) and holds no {kind} "
-                             f"(no {' or '.join(markers)}) to resume; choose a new or empty folder")
+            raise ConfigError(
+                f"{option} {path}: the folder is not empty ({_shown(entries)}) and holds no {kind} "
+                f"(no {' or '.join(markers)}) to resume; choose a new or empty folder"
+            )
     return path

@@ -17,6 +17,7 @@
   ``latentlab: 100,000 PPL pairs at ~15/s on this machine: ~1 h 51 min; use --n to reduce``.
 - LATENTLAB_PROGRESS=0 turns every bar (and the estimate) off.
 """
+
 import os
 import sys
 import time
@@ -110,8 +111,9 @@ class Progress(tqdm):
     estimate is printed; calibrate: seconds of measured work it waits for; clock: time source.
     """
 
-    def __init__(self, *args, what=None, hint=None, large=LARGE, calibrate=CALIBRATE, clock=time.perf_counter,
-                 out=None, **kwargs):
+    def __init__(
+        self, *args, what=None, hint=None, large=LARGE, calibrate=CALIBRATE, clock=time.perf_counter, out=None, **kwargs
+    ):
         self._what, self._hint, self._large, self._calibrate, self._clock = what, hint, large, calibrate, clock
         self._out = out  # where the estimate goes (the real stream, not the line wrapper)
         self._estimated = False
@@ -172,8 +174,10 @@ class Progress(tqdm):
             return
         what = self._what or f"{self.unit}s"
         left = " left" if self._n0 else ""
-        text = (f"latentlab: {count:,} {what}{left} at ~{format_rate(rate)} on this machine: ~{format_duration(seconds)}"
-                + (f"; {self._hint}" if self._hint else ""))
+        text = (
+            f"latentlab: {count:,} {what}{left} at ~{format_rate(rate)} on this machine: ~{format_duration(seconds)}"
+            + (f"; {self._hint}" if self._hint else "")
+        )
         self.estimate_text = text
         out = self._out or sys.stderr
         if self._in_log() or not hasattr(self, "sp"):
@@ -183,8 +187,21 @@ class Progress(tqdm):
             self.write(text, file=out)
 
 
-def progress_bar(iterable=None, total=None, desc=None, unit="it", *, initial=0, enabled=True, what=None, hint=None,
-                 file=None, rank=None, large=LARGE, **kwargs):
+def progress_bar(
+    iterable=None,
+    total=None,
+    desc=None,
+    unit="it",
+    *,
+    initial=0,
+    enabled=True,
+    what=None,
+    hint=None,
+    file=None,
+    rank=None,
+    large=LARGE,
+    **kwargs,
+):
     """A `Progress` bar on stderr (or `file`), shown when `enabled`, on rank 0, unless LATENTLAB_PROGRESS=0.
 
     rank: this process's rank (default: from the RANK variable); only rank 0 shows a bar, labelled
@@ -210,5 +227,18 @@ def progress_bar(iterable=None, total=None, desc=None, unit="it", *, initial=0, 
         fp = _Lines(stream)
         kwargs.setdefault("ncols", 80)
         kwargs.setdefault("ascii", True)
-    return Progress(iterable, total=total, desc=desc, unit=unit, initial=initial, file=fp, mininterval=interval,
-                    disable=disable, what=what, hint=hint, large=large, out=stream, **kwargs)
+    return Progress(
+        iterable,
+        total=total,
+        desc=desc,
+        unit=unit,
+        initial=initial,
+        file=fp,
+        mininterval=interval,
+        disable=disable,
+        what=what,
+        hint=hint,
+        large=large,
+        out=stream,
+        **kwargs,
+    )

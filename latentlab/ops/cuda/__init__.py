@@ -4,12 +4,19 @@ Importing this package compiles nothing. `load_extension(name)` builds (or reuse
 cached build in ~/.cache/torch_extensions) and returns the module, or None when the
 kernels cannot be had; the callers then fall back to the reference PyTorch ops.
 """
+
+from __future__ import annotations
+
 import os
 import shutil
 import threading
 import warnings
+from types import ModuleType
+from typing import Dict, Optional
 
 import torch
+
+from ...errors import ConfigError
 
 __all__ = ["OPS", "cuda_available_for", "load_extension"]
 
@@ -28,7 +35,8 @@ _CUDA_FLAGS = {
 }
 
 _lock = threading.Lock()
-_cache = {}  # op name -> module, or None after a failure (never retried in this process)
+# op name -> module, or None after a failure (never retried in this process)
+_cache: Dict[str, Optional[ModuleType]] = {}
 
 
 class ExtensionUnavailable(RuntimeError):
@@ -39,8 +47,10 @@ def _ref_forced() -> bool:
     return os.environ.get("LATENTLAB_OPS", "").strip().lower() == "ref"
 
 
-def _has_toolkit(home) -> bool:
-    return bool(home) and os.path.isfile(os.path.join(home, "bin", "nvcc")) and os.path.isfile(
+def _has_toolkit(home: Optional[str]) -> bool:
+    if not home:
+        return False
+    return os.path.isfile(os.path.join(home, "bin", "nvcc")) and os.path.isfile(
         os.path.join(home, "include", "cuda_runtime.h")
     )
 
@@ -68,12 +78,12 @@ def _find_cuda_home() -> str:
         candidates.append(os.path.dirname(os.path.dirname(os.path.realpath(nvcc))))
     candidates.append("/usr/local/cuda")
     for home in candidates:
-        if _has_toolkit(home):
+        if home and _has_toolkit(home):
             return home
     raise ExtensionUnavailable("no CUDA toolkit found (nvcc not on PATH and CUDA_HOME not set)")
 
 
-def _build(name: str):
+def _build(name: str) -> ModuleType:
     from torch.utils import cpp_extension
 
     if torch.version.cuda is None:
@@ -106,14 +116,14 @@ def _short(exc: BaseException, limit: int = 2000) -> str:
     return msg if len(msg) <= limit else "..." + msg[-limit:]  # compiler errors are at the end
 
 
-def load_extension(name: str):
+def load_extension(name: str) -> Optional[ModuleType]:
     """Return the compiled module for op `name` ('bias_act' or 'upfirdn2d'), or None.
 
     None without a warning when LATENTLAB_OPS=ref. On the first failure to build or
     import, warns once (saying why) and returns None for the rest of the process.
     """
     if name not in OPS:
-        raise ValueError(f"unknown op {name!r}; choose from {sorted(OPS)}")
+        raise ConfigError(f"unknown op {name!r}; choose from {sorted(OPS)}")
     if _ref_forced():
         return None
     if name in _cache:
@@ -136,7 +146,7 @@ def load_extension(name: str):
         return module
 
 
-def cuda_available_for(x: torch.Tensor, name: str = None) -> bool:
+def cuda_available_for(x: torch.Tensor, name: Optional[str] = None) -> bool:
     """True when `x` is a CUDA tensor and the kernels (of op `name`, or of all ops) load."""
     if not x.is_cuda:
         return False

@@ -5,11 +5,16 @@ ops in latentlab.ops do the parsing and call these only for CUDA tensors. The
 compiled modules also run on CPU tensors (a plain host loop), which the tests use
 to check the kernels' maths on machines without a GPU.
 """
+
+from __future__ import annotations
+
 import math
+from typing import Optional, Sequence
 
 import torch
 from torch.autograd.function import once_differentiable
 
+from ...errors import ConfigError
 from . import load_extension
 
 # name -> (kernel index, default alpha, default gain, has a nonzero second derivative)
@@ -109,7 +114,15 @@ class _BiasActGrad(torch.autograd.Function):
 _HAS_2ND = {idx: has for idx, _, _, has in _ACTS.values()}
 
 
-def bias_act_cuda(x, b=None, dim=1, act="linear", alpha=None, gain=None, clamp=None):
+def bias_act_cuda(
+    x: torch.Tensor,
+    b: Optional[torch.Tensor] = None,
+    dim: int = 1,
+    act: str = "linear",
+    alpha: Optional[float] = None,
+    gain: Optional[float] = None,
+    clamp: Optional[float] = None,
+) -> torch.Tensor:
     """clamp(act(x + b) * gain) on our kernels, with first and second derivatives.
 
     Arguments as for latentlab.ops.bias_act: `b` a 1-D tensor with x.shape[dim] entries
@@ -120,18 +133,18 @@ def bias_act_cuda(x, b=None, dim=1, act="linear", alpha=None, gain=None, clamp=N
     Third and higher derivatives raise an error.
     """
     if act not in _ACTS:
-        raise ValueError(f"unknown activation {act!r}; choose from {sorted(_ACTS)}")
+        raise ConfigError(f"unknown activation {act!r}; choose from {sorted(_ACTS)}")
     idx, def_alpha, def_gain, _ = _ACTS[act]
     alpha = float(def_alpha if alpha is None else alpha)
     gain = float(def_gain if gain is None else gain)
     clamp = float(-1 if clamp is None else clamp)
     if x.ndim > 0:
         if not -x.ndim <= dim < x.ndim:
-            raise ValueError(f"dim {dim} out of range for a {x.ndim}-D tensor")
+            raise ConfigError(f"dim {dim} out of range for a {x.ndim}-D tensor")
         dim = dim % x.ndim
     if b is not None:
         if b.ndim != 1 or x.ndim == 0 or b.shape[0] != x.shape[dim]:
-            raise ValueError(f"bias of shape {tuple(b.shape)} does not fit dim {dim} of {tuple(x.shape)}")
+            raise ConfigError(f"bias of shape {tuple(b.shape)} does not fit dim {dim} of {tuple(x.shape)}")
         b = b.to(x.dtype)
     return _BiasAct.apply(x, b, (idx, alpha, gain, clamp, dim))
 
@@ -153,7 +166,7 @@ def _run_upfirdn2d(x, f, up, down, padding, flip_filter, gain):
     if k.ndim == 2:
         return ext.upfirdn2d(x, k, ux, uy, dx, dy, px0, px1, py0, py1, not flip_filter, gain)
     # Separable: the same op along x, then along y, each with half the gain exponent.
-    g = gain ** 0.5
+    g = gain**0.5
     x = ext.upfirdn2d(x, k[None, :], ux, 1, dx, 1, px0, px1, 0, 0, not flip_filter, g)
     return ext.upfirdn2d(x, k[:, None], 1, uy, 1, dy, 0, 0, py0, py1, not flip_filter, g)
 
@@ -197,7 +210,15 @@ def _transpose_cfg(cfg, f, in_hw, out_hw):
     return (dx, dy), (ux, uy), padding, not flip_filter, gain
 
 
-def upfirdn2d_cuda(x, f, up=(1, 1), down=(1, 1), padding=(0, 0, 0, 0), flip_filter=False, gain=1.0):
+def upfirdn2d_cuda(
+    x: torch.Tensor,
+    f: torch.Tensor,
+    up: Sequence[int] = (1, 1),
+    down: Sequence[int] = (1, 1),
+    padding: Sequence[int] = (0, 0, 0, 0),
+    flip_filter: bool = False,
+    gain: float = 1.0,
+) -> torch.Tensor:
     """upfirdn2d on our kernels, differentiable to any order in x (not in f).
 
     Takes normalised arguments: x [N, C, H, W] of any layout (channels_last gives a
@@ -206,16 +227,18 @@ def upfirdn2d_cuda(x, f, up=(1, 1), down=(1, 1), padding=(0, 0, 0, 0), flip_filt
     gain float (a separable filter gets sqrt(gain) per axis).
     """
     if x.ndim != 4:
-        raise ValueError(f"upfirdn2d expects [N, C, H, W], got shape {tuple(x.shape)}")
+        raise ConfigError(f"upfirdn2d expects [N, C, H, W], got shape {tuple(x.shape)}")
     if f.ndim not in (1, 2) or f.numel() == 0:
-        raise ValueError(f"filter must be 1-D or 2-D and non-empty, got shape {tuple(f.shape)}")
+        raise ConfigError(f"filter must be 1-D or 2-D and non-empty, got shape {tuple(f.shape)}")
     up, down = tuple(int(v) for v in up), tuple(int(v) for v in down)
     padding = tuple(int(v) for v in padding)
     if min(up + down) < 1:
-        raise ValueError(f"up/down factors must be >= 1, got {up}, {down}")
+        raise ConfigError(f"up/down factors must be >= 1, got {up}, {down}")
     fh, fw = f.shape if f.ndim == 2 else (f.shape[0], f.shape[0])
     h, w = x.shape[2:]
     px0, px1, py0, py1 = padding
     if h * up[1] + py0 + py1 < fh or w * up[0] + px0 + px1 < fw:
-        raise ValueError(f"upfirdn2d: padding {padding} leaves an empty output for a {h}x{w} input and {fh}x{fw} filter")
+        raise ConfigError(
+            f"upfirdn2d: padding {padding} leaves an empty output for a {h}x{w} input and {fh}x{fw} filter"
+        )
     return _Upfirdn2d.apply(x, f, (up, down, padding, bool(flip_filter), float(gain)))

@@ -19,6 +19,7 @@ offline they raise `MissingWeights` naming the file to download and where to put
 checkpoints folder for torchvision; for timm's Hugging Face hosted weights, the file to pass as a
 weights file), and torchvision's warnings (e.g. deprecation notices) are not shown.
 """
+
 import os
 import re
 import urllib.parse
@@ -27,8 +28,17 @@ from dataclasses import dataclass
 
 from ..errors import CheckpointError, MissingWeights
 
-__all__ = ["KNOWN_WEIGHTS", "WeightsFile", "weights_dir", "weights_file", "vit_shapes", "check_shapes",
-           "torchvision_pretrained", "timm_pretrained", "hub_checkpoints_dir"]
+__all__ = [
+    "KNOWN_WEIGHTS",
+    "WeightsFile",
+    "weights_dir",
+    "weights_file",
+    "vit_shapes",
+    "check_shapes",
+    "torchvision_pretrained",
+    "timm_pretrained",
+    "hub_checkpoints_dir",
+]
 
 
 @dataclass(frozen=True)
@@ -46,15 +56,20 @@ class WeightsFile:
 
 _DINO = "https://dl.fbaipublicfiles.com/dino/{0}/{0}.pth"
 KNOWN_WEIGHTS = {
-    "dino_deitsmall16_pretrain.pth": WeightsFile(_DINO.format("dino_deitsmall16_pretrain"),
-                                                 "DINO ViT-S/16, the HSR paper's feature network",
-                                                 dict(depth=12, dim=384, patch=16, img_size=224)),
-    "dino_deitsmall8_pretrain.pth": WeightsFile(_DINO.format("dino_deitsmall8_pretrain"), "DINO ViT-S/8",
-                                                dict(depth=12, dim=384, patch=8, img_size=224)),
-    "dino_vitbase16_pretrain.pth": WeightsFile(_DINO.format("dino_vitbase16_pretrain"), "DINO ViT-B/16",
-                                               dict(depth=12, dim=768, patch=16, img_size=224)),
-    "dino_vitbase8_pretrain.pth": WeightsFile(_DINO.format("dino_vitbase8_pretrain"), "DINO ViT-B/8",
-                                              dict(depth=12, dim=768, patch=8, img_size=224)),
+    "dino_deitsmall16_pretrain.pth": WeightsFile(
+        _DINO.format("dino_deitsmall16_pretrain"),
+        "DINO ViT-S/16, the HSR paper's feature network",
+        dict(depth=12, dim=384, patch=16, img_size=224),
+    ),
+    "dino_deitsmall8_pretrain.pth": WeightsFile(
+        _DINO.format("dino_deitsmall8_pretrain"), "DINO ViT-S/8", dict(depth=12, dim=384, patch=8, img_size=224)
+    ),
+    "dino_vitbase16_pretrain.pth": WeightsFile(
+        _DINO.format("dino_vitbase16_pretrain"), "DINO ViT-B/16", dict(depth=12, dim=768, patch=16, img_size=224)
+    ),
+    "dino_vitbase8_pretrain.pth": WeightsFile(
+        _DINO.format("dino_vitbase8_pretrain"), "DINO ViT-B/8", dict(depth=12, dim=768, patch=8, img_size=224)
+    ),
 }
 
 
@@ -81,18 +96,30 @@ def vit_shapes(depth, dim, patch, img_size, in_chans=3, mlp_ratio=4, num_prefix_
     """
     tokens = (img_size // patch) ** 2 + num_prefix_tokens
     hidden = mlp_ratio * dim
-    shapes = {"cls_token": (1, 1, dim), "pos_embed": (1, tokens, dim),
-              "patch_embed.proj.weight": (dim, in_chans, patch, patch), "patch_embed.proj.bias": (dim,)}
+    shapes = {
+        "cls_token": (1, 1, dim),
+        "pos_embed": (1, tokens, dim),
+        "patch_embed.proj.weight": (dim, in_chans, patch, patch),
+        "patch_embed.proj.bias": (dim,),
+    }
     for b in range(depth):
         p = f"blocks.{b}."
-        shapes.update({
-            p + "norm1.weight": (dim,), p + "norm1.bias": (dim,),
-            p + "attn.qkv.weight": (3 * dim, dim), p + "attn.qkv.bias": (3 * dim,),
-            p + "attn.proj.weight": (dim, dim), p + "attn.proj.bias": (dim,),
-            p + "norm2.weight": (dim,), p + "norm2.bias": (dim,),
-            p + "mlp.fc1.weight": (hidden, dim), p + "mlp.fc1.bias": (hidden,),
-            p + "mlp.fc2.weight": (dim, hidden), p + "mlp.fc2.bias": (dim,),
-        })
+        shapes.update(
+            {
+                p + "norm1.weight": (dim,),
+                p + "norm1.bias": (dim,),
+                p + "attn.qkv.weight": (3 * dim, dim),
+                p + "attn.qkv.bias": (3 * dim,),
+                p + "attn.proj.weight": (dim, dim),
+                p + "attn.proj.bias": (dim,),
+                p + "norm2.weight": (dim,),
+                p + "norm2.bias": (dim,),
+                p + "mlp.fc1.weight": (hidden, dim),
+                p + "mlp.fc1.bias": (hidden,),
+                p + "mlp.fc2.weight": (dim, hidden),
+                p + "mlp.fc2.bias": (dim,),
+            }
+        )
     shapes.update({"norm.weight": (dim,), "norm.bias": (dim,)})
     return shapes
 
@@ -102,19 +129,25 @@ def check_shapes(state, shapes, where, what):
     missing = [k for k in shapes if k not in state]
     unexpected = [k for k in state if k not in shapes]
     if missing:
-        raise CheckpointError(f"{where}: not the {what}: key {missing[0]!r} is missing ({len(missing)} missing, "
-                              f"{len(unexpected)} unexpected)")
+        raise CheckpointError(
+            f"{where}: not the {what}: key {missing[0]!r} is missing ({len(missing)} missing, "
+            f"{len(unexpected)} unexpected)"
+        )
     if unexpected:
-        raise CheckpointError(f"{where}: not the {what}: unexpected key {unexpected[0]!r} ({len(unexpected)} unexpected)")
+        raise CheckpointError(
+            f"{where}: not the {what}: unexpected key {unexpected[0]!r} ({len(unexpected)} unexpected)"
+        )
     for k, shape in shapes.items():
         if tuple(state[k].shape) != tuple(shape):
-            raise CheckpointError(f"{where}: not the {what}: {k!r} has shape {list(state[k].shape)}, expected {list(shape)}")
+            raise CheckpointError(
+                f"{where}: not the {what}: {k!r} has shape {list(state[k].shape)}, expected {list(shape)}"
+            )
         if not state[k].is_floating_point():
             raise CheckpointError(f"{where}: not the {what}: {k!r} is {state[k].dtype}, expected floating point")
 
 
 def _verify(path, name, entry):
-    from ..train.extractors import read_weights  # unwraps DINO's nestings ('teacher', 'module.', 'backbone.')
+    from .extractors import read_weights  # unwraps DINO's nestings ('teacher', 'module.', 'backbone.')
 
     check_shapes(read_weights(path), entry.shapes(), path, f"{name} ({entry.description})")
 
@@ -147,8 +180,10 @@ def weights_file(weights, progress=True, hint=None):
         msg = str(e).split(": ", 1)[-1]
         found = re.fullmatch(r"download failed \((.*)\)", msg)
         reason = found.group(1) if found else msg
-        raise MissingWeights(f"{name} ({entry.description}) could not be downloaded ({reason}): download "
-                             f"{entry.url} and put it into {weights_dir()}{os.sep}" + (f" ({hint})" if hint else "")) from None
+        raise MissingWeights(
+            f"{name} ({entry.description}) could not be downloaded ({reason}): download "
+            f"{entry.url} and put it into {weights_dir()}{os.sep}" + (f" ({hint})" if hint else "")
+        ) from None
     try:
         _verify(staging, name, entry)
     except CheckpointError as e:
@@ -188,8 +223,10 @@ def torchvision_pretrained(name, build, hint=None):
             what = f"download {url} and put it into {folder}{os.sep}"
         except Exception:  # noqa: BLE001 - no registered weights: say where they would go
             what = f"put its weights file into {folder}{os.sep}"
-        raise MissingWeights(f"torchvision's pretrained {name} weights could not be downloaded ({_reason(e)}): "
-                             f"{what}" + (f" ({hint})" if hint else "")) from None
+        raise MissingWeights(
+            f"torchvision's pretrained {name} weights could not be downloaded ({_reason(e)}): "
+            f"{what}" + (f" ({hint})" if hint else "")
+        ) from None
 
 
 def timm_pretrained(name, build, hint=None):
@@ -218,4 +255,6 @@ def timm_pretrained(name, build, hint=None):
             what = f"download {url} and put it into {hub_checkpoints_dir()}{os.sep} (as {base})"
         else:
             what = "download its weights file and pass it as the weights file" + (f" ({hint})" if hint else "")
-        raise MissingWeights(f"timm's pretrained {name} weights could not be downloaded ({_reason(e)}): {what}") from None
+        raise MissingWeights(
+            f"timm's pretrained {name} weights could not be downloaded ({_reason(e)}): {what}"
+        ) from None

@@ -1,0 +1,44 @@
+"""Checks of numeric arguments, one ValueError line naming the argument: the one place for them.
+
+    from latentlab.utils.validate import check_int, check_number
+    n = check_int("n_samples", n_samples, lo=1)
+    psi = check_number("psi", psi)                       # any finite real
+    p = check_number("percentile", p, 0, 100, lo_open=True)
+
+bool is refused where a number is expected (True is an int to Python, never a count to a user);
+NumPy scalars and one-element tensors are accepted.
+"""
+
+import math
+
+import numpy as np
+
+from ..errors import ConfigError
+
+
+def _scalar(value):
+    if hasattr(value, "numel") and hasattr(value, "item") and value.numel() == 1:  # a one-element torch tensor
+        return value.item()
+    return value
+
+
+def check_number(name, value, lo=-math.inf, hi=math.inf, lo_open=False):
+    """A finite real in [lo, hi] ((lo, hi] with lo_open), returned as float."""
+    value = _scalar(value)
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ConfigError(f"{name} must be a number, got {value!r}")
+    value = float(value)
+    if not math.isfinite(value) or value < lo or value > hi or (lo_open and value == lo):
+        bounds = f"{'(' if lo_open else '['}{lo:g}, {hi:g}]"
+        raise ConfigError(f"{name} must be a finite number in {bounds}, got {value!r}")
+    return value
+
+
+def check_int(name, value, lo=0, hi=None):
+    """An integer >= lo (and <= hi when given), returned as int."""
+    value = _scalar(value)
+    integer = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+    if not integer or value < lo or (hi is not None and value > hi):
+        rng = f">= {lo}" if hi is None else f"in {lo}..{hi}"
+        raise ConfigError(f"{name} must be an integer {rng}, got {value!r}")
+    return int(value)
