@@ -20,12 +20,11 @@ def assert_matches_official(got, expected, name=""):
     assert err <= tol, f"{name}: max abs error {err:.3g} > tolerance {tol:.3g}"
 
 
-@pytest.fixture
-def tiny_generator():
-    """A small random StyleGAN2 generator (16x16, skip)."""
+def make_tiny_generator(seed=0):
+    """The small random StyleGAN2 generator every test file builds (16x16, skip, z/w 16), seeded, in eval mode."""
     from latentlab import Generator
 
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     G = Generator(
         z_dim=16,
         c_dim=0,
@@ -35,6 +34,13 @@ def tiny_generator():
         mapping_kwargs=dict(num_layers=2),
         synthesis_kwargs=dict(channel_base=256, channel_max=16),
     )
+    return G.eval()
+
+
+@pytest.fixture
+def tiny_generator():
+    """A small random StyleGAN2 generator (16x16, skip) with non-trivial noise strengths and w_avg."""
+    G = make_tiny_generator()
     with torch.no_grad():  # non-trivial noise strengths and w_avg so that tests see them
         for name, p in G.named_parameters():
             if name.endswith("noise_strength"):

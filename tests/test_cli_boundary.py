@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import run_cli
+from conftest import make_tiny_generator, run_cli
 
 
 class ColourClassifier(torch.nn.Module):
@@ -24,19 +24,9 @@ class ColourClassifier(torch.nn.Module):
 
 @pytest.fixture(scope="module")
 def samples(tmp_path_factory):
-    from latentlab import Generator
     from latentlab.sampling import sample
 
-    torch.manual_seed(0)
-    G = Generator(
-        z_dim=16,
-        c_dim=0,
-        w_dim=16,
-        img_resolution=16,
-        img_channels=3,
-        mapping_kwargs=dict(num_layers=2),
-        synthesis_kwargs=dict(channel_base=256, channel_max=16),
-    ).eval()
+    G = make_tiny_generator()
     out = tmp_path_factory.mktemp("samples")
     sample(G, ColourClassifier(), out, n=600, chunk_size=200, batch_size=100, progress=False)
     return out
@@ -45,19 +35,9 @@ def samples(tmp_path_factory):
 @pytest.fixture(scope="module")
 def wplus_samples(tmp_path_factory):
     """Samples with per-layer codes: a truncation cutoff makes the ws layers differ, so wplus [N, 6, 16] is stored."""
-    from latentlab import Generator
     from latentlab.sampling import sample
 
-    torch.manual_seed(0)
-    G = Generator(
-        z_dim=16,
-        c_dim=0,
-        w_dim=16,
-        img_resolution=16,
-        img_channels=3,
-        mapping_kwargs=dict(num_layers=2),
-        synthesis_kwargs=dict(channel_base=256, channel_max=16),
-    ).eval()
+    G = make_tiny_generator()
     with torch.no_grad():
         G.mapping.w_avg.normal_()
     assert G.num_ws == 6

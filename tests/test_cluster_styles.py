@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch import nn
 
+from conftest import make_tiny_generator
 from latentlab import Generator
 from latentlab.truncation import ClusterTruncation, Truncation
 
@@ -26,16 +27,7 @@ def no_grad():
 
 def tiny(split=False):
     """The tiny 16 px generator; split=True: coarse style layers read only w[:8], middle (and last) only w[8:]."""
-    torch.manual_seed(0)
-    G = Generator(
-        z_dim=16,
-        c_dim=0,
-        w_dim=16,
-        img_resolution=16,
-        img_channels=3,
-        mapping_kwargs=dict(num_layers=2),
-        synthesis_kwargs=dict(channel_base=256, channel_max=16),
-    ).eval()
+    G = make_tiny_generator()
     with torch.no_grad():
         G.mapping.w_avg.normal_()
         if split:

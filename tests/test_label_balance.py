@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import run_cli
+from conftest import make_tiny_generator, run_cli
 from latentlab.boundaries import ImbalancedLabelsWarning, linear_separability, train_boundaries, train_boundary
 
 
@@ -76,19 +76,9 @@ class Planted(torch.nn.Module):
 
 @pytest.fixture(scope="module")
 def samples(tmp_path_factory):
-    from latentlab import Generator
     from latentlab.sampling import sample
 
-    torch.manual_seed(0)
-    G = Generator(
-        z_dim=16,
-        c_dim=0,
-        w_dim=16,
-        img_resolution=16,
-        img_channels=3,
-        mapping_kwargs=dict(num_layers=2),
-        synthesis_kwargs=dict(channel_base=256, channel_max=16),
-    ).eval()
+    G = make_tiny_generator()
     out = tmp_path_factory.mktemp("samples")
     sample(G, Planted(), out, n=400, chunk_size=400, batch_size=100, progress=False)
     return out

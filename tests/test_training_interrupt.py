@@ -14,7 +14,8 @@ import pytest
 import torch
 from PIL import Image
 
-from latentlab import Generator, load_checkpoint
+from conftest import make_tiny_generator
+from latentlab import load_checkpoint
 from latentlab.train import TrainingOptions
 from latentlab.train.interrupt import EXIT_CODE, StopOnInterrupt, TrainingInterrupted
 from tests.conftest import run_cli
@@ -144,16 +145,7 @@ def test_ctrl_c_in_train_clusters_writes_the_state_that_resumes_exactly(tmp_path
     from latentlab.checkpoints import save_native
     from latentlab.train.clusters import train_cluster_mappings
 
-    torch.manual_seed(0)
-    G = Generator(
-        z_dim=16,
-        c_dim=0,
-        w_dim=16,
-        img_resolution=16,
-        img_channels=3,
-        mapping_kwargs=dict(num_layers=2),
-        synthesis_kwargs=dict(channel_base=256, channel_max=16),
-    ).eval()
+    G = make_tiny_generator()
     ckpt = tmp_path / "tiny.safetensors"
     save_native(ckpt, {"G_ema": G}, "latentlab")
     out = tmp_path / "run"
