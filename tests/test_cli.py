@@ -95,6 +95,7 @@ def test_generate_matches_official_seed_convention(capsys, tmp_path):
     assert grid.size == (2 * 32 + 2, 2 * 32 + 2)
 
 
+@pytest.mark.slow
 def test_convert_then_generate_from_safetensors(capsys, tmp_path):
     dst = tmp_path / "m.safetensors"
     code, out, err = run_cli(capsys, "convert", ADA, str(dst))
@@ -129,6 +130,7 @@ def test_errors_are_one_line_and_nonzero(capsys, tmp_path, args, message):
     assert "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_corrupt_file_via_subprocess(tmp_path):
     bad = tmp_path / "corrupt.pkl"
     bad.write_bytes(open(ADA, "rb").read()[:5000])

@@ -45,6 +45,7 @@ def test_als_command_writes_tables(capsys, tmp_path, classifier):
     assert len(pd.read_csv(tmp_path / "a" / "per_pair.csv")) == 5
 
 
+@pytest.mark.slow
 def test_ppl_command_offline(capsys, tmp_path):
     pytest.importorskip("lpips")
     code, out, err = run_cli(
@@ -130,6 +131,7 @@ def test_ppl_offline_lpips_is_one_line(capsys, monkeypatch):
     assert code == 1 and err.count("\n") == 1 and "vgg16-397923af.pth" in err and "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_corr_command(capsys, tmp_path, classifier):
     for space in ("z", "w"):
         folder = tmp_path / f"b{space}"
