@@ -14,6 +14,7 @@ from . import (
     commands,
     dataset_commands,
     edit_commands,
+    inversion_commands,
     sample_commands,
     study_commands,
     train_commands,
@@ -40,7 +41,7 @@ def app():
       --samples-dir  a folder written by `latentlab sample`
       --out DIR      the output folder
       --alpha SPEC   a value, a list (-2,0,2) or start:stop:count (-3:3:7)
-      --frames N     frames along a path; --steps N training steps
+      --frames N     frames along a path; --steps N training/projection steps
       --trunc PSI    truncation psi; levels: coarse, middle (or medium), fine
       --threads N    torch CPU threads; --debug shows tracebacks (both also after the command)
     Long runs show progress on stderr (a line every few seconds when it is not a terminal)
@@ -57,6 +58,7 @@ for cmd in (
     + study_commands.ALL
     + train_commands.ALL
     + dataset_commands.ALL
+    + inversion_commands.ALL
 ):
     app.add_command(cmd)
 add_global_options(app)  # --debug and --threads on the group and on every command

@@ -306,7 +306,7 @@ def test_option_naming_rules():
     problems, kinds = [], {}
     for path, cmd in leaves(app):
         where = " ".join(path)
-        training = path[0] == "train"
+        training = path[0] in ("train", "project")  # --steps: optimisation steps (training, projection)
         for opt, p in visible(cmd):
             kinds.setdefault(opt, {}).setdefault(_kind(p.type), []).append(where)
             rules = {

@@ -20,6 +20,7 @@ LAYERS = [
     {"attributes", "sampling"},
     {"train"},
     {"studies"},
+    {"inversion"},  # the projector uses studies.ppl's LPIPS distance
     {"cli", "__main__"},
 ]
 SAME_LAYER = {
