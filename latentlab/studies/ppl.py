@@ -106,6 +106,13 @@ class LPIPSDistance(torch.nn.Module):
         return self.net(a / 127.5 - 1, b / 127.5 - 1).reshape(-1)
 
 
+def kept_mask(distances: np.ndarray) -> np.ndarray:
+    """The official filter: True inside the [1st, 99th] percentile band ('lower' / 'higher' percentiles)."""
+    lo = np.percentile(distances, 1, method="lower")
+    hi = np.percentile(distances, 99, method="higher")
+    return (distances >= lo) & (distances <= hi)
+
+
 @dataclass
 class PPLResult:
     mean: float
@@ -354,9 +361,7 @@ def perceptual_path_length(
         if progress is not None:
             progress.update(len(idx))
     out = gather_rows(mine, local, num_samples)
-    lo = np.percentile(out, 1, method="lower")
-    hi = np.percentile(out, 99, method="higher")
-    kept = (out >= lo) & (out <= hi)
+    kept = kept_mask(out)
     settings = dict(
         space=space,
         sampling=sampling,

@@ -11,9 +11,10 @@ from .plots import _plt, save_figure
 
 def kept_band(distances):
     """The values inside the metric's [1st, 99th] percentile band (what the PPL averages)."""
+    from .ppl import kept_mask
+
     d = np.asarray(distances, dtype=np.float64)
-    lo, hi = np.percentile(d, 1, method="lower"), np.percentile(d, 99, method="higher")
-    return d[(d >= lo) & (d <= hi)]
+    return d[kept_mask(d)]
 
 
 def ppl_histograms(results, path_stem, bins=50, title="Perceptual path length", log=False):
