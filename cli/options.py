@@ -111,6 +111,23 @@ batch = click.option(
 device_opt = click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:N or auto.")
 
 
+def align(f):
+    """--align (FFHQ-style crop and alignment of face photos) and --landmarks FILE (the landmarks to align
+    with, instead of the optional detector); the command receives `align` (bool) and `landmarks` (str or None)
+    and passes both to `latentlab.inversion.load_targets`."""
+    f = click.option(
+        "--landmarks",
+        type=click.Path(dir_okay=False),
+        default=None,
+        help="Face landmarks per image for --align (see `latentlab.inversion.align`) instead of the detector.",
+    )(f)
+    return click.option(
+        "--align",
+        is_flag=True,
+        help="Crop and align face photos as FFHQ was (eyes and mouth from --landmarks or the detector extra).",
+    )(f)
+
+
 # ---- output folders: --out DIR (a folder with fixed file names inside) and --force ----------------------------------
 FILE_SUFFIXES = (".json", ".npy", ".npz", ".pt", ".pth", ".pkl", ".safetensors", ".png", ".csv")
 

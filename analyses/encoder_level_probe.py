@@ -1,0 +1,95 @@
+"""GH-Feat's level-wise probing: how well does each level of an encoder's codes predict each attribute?
+
+    latentlab features --encoder enc.safetensors renders/images/*.png --out feats.npz
+    python analyses/encoder_level_probe.py --features feats.npz --labels renders/labels.csv --out reports/probe
+
+The features file holds one array per level (coarse, middle, fine: the encoder's predicted style
+codes of that level's layers) and the image names; the labels CSV has a `file` column (image file
+names; matched to the features by name without folder and suffix) and one column per target.
+Targets (default: every numeric column but `file`) with two distinct values are probed by logistic
+regression (accuracy), the others by ridge regression (R^2); see `latentlab.studies.level_probe`.
+Circular targets (`--circular background`, a hue in [0, 1)) are probed as cos and sin of 2 pi value.
+
+On toyfaces renders (labels.csv of `latentlab toyfaces`) the expected hierarchy is: coarse levels
+predict pose (yaw) and shape (male: hair length, face size) best, fine levels colour (skin,
+background) best.
+"""
+
+import argparse
+import os
+import sys
+
+import numpy as np
+
+from latentlab.errors import LatentlabError
+from latentlab.studies.level_probe import probe_levels, score_matrix, write_level_probe_report
+
+TOYFACES_TARGETS = "yaw,nuisance_face_scale,male,smile,age,eyeglasses,skin,background,nuisance_hair_shade"
+
+
+def load_features(path):
+    with np.load(path, allow_pickle=False) as f:
+        if "names" not in f:
+            raise ValueError(f"{path}: not a features file of `latentlab features` (no 'names')")
+        names = [str(n) for n in f["names"]]
+        levels = [k for k in ("coarse", "middle", "fine") if k in f] or [
+            k for k in f.files if k not in ("names", "model_id", "levels")
+        ]
+        return names, {k: f[k].astype(np.float64) for k in levels}
+
+
+def load_targets(path, names, columns, circular):
+    import pandas as pd
+
+    table = pd.read_csv(path)
+    if "file" not in table:
+        raise ValueError(f"{path}: needs a 'file' column naming the images")
+    table.index = [os.path.splitext(os.path.basename(str(f)))[0] for f in table["file"]]
+    missing = [n for n in names if n not in table.index]
+    if missing:
+        raise ValueError(f"{path}: no labels for {len(missing)} image(s), e.g. {missing[0]}")
+    table = table.loc[names]
+    columns = columns or [c for c in table.columns if c != "file" and np.issubdtype(table[c].dtype, np.number)]
+    targets = {}
+    for c in columns:
+        if c not in table:
+            raise ValueError(f"{path}: no column {c!r}")
+        v = table[c].to_numpy(dtype=np.float64)
+        if c in circular:
+            targets[f"{c}_cos"], targets[f"{c}_sin"] = np.cos(2 * np.pi * v), np.sin(2 * np.pi * v)
+        else:
+            targets[c] = v
+    return targets
+
+
+def run(args):
+    names, feats = load_features(args.features)
+    columns = [c for c in args.targets.split(",") if c] if args.targets else None
+    circular = {c for c in args.circular.split(",") if c}
+    targets = load_targets(args.labels, names, columns, circular)
+    table = probe_levels(feats, targets, test_fraction=args.test_fraction, seed=args.seed)
+    settings = dict(features=args.features, labels=args.labels, test_fraction=args.test_fraction, seed=args.seed)
+    best = write_level_probe_report(table, args.out, title=args.title, settings=settings)
+    print(score_matrix(table).to_string(float_format=lambda v: f"{v:.3f}"))
+    print("best level: " + ", ".join(f"{t}: {lvl}" for t, lvl in best.items()) + f"\n-> {args.out}")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--features", required=True, help="features .npz of `latentlab features`")
+    ap.add_argument("--labels", required=True, help="CSV with a 'file' column and one column per target")
+    ap.add_argument("--targets", default=None, help=f"comma-separated columns (toyfaces: {TOYFACES_TARGETS})")
+    ap.add_argument("--circular", default="background", help="columns holding a hue in [0, 1)")
+    ap.add_argument("--test-fraction", type=float, default=0.3)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--title", default=None)
+    ap.add_argument("--out", required=True)
+    args = ap.parse_args()
+    try:
+        run(args)
+    except (LatentlabError, ValueError, OSError) as e:
+        sys.exit(f"encoder_level_probe: error: {e}")
+
+
+if __name__ == "__main__":
+    main()
