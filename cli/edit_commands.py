@@ -4,11 +4,13 @@ import click
 
 from . import options as opt
 from .conventions import ALPHAS, alias
+from .latents_input import latents_option, refuse_with_latents, seeds_or_latents
 from .types import CHOICE, LAYERS, SEEDS, TRUNCATION
 
 
-def _direction(G, ckpt, attr, boundary, boundaries_dir, conditions, channels, space):
-    """The primary direction (conditions applied) the options name; None for a pure channel edit."""
+def _direction(G, ckpt, attr, boundary, boundaries_dir, conditions, channels, space, codes=None):
+    """The primary direction (conditions applied) the options name; None for a pure channel edit. codes: the
+    --latents codes (a direction they cannot take is refused with what to do instead)."""
     from latentlab.edits.pipeline import edit_direction
 
     if sum(x is not None for x in (attr, boundary)) > 1:
@@ -19,7 +21,7 @@ def _direction(G, ckpt, attr, boundary, boundaries_dir, conditions, channels, sp
         if conditions:
             raise click.UsageError("--condition needs --attr or --boundary")
         return None
-    return edit_direction(G, ckpt, attr, boundary, boundaries_dir, conditions, space)
+    return edit_direction(G, ckpt, attr, boundary, boundaries_dir, conditions, space, codes)
 
 
 @click.command()
@@ -63,6 +65,10 @@ def _direction(G, ckpt, attr, boundary, boundaries_dir, conditions, channels, sp
 )
 @click.option("--channels", default=None, help="S-space channels: b64.conv0:12,b32.conv1:3-5 or flat indices.")
 @opt.seeds
+@latents_option(
+    help="Latents file to edit instead of --seeds (e.g. `latentlab project`'s latents.npz, or `latentlab encode`'s "
+    "s codes): its images start from their reconstruction (its noise maps) and are named after it."
+)
 @opt.trunc
 @opt.trunc_cutoff
 @opt.noise_mode
@@ -90,6 +96,7 @@ def edit(
     layers,
     channels,
     seeds,
+    latents_file,
     psi,
     cutoff,
     noise_mode,
@@ -99,12 +106,18 @@ def edit(
     no_original,
     out_dir,
 ):
-    """Edit generated faces along a semantic direction: code + alpha * n.
+    """Edit generated faces, or given codes (--latents), along a semantic direction: code + alpha * n.
 
-    Writes grid.png (rows = seeds, columns = alphas), one PNG per image,
+    Writes grid.png (rows = seeds or codes, columns = alphas), one PNG per image
+    (seedNNNN_alphaA.png, or NAME_alphaA.png named after the latents' images),
     edit.json (everything needed to reproduce it) and latents.npz. The first
     column is the unedited image (alpha 0, added unless --alpha has it; with
     --to-distance the unedited code; --no-original omits it).
+
+    With --latents the codes are edited in their own space or converted forward
+    (z -> w -> w+ -> s, never back): W+ codes take a W direction on every layer
+    (or --layers); S codes (from `latentlab encode`) edit in S, with --channels or
+    an S-space direction, and W/W+ codes can be edited in S too (--space s).
 
     \b
     Example:
@@ -113,33 +126,38 @@ def edit(
       latentlab edit --model ffhq.pkl --boundary smile_w.npy --space w+ --layers 0-5 --out out/coarse
       latentlab edit --model ffhq.pkl --space s --channels b64.conv0:12 --alpha -10,0,10 --out out/channel
       latentlab edit --model ffhq.pkl --boundary smile_w.npy --to-distance --alpha -3:3:7 --out out/distance
+      latentlab project photo.png --out p/ && latentlab edit --latents p/latents.npz --attr smile --alpha 2
+      latentlab edit --latents enc/latents.npz --space s --channels b16.conv1:3 --alpha -5,5 --out out/enc
     """
-    from latentlab.edits.pipeline import edit_alphas, run_edit, save_edit
+    from latentlab.edits.pipeline import check_given_codes, default_edit_space, edit_alphas, run_edit, save_edit
     from latentlab.generate import class_labels
     from latentlab.latents import parse_layers
     from latentlab.utils.progress import progress_bar
 
+    refuse_with_latents(latents_file, **{"--class": "class_idx"})
     alpha_list = edit_alphas(alphas, not no_original, to_distance)
     dev = opt.device(device)
     G = opt.load_model(ckpt, dev)
     opt.check_cutoff(G, cutoff)
-    direction = _direction(G, ckpt, attr, boundary, boundaries_dir, conditions, channels, space)
-    space = space or (
-        direction.space if direction is not None and direction.space else ("s" if direction is None else "w")
-    )
+    start = seeds_or_latents(seeds, latents_file, G, dev)
+    latents = None if start is seeds else start
+    direction = _direction(G, ckpt, attr, boundary, boundaries_dir, conditions, channels, space, latents)
+    space = space or default_edit_space(direction, latents)
     if direction is None and space != "s":
         raise click.UsageError("--channels edits the s space: add --space s")
     if layers is not None and space != "w+":
         raise click.UsageError("--layers needs --space w+")
     layer_list = parse_layers(layers, G) if space == "w+" else None  # fails before rendering
-    c = class_labels(G, len(seeds), class_idx, dev)
-    total = len(seeds) * len(alpha_list)
+    if latents is not None:
+        check_given_codes(latents, space, psi, cutoff)
+    c = class_labels(G, len(seeds), class_idx, dev) if latents is None else None
+    total = len(start) * len(alpha_list)
     with progress_bar(
         total=total, desc="edit", unit="img", what="images", hint="use fewer --seeds or --alpha values"
     ) as bar:
         codes, edited, images = run_edit(
             G,
-            seeds,
+            start,
             direction,
             alphas,
             space,
@@ -157,6 +175,7 @@ def edit(
         )
     record = dict(
         model=ckpt,
+        latents=latents_file,
         to_distance=to_distance,
         space=space,
         layers=layer_list,
@@ -191,6 +210,16 @@ def edit(
     show_default=True,
     help="Seeds of the images the layers come from.",
 )
+@latents_option(
+    name="--row-latents",
+    dest="row_latents",
+    help="Latents file whose codes are the rows, instead of --rows (e.g. projected photos; z, w or w+ codes).",
+)
+@latents_option(
+    name="--col-latents",
+    dest="col_latents",
+    help="Latents file whose codes are the columns, instead of --cols.",
+)
 @click.option(
     "--layers",
     type=LAYERS,
@@ -204,23 +233,33 @@ def edit(
 @opt.batch
 @opt.device_opt
 @opt.out(help="Output folder: grid.png, mix_ROW_COL.png, mix.json.")
-def mix(ckpt, row_seeds, col_seeds, layers, psi, cutoff, noise_mode, batch_size, device, out_dir):
+def mix(
+    ckpt, row_seeds, col_seeds, row_latents, col_latents, layers, psi, cutoff, noise_mode, batch_size, device, out_dir
+):
     """Style mixing grid: row images with the chosen layers taken from column images.
 
-    The top row shows the column sources, the left column the row sources.
+    The top row shows the column sources, the left column the row sources. Rows
+    and columns are seeds (--rows, --cols) or the codes of a latents file
+    (--row-latents, --col-latents; e.g. projected photos, which render with their
+    noise maps: a mixed image keeps its row image's noise). --trunc applies to
+    seeds and z codes; w and w+ codes are used as they are. Files are named
+    mix_ROW_COL.png by 4-digit seeds or the codes' image names.
 
     \b
     Example:
       latentlab mix --model ffhq.pkl --rows 0-3 --cols 10-13 --layers coarse --trunc 0.7 --out out/mix
+      latentlab mix --row-latents p/latents.npz --cols 10-13 --layers fine --out out/mix_photo
     """
     from latentlab.edits.mixing import mix_grid, write_mix
 
     dev = opt.device(device)
     G = opt.load_model(ckpt, dev)
     opt.check_cutoff(G, cutoff)
-    result = mix_grid(G, row_seeds, col_seeds, layers, psi, cutoff, noise_mode, batch_size, dev)
+    rows = seeds_or_latents(row_seeds, row_latents, G, dev, "row_seeds", "--rows", "--row-latents")
+    cols = seeds_or_latents(col_seeds, col_latents, G, dev, "col_seeds", "--cols", "--col-latents")
+    result = mix_grid(G, rows, cols, layers, psi, cutoff, noise_mode, batch_size, dev)
     write_mix(out_dir, result, dict(model=ckpt))
-    click.echo(f"wrote {len(row_seeds) * len(col_seeds)} mixes and grid.png to {out_dir}")
+    click.echo(f"wrote {len(rows) * len(cols)} mixes and grid.png to {out_dir}")
 
 
 @click.command()
@@ -241,8 +280,14 @@ def mix(ckpt, row_seeds, col_seeds, layers, psi, cutoff, noise_mode, batch_size,
     help="Frames per pair, both ends included.",
     **alias("--steps"),
 )
+@latents_option(
+    help="Latents file whose consecutive codes are the endpoints, instead of --seeds (e.g. projected photos)."
+)
 @click.option(
-    "--space", type=click.Choice(["z", "w", "w+"]), default="w", show_default=True, help="z uses slerp, w/w+ lerp."
+    "--space",
+    type=click.Choice(["z", "w", "w+", "s"]),
+    default=None,
+    help="z uses slerp, w/w+/s lerp [default: w; with --latents, the codes' own space].",
 )
 @opt.trunc
 @opt.trunc_cutoff
@@ -250,22 +295,28 @@ def mix(ckpt, row_seeds, col_seeds, layers, psi, cutoff, noise_mode, batch_size,
 @opt.batch
 @opt.device_opt
 @opt.out(help="Output folder: pairPP_frameFFF.png, grid.png, path.npz.")
-def interpolate(ckpt, seeds, steps, space, psi, cutoff, noise_mode, batch_size, device, out_dir):
-    """Interpolate between seeds: slerp in Z, lerp in W / W+.
+def interpolate(ckpt, seeds, latents_file, steps, space, psi, cutoff, noise_mode, batch_size, device, out_dir):
+    """Interpolate between seeds or given codes: slerp in Z, lerp in W / W+ / S.
+
+    With --latents, consecutive codes of the file are the endpoints, in their own
+    space or a later one (--space; conversions go z -> w -> w+ -> s); their noise
+    maps are lerped along each path, so both ends render as the codes' images.
 
     \b
     Example:
       latentlab interpolate --model ffhq.pkl --seeds 0,5,9 --frames 10 --space w --out out/interp
+      latentlab interpolate --latents p/latents.npz --frames 10 --out out/interp_photos
     """
     from latentlab.edits.mixing import interpolation_path, render_interpolation, write_interpolation
     from latentlab.utils.progress import progress_bar
 
-    if len(seeds) < 2:
+    if latents_file is None and len(seeds) < 2:
         raise click.UsageError("--seeds needs at least two seeds")
     dev = opt.device(device)
     G = opt.load_model(ckpt, dev)
     opt.check_cutoff(G, cutoff)
-    path = interpolation_path(G, seeds, steps, space, psi, cutoff, dev)
+    start = seeds_or_latents(seeds, latents_file, G, dev)
+    path = interpolation_path(G, start, steps, space if space or latents_file else "w", psi, cutoff, dev)
     with progress_bar(
         total=len(path["codes"]), desc="interpolate", unit="img", what="frames", hint="use fewer --seeds or --frames"
     ) as bar:
@@ -280,6 +331,10 @@ ALL = [edit, mix, interpolate]
 @click.command()
 @opt.model
 @opt.seeds
+@latents_option(
+    help="Latents file whose codes are the columns, instead of --seeds (e.g. projected photos: z codes as seeds, "
+    "w/w+ codes through each variant's W truncation; Z resampling and --choose need z codes)."
+)
 @click.option(
     "--variant",
     "variants",
@@ -341,6 +396,7 @@ ALL = [edit, mix, interpolate]
 def truncate(
     ckpt,
     seeds,
+    latents_file,
     variants,
     clusters_file,
     choose,
@@ -356,7 +412,7 @@ def truncate(
     device,
     out_dir,
 ):
-    """Truncation variants side by side on the same seeds (rows = variants, columns = seeds).
+    """Truncation variants side by side on the same seeds or given codes (rows = variants, columns = seeds).
 
     With --clusters, the last row comes from that clusters file: truncated toward each
     level's predicted cluster, or, with --choose, generated from the chosen cluster per
@@ -368,6 +424,7 @@ def truncate(
       latentlab truncate --model ffhq.pkl --variant clusters:k=8,psi=0.5 --save-fitted --out out/clusters
       latentlab truncate --model ffhq.pkl --clusters out/clusters/variant0.npz --trunc 0.3 --out out/reuse
       latentlab truncate --model ffhq.pkl --clusters runs/clusters/clusters.npz --choose coarse=3,fine=1 --tsne --out out/c3
+      latentlab truncate --latents p/latents.npz --variant none --variant w:0.5 --out out/trunc_photos
     """
     from latentlab.studies.reports import truncation_report, truncation_rows
 
@@ -383,10 +440,11 @@ def truncate(
     embeddings = [method for method, wanted in (("tsne", tsne), ("umap", umap_plot)) if wanted]
     dev = opt.device(device)
     G = opt.load_model(ckpt, dev)
+    start = seeds_or_latents(seeds, latents_file, G, dev)
     _, record = truncation_report(
         G,
         rows,
-        seeds,
+        start,
         out_dir,
         fit_samples=fit_samples,
         fit_seed=fit_seed,
@@ -404,7 +462,7 @@ def truncate(
         click.echo(f"row {i}: {e['name']}")
     figures = record["figures"]
     click.echo(
-        f"wrote grid.png ({len(rows)} variants x {len(seeds)} seeds)"
+        f"wrote grid.png ({len(rows)} variants x {len(start)} {'seeds' if start is seeds else 'codes'})"
         + (f" and {', '.join(figures)}" if figures else "")
         + f" to {out_dir}"
     )

@@ -119,12 +119,15 @@ def align(f):
         "--landmarks",
         type=click.Path(dir_okay=False),
         default=None,
-        help="Face landmarks per image for --align (see `latentlab.inversion.align`) instead of the detector.",
+        help="Landmarks for --align instead of the detector, in pixels of the photo as displayed: JSON "
+        '{"photo.jpg": 68 [x, y] points (dlib order) or {"left_eye": [x, y], "right_eye", "mouth_left", '
+        '"mouth_right"}, ...} (left = image left), or .npy / .txt holding one photo\'s 68 x 2 points.',
     )(f)
     return click.option(
         "--align",
         is_flag=True,
-        help="Crop and align face photos as FFHQ was (eyes and mouth from --landmarks or the detector extra).",
+        help="Crop, level and resize face photos to the generator's size as FFHQ was, from eyes and mouth "
+        "(--landmarks FILE, or the detector: pip install 'latentlab[align]').",
     )(f)
 
 

@@ -1,4 +1,4 @@
-"""`latentlab als` and `latentlab ppl`: thin shells over latentlab.studies."""
+"""`latentlab als`, `ppl` and `corr`: thin shells over latentlab.studies."""
 
 import json
 import os
@@ -7,6 +7,8 @@ import click
 
 from . import options as opt
 from .conventions import ALPHA, ALPHAS, alias, frames_or_old_steps
+from .latents_input import given as on_command_line
+from .latents_input import latents_option, load_latents, seeds_or_latents
 
 
 @click.command()
@@ -32,10 +34,11 @@ from .conventions import ALPHA, ALPHAS, alias, frames_or_old_steps
 @click.option("--steps", "old_steps", type=click.IntRange(min=1), default=None, hidden=True)  # old name: --frames N+1
 @click.option(
     "--space",
-    type=click.Choice(["z", "w", "w+"]),
+    type=click.Choice(["z", "w", "w+", "s"]),
     default="w",
     show_default=True,
-    help="Random pairs in W, W+ (per-layer w's) or Z (slerp, then mapped).",
+    help="Random pairs in W, W+ (per-layer w's) or Z (slerp, then mapped); with --latents the paths run in the "
+    "codes' own space unless this names a later one (s: straight lines in S, for given codes only).",
 )
 @click.option(
     "--protocol",
@@ -65,7 +68,17 @@ from .conventions import ALPHA, ALPHAS, alias, frames_or_old_steps
     show_default=True,
     help="Step for --boundary pairs (one value; the --alpha syntax of every command).",
 )
-@click.option("--seed", type=int, default=0, show_default=True, help="Pair p uses seeds 2p + seed and 2p + 1 + seed.")
+@click.option(
+    "--seed",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Pair p uses seeds 2p + seed and 2p + 1 + seed (with --latents: two codes drawn by RandomState(seed + p)).",
+)
+@latents_option(
+    help="Latents file (e.g. projected photos) instead of seeds: pairs join two of its codes (rendered with their "
+    "noise maps, lerped), or with --boundary each code is one pair, the code and its edit [--n: all codes]."
+)
 @opt.batch
 @opt.device_opt
 @opt.out(
@@ -99,6 +112,7 @@ def als(
     boundary,
     edit_alpha,
     seed,
+    latents_file,
     batch_size,
     device,
     out_dir,
@@ -108,12 +122,16 @@ def als(
 ):
     """Attribute Linearity Score (HSR paper) of random latent pairs, or a comparison of saved reports.
 
+    With --latents the pairs are given codes (e.g. projected photos) instead of
+    seeds: two codes per pair, or with --boundary a code and its edit.
+
     \b
     Example:
       latentlab als                                   # the embedded toyfaces model and its classifier
       latentlab als --model ffhq.pkl --classifier resnet:celeba40.pt --attrs Smiling,Male,Young --n 1000 --out out/sg2
       latentlab als --model ffhq.pkl --classifier resnet:celeba40.pt --boundary smile_w.npy --alpha 3 --protocol hsr
       latentlab als --compare SG2=out/sg2 --compare SG2+HSR=out/hsr --out out/compare
+      latentlab als --latents p/latents.npz --boundary smile_w.npy --alpha 3 --out out/als_photos
     """
     steps = frames_or_old_steps(frames, old_steps) - 1  # als_study: N intervals
     if compare_dirs:
@@ -125,6 +143,7 @@ def als(
                 ("--attrs", attrs),
                 ("--boundary", boundary),
                 ("--pair-attr", pair_attr),
+                ("--latents", latents_file),
             )
             if v is not None
         ]
@@ -142,8 +161,20 @@ def als(
 
     dev, rank, _ = join(device)  # under torchrun the work is split across ranks; rank 0 reports
     G = opt.load_model(ckpt, dev)
+    latents = load_latents(latents_file, G, dev)
+    if latents is None and space == "s":
+        raise click.UsageError("--space s needs --latents (random pairs live in z, w or w+)")
+    if latents is not None:
+        if not on_command_line("space"):  # the codes' own space (z codes edited along a W direction: mapped to W first)
+            space = "w" if boundary is not None and latents.space == "z" else latents.space
+        if boundary is not None and not on_command_line("pairs"):
+            pairs = len(latents)  # one edit pair per code
     clf = als_classifier(load_classifier(opt.classifier_for(classifier_spec, G, ckpt, attrs)), attrs, pair_attr, dev)
     direction = load_direction(boundary).check_dim(G.w_dim, "w").vector if boundary is not None else None
+    if latents is not None:
+        from latentlab.studies.als import check_latent_pairs
+
+        check_latent_pairs(G, latents, pairs, seed, space, direction, edit_alpha)  # before the progress bar
     with progress_bar(
         total=rank_share(pairs), desc="als", unit="pair", enabled=rank == 0, what="ALS pairs", hint="use --n to reduce"
     ) as bar:
@@ -161,6 +192,7 @@ def als(
             dev,
             progress=bar,
             standardize=standardize,
+            latents=latents,
         )
     shutdown()
     if rank != 0:
@@ -168,6 +200,8 @@ def als(
     table = als_table(res)
     click.echo(table.to_string(float_format=lambda v: f"{v:.4f}"))
     kind = f"edit along {os.path.basename(boundary)} x {edit_alpha:g}" if boundary else space
+    if latents is not None:
+        kind += f", codes of {latents_file}"
     click.echo(
         f"mean ALS ({protocol}{', standardised' if standardize else ''}, {pairs} pairs, {steps} steps, {kind}): "
         f"{res['mean']:.4f}"
@@ -182,6 +216,7 @@ def als(
             model=ckpt,
             classifier=classifier_spec,
             space=space,
+            latents=latents_file,
             seed=seed,
             boundary=boundary,
             alpha=edit_alpha if boundary else None,
@@ -435,6 +470,10 @@ def ppl(
     "renderer's own labels].",
 )
 @opt.seeds
+@latents_option(
+    help="Latents file (e.g. projected photos) whose codes are edited instead of --seeds: z codes in Z and W, "
+    "w/w+ codes in W only (rendered with their noise maps; scores.csv names them)."
+)
 @click.option(
     "--alpha",
     "alphas",
@@ -464,6 +503,7 @@ def corr(
     score_map,
     reference,
     seeds,
+    latents_file,
     alphas,
     scores,
     psi,
@@ -472,6 +512,9 @@ def corr(
     out_dir,
 ):
     """Attribute correlation study: edit in Z and W, score, compare correlations, plot linearity.
+
+    The faces are seeds, or given codes (--latents, e.g. projected photos; w and w+
+    codes, which do not convert back to z, are edited in W only).
 
     Writes scores.csv (logits); per space the correlation matrix of the images edited there,
     corr_z_generated and corr_w_generated (the paper's figures 6a, 6b), with corr_reference,
@@ -485,9 +528,10 @@ def corr(
       latentlab corr --seeds 0-49 --out out/corr      # embedded model: its boundaries, classifier and true labels
       latentlab corr --model ffhq.pkl --classifier resnet:celeba40.pt --attrs smile,age --z-boundaries bz/ \\
           --w-boundaries bw/ --reference list_attr_celeba.txt --seeds 0-99 --out out/corr
+      latentlab corr --latents p/latents.npz --out out/corr_photos
     """
     from latentlab.attributes import load_classifier
-    from latentlab.studies.correlation import MissingInput, comparison_lines, study_inputs
+    from latentlab.studies.correlation import MissingInput, comparison_lines, reachable_directions, study_inputs
     from latentlab.studies.reports import corr_study, write_corr_report
     from latentlab.utils.distributed import join, shutdown
     from latentlab.utils.progress import progress_bar, rank_share
@@ -498,10 +542,24 @@ def corr(
         raise click.UsageError(str(e)) from None
     dev, rank, _ = join(device)  # under torchrun the work is split across ranks; rank 0 reports
     G = opt.load_model(ckpt, dev)
+    faces = seeds_or_latents(seeds, latents_file, G, dev)
+    directions = inputs.directions
+    if faces is not seeds:
+        directions = reachable_directions(directions, faces)
+        if len(directions) < len(inputs.directions):
+            if z_boundaries is not None:
+                raise click.UsageError(
+                    f"--z-boundaries: Z edits need z codes; {latents_file} holds {faces.space} codes (drop the option)"
+                )
+            if rank == 0:
+                click.echo(f"latentlab: note: {latents_file} holds {faces.space} codes: W edits only", err=True)
+        from latentlab.edits.pipeline import check_given_codes
+
+        check_given_codes(faces, faces.space, psi)  # --trunc applies to z codes only
     clf = load_classifier(opt.classifier_for(classifier_spec, G, ckpt, inputs.classifier_attributes))
     clf = clf.to(dev).eval() if hasattr(clf, "to") else clf
     columns = inputs.columns(clf.names)
-    total = len(inputs.directions) * rank_share(len(seeds)) * len(alphas)  # rank 0's share of the faces
+    total = len(directions) * rank_share(len(faces)) * len(alphas)  # rank 0's share of the faces
     with progress_bar(
         total=total,
         desc="corr",
@@ -513,8 +571,8 @@ def corr(
         result = corr_study(
             G,
             clf,
-            inputs.directions,
-            seeds,
+            directions,
+            faces,
             alphas,
             columns,
             inputs.reference,

@@ -79,6 +79,28 @@ def parse_channels(spec: str, G: AnyGenerator) -> List[int]:
     return sorted(set(out))
 
 
+@torch.no_grad()
+def direction_in_s(G: AnyGenerator, direction: DirectionLike) -> torch.Tensor:
+    """The S-space move [sum C] that a unit W direction n causes: every layer's style is affine in w
+    (A_l w + b_l), so styles(w + alpha n) = styles(w) + alpha (styles(n) - styles(0)) exactly. Not
+    renormalised, so alpha keeps its W meaning on S codes (e.g. encoded images)."""
+    d = load_direction(direction)
+    if d.space not in (None, "w") or d.vector.size != G.w_dim:
+        raise ConfigError(f"direction {d.name!r} is not a W direction ({d.vector.size} dims, W has {G.w_dim})")
+    param = next(G.parameters())
+    n = torch.as_tensor(d.vector, dtype=param.dtype, device=param.device).reshape(1, 1, -1)
+    ws = torch.cat([n, torch.zeros_like(n)]).repeat(1, G.num_ws, 1)
+    s = G.synthesis.pack_styles(G.synthesis.compute_styles(ws))
+    return (s[0] - s[1]).float()
+
+
+def _is_w_direction_for_s(direction: Optional[DirectionLike], G: AnyGenerator) -> bool:
+    if direction is None:
+        return False
+    d = load_direction(direction)
+    return d.space == "w" or (d.space is None and d.vector.size == G.w_dim != space_dim(G, "s"))
+
+
 def _as_tensor(direction, like):
     return torch.as_tensor(direction.vector, dtype=like.dtype, device=like.device)
 
@@ -96,7 +118,8 @@ def edit(
     z, w: the whole code. w+: only the ws layers in `layers` (spec or list; all by
     default); the direction is a w-sized vector. s: the whole S vector, or with
     `channels` (spec or flat indices) only those channels, each by alpha (the
-    direction is then the unit vector on them, if none is given).
+    direction is then the unit vector on them, if none is given). A W direction on s
+    codes moves them exactly as `w + alpha n` moves the styles (`direction_in_s`).
     """
     space = codes.space
     if space == "s" and direction is None:
@@ -108,6 +131,13 @@ def edit(
         direction = Direction(vec, name=f"channels:{channels}", space="s")
     if direction is None:
         raise ConfigError(f"a {space}-space edit needs a direction")
+    if space == "s" and channels is None and _is_w_direction_for_s(direction, G):
+        if layers is not None:
+            raise ConfigError("--layers needs the w+ space (a W direction moves every layer of S codes)")
+        direction = load_direction(direction)
+        data = codes.data + alpha * direction_in_s(G, direction).to(codes.data)
+        meta = dict(codes.meta, edit=dict(direction=direction.name, alpha=float(alpha), space="s", moved_as="w"))
+        return codes.replace(data=data, meta=meta)
     direction = load_direction(direction)
     direction.check_dim(space_dim(G, space), space)
     n = _as_tensor(direction, codes.data)
@@ -137,7 +167,8 @@ def sweep(
     channels: Optional[Channels] = None,
     to_distance: bool = False,
 ) -> LatentCodes:
-    """[edit(codes, direction, a) for a in alphas] as one LatentCodes ordered seed-major (rows = seeds).
+    """[edit(codes, direction, a) for a in alphas] as one LatentCodes ordered code-major (rows = codes; each
+    code's seed, label and noise maps repeated for its columns).
 
     With to_distance=True each value is a target signed distance to the boundary
     through the origin instead of a step (InterFaceGAN's start/end distance).
@@ -152,9 +183,7 @@ def sweep(
     else:
         edited = [edit(codes, direction, a, G, layers, channels) for a in parse_alphas(alphas)]
     data = torch.stack([e.data for e in edited], dim=1).flatten(0, 1)
-    seeds = [s for s in codes.seeds for _ in edited] if codes.seeds is not None else None
-    c = codes.c.repeat_interleave(len(edited), dim=0) if codes.c is not None else None
-    return codes.replace(data=data, seeds=seeds, c=c)
+    return codes.repeat_rows(len(edited), data)  # seeds, labels, noise maps and names repeat with the codes
 
 
 def distance(codes: LatentCodes, direction: DirectionLike, offset: float = 0.0) -> torch.Tensor:
@@ -175,6 +204,8 @@ def edit_to_distance(
     """Move each code along n until its signed distance equals `target` (InterFaceGAN's start/end distance)."""
     if codes.space == "w+":
         raise ConfigError("edit_to_distance works on z, w or s codes (a w+ code has one distance per layer)")
+    if codes.space == "s" and _is_w_direction_for_s(direction, G):
+        raise ConfigError("a distance to a W boundary is not defined for s codes: give alphas (steps) instead")
     direction = load_direction(direction)
     d = distance(codes, direction, offset)
     n = _as_tensor(direction, codes.data)

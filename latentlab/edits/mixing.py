@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError
+from ..latents.codes import LatentCodes
 
 if TYPE_CHECKING:
     from tqdm import tqdm
@@ -59,10 +60,29 @@ MIX_RECORD = "mix.json"
 PATH_FILE = "path.npz"
 
 
+def _side(G, given, truncation_psi, truncation_cutoff, device, what):
+    """(w+ codes, labels for file names) of one side of a mixing grid: seeds, or given codes (z codes are
+    mapped with the truncation; w/w+ codes are used as they are; s codes refused)."""
+    from .pipeline import start_codes
+
+    if isinstance(given, LatentCodes):
+        if given.space == "s":
+            raise ConfigError(
+                f"{given.source or 'the ' + what + ' codes'}: style mixing copies ws layers, and s codes "
+                "cannot become w+ codes (conversions go z -> w -> w+ -> s, never back)"
+            )
+        psi, cutoff = (truncation_psi, truncation_cutoff) if given.space == "z" else (1.0, None)
+        codes = start_codes(G, given, "w+", psi, cutoff, device=device)
+        return codes, codes.names() if codes.seeds is None else [f"{s:04d}" for s in codes.seeds]
+    seeds = [int(s) for s in given]
+    codes = start_codes(G, seeds, "w+", truncation_psi, truncation_cutoff, device=device)
+    return codes, [f"{s:04d}" for s in seeds]
+
+
 def mix_grid(
     G: AnyGenerator,
-    rows: Sequence[int],
-    cols: Sequence[int],
+    rows: Union[Sequence[int], LatentCodes],
+    cols: Union[Sequence[int], LatentCodes],
     layers: LayerSpec = "coarse",
     truncation_psi: float = 1.0,
     truncation_cutoff: Optional[int] = None,
@@ -71,48 +91,68 @@ def mix_grid(
     device: Union[torch.device, str] = "cpu",
     progress: Optional[tqdm] = None,
 ) -> Dict[str, Any]:
-    """A style-mixing grid: each row seed's image with the ws `layers` taken from each column seed's.
+    """A style-mixing grid: each row image with the ws `layers` taken from each column image.
 
-    rows, cols: seeds (lists of ints); layers: indices or a spec (`latentlab.latents.parse_layers`:
-    0-5, coarse, middle, fine, ...). Returns dict(rows, cols, layers (indices), images_rows [R, H, W, C],
-    images_cols [C, ...], images [R*C, ...] (row-major: row seed i, column seed j at i*C + j) uint8,
-    grid uint8 (the top row shows the column sources, the left column the row sources, the corner blank),
-    record (what `write_mix` puts in mix.json besides versions)).
+    rows, cols: seeds (lists of ints) or given codes (LatentCodes, e.g. `LatentCodes.load_for(file, G)`:
+    z codes are mapped with the truncation, w and w+ codes are used as they are, s codes are refused);
+    layers: indices or a spec (`latentlab.latents.parse_layers`: 0-5, coarse, middle, fine, ...). Codes
+    with noise maps render with them: a mixed image has its row image's noise. Returns dict(rows, cols
+    (seeds, or None for given codes), row_names, col_names (file-name labels: 4-digit seeds or the
+    codes' names), layers (indices), images_rows [R, H, W, C], images_cols [C, ...], images [R*C, ...]
+    (row-major: row i, column j at i*C + j) uint8, grid uint8 (the top row shows the column sources, the
+    left column the row sources, the corner blank), record (what `write_mix` puts in mix.json besides
+    versions)).
     """
     from ..latents import parse_layers
     from ..utils.images import make_grid
-    from ..utils.render import render_uint8
-    from .pipeline import start_codes
 
-    rows, cols = [int(s) for s in rows], [int(s) for s in cols]
+    if isinstance(rows, LatentCodes) and isinstance(cols, LatentCodes) and rows.space != "z" and cols.space != "z":
+        if truncation_psi != 1 or truncation_cutoff is not None:
+            raise ConfigError(
+                "truncation applies when mapping from Z: these w/w+ codes are used as they are (drop --trunc)"
+            )
     sel = parse_layers(layers, G)
     with torch.no_grad():
-        wr = start_codes(G, rows, "w+", truncation_psi, truncation_cutoff, device=device).data
-        wc = start_codes(G, cols, "w+", truncation_psi, truncation_cutoff, device=device).data
-        mixed = style_mix(wr.repeat_interleave(len(cols), 0), wc.repeat(len(rows), 1, 1), sel)
-    img_r, img_c, img_m = (render_uint8(G, ws, batch_size, noise_mode, progress) for ws in (wr, wc, mixed))
+        cr, row_names = _side(G, rows, truncation_psi, truncation_cutoff, device, "row")
+        cc, col_names = _side(G, cols, truncation_psi, truncation_cutoff, device, "column")
+        mixed_ws = style_mix(cr.data.repeat_interleave(len(cc), 0), cc.data.repeat(len(cr), 1, 1), sel)
+        mixed = cr.repeat_rows(len(cc), mixed_ws)  # each mixed image keeps its row image's noise
+    img_r, img_c, img_m = (c.render_uint8(G, noise_mode, batch_size, progress) for c in (cr, cc, mixed))
     blank = np.full((1, *img_r.shape[1:]), 255, np.uint8)
     cells = [blank, img_c]
-    for i in range(len(rows)):
-        cells += [img_r[i : i + 1], img_m[i * len(cols) : (i + 1) * len(cols)]]
-    grid = make_grid(np.concatenate(cells), cols=len(cols) + 1)
+    for i in range(len(cr)):
+        cells += [img_r[i : i + 1], img_m[i * len(cc) : (i + 1) * len(cc)]]
+    grid = make_grid(np.concatenate(cells), cols=len(cc) + 1)
+    row_seeds = None if isinstance(rows, LatentCodes) else [int(s) for s in rows]
+    col_seeds = None if isinstance(cols, LatentCodes) else [int(s) for s in cols]
     record = dict(
-        rows=rows,
-        cols=cols,
+        rows=row_seeds if row_seeds is not None else row_names,
+        cols=col_seeds if col_seeds is not None else col_names,
+        row_latents=rows.source if isinstance(rows, LatentCodes) else None,
+        col_latents=cols.source if isinstance(cols, LatentCodes) else None,
         layers=sel,
         truncation=dict(psi=truncation_psi, cutoff=truncation_cutoff),
         noise_mode=noise_mode,
     )
     return dict(
-        rows=rows, cols=cols, layers=sel, images_rows=img_r, images_cols=img_c, images=img_m, grid=grid, record=record
+        rows=row_seeds,
+        cols=col_seeds,
+        row_names=row_names,
+        col_names=col_names,
+        layers=sel,
+        images_rows=img_r,
+        images_cols=img_c,
+        images=img_m,
+        grid=grid,
+        record=record,
     )
 
 
 def write_mix(
     out_dir: Union[str, os.PathLike], result: Dict[str, Any], record: Optional[Dict[str, Any]] = None
 ) -> Dict[str, Any]:
-    """grid.png, mix_ROW_COL.png per mixed image (4-digit seeds) and mix.json (`result`'s record, `record`'s
-    extra entries such as the model, versions). Returns mix.json's record."""
+    """grid.png, mix_ROW_COL.png per mixed image (4-digit seeds, or the given codes' names) and mix.json
+    (`result`'s record, `record`'s extra entries such as the model, versions). Returns mix.json's record."""
     import json
     import os
 
@@ -122,44 +162,76 @@ def write_mix(
 
     os.makedirs(out_dir, exist_ok=True)
     save_png(to_pil(result["grid"]), os.path.join(out_dir, "grid.png"))
-    cols = result["cols"]
-    for i, r in enumerate(result["rows"]):
+    rows = result.get("row_names") or [f"{s:04d}" for s in result["rows"]]
+    cols = result.get("col_names") or [f"{s:04d}" for s in result["cols"]]
+    for i, r in enumerate(rows):
         for j, c in enumerate(cols):
-            save_png(to_pil(result["images"][i * len(cols) + j]), os.path.join(out_dir, f"mix_{r:04d}_{c:04d}.png"))
+            save_png(to_pil(result["images"][i * len(cols) + j]), os.path.join(out_dir, f"mix_{r}_{c}.png"))
     record = dict(record or {}, **result["record"], versions=versions())
     write_text(os.path.join(out_dir, MIX_RECORD), json.dumps(record, indent=1, default=str))
     return record
 
 
+def code_path(a: LatentCodes, b: LatentCodes, t: Union[torch.Tensor, Sequence[float]]) -> LatentCodes:
+    """Frames between codes a[i] and b[i] (one space) at positions t: slerp in Z, lerp elsewhere; pair-major
+    (pair i, frame f at i*T + f). Noise maps, when the codes have them, are lerped alike (exact at both ends;
+    a pair of one image's codes keeps its noise). Labels follow a."""
+    if a.space != b.space or a.data.shape != b.data.shape:
+        raise ConfigError(f"path ends differ: {a.space} {tuple(a.data.shape)} and {b.space} {tuple(b.data.shape)}")
+    t = torch.as_tensor(t, dtype=a.data.dtype, device=a.data.device)
+    path = slerp(a.data, b.data, t) if a.space == "z" else lerp(a.data, b.data, t)  # [T, P, ...]
+    frames = a.repeat_rows(len(t), path.transpose(0, 1).flatten(0, 1)).replace(seeds=None)
+    if a.noise is not None and b.noise is not None:
+        frames.noise = [lerp(na, nb, t.to(na.device)).transpose(0, 1).flatten(0, 1) for na, nb in zip(a.noise, b.noise)]
+    elif (a.noise is None) != (b.noise is None):
+        raise ConfigError("path ends differ: one has noise maps, the other not")
+    return frames
+
+
 def interpolation_path(
     G: AnyGenerator,
-    seeds: Sequence[int],
+    seeds: Union[Sequence[int], LatentCodes],
     frames: int = 8,
-    space: str = "w",
+    space: Optional[str] = "w",
     truncation_psi: float = 1.0,
     truncation_cutoff: Optional[int] = None,
     device: Union[torch.device, str] = "cpu",
 ) -> Dict[str, Any]:
-    """Paths between consecutive seeds: slerp in Z, lerp in W / W+, `frames` frames per pair, both ends included.
+    """Paths between consecutive seeds (or given codes: a LatentCodes, e.g. projected photos): slerp in Z,
+    lerp in W / W+ / S, `frames` frames per pair, both ends included.
 
-    Returns dict(seeds, space, frames (per pair), t [frames], codes: LatentCodes of every frame, pair-major:
+    Given codes interpolate in `space` (None: their own; they convert forward only, z -> w -> w+ -> s),
+    with their noise maps lerped alike (`code_path`), so both ends render as the codes do.
+    Returns dict(seeds (None for given codes), names (one per endpoint), latents (the file the codes came
+    from, or None), space, frames (per pair), t [frames], codes: LatentCodes of every frame, pair-major:
     pair p, frame f at p*frames + f). Z frames are truncated when rendered (`render_interpolation`).
     Cheap (mapping only): every refusal comes from here, before anything is rendered."""
     from .pipeline import start_codes
 
-    seeds = [int(s) for s in seeds]
+    given = seeds if isinstance(seeds, LatentCodes) else None
+    if not isinstance(seeds, LatentCodes):
+        seeds = [int(s) for s in seeds]
+    space = (given.space if given is not None else "w") if space is None else space
     if len(seeds) < 2:
+        if given is not None:
+            raise ConfigError(f"{given.source or 'the given codes'}: interpolation needs at least two codes")
         raise ConfigError("interpolation needs at least two seeds")
     if frames < 2:
         raise ConfigError(f"frames must be >= 2 (both ends), got {frames}")
-    if space not in ("z", "w", "w+"):
-        raise ConfigError(f"interpolation runs in z, w or w+, got {space!r}")
+    if space not in ("z", "w", "w+", "s"):
+        raise ConfigError(f"interpolation runs in z, w, w+ or s, got {space!r}")
     codes = start_codes(G, seeds, space, truncation_psi, truncation_cutoff, device=device)
     t = torch.linspace(0, 1, frames)
-    a, b = codes.data[:-1], codes.data[1:]
-    path = slerp(a, b, t) if space == "z" else lerp(a, b, t)  # [T, P, ...]
-    frames_codes = codes.replace(data=path.transpose(0, 1).flatten(0, 1), seeds=None)
-    return dict(seeds=seeds, space=space, frames=frames, t=t, codes=frames_codes)
+    frames_codes = code_path(codes[:-1], codes[1:], t)
+    return dict(
+        seeds=None if given is not None else seeds,
+        names=codes.names(),
+        latents=None if given is None else given.source,
+        space=space,
+        frames=frames,
+        t=t,
+        codes=frames_codes,
+    )
 
 
 def render_interpolation(
@@ -180,7 +252,8 @@ def render_interpolation(
 
 
 def write_interpolation(out_dir: Union[str, os.PathLike], result: Dict[str, Any]) -> None:
-    """pairPP_frameFFF.png per frame, grid.png (a row per pair) and path.npz (codes, space, seeds, t)."""
+    """pairPP_frameFFF.png per frame, grid.png (a row per pair) and path.npz (codes, space, t, and the seeds
+    or, for given codes, the endpoints' names and the latents file)."""
     import os
 
     from ..utils.atomic import save_npz
@@ -194,7 +267,11 @@ def write_interpolation(out_dir: Union[str, os.PathLike], result: Dict[str, Any]
     arrays = dict(
         codes=result["codes"].data.cpu().numpy(),
         space=np.asarray(result["space"]),
-        seeds=np.asarray(result["seeds"]),
         t=result["t"].numpy(),
     )
+    if result.get("seeds") is not None:
+        arrays["seeds"] = np.asarray(result["seeds"])
+    else:
+        arrays["names"] = np.asarray(result["names"])
+        arrays["latents"] = np.asarray(str(result.get("latents") or ""))
     save_npz(os.path.join(out_dir, PATH_FILE), arrays)

@@ -139,6 +139,8 @@ class VGGRelu43(nn.Module):
                 f"({getattr(e, 'reason', e)}); use the features 'toyfaces' or 'lpips-random' offline"
             ) from None
         self.body = nn.Sequential(vgg.slice1, vgg.slice2, vgg.slice3, vgg.slice4)
+        self.shift: torch.Tensor
+        self.scale: torch.Tensor
         self.register_buffer("shift", torch.tensor([-0.030, -0.088, -0.188]).view(1, 3, 1, 1))
         self.register_buffer("scale", torch.tensor([0.458, 0.448, 0.450]).view(1, 3, 1, 1))
 

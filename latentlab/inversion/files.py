@@ -6,30 +6,46 @@ import csv
 import io
 import json
 import os
-from typing import List, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 
 from ..errors import ConfigError
 from ..utils.atomic import write_text
 from ..utils.images import save_png, to_pil, to_uint8
+from .align import FaceKeypoints, align_face, check_keypoints, detect_keypoints, read_landmarks, require_detector
 from .projector import ProjectionResult
 
 GREY_MODES = ("1", "L", "LA", "I", "I;16", "F")
 
 
-def load_targets(paths: Sequence[str], resolution: int, channels: int) -> Tuple[torch.Tensor, List[str]]:
+def load_targets(
+    paths: Sequence[str], resolution: int, channels: int, align: bool = False, landmarks: Optional[str] = None
+) -> Tuple[torch.Tensor, List[str]]:
     """uint8 targets [N, C, R, R] and their names (file names without folder and suffix).
 
-    Refuses, naming the file, an image that is not resolution x resolution (alignment/resizing is
-    not implemented yet) or whose colour (grey vs RGB) differs from the generator's; RGBA and
-    palette images are read as RGB."""
+    align: crop and align every image as FFHQ was (`latentlab.inversion.align`) to resolution x
+    resolution, from the landmarks file `landmarks` (formats in that module) or, without one, the
+    optional face detector (`pip install 'latentlab[align]'`); the photo is read as displayed (its
+    EXIF orientation applied). Without align an image must already be resolution x resolution.
+    Either way refuses, naming the file, an image whose colour (grey vs RGB) differs from the
+    generator's; RGBA and palette images are read as RGB."""
     if not paths:
         raise ConfigError("no images given")
-    arrays, names = [], []
-    for path in paths:
+    if landmarks and not align:
+        raise ConfigError(f"--landmarks {landmarks}: the landmarks are for --align; add --align")
+    names = [os.path.splitext(os.path.basename(p))[0] for p in paths]
+    if len(set(names)) != len(names):
+        raise ConfigError("two images have the same file name; give images with distinct names")
+    keypoints: Optional[List[FaceKeypoints]] = None
+    if align:
+        keypoints = read_landmarks(landmarks, paths) if landmarks else None
+        if keypoints is None:
+            require_detector()  # one line naming the extra, before any image is read
+    arrays = []
+    for i, path in enumerate(paths):
         try:
             with Image.open(path) as im:
                 im.load()
@@ -38,18 +54,24 @@ def load_targets(paths: Sequence[str], resolution: int, channels: int) -> Tuple[
                 if grey != (channels == 1):
                     what = "greyscale" if grey else "colour"
                     raise ConfigError(f"{path}: a {what} image ({mode}) for a generator with {channels} channel(s)")
-                if size != (resolution, resolution):
+                if align:
+                    photo = ImageOps.exif_transpose(im).convert("L" if grey else "RGB")
+                    if keypoints is not None:
+                        kp = keypoints[i]
+                        check_keypoints(kp, photo.size, f"{landmarks}: {os.path.basename(path)}")
+                    else:
+                        kp = detect_keypoints(photo, path)
+                    arr = np.asarray(align_face(photo, kp, resolution))
+                elif size != (resolution, resolution):
                     raise ConfigError(
                         f"{path}: image is {size[0]}x{size[1]}, the generator makes {resolution}x{resolution} "
-                        "(crop/resize it first: alignment (--align) is not implemented yet)"
+                        "(align a face photo with --align, or crop/resize it first)"
                     )
-                arr = np.asarray(im.convert("L" if grey else "RGB"))
+                else:
+                    arr = np.asarray(im.convert("L" if grey else "RGB"))
         except (OSError, Image.DecompressionBombError) as e:
             raise ConfigError(f"{path}: cannot read this image ({e})") from None
         arrays.append(arr[..., None] if arr.ndim == 2 else arr)
-        names.append(os.path.splitext(os.path.basename(path))[0])
-    if len(set(names)) != len(names):
-        raise ConfigError("two images have the same file name; give images with distinct names")
     return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous(), names
 
 

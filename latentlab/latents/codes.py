@@ -6,20 +6,27 @@ Spaces and shapes:
     'w+' [N, num_ws, w_dim]               one w per layer
     's'  [N, sum of style channels]       the per-layer styles, packed (see SynthesisNetwork.pack_styles)
 Conversions go forward only: z -> w -> w+ -> s -> image.
+
+Codes of real images (`latentlab project`, `latentlab encode`) also carry the per-image noise maps they
+were found with (`noise`: one [N, 1, R, R] per noise layer, saved as arrays noise0, noise1, ...);
+rendering uses them (`noise_mode='const'`), so a projected image renders as its reconstruction, and
+every row operation (selection, edits, repeats) keeps them aligned with the codes.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Sequence, Union
 
 import numpy as np
 import torch
 
 from ..errors import ConfigError
 from ..models.identity import model_hash
+from ..models.noise import noise_layers, noise_override
 from ..utils.atomic import save_npz
 from .seeds import z_from_seeds
 
@@ -48,14 +55,36 @@ def space_dim(G: AnyGenerator, space: str) -> int:
     return sum(G.synthesis.style_dims.values())
 
 
+def check_forward(have: str, want: str, source: str = "the codes", fix: str = "") -> None:
+    """ConfigError (one line naming `source`, with `fix` appended) unless `have` codes convert forward to `want`."""
+    check_space(have)
+    check_space(want)
+    if _ORDER[want] < _ORDER[have]:
+        raise ConfigError(
+            f"{source}: {have} codes cannot become {want} codes (conversions go z -> w -> w+ -> s, never back)"
+            + (f"; {fix}" if fix else "")
+        )
+
+
 @dataclass
 class LatentCodes:
+    """Codes `data` of one `space`, with optional per-code seeds, labels `c` and noise maps.
+
+    model_id: the hash of the generator they belong to (`load_for` refuses another model's). meta:
+    JSON-able facts (e.g. 'targets': the image names of inverted codes, one per code). noise: per-code
+    noise maps, one [N, 1, R, R] tensor per noise layer of the generator (`noise_layers` order), used
+    when rendering with noise_mode='const'; None: the generator's own constant noise. source: the file
+    the codes were read from (for messages and records; not saved).
+    """
+
     data: torch.Tensor
     space: str
     seeds: Optional[List[int]] = None
     c: Optional[torch.Tensor] = None  # labels of conditional generators, [N, c_dim]
     model_id: Optional[str] = None
     meta: dict = field(default_factory=dict)
+    noise: Optional[List[torch.Tensor]] = None
+    source: Optional[str] = None
 
     def __post_init__(self):
         check_space(self.space)
@@ -64,6 +93,13 @@ class LatentCodes:
             raise ConfigError(f"{self.space} codes must have {want} dims, got shape {tuple(self.data.shape)}")
         if self.seeds is not None and len(self.seeds) != len(self.data):
             raise ConfigError(f"{len(self.seeds)} seeds for {len(self.data)} codes")
+        if self.noise is not None:
+            self.noise = list(self.noise)
+            for k, n in enumerate(self.noise):
+                if n.ndim != 4 or n.shape[0] != len(self.data) or n.shape[1] != 1 or n.shape[2] != n.shape[3]:
+                    raise ConfigError(
+                        f"noise map {k} must be [N={len(self.data)}, 1, R, R] (one per code), got {tuple(n.shape)}"
+                    )
 
     # ---- construction ---------------------------------------------------------------------
     @classmethod
@@ -83,19 +119,54 @@ class LatentCodes:
 
     def __getitem__(self, idx):
         idx = [idx] if isinstance(idx, int) else idx
-        rows = torch.arange(len(self))[idx]
+        return self._rows(torch.arange(len(self))[idx])
+
+    def _rows(self, rows: torch.Tensor, data: Optional[torch.Tensor] = None) -> LatentCodes:
+        """These codes' rows `rows` (a 1-D index tensor, repeats allowed): seeds, labels, noise and the
+        per-code meta 'targets' follow; `data`, when given, replaces the selected codes' values."""
+        meta = dict(self.meta)
+        targets = meta.get("targets")
+        if isinstance(targets, list) and len(targets) == len(self):
+            meta["targets"] = [targets[i] for i in rows.tolist()]
         return self.replace(
-            data=self.data[rows],
+            data=self.data[rows.to(self.data.device)] if data is None else data,
             seeds=[self.seeds[i] for i in rows.tolist()] if self.seeds is not None else None,
-            c=self.c[rows] if self.c is not None else None,
+            c=self.c[rows.to(self.c.device)] if self.c is not None else None,
+            noise=None if self.noise is None else [n[rows.to(n.device)] for n in self.noise],
+            meta=meta,
         )
+
+    def repeat_rows(self, k: int, data: Optional[torch.Tensor] = None) -> LatentCodes:
+        """Every code k times in a row (code-major: code0 x k, code1 x k, ...), with its seed, label, noise
+        and name; `data` [N*k, ...] replaces the values (e.g. an edit sweep's columns)."""
+        rows = torch.arange(len(self)).repeat_interleave(int(k))
+        if data is not None and len(data) != len(rows):
+            raise ConfigError(f"{len(data)} codes for {len(self)} codes x {k} repeats")
+        return self._rows(rows, data)
 
     def replace(self, **changes: Any) -> LatentCodes:
         kw: Dict[str, Any] = dict(
-            data=self.data, space=self.space, seeds=self.seeds, c=self.c, model_id=self.model_id, meta=dict(self.meta)
+            data=self.data,
+            space=self.space,
+            seeds=self.seeds,
+            c=self.c,
+            model_id=self.model_id,
+            meta=dict(self.meta),
+            noise=self.noise,
+            source=self.source,
         )
         kw.update(changes)
         return LatentCodes(**kw)
+
+    def names(self) -> List[str]:
+        """One name per code, for file names and tables: the image names of inverted codes (meta 'targets'),
+        else seedNNNN, else codeNNNN (the code's index)."""
+        targets = self.meta.get("targets")
+        if isinstance(targets, list) and len(targets) == len(self):
+            return [str(t) for t in targets]
+        if self.seeds is not None:
+            return [f"seed{s:04d}" for s in self.seeds]
+        return [f"code{i:04d}" for i in range(len(self))]
 
     def _labels(self, G):
         if self.c is not None:
@@ -111,6 +182,19 @@ class LatentCodes:
             raise ConfigError(
                 f"{self.space} codes of shape {tuple(self.data.shape)} do not fit this generator ({shape})"
             )
+        self._check_noise(G)
+
+    def _check_noise(self, G):
+        if self.noise is None:
+            return
+        layers = noise_layers(G.synthesis)
+        if len(self.noise) != len(layers):
+            raise ConfigError(
+                f"{len(self.noise)} noise maps (noise0, noise1, ...) for this generator's {len(layers)} noise layers"
+            )
+        for k, (n, (_, r)) in enumerate(zip(self.noise, layers)):
+            if n.shape[-1] != r:
+                raise ConfigError(f"noise map {k} is {n.shape[-1]}x{n.shape[-1]}, this generator's layer is {r}x{r}")
 
     # ---- conversions ---------------------------------------------------------------------
     def to(
@@ -147,19 +231,42 @@ class LatentCodes:
         with torch.no_grad():
             return {"ws": self.wplus(G)}
 
+    def render_batches(
+        self,
+        G: AnyGenerator,
+        noise_mode: str = "const",
+        batch_size: int = 16,
+        progress: Optional[tqdm] = None,
+        **synthesis_kwargs: Any,
+    ) -> Iterator[torch.Tensor]:
+        """Float images [B, C, H, W], `batch_size` codes at a time, without grad. With noise_mode='const' codes
+        that carry noise maps render with them (`noise_override`); 'random' and 'none' ignore them."""
+        from ..utils.render import render_batches
+
+        inputs = self.synthesis_input(G)
+        if self.noise is None or noise_mode != "const":
+            yield from render_batches(
+                G, **inputs, batch_size=batch_size, noise_mode=noise_mode, progress=progress, **synthesis_kwargs
+            )
+            return
+        self._check_noise(G)
+        if batch_size < 1:
+            raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+        ((kind, x),) = inputs.items()
+        for i in range(0, len(self), batch_size):
+            with noise_override(G.synthesis, [n[i : i + batch_size] for n in self.noise]):
+                (img,) = render_batches(
+                    G, **{kind: x[i : i + batch_size]}, batch_size=batch_size, noise_mode="const", **synthesis_kwargs
+                )
+            yield img  # outside the override: the caller may render with G in between
+            if progress is not None:
+                progress.update(len(img))
+
     def render(
         self, G: AnyGenerator, noise_mode: str = "const", batch_size: int = 16, **synthesis_kwargs: Any
     ) -> torch.Tensor:
-        """Images [N, C, H, W] (batched; no grad)."""
-        from ..utils.render import render_batches
-
-        return torch.cat(
-            list(
-                render_batches(
-                    G, **self.synthesis_input(G), batch_size=batch_size, noise_mode=noise_mode, **synthesis_kwargs
-                )
-            )
-        )
+        """Images [N, C, H, W] (batched; no grad; with the codes' noise maps, see `render_batches`)."""
+        return torch.cat(list(self.render_batches(G, noise_mode, batch_size, **synthesis_kwargs)))
 
     def render_uint8(
         self,
@@ -169,17 +276,14 @@ class LatentCodes:
         progress: Optional[tqdm] = None,
         **synthesis_kwargs: Any,
     ) -> np.ndarray:
-        """uint8 images [N, H, W, C] (`latentlab.utils.render.render_uint8`), batched, without grad."""
-        from ..utils.render import render_uint8
+        """uint8 images [N, H, W, C] (rounded as `latentlab.utils.render.render_uint8` rounds), batched, without
+        grad, with the codes' noise maps (see `render_batches`)."""
+        from ..utils.images import to_uint8
 
-        return render_uint8(
-            G,
-            **self.synthesis_input(G),
-            batch_size=batch_size,
-            noise_mode=noise_mode,
-            progress=progress,
-            **synthesis_kwargs,
-        )
+        out = [to_uint8(x) for x in self.render_batches(G, noise_mode, batch_size, progress, **synthesis_kwargs)]
+        if not out:
+            return np.zeros((0, G.img_resolution, G.img_resolution, G.img_channels), dtype=np.uint8)
+        return np.concatenate(out)
 
     # ---- files ---------------------------------------------------------------------------
     def arrays(self, prefix: str = "") -> Dict[str, np.ndarray]:
@@ -188,10 +292,13 @@ class LatentCodes:
             d[f"{prefix}seeds"] = np.asarray(self.seeds, dtype=np.int64)
         if self.c is not None:
             d[f"{prefix}c"] = self.c.detach().cpu().numpy()
+        for k, n in enumerate(self.noise or ()):
+            d[f"{prefix}noise{k}"] = n.detach().cpu().numpy()
         return d
 
     def save(self, path: Union[str, os.PathLike], **extra_arrays: Any) -> None:
-        """Write an .npz with the codes, space, seeds, labels and model id (atomically)."""
+        """Write an .npz with the codes, space, seeds, labels, noise maps (noise0, noise1, ...) and model id
+        (atomically); `extra_arrays` are added (and win over those of the same name)."""
         arrays = self.arrays()
         arrays["space"] = np.asarray(self.space)
         arrays["model_id"] = np.asarray(self.model_id or "")
@@ -201,25 +308,35 @@ class LatentCodes:
 
     @classmethod
     def load(cls, path: Union[str, os.PathLike], prefix: str = "") -> LatentCodes:
+        """The codes `prefix`codes of an .npz written by `save` (with their seeds, labels, noise maps, meta)."""
         with np.load(path, allow_pickle=False) as f:
             if f"{prefix}codes" not in f:
                 raise ConfigError(f"{path}: no latent codes in this file")
-            return cls(
+            noise_keys = [k for k in f.files if re.fullmatch(re.escape(prefix) + r"noise\d+", k)]
+            wanted = [f"{prefix}noise{k}" for k in range(len(noise_keys))]
+            if sorted(noise_keys) != sorted(wanted):
+                raise ConfigError(f"{path}: noise maps must be numbered noise0..noise{len(noise_keys) - 1}")
+            codes = cls(
                 torch.from_numpy(f[f"{prefix}codes"]).float(),
                 str(f["space"]),
                 seeds=f[f"{prefix}seeds"].tolist() if f"{prefix}seeds" in f else None,
                 c=torch.from_numpy(f[f"{prefix}c"]).float() if f"{prefix}c" in f else None,
                 model_id=str(f["model_id"]) or None,
                 meta=json.loads(str(f["meta"])) if "meta" in f else {},
+                noise=[torch.from_numpy(f[k]).float() for k in wanted] if wanted else None,
             )
+        return codes.replace(source=os.fspath(path))
 
     @classmethod
     def load_for(
         cls, path: Union[str, os.PathLike], G: AnyGenerator, device: Union[torch.device, str] = "cpu"
     ) -> LatentCodes:
-        """Load a latents file for generator G: refuses files made with another model or codes that do not fit G."""
+        """Load a latents file for generator G: refuses (one line naming the file) files made with another model,
+        codes that do not fit G, and noise maps that do not fit G's noise layers (count and resolutions)."""
         try:
             codes = cls.load(path)
+        except ConfigError as e:
+            raise ConfigError(str(e) if os.fspath(path) in str(e) else f"{path}: {e}") from None
         except (OSError, KeyError, ValueError) as e:
             raise ConfigError(f"{path}: not a latents file ({e})") from None
         if codes.model_id and codes.model_id != model_hash(G)[: len(codes.model_id)]:
@@ -233,4 +350,8 @@ class LatentCodes:
             raise ConfigError(f"{path}: {e}") from None
         if codes.c is not None and codes.c.shape[1] != G.c_dim:
             raise ConfigError(f"{path}: labels of width {codes.c.shape[1]}, the generator expects {G.c_dim}")
-        return codes.replace(data=codes.data.to(device), c=None if codes.c is None else codes.c.to(device))
+        return codes.replace(
+            data=codes.data.to(device),
+            c=None if codes.c is None else codes.c.to(device),
+            noise=None if codes.noise is None else [n.to(device) for n in codes.noise],
+        )

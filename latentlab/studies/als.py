@@ -76,6 +76,64 @@ def path_logits(G, classifier, w0, w1, steps=10, batch_size=16, noise_mode="cons
     return logits.numpy().astype(np.float64)
 
 
+def latent_pairs(G, codes, indices, seed=0, space=None, direction=None, alpha=3.0):
+    """Path ends (a, b), LatentCodes in the path's space, of the ALS pairs `indices` over given codes.
+
+    Random pairs: pair i joins two distinct codes drawn by RandomState(seed + i) (as PPL's pairs of given
+    codes), in `space` (None: the codes' own; forward conversions only: z -> w -> w+ -> s; Z paths slerp
+    and are mapped frame by frame). With `direction` (a unit W vector): pair i is code i and its edit
+    code + alpha * direction (edit linearity), in W or W+ (z codes are mapped first; s codes refused).
+    """
+    from ..latents.codes import check_forward
+
+    source = codes.source or "the given codes"
+    indices = [int(i) for i in indices]
+    if direction is not None:
+        if codes.space == "s" or space == "s":
+            raise ConfigError(
+                f"{source}: --boundary moves codes along a W direction, and s codes cannot become w codes "
+                "(conversions go z -> w -> w+ -> s, never back); drop --boundary to measure paths between codes"
+            )
+        space = space or ("w" if codes.space == "z" else codes.space)
+        if space == "z":
+            raise ConfigError("edit-linearity pairs move along a W direction: use space 'w'")
+        check_forward(codes.space, space, source)
+        if indices and max(indices) >= len(codes):
+            raise ConfigError(f"{source}: {max(indices) + 1} edit pairs need as many codes, the file has {len(codes)}")
+        with torch.no_grad():
+            a = codes[indices].to(space, G)
+        n = torch.as_tensor(np.asarray(direction), dtype=a.data.dtype, device=a.data.device)
+        return a, a.replace(data=a.data + alpha * n)
+    space = space or codes.space
+    check_forward(codes.space, space, source)
+    if len(codes) < 2:
+        raise ConfigError(f"{source}: ALS pairs of given codes need at least 2 codes, got {len(codes)}")
+    ends = [np.random.RandomState(seed + i).choice(len(codes), 2, replace=False) for i in indices]
+    with torch.no_grad():
+        return tuple(codes[[int(e[k]) for e in ends]].to(space, G) for k in (0, 1))
+
+
+def check_latent_pairs(G, codes, pairs, seed=0, space=None, direction=None, alpha=3.0):
+    """Every refusal of `latent_pairs` for `pairs` pairs (space, too few codes), before any rendering."""
+    latent_pairs(G, codes, [pairs - 1] if direction is not None else [0], seed, space, direction, alpha)
+
+
+@torch.no_grad()
+def codes_path_logits(G, classifier, a, b, steps=10, batch_size=16, noise_mode="const"):
+    """Logits [P, steps+1, A] along the paths a -> b of LatentCodes (`latent_pairs`): slerp then mapping
+    in Z, straight lines in W / W+ / S; codes with noise maps render with them, lerped along the path
+    (`latentlab.edits.mixing.code_path`: an edit pair keeps its image's noise)."""
+    from ..edits.mixing import code_path
+
+    if steps < 1:
+        raise ConfigError(f"steps must be >= 1, got {steps}")
+    frames = code_path(a, b, torch.linspace(0, 1, steps + 1))
+    if frames.space == "z":
+        frames = frames.to("w", G)
+    out = [torch.as_tensor(classifier(x)).float().cpu() for x in frames.render_batches(G, noise_mode, batch_size)]
+    return torch.cat(out).reshape(len(a), steps + 1, -1).numpy().astype(np.float64)
+
+
 def score_units(classifier, names=None):
     """The unit of each attribute's score: a list of strings, one per name (default: the classifier's names).
 

@@ -23,7 +23,6 @@ import torch
 from ..edits.linear import edit, parse_alphas
 from ..edits.pipeline import start_codes
 from ..errors import ConfigError
-from ..utils.render import render_batches
 
 SCORE_TRANSFORMS = ("logits", "probabilities")
 SPACES = ("z", "w")
@@ -44,27 +43,50 @@ def edit_scores(
 ):
     """Long table of classifier scores for every (space, edited attribute, alpha, seed).
 
-    directions: {(space, attr): Direction-like}, space in {'z', 'w'}. Returns a pandas DataFrame
-    with columns space, edited, alpha, seed and one column per classifier attribute.
+    directions: {(space, attr): Direction-like}, space in {'z', 'w'}. seeds: seeds, or given codes (a
+    LatentCodes, e.g. projected photos: z codes are edited in Z and W, w and w+ codes in W only, with their
+    noise maps; the 'seed' column then holds the codes' names, `LatentCodes.names`, unless they have seeds).
+    Returns a pandas DataFrame with columns space, edited, alpha, seed and one column per classifier attribute.
     """
     import pandas as pd
 
+    from ..latents.codes import LatentCodes
+
+    given = seeds if isinstance(seeds, LatentCodes) else None
+    ids = list(seeds) if given is None else (given.seeds if given.seeds is not None else given.names())
     names = list(getattr(classifier, "names", None) or [])
     rows, alphas = [], parse_alphas(alphas)
     for (space, attr), direction in directions.items():
-        codes = start_codes(G, seeds, space, truncation_psi, None, device=device)
+        edit_space = "w+" if given is not None and given.space == "w+" and space == "w" else space  # W moves W+
+        codes = start_codes(G, seeds, edit_space, truncation_psi, None, device=device)
         for a in alphas:
             edited = edit(codes, direction, a, G)
-            ws = edited.to("w+", G, truncation_psi=truncation_psi).data if space == "z" else edited.wplus(G)
+            edited = edited.to("w+", G, truncation_psi=truncation_psi) if space == "z" else edited.to("w+", G)
             i = 0
-            for x in render_batches(G, ws, batch_size, noise_mode, progress):
+            for x in edited.render_batches(G, noise_mode, batch_size, progress):
                 logits = torch.as_tensor(classifier(x)).float().cpu()
                 if not names:
                     names = [f"attr{j}" for j in range(logits.shape[1])]
                 for k, row in enumerate(logits.numpy()):
-                    rows.append([space, attr, a, seeds[i + k], *row.tolist()])
+                    rows.append([space, attr, a, ids[i + k], *row.tolist()])
                 i += len(logits)
     return pd.DataFrame(rows, columns=["space", "edited", "alpha", "seed", *names])
+
+
+def reachable_directions(directions, codes):
+    """The directions {(space, attr): ...} that given codes can be edited along: z codes in Z and W, w and
+    w+ codes in W only (conversions go forward: z -> w -> w+ -> s). ConfigError (naming the file) for s
+    codes, or when none is left."""
+    source = codes.source or "the given codes"
+    if codes.space == "s":
+        raise ConfigError(
+            f"{source}: the correlation study edits in Z and W, and s codes cannot become z or w codes "
+            "(conversions go z -> w -> w+ -> s, never back)"
+        )
+    keep = {k: d for k, d in directions.items() if codes.space == "z" or k[0] != "z"}
+    if not keep:
+        raise ConfigError(f"{source}: Z edits need z codes, these are {codes.space} codes; give W directions")
+    return keep
 
 
 def correlation_matrix(frame, attrs):

@@ -131,19 +131,31 @@ def als_study(
     device="cpu",
     progress=None,
     standardize=False,
+    latents=None,
 ):
     """ALS over `pairs` pairs (random, or edits along `direction`), computed in batches of pairs.
 
     The classifier's score units are recorded (`latentlab.studies.als.score_units`); standardize:
-    each attribute's scores divided by their std over all frames (ALS in sd^2).
+    each attribute's scores divided by their std over all frames (ALS in sd^2). latents: given codes
+    (a LatentCodes, e.g. projected photos) instead of seeds: pairs of them, or with `direction` each
+    code and its edit (`latentlab.studies.als.latent_pairs`; space None: the codes' own), rendered with
+    their noise maps.
     """
     from ..utils.distributed import gather_rows, rank_items
-    from .als import als_from_logits, classifier_units, path_logits
+    from .als import als_from_logits, check_latent_pairs, classifier_units, codes_path_logits, latent_pairs, path_logits
 
+    if latents is not None:  # refusals (space, too few codes) before any rendering
+        check_latent_pairs(G, latents, pairs, seed, space, direction, alpha)
     mine = rank_items(pairs)  # under torchrun each rank renders its share of the pairs
     chunks = []
     for k in range(0, len(mine), batch_size):
         idx = mine[k : k + batch_size]
+        if latents is not None:
+            a, b = latent_pairs(G, latents, idx, seed, space, direction, alpha)
+            chunks.append(codes_path_logits(G, classifier, a, b, steps, batch_size))
+            if progress is not None:
+                progress.update(len(idx))
+            continue
         pair = [als_pairs(G, 1, seed, space, direction, alpha, device, start=p) for p in idx]
         w0, w1 = torch.cat([a for a, _ in pair]), torch.cat([b for _, b in pair])
         if space == "z":
@@ -411,6 +423,8 @@ def corr_study(
     scores: 'logits' or 'probabilities' (sigmoid of the logit columns, as the paper plots them):
     the units the matrices and linearity curves are computed in; result['frame'] keeps the logits.
     With a reference, every matrix covers the classifier attributes the reference also has.
+    seeds: seeds, or given codes (a LatentCodes, e.g. projected photos; `correlation.edit_scores`);
+    result['latents'] names their file.
     """
     from ..utils.distributed import gather_frames, rank_items
     from .correlation import (
@@ -424,12 +438,19 @@ def corr_study(
 
     if scores not in SCORE_TRANSFORMS:
         raise ConfigError(f"scores must be one of {', '.join(SCORE_TRANSFORMS)}, got {scores!r}")
-    seeds = list(seeds)
-    mine = [seeds[i] for i in rank_items(len(seeds))]  # under torchrun each rank edits its share of the faces
+    from ..latents.codes import LatentCodes
+
+    given = seeds if isinstance(seeds, LatentCodes) else None
+    if given is not None:
+        ids = given.seeds if given.seeds is not None else given.names()
+        mine = given[rank_items(len(given))]  # under torchrun each rank edits its share of the faces
+    else:
+        ids = seeds = list(seeds)
+        mine = [seeds[i] for i in rank_items(len(seeds))]
     frame = edit_scores(
         G, classifier, directions, mine, alphas, truncation_psi, batch_size, device=device, progress=progress
     )
-    order = {s: i for i, s in enumerate(seeds)}
+    order = {s: i for i, s in enumerate(ids)}
     frame = gather_frames(frame)
     frame = frame.assign(_o=frame["seed"].map(order)).sort_values(["space", "edited", "alpha", "_o"], kind="stable")
     frame = frame.drop(columns="_o").reset_index(drop=True)
@@ -454,6 +475,7 @@ def corr_study(
         comparison=compare_spaces(mats),
         curves=curves,
         fits=fits,
+        latents=None if given is None else given.source,
     )
 
 
@@ -523,6 +545,8 @@ def write_corr_report(result, out_dir):
     if "z_minus_w" in mats:
         text += "- `corr_z_minus_w`: Z - W\n"
     text += "- `corr_pooled_*`: extra, Z and W rows pooled into one matrix\n\n"
+    if result.get("latents"):
+        text += f"Faces: the codes of `{result['latents']}` (scores.csv's `seed` column holds their names).\n\n"
     if not comparison.empty:
         text += "## Per space: |difference| over attribute pairs\n\n" + markdown_table(comparison) + "\n"
     text += "## Linearity\n\n" + markdown_table(fits.set_index("edited"))
@@ -627,28 +651,58 @@ def _unique_labels(rows):
     return names
 
 
+def check_truncation_codes(rows, codes):
+    """Refuse (one line naming the file) given codes that rows cannot truncate: s codes (truncation acts on
+    ws), and w/w+ codes for Z-only rows (Z resampling, generation from chosen clusters)."""
+    from ..truncation import ZTruncatedNormal
+
+    if codes is None or codes.space == "z":
+        return
+    source = codes.source or "the given codes"
+    if codes.space == "s":
+        raise ConfigError(
+            f"{source}: truncation acts on ws, and s codes cannot become w+ codes "
+            "(conversions go z -> w -> w+ -> s, never back)"
+        )
+    for row in rows:
+        if isinstance(row.truncation, ZTruncatedNormal) or row.choose:
+            what = "generates from chosen clusters" if row.choose else "resamples z"
+            raise ConfigError(f"{source}: row {row.label!r} {what} and needs z codes; these are {codes.space} codes")
+
+
 @torch.no_grad()
 def truncation_study(G, rows, seeds, classifier=None, batch_size=16, noise_mode="const", device="cpu", progress=None):
-    """Images of every row (TruncationRow, spec string or Truncation; fitted) on the same seeds, plus per-row
-    attribute statistics when a classifier is given.
+    """Images of every row (TruncationRow, spec string or Truncation; fitted) on the same seeds, or on given
+    codes (a LatentCodes, e.g. projected photos: z codes go through each row as seeds do, w/w+ codes through
+    its `transform_ws`, rendered with their noise maps; `check_truncation_codes`), plus per-row attribute
+    statistics when a classifier is given.
 
-    Returns dict(rows=[TruncationRow], names=[unique label per row], seeds, images={name: uint8 [N, H, W, C]},
-    stats=DataFrame (variant, attribute, mean, std) or None).
+    Returns dict(rows=[TruncationRow], names=[unique label per row], seeds (None for given codes), columns
+    (one name per column: seedNNNN or the codes' names), latents (the codes' file or None),
+    images={name: uint8 [N, H, W, C]}, stats=DataFrame (variant, attribute, mean, std) or None).
     """
     import pandas as pd
 
-    from ..latents import z_from_seeds
+    from ..latents import LatentCodes, z_from_seeds
     from ..utils.images import to_uint8
-    from ..utils.render import render_batches
 
     rows = [r if isinstance(r, TruncationRow) else TruncationRow.parse(r) for r in rows]
-    seeds = [int(s) for s in seeds]
-    z = z_from_seeds(seeds, G.z_dim, device)
+    given = seeds if isinstance(seeds, LatentCodes) else None
+    check_truncation_codes(rows, given)
+    if given is None:
+        seeds = [int(s) for s in seeds]
+        codes = LatentCodes(z_from_seeds(seeds, G.z_dim, device), "z", seeds=seeds)
+    else:
+        seeds, codes = None, given.replace(data=given.data.to(device))
     names = _unique_labels(rows)
     images, stats = {}, []
     for name, row in zip(names, rows):
+        if codes.space == "z":
+            ws = row.ws(G, codes.data)
+        else:
+            ws = row.truncation.transform_ws(G, codes.to("w+", G).data)
         imgs, scores = [], []
-        for x in render_batches(G, row.ws(G, z), batch_size, noise_mode, progress):
+        for x in codes.replace(data=ws, space="w+").render_batches(G, noise_mode, batch_size, progress):
             imgs.append(to_uint8(x))
             if classifier is not None:
                 scores.append(torch.as_tensor(classifier(x)).float().cpu().numpy())
@@ -657,7 +711,15 @@ def truncation_study(G, rows, seeds, classifier=None, batch_size=16, noise_mode=
             s = np.concatenate(scores)
             for j, attr in enumerate(getattr(classifier, "names", None) or [f"attr{j}" for j in range(s.shape[1])]):
                 stats.append(dict(variant=name, attribute=attr, mean=float(s[:, j].mean()), std=float(s[:, j].std())))
-    return dict(rows=rows, names=names, seeds=seeds, images=images, stats=pd.DataFrame(stats) if stats else None)
+    return dict(
+        rows=rows,
+        names=names,
+        seeds=seeds,
+        columns=codes.names(),
+        latents=None if given is None else given.source,
+        images=images,
+        stats=pd.DataFrame(stats) if stats else None,
+    )
 
 
 def truncation_figures(G, result, out_dir, methods=("tsne",), rows=None, n=1000, seed=0, log=None):
@@ -706,7 +768,8 @@ def write_truncation_report(result, out_dir, save_fitted=False, figures=(), sett
     from ..utils.versions import versions
 
     os.makedirs(out_dir, exist_ok=True)
-    cols = len(result["seeds"])
+    columns = result.get("columns") or [f"seed{s:04d}" for s in result["seeds"]]
+    cols = len(columns)
     entries = []
     for i, (name, row) in enumerate(zip(result["names"], result["rows"])):
         save_png(to_pil(make_grid(result["images"][name], cols=cols)), os.path.join(out_dir, f"variant{i}.png"))
@@ -723,7 +786,11 @@ def write_truncation_report(result, out_dir, save_fitted=False, figures=(), sett
         to_pil(make_grid(np.concatenate(list(result["images"].values())), cols=cols)), os.path.join(out_dir, "grid.png")
     )
     lines = "\n".join(f"- row {i}: {name}" for i, name in enumerate(result["names"]))
-    text = f"# Truncation variants\n\nRows of grid.png (columns are seeds {result['seeds']}):\n\n{lines}\n"
+    if result["seeds"] is not None:
+        what = f"columns are seeds {result['seeds']}"
+    else:
+        what = f"columns are the codes of {result.get('latents') or 'the given codes'}: {', '.join(columns)}"
+    text = f"# Truncation variants\n\nRows of grid.png ({what}):\n\n{lines}\n"
     if result["stats"] is not None:
         table = result["stats"].pivot(index="variant", columns="attribute", values="std")
         write_table(result["stats"].set_index("variant"), os.path.join(out_dir, "attribute_stats"))
@@ -732,6 +799,8 @@ def write_truncation_report(result, out_dir, save_fitted=False, figures=(), sett
         text += "\nFigures: " + ", ".join(figures) + " (per-level embeddings of the cluster codes).\n"
     write_text(os.path.join(out_dir, "summary.md"), text)
     record = dict(settings or {}, seeds=result["seeds"], variants=entries, figures=list(figures), versions=versions())
+    if result["seeds"] is None:
+        record.update(latents=result.get("latents"), names=columns)
     write_text(os.path.join(out_dir, "truncate.json"), json.dumps(record, indent=1, default=str))
     return record
 
@@ -755,7 +824,7 @@ def truncation_report(
     log=None,
 ):
     """The whole study behind `latentlab truncate` and analyses/truncation_report.py: fit the rows that need it
-    (`fit_truncations`), render them on `seeds` (`truncation_study`), write the embeddings of cluster rows
+    (`fit_truncations`), render them on `seeds` or given codes (`truncation_study`), write the embeddings of cluster rows
     (`truncation_figures`, methods in `embeddings`, rows `embed_rows` [default: every cluster row]) and the
     folder (`write_truncation_report`). Everything that can be checked is checked before any work.
     Returns (study result, truncate.json's record)."""
@@ -765,6 +834,9 @@ def truncation_report(
     for i in embed_rows or ():
         if not 0 <= i < len(rows) or not rows[i].is_clusters:
             raise ConfigError(f"row {i} has no clusters to embed")
+    from ..latents import LatentCodes
+
+    check_truncation_codes(rows, seeds if isinstance(seeds, LatentCodes) else None)
     fit_truncations(G, rows, fit_samples, fit_seed, log)
     result = truncation_study(G, rows, seeds, classifier, batch_size, noise_mode, device)
     figures = []
