@@ -1,7 +1,7 @@
 """GH-Feat's level-wise probing: how well does each level of an encoder's codes predict each attribute?
 
-    latentlab features --encoder enc.safetensors renders/images/*.png --out feats.npz
-    python analyses/encoder_level_probe.py --features feats.npz --labels renders/labels.csv --out reports/probe
+    latentlab features --encoder enc.safetensors renders/images/*.png --out feats/
+    python analyses/encoder_level_probe.py --features feats/features.npz --labels renders/labels.csv --out reports/probe
 
 The features file holds one array per level (coarse, middle, fine: the encoder's predicted style
 codes of that level's layers) and the image names; the labels CSV has a `file` column (image file

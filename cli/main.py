@@ -14,6 +14,7 @@ from . import (
     commands,
     dataset_commands,
     edit_commands,
+    encoder_commands,
     inversion_commands,
     sample_commands,
     study_commands,
@@ -59,6 +60,7 @@ for cmd in (
     + train_commands.ALL
     + dataset_commands.ALL
     + inversion_commands.ALL
+    + encoder_commands.ALL
 ):
     app.add_command(cmd)
 add_global_options(app)  # --debug and --threads on the group and on every command

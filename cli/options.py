@@ -131,6 +131,52 @@ def align(f):
     )(f)
 
 
+def inversion_distance(f):
+    """--distance NAME (`latentlab.inversion.distances`) and --random-backbone (= --distance lpips-random) for the
+    commands that invert images; the command receives `distance_name` and `random_backbone` and calls
+    `inversion_distance_for`."""
+    f = click.option(
+        "--random-backbone",
+        is_flag=True,
+        help="Same as --distance lpips-random: LPIPS with an untrained VGG (offline smoke runs only).",
+    )(f)
+    return click.option(
+        "--distance",
+        "distance_name",
+        type=click.Choice(["auto", "lpips", "lpips-random", "toyfaces"]),
+        default="auto",
+        show_default=True,
+        help="Perceptual distance: lpips (LPIPS-VGG, the published one; fetches VGG16 once), toyfaces (the embedded "
+        "classifier's features, offline), lpips-random (untrained VGG); auto: toyfaces for the embedded model, "
+        "else lpips.",
+    )(f)
+
+
+def inversion_distance_for(name, random_backbone, G, dev):
+    """The distance of --distance / --random-backbone for generator G."""
+    from latentlab.inversion.distances import distance_by_name
+
+    if random_backbone:
+        if name not in ("auto", "lpips-random"):
+            raise click.UsageError(f"--random-backbone contradicts --distance {name}")
+        name = "lpips-random"
+    return distance_by_name(name, G, dev)
+
+
+def encoder_file(path, G, ckpt):
+    """--encoder, or the embedded model's shipped encoder when --model is the embedded one."""
+    import os
+
+    from latentlab import defaults
+    from latentlab.edits.registry import is_default_model
+
+    if path is not None:
+        return path
+    if is_default_model(G, ckpt) and os.path.isfile(defaults.encoder_path()):
+        return defaults.encoder_path()
+    raise click.UsageError("pass --encoder FILE (only the embedded toyfaces model ships an encoder)")
+
+
 # ---- output folders: --out DIR (a folder with fixed file names inside) and --force ----------------------------------
 FILE_SUFFIXES = (".json", ".npy", ".npz", ".pt", ".pth", ".pkl", ".safetensors", ".png", ".csv")
 

@@ -158,13 +158,14 @@ def _train(kw, runner=None, **extra):
 
 @click.group("train")
 def train():
-    """Train or fine-tune generators (StyleGAN2 loop, HSR, learned cluster mappings).
+    """Train or fine-tune generators (StyleGAN2 loop, HSR, learned cluster mappings, GH-Feat encoder).
 
     \b
     Example:
       latentlab train gan --data faces/ --resolution 64 --steps 20000 --out runs/gan
       latentlab train hsr --model ffhq.pkl --data ffhq/ --steps 5000 --out runs/hsr
       latentlab train clusters --model ffhq.pkl --steps 2000 --out runs/clusters
+      latentlab train encoder --model ffhq256.pkl --data ffhq256/ --steps 100000 --out runs/enc
     """
 
 
@@ -303,3 +304,12 @@ def _add_clusters():
 
 
 _add_clusters()
+
+
+def _add_encoder():
+    from .encoder_commands import train_encoder_cmd
+
+    train.add_command(train_encoder_cmd, "encoder")
+
+
+_add_encoder()

@@ -56,6 +56,11 @@ def classifier_path():
     return _shipped("classifier.safetensors")
 
 
+def encoder_path():
+    """Path of the embedded model's GH-Feat encoder (`latentlab encode` uses it for the embedded model)."""
+    return _shipped("encoder.safetensors")
+
+
 def classifier_spec():
     """`load_classifier` spec of the embedded model's classifier."""
     return "toyfaces:" + classifier_path()

@@ -1,11 +1,11 @@
-"""Distances and feature networks for inversion, by name (the embedded model's offline distance)."""
+"""Distances for inversion, by name (the embedded model's offline distance)."""
 
 import pytest
 import torch
 
 from latentlab import defaults, load_generator
 from latentlab.errors import ConfigError
-from latentlab.inversion.distances import ToyFacesStages, distance_by_name, features_by_name, resolve_name
+from latentlab.inversion.distances import ToyFacesStages, distance_by_name, resolve_name
 
 pytestmark = pytest.mark.skipif(not defaults.is_available(), reason="embedded model not installed")
 
@@ -35,14 +35,3 @@ def test_toyfaces_distance_is_lpips_without_weights():
     torch.testing.assert_close(
         grey, distance_by_name("toyfaces")(a[:, :1].repeat(1, 3, 1, 1), b[:, :1].repeat(1, 3, 1, 1))
     )
-
-
-def test_feature_networks_are_frozen():
-    for name, shape in (("toyfaces", (2, 256, 4, 4)), ("lpips-random", (2, 512, 8, 8))):
-        F = features_by_name(name)
-        assert all(not p.requires_grad for p in F.parameters())
-        x = torch.zeros(2, 3, 64, 64, requires_grad=True)
-        y = F(x)
-        assert tuple(y.shape) == shape
-        y.sum().backward()  # gradients reach the image (the encoder is trained through F)
-        assert x.grad is not None

@@ -1,14 +1,12 @@
-"""Perceptual distances and feature extractors for inversion, by name.
+"""Perceptual distances for inversion (projector, encoder reports), by name.
 
-Projection and encoder training compare images through a frozen network. The published choices
-need ImageNet weights (LPIPS-VGG for the projector, VGG16 conv4_3 for GH-Feat's encoder), which
-are downloaded once into torch's cache. The embedded toyfaces model ships its own trained network,
-the attribute classifier, so that inversion runs offline with meaningful results:
+The published projector compares images with LPIPS-VGG, whose VGG16 ImageNet weights are
+downloaded once into torch's cache. The embedded toyfaces model ships its own trained network, the
+attribute classifier, so that projecting into it works offline with meaningful results:
 
-    name           distance (projector)                               features F (encoder)
-    lpips          LPIPS-VGG of the `lpips` package (default)         VGG16 relu4_3 (lpips' VGG, pretrained)
-    lpips-random   the same with an untrained VGG (smoke runs only)   the same, untrained
-    toyfaces       stage features of the embedded classifier          its last stage's activations
+    lpips          LPIPS-VGG of the `lpips` package (the published choice)
+    lpips-random   the same with an untrained VGG (offline smoke runs only: not meaningful)
+    toyfaces       stage features of the embedded classifier (below)
 
 'auto' picks 'toyfaces' for the embedded model and 'lpips' for every other generator.
 
@@ -115,54 +113,3 @@ def distance_by_name(name: str, G: Optional[AnyGenerator] = None, device: torch.
 
     distance.__name__ = name
     return distance
-
-
-class VGGRelu43(nn.Module):
-    """VGG16 up to relu4_3 (lpips' copy of torchvision's VGG16) for images in [-1, 1]; ImageNet weights
-    (downloaded once by torchvision) or untrained (`pretrained=False`, offline smoke runs)."""
-
-    def __init__(self, pretrained: bool = True):
-        super().__init__()
-        import warnings
-
-        from lpips import pretrained_networks as pn
-
-        from ..errors import MissingWeights
-
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                vgg = pn.vgg16(requires_grad=False, pretrained=pretrained)
-        except OSError as e:
-            raise MissingWeights(
-                f"VGG16 features need torchvision's ImageNet VGG16 weights, which could not be downloaded "
-                f"({getattr(e, 'reason', e)}); use the features 'toyfaces' or 'lpips-random' offline"
-            ) from None
-        self.body = nn.Sequential(vgg.slice1, vgg.slice2, vgg.slice3, vgg.slice4)
-        self.shift: torch.Tensor
-        self.scale: torch.Tensor
-        self.register_buffer("shift", torch.tensor([-0.030, -0.088, -0.188]).view(1, 3, 1, 1))
-        self.register_buffer("scale", torch.tensor([0.458, 0.448, 0.450]).view(1, 3, 1, 1))
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        if images.shape[1] == 1:
-            images = images.repeat(1, 3, 1, 1)
-        return self.body((images - self.shift) / self.scale)
-
-
-class ToyFacesLastStage(nn.Module):
-    """The embedded classifier's last stage activations for images in [-1, 1]."""
-
-    def __init__(self):
-        super().__init__()
-        self.stages = ToyFacesStages()
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.stages(images)[-1]
-
-
-def features_by_name(name: str, G: Optional[AnyGenerator] = None) -> nn.Module:
-    """The encoder's frozen feature network F (images in [-1, 1] -> [N, C, H, W]) by distance name."""
-    name = resolve_name(name, G)
-    net: nn.Module = ToyFacesLastStage() if name == "toyfaces" else VGGRelu43(pretrained=name == "lpips")
-    return net.eval().requires_grad_(False)

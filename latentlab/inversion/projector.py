@@ -1,4 +1,4 @@
-"""Optimisation-based projection of images into W or W+, following the StyleGAN2-ADA projector.
+"""Optimisation-based projection of images into W, W+ or S, following the StyleGAN2-ADA projector.
 
 The procedure of NVlabs/stylegan2-ada-pytorch `projector.py`, every setting a parameter with the
 published default: start from w_avg (10 000 z from RandomState(123), mapped); Adam (0.9, 0.999) on w
@@ -19,6 +19,16 @@ Differences, on purpose:
   sum over images, so an image's optimisation does not depend on the others in its batch.
 - W+ (one w per layer) and an optional pixel MSE term (on [-1, 1] images, weight `pixel_weight`, 0 by
   default) as later projectors add.
+- S (style space): the packed per-layer styles `G.synthesis.pack_styles(G.synthesis.compute_styles(ws))`
+  are optimised directly and rendered with `G.synthesis(styles=...)`; the start is the styles of w_avg.
+  The exploration noise is the W+ projector's noise seen through the affine layers: at progress t a draw
+  eps [N, num_ws, w_dim] of std w_noise_scale(t, w_std) (exactly W+'s) is mapped to S by the linear part
+  of every layer's affine map, styles(eps) - styles(0) (`s_noise`). So S is explored exactly as much,
+  relative to the spread of its codes, as W and W+ are (each style channel is perturbed by about
+  0.05 * sqrt(w_dim) times its own std across w samples when w is roughly isotropic), rather than by a
+  per-channel 0.05 * std, which would explore sqrt(w_dim) times less than the published W setting.
+- Starting codes: `init` (codes of this model in any space up to `space`, converted forward) and
+  `init_noise` replace w_avg and the random initial noise maps (the hybrid encoder + projector).
 """
 
 from __future__ import annotations
@@ -32,7 +42,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ConfigError
-from ..latents.codes import LatentCodes
+from ..latents.codes import SPACES, LatentCodes
 from ..models.identity import model_hash
 from ..models.noise import noise_layers, noise_override
 
@@ -109,10 +119,61 @@ def w_stats(
     return w_avg.float(), w_std
 
 
+# ---- S space -----------------------------------------------------------------------------------
+def s_noise(G: AnyGenerator, eps: torch.Tensor) -> torch.Tensor:
+    """Packed S perturbation [N, sum C] of a W+ perturbation eps [N, num_ws, w_dim]: every layer's affine
+    map without its bias, styles(eps) - styles(0), so that styles(ws + eps) = styles(ws) + s_noise(G, eps)
+    (the affine maps are linear plus a bias)."""
+    syn = G.synthesis
+    return syn.pack_styles(syn.compute_styles(eps)) - syn.pack_styles(syn.compute_styles(torch.zeros_like(eps)))
+
+
+def styles_of(G: AnyGenerator, w: torch.Tensor) -> torch.Tensor:
+    """Packed styles [N, sum C] of w [N, w_dim] (the same w at every layer)."""
+    return G.synthesis.pack_styles(G.synthesis.compute_styles(w.unsqueeze(1).repeat(1, G.num_ws, 1)))
+
+
+# ---- starting point --------------------------------------------------------------------------
+def _start_codes(
+    G: AnyGenerator, init: LatentCodes, space: str, n_img: int, model_id: str, device: Union[torch.device, str]
+) -> torch.Tensor:
+    """init's codes converted forward to `space`, on `device`, detached (ConfigError for other models,
+    backward conversions, a count that differs from the targets')."""
+    if init.model_id and init.model_id != model_id[: len(init.model_id)]:
+        raise ConfigError(
+            f"init: these codes belong to another model (id {init.model_id}, this one is "
+            f"{model_id[: len(init.model_id)]})"
+        )
+    if len(init) != n_img:
+        raise ConfigError(f"init: {len(init)} codes for {n_img} targets")
+    if SPACES.index(init.space) > SPACES.index(space):
+        raise ConfigError(
+            f"init: cannot start a projection in {space!r} from {init.space!r} codes (codes convert forward "
+            f"only, z -> w -> w+ -> s): project in {init.space!r} or a later space"
+        )
+    with torch.no_grad():
+        codes = init.replace(data=init.data.to(device).float(), c=None).to(space, G)
+    return codes.data.detach().clone()
+
+
+def _start_noise(
+    G: AnyGenerator, init_noise: Sequence[torch.Tensor], n_img: int, device: Union[torch.device, str]
+) -> List[torch.Tensor]:
+    layers = noise_layers(G.synthesis)
+    if len(init_noise) != len(layers):
+        raise ConfigError(f"init_noise: {len(init_noise)} noise maps for {len(layers)} noise layers")
+    out = []
+    for k, (n, (_, r)) in enumerate(zip(init_noise, layers)):
+        if tuple(n.shape) != (n_img, 1, r, r):
+            raise ConfigError(f"init_noise[{k}] must be [{n_img}, 1, {r}, {r}], got {tuple(n.shape)}")
+        out.append(n.detach().to(device=device, dtype=torch.float32).clone())
+    return out
+
+
 # ---- the projector ---------------------------------------------------------------------------
 @dataclass
 class ProjectionResult:
-    codes: LatentCodes  # w [N, w_dim] or w+ [N, num_ws, w_dim]
+    codes: LatentCodes  # w [N, w_dim], w+ [N, num_ws, w_dim] or s [N, sum C], carrying the noise maps
     noise: List[torch.Tensor]  # one [N, 1, R, R] per noise layer, in module order
     images: torch.Tensor  # final synthesis [N, C, H, W] in about [-1, 1]
     metrics: Dict[str, np.ndarray]  # per image: distance, mse, psnr, ssim
@@ -160,12 +221,17 @@ def ssim(a: torch.Tensor, b: torch.Tensor, window: int = 11, sigma: float = 1.5)
     return s.flatten(1).mean(1)
 
 
+Snapshot = Callable[[int, torch.Tensor], None]
+
+
 def project(
     G: AnyGenerator,
     target: torch.Tensor,
     num_steps: int = 1000,
     *,
     space: str = "w",
+    init: Optional[LatentCodes] = None,
+    init_noise: Optional[Sequence[torch.Tensor]] = None,
     distance: Optional[Distance] = None,
     pretrained_backbone: bool = True,
     pixel_weight: float = 0.0,
@@ -178,19 +244,29 @@ def project(
     w_avg_samples: int = 10000,
     seed: int = 0,
     names: Optional[Sequence[str]] = None,
+    snapshot_every: int = 0,
+    on_snapshot: Optional[Snapshot] = None,
     device: Union[torch.device, str] = "cpu",
     progress: Any = None,
 ) -> ProjectionResult:
-    """Project target images [N, C, H, W] (float in [-1, 1], or uint8 in [0, 255]) into `space` ('w' or 'w+').
+    """Project target images [N, C, H, W] (float in [-1, 1], or uint8 in [0, 255]) into `space`
+    ('w', 'w+' or 's': the packed per-layer styles; see the module docstring for S's exploration noise).
 
-    distance(synth, target) -> [N] on [0, 255] images (after the 256-px area downsampling); default:
-    LPIPS-VGG (`default_distance`; pretrained_backbone=False: an untrained VGG, for offline tests
-    only). pixel_weight adds pixel_weight * mean squared error on [-1, 1] images. `seed` fixes the
-    initial noise maps and the w noise (drawn on the CPU, so the same on every device). `names`:
-    the targets' names, stored in the codes' meta. `progress`: a tqdm-like bar, updated once per step.
+    init: codes of this model (any space up to `space`: z, w, w+, s; converted forward) to start from
+    instead of w_avg, one per target; init_noise: the noise maps to start from (one [N, 1, R, R] per
+    noise layer, `latentlab.models.noise.noise_layers` order) instead of N(0, 1) draws; when not given,
+    noise that `init` carries (`init.noise`, from a latents file) is used. distance(synth, target) -> [N]
+    on [0, 255] images (after the 256-px area downsampling); default: LPIPS-VGG (`default_distance`;
+    pretrained_backbone=False: an untrained VGG, for offline tests only). pixel_weight adds
+    pixel_weight * mean squared error on [-1, 1] images. `seed` fixes the initial noise maps and the
+    exploration noise (drawn on the CPU, so the same on every device). `names`: the targets' names,
+    stored in the codes' meta. on_snapshot(step, images): called with the synthesis [N, C, H, W] of
+    the current codes and noise (no exploration noise) after 0, snapshot_every, 2 * snapshot_every, ...
+    steps and after the last step (step = num_steps); the optimisation video. `progress`: a tqdm-like
+    bar, updated once per step.
     """
-    if space not in ("w", "w+"):
-        raise ConfigError(f"space must be 'w' or 'w+', got {space!r} (S-space projection is not implemented yet)")
+    if space not in ("w", "w+", "s"):
+        raise ConfigError(f"space must be 'w', 'w+' or 's', got {space!r}")
     if num_steps < 1:
         raise ConfigError(f"num_steps must be at least 1, got {num_steps}")
     if target.ndim != 4:
@@ -200,11 +276,17 @@ def project(
         raise ConfigError(f"targets of shape {tuple(target.shape[1:])} do not fit this generator ({want}; C, H, W)")
     if names is not None and len(names) != len(target):
         raise ConfigError(f"{len(names)} names for {len(target)} targets")
+    if on_snapshot is not None and snapshot_every < 1:
+        raise ConfigError(f"snapshot_every must be at least 1 with on_snapshot, got {snapshot_every}")
+    if init_noise is None and init is not None:
+        init_noise = getattr(init, "noise", None)
     settings = dict(
         num_steps=num_steps,
         space=space,
+        init="w_avg" if init is None else f"given {init.space} codes",
+        init_noise="random" if init_noise is None else "given",
         distance="lpips-vgg" if distance is None else getattr(distance, "__name__", "custom"),
-        pretrained_backbone=pretrained_backbone,
+        pretrained_backbone=pretrained_backbone if distance is None else None,  # a given distance decides
         pixel_weight=pixel_weight,
         noise_regularize_weight=noise_regularize_weight,
         initial_lr=initial_lr,
@@ -215,42 +297,60 @@ def project(
         w_avg_samples=w_avg_samples,
         seed=seed,
     )
-    dist_fn = distance if distance is not None else default_distance(pretrained_backbone)
     model_id = model_hash(G)
     n_img = len(target)
+    start = None if init is None else _start_codes(G, init, space, n_img, model_id, device)
+    noise_start = None if init_noise is None else _start_noise(G, init_noise, n_img, device)
+    dist_fn = distance if distance is not None else default_distance(pretrained_backbone)
     target = target.to(device)
     target_255 = _downsample(_to_255(target))
     target_pm1 = _to_255(target) / 127.5 - 1
 
     w_avg, w_std = w_stats(G, w_avg_samples, device)
+    w_avg = w_avg.to(device)
     gen = torch.Generator().manual_seed(int(seed))
-    if space == "w":
-        w_opt = w_avg.to(device).repeat(n_img, 1)
+    if start is not None:
+        x_opt = start
+    elif space == "w":
+        x_opt = w_avg.repeat(n_img, 1)
+    elif space == "w+":
+        x_opt = w_avg.repeat(n_img, G.num_ws, 1)
     else:
-        w_opt = w_avg.to(device).repeat(n_img, G.num_ws, 1)
-    w_opt.requires_grad_(True)
-    noise = [
-        torch.randn([n_img, 1, r, r], generator=gen).to(device).requires_grad_(True)
-        for _, r in noise_layers(G.synthesis)
-    ]
-    opt = torch.optim.Adam([w_opt, *noise], lr=initial_lr, betas=(0.9, 0.999))
+        with torch.no_grad():
+            x_opt = styles_of(G, w_avg[None]).repeat(n_img, 1)
+    x_opt.requires_grad_(True)
+    # drawn even when init_noise replaces them, so that the exploration noise of a seed stays the same
+    noise = [torch.randn([n_img, 1, r, r], generator=gen).to(device) for _, r in noise_layers(G.synthesis)]
+    noise = [n.requires_grad_(True) for n in (noise if noise_start is None else noise_start)]
+    opt = torch.optim.Adam([x_opt, *noise], lr=initial_lr, betas=(0.9, 0.999))
+    eps_shape = [n_img, G.w_dim] if space == "w" else [n_img, G.num_ws, G.w_dim]
 
-    def synthesize(ws):
-        if space == "w":
-            ws = ws.unsqueeze(1).repeat(1, G.num_ws, 1)
+    def synthesize(x):
         with noise_override(G.synthesis, noise):
-            return G.synthesis(ws, noise_mode="const")
+            if space == "s":
+                return G.synthesis(styles=x, noise_mode="const")
+            if space == "w":
+                x = x.unsqueeze(1).repeat(1, G.num_ws, 1)
+            return G.synthesis(x, noise_mode="const")
+
+    def snapshot(step, images=None):
+        if on_snapshot is not None and (step % snapshot_every == 0 or step == num_steps):
+            with torch.no_grad():
+                on_snapshot(step, (synthesize(x_opt) if images is None else images).detach())
 
     flags = [p.requires_grad for p in G.parameters()]
-    G.requires_grad_(False)  # gradients go to w and the noise only
+    G.requires_grad_(False)  # gradients go to the codes and the noise only
     try:
+        snapshot(0)
         for step in range(num_steps):
             t = step / num_steps
             for group in opt.param_groups:
                 group["lr"] = lr_at(t, initial_lr, lr_rampdown, lr_rampup)
             scale = w_noise_scale(t, w_std, initial_noise_factor, noise_ramp)
-            w_noise = torch.randn(w_opt.shape, generator=gen).to(device) * scale
-            synth = synthesize(w_opt + w_noise)
+            eps = torch.randn(eps_shape, generator=gen).to(device) * scale
+            if space == "s" and scale > 0:
+                eps = s_noise(G, eps)
+            synth = synthesize(x_opt + eps if scale > 0 else x_opt)
             loss = dist_fn(_downsample((synth + 1) * 127.5), target_255).sum()
             if noise_regularize_weight:
                 loss = loss + noise_regularize_weight * noise_regularization(noise).sum()
@@ -262,9 +362,12 @@ def project(
             renormalize_noise_(noise)
             if progress is not None:
                 progress.update(1)
+            if step + 1 < num_steps:
+                snapshot(step + 1)
         with torch.no_grad():
-            images = synthesize(w_opt)
+            images = synthesize(x_opt)
             final_distance = dist_fn(_downsample((images + 1) * 127.5), target_255)
+        snapshot(num_steps, images)
     finally:
         for p, flag in zip(G.parameters(), flags):
             p.requires_grad_(flag)
@@ -281,5 +384,6 @@ def project(
     meta: Dict[str, Any] = {"projector": settings}
     if names is not None:
         meta["targets"] = [str(n) for n in names]
-    codes = LatentCodes(w_opt.detach(), space, model_id=model_id, meta=meta)
-    return ProjectionResult(codes, [n.detach() for n in noise], images.detach(), metrics, settings)
+    final_noise = [n.detach() for n in noise]
+    codes = LatentCodes(x_opt.detach(), space, model_id=model_id, meta=meta, noise=final_noise)
+    return ProjectionResult(codes, final_noise, images.detach(), metrics, settings)
