@@ -53,3 +53,25 @@ latentlab boundary --samples "$WORK/samples" --attr all --space z --ratio 0.05 -
 # 6. The model report (generated faces vs fresh renders) and the README's demo edit.
 python3 analyses/toyfaces_model_report.py --n "${REPORT_N:-2000}" --out checkpoints/toyfaces/report
 latentlab edit --attr smile --alpha -2,0,2 --seeds 0-5 --out out/demo --force
+
+# 7. The GH-Feat encoder (issue 15): trained on the training renders (the first 27000; the last 3000 stay out, as
+#    for the classifier) with the generator frozen, single-threaded in the background (~1.1 s/step on the 2-core
+#    CPU). No VGG16 ImageNet weights offline, so no feature term (--lambda-feat 0: pixel, adversarial, residual
+#    terms with the paper's weights). ENC_STEPS is where it was stopped (rerunning the command resumes).
+ENC_STEPS=${ENC_STEPS:-4000}
+if [ -z "${SKIP_TRAINING:-}" ]; then
+  latentlab train encoder --model toyfaces --data "$WORK/data/images" --max-images 27000 --steps "$ENC_STEPS" \
+      --batch 8 --depth 18 --width 16 --fpn-channels 64 --lambda-feat 0 --decay-every 1000 \
+      --snapshot-every 250 --log-every 20 --seed 0 --device cpu --threads 1 --out "$WORK/encoder"
+fi
+cp "$WORK/encoder/encoder.safetensors" checkpoints/toyfaces/encoder.safetensors
+
+# 8. Its report: held-out renders (a fresh seed, never seen in training) inverted by the projector, the encoder and
+#    the encoder + 100 projector steps; then GH-Feat's level-wise probes on the same renders' features.
+latentlab toyfaces --n 1000 --seed 1 --resolution 64 --workers 2 --out "$WORK/heldout"
+python3 analyses/toyfaces_inversion_report.py --renders "$WORK/heldout" --n 32 --steps 1000 --refine 100 \
+    --threads 1 --out checkpoints/toyfaces/report/inversion
+latentlab features "$WORK"/heldout/images/*.png --out "$WORK/features" --force
+python3 analyses/encoder_level_probe.py --features "$WORK/features/features.npz" --labels "$WORK/heldout/labels.csv" \
+    --targets yaw,nuisance_face_scale,male,smile,age,eyeglasses,skin,background,nuisance_hair_shade \
+    --title "toyfaces encoder: linear probes per level (1000 held-out renders)" --out checkpoints/toyfaces/report/level_probe
