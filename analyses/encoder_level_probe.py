@@ -13,6 +13,11 @@ Circular targets (`--circular background`, a hue in [0, 1)) are probed as cos an
 On toyfaces renders (labels.csv of `latentlab toyfaces`) the expected hierarchy is: coarse levels
 predict pose (yaw) and shape (male: hair length, face size) best, fine levels colour (skin,
 background) best.
+
+--transfer adds what each level *controls* (`latentlab.studies.level_transfer`): the features are the
+encoder's packed style codes split by level, so pairs of images (the first and second half) are
+re-rendered by --model with one level's codes swapped, and the classifier (--classifier, default the
+embedded one) measures the share of each attribute's change the level carries (transfer.csv/.md/.png).
 """
 
 import argparse
@@ -62,6 +67,32 @@ def load_targets(path, names, columns, circular):
     return targets
 
 
+def transfer(args, feats):
+    import torch
+
+    import latentlab
+    from latentlab import defaults
+    from latentlab.attributes import load_classifier
+    from latentlab.studies.level_transfer import level_transfer, plot_level_transfer
+    from latentlab.studies.reports import write_table
+
+    G = latentlab.load_generator(args.model)
+    clf = load_classifier(args.classifier or defaults.classifier_spec()).eval()
+    levels = list(feats)
+    codes = torch.from_numpy(np.concatenate([feats[k] for k in levels], axis=1)).float()  # levels follow S order
+    slices, start = {}, 0
+    for k in levels:
+        slices[k] = slice(start, start + feats[k].shape[1])
+        start += feats[k].shape[1]
+    half = min(len(codes) // 2, args.pairs)
+    table = level_transfer(G, clf, codes[:half], codes[half : 2 * half], slices)
+    write_table(table, os.path.join(args.out, "transfer"))
+    plot_level_transfer(
+        table, os.path.join(args.out, "transfer"), f"Share of each attribute's change per level ({half} pairs)"
+    )
+    print(table.to_string(float_format=lambda v: f"{v:.2f}"))
+
+
 def run(args):
     names, feats = load_features(args.features)
     columns = [c for c in args.targets.split(",") if c] if args.targets else None
@@ -71,7 +102,10 @@ def run(args):
     settings = dict(features=args.features, labels=args.labels, test_fraction=args.test_fraction, seed=args.seed)
     best = write_level_probe_report(table, args.out, title=args.title, settings=settings)
     print(score_matrix(table).to_string(float_format=lambda v: f"{v:.3f}"))
-    print("best level: " + ", ".join(f"{t}: {lvl}" for t, lvl in best.items()) + f"\n-> {args.out}")
+    print("best level: " + ", ".join(f"{t}: {lvl}" for t, lvl in best.items()))
+    if args.transfer:
+        transfer(args, feats)
+    print(f"-> {args.out}")
 
 
 def main():
@@ -83,6 +117,10 @@ def main():
     ap.add_argument("--test-fraction", type=float, default=0.3)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--title", default=None)
+    ap.add_argument("--transfer", action="store_true", help="also measure what each level controls (needs --model)")
+    ap.add_argument("--model", default="toyfaces", help="the encoder's generator (for --transfer)")
+    ap.add_argument("--classifier", default=None, help="for --transfer (default: the embedded toyfaces classifier)")
+    ap.add_argument("--pairs", type=int, default=500, help="--transfer: at most this many pairs")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
     try:

@@ -74,4 +74,5 @@ python3 analyses/toyfaces_inversion_report.py --renders "$WORK/heldout" --n 32 -
 latentlab features "$WORK"/heldout/images/*.png --out "$WORK/features" --force
 python3 analyses/encoder_level_probe.py --features "$WORK/features/features.npz" --labels "$WORK/heldout/labels.csv" \
     --targets yaw,nuisance_face_scale,male,smile,age,eyeglasses,skin,background,nuisance_hair_shade \
-    --title "toyfaces encoder: linear probes per level (1000 held-out renders)" --out checkpoints/toyfaces/report/level_probe
+    --title "toyfaces encoder: linear probes per level (1000 held-out renders)" --transfer \
+    --out checkpoints/toyfaces/report/level_probe

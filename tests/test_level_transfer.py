@@ -1,0 +1,38 @@
+"""Level transfer: the share of an attribute's change that swapping one level's style codes carries."""
+
+import pytest
+import torch
+
+from latentlab.errors import ConfigError
+from latentlab.studies.level_transfer import level_transfer, plot_level_transfer
+
+
+class ChannelMeans:
+    """A stand-in classifier: one score per colour channel, the image's mean."""
+
+    names = ["r", "g", "b"]
+
+    def scores(self, images):
+        return images.mean(dim=(2, 3))
+
+
+def test_a_level_that_alone_differs_carries_all_of_the_change(tiny_generator, tmp_path):
+    G = tiny_generator
+    torch.manual_seed(0)
+    with torch.no_grad():
+        a = G.synthesis.pack_styles(G.synthesis.compute_styles(G.mapping(torch.randn(6, G.z_dim), None)))
+    dim = a.shape[1]
+    slices = {"first": slice(0, dim // 3), "second": slice(dim // 3, 2 * dim // 3), "third": slice(2 * dim // 3, dim)}
+    b = a.clone()
+    b[:, slices["second"]] += torch.randn(6, slices["second"].stop - slices["second"].start)  # only level 2 differs
+    table = level_transfer(G, ChannelMeans(), a, b, slices, batch_size=4)
+    assert list(table.index) == ["first", "second", "third"] and list(table.columns) == ["r", "g", "b"]
+    torch.testing.assert_close(torch.tensor(table.loc["second"].to_numpy()), torch.ones(3, dtype=torch.float64))
+    assert (table.loc[["first", "third"]].abs().to_numpy() < 1e-9).all()  # swapping an equal level changes nothing
+    assert len(plot_level_transfer(table, str(tmp_path / "t"))) == 2
+
+
+def test_refuses_codes_of_another_size(tiny_generator):
+    a = torch.zeros(3, 5)
+    with pytest.raises(ConfigError, match="packed S codes"):
+        level_transfer(tiny_generator, ChannelMeans(), a, a, {"x": slice(0, 5)})
