@@ -28,6 +28,7 @@ from latentlab.studies.reports import (
     write_als_comparison,
     write_als_report,
 )
+from latentlab.utils.trust import TRUST_CODE_HELP
 
 
 def run(args):
@@ -38,7 +39,9 @@ def run(args):
     if not args.model or not args.classifier:
         raise ValueError("give --model (one or more) and --classifier, or --reports")
     models = labelled(args.model, args.label, "--model")
-    clf = als_classifier(load_classifier(args.classifier), args.attrs, args.pair_attr, args.device)
+    clf = als_classifier(
+        load_classifier(args.classifier, trust_code=args.trust_code), args.attrs, args.pair_attr, args.device
+    )
     results = {p: {} for p in ("paper", "hsr")}
     for name, path in models.items():
         G = latentlab.load_generator(path, device=args.device)
@@ -61,6 +64,7 @@ def main():
     ap.add_argument("--label", action="append", default=[], help="name of each --model / --reports in the comparison")
     ap.add_argument("--reports", action="append", default=[], help="saved ALS report folder ([NAME=]DIR); repeat")
     ap.add_argument("--classifier", default=None)
+    ap.add_argument("--trust-code", action="store_true", help=TRUST_CODE_HELP)
     ap.add_argument("--attrs", default=None, help="comma-separated subset of the classifier's attributes")
     ap.add_argument("--pairs", type=int, default=1000)
     ap.add_argument("--steps", type=int, default=10)

@@ -19,12 +19,14 @@ from latentlab.errors import CheckpointError, LatentlabError
 from latentlab.latents import parse_seeds
 from latentlab.studies.correlation import SCORE_TRANSFORMS, MissingInput, comparison_lines, study_inputs
 from latentlab.studies.reports import corr_study, write_corr_report
+from latentlab.utils.trust import TRUST_CODE_HELP
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", required=True)
     ap.add_argument("--classifier", required=True)
+    ap.add_argument("--trust-code", action="store_true", help=TRUST_CODE_HELP)
     ap.add_argument("--attrs", required=True)
     ap.add_argument("--score-map", default="")
     ap.add_argument("--z-boundaries")
@@ -47,7 +49,7 @@ def main():
         )
         seeds, alphas = parse_seeds(args.seeds), parse_alphas(args.alphas)
         G = latentlab.load_generator(args.model, device=args.device)
-        clf = load_classifier(args.classifier)
+        clf = load_classifier(args.classifier, trust_code=args.trust_code)
         clf = clf.to(args.device).eval() if hasattr(clf, "to") else clf
         result = corr_study(
             G,

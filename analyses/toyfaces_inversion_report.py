@@ -28,12 +28,17 @@ from latentlab.inversion import load_targets
 from latentlab.inversion.distances import distance_by_name
 from latentlab.inversion.encoder import load_encoder
 from latentlab.inversion.report import compare_inversions, write_inversion_report
+from latentlab.utils.trust import TRUST_CODE_HELP
 
 
 def run(args):
     torch.set_num_threads(args.threads) if args.threads else None
     G = latentlab.load_generator(args.model, device=args.device)
-    clf = load_classifier(args.classifier or defaults.classifier_spec()).to(args.device).eval()
+    clf = (
+        load_classifier(args.classifier or defaults.classifier_spec(), trust_code=args.trust_code)
+        .to(args.device)
+        .eval()
+    )
     table = load_labels(args.renders).iloc[: args.n]
     paths = [os.path.join(args.renders, f) for f in table["file"]]
     targets, names = load_targets(paths, G.img_resolution, G.img_channels)
@@ -68,6 +73,7 @@ def main():
     ap.add_argument("--n", type=int, default=64, help="how many of its renders (the first n)")
     ap.add_argument("--model", default=defaults.NAME)
     ap.add_argument("--classifier", default=None, help="default: the embedded toyfaces classifier")
+    ap.add_argument("--trust-code", action="store_true", help=TRUST_CODE_HELP)
     ap.add_argument("--encoder", default=None, help="encoder file (default: the shipped one; 'none' skips it)")
     ap.add_argument("--steps", type=int, default=1000, help="projector steps (0 skips the projector)")
     ap.add_argument("--space", default="w", choices=["w", "w+", "s"], help="the projector's space")

@@ -18,19 +18,25 @@ import latentlab
 from latentlab import defaults
 from latentlab.attributes import load_classifier
 from latentlab.studies.fidelity import write_toyfaces_model_report
+from latentlab.utils.trust import TRUST_CODE_HELP
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=defaults.NAME)
     ap.add_argument("--classifier", default=None, help="default: the embedded toyfaces classifier")
+    ap.add_argument("--trust-code", action="store_true", help=TRUST_CODE_HELP)
     ap.add_argument("--n", type=int, default=2000, help="generated faces (seeds 0..n-1) and renders per set")
     ap.add_argument("--psi", type=float, default=1.0)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
     G = latentlab.load_generator(args.model, device=args.device)
-    clf = load_classifier(args.classifier or defaults.classifier_spec()).to(args.device).eval()
+    clf = (
+        load_classifier(args.classifier or defaults.classifier_spec(), trust_code=args.trust_code)
+        .to(args.device)
+        .eval()
+    )
     md = write_toyfaces_model_report(G, clf, args.out, n=args.n, psi=args.psi, device=args.device, model=args.model)
     print("\n".join(md[:4]))
 

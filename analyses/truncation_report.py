@@ -18,12 +18,14 @@ from latentlab.attributes import load_classifier
 from latentlab.errors import CheckpointError, LatentlabError
 from latentlab.latents import parse_seeds
 from latentlab.studies.reports import truncation_report, truncation_rows
+from latentlab.utils.trust import TRUST_CODE_HELP
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", required=True)
     ap.add_argument("--classifier", default=None)
+    ap.add_argument("--trust-code", action="store_true", help=TRUST_CODE_HELP)
     ap.add_argument("--seeds", default="0-7")
     ap.add_argument("--variants", default="none;w:0.7;w:0.5;z:2.0;clamp:90", help="truncation specs separated by ';'")
     ap.add_argument("--fit-samples", type=int, default=10000)
@@ -36,7 +38,11 @@ def main():
         rows = truncation_rows([s for s in args.variants.split(";") if s.strip()])
         seeds = parse_seeds(args.seeds)
         G = latentlab.load_generator(args.model, device=args.device)
-        clf = load_classifier(args.classifier).to(args.device).eval() if args.classifier else None
+        clf = (
+            load_classifier(args.classifier, trust_code=args.trust_code).to(args.device).eval()
+            if args.classifier
+            else None
+        )
         _, record = truncation_report(
             G,
             rows,

@@ -14,7 +14,7 @@ from . import options as opt
 @click.argument("ckpt", required=False, default=None)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def info(ckpt, as_json):
-    """Describe a checkpoint: format, dims, layers per resolution, parameter counts.
+    """Describe a checkpoint: format, dims, layers per resolution, parameter counts, NaN/inf weights.
 
     Without CKPT, describes the embedded toyfaces model.
 
@@ -27,11 +27,12 @@ def info(ckpt, as_json):
     from latentlab.models.summary import count_params, generator_summary
 
     ckpt = ckpt if ckpt is not None else defaults.NAME
-    c = load_checkpoint(ckpt)
+    c = load_checkpoint(ckpt, allow_nonfinite=True)  # reported below, refused by generate/edit
     s = generator_summary(c.generator)
     s = dict(file=ckpt, format=c.format, networks=sorted(c.networks()), **s)
     if c.D is not None:
         s["params"]["D"] = count_params(c.D)
+    s["nonfinite"] = {net: dict(counts) for net, counts in c.nonfinite.items()}
     if as_json:
         click.echo(json.dumps(s, indent=1))
         return
@@ -51,6 +52,12 @@ def info(ckpt, as_json):
         ws = f"{b['ws'][0]}-{b['ws'][-1]}" if len(b["ws"]) > 1 else str(b["ws"][0])
         fp16 = "  fp16" if b["fp16"] else ""
         click.echo(f"              {b['resolution']:>4}  {b['channels']:>8}  {ws:<7}  {', '.join(b['layers'])}{fp16}")
+    for net, counts in sorted(c.nonfinite.items()):
+        names = ", ".join(list(counts)[:3]) + (f" and {len(counts) - 3} more" if len(counts) > 3 else "")
+        click.echo(
+            f"WARNING       {net}: {sum(counts.values()):,} non-finite (NaN/inf) values in {len(counts)} tensor(s): "
+            f"{names}; generate/edit refuse it without --allow-nonfinite"
+        )
 
 
 @click.command()
@@ -73,8 +80,11 @@ def info(ckpt, as_json):
     help="latents.npz holds z and w; wplus: w as W+ [N, num_ws, w_dim]; nvidia: also projected_w.npz "
     "(NVIDIA's projector layout, for its generate.py --projected-w).",
 )
+@opt.allow_nonfinite
 @opt.out(help="Output folder: seedNNNN.png, grid.png, generate.json (settings), latents.npz (z, w).")
-def generate(ckpt, seeds, psi, cutoff, noise_mode, class_idx, batch_size, device, latents_format, out_dir):
+def generate(
+    ckpt, seeds, psi, cutoff, noise_mode, class_idx, batch_size, device, latents_format, allow_nonfinite, out_dir
+):
     """Render one PNG per seed plus grid.png, with the settings and latents used.
 
     Writes seedNNNN.png, grid.png, generate.json (model, seeds, truncation, noise
@@ -94,7 +104,7 @@ def generate(ckpt, seeds, psi, cutoff, noise_mode, class_idx, batch_size, device
     from latentlab.utils.progress import progress_bar
 
     device = opt.device(device)
-    G = opt.load_model(ckpt, device)
+    G = opt.load_model(ckpt, device, allow_nonfinite=allow_nonfinite)
     opt.check_cutoff(G, cutoff)
     check_generation(G, class_idx, latents_format)  # before the progress bar
     with progress_bar(total=len(seeds), desc="generate", unit="img", what="images", hint="use fewer --seeds") as bar:

@@ -24,7 +24,8 @@ from . import options as opt
     "grid_path",
     type=click.Path(dir_okay=False),
     default=None,
-    help="Also write an 8x8 preview grid of the first 64 faces to this PNG.",
+    help="Also write an 8x8 preview grid of the first 64 faces to this PNG (its folder must exist, unless it "
+    "lies inside --out).",
 )
 def toyfaces(n, out_dir, seed, resolution, workers, grid_path):
     """Render the procedural toyfaces dataset: cartoon faces with known attributes.
@@ -43,6 +44,8 @@ def toyfaces(n, out_dir, seed, resolution, workers, grid_path):
     from latentlab.datasets import toyfaces as tf
 
     tf.check_resolution(resolution)
+    if grid_path:
+        _check_grid(grid_path, out_dir)
     report = tf.write_dataset(out_dir, n, seed=seed, resolution=resolution, workers=workers, progress=True)
     if report["rendered"]:
         click.echo(
@@ -61,6 +64,22 @@ def toyfaces(n, out_dir, seed, resolution, workers, grid_path):
         images = tf.render_batch(tf.sample_attributes(min(n, 64), seed), resolution)  # = the first images
         save_png(to_pil(make_grid(images, cols=8)), grid_path)
         click.echo(f"wrote {grid_path}")
+
+
+def _check_grid(grid_path, out_dir):
+    """--grid may name a file inside --out (its folders are created) or in an existing folder elsewhere: a
+    typo must not create folders outside the output. Checked before rendering, so no work is wasted."""
+    from latentlab.errors import ConfigError
+
+    parent = os.path.dirname(os.path.abspath(grid_path))
+    out = os.path.abspath(out_dir)
+    if parent == out or parent.startswith(out + os.sep):
+        return
+    if not os.path.isdir(parent):
+        raise ConfigError(
+            f"--grid {grid_path}: the folder {os.path.dirname(grid_path) or '.'} does not exist "
+            "(create it first, or put the grid inside --out)"
+        )
 
 
 ALL = [toyfaces]

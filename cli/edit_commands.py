@@ -83,6 +83,7 @@ def _direction(G, ckpt, attr, boundary, boundaries_dir, conditions, channels, sp
     is_flag=True,
     help="Do not add the unedited image (alpha 0) as the first column when --alpha lacks 0.",
 )
+@opt.allow_nonfinite
 @opt.out(help="Output folder: grid.png, seedNNNN_alphaA.png, edit.json, latents.npz.")
 def edit(
     ckpt,
@@ -104,6 +105,7 @@ def edit(
     batch_size,
     device,
     no_original,
+    allow_nonfinite,
     out_dir,
 ):
     """Edit generated faces, or given codes (--latents), along a semantic direction: code + alpha * n.
@@ -137,7 +139,7 @@ def edit(
     refuse_with_latents(latents_file, **{"--class": "class_idx"})
     alpha_list = edit_alphas(alphas, not no_original, to_distance)
     dev = opt.device(device)
-    G = opt.load_model(ckpt, dev)
+    G = opt.load_model(ckpt, dev, allow_nonfinite=allow_nonfinite)
     opt.check_cutoff(G, cutoff)
     start = seeds_or_latents(seeds, latents_file, G, dev)
     latents = None if start is seeds else start
@@ -274,10 +276,10 @@ def mix(
 @click.option(
     "--frames",
     "steps",
-    type=click.IntRange(min=2),
+    type=click.IntRange(min=2, max=opt.MAX_FRAMES),
     default=8,
     show_default=True,
-    help="Frames per pair, both ends included.",
+    help=f"Frames per pair, both ends included (at most {opt.MAX_FRAMES}).",
     **alias("--steps"),
 )
 @latents_option(
@@ -440,6 +442,12 @@ def truncate(
     embeddings = [method for method, wanted in (("tsne", tsne), ("umap", umap_plot)) if wanted]
     dev = opt.device(device)
     G = opt.load_model(ckpt, dev)
+    for row in rows:  # as generate --trunc-cutoff: a cutoff past the last ws is refused, not clamped
+        cutoff = getattr(row.truncation, "cutoff", None)
+        if cutoff is not None and cutoff > G.num_ws:
+            from latentlab.errors import ConfigError
+
+            raise ConfigError(f"--variant {row.spec}: cutoff {cutoff} exceeds num_ws ({G.num_ws})")
     start = seeds_or_latents(seeds, latents_file, G, dev)
     _, record = truncation_report(
         G,

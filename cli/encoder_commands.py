@@ -259,7 +259,7 @@ def _load_encoder(path, dev):
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the refinement's noise.")
 @opt.inversion_distance
 @opt.device_opt
-@opt.out(help="Output folder: latents.npz (S codes + noise), recon_<name>.png, metrics.csv, project.json.")
+@opt.out(lock=True, help="Output folder: latents.npz (S codes + noise), recon_<name>.png, metrics.csv, project.json.")
 def encode_cmd(
     images,
     encoder_path,
@@ -330,7 +330,7 @@ def encode_cmd(
     files = write_projection(result, names, out_dir, record)
     mean = {k: float(v.mean()) for k, v in result.metrics.items()}
     click.echo(
-        f"encoded {len(names)} image(s){f' (+{refine} refinement steps)' if refine else ''}: mean {distance.__name__} "
+        f"encoded {len(names)} image(s){f' (+{refine} refinement steps)' if refine else ''}: mean {distance.__name__} distance "
         f"{mean['distance']:.4g}, PSNR {mean['psnr']:.2f} dB, SSIM {mean['ssim']:.3f}; wrote "
         f"{', '.join(files[:3])}{', ...' if len(files) > 3 else ''} to {out_dir}"
     )

@@ -41,7 +41,7 @@ from . import options as opt
     help="With --video: a frame every this many steps (and after the last).",
 )
 @opt.device_opt
-@opt.out(help="Output folder: latents.npz (codes + noise), recon_<name>.png, metrics.csv, project.json.")
+@opt.out(lock=True, help="Output folder: latents.npz (codes + noise), recon_<name>.png, metrics.csv, project.json.")
 def project_cmd(
     images,
     ckpt,

@@ -5,6 +5,7 @@ import math
 import click
 
 from latentlab.errors import ConfigError
+from latentlab.utils.limits import MAX_FRAMES  # noqa: F401  (dependency-free; used by --frames)
 
 from .types import SEEDS
 
@@ -42,8 +43,9 @@ def device(name):
     return resolve_device(name)
 
 
-def load_model(spec, dev):
-    """The generator for --model; without one, the embedded toyfaces model (noted on stderr)."""
+def load_model(spec, dev, allow_nonfinite=False):
+    """The generator for --model; without one, the embedded toyfaces model (noted on stderr).
+    NaN/inf weights are refused unless `allow_nonfinite` (--allow-nonfinite)."""
     import os
 
     from latentlab import defaults, load_generator
@@ -54,7 +56,15 @@ def load_model(spec, dev):
         if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 speaks for all
             click.echo("latentlab: using the embedded toyfaces model (pass --model to choose another)", err=True)
         spec = defaults.NAME
-    return load_generator(spec, device=dev)
+    return load_generator(spec, device=dev, allow_nonfinite=allow_nonfinite)
+
+
+allow_nonfinite = click.option(
+    "--allow-nonfinite",
+    "allow_nonfinite",
+    is_flag=True,
+    help="Load a model whose weights hold NaN or inf values (refused by default: its images would be NaN/black).",
+)
 
 
 def classifier_for(spec, G, ckpt, attrs=None):
@@ -86,15 +96,35 @@ def check_cutoff(G, cutoff):
 
 
 model = click.option("--model", "ckpt", default=None, type=str, help=MODEL_HELP)
-classifier = click.option(
-    "--classifier",
-    "classifier_spec",
-    default=None,
-    help="Classifier: a name (toyfaces, nvidia-celebahq, nvidia-celebahq:Smiling,Male) or a spec such "
-    "as resnet:celeba40.pt or toyfaces:FILE (see `latentlab sample --help`) [default: the "
-    "embedded model's classifier for the embedded model; nvidia-celebahq, NVIDIA's CelebA-HQ "
-    "classifiers downloaded on first use, for the registry's face models].",
-)
+
+
+def classifier(f):
+    """--classifier SPEC and --trust-code; the command receives `classifier_spec` (str or None) and `trust_code`
+    (bool) and passes both to `latentlab.attributes.load_classifier(spec, trust_code=...)`."""
+    from latentlab.utils.trust import TRUST_CODE_HELP
+
+    f = click.option("--trust-code", is_flag=True, help=TRUST_CODE_HELP)(f)
+    return click.option(
+        "--classifier",
+        "classifier_spec",
+        default=None,
+        help="Classifier: a name (toyfaces, nvidia-celebahq, nvidia-celebahq:Smiling,Male) or a spec: "
+        "resnet:FILE[:ARCH] (a state dict), toyfaces:FILE.safetensors, nvidia:FOLDER, clip:WEIGHTS:PROMPTS.json, "
+        "table:SCORES.csv, or torchscript:FILE (a program: needs --trust-code) [default: the "
+        "embedded model's classifier for the embedded model; nvidia-celebahq, NVIDIA's CelebA-HQ "
+        "classifiers downloaded on first use, for the registry's face models].",
+    )(f)
+
+
+def check_trust(spec, trust_code):
+    """Refuse `--classifier torchscript:FILE` without --trust-code before any work starts (the loader refuses it
+    too; this says so before a model is loaded)."""
+    if isinstance(spec, str) and spec.startswith("torchscript:") and not trust_code:
+        from latentlab.utils.trust import require_trust
+
+        require_trust(spec[len("torchscript:") :], trust_code)
+
+
 seeds = click.option(
     "--seeds", type=SEEDS, default="0-7", show_default=True, help="Seeds: N, A-B or a list such as 0-3,42."
 )
@@ -108,7 +138,30 @@ noise_mode = click.option(
 batch = click.option(
     "--batch", "batch_size", type=click.IntRange(min=1), default=8, show_default=True, help="Images per batch."
 )
-device_opt = click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:N or auto.")
+
+
+def check_device(ctx, param, value):
+    """--device: 'auto' or a compute device torch accepts (cpu, cuda, cuda:N, mps, xpu); anything else (gpu,
+    cuda:x, cuda:-1, meta) and a CUDA index this machine does not have are refused in one line before any work."""
+    if value is None or value == "auto":
+        return value
+    import torch
+
+    try:
+        dev = torch.device(value)
+    except (RuntimeError, ValueError, TypeError):
+        dev = None
+    if dev is None or dev.type not in ("cpu", "cuda", "mps", "xpu"):
+        raise click.BadParameter(f"{value!r} is not a device latentlab can run on; use cpu, cuda, cuda:N or auto")
+    if dev.type == "cuda" and dev.index is not None and torch.cuda.is_available():
+        if dev.index >= torch.cuda.device_count():
+            raise click.BadParameter(f"{value!r}: this machine has {torch.cuda.device_count()} CUDA devices")
+    return value
+
+
+device_opt = click.option(
+    "--device", default="auto", show_default=True, callback=check_device, help="cpu, cuda, cuda:N or auto."
+)
 
 
 def align(f):
@@ -223,8 +276,23 @@ def _not_a_file(value, legacy):
         )
 
 
-def out(f=None, *, optional=False, legacy=(), help="Output folder."):
+def folder_lock(path, option="--out"):
+    """Hold the lock of output folder `path` (`latentlab.utils.lock`) while a command writes into it: a second
+    run into the same folder is refused with one line naming the running one (pid, command); a lock left by a
+    killed run is taken over. Under torchrun only rank 0 locks. A file at `path` is refused first (one line)."""
+    import os
+
+    from latentlab.utils.lock import out_dir_lock
+
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise ConfigError(f"{option} {path}: exists and is not a folder")
+    return out_dir_lock(path, enabled=_rank0(), name=f"{option} {path}")
+
+
+def out(f=None, *, optional=False, legacy=(), lock=False, help="Output folder."):
     """--out DIR and --force for a command that writes files (fixed names) into one folder.
+
+    With lock=True the command runs holding the folder's lock (`folder_lock`: one writer per folder).
 
     Without --out the command writes into a new folder latentlab-out/<command>/NNN (the next free
     number; with optional=True it writes no files instead). A folder given with --out must be new or
@@ -265,7 +333,14 @@ def out(f=None, *, optional=False, legacy=(), help="Output folder."):
                     )
             else:
                 _not_a_file(value, legacy)
+                if lock:  # the running one is named even when it has already written files
+                    with folder_lock(value):
+                        check_out_dir(value, force)
+                        return f(*args, **kw)
                 check_out_dir(value, force)
+            if lock and value is None and kw.get("out_dir") is not None:
+                with folder_lock(kw["out_dir"]):
+                    return f(*args, **kw)
             return f(*args, **kw)
 
         wrapper = click.option(
@@ -283,7 +358,8 @@ def out(f=None, *, optional=False, legacy=(), help="Output folder."):
 def resumable_out(markers, kind, help="Output folder; rerun with the same --out to resume."):
     """--out DIR for a resumable command (no --force): a folder holding a run of this `kind` (one of the
     `markers` files) is handed to the command, which resumes it or refuses other settings; a non-empty
-    folder holding none is refused. Without --out: a new latentlab-out/<command>/NNN, announced on stderr."""
+    folder holding none is refused. Without --out: a new latentlab-out/<command>/NNN, announced on stderr.
+    The command runs holding the folder's lock (`folder_lock`: one writer per folder)."""
     import functools
 
     def decorate(f):
@@ -295,10 +371,12 @@ def resumable_out(markers, kind, help="Output folder; rerun with the same --out 
             if value is None:
                 value = kw["out_dir"] = new_out_dir()
                 click.echo(f"latentlab: writing to {value} (rerun with --out {value} to resume)", err=True)
-            else:
-                _not_a_file(value, ())
+                with folder_lock(value):
+                    return f(*args, **kw)
+            _not_a_file(value, ())
+            with folder_lock(value):  # before the checks: a second run is told which run holds the folder
                 check_resume_dir(value, markers, kind)
-            return f(*args, **kw)
+                return f(*args, **kw)
 
         return click.option(
             "--out",

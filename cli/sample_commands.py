@@ -7,14 +7,14 @@ from latentlab.errors import ConfigError
 from . import options as opt
 
 
-def _load_classifier(spec):
+def _load_classifier(spec, trust_code):
     try:
         from latentlab.attributes import load_classifier
     except ImportError as e:
         raise ConfigError(
             f"--classifier needs latentlab.attributes.load_classifier, which could not be imported ({e})"
         ) from None
-    return load_classifier(spec)
+    return load_classifier(spec, trust_code=trust_code)
 
 
 @click.command("sample")
@@ -65,6 +65,7 @@ def sample_cmd(
     ckpt,
     n,
     classifier_spec,
+    trust_code,
     out_dir,
     seed_start,
     chunk_size,
@@ -89,13 +90,14 @@ def sample_cmd(
 
     \b
     Example:
-      latentlab sample --model ffhq.pkl --n 500000 --classifier torchscript:celeba40.pt --trunc 0.7 --out out/samples
-      torchrun --nproc_per_node 4 -m latentlab -- sample --model ffhq.pkl --n 500000 --classifier torchscript:celeba40.pt --out out/samples
+      latentlab sample --model ffhq.pkl --n 500000 --classifier resnet:celeba40.pt --trunc 0.7 --out out/samples
+      torchrun --nproc_per_node 4 -m latentlab -- sample --model ffhq.pkl --n 500000 --classifier resnet:celeba40.pt --out out/samples
     """
     from latentlab.sampling import sample
     from latentlab.utils import distributed
 
-    classifier = _load_classifier(opt.classifier_for(classifier_spec, None, ckpt))  # the model's default when not given
+    opt.check_trust(classifier_spec, trust_code)
+    classifier = _load_classifier(opt.classifier_for(classifier_spec, None, ckpt), trust_code)  # the model's default
     dev, rank, world_size = distributed.join(device)  # under torchrun: every k-th chunk, cuda:LOCAL_RANK
     ok = False
     try:

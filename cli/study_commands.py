@@ -103,6 +103,7 @@ from .latents_input import latents_option, load_latents, seeds_or_latents
 def als(
     ckpt,
     classifier_spec,
+    trust_code,
     attrs,
     pairs,
     frames,
@@ -153,6 +154,7 @@ def als(
         return _compare_als(compare_dirs, out_dir if out_dir is not None else opt.new_out_dir())
     if pair_attr is not None and out_dir is None:
         raise click.UsageError("--pair-attr chooses the attribute of a figure in the --out folder: give --out")
+    opt.check_trust(classifier_spec, trust_code)
     from latentlab.attributes import load_classifier
     from latentlab.edits import load_direction
     from latentlab.studies.reports import als_classifier, als_study, als_table, write_als_report
@@ -169,7 +171,8 @@ def als(
             space = "w" if boundary is not None and latents.space == "z" else latents.space
         if boundary is not None and not on_command_line("pairs"):
             pairs = len(latents)  # one edit pair per code
-    clf = als_classifier(load_classifier(opt.classifier_for(classifier_spec, G, ckpt, attrs)), attrs, pair_attr, dev)
+    clf = load_classifier(opt.classifier_for(classifier_spec, G, ckpt, attrs), trust_code=trust_code)
+    clf = als_classifier(clf, attrs, pair_attr, dev)
     direction = load_direction(boundary).check_dim(G.w_dim, "w").vector if boundary is not None else None
     if latents is not None:
         from latentlab.studies.als import check_latent_pairs
@@ -497,6 +500,7 @@ def ppl(
 def corr(
     ckpt,
     classifier_spec,
+    trust_code,
     attrs,
     z_boundaries,
     w_boundaries,
@@ -536,6 +540,7 @@ def corr(
     from latentlab.utils.distributed import join, shutdown
     from latentlab.utils.progress import progress_bar, rank_share
 
+    opt.check_trust(classifier_spec, trust_code)
     try:
         inputs = study_inputs(ckpt, attrs, z_boundaries, w_boundaries, score_map, reference)  # files read here
     except MissingInput as e:
@@ -556,7 +561,9 @@ def corr(
         from latentlab.edits.pipeline import check_given_codes
 
         check_given_codes(faces, faces.space, psi)  # --trunc applies to z codes only
-    clf = load_classifier(opt.classifier_for(classifier_spec, G, ckpt, inputs.classifier_attributes))
+    clf = load_classifier(
+        opt.classifier_for(classifier_spec, G, ckpt, inputs.classifier_attributes), trust_code=trust_code
+    )
     clf = clf.to(dev).eval() if hasattr(clf, "to") else clf
     columns = inputs.columns(clf.names)
     total = len(directions) * rank_share(len(faces)) * len(alphas)  # rank 0's share of the faces

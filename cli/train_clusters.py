@@ -25,7 +25,9 @@ from .conventions import alias
     show_default=True,
     help="Levels to structure: coarse, middle (or medium), fine, comma-separated.",
 )
-@click.option("--k", type=click.IntRange(min=2), default=8, show_default=True, help="Gaussians (clusters) per level.")
+@click.option(
+    "--k", type=int, default=8, show_default=True, help="Gaussians (clusters) per level (>= 2, as clusters:k=)."
+)
 @click.option(
     "--batch", "batch_size", type=click.IntRange(min=1), default=64, show_default=True, help="Codes per step."
 )
@@ -121,9 +123,11 @@ def clusters(
       latentlab truncate --model ffhq.pkl --clusters out/clusters/clusters.npz --choose coarse=3 --tsne --out out/trunc
     """
     from latentlab.train.clusters import CLUSTERS_FILE, train_cluster_mappings
+    from latentlab.truncation.cluster_base import check_cluster_count
 
     from .train_commands import stop_on_ctrl_c  # Ctrl-C: one line naming the resume point, exit code 130
 
+    check_cluster_count(k, "--k")  # the same rule and line as truncate's clusters:k=
     level_list = [p.strip() for p in levels.split(",") if p.strip()]
     if not level_list:
         raise click.UsageError("--levels names no level")

@@ -364,6 +364,7 @@ def test_als_report_script_compares_models_and_saved_reports(tmp_path, monkeypat
             "B",
             "--classifier",
             f"torchscript:{mean_colour_torchscript}",
+            "--trust-code",
             "--pairs",
             "2",
             "--steps",

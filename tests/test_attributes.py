@@ -266,23 +266,23 @@ def test_torchscript_probe_names_and_forward(tmp_path):
     path = tmp_path / "clf.ts"
     torch.jit.save(torch.jit.script(net), str(path))
     pre = Preprocess(resize=16, resize_mode="area", input_range=(0, 1))
-    clf = TorchScriptClassifier(path, preprocess=pre)
+    clf = TorchScriptClassifier(path, preprocess=pre, trust_code=True)
     assert clf.names == ["attr0", "attr1", "attr2"]
     x = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
         want = net(F.adaptive_avg_pool2d((x + 1) / 2, 16))
         torch.testing.assert_close(clf(x), want)
-    named = TorchScriptClassifier(path, names=["smile", "age", "hat"], preprocess=pre)
+    named = TorchScriptClassifier(path, names=["smile", "age", "hat"], preprocess=pre, trust_code=True)
     assert named.index("smile") == 0
-    wrong = TorchScriptClassifier(path, names=["a", "b"], preprocess=pre)
+    wrong = TorchScriptClassifier(path, names=["a", "b"], preprocess=pre, trust_code=True)
     with pytest.raises(ValueError, match=r"returned \(2, 3\), expected \[2, 2\]"):
         wrong(x)
     with pytest.raises(ValueError, match="resize"):
-        TorchScriptClassifier(path, preprocess=Preprocess())
+        TorchScriptClassifier(path, preprocess=Preprocess(), trust_code=True)
     torch.save({"a": torch.zeros(1)}, tmp_path / "plain.pt")
     with pytest.raises(CheckpointError, match=r"plain\.pt: not a TorchScript file"):
-        TorchScriptClassifier(tmp_path / "plain.pt", names=["a"])
-    assert load_classifier(f"torchscript:{path}").names == ["attr0", "attr1", "attr2"]
+        TorchScriptClassifier(tmp_path / "plain.pt", names=["a"], trust_code=True)
+    assert load_classifier(f"torchscript:{path}", trust_code=True).names == ["attr0", "attr1", "attr2"]
 
 
 # ----------------------------------------------------------------------------------------------

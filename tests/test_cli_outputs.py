@@ -103,7 +103,14 @@ def _leaves(group, prefix=()):
             yield prefix + (name,), cmd
 
 
-RESUMABLE = {("sample",), ("toyfaces",), ("train", "gan"), ("train", "hsr"), ("train", "clusters"), ("train", "encoder")}
+RESUMABLE = {
+    ("sample",),
+    ("toyfaces",),
+    ("train", "gan"),
+    ("train", "hsr"),
+    ("train", "clusters"),
+    ("train", "encoder"),
+}
 PRINT_ONLY = {("als",), ("ppl",), ("separability",)}  # print their result; files only with --out
 NO_OUT = {("info",), ("models",), ("convert",)}  # convert: SRC DST files, --force is about DST
 

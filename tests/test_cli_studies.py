@@ -25,6 +25,7 @@ def test_als_command_writes_tables(capsys, tmp_path, classifier):
         ADA,
         "--classifier",
         f"torchscript:{classifier}",
+        "--trust-code",
         "--pairs",
         "5",
         "--steps",
@@ -154,6 +155,7 @@ def test_corr_command(capsys, tmp_path, classifier):
         ADA,
         "--classifier",
         f"torchscript:{classifier}",
+        "--trust-code",
         "--attrs",
         "red,green",
         "--score-map",
@@ -210,6 +212,7 @@ def test_corr_command(capsys, tmp_path, classifier):
         ADA,
         "--classifier",
         f"torchscript:{classifier}",
+        "--trust-code",
         "--attrs",
         "red,green",
         "--score-map",
@@ -252,6 +255,7 @@ def test_corr_command_rejects_a_bad_score_map(capsys, tmp_path, classifier):
         ADA,
         "--classifier",
         f"torchscript:{classifier}",
+        "--trust-code",
         "--attrs",
         "red",
         "--score-map",
@@ -269,6 +273,7 @@ def test_corr_command_rejects_a_bad_score_map(capsys, tmp_path, classifier):
         ADA,
         "--classifier",
         f"torchscript:{classifier}",
+        "--trust-code",
         "--attrs",
         "red",
         "--scores",
@@ -291,6 +296,7 @@ def test_als_edit_linearity_along_a_boundary(capsys, tmp_path, classifier):
         ADA,
         "--classifier",
         f"torchscript:{classifier}",
+        "--trust-code",
         "--pairs",
         "3",
         "--steps",
@@ -310,7 +316,7 @@ def test_als_edit_linearity_along_a_boundary(capsys, tmp_path, classifier):
     with torch.no_grad():
         w0 = G.mapping(latentlab.z_from_seeds([0], 64), None)
         n = torch.from_numpy(v[0] / np.linalg.norm(v)).float()
-        clf = latentlab.attributes.load_classifier(f"torchscript:{classifier}")
+        clf = latentlab.attributes.load_classifier(f"torchscript:{classifier}", trust_code=True)
         mid = clf(G.synthesis(w0 + 1.0 * n))[0]  # t = 1/2 of the way to w0 + 2 n
     logits = np.load(tmp_path / "e" / "logits.npy")
     np.testing.assert_allclose(logits[0, 1], mid.numpy(), atol=1e-4)

@@ -360,7 +360,7 @@ def scores(spec, images):
     """The classifier's logits [N, A] of float images [N, C, H, W]."""
     from latentlab.attributes import load_classifier
 
-    return load_classifier(spec)(images).detach().numpy()
+    return load_classifier(spec, trust_code=True)(images).detach().numpy()
 
 
 def synth(G, ws, noise):
@@ -373,7 +373,7 @@ def test_als_on_given_codes(capsys, tmp_path, ckpt, G, direction, clf_spec):
     w, maps = write_latents(f, G, n=3)
     out = tmp_path / "o"
     code, stdout, err = run_cli(
-        capsys, "als", "--model", ckpt, "--classifier", clf_spec, "--latents", f, "--boundary", direction[0],
+        capsys, "als", "--model", ckpt, "--trust-code", "--classifier", clf_spec, "--latents", f, "--boundary", direction[0],
         "--alpha", "2", "--frames", "3", "--out", out,
     )  # fmt: skip
     assert code == 0, err
@@ -387,9 +387,9 @@ def test_als_on_given_codes(capsys, tmp_path, ckpt, G, direction, clf_spec):
     from latentlab.studies.reports import als_study
 
     codes = LatentCodes.load_for(f, G)
-    logits = als_study(G, load_classifier(clf_spec), pairs=2, steps=1, seed=5, space=None, latents=codes).attrs[
-        "logits"
-    ]
+    logits = als_study(
+        G, load_classifier(clf_spec, trust_code=True), pairs=2, steps=1, seed=5, space=None, latents=codes
+    ).attrs["logits"]
     for p in range(2):
         j, k = np.random.RandomState(5 + p).choice(3, 2, replace=False)
         ends = scores(clf_spec, synth(G, full(G, w[[j, k]]), rows(maps, [j, k])))
@@ -407,7 +407,7 @@ def test_corr_on_given_w_codes(capsys, tmp_path, ckpt, G, clf_spec):
         np.save(bw / f"{a}.npy", v / np.linalg.norm(v))
     f = tmp_path / "p.npz"
     w, maps = write_latents(f, G, "w+", n=3)
-    args = ["corr", "--model", ckpt, "--classifier", clf_spec, "--attrs", "red,green", "--score-map",
+    args = ["corr", "--model", ckpt, "--trust-code", "--classifier", clf_spec, "--attrs", "red,green", "--score-map",
             "red=attr0,green=attr1", "--w-boundaries", bw, "--latents", f, "--alpha", "-1,1"]  # fmt: skip
     code, _, err = run_cli(capsys, *args, "--out", tmp_path / "c")
     assert code == 0, err

@@ -536,6 +536,7 @@ def test_cli_samples_with_a_torchscript_classifier(tmp_path):
         "2",
         "--classifier",
         f"torchscript:{scripted}",
+        "--trust-code",
         "--out",
         str(out),
         "--device",

@@ -57,8 +57,9 @@ latentlab edit --attr smile --alpha -2,0,2 --seeds 0-5 --out out/demo --force
 # 7. The GH-Feat encoder (issue 15): trained on the training renders (the first 27000; the last 3000 stay out, as
 #    for the classifier) with the generator frozen, single-threaded in the background (~1.1 s/step on the 2-core
 #    CPU). No VGG16 ImageNet weights offline, so no feature term (--lambda-feat 0: pixel, adversarial, residual
-#    terms with the paper's weights). ENC_STEPS is where it was stopped (rerunning the command resumes).
-ENC_STEPS=${ENC_STEPS:-4000}
+#    terms with the paper's weights). ENC_STEPS is where it was stopped (the learning rate decays with the step
+#    alone, so a run stopped there equals one asked for ENC_STEPS steps; rerunning the command resumes).
+ENC_STEPS=${ENC_STEPS:-2500}
 if [ -z "${SKIP_TRAINING:-}" ]; then
   latentlab train encoder --model toyfaces --data "$WORK/data/images" --max-images 27000 --steps "$ENC_STEPS" \
       --batch 8 --depth 18 --width 16 --fpn-channels 64 --lambda-feat 0 --decay-every 1000 \

@@ -2,7 +2,8 @@
 
     clf = load_classifier("toyfaces")                   # by name: the embedded model's classifier
     clf = load_classifier("nvidia-celebahq:Smiling,Male")  # NVIDIA's CelebA-HQ classifiers (downloaded once)
-    clf = load_classifier("resnet:celeba_r18.pt")      # or nvidia:/clip:/torchscript:/table:
+    clf = load_classifier("resnet:celeba_r18.pt")      # or nvidia:/clip:/table:
+    clf = load_classifier("torchscript:clf.pt", trust_code=True)  # a program: runs code from the file
     logits = clf(G.synthesis(ws))                       # [N, A], positive = attribute present
     smile = clf.select(["smile", "age"])                # a view; 'age' is Young negated
 
@@ -55,7 +56,7 @@ SPEC_FORMS = (
     "toyfaces (the embedded model's classifier)",
     "nvidia-celebahq[:ATTR,...] (NVIDIA's 40 CelebA-HQ classifiers, or some, downloaded on first use)",
     "resnet:PATH[:ARCH]",
-    "torchscript:PATH",
+    "torchscript:PATH (a program: runs code from the file, needs --trust-code)",
     "clip:WEIGHTS:PROMPTS.json",
     "nvidia:FILE1.pkl,FILE2.pkl (or nvidia:FOLDER of celebahq-classifier-*.pkl)",
     "table:PATH.csv (or .parquet)",
@@ -79,8 +80,12 @@ def _split_last(rest, what, spec):
     return a, b
 
 
-def load_classifier(spec):
+def load_classifier(spec, trust_code=False):
     """Build a classifier (or a TableScores) from a name or a CLI-style spec; ValueError listing the forms otherwise.
+
+    trust_code: allow `torchscript:FILE`. A TorchScript file is a program (loading and calling it runs code
+    from the file), so without trust_code=True it is refused with a ConfigError; every other form reads
+    weights only (state dicts, allowlisted pickles) and ignores this flag.
 
     Names work like `load_generator`'s registry names: "toyfaces" is the embedded model's classifier,
     "nvidia-celebahq" NVIDIA's 40 CelebA-HQ attribute classifiers (the separability metric's, fetched
@@ -104,7 +109,7 @@ def load_classifier(spec):
             return ResNetAttributeClassifier.from_file(head, arch=tail)
         return ResNetAttributeClassifier.from_file(rest)
     if kind == "torchscript":
-        return TorchScriptClassifier(rest)
+        return TorchScriptClassifier(rest, trust_code=trust_code)
     if kind == "clip":
         weights, prompts = _split_last(rest, "clip:WEIGHTS:PROMPTS.json", spec)
         return ClipZeroShotClassifier(prompts=prompts, weights=weights)

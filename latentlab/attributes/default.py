@@ -14,7 +14,8 @@ FACE_CLASSIFIER = "nvidia-celebahq"  # the `load_classifier` name of NVIDIA's Ce
 CLASSIFIER_HELP = (
     "for face images pass --classifier nvidia-celebahq (NVIDIA's 40 CelebA-HQ attribute classifiers, downloaded on "
     "first use; nvidia-celebahq:Smiling,Male for some of them); or train one with `latentlab train-classifier "
-    "--celeba DIR --out clf.pt` and pass --classifier resnet:clf.pt; other forms: torchscript:FILE, "
+    "--celeba DIR --out clf.pt` and pass --classifier resnet:clf.pt; other forms: torchscript:FILE (a program: "
+    "needs --trust-code), "
     "clip:WEIGHTS:PROMPTS.json, table:SCORES.csv, nvidia:FOLDER"
 )
 

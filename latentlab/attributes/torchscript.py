@@ -1,31 +1,41 @@
-"""Any classifier exported with TorchScript (`torch.jit.save`)."""
+"""Any classifier exported with TorchScript (`torch.jit.save`).
+
+A TorchScript file is a program, not weights: loading and calling it runs whatever code its author compiled
+into it. latentlab therefore loads one only on explicit trust (`trust_code=True`; `--trust-code` on the
+command line). State dicts (`resnet:FILE`, `toyfaces:FILE.safetensors`, read without running code from the
+file) are the recommended classifier format.
+"""
 
 import os
 
 import torch
 
 from ..errors import CheckpointError, ConfigError
+from ..utils.trust import TRUST_CODE_HELP, TRUST_HINT, require_trust
 from .base import AttributeClassifier
 from .preprocess import Preprocess
 
-__all__ = ["TorchScriptClassifier"]
+__all__ = ["TorchScriptClassifier", "TRUST_CODE_HELP", "TRUST_HINT", "require_trust"]
 
 
 class TorchScriptClassifier(AttributeClassifier):
     """A TorchScript module mapping preprocessed images [N, C, H, W] to logits [N, A].
 
     SECURITY: a TorchScript file is a program. Loading it runs no Python pickle
-    code, but calling it runs whatever the author compiled into it; only load
-    files you chose to trust.
+    code, but loading and calling it run whatever the author compiled into it;
+    it is loaded only with `trust_code=True` (ConfigError otherwise, before the
+    file is opened), which says that you trust the file.
 
     names: one per output; by default attr0 .. attrA-1, A found by running the model
     once on a zero batch of the preprocess size (so `preprocess.resize` must be set).
     The default preprocess (224 px, range [0, 1], no normalisation) is only a guess:
     pass the one the model was trained with.
+    trust_code: must be True (an explicit opt-in: the file's code runs).
     """
 
-    def __init__(self, path, names=None, preprocess=None):
+    def __init__(self, path, names=None, preprocess=None, trust_code=False):
         path = os.fspath(path)
+        require_trust(path, trust_code)  # before the file is even opened
         if preprocess is None:
             preprocess = Preprocess(resize=224, resize_mode="bilinear", input_range=(0, 1))
         if not os.path.exists(path):

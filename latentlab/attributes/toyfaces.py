@@ -35,6 +35,8 @@ from torch import nn
 from ..datasets.toyfaces import ATTRIBUTES
 from ..errors import CheckpointError, ConfigError
 from ..utils.atomic import atomic_path
+from ..utils.safe_json import Anything, Int, Map, Obj, Str, loads_json, require_keys
+from ..utils.safe_json import List as JsonList
 from .base import AttributeClassifier, check_names
 from .preprocess import Preprocess
 
@@ -329,19 +331,34 @@ class ToyFacesClassifier(AttributeClassifier):
             raise CheckpointError(
                 f"{path}: a safetensors file, but not a toyfaces classifier (no '{FORMAT}' format tag)"
             )
+        require_keys(meta, ("arch", "names", "preprocess"), f"{path}: metadata", error=CheckpointError)
+
+        def field(key, schema, default="{}"):
+            return loads_json(
+                meta.get(key, default),
+                f"{path}: damaged toyfaces classifier metadata '{key}'",
+                schema,
+                error=CheckpointError,
+            )
+
         try:
             version = int(meta.get("version", "0"))
-            arch = json.loads(meta["arch"])
-            names = json.loads(meta["names"])
-            pre = Preprocess.from_dict(json.loads(meta["preprocess"]))
-            report = json.loads(meta.get("report", "{}"))
+            arch = field("arch", ARCH_SCHEMA)
+            names = field("names", NAMES_SCHEMA)
+            pre = Preprocess.from_dict(field("preprocess", Map(Anything())))
+            report = field("report", Anything())
         except (KeyError, ValueError, TypeError) as e:
             raise CheckpointError(f"{path}: damaged toyfaces classifier metadata ({type(e).__name__}: {e})") from None
         if version > VERSION or version < 1:
             raise CheckpointError(
                 f"{path}: toyfaces classifier format version {version}; this latentlab reads up to {VERSION}"
             )
+        from ..checkpoints.state_dicts import check_state_dict
+
+        what = "the toyfaces classifier its metadata describes"
         try:
+            with torch.device("meta"):  # the metadata's network, without memory: its shapes must be the file's
+                check_state_dict(ToyFacesNet(**arch).state_dict(), state, path, what)
             net = ToyFacesNet(**arch)
             clf = cls(net, names=names, preprocess=pre, report=report)
         except (TypeError, ValueError) as e:
@@ -351,6 +368,20 @@ class ToyFacesClassifier(AttributeClassifier):
 
     def extra_repr(self):
         return f"widths={self.net.init_kwargs['widths']}, " + super().extra_repr()
+
+
+# The metadata of a classifier file, checked before any network is built (`latentlab.utils.safe_json`):
+# widths and repeats bounded so that a 1 KB header cannot describe a network of terabytes.
+ARCH_SCHEMA = Obj(
+    {
+        "num_outputs": Int(1, 4096),
+        "widths": JsonList(Int(1, 4096), 1, 16),
+        "repeats": JsonList(Int(0, 64), 1, 16),
+        "in_channels": Int(1, 4),
+    },
+    extra=False,
+)
+NAMES_SCHEMA = JsonList(Str(256), 1, 4096)
 
 
 _TRAINING = (

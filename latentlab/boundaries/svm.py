@@ -89,10 +89,18 @@ def _split_indices(scores, n_codes, ratio, split, seed, count):
         if not 0 < ratio <= 1:
             raise ConfigError(f"ratio must be in (0, 1], got {ratio}")
         chosen = int(n * ratio)
-    else:
+    else:  # an explicit count is never silently cut down (the ratio, a fraction, cannot overshoot)
         chosen = int(count)
+        if chosen < 1 or chosen > n // 2:
+            raise ConfigError(
+                f"count {count}: {n} samples give at most {n // 2} from each end (count takes that many from each)"
+                if chosen >= 1
+                else f"count must be >= 1, got {count}"
+            )
     chosen = min(chosen, n // 2)
     train_n = int(chosen * split)
+    if train_n < 1 and count is not None:
+        raise ConfigError(f"too few samples: count {count} with split {split} leaves no training pair")
     if train_n < 1:
         raise ConfigError(
             f"too few samples: {n} samples with ratio {ratio} leave no training pair (need at least 2 / ratio)"

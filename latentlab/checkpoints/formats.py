@@ -64,4 +64,17 @@ def read_checkpoint(path: Union[str, os.PathLike]) -> RawCheckpoint:
     converter = CONVERTERS.get(fmt) if fmt is not None else None
     if converter is None:
         raise CheckpointError(f"{path}: not a StyleGAN checkpoint (unpickled a {describe(obj)})")
-    return converter(path, obj)
+    try:
+        return converter(path, obj)
+    except CheckpointError:
+        raise
+    except (MemoryError, RecursionError):
+        raise CheckpointError(
+            f"{path}: malformed {fmt} checkpoint (describes a network too large to convert)"
+        ) from None
+    except (ArithmeticError, ValueError, TypeError, KeyError, IndexError, AttributeError, RuntimeError) as e:
+        # absurd kwargs (a zero resolution, a negative fmap_base...) reaching the converter's arithmetic
+        msg = str(e).splitlines()[0][:200] if str(e) else ""
+        raise CheckpointError(
+            f"{path}: malformed {fmt} checkpoint ({type(e).__name__}{': ' + msg if msg else ''})"
+        ) from None

@@ -66,8 +66,12 @@ def read_native(
         nets = json.loads(meta["networks"])
         extras = json.loads(meta.get("extras", "{}"))
         specs = {name: (spec["class_name"], spec["init_kwargs"]) for name, spec in nets.items()}
+    except RecursionError:
+        raise CheckpointError(f"{path}: not a readable {what} (metadata nested too deeply)") from None
     except (ValueError, KeyError, TypeError, AttributeError) as e:
-        raise CheckpointError(f"{path}: not a readable {what} (damaged metadata: {type(e).__name__}: {e})") from None
+        raise CheckpointError(
+            f"{path}: not a readable {what} (damaged metadata: {type(e).__name__}: {str(e)[:200]})"
+        ) from None
     out = {}
     for name, (class_name, init_kwargs) in specs.items():
         prefix = name + "/"

@@ -10,7 +10,7 @@ from typing import Any, Dict, Mapping
 
 from ..errors import CheckpointError
 from .records import NetworkRecord, RawCheckpoint, float_tensor, summarise, to_plain
-from .safe_pickle import PersistentObject
+from .safe_pickle import PersistentObject, short_repr
 from .tags import FORMAT_SG2_PYTORCH
 
 # Official positional parameter order, for networks pickled with positional init args.
@@ -82,7 +82,7 @@ def _network(path, key, obj, class_name, classes, positional, ignored):
     if not isinstance(obj, PersistentObject):
         raise CheckpointError(f"{path}: {key!r} is a {type(obj).__name__}, not a persistent network object")
     if obj.class_name != class_name:
-        raise CheckpointError(f"{path}: {key!r} is a {obj.class_name!r}, expected a {class_name!r}")
+        raise CheckpointError(f"{path}: {key!r} is a {short_repr(obj.class_name)}, expected a {class_name!r}")
     state = {}
     _flatten(path, key, obj, "", classes, state, depth=0)
     init_args, init_kwargs = _init_kwargs(path, key, obj, positional)
@@ -109,7 +109,7 @@ def _flatten(path, key, obj, prefix, classes, out, depth):
         )
     if obj.class_name not in classes:
         raise CheckpointError(
-            f"{path}: {where} is a {obj.class_name!r}, "
+            f"{path}: {where} is a {short_repr(obj.class_name)}, "
             f"which is not a StyleGAN2 {'discriminator' if key == 'D' else 'generator'} class"
         )
     for group, is_buffer in ((params, False), (buffers, True)):
@@ -118,20 +118,22 @@ def _flatten(path, key, obj, prefix, classes, out, depth):
                 continue
             _check_name(path, where, name)
             if prefix + name in out:
-                raise CheckpointError(f"{path}: {where}: duplicate entry {name!r}")
+                raise CheckpointError(f"{path}: {where}: duplicate entry {short_repr(name)}")
             out[prefix + name] = float_tensor(t, path, f"network {key!r} tensor {prefix + name!r}")
     for name, child in modules.items():
         if child is None:
             continue
         _check_name(path, where, name)
         if not isinstance(child, PersistentObject):
-            raise CheckpointError(f"{path}: {where}: submodule {name!r} is a {type(child).__name__}, not a module")
+            raise CheckpointError(
+                f"{path}: {where}: submodule {short_repr(name)} is a {type(child).__name__}, not a module"
+            )
         _flatten(path, key, child, f"{prefix}{name}.", classes, out, depth + 1)
 
 
 def _check_name(path, where, name):
     if not isinstance(name, str) or not name or "." in name:
-        raise CheckpointError(f"{path}: {where}: invalid member name {name!r}")
+        raise CheckpointError(f"{path}: {where}: invalid member name {short_repr(name)}")
 
 
 def _init_kwargs(path, key, obj, positional):
@@ -166,7 +168,9 @@ def _nest_synthesis_kwargs(path, key, kwargs, ignored):
             ignored.setdefault(key, {})[k] = v
             continue
         if k in synthesis and synthesis[k] != v:
-            raise CheckpointError(f"{path}: network {key!r} gives synthesis kwarg {k!r} twice with different values")
+            raise CheckpointError(
+                f"{path}: network {key!r} gives synthesis kwarg {short_repr(k)} twice with different values"
+            )
         synthesis[k] = v
     if synthesis or "synthesis_kwargs" in out:
         out["synthesis_kwargs"] = synthesis

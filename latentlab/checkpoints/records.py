@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from ..errors import CheckpointError
-from .safe_pickle import NumpyDType, PersistentObject, TFNetwork
+from .safe_pickle import NumpyDType, PersistentObject, TFNetwork, short_repr
 
 __all__ = ["NetworkRecord", "RawCheckpoint", "describe", "to_plain", "summarise", "float_tensor"]
 
@@ -43,12 +43,12 @@ class RawCheckpoint:
 def describe(obj: object) -> str:
     """A short description of an unpickled object for error messages (never its contents)."""
     if isinstance(obj, dict):
-        keys = ", ".join(repr(k) for k in list(obj)[:6])
+        keys = ", ".join(short_repr(k) for k in list(obj)[:6])
         return f"dict with keys [{keys}{', ...' if len(obj) > 6 else ''}]"
     if isinstance(obj, (tuple, list)):
         return f"{type(obj).__name__} of length {len(obj)}"
     if isinstance(obj, PersistentObject):
-        return f"persistent {obj.class_name!r} object"
+        return f"persistent {short_repr(obj.class_name)} object"
     return type(obj).__name__
 
 
@@ -64,7 +64,7 @@ def to_plain(value: object, path: str, where: str, depth: int = 0) -> Any:
         out = {}
         for k, v in value.items():
             if not isinstance(k, str):
-                raise CheckpointError(f"{path}: {where} has a non-string key {k!r}")
+                raise CheckpointError(f"{path}: {where} has a non-string key {short_repr(k)}")
             out[k] = to_plain(v, path, f"{where}.{k}", depth + 1)
         return out
     if isinstance(value, (list, tuple)):

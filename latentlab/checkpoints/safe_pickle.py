@@ -14,6 +14,9 @@ import io
 import math
 import os
 import pickle
+import pickletools
+import reprlib
+import threading
 import warnings
 from typing import Any, Dict, Optional, Tuple, Union
 
@@ -21,10 +24,33 @@ import numpy as np
 import torch
 
 from ..errors import CheckpointError
+from ..utils import limits
 
-__all__ = ["load_pickle", "PersistentObject", "TFNetwork", "EasyDict", "UnsafePickle"]
+__all__ = [
+    "load_pickle",
+    "scan_pickle",
+    "check_view",
+    "short_repr",
+    "PersistentObject",
+    "TFNetwork",
+    "EasyDict",
+    "UnsafePickle",
+]
 
 _PICKLE_PROTOCOLS = (2, 3, 4, 5)
+_LOADING = threading.local()  # per-thread running total of tensor elements during one load_pickle
+
+_SHORT = reprlib.Repr()
+_SHORT.maxlevel, _SHORT.maxstring, _SHORT.maxother, _SHORT.maxlong = 3, 60, 60, 40
+
+
+def short_repr(value: object) -> str:
+    """repr() of a value from a file for an error message: bounded in length and depth (reprlib), never
+    recursing through a hostile structure."""
+    try:
+        return _SHORT.repr(value)
+    except Exception:  # a hostile object's own repr is never called by reprlib, but stay safe
+        return f"<{type(value).__name__}>"
 
 
 class UnsafePickle(Exception):
@@ -73,7 +99,7 @@ class PersistentObject:
         return self.state.get("_init_kwargs", {})
 
     def __repr__(self):
-        return f"PersistentObject({self.class_name!r}, version={self.version!r})"
+        return f"PersistentObject({short_repr(self.class_name)}, version={short_repr(self.version)})"
 
 
 class TFNetwork:
@@ -86,14 +112,14 @@ class TFNetwork:
 
     def __repr__(self):
         name = getattr(self, "state", {}).get("name")
-        return f"TFNetwork({name!r})"
+        return f"TFNetwork({short_repr(name)})"
 
 
 def _reconstruct_persistent_obj(meta):
     if not isinstance(meta, dict):
         raise UnsafePickle("persistent object metadata is not a dict")
     if meta.get("type") != "class":
-        raise UnsafePickle(f"persistent object of type {meta.get('type')!r} (only 'class' is supported)")
+        raise UnsafePickle(f"persistent object of type {short_repr(meta.get('type'))} (only 'class' is supported)")
     class_name, state = meta.get("class_name"), meta.get("state")
     if not isinstance(class_name, str) or not isinstance(state, dict):
         raise UnsafePickle("persistent object without class_name/state")
@@ -133,6 +159,38 @@ def _as_int_tuple(value, what):
     return tuple(value)
 
 
+def check_view(size: Tuple[int, ...], stride: Tuple[int, ...], offset: int, storage_numel: int) -> int:
+    """Check a tensor view (size, stride, offset) of a storage of `storage_numel` elements before building it.
+
+    The view must lie inside its storage (offset + sum((size - 1) * stride) < storage_numel), and may not
+    claim more elements than the storage holds (an overlapping view such as a stride-0 50000 x 50000 tensor
+    of one float costs 10 GB once copied) nor more than `limits.MAX_TENSOR_ELEMENTS`. Counts the view into
+    the running total of the current `load_pickle` (`limits.MAX_CHECKPOINT_ELEMENTS`). Returns its elements.
+    """
+    if any(n < 0 for n in size) or any(st < 0 for st in stride) or offset < 0:
+        raise UnsafePickle("tensor with negative size, stride or offset")
+    elements = math.prod(size)
+    if elements > limits.MAX_TENSOR_ELEMENTS:
+        raise UnsafePickle(f"tensor claims {elements} elements (more than {limits.MAX_TENSOR_ELEMENTS})")
+    if elements > 0:
+        last = offset + sum((n - 1) * st for n, st in zip(size, stride))
+        if last >= storage_numel:
+            raise UnsafePickle(
+                f"tensor of size {list(size)} extends past the end of its storage of {storage_numel} elements"
+            )
+        if elements > storage_numel:
+            raise UnsafePickle(
+                f"tensor of size {list(size)} claims {elements} elements from a storage of {storage_numel} "
+                "(overlapping view)"
+            )
+    budget = getattr(_LOADING, "elements", None)
+    if budget is not None:
+        _LOADING.elements = budget + elements
+        if _LOADING.elements > limits.MAX_CHECKPOINT_ELEMENTS:
+            raise UnsafePickle(f"tensors claim more than {limits.MAX_CHECKPOINT_ELEMENTS} elements in all")
+    return elements
+
+
 def _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad=False, backward_hooks=None, metadata=None):
     if not isinstance(storage, torch.storage.TypedStorage):
         raise UnsafePickle("tensor rebuilt from something that is not a typed storage")
@@ -140,18 +198,13 @@ def _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad=Fals
     stride = _as_int_tuple(stride, "stride")
     if type(storage_offset) is not int or storage_offset < 0 or len(size) != len(stride):
         raise UnsafePickle("tensor with invalid offset/size/stride")
-    if any(s < 0 for s in size) or any(s < 0 for s in stride):
-        raise UnsafePickle("tensor with negative size or stride")
     _require_empty(backward_hooks, "tensor backward hooks")
     _require_empty(metadata, "tensor metadata")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         dtype, numel = storage.dtype, storage.size()
         untyped = storage.untyped()
-    if all(s > 0 for s in size):  # check bounds ourselves rather than trusting the file
-        last = storage_offset + sum((n - 1) * st for n, st in zip(size, stride))
-        if last >= numel:
-            raise UnsafePickle("tensor extends past the end of its storage")
+    check_view(size, stride, storage_offset, numel)
     t = torch.empty((0,), dtype=dtype)
     t.set_(untyped, storage_offset, size, stride)
     return t
@@ -181,13 +234,13 @@ class NumpyDType:
 
     def __init__(self, spec: object, align: bool = False, copy: bool = False) -> None:
         if not isinstance(spec, str):
-            raise UnsafePickle(f"refuses numpy dtype {spec!r}")
+            raise UnsafePickle(f"refuses numpy dtype {short_repr(spec)}")
         try:
             dt = np.dtype(spec)
         except TypeError:
-            raise UnsafePickle(f"refuses numpy dtype {spec!r}") from None
+            raise UnsafePickle(f"refuses numpy dtype {short_repr(spec)}") from None
         if dt.kind not in _NUMPY_KINDS or dt.hasobject or dt.fields is not None or dt.subdtype is not None:
-            raise UnsafePickle(f"refuses numpy dtype {spec!r} (object and structured arrays are not allowed)")
+            raise UnsafePickle(f"refuses numpy dtype {short_repr(spec)} (object and structured arrays are not allowed)")
         self.dtype = dt
 
     def __setstate__(self, state):
@@ -196,7 +249,7 @@ class NumpyDType:
             raise UnsafePickle("refuses numpy dtype state (only plain numeric dtypes are allowed)")
         order = state[1]
         if order not in ("<", ">", "|", "="):
-            raise UnsafePickle(f"numpy dtype with byte order {order!r}")
+            raise UnsafePickle(f"numpy dtype with byte order {short_repr(order)}")
         if order in "<>" and self.dtype.itemsize > 1:
             self.dtype = self.dtype.newbyteorder(order)
 
@@ -314,13 +367,152 @@ class RestrictedUnpickler(pickle.Unpickler):
         raise UnsafePickle("refuses persistent id references (not used by StyleGAN checkpoints)")
 
 
+# --------------------------------------------------------------------------------------------
+# Pre-scan: bound a pickle's structure before unpickling it.
+
+
+class _ClampedReader:
+    """A read-only file whose reads never ask for more bytes than remain: a length field claiming
+    terabytes gives a short read (an error) instead of a huge allocation."""
+
+    def __init__(self, f: Any, size: int) -> None:
+        self._f, self._size = f, size
+
+    def read(self, n: int = -1) -> bytes:
+        remaining = max(self._size - self._f.tell(), 0)
+        return self._f.read(remaining if n is None or n < 0 else min(n, remaining))
+
+    def readline(self) -> bytes:
+        return self._f.readline(1 << 20)  # text opcodes (protocol 0/1 style) hold short lines only
+
+    def tell(self) -> int:
+        return self._f.tell()
+
+
+class _Node:
+    """What the pre-scan knows of one stack entry: nesting depth, and the objects it holds when shared
+    references are counted each time they occur (what a walk or a copy of it costs)."""
+
+    __slots__ = ("depth", "nodes", "shared")
+
+    def __init__(self, depth: int, nodes: int) -> None:
+        self.depth, self.nodes, self.shared = depth, nodes, False
+
+
+_PUT_OPS = {"PUT", "BINPUT", "LONG_BINPUT", "MEMOIZE"}
+_GET_OPS = {"GET", "BINGET", "LONG_BINGET"}
+_INPLACE_OPS = {"APPEND", "APPENDS", "SETITEM", "SETITEMS", "ADDITEMS", "BUILD"}  # modify the entry below
+_LONG_OPS = {"LONG", "LONG1", "LONG4"}
+
+
+def scan_pickle(f: Any, size: int) -> None:
+    """Walk the opcode stream of the pickle in `f` (`size` bytes) without building anything, and raise
+    UnsafePickle when it would build something too large or too deep for its size: more than
+    `limits.MAX_PICKLE_OPS` opcodes, nesting deeper than `limits.MAX_PICKLE_DEPTH`, more than
+    `limits.MAX_PICKLE_NODES` objects counting shared references each time (memo "billion laughs"
+    bombs), integers longer than `limits.MAX_PICKLE_INT_BYTES`, or a container modified after it was
+    shared (which would hide the size of what shares it). The stack is simulated with `pickletools`'
+    description of each opcode.
+    """
+    stack: list = []
+    marks: list = []
+    memo: Dict[Any, _Node] = {}
+    count = 0
+
+    def new(children):
+        depth = max((c.depth for c in children), default=0) + 1
+        nodes = sum(c.nodes for c in children) + 1
+        for c in children:
+            c.shared = True
+        return _check(_Node(depth, nodes))
+
+    def _check(node):
+        if node.depth > limits.MAX_PICKLE_DEPTH:
+            raise UnsafePickle(f"pickle nested more than {limits.MAX_PICKLE_DEPTH} levels deep")
+        if node.nodes > limits.MAX_PICKLE_NODES:
+            raise UnsafePickle(
+                f"pickle structure holds more than {limits.MAX_PICKLE_NODES} objects counting shared references "
+                "(a reference bomb)"
+            )
+        return node
+
+    def pop_mark():
+        mark = marks.pop()
+        items = stack[mark:]
+        del stack[mark:]
+        return items
+
+    try:
+        for op, arg, _pos in pickletools.genops(_ClampedReader(f, size)):  # type: ignore[arg-type]  # duck-typed file
+            count += 1
+            if count > limits.MAX_PICKLE_OPS:
+                raise UnsafePickle(f"pickle has more than {limits.MAX_PICKLE_OPS} opcodes")
+            name = op.name
+            if name == "MARK":
+                marks.append(len(stack))
+            elif name in _PUT_OPS:
+                memo[len(memo) if name == "MEMOIZE" else arg] = stack[-1]
+            elif name in _GET_OPS:
+                stack.append(memo[arg])
+            elif name == "POP":
+                stack.pop()
+            elif name == "POP_MARK":
+                pop_mark()
+            elif name == "DUP":
+                stack.append(stack[-1])
+            elif name in _INPLACE_OPS:
+                if name in ("APPEND", "BUILD"):
+                    items = [stack.pop()]
+                elif name == "SETITEM":
+                    items = [stack.pop(), stack.pop()]
+                else:
+                    items = pop_mark()
+                target = stack[-1]
+                if not items:
+                    continue
+                depth = max(target.depth, max(c.depth for c in items) + 1)
+                nodes = target.nodes + sum(c.nodes for c in items)
+                if target.shared and (depth > target.depth or nodes > target.nodes):
+                    raise UnsafePickle("pickle modifies a container after sharing it (cyclic or self-modifying)")
+                for c in items:
+                    c.shared = True
+                target.depth, target.nodes = depth, nodes
+                _check(target)
+            else:
+                if name in _LONG_OPS and isinstance(arg, int) and arg.bit_length() > 8 * limits.MAX_PICKLE_INT_BYTES:
+                    raise UnsafePickle(f"pickle holds an integer longer than {limits.MAX_PICKLE_INT_BYTES} bytes")
+                if pickletools.markobject in op.stack_before:
+                    # everything above the mark, then what the opcode takes from below it (none for built-in ops)
+                    children = pop_mark()
+                    children += [stack.pop() for _ in range(op.stack_before.index(pickletools.markobject))]
+                else:
+                    children = [stack.pop() for _ in op.stack_before]
+                for _ in op.stack_after:
+                    stack.append(new(children))
+            if name == "STOP":
+                return
+    except UnsafePickle:
+        raise
+    except (IndexError, KeyError):
+        raise UnsafePickle("malformed pickle (its opcodes do not form a valid stack program)") from None
+    except (ValueError, EOFError) as e:
+        raise UnsafePickle(f"truncated or not a pickle ({str(e).splitlines()[0][:200]})") from None
+
+
 def load_pickle(path: Union[str, os.PathLike]) -> Any:
-    """Unpickle `path` with the allowlist above. Raises CheckpointError naming the file."""
+    """Unpickle `path` with the allowlist above. Raises CheckpointError naming the file.
+
+    The opcode stream is first checked by `scan_pickle` (size, depth and reference-bomb limits); tensor
+    views are checked by `check_view` as they are rebuilt.
+    """
+    _LOADING.elements = 0
     try:
         with open(path, "rb") as f:
             head = f.read(2)
             if len(head) < 2 or head[0] != 0x80 or head[1] not in _PICKLE_PROTOCOLS:
                 raise CheckpointError(f"{path}: truncated or not a pickle (unrecognised file header)")
+            f.seek(0)
+            scan_pickle(f, os.fstat(f.fileno()).st_size)
             f.seek(0)
             return RestrictedUnpickler(f).load()
     except CheckpointError:
@@ -336,4 +528,6 @@ def load_pickle(path: Union[str, os.PathLike]) -> Any:
     except MemoryError:
         raise CheckpointError(f"{path}: malformed pickle (claims more memory than available)") from None
     except Exception as e:  # struct/value/type errors from damaged opcodes
-        raise CheckpointError(f"{path}: malformed pickle ({type(e).__name__}: {e})") from None
+        raise CheckpointError(f"{path}: malformed pickle ({type(e).__name__}: {str(e)[:200]})") from None
+    finally:
+        _LOADING.elements = None

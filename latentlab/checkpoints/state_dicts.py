@@ -32,14 +32,25 @@ classifiers, the NVIDIA CelebA-HQ classifiers (through `build_network`), latentl
 from __future__ import annotations
 
 import json
+import math
 import os
 from typing import Any, Dict, Iterable, Mapping, Optional, Sequence, Tuple, TypeVar, Union
 
 import torch
 
 from ..errors import CheckpointError, ConfigError
+from ..utils import limits
+from .safe_pickle import short_repr
 
-__all__ = ["WRAPPER_PREFIXES", "is_safetensors", "read_state_dict", "strip_prefixes", "load_state_dict_strict"]
+__all__ = [
+    "WRAPPER_PREFIXES",
+    "is_safetensors",
+    "read_state_dict",
+    "strip_prefixes",
+    "check_state_dict",
+    "load_state_dict_strict",
+    "nonfinite_counts",
+]
 
 # Prefixes wrappers add to every key: DataParallel / DistributedDataParallel ('module.'), Lightning-style ('model.').
 WRAPPER_PREFIXES = ("module.", "model.")
@@ -73,6 +84,38 @@ def _first_line(e):
     return f"{type(e).__name__}: {msg}" if msg else type(e).__name__
 
 
+# Bytes per element of the safetensors dtypes latentlab can load.
+_SAFETENSORS_ITEMSIZE = {
+    "BOOL": 1, "U8": 1, "I8": 1, "F8_E5M2": 1, "F8_E4M3": 1, "I16": 2, "U16": 2, "F16": 2, "BF16": 2,
+    "I32": 4, "U32": 4, "F32": 4, "I64": 8, "U64": 8, "F64": 8,
+}  # fmt: skip
+
+
+def _check_safetensors_entry(name, entry):
+    """The end offset of one tensor entry of a safetensors header, after checking, before anything is read,
+    that its dtype is known, its shape non-negative and within `limits.MAX_TENSOR_ELEMENTS`, and that its
+    byte range is exactly as long as its shape and dtype say."""
+    label = short_repr(name)
+    if not isinstance(entry, dict):
+        raise ConfigError(f"tensor {label} is not described by a JSON object")
+    dtype, shape, offsets = entry.get("dtype"), entry.get("shape"), entry.get("data_offsets")
+    if dtype not in _SAFETENSORS_ITEMSIZE:
+        raise ConfigError(f"tensor {label} has unsupported dtype {short_repr(dtype)}")
+    if not isinstance(shape, list) or not all(type(n) is int and n >= 0 for n in shape):
+        raise ConfigError(f"tensor {label} has an invalid shape {short_repr(shape)}")
+    if not isinstance(offsets, list) or len(offsets) != 2 or not all(type(o) is int and o >= 0 for o in offsets):
+        raise ConfigError(f"tensor {label} has invalid data_offsets {short_repr(offsets)}")
+    elements = math.prod(shape)
+    if elements > limits.MAX_TENSOR_ELEMENTS:
+        raise ConfigError(f"tensor {label} claims {elements} elements (more than {limits.MAX_TENSOR_ELEMENTS})")
+    if offsets[1] - offsets[0] != elements * _SAFETENSORS_ITEMSIZE[dtype]:
+        raise ConfigError(
+            f"tensor {label} of shape {shape} ({dtype}) needs {elements * _SAFETENSORS_ITEMSIZE[dtype]} bytes, "
+            f"its data_offsets give {offsets[1] - offsets[0]}"
+        )
+    return offsets[1]
+
+
 def _read_safetensors(path, size, what):
     """(tensors, metadata) of a safetensors file whose header and size agree."""
     from safetensors import SafetensorError
@@ -89,9 +132,11 @@ def _read_safetensors(path, size, what):
         if not isinstance(header, dict):
             raise ConfigError("the header is not a JSON object")
         meta = header.get("__metadata__") or {}
-        ends = [int(e["data_offsets"][1]) for k, e in header.items() if k != "__metadata__"]
-        if not isinstance(meta, dict):
-            raise ConfigError("the metadata is not a JSON object")
+        if not isinstance(meta, dict) or not all(isinstance(v, str) for v in meta.values()):
+            raise ConfigError("the metadata is not a JSON object of strings")
+        ends = [_check_safetensors_entry(k, e) for k, e in header.items() if k != "__metadata__"]
+    except RecursionError:
+        raise CheckpointError(f"{path}: not a readable {what} (safetensors header nested too deeply)") from None
     except (ValueError, TypeError, KeyError, IndexError, UnicodeDecodeError) as e:
         raise CheckpointError(f"{path}: not a readable {what} (damaged safetensors header: {_first_line(e)})") from None
     declared = 8 + n + max(ends, default=0)
@@ -186,26 +231,40 @@ def read_state_dict(
 
 
 def _some(keys):
-    shown = ", ".join(repr(k) for k in keys[:SHOWN_KEYS])
+    shown = ", ".join(short_repr(k) for k in keys[:SHOWN_KEYS])
     return shown + (f" and {len(keys) - SHOWN_KEYS} more" if len(keys) > SHOWN_KEYS else "")
 
 
-def load_state_dict_strict(
-    module: M, state: Mapping[str, Any], where: str, what: str, ignore_unexpected: Iterable[str] = ()
-) -> M:
-    """Load `state` into `module` under the rules of this module's docstring; return `module`.
+def nonfinite_counts(state: Mapping[str, Any]) -> Dict[str, int]:
+    """{key: number of NaN/inf values} for the floating-point tensors of `state` that hold any."""
+    out = {}
+    for key, value in state.items():
+        if torch.is_tensor(value) and value.is_floating_point():
+            n = int((~torch.isfinite(value)).sum())
+            if n:
+                out[key] = n
+    return out
 
-    where: the file (or 'file: network ...') named first in every message.
-    what: what the file should hold, completing "... for {what}" (e.g. 'a 40-attribute resnet18').
-    ignore_unexpected: key prefixes of entries the module does not have and may drop (e.g. 'head.').
+
+def check_state_dict(
+    expected: Mapping[str, torch.Tensor],
+    state: Mapping[str, Any],
+    where: str,
+    what: str,
+    ignore_unexpected: Iterable[str] = (),
+    allow_nonfinite: bool = False,
+) -> Dict[str, Any]:
+    """Check `state` against `expected` (a module's state dict, possibly on the meta device) under the rules of
+    this module's docstring, without loading anything; return `state` without the ignored unexpected keys.
+
+    allow_nonfinite: accept NaN/inf values (the caller reports them, e.g. `latentlab info`).
     """
-    expected = module.state_dict()
     if ignore_unexpected:
         state = {k: v for k, v in state.items() if k in expected or not k.startswith(tuple(ignore_unexpected))}
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
     if missing or unexpected:
-        head = f"key {missing[0]!r} is missing" if missing else f"unexpected key {unexpected[0]!r}"
+        head = f"key {missing[0]!r} is missing" if missing else f"unexpected key {short_repr(unexpected[0])}"
         counts = ([f"{len(missing)} missing: {_some(missing)}"] if missing else []) + (
             [f"{len(unexpected)} unexpected: {_some(unexpected)}"] if unexpected else []
         )
@@ -223,7 +282,26 @@ def load_state_dict_strict(
             raise CheckpointError(
                 f"{where}: key {key!r} has dtype {value.dtype}, expected a {kind} tensor ({ref.dtype}) for {what}"
             )
-        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+        if not allow_nonfinite and value.is_floating_point() and not bool(torch.isfinite(value).all()):
             raise CheckpointError(f"{where}: key {key!r} holds non-finite values (NaN or inf)")
+    return dict(state)
+
+
+def load_state_dict_strict(
+    module: M,
+    state: Mapping[str, Any],
+    where: str,
+    what: str,
+    ignore_unexpected: Iterable[str] = (),
+    allow_nonfinite: bool = False,
+) -> M:
+    """Load `state` into `module` under the rules of this module's docstring (`check_state_dict`); return `module`.
+
+    where: the file (or 'file: network ...') named first in every message.
+    what: what the file should hold, completing "... for {what}" (e.g. 'a 40-attribute resnet18').
+    ignore_unexpected: key prefixes of entries the module does not have and may drop (e.g. 'head.').
+    allow_nonfinite: accept NaN/inf weights (default: refused).
+    """
+    state = check_state_dict(module.state_dict(), state, where, what, ignore_unexpected, allow_nonfinite)
     module.load_state_dict(state, strict=True)
     return module

@@ -61,7 +61,8 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from ..errors import ConfigError
-from ..utils.atomic import atomic_path, write_text
+from ..utils.atomic import atomic_path, remove_stale_temps, write_text
+from ..utils.safe_json import load_json
 
 __all__ = [
     "ATTRIBUTES",
@@ -708,9 +709,10 @@ def _check_existing(out_dir, meta):
                 )
         return False
     try:
-        with open(info_path) as f:
-            old = json.load(f)
-    except (OSError, ValueError) as e:
+        old = load_json(info_path)  # size and depth checked (`latentlab.utils.safe_json`)
+    except ConfigError as e:
+        raise ConfigError(f"{e}; refusing to write into {out_dir}") from None
+    except OSError as e:
         raise ConfigError(f"{info_path}: unreadable ({e}); refusing to write into {out_dir}") from None
     if not isinstance(old, dict) or old.get("format") != meta["format"]:
         raise ConfigError(f"{info_path} does not describe a toyfaces dataset; refusing to write into {out_dir}")
@@ -785,6 +787,7 @@ def write_dataset(out_dir, n, seed=0, resolution=64, workers=None, progress=True
 
     img_dir = os.path.join(out_dir, "images")
     os.makedirs(img_dir, exist_ok=True)
+    remove_stale_temps(out_dir)  # leftovers of an interrupted atomic write (labels.csv, dataset.json)
     for name in os.listdir(img_dir):  # leftovers of an interrupted atomic write
         if name.startswith(".tmp-"):
             try:

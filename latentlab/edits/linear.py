@@ -13,6 +13,7 @@ from ..errors import ConfigError
 from ..latents.codes import LatentCodes, space_dim
 from ..latents.directions import DirectionLike
 from ..latents.layers import LayerSpec, parse_layers
+from ..utils.limits import MAX_ALPHAS
 from .directions import Direction, load_direction
 
 if TYPE_CHECKING:
@@ -25,7 +26,8 @@ Channels = Union[str, Sequence[int]]
 
 
 def parse_alphas(spec: Alphas) -> List[float]:
-    """'2', '-3,0,3' or 'start:stop:count' (inclusive, like numpy.linspace) -> list of floats."""
+    """'2', '-3,0,3' or 'start:stop:count' (inclusive, like numpy.linspace) -> list of floats;
+    at most MAX_ALPHAS of them."""
     if isinstance(spec, (int, float, list, tuple)):
         out = [float(a) for a in (spec if isinstance(spec, (list, tuple)) else [spec])]
         if not all(math.isfinite(a) for a in out):
@@ -39,12 +41,18 @@ def parse_alphas(spec: Alphas) -> List[float]:
             lo, hi = float(start), float(stop)
             if n < 1 or not (math.isfinite(lo) and math.isfinite(hi)):
                 raise ValueError
+            if n > MAX_ALPHAS:
+                raise ConfigError(f"bad alpha {spec!r}: {n} values, at most {MAX_ALPHAS} per sweep")
             out = [float(a) for a in np.linspace(lo, hi, n)]
         else:
             out = [float(a) for a in text.split(",") if a.strip()]
         if not out or not all(math.isfinite(a) for a in out):  # nan/inf edits render black images
             raise ValueError
+        if len(out) > MAX_ALPHAS:
+            raise ConfigError(f"bad alpha: {len(out)} values, at most {MAX_ALPHAS} per sweep")
         return out
+    except ConfigError:
+        raise
     except ValueError:
         raise ConfigError(
             f"bad alpha {spec!r}: use finite values: a value (2), a list (-2,0,2) or start:stop:count (-3:3:13)"

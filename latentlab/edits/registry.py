@@ -19,14 +19,16 @@ InterFaceGAN counterpart (`"interfacegan": "stylegan_ffhq"` in checkpoints/regis
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple, Union
 
 from ..errors import ConfigError
+from ..latents.directions import INDEX_SCHEMA
 from ..models.identity import model_hash
+from ..utils.safe_json import List as JsonList
+from ..utils.safe_json import Map, Obj, Str, inside_folder, load_json
 from .directions import Direction, load_direction, orthogonalize
 
 if TYPE_CHECKING:
@@ -39,11 +41,15 @@ def shipped_root() -> str:
     return defaults.shipped_path("boundaries")
 
 
-def _read_json(path, default):
+# checkpoints/boundaries/models.json: which model each shipped boundary folder belongs to.
+MODELS_SCHEMA = Map(Obj({"names": JsonList(Str()), "model_hashes": JsonList(Str())}))
+
+
+def _read_json(path, default, schema):
+    """The checked JSON of `path` (`latentlab.utils.safe_json`), `default` when there is no such file."""
     if not os.path.exists(path):
         return default
-    with open(path) as f:
-        return json.load(f)
+    return load_json(path, schema)
 
 
 def model_id_for(
@@ -51,7 +57,7 @@ def model_id_for(
 ) -> Optional[str]:
     """The registry id of a generator: by registry name (e.g. 'ffhq') or by the hash of its weights; None if unknown."""
     root = root or shipped_root()
-    models = _read_json(os.path.join(root, "models.json"), {})
+    models = _read_json(os.path.join(root, "models.json"), {}, MODELS_SCHEMA)
     digest = model_hash(G)
     name = os.path.basename(os.fspath(model_spec)) if model_spec is not None else None
     for model_id, entry in models.items():
@@ -78,11 +84,12 @@ def attributes_in(folder: str) -> Dict[str, Dict[str, Any]]:
     """attr -> {'file': path, 'space': ..., ...} for a boundary folder."""
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"{folder}: no such boundary folder")
-    index = _read_json(os.path.join(folder, "index.json"), None)
+    index_path = os.path.join(folder, "index.json")
+    index = _read_json(index_path, None, INDEX_SCHEMA)
     out = {}
-    if index is not None:
+    if index is not None:  # entries may only name files inside the folder
         for attr, entry in index.get("attributes", {}).items():
-            out[attr] = dict(entry, file=os.path.join(folder, entry["file"]))
+            out[attr] = dict(entry, file=inside_folder(entry["file"], folder, index_path, f"attributes.{attr}.file"))
         return out
     for name in sorted(os.listdir(folder)):
         if name.endswith(".npy"):

@@ -53,6 +53,8 @@ from ..latents.codes import LatentCodes
 from ..models.identity import model_hash
 from ..models.noise import noise_layers
 from ..utils.atomic import atomic_path
+from ..utils.safe_json import Anything, Int, Map, Obj, Str, loads_json, require_keys
+from ..utils.safe_json import List as JsonList
 from .projector import Distance, ProjectionResult, default_distance, ssim, w_stats
 
 if TYPE_CHECKING:
@@ -387,9 +389,28 @@ def save_encoder(enc: HierarchicalEncoder, path: Union[str, os.PathLike], info: 
     return os.fspath(path)
 
 
+# An encoder file's init_kwargs, checked before any network is built (`latentlab.utils.safe_json`): sizes bounded
+# so that a small header cannot describe a network of terabytes (the built network must then match the file).
+ENCODER_KWARGS = Obj(
+    {
+        "img_resolution": Int(8, 4096),
+        "img_channels": Int(1, 3),
+        "style_dims": JsonList(JsonList(Anything(), 2, 2), 1, 1024),
+        "levels": Map(JsonList(Str(256), max_len=1024), max_items=16),
+        "depth": Int(1, 200),
+        "width": Int(1, 1024),
+        "fpn_channels": Int(1, 4096),
+        "stem_down": Int(1, 4),
+        "model_id": Str(256),
+    },
+    required=["img_resolution", "img_channels", "style_dims", "levels"],
+    extra=False,
+)
+
+
 def load_encoder(path: Union[str, os.PathLike], device: Union[torch.device, str] = "cpu") -> HierarchicalEncoder:
     """Read a file written by `save_encoder` (eval mode, on `device`); one-line errors naming the file."""
-    from ..checkpoints.state_dicts import load_state_dict_strict, read_state_dict
+    from ..checkpoints.state_dicts import check_state_dict, load_state_dict_strict, read_state_dict
 
     path = os.fspath(path)
     try:
@@ -398,15 +419,21 @@ def load_encoder(path: Union[str, os.PathLike], device: Union[torch.device, str]
         raise ConfigError(f"--encoder {path}: {e.strerror or e}") from None
     if meta.get("format") != FORMAT:
         raise CheckpointError(f"{path}: a safetensors file, but not a latentlab encoder (no '{FORMAT}' format tag)")
+    require_keys(meta, ("init_kwargs",), f"{path}: encoder metadata", error=CheckpointError)
     try:
         version = int(meta.get("version", "0"))
-        kwargs = json.loads(meta["init_kwargs"])
-        info = json.loads(meta.get("info", "{}"))
+        where = f"{path}: damaged encoder metadata"
+        kwargs = loads_json(meta["init_kwargs"], f"{where} 'init_kwargs'", ENCODER_KWARGS, error=CheckpointError)
+        info = loads_json(meta.get("info", "{}"), f"{where} 'info'", Map(Anything()), error=CheckpointError)
     except (KeyError, ValueError, TypeError) as e:
         raise CheckpointError(f"{path}: damaged encoder metadata ({type(e).__name__}: {e})") from None
     if not 1 <= version <= VERSION:
         raise CheckpointError(f"{path}: encoder format version {version}; this latentlab reads up to {VERSION}")
     try:
+        with torch.device("meta"):  # the metadata's network without memory: its shapes must be the file's
+            check_state_dict(
+                HierarchicalEncoder(**kwargs).state_dict(), state, path, "the encoder its metadata describes"
+            )
         enc = HierarchicalEncoder(**kwargs)
     except (TypeError, ValueError) as e:
         raise CheckpointError(f"{path}: bad encoder architecture ({e})") from None

@@ -66,7 +66,7 @@ from ..models.identity import model_hash
 from ..train.dataset import PositionSampler, load_batch
 from ..train.interrupt import StopOnInterrupt, TrainingInterrupted
 from ..train.losses import r1_penalty
-from ..utils.atomic import atomic_path
+from ..utils.atomic import remove_stale_temps, save_torch
 from ..utils.metrics import MetricsCSV
 from ..utils.validate import check_int, check_number
 from .encoder import HierarchicalEncoder, save_encoder
@@ -537,8 +537,7 @@ class EncoderTrainer:
         path = save_encoder(
             self.E, os.path.join(out, ENCODER_FILE), info={"steps": self.step_, "model": self.config["model"]}
         )
-        with atomic_path(os.path.join(out, STATE_FILE), ".pt") as tmp:
-            torch.save(self.state_dict(), tmp)
+        save_torch(os.path.join(out, STATE_FILE), self.state_dict())
         return path
 
     def resume(self, out: str) -> bool:
@@ -624,6 +623,7 @@ def train_encoder(
     if trainer.lambda_feat > 0:  # F after every setting is checked: it may need a download
         trainer.set_features(VGG16Features(vgg_weights, input_size=feature_size, seed=2 * seed + 3).to(dev))
     os.makedirs(out, exist_ok=True)
+    remove_stale_temps(out)  # left by a run killed mid-write
     if trainer.resume(out) and progress:
         print(f"resuming {out} at step {trainer.step_}", flush=True)
     trainer.fit(steps, out, snapshot_every=snapshot_every, log_every=log_every, progress=progress)

@@ -28,6 +28,8 @@ from ..errors import ConfigError
 from ..models.identity import model_hash
 from ..models.noise import noise_layers, noise_override
 from ..utils.atomic import save_npz
+from ..utils.npy import check_kind, load_npz
+from ..utils.safe_json import Obj, loads_json
 from .seeds import z_from_seeds
 
 if TYPE_CHECKING:
@@ -309,22 +311,32 @@ class LatentCodes:
     @classmethod
     def load(cls, path: Union[str, os.PathLike], prefix: str = "") -> LatentCodes:
         """The codes `prefix`codes of an .npz written by `save` (with their seeds, labels, noise maps, meta)."""
-        with np.load(path, allow_pickle=False) as f:
-            if f"{prefix}codes" not in f:
-                raise ConfigError(f"{path}: no latent codes in this file")
-            noise_keys = [k for k in f.files if re.fullmatch(re.escape(prefix) + r"noise\d+", k)]
-            wanted = [f"{prefix}noise{k}" for k in range(len(noise_keys))]
-            if sorted(noise_keys) != sorted(wanted):
-                raise ConfigError(f"{path}: noise maps must be numbered noise0..noise{len(noise_keys) - 1}")
-            codes = cls(
-                torch.from_numpy(f[f"{prefix}codes"]).float(),
-                str(f["space"]),
-                seeds=f[f"{prefix}seeds"].tolist() if f"{prefix}seeds" in f else None,
-                c=torch.from_numpy(f[f"{prefix}c"]).float() if f"{prefix}c" in f else None,
-                model_id=str(f["model_id"]) or None,
-                meta=json.loads(str(f["meta"])) if "meta" in f else {},
-                noise=[torch.from_numpy(f[k]).float() for k in wanted] if wanted else None,
-            )
+        fixed = {f"{prefix}codes", f"{prefix}seeds", f"{prefix}c", "space", "model_id", "meta"}
+        noise_name = re.compile(re.escape(prefix) + r"noise\d+")
+        f = load_npz(path, keys=lambda k: k in fixed or noise_name.fullmatch(k) is not None, what="latents file")
+        if f"{prefix}codes" not in f:
+            raise ConfigError(f"{path}: no latent codes in this file")
+        noise_keys = [k for k in f if noise_name.fullmatch(k)]
+        wanted = [f"{prefix}noise{k}" for k in range(len(noise_keys))]
+        if sorted(noise_keys) != sorted(wanted):
+            raise ConfigError(f"{path}: noise maps must be numbered noise0..noise{len(noise_keys) - 1}")
+        for k in [f"{prefix}codes", f"{prefix}c", *wanted]:
+            check_kind(f, k, "biuf", os.fspath(path))
+        check_kind(f, f"{prefix}seeds", "iu", os.fspath(path), "integers")
+        for k in ("space", "model_id", "meta"):
+            check_kind(f, k, "U", os.fspath(path), "text")
+        if "space" not in f:
+            raise ConfigError(f"{path}: no 'space' entry (which latent space the codes are in)")
+        meta = loads_json(str(f["meta"]), f"{path}: meta", Obj({})) if "meta" in f else {}
+        codes = cls(
+            torch.from_numpy(f[f"{prefix}codes"]).float(),
+            str(f["space"]),
+            seeds=f[f"{prefix}seeds"].tolist() if f"{prefix}seeds" in f else None,
+            c=torch.from_numpy(f[f"{prefix}c"]).float() if f"{prefix}c" in f else None,
+            model_id=(str(f["model_id"]) if "model_id" in f else "") or None,
+            meta=meta,
+            noise=[torch.from_numpy(f[k]).float() for k in wanted] if wanted else None,
+        )
         return codes.replace(source=os.fspath(path))
 
     @classmethod

@@ -24,6 +24,9 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..utils.atomic import atomic_path, write_text
+from ..utils.limits import MAX_DIRECTION_BYTES
+from ..utils.npy import load_npy
+from ..utils.safe_json import AnyOf, Map, Obj, Str, load_json
 
 if TYPE_CHECKING:
     import torch
@@ -32,6 +35,15 @@ if TYPE_CHECKING:
 DirectionLike = Union["Direction", str, "os.PathLike[str]", np.ndarray, "torch.Tensor", Sequence[float]]
 
 __all__ = ["Direction", "infer_space", "json_default", "load_direction", "orthogonalize"]
+
+# A boundary folder's index.json (`latentlab.utils.safe_json` checks it on every read; other fields are free).
+INDEX_SCHEMA = Obj(
+    {
+        "attributes": Map(
+            Obj({"file": Str(1024), "space": AnyOf(None, Str(64)), "report": AnyOf(None, Str(1024))}, required=["file"])
+        )
+    }
+)
 
 
 def json_default(x: Any) -> Any:
@@ -101,8 +113,7 @@ class Direction:
             index_path = os.path.join(os.path.dirname(os.path.abspath(path)), "index.json")
             entries = {}
             if os.path.exists(index_path):
-                with open(index_path) as f:
-                    entries = json.load(f)
+                entries = load_json(index_path, INDEX_SCHEMA)
             entry = {"file": os.path.basename(path), "space": self.space, **index}
             if report is not None:
                 entry["report"] = os.path.basename(stem) + ".json"
@@ -119,10 +130,7 @@ def load_direction(source: DirectionLike, name: Optional[str] = None, space: Opt
         path = os.fspath(source)
         if not os.path.isfile(path):
             raise FileNotFoundError(f"{path}: no such direction file")
-        try:
-            arr = np.load(path, allow_pickle=False)
-        except ValueError as e:
-            raise ConfigError(f"{path}: not a .npy array ({e})") from None
+        arr = load_npy(path, max_bytes=MAX_DIRECTION_BYTES, what="direction (.npy array)")
         if arr.ndim == 2 and arr.shape[0] != 1 or arr.ndim > 2:
             raise ConfigError(f"{path}: a direction must have shape (1, d) or (d,), got {arr.shape}")
         space = space or infer_space(path)

@@ -12,6 +12,7 @@ import re
 from typing import TYPE_CHECKING, List, Sequence, Union
 
 from ..errors import ConfigError
+from ..utils.limits import MAX_LAYER_INDEX
 
 if TYPE_CHECKING:
     from ..models.aliases import AnyGenerator
@@ -56,6 +57,8 @@ def _layer_parts(spec):
             lo, hi = int(m.group(1)), int(m.group(2))
             if hi < lo:
                 raise ConfigError(f"bad layer range {part!r}: end is before start")
+            if hi > MAX_LAYER_INDEX:  # checked before the set is built; the model's own range comes later
+                raise ConfigError(f"bad layer range {part!r}: no model has a layer {hi} (at most {MAX_LAYER_INDEX})")
             indices.update(range(lo, hi + 1))
         elif part.isdigit():
             indices.add(int(part))

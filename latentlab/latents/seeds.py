@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError
+from ..utils.limits import MAX_SEEDS
 
 MAX_SEED = 2**32 - 1  # NumPy's RandomState accepts 32-bit seeds
 
@@ -26,6 +27,10 @@ def parse_seeds(text: Union[str, Sequence[int]]) -> List[int]:
                 lo, hi = int(m.group(1)), int(m.group(2))
                 if hi < lo:
                     raise ConfigError(f"bad seed range {part!r}: end is before start")
+                if len(seeds) + hi - lo + 1 > MAX_SEEDS:  # counted before the list is built
+                    raise ConfigError(
+                        f"seed range {part!r} makes {len(seeds) + hi - lo + 1} seeds, more than {MAX_SEEDS} per run"
+                    )
                 seeds.extend(range(lo, hi + 1))
             elif re.fullmatch(r"\d+", part):
                 seeds.append(int(part))
@@ -33,6 +38,8 @@ def parse_seeds(text: Union[str, Sequence[int]]) -> List[int]:
                 raise ConfigError(f"bad seed {part!r}: use N, A-B or a comma-separated list such as 0-7,42")
     if not seeds:
         raise ConfigError("no seeds given")
+    if len(seeds) > MAX_SEEDS:
+        raise ConfigError(f"{len(seeds)} seeds, more than {MAX_SEEDS} per run")
     for s in seeds:
         if not 0 <= s <= MAX_SEED:
             raise ConfigError(f"seed {s} is outside 0..{MAX_SEED}")

@@ -8,7 +8,9 @@ import json
 import os
 
 from ..errors import ConfigError
+from ..latents.seeds import MAX_SEED
 from ..utils.atomic import write_text
+from ..utils.safe_json import AnyOf, Anything, Bool, Int, List, Map, Num, Obj, Str, check, load_json
 from ..utils.versions import versions
 
 MANIFEST = "manifest.json"
@@ -36,6 +38,32 @@ REQUEST_KEYS = (
     "save_images",
     "thumb_size",
     "fields",
+)
+
+# The types and ranges of a manifest's request keys (`read_manifest` refuses a file that breaks them: a
+# downloaded folder must not make `sample` loop over 10^15 chunks or index names with a dict).
+_COUNT = Int(1, MAX_SEED + 1)  # one sample per seed at most
+MANIFEST_SCHEMA = Obj(
+    {
+        "format": Str(),
+        "format_version": Int(),
+        "model_hash": AnyOf(None, Str(256)),
+        "classifier": Anything(),
+        "names": List(Str(256), max_len=100_000),
+        "n": _COUNT,
+        "seed_start": Int(0, MAX_SEED),
+        "chunk_size": _COUNT,
+        "num_chunks": _COUNT,
+        "truncation_psi": Num(),
+        "truncation_cutoff": AnyOf(None, Int(0, 10_000)),
+        "noise_mode": Str(16),
+        "class_idx": AnyOf(None, Int(0, 1 << 31)),
+        "save_styles": Bool(),
+        "save_images": Bool(),
+        "thumb_size": AnyOf(None, Int(1, 1 << 16)),
+        "fields": Map(Obj({"shape": List(Int(0, 1 << 31), max_len=8), "dtype": Str(32)}, required=["shape", "dtype"])),
+    },
+    required=REQUEST_KEYS,
 )
 
 
@@ -92,9 +120,8 @@ def read_manifest(out_dir):
     if not os.path.exists(path):
         raise ConfigError(f"{out_dir} is not a sample folder: it has no {MANIFEST} (written by `latentlab sample`)")
     try:
-        with open(path) as f:
-            m = json.load(f)
-    except (OSError, ValueError) as e:
+        m = load_json(path)
+    except OSError as e:
         raise ConfigError(f"{path}: unreadable manifest ({e})") from None
     if not isinstance(m, dict) or m.get("format") != FORMAT:
         raise ConfigError(f"{path} is not a latentlab sample manifest")
@@ -106,6 +133,13 @@ def read_manifest(out_dir):
     missing = [k for k in REQUEST_KEYS if k not in m]
     if missing:
         raise ConfigError(f"{path}: manifest lacks {', '.join(missing)}")
+    check(m, MANIFEST_SCHEMA, path)
+    if m["num_chunks"] != -(-m["n"] // m["chunk_size"]):
+        raise ConfigError(
+            f"{path}: num_chunks {m['num_chunks']} does not match n {m['n']} in chunks of {m['chunk_size']}"
+        )
+    if m["seed_start"] + m["n"] - 1 > MAX_SEED:
+        raise ConfigError(f"{path}: seeds {m['seed_start']}..{m['seed_start'] + m['n'] - 1} go past {MAX_SEED}")
     return m
 
 
@@ -133,8 +167,10 @@ def _short(value, limit=80):
 
 
 def _visible_entries(out_dir):
-    """Folder entries other than our temporary files (left by killed writers; never real content)."""
-    return [e for e in os.listdir(out_dir) if not e.startswith(TMP_PREFIX)]
+    """Folder entries other than our temporary files (left by killed writers) and the folder's lock."""
+    from ..utils.outdir import is_bookkeeping
+
+    return [e for e in os.listdir(out_dir) if not is_bookkeeping(e)]
 
 
 def ensure_manifest(out_dir, wanted):

@@ -61,6 +61,7 @@ from torch import nn
 from ..errors import ConfigError
 from ..latents.layers import LEVEL_ALIASES, LEVELS
 from ..truncation.base import generator_device, map_z
+from ..truncation.cluster_base import check_cluster_count
 from ..truncation.learned_clusters import (
     CENTER_SAMPLES,
     CLASSIFIERS,
@@ -70,7 +71,7 @@ from ..truncation.learned_clusters import (
     mixture_centers,
     mlp_forward,
 )
-from ..utils.atomic import atomic_path
+from ..utils.atomic import remove_stale_temps, save_torch
 from ..utils.metrics import MetricsCSV
 from ..utils.validate import check_int, check_number
 from .interrupt import StopOnInterrupt, TrainingInterrupted
@@ -266,7 +267,7 @@ class ClusterMappingTrainer:
         if isinstance(k, dict) and set(layers) - set(k):
             raise ConfigError(f"k must give a count for every level with layers ({', '.join(layers)}), got {sorted(k)}")
         self.layers = layers
-        self.k = {n: check_int(f"k[{n!r}]", k[n] if isinstance(k, dict) else k, lo=2) for n in layers}
+        self.k = {n: check_cluster_count(k[n] if isinstance(k, dict) else k, f"k[{n!r}]") for n in layers}
         self.batch_size = check_int("batch_size", batch_size, lo=1)
         self.n_critic = check_int("n_critic", n_critic, lo=1)
         self.lambda_gp = check_number("lambda_gp", lambda_gp, lo=0)
@@ -548,8 +549,7 @@ class ClusterMappingTrainer:
     def save_state(self, out):
         """Write out/state.pt atomically (a crash mid-write leaves the previous snapshot)."""
         path = os.path.join(out, STATE_FILE)
-        with atomic_path(path, ".pt") as tmp:
-            torch.save(self.state_dict(), tmp)
+        save_torch(path, self.state_dict())
         return path
 
     def resume(self, out):
@@ -609,6 +609,7 @@ def train_cluster_mappings(
     )
     check_int("center_samples", center_samples, lo=1)
     os.makedirs(out, exist_ok=True)
+    remove_stale_temps(out)  # left by a run killed mid-write
     trainer.resume(out)
     trainer.fit(steps, out, snapshot_every=snapshot_every, log_every=log_every, progress=progress)
     t = trainer.to_truncation(psi, accuracy=trainer.evaluate(), center_samples=center_samples)

@@ -30,7 +30,7 @@ from ..checkpoints.native import save_native
 from ..errors import ConfigError
 from ..models import Discriminator, Generator
 from ..utils import distributed as dist_utils
-from ..utils.atomic import atomic_path, write_text
+from ..utils.atomic import remove_stale_temps, save_torch, write_text
 from ..utils.metrics import MetricsCSV
 from .dataset import ImageDataset, PositionSampler, load_batch
 from .interrupt import StopOnInterrupt, TrainingInterrupted
@@ -446,6 +446,7 @@ class Trainer:
         o = self.options
         if self.rank == 0:
             os.makedirs(self.out_dir, exist_ok=True)
+            remove_stale_temps(self.out_dir)  # left by a run killed mid-write (snapshots are gigabytes)
             write_text(os.path.join(self.out_dir, OPTIONS_FILE), json.dumps(self._record(), indent=2) + "\n")
         self._metrics = (
             MetricsCSV(os.path.join(self.out_dir, METRICS_FILE), self._columns(), self.step) if self.rank == 0 else None
@@ -547,8 +548,7 @@ class Trainer:
             **{k: {n: t.detach().cpu() for n, t in v.state_dict().items()} for k, v in nets.items()},
             **{f"rng_{r}": rng for r, rng in enumerate(rngs)},
         }
-        with atomic_path(os.path.join(self.out_dir, STATE_FILE), ".pt") as tmp:
-            torch.save(state, tmp)
+        save_torch(os.path.join(self.out_dir, STATE_FILE), state)
 
     def _gather_rng(self):
         mine = {

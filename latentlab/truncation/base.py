@@ -22,6 +22,8 @@ import torch
 
 from ..errors import ConfigError, LatentlabError
 from ..utils.atomic import save_npz
+from ..utils.npy import check_kind, load_npz
+from ..utils.safe_json import AnyOf, Anything, Int, List, Map, Obj, loads_json
 from ..utils.validate import check_int, check_number  # noqa: F401  (re-exported)
 
 if TYPE_CHECKING:
@@ -130,17 +132,42 @@ class Truncation:
 
     @classmethod
     def load(cls, path: Union[str, os.PathLike]) -> Truncation:
-        with np.load(os.fspath(path), allow_pickle=False) as f:
-            if "kind" not in f.files or "meta" not in f.files:
-                raise ConfigError(f"{path} is not a saved truncation (no 'kind'/'meta' entries)")
-            entries = {k: f[k] for k in f.files}
-        meta = json.loads(str(entries["meta"]))
-        d = {
-            "kind": str(entries["kind"]),
-            "params": _push_arrays(meta["params"], entries),
-            "state": _push_arrays(meta["state"], entries),
-        }
-        return cls.from_dict(d)
+        """The variant saved in `path` by `save`; ConfigError naming the file for anything else (the arrays'
+        headers and the JSON's depth, types and sizes are checked before they are read, see
+        `latentlab.utils.npy` and `latentlab.utils.safe_json`)."""
+        path = os.fspath(path)
+        entries = load_npz(path, what="truncation (.npz) file")
+        if "kind" not in entries or "meta" not in entries:
+            raise ConfigError(f"{path} is not a saved truncation (no 'kind'/'meta' entries)")
+        for k in ("kind", "meta"):
+            check_kind(entries, k, "U", path, "text")
+        meta = loads_json(str(entries["meta"]), f"{path}: meta", SAVED_META_SCHEMA)
+        try:
+            d = {
+                "kind": str(entries["kind"]),
+                "params": _push_arrays(meta["params"], entries),
+                "state": _push_arrays(meta["state"], entries),
+            }
+            return cls.from_dict(d)
+        except ConfigError as e:
+            raise ConfigError(str(e) if path in str(e) else f"{path}: {e}") from None
+        except (KeyError, TypeError, IndexError, AttributeError, ValueError, RuntimeError) as e:
+            # a hand-made file whose pieces do not fit (a missing array, an unknown parameter, a shape)
+            raise ConfigError(f"{path}: not a valid truncation file ({type(e).__name__}: {_clip(str(e))})") from None
+
+
+def _clip(text: str, limit: int = 120) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+# What `load` accepts in a saved variant's meta: parameters and state of the variant, W+ layer lists bounded.
+SAVED_META_SCHEMA = Obj(
+    {
+        "params": Map(Anything()),
+        "state": AnyOf(None, Obj({"layers": Map(List(Int(0, 4095), max_len=4096), max_items=64)})),
+    },
+    required=["params", "state"],
+)
 
 
 # --- helpers shared by the variants ---------------------------------------------

@@ -228,6 +228,20 @@ class BaseClusterTruncation(Truncation):
         return level
 
 
+MIN_CLUSTERS = 2  # one cluster per level is plain truncation toward a mean; learned mappings need 2 to classify
+
+
+def check_cluster_count(k: Any, name: str = "k") -> int:
+    """The number of clusters per level of a cluster truncation, fitted (`clusters:k=`) or learned
+    (`train clusters --k`): an integer >= MIN_CLUSTERS, else one line naming `name`."""
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < MIN_CLUSTERS:
+        raise ConfigError(
+            f"{name}={k}: cluster truncation needs at least {MIN_CLUSTERS} clusters per level "
+            "(one cluster is plain truncation toward the mean: use w:PSI)"
+        )
+    return int(k)
+
+
 def _canonical(level):
     return LEVEL_ALIASES.get(level, level) if isinstance(level, str) else level
 

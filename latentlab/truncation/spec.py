@@ -6,11 +6,10 @@ import math
 import os
 from typing import Dict, Union
 
-import numpy as np
-
 from ..errors import ConfigError
+from ..utils.npy import load_npy
 from .base import Truncation
-from .cluster_base import BaseClusterTruncation
+from .cluster_base import BaseClusterTruncation, check_cluster_count
 from .clusters import ClusterTruncation
 from .standard import LayerScheduleTruncation, NoTruncation, RadiusClamp, WTruncation
 from .znormal import ZTruncatedNormal
@@ -117,7 +116,7 @@ def _psi_cutoff(text):
 def _load_center(path):
     if not os.path.exists(path):
         raise ConfigError(f"no such file: {path}")
-    arr = np.load(path, allow_pickle=False)
+    arr = load_npy(path, max_bytes=64 << 20, what="centre (.npy array)")
     while arr.ndim > 1 and arr.shape[0] == 1:  # (1, w_dim) directions and [1, num_ws, w_dim] ws files
         arr = arr[0]
     return arr
@@ -131,7 +130,7 @@ def _cluster_kwargs(text):
         if not sep or not value:
             raise ConfigError(f"{part.strip()!r} is not KEY=VALUE")
         if key == "k":
-            kwargs["k"] = _int(value, "k")
+            kwargs["k"] = check_cluster_count(_int(value, "k"), "clusters:k")
         elif key == "psi":
             kwargs["psi"] = _float(value, "psi")
         elif key == "method":

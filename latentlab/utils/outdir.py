@@ -14,15 +14,21 @@ from ..errors import ConfigError
 
 DEFAULT_ROOT = "latentlab-out"
 TMP_PREFIX = ".tmp-"  # temporaries of latentlab.utils.atomic: never real content
+LOCK_PREFIX = ".latentlab-lock"  # the folder's lock (latentlab.utils.lock): bookkeeping, never an output
+
+
+def is_bookkeeping(name):
+    """True for entries that are never outputs: atomic-write temporaries and the folder's lock files."""
+    return name.startswith((TMP_PREFIX, LOCK_PREFIX))
 
 
 def visible_entries(path):
-    """Entries of folder `path` other than leftover atomic-write temporaries (sorted)."""
-    return sorted(e for e in os.listdir(path) if not e.startswith(TMP_PREFIX))
+    """Entries of folder `path` other than leftover atomic-write temporaries and the lock (sorted)."""
+    return sorted(e for e in os.listdir(path) if not is_bookkeeping(e))
 
 
 def is_empty_dir(path):
-    """True when `path` is a folder with nothing in it but atomic-write temporaries."""
+    """True when `path` is a folder with nothing in it but atomic-write temporaries (and the lock)."""
     return os.path.isdir(path) and not visible_entries(path)
 
 
@@ -61,8 +67,9 @@ def remove_if_empty(path, root=DEFAULT_ROOT):
     try:
         if not is_empty_dir(path):
             return False
-        for e in os.listdir(path):  # only temporaries left
-            os.unlink(os.path.join(path, e))
+        for e in os.listdir(path):  # only temporaries left (a lock is removed by its holder)
+            if e.startswith(TMP_PREFIX):
+                os.unlink(os.path.join(path, e))
         os.rmdir(path)
     except OSError:
         return False
