@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
+from ..datasets.images import open_image
 from ..errors import ConfigError
 from ..utils.atomic import write_text
 from ..utils.images import save_png, to_pil, to_uint8
@@ -47,8 +48,7 @@ def load_targets(
     arrays = []
     for i, path in enumerate(paths):
         try:
-            with Image.open(path) as im:
-                im.load()
+            with open_image(path, path) as im:  # size checked from the header before decoding (bombs refused)
                 mode, size = im.mode, im.size
                 grey = mode in GREY_MODES
                 if grey != (channels == 1):

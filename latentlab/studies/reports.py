@@ -360,7 +360,9 @@ def write_ppl_report(res, out_dir, extremes=None, settings=None, strips=None, co
             default=str,
         ),
     )
-    np.save(os.path.join(out_dir, "distances.npy"), res.distances)
+    with atomic_path(os.path.join(out_dir, "distances.npy"), ".npy") as tmp:
+        with open(tmp, "wb") as f:
+            np.save(f, res.distances)
     ppl_histograms({label or "this model": res}, os.path.join(out_dir, "ppl_histogram"), title=f"PPL = {res.mean:.2f}")
     text = (
         f"# Perceptual path length\n\n{settings}\n\nPPL **{res.mean:.3f}** over {int(res.kept.sum())} of "
