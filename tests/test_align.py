@@ -555,3 +555,11 @@ def test_cli_projects_an_aligned_photo_and_refuses_in_one_line(tmp_path, tiny_ck
     monkeypatch.setattr(A, "_predictor_path", lambda: None)
     code, _, err = run_cli(capsys, *base, "--align", "--out", tmp_path / "r")
     assert code == 1 and "pip install 'latentlab[align]'" in err.strip().splitlines()[-1]
+
+
+def test_landmarks_json_nested_too_deep_is_refused_before_parsing(tmp_path):
+    """10^6 nested brackets (which would make json recurse) give one line naming the file."""
+    path = tmp_path / "marks.json"
+    path.write_text("[" * 1_000_000 + "]" * 1_000_000)
+    with pytest.raises(ConfigError, match=r"marks.json: JSON nested more than \d+ levels deep"):
+        A.read_landmarks(str(path), ["a.png"])

@@ -5,7 +5,6 @@ the temperature CLIP was trained with: the difference of the two CLIP logits. So
 softmax over the pair gives P(positive prompt) = sigmoid(score).
 """
 
-import json
 import os
 
 import torch
@@ -37,11 +36,9 @@ def read_prompts(prompts):
         source = os.fspath(prompts)
         if not os.path.exists(source):
             raise FileNotFoundError(f"{source}: no such prompts file")
-        try:
-            with open(source) as f:
-                prompts = json.load(f)
-        except ValueError as e:
-            raise ConfigError(f"{source}: not valid JSON ({e})") from None
+        from ..utils.safe_json import load_json
+
+        prompts = load_json(source)  # size and depth checked before parsing; one line naming the file
     if not isinstance(prompts, dict) or not prompts:
         raise ConfigError(f"{source}: expected a non-empty mapping {{attribute: [positive prompt, negative prompt]}}")
     out = {}

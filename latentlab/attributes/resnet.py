@@ -5,7 +5,6 @@ Weights come only from local files, read by `latentlab.checkpoints.state_dicts.r
 built with `weights=None`, so nothing is ever downloaded.
 """
 
-import json
 import os
 import re
 
@@ -148,10 +147,11 @@ def _read_sidecar(path):
     side = _sidecar_path(path)
     if side == path or not os.path.exists(side):
         return {}
+    from ..utils.safe_json import load_json
+
     try:
-        with open(side) as f:
-            data = json.load(f)
-    except (OSError, ValueError) as e:
+        data = load_json(side, error=CheckpointError)  # size and depth checked before parsing
+    except OSError as e:
         raise CheckpointError(f"{side}: unreadable classifier report ({e})") from None
     if not isinstance(data, dict) or data.get("kind") != "latentlab-attribute-classifier":
         return {}  # some other JSON file that happens to share the name

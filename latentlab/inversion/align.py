@@ -358,10 +358,18 @@ def read_landmarks(path: str, images: Sequence[str]) -> List[FaceKeypoints]:
             raise ConfigError(f"{path}: landmarks must be finite numbers")
         return [keypoints_from_68(arr)]
 
+    from ..utils.limits import MAX_JSON_BYTES, MAX_JSON_DEPTH
+    from ..utils.safe_json import json_depth
+
+    if os.path.getsize(path) > MAX_JSON_BYTES:
+        raise ConfigError(f"{path}: larger than the {MAX_JSON_BYTES} bytes a landmarks file may hold")
     try:
         with open(path, encoding="utf-8") as f:
-            doc = json.load(f, object_pairs_hook=_no_duplicates(path))
-    except (ValueError, UnicodeDecodeError) as e:
+            text = f.read()
+        if json_depth(text) > MAX_JSON_DEPTH:  # before json, which recurses
+            raise ConfigError(f"{path}: JSON nested more than {MAX_JSON_DEPTH} levels deep")
+        doc = json.loads(text, object_pairs_hook=_no_duplicates(path))
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:
         if isinstance(e, ConfigError):
             raise
         raise ConfigError(f"{path}: not valid JSON ({e})") from None
