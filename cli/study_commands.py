@@ -269,7 +269,7 @@ def _compare_als(specs, out_dir):
     "latents_file",
     default=None,
     type=click.Path(dir_okay=False),
-    help="Latents file (z, w, w+ or s codes, e.g. from `edit` or a projector): pairs join two of its codes.",
+    help="Latents file (z, w, w+ or s codes, e.g. from `project`, `encode` or `generate`): pairs join two of its codes.",
 )
 @opt.trunc
 @opt.trunc_cutoff

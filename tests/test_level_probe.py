@@ -64,6 +64,7 @@ def test_report_files(tmp_path):
         assert (tmp_path / name).exists(), name
 
 
+@pytest.mark.slow
 def test_analyses_script_reads_features_and_labels(tmp_path):
     """analyses/encoder_level_probe.py: features file + labels CSV (matched by image name, circular hue split)."""
     import os

@@ -125,8 +125,9 @@ def edit(
 
     z, w: the whole code. w+: only the ws layers in `layers` (spec or list; all by
     default); the direction is a w-sized vector. s: the whole S vector, or with
-    `channels` (spec or flat indices) only those channels, each by alpha (the
-    direction is then the unit vector on them, if none is given). A W direction on s
+    `channels` (spec or flat indices) only those channels, by alpha along the
+    direction's part on them (without a direction: the unit vector on them, so each of
+    k channels moves by alpha / sqrt(k); one channel moves by alpha). A W direction on s
     codes moves them exactly as `w + alpha n` moves the styles (`direction_in_s`).
     """
     space = codes.space
