@@ -68,7 +68,7 @@ from ..train.interrupt import StopOnInterrupt, TrainingInterrupted
 from ..train.losses import r1_penalty
 from ..utils.atomic import remove_stale_temps, save_torch
 from ..utils.metrics import MetricsCSV
-from ..utils.validate import check_int, check_number
+from ..utils.validate import check_int, check_number, check_saved_state
 from .encoder import HierarchicalEncoder, save_encoder
 
 if TYPE_CHECKING:
@@ -504,24 +504,7 @@ class EncoderTrainer:
         }
 
     def load_state_dict(self, state: Any, source: str = "the snapshot") -> EncoderTrainer:
-        if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
-            raise ConfigError(f"{source} is not an encoder training state")
-        if state.get("version") != STATE_VERSION:
-            raise ConfigError(
-                f"{source} has state version {state.get('version')}, this latentlab reads {STATE_VERSION}"
-            )
-        saved = json.loads(state["config"])
-        mine = json.loads(json.dumps(self.config, sort_keys=True))
-        diff = [
-            f"{key} {saved.get(key)!r} (now {mine.get(key)!r})"
-            for key in sorted(set(saved) | set(mine))
-            if saved.get(key) != mine.get(key)
-        ]
-        if diff:
-            raise ConfigError(
-                f"{source} was trained with different settings: {'; '.join(diff)}. "
-                "Resume with the same settings or start in a new folder"
-            )
+        check_saved_state(state, STATE_FORMAT, STATE_VERSION, self.config, source, "encoder training state")
         self.E.load_state_dict(state["E"])
         if self.D is not None and self.opt_D is not None:
             self.D.load_state_dict(state["D"])

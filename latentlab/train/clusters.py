@@ -73,7 +73,7 @@ from ..truncation.learned_clusters import (
 )
 from ..utils.atomic import remove_stale_temps, save_torch
 from ..utils.metrics import MetricsCSV
-from ..utils.validate import check_int, check_number
+from ..utils.validate import check_int, check_number, check_saved_state
 from .interrupt import StopOnInterrupt, TrainingInterrupted
 
 STATE_FILE = "state.pt"
@@ -521,24 +521,7 @@ class ClusterMappingTrainer:
         }
 
     def load_state_dict(self, state, source="the snapshot"):
-        if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
-            raise ConfigError(f"{source} is not a cluster-mapping training state")
-        if state.get("version") != STATE_VERSION:
-            raise ConfigError(
-                f"{source} has state version {state.get('version')}, this latentlab reads {STATE_VERSION}"
-            )
-        saved = json.loads(state["config"])
-        mine = json.loads(json.dumps(self.config, sort_keys=True))
-        diff = [
-            f"{key} {saved.get(key)!r} (now {mine.get(key)!r})"
-            for key in sorted(set(saved) | set(mine))
-            if saved.get(key) != mine.get(key)
-        ]
-        if diff:
-            raise ConfigError(
-                f"{source} was trained with different settings: {'; '.join(diff)}. "
-                "Resume with the same settings or start in a new folder"
-            )
+        check_saved_state(state, STATE_FORMAT, STATE_VERSION, self.config, source, "cluster-mapping training state")
         self.nets.load_state_dict(state["nets"])
         self.opt_critic.load_state_dict(state["opt_critic"])
         self.opt_mapping.load_state_dict(state["opt_mapping"])

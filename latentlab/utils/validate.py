@@ -42,3 +42,27 @@ def check_int(name, value, lo=0, hi=None):
         rng = f">= {lo}" if hi is None else f"in {lo}..{hi}"
         raise ConfigError(f"{name} must be an integer {rng}, got {value!r}")
     return int(value)
+
+
+def check_saved_state(state, fmt, version, config, source, what):
+    """A trainer's saved state (dict with 'format', 'version' and 'config' as JSON) fits this trainer: its format
+    is `fmt` (else "`source` is not a `what`"), its version `version`, and its config equals `config` key by
+    key (else one line listing every differing setting, saved and now)."""
+    import json
+
+    if not isinstance(state, dict) or state.get("format") != fmt:
+        raise ConfigError(f"{source} is not a {what}")
+    if state.get("version") != version:
+        raise ConfigError(f"{source} has state version {state.get('version')}, this latentlab reads {version}")
+    saved = json.loads(state["config"])
+    mine = json.loads(json.dumps(config, sort_keys=True))
+    diff = [
+        f"{key} {saved.get(key)!r} (now {mine.get(key)!r})"
+        for key in sorted(set(saved) | set(mine))
+        if saved.get(key) != mine.get(key)
+    ]
+    if diff:
+        raise ConfigError(
+            f"{source} was trained with different settings: {'; '.join(diff)}. "
+            "Resume with the same settings or start in a new folder"
+        )
