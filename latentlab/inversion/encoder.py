@@ -55,7 +55,7 @@ from ..models.noise import noise_layers
 from ..utils.atomic import atomic_path
 from ..utils.safe_json import Anything, Int, Map, Obj, Str, loads_json, require_keys
 from ..utils.safe_json import List as JsonList
-from .projector import Distance, ProjectionResult, default_distance, ssim, w_stats
+from .projector import Distance, ProjectionResult, default_distance, pixel_metrics, w_stats
 
 if TYPE_CHECKING:
     from ..models.aliases import AnyGenerator
@@ -540,12 +540,7 @@ def reconstruction_metrics(
         with torch.no_grad():
             d = distance(down((images.float() + 1) * 127.5), down((t_pm1 + 1) * 127.5))
         out["distance"] = d.detach().cpu().double().numpy()
-    a = ((images.double() + 1) / 2).clamp(0, 1)
-    b = ((t_pm1.double() + 1) / 2).clamp(0, 1)
-    mse = (a - b).square().flatten(1).mean(1)
-    out["mse"] = mse.cpu().numpy()
-    out["psnr"] = (10 * torch.log10(1 / mse.clamp_min(1e-12))).cpu().numpy()
-    out["ssim"] = ssim(a, b).cpu().numpy()
+    out.update(pixel_metrics(images, t_pm1))
     return out
 
 

@@ -224,6 +224,19 @@ def ssim(a: torch.Tensor, b: torch.Tensor, window: int = 11, sigma: float = 1.5)
 Snapshot = Callable[[int, torch.Tensor], None]
 
 
+def pixel_metrics(images: torch.Tensor, targets_pm1: torch.Tensor) -> Dict[str, np.ndarray]:
+    """Per image, on [0, 1] pixels (float64): 'mse', 'psnr' (10 log10(1 / mse)) and 'ssim', of renders and
+    targets both in about [-1, 1]."""
+    a = ((images.double() + 1) / 2).clamp(0, 1)
+    b = ((targets_pm1.double() + 1) / 2).clamp(0, 1)
+    mse = (a - b).square().flatten(1).mean(1)
+    return {
+        "mse": mse.cpu().numpy(),
+        "psnr": (10 * torch.log10(1 / mse.clamp_min(1e-12))).cpu().numpy(),
+        "ssim": ssim(a, b).cpu().numpy(),
+    }
+
+
 def project(
     G: AnyGenerator,
     target: torch.Tensor,
@@ -372,15 +385,7 @@ def project(
         for p, flag in zip(G.parameters(), flags):
             p.requires_grad_(flag)
 
-    a = ((images.double() + 1) / 2).clamp(0, 1)
-    b = ((target_pm1.double() + 1) / 2).clamp(0, 1)
-    mse = (a - b).square().flatten(1).mean(1)
-    metrics = {
-        "distance": final_distance.detach().cpu().double().numpy(),
-        "mse": mse.cpu().double().numpy(),
-        "psnr": (10 * torch.log10(1 / mse.clamp_min(1e-12))).cpu().double().numpy(),
-        "ssim": ssim(a, b).cpu().double().numpy(),
-    }
+    metrics = {"distance": final_distance.detach().cpu().double().numpy(), **pixel_metrics(images, target_pm1)}
     meta: Dict[str, Any] = {"projector": settings}
     if names is not None:
         meta["targets"] = [str(n) for n in names]
