@@ -26,33 +26,12 @@ import torch
 
 from ..edits.linear import edit
 from ..errors import ConfigError
-from ..latents.codes import LatentCodes
 from ..latents.directions import Direction
-from ..models.noise import noise_override
 
 if TYPE_CHECKING:
     from ..models.aliases import AnyGenerator
     from .encoder import HierarchicalEncoder
     from .projector import Distance, ProjectionResult
-
-
-@torch.no_grad()
-def render_with_noise(
-    G: AnyGenerator, codes: LatentCodes, noise: Sequence[torch.Tensor], batch_size: int = 16
-) -> np.ndarray:
-    """uint8 [N, H, W, C] renders of codes (w, w+ or s) with their own per-image noise maps."""
-    from ..utils.images import to_uint8
-
-    device = next(G.parameters()).device
-    out = []
-    for start in range(0, len(codes), batch_size):
-        part = codes[list(range(start, min(start + batch_size, len(codes))))]
-        maps = [n[start : start + len(part)].to(device) for n in noise]
-        kw = part.to("s" if part.space == "s" else "w+", G).data.to(device)
-        with noise_override(G.synthesis, maps):
-            img = G.synthesis(**({"styles": kw} if part.space == "s" else {"ws": kw}), noise_mode="const")
-        out.append(to_uint8(img))
-    return np.concatenate(out)
 
 
 def compare_inversions(
@@ -129,11 +108,10 @@ def compare_inversions(
     methods: Dict[str, Dict[str, Any]] = {}
     for name, res in results.items():
         entry: Dict[str, Any] = dict(result=res, seconds=seconds[name], agreement=agreement(res.images.to(device)))
-        entry["images"] = render_with_noise(G, res.codes, res.noise, batch_size)
+        codes = res.codes.replace(noise=list(res.noise))  # rendered with their own noise maps
+        entry["images"] = codes.render_uint8(G, batch_size=batch_size)
         if edit_direction is not None:
-            entry["edited"] = render_with_noise(
-                G, edit(res.codes, edit_direction, edit_alpha, G), res.noise, batch_size
-            )
+            entry["edited"] = edit(codes, edit_direction, edit_alpha, G).render_uint8(G, batch_size=batch_size)
         methods[name] = entry
     original = agreement(targets.float() / 127.5 - 1)
     return dict(methods=methods, original_agreement=original, names=list(classifier.names), n=len(targets))
