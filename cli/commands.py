@@ -81,7 +81,10 @@ def info(ckpt, as_json):
     "(NVIDIA's projector layout, for its generate.py --projected-w).",
 )
 @opt.allow_nonfinite
-@opt.out(help="Output folder: seedNNNN.png, grid.png, generate.json (settings), latents.npz (z, w).")
+@opt.out(
+    help=f"Output folder: seedNNNN.png, grid.png (the first {opt.MAX_GENERATE_GRID} images at most), generate.json "
+    "(settings, written last), latents.npz (z, w)."
+)
 def generate(
     ckpt, seeds, psi, cutoff, noise_mode, class_idx, batch_size, device, latents_format, allow_nonfinite, out_dir
 ):
@@ -90,6 +93,11 @@ def generate(
     Writes seedNNNN.png, grid.png, generate.json (model, seeds, truncation, noise
     mode, class, versions) and latents.npz (z and the w it mapped to; rendering that
     w with the same noise mode gives the same images).
+
+    Images are written a batch at a time as they are rendered, so memory does not
+    grow with the number of seeds; grid.png shows the first images only (see
+    --out). generate.json is written last: a folder without it holds an
+    interrupted run.
 
     The z of a seed is NumPy's RandomState(seed).randn(z_dim), as in NVIDIA's
     generate.py, so seeds give the same faces as the official scripts.

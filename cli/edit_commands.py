@@ -84,7 +84,7 @@ def _direction(G, ckpt, attr, boundary, boundaries_dir, conditions, channels, sp
     help="Do not add the unedited image (alpha 0) as the first column when --alpha lacks 0.",
 )
 @opt.allow_nonfinite
-@opt.out(help="Output folder: grid.png, seedNNNN_alphaA.png, edit.json, latents.npz.")
+@opt.out(help=f"Output folder: grid.png, seedNNNN_alphaA.png, edit.json, latents.npz. {opt.GRID_HELP}")
 def edit(
     ckpt,
     attr,
@@ -154,6 +154,7 @@ def edit(
         check_given_codes(latents, space, psi, cutoff)
     c = class_labels(G, len(seeds), class_idx, dev) if latents is None else None
     total = len(start) * len(alpha_list)
+    opt.check_grid(G, len(start), len(alpha_list), f"{'--latents' if latents_file else '--seeds'} x --alpha")
     with progress_bar(
         total=total, desc="edit", unit="img", what="images", hint="use fewer --seeds or --alpha values"
     ) as bar:
@@ -234,7 +235,7 @@ def edit(
 @opt.noise_mode
 @opt.batch
 @opt.device_opt
-@opt.out(help="Output folder: grid.png, mix_ROW_COL.png, mix.json.")
+@opt.out(help=f"Output folder: grid.png, mix_ROW_COL.png, mix.json. {opt.GRID_HELP}")
 def mix(
     ckpt, row_seeds, col_seeds, row_latents, col_latents, layers, psi, cutoff, noise_mode, batch_size, device, out_dir
 ):
@@ -259,6 +260,7 @@ def mix(
     opt.check_cutoff(G, cutoff)
     rows = seeds_or_latents(row_seeds, row_latents, G, dev, "row_seeds", "--rows", "--row-latents")
     cols = seeds_or_latents(col_seeds, col_latents, G, dev, "col_seeds", "--cols", "--col-latents")
+    opt.check_grid(G, len(rows) + 1, len(cols) + 1, "--rows x --cols")  # plus the sources' row and column
     result = mix_grid(G, rows, cols, layers, psi, cutoff, noise_mode, batch_size, dev)
     write_mix(out_dir, result, dict(model=ckpt))
     click.echo(f"wrote {len(rows) * len(cols)} mixes and grid.png to {out_dir}")
@@ -296,7 +298,7 @@ def mix(
 @opt.noise_mode
 @opt.batch
 @opt.device_opt
-@opt.out(help="Output folder: pairPP_frameFFF.png, grid.png, path.npz.")
+@opt.out(help=f"Output folder: pairPP_frameFFF.png, grid.png, path.npz. {opt.GRID_HELP}")
 def interpolate(ckpt, seeds, latents_file, steps, space, psi, cutoff, noise_mode, batch_size, device, out_dir):
     """Interpolate between seeds or given codes: slerp in Z, lerp in W / W+ / S.
 
@@ -318,6 +320,7 @@ def interpolate(ckpt, seeds, latents_file, steps, space, psi, cutoff, noise_mode
     G = opt.load_model(ckpt, dev)
     opt.check_cutoff(G, cutoff)
     start = seeds_or_latents(seeds, latents_file, G, dev)
+    opt.check_grid(G, len(start) - 1, steps, f"{'--latents' if latents_file else '--seeds'} x --frames")
     path = interpolation_path(G, start, steps, space if space or latents_file else "w", psi, cutoff, dev)
     with progress_bar(
         total=len(path["codes"]), desc="interpolate", unit="img", what="frames", hint="use fewer --seeds or --frames"
@@ -394,7 +397,10 @@ ALL = [edit, mix, interpolate]
 @opt.noise_mode
 @opt.batch
 @opt.device_opt
-@opt.out(help="Output folder: grid.png, variantN.png [variantN.npz], truncate.json, summary.md [tsne/umap figures].")
+@opt.out(
+    help="Output folder: grid.png, variantN.png [variantN.npz], truncate.json, summary.md [tsne/umap figures]. "
+    + opt.GRID_HELP
+)
 def truncate(
     ckpt,
     seeds,
@@ -449,6 +455,7 @@ def truncate(
 
             raise ConfigError(f"--variant {row.spec}: cutoff {cutoff} exceeds num_ws ({G.num_ws})")
     start = seeds_or_latents(seeds, latents_file, G, dev)
+    opt.check_grid(G, len(rows), len(start), f"--variant x {'--latents' if latents_file else '--seeds'}")
     _, record = truncation_report(
         G,
         rows,

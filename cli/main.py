@@ -16,12 +16,14 @@ from . import (
     edit_commands,
     encoder_commands,
     inversion_commands,
+    metrics_commands,
     sample_commands,
     study_commands,
     train_commands,
 )
 from .conventions import add_global_options
 from .errors import run
+from .types import document_bounds
 
 
 @click.group(context_settings=dict(help_option_names=["-h", "--help"], max_content_width=100))
@@ -61,9 +63,11 @@ for cmd in (
     + dataset_commands.ALL
     + inversion_commands.ALL
     + encoder_commands.ALL
+    + metrics_commands.ALL
 ):
     app.add_command(cmd)
 add_global_options(app)  # --debug and --threads on the group and on every command
+document_bounds(app)  # each option's limit (latentlab.utils.limits) in its --help
 
 
 def main(argv=None):

@@ -5,7 +5,11 @@ import math
 import click
 
 from latentlab.errors import ConfigError
-from latentlab.utils.limits import MAX_FRAMES  # noqa: F401  (dependency-free; used by --frames)
+from latentlab.utils.limits import (  # noqa: F401  (dependency-free; bounds quoted in --help texts)
+    MAX_FRAMES,
+    MAX_GENERATE_GRID,
+    MAX_GRID_BYTES,
+)
 
 from .types import SEEDS
 
@@ -24,6 +28,12 @@ class FiniteFloat(click.FloatRange):
         if not finite:  # before the bounds, whose message would be misleading for nan
             self.fail(f"{value!r} is not a finite number.", param, ctx)
         return super().convert(value, param, ctx)
+
+    def _describe_range(self):
+        """No range in --help for an unbounded number (click would print 'x<=None')."""
+        if self.min is None and self.max is None:
+            return ""
+        return super()._describe_range()
 
 
 FINITE = FiniteFloat()
@@ -88,6 +98,17 @@ def classifier_for(spec, G, ckpt, attrs=None):
             err=True,
         )
     return spec
+
+
+GRID_HELP = f"A grid over {MAX_GRID_BYTES >> 20} MiB of pixels (rows x columns x resolution^2 x 3) is refused."
+
+
+def check_grid(G, rows, cols, options, hint=None):
+    """Refuse, before any rendering, a rows x cols grid of G's images over MAX_GRID_BYTES (one line naming
+    `options`, e.g. '--seeds x --alpha'; `latentlab.utils.grids.check_grid`)."""
+    from latentlab.utils.grids import check_grid as check
+
+    check(rows, cols, G, options, hint)
 
 
 def check_cutoff(G, cutoff):

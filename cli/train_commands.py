@@ -88,6 +88,41 @@ def _run_options(f):
             "--export-pkl", is_flag=True, help="Also write each snapshot as a stylegan2-ada-pytorch-style .pkl."
         ),
         click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Random seed."),
+        click.option(
+            "--metrics",
+            "metric_names",
+            default=None,
+            metavar="NAMES",
+            help="Metrics of G_ema evaluated during training, comma-separated, into metrics-eval.csv and "
+            "TensorBoard (`latentlab metrics --run DIR` plots them): fid50k_full, kid50k_full, pr50k3_full, "
+            "fid50k, kid50k, pr50k3, any count (fid2k_full, pr1k3, ...), ppl_zfull, ppl_wfull, ppl_zend, "
+            "ppl_wend (50k pairs, face crop) or ppl2_wend (no crop)  [default: none; when resuming: the run's].",
+        ),
+        click.option(
+            "--metrics-every",
+            type=click.IntRange(min=1),
+            default=1,
+            show_default=True,
+            metavar="N",
+            help="Evaluate --metrics at every N-th snapshot (steps that are multiples of N x --snapshot-every), "
+            "at step 0 and at the last step.",
+        ),
+        click.option(
+            "--metrics-data",
+            type=click.Path(exists=True),
+            default=None,
+            metavar="DIR_OR_ZIP",
+            help="Real images of --metrics, at the generator's resolution  [default: --data; when resuming: "
+            "the run's].",
+        ),
+        click.option(
+            "--metrics-extractor",
+            default=None,
+            metavar="SPEC",
+            help="Feature network of --metrics, as `latentlab metrics --extractor` (inception, vgg16, toyfaces, "
+            "inception-untrained, ...)  [default: auto: Inception for FID/KID, VGG16 for precision/recall; when "
+            "resuming: the run's].",
+        ),
         opt.device_opt,
     ]
     for d in reversed(decorators):
@@ -109,6 +144,7 @@ def _training_options(kw):
         snapshot_every=kw.pop("snapshot_every"),
         log_every=kw.pop("log_every"),
         export_pkl=kw.pop("export_pkl"),
+        metrics_every=kw.pop("metrics_every"),
     )
 
 
@@ -124,16 +160,64 @@ def stop_on_ctrl_c():
         raise click.exceptions.Exit(EXIT_CODE) from None
 
 
+def _metrics_request(kw):
+    """The --metrics options, names parsed (unknown ones refused in one line before anything else runs)."""
+    from latentlab.metrics.training import parse_training_metrics
+
+    names = kw.pop("metric_names")
+    req = dict(
+        names=parse_training_metrics(names) if names is not None else None,
+        data=kw.pop("metrics_data"),
+        extractor=kw.pop("metrics_extractor"),
+    )
+    if req["extractor"] is not None:
+        from latentlab.metrics.extractors import resolve_extractor_spec
+
+        resolve_extractor_spec(req["extractor"])  # an unknown spec: one line now, not after loading the model
+    return req
+
+
+def _evaluators(req, out_dir, data, dev, rank, model):
+    """The evaluators of --metrics (a resumed run: its recorded metrics and settings unless given), or None."""
+    from latentlab.train import Trainer
+    from latentlab.train.runs import is_resumable
+
+    stored = Trainer.peek(out_dir)["options"] if is_resumable(out_dir) else {}
+    names = req["names"] if req["names"] is not None else stored.get("metrics") or []
+    if not names:
+        for option in ("data", "extractor"):
+            if req[option] is not None:
+                raise click.UsageError(f"--metrics-{option} needs --metrics NAMES")
+        return None
+    from latentlab.metrics.training import SETTINGS_KEYS, training_evaluators
+
+    settings = {}
+    if req["names"] is None:  # the run's own settings
+        settings = {k: v for k, v in (stored.get("metrics_settings") or {}).items() if k in SETTINGS_KEYS}
+    if req["extractor"] is not None:
+        settings["extractor"] = req["extractor"]
+    return training_evaluators(
+        names,
+        req["data"] or stored.get("metrics_data") or data,
+        device=dev,
+        model_spec=model,
+        log=(lambda text: click.echo(f"latentlab: {text}", err=True)) if rank == 0 else None,
+        **settings,
+    )
+
+
 def _train(kw, runner=None, **extra):
     from latentlab.train.runs import train_gan
     from latentlab.utils.distributed import join, shutdown
 
     runner = runner or train_gan
-
+    metrics = _metrics_request(kw)
     dev, rank, _ = join(kw.pop("device"))  # under torchrun: the process group joined, cuda:LOCAL_RANK
     options = _training_options(kw)
+    options.metrics = metrics["names"]
     ok = False
     try:
+        evaluators = _evaluators(metrics, kw["out_dir"], kw["data"], dev, rank, extra.get("model"))
         with stop_on_ctrl_c():
             trainer = runner(
                 kw.pop("data"),
@@ -144,6 +228,7 @@ def _train(kw, runner=None, **extra):
                 use_labels=kw.pop("use_labels"),
                 max_images=kw.pop("max_images"),
                 device=dev,
+                evaluators=evaluators,
                 **extra,
             )
         ok = True
@@ -195,15 +280,18 @@ def gan(**kw):
     """Train a StyleGAN2 from scratch (or fine-tune --model) on an image folder or zip.
 
     Snapshots (G, D, G_ema) go to --out as network-snapshot-NNNNNN.safetensors, which
-    every latentlab command reads; metrics.csv logs the losses. Rerun the same command
-    to resume from the last snapshot; Ctrl-C writes one after the current step and stops
-    (a second Ctrl-C stops at once). Under torchrun the batch is split over processes.
+    every latentlab command reads; metrics.csv logs the losses. --metrics evaluates G_ema
+    at the snapshots, as StyleGAN2-ADA does (metrics-eval.csv; `latentlab metrics --run`
+    plots them). Rerun the same command to resume from the last snapshot; Ctrl-C writes
+    one after the current step and stops (a second Ctrl-C stops at once). Under torchrun
+    the batch is split over processes.
 
     \b
     Example:
       latentlab train gan --data toyfaces/images --resolution 64 --steps 20000 --out runs/toy \\
           --z-dim 128 --w-dim 128 --channel-base 2048 --channel-max 64
       torchrun --nproc_per_node 4 -m latentlab -- train gan --data ffhq.zip --resolution 256 --steps 100000 --out runs/ffhq
+      latentlab train gan --data ffhq256.zip --resolution 256 --steps 100000 --out runs/ffhq --metrics fid50k_full,pr50k3_full
     """
     network = {k: kw.pop(k) for k in ("z_dim", "w_dim", "map_layers", "channel_base", "channel_max", "fp16")}
     _train(kw, resolution=kw.pop("resolution"), model=kw.pop("ckpt"), network_kwargs=network)
@@ -263,8 +351,8 @@ def hsr(**kw):
 
     Predictors (1x1 conv, LeakyReLU, 1x1 conv) map the generator's block features to a
     frozen network's features on the generated image; their squared error, weighted by
-    --hsr-weight, joins the generator loss. Snapshots and resuming work as in `train gan`;
-    the snapshots are plain generators that every command reads.
+    --hsr-weight, joins the generator loss. Snapshots, resuming and --metrics work as in
+    `train gan`; the snapshots are plain generators that every command reads.
 
     \b
     Example:

@@ -7,11 +7,15 @@ A value the parser refuses stops the command before any work, with one line nami
 
 (exit code 1, like every input the library refuses). Nothing here imports torch or NumPy at import time
 (`latentlab --help` stays instant): each type imports its parser when it converts a value.
+
+A type whose values are bounded by `latentlab.utils.limits` says so in `bound` (text built from the constant);
+`document_bounds(app)` appends it to the --help text of every option of that type.
 """
 
 import click
 
 from latentlab.errors import ConfigError, LatentlabError  # dependency-free: keeps `--help` instant
+from latentlab.utils.limits import MAX_ALPHAS, MAX_LAYER_INDEX, MAX_SEEDS  # dependency-free too
 
 
 class InvalidValue(click.ClickException):
@@ -19,7 +23,10 @@ class InvalidValue(click.ClickException):
 
 
 class LibraryType(click.ParamType):
-    """A value parsed by a latentlab function (`parse`); its ValueError becomes `InvalidValue`."""
+    """A value parsed by a latentlab function (`parse`); its ValueError becomes `InvalidValue`. `bound`: the
+    limit its parser enforces, for --help (None: unbounded)."""
+
+    bound = None
 
     def parse(self, value):
         raise NotImplementedError
@@ -37,6 +44,7 @@ class SeedsType(LibraryType):
     """Seeds: N, A-B or a list such as 0-3,42 -> list of ints (`latentlab.latents.parse_seeds`)."""
 
     name = "seeds"
+    bound = f"at most {MAX_SEEDS} seeds"
 
     def parse(self, value):
         from latentlab.latents.seeds import parse_seeds
@@ -52,6 +60,7 @@ class AlphaSpec(LibraryType):
 
     def __init__(self, single=False):
         self.single = single
+        self.bound = None if single else f"at most {MAX_ALPHAS} values"
 
     def parse(self, value):
         from latentlab.edits.linear import parse_alphas
@@ -78,6 +87,7 @@ class LayersType(LibraryType):
     the model is known (levels and the valid range depend on it). The value stays the text."""
 
     name = "layers"
+    bound = f"indices below the model's num_ws, at most {MAX_LAYER_INDEX}"
 
     def parse(self, value):
         from latentlab.latents.layers import check_layer_spec
@@ -116,3 +126,25 @@ ALPHA = AlphaSpec(single=True)
 LAYERS = LayersType()
 TRUNCATION = TruncationType()
 CHOICE = ClusterChoice()
+
+
+def with_bound(help_text, bound):
+    """`help_text` with "(BOUND)" before its final full stop (or at its end)."""
+    text = (help_text or "").rstrip()
+    if not text:
+        return bound[0].upper() + bound[1:] + "."
+    if text.endswith("."):
+        return f"{text[:-1]} ({bound})."
+    return f"{text} ({bound})"
+
+
+def document_bounds(cmd):
+    """Append its type's `bound` to the --help text of every option of `cmd` and, for a group, of every command
+    below it (once), so that each limit of `latentlab.utils.limits` an option enforces is in its help."""
+    for p in cmd.params:
+        bound = getattr(p.type, "bound", None)
+        if isinstance(p, click.Option) and bound and bound not in (p.help or ""):
+            p.help = with_bound(p.help, bound)
+    for sub in getattr(cmd, "commands", {}).values():
+        document_bounds(sub)
+    return cmd

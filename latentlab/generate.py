@@ -1,12 +1,15 @@
 """Render images for seeds in batches (the library behind `latentlab generate`: `write_generation`)."""
 
+import contextlib
 import os
 
 import torch
 
 from .errors import ConfigError
+from .utils.grids import grid_bytes
 from .utils.images import make_grid, save_png, to_pil, to_uint8
-from .utils.render import render_batches, render_uint8
+from .utils.limits import MAX_GENERATE_GRID, MAX_GRID_BYTES
+from .utils.render import render_batches
 
 
 def class_labels(G, n, class_idx=None, device="cpu"):
@@ -94,7 +97,7 @@ def generation_latents(G, seeds, truncation_psi=1.0, truncation_cutoff=None, cla
     return z, w.replace(meta=dict(truncation=dict(psi=truncation_psi, cutoff=truncation_cutoff)))
 
 
-def save_generation_latents(out_dir, z, w, G, fmt="latentlab"):
+def save_generation_latents(out_dir, z, w, G, fmt="latentlab", projected_w=None):
     """Write the latents of a generate run into out_dir; return the file names written.
 
     latents.npz (every format): the w codes in LatentCodes' layout (`codes`, `space`, `seeds`,
@@ -103,6 +106,8 @@ def save_generation_latents(out_dir, z, w, G, fmt="latentlab"):
     when a truncation cutoff makes the layers differ); 'wplus': W+ [N, num_ws, w_dim] always;
     'nvidia': as 'latentlab', plus projected_w.npz in the layout of stylegan2-ada-pytorch's
     projector (one key `w`, float32 [N, num_ws, w_dim]), which its generate.py --projected-w renders.
+    projected_w: that array when the caller has it already (e.g. gathered on disk by `write_generation`).
+    Arrays are written as they are (a memory-mapped one is copied a slice at a time).
     """
     import numpy as np
 
@@ -117,7 +122,10 @@ def save_generation_latents(out_dir, z, w, G, fmt="latentlab"):
     w.save(os.path.join(out_dir, LATENTS_FILE), z=z.data.detach().cpu().numpy(), w=w.data.detach().cpu().numpy())
     files = [LATENTS_FILE]
     if fmt == "nvidia":
-        ws = (w if w.space == "w+" else w.to("w+", G)).data.detach().cpu().numpy().astype(np.float32)
+        ws = projected_w
+        if ws is None:
+            ws = (w if w.space == "w+" else w.to("w+", G)).data.detach().cpu().numpy()
+        ws = np.asarray(ws).astype(np.float32, copy=False)
         save_npz(os.path.join(out_dir, NVIDIA_W_FILE), dict(w=ws))
         files.append(NVIDIA_W_FILE)
     return files
@@ -147,6 +155,82 @@ def check_generation(G, class_idx=None, latents_format="latentlab"):
         raise ConfigError(f"unknown latents format {latents_format!r}; choose from {', '.join(LATENTS_FORMATS)}")
 
 
+# Seeds that write_generation maps and renders together (rounded up to whole batches): memory stays flat in the
+# number of seeds. A run of up to this many seeds is mapped in one go, as `generation_latents` maps it.
+SEED_CHUNK = 1024
+
+
+def generate_grid_count(G, n):
+    """How many images `generate`'s grid.png shows for n seeds: the first ones, at most MAX_GENERATE_GRID and
+    as many as fit in MAX_GRID_BYTES (at least one)."""
+    per_image = grid_bytes(1, 1, G.img_resolution, G.img_channels)
+    return min(int(n), MAX_GENERATE_GRID, max(1, MAX_GRID_BYTES // per_image))
+
+
+class _Spill:
+    """Float32 arrays of known shapes written to `.tmp-*.npy` files in a folder a chunk of rows at a time, then
+    read back memory-mapped (`arrays`): the latents of a long run are gathered on disk, not in memory. Plain
+    writes, not a writable memmap, so that a full disk is an OSError (naming `target`), not a SIGBUS. The files
+    are deleted on exit."""
+
+    def __init__(self, folder, shapes, target):
+        self.folder, self.shapes, self.target = folder, dict(shapes), target
+        self.paths, self.files = {}, {}
+
+    def __enter__(self):
+        import tempfile
+
+        import numpy as np
+
+        from .utils.atomic import TMP_PREFIX
+
+        with self._errors():
+            for name, shape in self.shapes.items():
+                fd, path = tempfile.mkstemp(prefix=TMP_PREFIX, suffix=".npy", dir=self.folder)
+                self.paths[name] = path
+                self.files[name] = f = os.fdopen(fd, "wb")
+                header = dict(descr=np.dtype(np.float32).descr[0][1], fortran_order=False, shape=tuple(shape))
+                np.lib.format.write_array_header_2_0(f, header)
+        return self
+
+    @contextlib.contextmanager
+    def _errors(self):
+        try:
+            yield
+        except OSError as e:
+            raise OSError(e.errno, e.strerror or str(e), self.target) from e
+
+    def write(self, name, rows):
+        """Append `rows` (a tensor or array) to array `name`."""
+        import numpy as np
+
+        if isinstance(rows, torch.Tensor):
+            rows = rows.detach().cpu().numpy()
+        with self._errors():
+            self.files[name].write(np.ascontiguousarray(rows, dtype=np.float32).tobytes())
+
+    def arrays(self):
+        """{name: the array, memory-mapped copy-on-write} once every row has been written."""
+        import numpy as np
+
+        with self._errors():
+            for f in self.files.values():
+                f.close()
+            out = {name: np.load(path, mmap_mode="c") for name, path in self.paths.items()}
+        for name, a in out.items():
+            if a.shape != tuple(self.shapes[name]):  # a bug, not a user error
+                raise RuntimeError(f"{name}: wrote {a.shape}, expected {self.shapes[name]}")
+        return out
+
+    def __exit__(self, *exc):
+        for f in self.files.values():
+            with contextlib.suppress(OSError):
+                f.close()
+        for path in self.paths.values():
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+
+
 def write_generation(
     G,
     seeds,
@@ -164,18 +248,71 @@ def write_generation(
     """What `latentlab generate` writes: seedNNNN.png per seed, grid.png, latents.npz (+ projected_w.npz for
     latents_format 'nvidia', see `save_generation_latents`) and generate.json. Returns generate.json's record.
 
+    Streams: seeds are mapped `SEED_CHUNK` at a time and rendered `batch_size` at a time, and each image is
+    written (atomically) as soon as it is rendered, so memory does not grow with the number of seeds (a run of
+    10^6 seeds holds one batch of images). grid.png shows the first `generate_grid_count` images (all of them
+    for up to MAX_GENERATE_GRID small images, as a whole-run grid). The latents are gathered in temporary files
+    beside the images and written into latents.npz at the end; generate.json is written last, so a folder
+    without it holds an interrupted run.
+
     The images are rendered from the saved w's, so rendering latents.npz with the same noise mode gives them
     again. `model` names the model in the record; `progress` advances by the images rendered.
     Everything is checked (`check_generation`) before anything is rendered or written.
     """
+    import numpy as np
+
+    from .latents import LatentCodes
+    from .models.identity import model_hash
+
     seeds = [int(s) for s in seeds]
     check_generation(G, class_idx, latents_format)
-    z, w = generation_latents(
-        G, seeds, truncation_psi, truncation_cutoff, class_idx, device, wplus=latents_format == "wplus"
-    )
-    images = render_uint8(G, w.wplus(G), batch_size, noise_mode, progress)
-    paths = write_images(zip(seeds, images), out_dir)
-    files = save_generation_latents(out_dir, z, w, G, latents_format)
+    if not seeds:
+        raise ConfigError("no seeds given")
+    if batch_size < 1:
+        raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+    n, res, ch = len(seeds), G.img_resolution, G.img_channels
+    uniform = truncation_cutoff is None or truncation_psi == 1
+    wplus = latents_format == "wplus" or not uniform
+    shapes = dict(z=(n, G.z_dim), w=(n, G.num_ws, G.w_dim) if wplus else (n, G.w_dim))
+    if G.c_dim:
+        shapes["c"] = (n, G.c_dim)
+    if latents_format == "nvidia":
+        shapes["projected"] = (n, G.num_ws, G.w_dim)
+    chunk = batch_size * -(-SEED_CHUNK // batch_size)  # whole batches: the same batches as rendering all at once
+    grid_images = np.empty((generate_grid_count(G, n), res, res, ch), dtype=np.uint8)
+    os.makedirs(out_dir, exist_ok=True)
+    files = []  # names, not paths: a million of them are kept for generate.json
+    with _Spill(out_dir, shapes, os.path.join(out_dir, LATENTS_FILE)) as spill:
+        for lo in range(0, n, chunk):
+            part = seeds[lo : lo + chunk]
+            z, w = generation_latents(G, part, truncation_psi, truncation_cutoff, class_idx, device, wplus=wplus)
+            spill.write("z", z.data)
+            spill.write("w", w.data)
+            if G.c_dim:
+                spill.write("c", w.c)
+            ws = w.wplus(G)
+            if latents_format == "nvidia":
+                spill.write("projected", ws)
+            k = lo
+            for x in render_batches(G, ws, batch_size, noise_mode, progress):
+                for arr in to_uint8(x):
+                    name = f"seed{seeds[k]:04d}.png"
+                    save_png(to_pil(arr), os.path.join(out_dir, name))
+                    files.append(name)
+                    if k < len(grid_images):
+                        grid_images[k] = arr
+                    k += 1
+        save_png(to_pil(make_grid(grid_images)), os.path.join(out_dir, "grid.png"))
+        files.append("grid.png")
+        del grid_images
+        arrays = spill.arrays()
+        c = torch.from_numpy(arrays["c"]) if G.c_dim else None
+        meta = dict(truncation=dict(psi=truncation_psi, cutoff=truncation_cutoff))
+        z = LatentCodes(torch.from_numpy(arrays["z"]), "z", seeds=seeds, c=c, model_id=model_hash(G))
+        w = z.replace(data=torch.from_numpy(arrays["w"]), space="w+" if wplus else "w", meta=meta)
+        files += save_generation_latents(out_dir, z, w, G, latents_format, projected_w=arrays.get("projected"))
+        space = w.space
+        del z, w, c, arrays  # the memory maps, before their files are deleted
     record = dict(
         model=model,
         seeds=seeds,
@@ -183,6 +320,6 @@ def write_generation(
         noise_mode=noise_mode,
         class_idx=class_idx,
         latents_format=latents_format,
-        latents_space=w.space,
+        latents_space=space,
     )
-    return save_generation_settings(out_dir, G, record, [os.path.basename(p) for p in paths] + files)
+    return save_generation_settings(out_dir, G, record, files)

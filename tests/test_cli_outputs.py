@@ -110,6 +110,7 @@ RESUMABLE = {
     ("train", "hsr"),
     ("train", "clusters"),
     ("train", "encoder"),
+    ("sweep",),
 }
 PRINT_ONLY = {("als",), ("ppl",), ("separability",)}  # print their result; files only with --out
 NO_OUT = {("info",), ("models",), ("convert",)}  # convert: SRC DST files, --force is about DST

@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import run_cli
 from latentlab import defaults, load_generator
 from latentlab.attributes import load_classifier
 from latentlab.datasets.toyfaces import ATTRIBUTES
 from latentlab.edits.registry import available_attributes, is_default_model, resolve_attribute
 from latentlab.latents import z_from_seeds
-from tests.conftest import run_cli
 
 CLEAR = ATTRIBUTES  # every attribute reaches 0.9 in W (see the model card)
 
@@ -84,7 +84,7 @@ def test_edit_and_als_work_with_no_model_option(tmp_path, capsys):
 
 
 def test_classifier_default_only_for_the_embedded_model(tmp_path, capsys):
-    from tests.conftest import fixture_path
+    from conftest import fixture_path
 
     code, _, err = run_cli(capsys, "als", "--model", fixture_path("sg2ada_skip32.pkl"), "--pairs", 2)
     assert code == 2 and "--classifier is required for models other than the embedded toyfaces model" in err

@@ -119,6 +119,51 @@ def stride0_view_pickle(path, size=(50000, 50000), stride=(0, 0), numel=1):
     return path
 
 
+TORCH_MAGIC = 0x1950A86A20F9469CFC6C  # torch.serialization.MAGIC_NUMBER, written first by torch.save
+
+
+def storage_archive(numel, data, header_numel=None, storage_type=torch.FloatStorage, view=None, header_pickle=None):
+    """A legacy torch.save archive of one storage, written by hand as torch writes it (what
+    `torch.storage._load_from_bytes` reads): magic, version, system info, a persistent id describing the
+    storage as `numel` elements, the key list, then an int64 element count (`header_numel`) and `data`."""
+
+    class Described:
+        pass
+
+    described = Described()
+
+    class Writer(pickle.Pickler):
+        def persistent_id(self, obj):
+            return ("storage", storage_type, "k0", "cpu", numel, view) if obj is described else None
+
+    buf = io.BytesIO()
+    for v in (
+        TORCH_MAGIC,
+        1001,
+        dict(protocol_version=1001, little_endian=True, type_sizes=dict(short=2, int=4, long=4)),
+    ):
+        pickle.dump(v, buf, protocol=2)
+    if header_pickle is not None:
+        buf.write(header_pickle)
+    else:
+        Writer(buf, protocol=2).dump(described)
+    pickle.dump(["k0"], buf, protocol=2)
+    buf.write((numel if header_numel is None else header_numel).to_bytes(8, "little"))
+    buf.write(data)
+    return buf.getvalue()
+
+
+def storage_pickle(path, archive):
+    """{'G_ema': the storage in `archive`}, pickled as a tensor's storage is (`_load_from_bytes(archive)`)."""
+
+    class Storage:
+        def __reduce__(self):
+            return torch.storage._load_from_bytes, (archive,)
+
+    path.write_bytes(pickle.dumps({"G_ema": Storage()}, protocol=2))
+    return path
+
+
 def laughs_pickle(path, levels=40):
     """A "billion laughs" pickle: each level a tuple holding the previous level twice (2**levels leaves)."""
     out = b"\x80\x04\x8c\x03lol\x94"  # PROTO 4, SHORT_BINUNICODE 'lol', MEMOIZE (memo 0)
@@ -191,6 +236,124 @@ def test_scan_pickle_bounds_depth_references_and_ints(tmp_path):
         _scan(b"\x80\x04\x8e" + (1 << 60).to_bytes(8, "little") + b"abc.")
 
 
+def test_storage_archive_checked_against_limits_and_data(monkeypatch):
+    check = safe_pickle.check_storage_archive
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        real = torch.tensor([1.0, 2.0, 3.0]).storage().__reduce__()[1][0]  # what torch itself writes
+        real_half = torch.zeros(5, dtype=torch.float16).storage().__reduce__()[1][0]
+    assert check(real) == (torch.float32, 3) and check(real_half) == (torch.float16, 5)
+    # the hand-built archive is what torch reads (so the hostile variants below differ only in what they claim)
+    ok = storage_archive(2, b"\0\0\x80?\0\0\0@")
+    assert check(ok) == (torch.float32, 2)
+    assert safe_pickle._load_from_bytes(ok).tolist() == [1.0, 2.0]
+    assert check(storage_archive(4, bytes(16), view=("v", 1, 2))) == (torch.float32, 2)  # a view inside its storage
+
+    def refused(archive, *fragments):
+        with pytest.raises(safe_pickle.UnsafePickle) as e:
+            check(archive)
+        for f in fragments:
+            assert f in str(e.value), (f, str(e.value))
+
+    refused(storage_archive(10**11, bytes(8)), "torch storage claims 100000000000 elements", "0 to 500000000")
+    refused(storage_archive(-1, bytes(8), header_numel=0), "claims -1 elements")
+    refused(storage_archive(4 * 10**8, bytes(8)), "400000000 float32 elements needs 1600000000 bytes", "holds 8")
+    refused(storage_archive(3, bytes(11)), "3 float32 elements needs 12 bytes, the archive holds 11")
+    refused(storage_archive(2, bytes(8), header_numel=10**9), "data header says 1000000000 elements, its description 2")
+    refused(storage_archive(2, b"", header_numel=0)[:-8], "without its data")
+    refused(storage_archive(4, bytes(16), view=("v", 3, 2)), "view ('v', 3, 2) does not lie inside its storage of 4")
+    refused(storage_archive(2, bytes(8), storage_type=torch.QInt8Storage), "refers to 'torch.QInt8Storage'")
+    refused(b"PK\x03\x04" + bytes(100), "unreadable torch storage", "zip archive")
+    refused(pickle.dumps(TORCH_MAGIC, protocol=2), "unreadable torch storage", "damaged archive header")
+    # the header's own length fields: a 3 GiB string claimed in a few bytes is a short read, not an allocation
+    refused(
+        storage_archive(2, bytes(8), header_pickle=b"\x80\x04\x8e" + (3 << 30).to_bytes(8, "little") + b"."),
+        "unreadable torch storage",
+    )
+    # ... and a memo bomb or deep nesting there is bounded by the header's size, read without recursion
+    deep = b"\x80\x04)" + b"\x85" * 5000 + b"."
+    refused(storage_archive(2, bytes(8), header_pickle=deep), "unreadable torch storage")
+    # the running total over one checkpoint: the fixture's storages, against a limit just below them
+    monkeypatch.setattr(limits, "MAX_CHECKPOINT_ELEMENTS", 1000)
+    with pytest.raises(CheckpointError, match="torch storages hold more than 1000 elements in all"):
+        load_pickle(ADA)
+
+
+def test_storage_sizes_checked_before_torch_allocates(tmp_path, monkeypatch):
+    # torch's reader allocates the element count the archive claims before it reads the data; nothing of torch
+    # may run for a hostile archive, while a valid one still reaches it
+    calls = []
+    real_load = torch.load
+
+    def watched(*args, **kwargs):
+        calls.append(args)
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "load", watched)
+    for numel, fragment in ((10**11, "claims 100000000000 elements"), (4 * 10**8, "needs 1600000000 bytes")):
+        path = storage_pickle(tmp_path / f"s{numel}.pkl", storage_archive(numel, bytes(8)))
+        with pytest.raises(CheckpointError) as e:
+            load_pickle(path)
+        assert str(e.value).startswith(f"{path}: torch storage") and fragment in str(e.value), str(e.value)
+    assert calls == []
+    got = load_pickle(storage_pickle(tmp_path / "ok.pkl", storage_archive(2, b"\0\0\x80?\0\0\0@")))
+    assert len(calls) == 1 and got["G_ema"].tolist() == [1.0, 2.0]
+
+
+def _cyclic_structures():
+    a = []
+    a.append(a)  # a list holding itself
+    d = {}
+    for i in range(6):
+        d[f"k{i}"] = d  # 69 bytes; any depth-20 walk of it takes 6**20 steps
+    b = []
+    pair = [b]
+    b.append(pair)  # a 2-cycle
+    parent = {"children": []}
+    parent["children"].append({"parent": parent})  # parent pointers
+    t = ([],)
+    t[0].append(t)  # a tuple in a cycle (pickled with POP_MARK)
+    return {"self-list": a, "self-dict": d, "2-cycle": b, "parent": parent, "tuple": t}
+
+
+def _shared_structures():
+    x = [1.0, 2.0]
+    s = {"a": x, "b": [x, x]}
+    y = [1]
+    z = [y]
+    y.append(2)  # extended after another list took it: pickle writes it complete before any reference
+    od = collections.OrderedDict(one=s, two=s)
+    return {"shared": [x, x, {"k": x}], "nested": {"one": s, "two": s, "three": [s, s]}, "later": [z, y], "od": od}
+
+
+@pytest.mark.parametrize("protocol", [2, 3, 4, 5])
+def test_scan_pickle_passes_shared_structures_and_refuses_cycles(protocol):
+    # shared (acyclic) structures pass at every protocol, and unpickle to what was pickled
+    for name, obj in _shared_structures().items():
+        data = pickle.dumps(obj, protocol=protocol)
+        _scan(data)
+        assert pickle.loads(data) == obj, name
+    # cycles, self-references included, are refused (see the module docstring: their walk cost is unbounded)
+    for obj in _cyclic_structures().values():
+        with pytest.raises(safe_pickle.UnsafePickle, match="modifies a container after sharing it .cyclic"):
+            _scan(pickle.dumps(obj, protocol=protocol))
+
+
+def test_self_referencing_extras_are_refused_not_walked(tmp_path):
+    # the self-dict inside a loadable checkpoint's extras: refused by the scan, before the converter's walk
+    from latentlab.checkpoints import load_checkpoint
+
+    def add_cycle(g):
+        d = {}
+        for i in range(6):
+            d[f"k{i}"] = d
+        g.state["_init_kwargs"]["extra"] = d
+
+    path = patched_ada(tmp_path, "cyclic.pkl", add_cycle)
+    with pytest.raises(CheckpointError, match=r"cyclic\.pkl: pickle modifies a container after sharing it"):
+        load_checkpoint(path)
+
+
 def test_short_repr_is_bounded():
     deep = ()
     for _ in range(10**5):
@@ -222,7 +385,7 @@ def _ada_kwargs():
         (("z_dim", -1), ["'z_dim' = -1", "from 1 to"]),
         (("z_dim", 0), ["'z_dim' = 0"]),
         (("img_channels", 10**6), ["'img_channels' = 1000000"]),
-        (("mapping_kwargs", "num_layers", 10**9), ["'num_layers' = 1000000000", "from 0 to 64"]),
+        (("mapping_kwargs", "num_layers", 10**9), ["'num_layers' = 1000000000", "from 1 to 64"]),
         (("synthesis_kwargs", "channel_base", 0), ["'channel_base' = 0"]),
         (("synthesis_kwargs", "channel_base", 8), ["'channel_base' = 8", "at least img_resolution (16)"]),
         (("synthesis_kwargs", "channel_max", -5), ["'channel_max' = -5"]),
@@ -351,6 +514,9 @@ def test_cli_hostile_tensor_and_pickle_bombs(tmp_path):
         (stride0_view_pickle(tmp_path / "overlap.pkl", (4000, 4000), (1, 0), 4000), ["overlap.pkl", "overlapping"]),
         (laughs_pickle(tmp_path / "laughs.pkl"), ["laughs.pkl", "reference bomb"]),
         (nested_tuples_pickle(tmp_path / "nested.pkl"), ["nested.pkl", "nested more than 200 levels"]),
+        # nested torch storage archives: 10**11 floats claimed, and 1.6 GB claimed where the file holds 8 bytes
+        (storage_pickle(tmp_path / "huge.pkl", storage_archive(10**11, bytes(8))), ["huge.pkl", "claims 100000000000"]),
+        (storage_pickle(tmp_path / "short.pkl", storage_archive(4 * 10**8, bytes(8))), ["short.pkl", "holds 8"]),
     ]
     for path, fragments in cases:
         proc = run_capped(["info", path], tmp_path, timeout=60)

@@ -14,11 +14,11 @@ import time
 import numpy as np
 import pytest
 import torch
+from hostile import ROOT, assert_no_leftovers, assert_one_line_error, run_capped
 from PIL import Image
 
 from latentlab.errors import ConfigError
 from latentlab.utils import atomic, lock, outdir
-from tests.hostile import ROOT, assert_no_leftovers, assert_one_line_error, run_capped
 
 LOCK = lock.LOCK_NAME
 MEM_MB = 8192  # these runs render, train and sample (torch + pandas + PIL): more than `info` needs

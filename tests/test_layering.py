@@ -20,6 +20,7 @@ LAYERS = [
     {"attributes", "sampling"},
     {"train"},
     {"studies"},
+    {"metrics"},  # FID, KID, precision/recall: uses studies.frechet; train gets its metrics as callables
     {"inversion"},  # the projector uses studies.ppl's LPIPS distance
     {"cli", "__main__"},
 ]

@@ -13,12 +13,12 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from conftest import run_cli
 from latentlab import Discriminator, Generator, load_checkpoint, load_generator
 from latentlab.checkpoints.tags import FORMAT_SG2_PYTORCH
 from latentlab.train import ImageDataset, PositionSampler, StyleGAN2Loss, Trainer, TrainingOptions
 from latentlab.train.losses import d_logistic, g_nonsaturating, path_lengths, r1_penalty
 from latentlab.train.runs import train_gan
-from tests.conftest import run_cli
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NET = dict(z_dim=16, w_dim=16, map_layers=2, channel_base=256, channel_max=16)
@@ -340,7 +340,7 @@ import sys, torch
 from latentlab.sampling import init_from_env
 from latentlab.utils.distributed import shutdown
 from latentlab.train import ImageDataset, Trainer, TrainingOptions
-from tests.test_training import tiny_pair
+from test_training import tiny_pair
 rank, world = init_from_env("cpu")
 G, D = tiny_pair()
 if rank == 1:  # a different start on rank 1: the trainer must broadcast rank 0's weights
@@ -362,7 +362,7 @@ def test_two_processes_stay_in_sync(tmp_path, image_dir):
     for rank in range(2):
         env = dict(
             os.environ,
-            PYTHONPATH=ROOT,
+            PYTHONPATH=os.pathsep.join([ROOT, os.path.join(ROOT, "tests")]),  # the worker imports test_training
             RANK=str(rank),
             WORLD_SIZE="2",
             LOCAL_RANK=str(rank),

@@ -14,11 +14,10 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import make_tiny_generator
+from conftest import make_tiny_generator, run_cli
 from latentlab import load_checkpoint
 from latentlab.train import TrainingOptions
 from latentlab.train.interrupt import EXIT_CODE, StopOnInterrupt, TrainingInterrupted
-from tests.conftest import run_cli
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NET = dict(z_dim=16, w_dim=16, map_layers=2, channel_base=256, channel_max=16)

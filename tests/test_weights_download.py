@@ -15,10 +15,10 @@ import pytest
 import torch
 from PIL import Image
 
+from conftest import run_cli
 from latentlab.errors import CheckpointError, MissingWeights
 from latentlab.train import extractors, pretrained
 from latentlab.train.pretrained import KNOWN_WEIGHTS, WeightsFile, vit_shapes, weights_file
-from tests.conftest import run_cli
 
 timm = pytest.importorskip("timm")
 TINY_VIT = dict(depth=2, dim=8, patch=4, img_size=16)

@@ -20,18 +20,45 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..datasets.images import open_image
 from ..datasets.toyfaces import ATTRIBUTES, POSITIVE
 from ..errors import ConfigError
 from ..utils.atomic import write_text
+from ..utils.limits import MAX_RESOLUTION
+from ..utils.safe_json import Int, Obj, Str, load_json
 from .toyfaces import FORMAT, RESOLUTION, SCORE_KINDS, ToyFacesClassifier, ToyFacesNet, label_targets
 
 __all__ = [
     "ToyFacesTrainingResult",
+    "dataset_info",
     "evaluate_scores",
     "load_toyfaces_images",
     "report_path",
     "train_toyfaces_classifier",
 ]
+
+
+# The fields of a toyfaces folder's dataset.json the report records (`latentlab.utils.safe_json` checks them;
+# other fields are ignored).
+DATASET_INFO_SCHEMA = Obj(
+    {
+        "format": Str(200),
+        "version": Int(0, 1_000_000),
+        "n": Int(1, 1 << 40),
+        "seed": Int(-(1 << 63), (1 << 64) - 1),
+        "resolution": Int(1, MAX_RESOLUTION),
+    }
+)
+
+
+def dataset_info(data_dir):
+    """The fields of `data_dir`/dataset.json the report records ({} without the file), checked against
+    `DATASET_INFO_SCHEMA` first: a hostile or broken file is one ConfigError naming it."""
+    info_path = os.path.join(data_dir, "dataset.json")
+    if not os.path.exists(info_path):
+        return {}
+    doc = load_json(info_path, DATASET_INFO_SCHEMA)
+    return {k: v for k, v in doc.items() if k in DATASET_INFO_SCHEMA.fields}
 
 
 def report_path(out):
@@ -40,9 +67,10 @@ def report_path(out):
 
 
 def load_toyfaces_images(data_dir, table, progress=True):
-    """The images listed in `table['file']` as one uint8 tensor [N, 3, H, W] (decoded once, kept in memory)."""
-    from PIL import Image
+    """The images listed in `table['file']` as one uint8 tensor [N, 3, H, W] (decoded once, kept in memory).
 
+    Each image's size is checked from its header before decoding (`datasets.images.open_image`): a file
+    claiming more than `MAX_IMAGE_PIXELS` (a decompression bomb) is refused in one line naming it."""
     from ..utils.progress import progress_bar
 
     files = list(table["file"]) if "file" in table.columns else None
@@ -52,7 +80,7 @@ def load_toyfaces_images(data_dir, table, progress=True):
     for i, rel in enumerate(progress_bar(files, desc="loading images", unit="img", enabled=progress, what="images")):
         path = os.path.join(data_dir, rel)
         try:
-            with Image.open(path) as im:
+            with open(path, "rb") as fh, open_image(fh, path) as im:  # header checked before decoding
                 arr = np.array(im.convert("RGB"), dtype=np.uint8)
         except FileNotFoundError:
             raise FileNotFoundError(f"{path}: image listed in labels.csv is missing") from None
@@ -267,14 +295,7 @@ def _train(
     n_val = max(1, round(n * val_fraction))
     if n - n_val < 2:
         raise ConfigError(f"{data_dir}: {n} images are too few to train and hold out {val_fraction:.0%}")
-    info = {}
-    info_path = os.path.join(data_dir, "dataset.json")
-    if os.path.exists(info_path):
-        try:
-            with open(info_path) as f:
-                info = {k: v for k, v in json.load(f).items() if k in ("format", "version", "n", "seed", "resolution")}
-        except (OSError, ValueError, AttributeError):
-            info = {}
+    info = dataset_info(data_dir)
 
     t_start = time.perf_counter()
     targets = torch.from_numpy(label_targets(table))

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..datasets.images import open_image
 from ..errors import ConfigError
 from ..utils.atomic import atomic_path, write_text
 from .celeba import read_celeba
@@ -37,8 +38,8 @@ class CelebAImages(torch.utils.data.Dataset):
         from PIL import Image
 
         path = self.paths[i]
-        try:
-            with Image.open(path) as im:
+        try:  # the size is checked from the header before decoding: a decompression bomb is one line
+            with open(path, "rb") as fh, open_image(fh, path) as im:
                 im = im.convert("RGB")
         except FileNotFoundError:
             raise FileNotFoundError(f"{path}: image listed in list_attr_celeba.txt is missing") from None

@@ -18,7 +18,6 @@ say), the one-line error names the URL and the exact path to place the file at.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import urllib.error
 import urllib.parse
@@ -27,6 +26,8 @@ from typing import Any, Callable, Dict, Optional, Tuple, Union
 
 from .. import defaults
 from ..errors import CheckpointError, ConfigError
+from ..utils.limits import MAX_RESOLUTION
+from ..utils.safe_json import AnyOf, Int, List, Map, Num, Obj, Str, load_json
 
 CHUNK = 1 << 20
 KINDS = ("generator", "classifier")
@@ -37,11 +38,31 @@ def cache_dir() -> str:
     return os.environ.get("LATENTLAB_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "latentlab")
 
 
+_URL = Str(4096)
+_ENTRY = {
+    "url": _URL,
+    "mirrors": List(_URL, max_len=64),
+    "sha256": AnyOf(None, Str(64)),
+    "filename": Str(255),
+    "shipped": Str(1000),
+    "kind": Str(32),
+    "format": Str(100),
+    "resolution": Int(1, MAX_RESOLUTION),
+    "size_mb": Num(0),
+}
+# registry.json: {name: entry} (a download with `url`, or a file that ships with `shipped`; fields read by latentlab
+# typed, others free) and "_comment"-style strings; checked by `latentlab.utils.safe_json` on every read.
+REGISTRY_SCHEMA = Map(AnyOf(Obj(_ENTRY, required=["url"]), Obj(_ENTRY, required=["shipped"]), Str()), max_items=10_000)
+
+
 def _all_entries():
     path = defaults.shipped_path("registry.json")
-    with open(path, encoding="utf-8") as f:
-        data = json.load(f)
-    return {k: v for k, v in data.items() if not k.startswith("_")}
+    data = load_json(path, REGISTRY_SCHEMA)  # size, depth and shape checked: one line naming the file
+    entries = {k: v for k, v in data.items() if not k.startswith("_")}
+    for k, v in entries.items():
+        if not isinstance(v, dict):
+            raise ConfigError(f"{path}: {k[:60]}: expected an object, got a string")
+    return entries
 
 
 def registry(kind: Optional[str] = "generator", shipped: bool = False) -> Dict[str, Dict[str, Any]]:

@@ -11,11 +11,23 @@ from safetensors.torch import save_file
 
 from ..errors import CheckpointError
 from ..utils.atomic import atomic_path
+from ..utils.limits import MAX_JSON_DEPTH
+from ..utils.safe_json import Anything, Map, Obj, Str, json_depth, loads_json
 from .state_dicts import read_state_dict
 from .tags import FORMAT_LATENTLAB
 
 MAGIC = "latentlab-checkpoint"
 VERSION = 1
+
+# The 'networks' metadata of a latentlab checkpoint: {net name: {"class_name", "init_kwargs"}} (`save_native`),
+# checked by `latentlab.utils.safe_json` before use; the kwargs' values are range-checked by `budget.check_kwargs`
+# before any network is built.
+NETWORKS_SCHEMA = Map(
+    Obj(
+        {"class_name": Str(100), "init_kwargs": Map(Anything(), max_items=256)}, required=["class_name", "init_kwargs"]
+    ),
+    max_items=16,
+)
 
 
 def save_native(
@@ -63,15 +75,21 @@ def read_native(
     try:
         if int(meta.get("version", "0")) > VERSION:
             raise CheckpointError(f"{path}: written by a newer latentlab (format version {meta['version']})")
-        nets = json.loads(meta["networks"])
-        extras = json.loads(meta.get("extras", "{}"))
-        specs = {name: (spec["class_name"], spec["init_kwargs"]) for name, spec in nets.items()}
-    except RecursionError:
-        raise CheckpointError(f"{path}: not a readable {what} (metadata nested too deeply)") from None
-    except (ValueError, KeyError, TypeError, AttributeError) as e:
-        raise CheckpointError(
-            f"{path}: not a readable {what} (damaged metadata: {type(e).__name__}: {str(e)[:200]})"
-        ) from None
+    except ValueError as e:
+        raise CheckpointError(f"{path}: not a readable {what} (damaged metadata: version {str(e)[:200]})") from None
+    if "networks" not in meta:
+        raise CheckpointError(f"{path}: not a readable {what} (no 'networks' metadata)")
+    texts = {"networks": meta["networks"], "extras": meta.get("extras", "{}")}
+    for key, text in texts.items():  # depth before parsing (json recurses); then size, syntax and shape
+        depth = json_depth(text)
+        if depth > MAX_JSON_DEPTH:
+            raise CheckpointError(
+                f"{path}: not a readable {what} (metadata nested {depth} levels deep in {key!r}, "
+                f"at most {MAX_JSON_DEPTH})"
+            )
+    nets = loads_json(texts["networks"], f"{path}: metadata 'networks'", NETWORKS_SCHEMA, error=CheckpointError)
+    extras = loads_json(texts["extras"], f"{path}: metadata 'extras'", Map(Anything()), error=CheckpointError)
+    specs = {name: (spec["class_name"], spec["init_kwargs"]) for name, spec in nets.items()}
     out = {}
     for name, (class_name, init_kwargs) in specs.items():
         prefix = name + "/"

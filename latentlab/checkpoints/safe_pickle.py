@@ -5,6 +5,19 @@ to execute arbitrary code. Here `find_class` resolves only an allowlist of
 globals, each to `collections.OrderedDict` or to a replacement written below
 that validates its arguments: no module named in a file is ever imported, and
 the Python source embedded in official pickles is dropped unread.
+
+Before that, `scan_pickle` bounds the structure the opcodes would build (size,
+depth, and objects counted once per shared reference), and refuses cyclic
+structures, self-references included. That is deliberate, not a gap: the cost
+of walking a cyclic structure is unbounded (a 69-byte dict holding itself under
+six keys costs 6**20 steps in any depth-limited walk, and the converters,
+`records.summarise`/`to_plain` and the kwargs checks are such walks), so the
+per-reference count cannot bound it, and letting cycles through would need
+cycle-aware walkers everywhere downstream. No StyleGAN checkpoint holds one:
+pickle writes an object's contents before anything else refers to it, so a
+container is only modified after being referenced when it (indirectly) holds
+itself. Shared, acyclic structures of any protocol (2-5) pass: the official
+fixtures and `pickle.dumps` of a value referenced from many places.
 """
 
 from __future__ import annotations
@@ -30,6 +43,7 @@ __all__ = [
     "load_pickle",
     "scan_pickle",
     "check_view",
+    "check_storage_archive",
     "short_repr",
     "PersistentObject",
     "TFNetwork",
@@ -38,7 +52,7 @@ __all__ = [
 ]
 
 _PICKLE_PROTOCOLS = (2, 3, 4, 5)
-_LOADING = threading.local()  # per-thread running total of tensor elements during one load_pickle
+_LOADING = threading.local()  # per-thread running totals of tensor and storage elements during one load_pickle
 
 _SHORT = reprlib.Repr()
 _SHORT.maxlevel, _SHORT.maxstring, _SHORT.maxother, _SHORT.maxlong = 3, 60, 60, 40
@@ -131,17 +145,162 @@ def _reconstruct_persistent_obj(meta):
 # weights-only unpickler; tensors and parameters are then views on those storages.
 
 
+# A storage pickles as `torch.storage._load_from_bytes(b)`, `b` a legacy (non-zip) torch.save archive:
+# four small pickles (magic number, format version, system info, then one persistent id describing the
+# storage: dtype, key, location, element count), a fifth listing the storage keys, then per storage an
+# int64 element count and the raw little-endian data. torch's reader allocates the element count the
+# persistent id claims before it looks at the data, so `check_storage_archive` reads and checks all of it
+# (against the limits and against the bytes actually present) before torch is called.
+
+_TORCH_MAGIC = 0x1950A86A20F9469CFC6C  # torch.serialization.MAGIC_NUMBER
+_TORCH_VERSION = 1001  # torch.serialization.PROTOCOL_VERSION
+# Bytes of an archive before its data. Real headers are ~250 bytes; within this bound the header is read
+# without a pre-scan (no nesting deep enough to matter, no length field reaching past it), which keeps the
+# check far cheaper than torch's own read of the archive.
+_ARCHIVE_HEADER_BYTES = 4096
+_STORAGE_DTYPES = {
+    "FloatStorage": torch.float32,
+    "DoubleStorage": torch.float64,
+    "HalfStorage": torch.float16,
+    "BFloat16Storage": torch.bfloat16,
+    "LongStorage": torch.int64,
+    "IntStorage": torch.int32,
+    "ShortStorage": torch.int16,
+    "CharStorage": torch.int8,
+    "ByteStorage": torch.uint8,
+    "BoolStorage": torch.bool,
+    "ComplexFloatStorage": torch.complex64,
+    "ComplexDoubleStorage": torch.complex128,
+}
+
+
+class _StorageType(str):
+    """What 'torch.FloatStorage' & co. resolve to while an archive's header is read: the name, immutable
+    (no attributes for a BUILD opcode to set)."""
+
+    __slots__ = ()
+
+
+class _ArchiveHeaderUnpickler(pickle._Unpickler):
+    """Reads the small pickles of a storage archive: only storage types as globals, persistent ids kept.
+
+    The pure-Python unpickler, because it reads a length field's bytes before allocating them: a header
+    claiming a 3 GB string costs a short read (an error), where the C unpickler would allocate 3 GB first.
+    Its loop is iterative, so nesting within `_ARCHIVE_HEADER_BYTES` cannot exhaust the stack.
+    """
+
+    pids: list  # the persistent ids met, in order (set by the caller)
+
+    def find_class(self, module: str, name: str) -> Any:
+        if module == "torch" and name in _STORAGE_DTYPES:
+            return _StorageType(name)
+        raise UnsafePickle(f"unreadable torch storage (its archive refers to '{module}.{name}', not a storage type)")
+
+    def persistent_load(self, pid: Any) -> Any:
+        self.pids.append(pid)
+        return _StorageType  # a placeholder the caller recognises
+
+
+def _archive_pickle(f: io.BytesIO, pids: Optional[list] = None) -> Any:
+    """The next pickle of an archive's header, read from `f` (at most `_ARCHIVE_HEADER_BYTES`)."""
+    unpickler = _ArchiveHeaderUnpickler(f)
+    unpickler.pids = [] if pids is None else pids
+    try:
+        return unpickler.load()
+    except UnsafePickle:
+        raise
+    except Exception as e:  # EOF past the header's bound, damaged opcodes, ...
+        raise UnsafePickle(
+            f"unreadable torch storage (damaged archive header: {type(e).__name__}: {str(e)[:200]})"
+        ) from None
+
+
+def _count(value: object, lo: int, hi: int) -> bool:
+    return type(value) is int and lo <= value <= hi
+
+
+def check_storage_archive(data: bytes) -> Tuple[torch.dtype, int]:
+    """Check a torch storage archive (the argument of `torch.storage._load_from_bytes`) without allocating
+    anything: the legacy format, one storage of a numeric dtype, its element count within
+    `limits.MAX_TENSOR_ELEMENTS` (and, counted into the current `load_pickle`, all storages within
+    `limits.MAX_CHECKPOINT_ELEMENTS`), and its data header and bytes present in full. Returns the dtype and
+    the elements of what torch will return (the storage, or the view of it the archive names); raises
+    UnsafePickle naming what is wrong.
+    """
+    if not data.startswith(b"\x80\x02"):
+        kind = "a zip archive" if data.startswith(b"PK") else "not a legacy torch.save archive"
+        raise UnsafePickle(f"unreadable torch storage (payload is {kind}; official pickles hold legacy archives)")
+    size = len(data)
+    f = io.BytesIO(data[:_ARCHIVE_HEADER_BYTES])
+    if _archive_pickle(f) != _TORCH_MAGIC:
+        raise UnsafePickle("unreadable torch storage (wrong magic number)")
+    if _archive_pickle(f) != _TORCH_VERSION:
+        raise UnsafePickle("unreadable torch storage (unknown format version)")
+    _archive_pickle(f)  # system info: byte order and C type sizes of the writer; the data is little-endian
+    pids: list = []
+    if _archive_pickle(f, pids) is not _StorageType or len(pids) != 1:
+        raise UnsafePickle("unreadable torch storage (the archive does not describe exactly one storage)")
+    pid = pids[0]
+    if not (isinstance(pid, tuple) and len(pid) == 6 and pid[0] in ("storage", b"storage")):
+        raise UnsafePickle(f"unreadable torch storage (malformed description {short_repr(pid)})")
+    _, storage_type, key, location, numel, view = pid
+    if not isinstance(storage_type, _StorageType) or not isinstance(key, str) or not isinstance(location, str):
+        raise UnsafePickle(f"unreadable torch storage (malformed description {short_repr(pid)})")
+    if not _count(numel, 0, limits.MAX_TENSOR_ELEMENTS):
+        raise UnsafePickle(
+            f"torch storage claims {short_repr(numel)} elements (expected 0 to {limits.MAX_TENSOR_ELEMENTS})"
+        )
+    if view is not None and not (
+        isinstance(view, tuple)
+        and len(view) == 3
+        and isinstance(view[0], str)
+        and _count(view[1], 0, numel)
+        and _count(view[2], 0, numel - view[1])
+    ):
+        raise UnsafePickle(f"torch storage view {short_repr(view)} does not lie inside its storage of {numel} elements")
+    if _archive_pickle(f) != [key]:
+        raise UnsafePickle("unreadable torch storage (its key list does not match its description)")
+    start = f.tell()
+    header = data[start : start + 8]
+    dtype = _STORAGE_DTYPES[storage_type]
+    nbytes = numel * dtype.itemsize
+    present = size - start - 8
+    if len(header) < 8:
+        raise UnsafePickle(f"torch storage of {numel} elements without its data (truncated archive)")
+    if int.from_bytes(header, "little") != numel:
+        raise UnsafePickle(
+            f"torch storage data header says {int.from_bytes(header, 'little')} elements, its description {numel}"
+        )
+    if present < nbytes:
+        raise UnsafePickle(
+            f"torch storage of {numel} {str(dtype).replace('torch.', '')} elements needs {nbytes} bytes, "
+            f"the archive holds {present} (truncated or forged)"
+        )
+    total = getattr(_LOADING, "storage_elements", None)
+    if total is not None:
+        _LOADING.storage_elements = total + numel
+        if _LOADING.storage_elements > limits.MAX_CHECKPOINT_ELEMENTS:
+            raise UnsafePickle(f"torch storages hold more than {limits.MAX_CHECKPOINT_ELEMENTS} elements in all")
+    return dtype, numel if view is None else view[2]
+
+
 def _load_from_bytes(data):
     if not isinstance(data, (bytes, bytearray)):
         raise UnsafePickle("torch storage payload is not bytes")
+    data = bytes(data)
+    dtype, numel = check_storage_archive(data)  # before torch allocates what the archive claims
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # TypedStorage deprecation noise
-            storage = torch.load(io.BytesIO(bytes(data)), weights_only=True, map_location="cpu")
+            storage = torch.load(io.BytesIO(data), weights_only=True, map_location="cpu")
+            typed = isinstance(storage, torch.storage.TypedStorage)
+            valid = typed and storage.dtype == dtype and storage.size() == numel
     except Exception as e:  # any failure here means a damaged or hostile archive
         raise UnsafePickle(f"unreadable torch storage ({type(e).__name__}: {e})") from None
-    if not isinstance(storage, (torch.storage.TypedStorage, torch.UntypedStorage)):
-        raise UnsafePickle(f"torch storage archive holds a {type(storage).__name__}, not a storage")
+    if not valid:
+        raise UnsafePickle(
+            f"unreadable torch storage (torch read a {type(storage).__name__}, not the storage described)"
+        )
     return storage
 
 
@@ -472,7 +631,9 @@ def scan_pickle(f: Any, size: int) -> None:
                     continue
                 depth = max(target.depth, max(c.depth for c in items) + 1)
                 nodes = target.nodes + sum(c.nodes for c in items)
-                if target.shared and (depth > target.depth or nodes > target.nodes):
+                # shared already, or about to hold itself (a GET/DUP of the target among the items: a cycle)
+                shared = target.shared or any(c is target for c in items)
+                if shared and (depth > target.depth or nodes > target.nodes):
                     raise UnsafePickle("pickle modifies a container after sharing it (cyclic or self-modifying)")
                 for c in items:
                     c.shared = True
@@ -502,10 +663,11 @@ def scan_pickle(f: Any, size: int) -> None:
 def load_pickle(path: Union[str, os.PathLike]) -> Any:
     """Unpickle `path` with the allowlist above. Raises CheckpointError naming the file.
 
-    The opcode stream is first checked by `scan_pickle` (size, depth and reference-bomb limits); tensor
-    views are checked by `check_view` as they are rebuilt.
+    The opcode stream is first checked by `scan_pickle` (size, depth and reference-bomb limits); nested
+    torch storage archives by `check_storage_archive` before torch reads them, tensor views by `check_view`
+    as they are rebuilt.
     """
-    _LOADING.elements = 0
+    _LOADING.elements = _LOADING.storage_elements = 0
     try:
         with open(path, "rb") as f:
             head = f.read(2)
@@ -530,4 +692,4 @@ def load_pickle(path: Union[str, os.PathLike]) -> Any:
     except Exception as e:  # struct/value/type errors from damaged opcodes
         raise CheckpointError(f"{path}: malformed pickle ({type(e).__name__}: {str(e)[:200]})") from None
     finally:
-        _LOADING.elements = None
+        _LOADING.elements = _LOADING.storage_elements = None

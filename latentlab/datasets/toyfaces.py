@@ -684,9 +684,15 @@ def _save_png(arr, path):
 
 
 def _render_chunk(job):
-    """Worker: draw and write a list of (index, path, row); returns how many it wrote."""
-    resolution, items = job
+    """Worker: draw and write a list of (index, path, row); returns how many it wrote.
+
+    `owner` is the pid of the run that handed out the job. A rendering process whose run has died (kill -9)
+    exits before its next face: that run's lock no longer keeps other runs out of the folder, and nobody is
+    left to report to."""
+    resolution, items, owner = job
     for _, path, row in items:
+        if os.getpid() != owner and os.getppid() != owner:
+            os._exit(0)
         _save_png(render_face(row, resolution), path)
     return len(items)
 
@@ -808,7 +814,7 @@ def write_dataset(out_dir, n, seed=0, resolution=64, workers=None, progress=True
     ) as bar:
         if todo:
             chunk = max(8, min(256, len(todo) // (workers * 8) or 1))
-            jobs = [(res, todo[i : i + chunk]) for i in range(0, len(todo), chunk)]
+            jobs = [(res, todo[i : i + chunk], os.getpid()) for i in range(0, len(todo), chunk)]
             if workers == 1 or len(jobs) == 1:
                 for job in jobs:
                     bar.update(_render_chunk(job))

@@ -57,6 +57,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import json
+import math
 import os
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
@@ -67,6 +68,9 @@ import torch.nn.functional as F
 from PIL import Image
 
 from ..errors import ConfigError, MissingDependency
+from ..utils.limits import MAX_JSON_BYTES, MAX_JSON_DEPTH
+from ..utils.npy import load_npy
+from ..utils.safe_json import Schema, check, json_depth
 
 FIVE_POINT_KEYS = ("left_eye", "right_eye", "mouth_left", "mouth_right")
 FIVE_POINT_OPTIONAL = ("nose",)
@@ -285,47 +289,89 @@ def _is_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
-def _point_list(value: Any, n: int, where: str) -> np.ndarray:
-    """[n, 2] float64 from a JSON list of n [x, y] pairs of finite numbers."""
-    if not isinstance(value, list) or len(value) != n:
-        got = f"a list of {len(value)} items" if isinstance(value, list) else type(value).__name__
-        raise ConfigError(f"{where}: expected {n} [x, y] points, got {got}")
-    for p in value:
-        if not (isinstance(p, list) and len(p) == 2 and all(_is_number(v) for v in p)):
-            raise ConfigError(f"{where}: every point must be [x, y] with two numbers, got {json.dumps(p)[:40]}")
-    arr = np.asarray(value, dtype=np.float64)
-    if not np.isfinite(arr).all():
-        raise ConfigError(f"{where}: landmarks must be finite numbers")
-    return arr
+class _Point(Schema):
+    """[x, y]: two finite numbers (booleans are not numbers)."""
+
+    def check(self, value: Any, path: str, fail: Callable[[str, str], None]) -> None:
+        if not (isinstance(value, list) and len(value) == 2 and all(_is_number(v) for v in value)):
+            fail(path, f"every point must be [x, y] with two numbers, got {_preview(value)}")
+        elif not all(math.isfinite(v) for v in value):
+            fail(path, "landmarks must be finite numbers")
 
 
-def _parse_entry(value: Any, where: str) -> FaceKeypoints:
-    """One JSON entry: 68 points or the 5-point object."""
-    if isinstance(value, dict):
-        unknown = sorted(set(value) - set(FIVE_POINT_KEYS) - set(FIVE_POINT_OPTIONAL))
-        missing = [k for k in FIVE_POINT_KEYS if k not in value]
-        if unknown or missing:
-            what = f"unknown key(s) {', '.join(unknown)}" if unknown else f"missing {', '.join(missing)}"
-            raise ConfigError(
-                f"{where}: {what} (5-point landmarks are left_eye, right_eye, mouth_left, mouth_right and optionally nose)"
+class _Points(Schema):
+    """A list of exactly n [x, y] points."""
+
+    def __init__(self, n: int):
+        self.n = n
+
+    def check(self, value: Any, path: str, fail: Callable[[str, str], None]) -> None:
+        if not isinstance(value, list) or len(value) != self.n:
+            got = f"a list of {len(value)} items" if isinstance(value, list) else type(value).__name__
+            fail(path, f"expected {self.n} [x, y] points, got {got}")
+        for p in value:
+            _Point().check(p, path, fail)
+
+
+class _Entry(Schema):
+    """One image's landmarks: 68 points, or the 5-point object (FIVE_POINT_KEYS, optionally 'nose')."""
+
+    def check(self, value: Any, path: str, fail: Callable[[str, str], None]) -> None:
+        if isinstance(value, dict):
+            unknown = sorted(set(value) - set(FIVE_POINT_KEYS) - set(FIVE_POINT_OPTIONAL))
+            missing = [k for k in FIVE_POINT_KEYS if k not in value]
+            if unknown or missing:
+                what = f"unknown key(s) {', '.join(unknown)[:200]}" if unknown else f"missing {', '.join(missing)}"
+                fail(
+                    path,
+                    f"{what} (5-point landmarks are left_eye, right_eye, mouth_left, mouth_right and optionally nose)",
+                )
+            for k, v in value.items():
+                _Point().check(v, f"{path} {k}", fail)
+        elif isinstance(value, list):
+            _Points(68).check(value, path, fail)
+        else:
+            fail(
+                path,
+                "expected 68 [x, y] points or an object with left_eye, right_eye, mouth_left, mouth_right, "
+                f"got {type(value).__name__}",
             )
-        pts = {k: _point_list([value[k]], 1, f"{where} {k}")[0] for k in value}
-        return keypoints_from_5(pts)
-    if isinstance(value, list):
-        return keypoints_from_68(_point_list(value, 68, where))
-    raise ConfigError(
-        f"{where}: expected 68 [x, y] points or an object with left_eye, right_eye, mouth_left, mouth_right, "
-        f"got {type(value).__name__}"
-    )
+
+
+# The shape of one image's entry in a landmarks JSON file (`latentlab.utils.safe_json` schema); the file itself
+# is an object {image name: entry}; only the entries of the images asked for are read (and checked).
+LANDMARKS_ENTRY = _Entry()
+
+
+def _preview(value: Any) -> str:
+    """At most 40 characters of a JSON value, without serialising a large one."""
+    if isinstance(value, list) and len(value) > 4:
+        value = value[:4]
+    try:
+        return json.dumps(value)[:40]
+    except (ValueError, TypeError, RecursionError):
+        return type(value).__name__
+
+
+def _parse_entry(value: Any, where: str, source: str) -> FaceKeypoints:
+    """One JSON entry (checked against LANDMARKS_ENTRY, errors "SOURCE: WHERE: problem"): 68 points or the
+    5-point object."""
+    check(value, LANDMARKS_ENTRY, source, path=where)
+    if isinstance(value, dict):
+        return keypoints_from_5({k: np.asarray(v, dtype=np.float64) for k, v in value.items()})
+    return keypoints_from_68(np.asarray(value, dtype=np.float64))
 
 
 def _no_duplicates(path: str) -> Callable[[List[Tuple[str, Any]]], Dict[str, Any]]:
     def hook(pairs: List[Tuple[str, Any]]) -> Dict[str, Any]:
-        keys = [k for k, _ in pairs]
-        dup = next((k for k in keys if keys.count(k) > 1), None)
-        if dup is not None:
-            raise ConfigError(f"{path}: {dup!r} appears twice")
-        return dict(pairs)
+        out = dict(pairs)
+        if len(out) != len(pairs):  # linear: a file with 10^6 keys must not cost 10^12 comparisons
+            seen: set = set()
+            for k, _ in pairs:
+                if k in seen:
+                    raise ConfigError(f"{path}: {k[:60]!r} appears twice")
+                seen.add(k)
+        return out
 
     return hook
 
@@ -344,12 +390,16 @@ def read_landmarks(path: str, images: Sequence[str]) -> List[FaceKeypoints]:
                 f"{path}: a {suffix} landmarks file holds one image's points, got {len(images)} images "
                 "(use a JSON file keyed by image name)"
             )
+        if os.path.getsize(path) > MAX_JSON_BYTES:
+            raise ConfigError(f"{path}: larger than the {MAX_JSON_BYTES} bytes a landmarks file may hold")
         try:
-            if suffix == ".npy":
-                arr = np.load(path, allow_pickle=False)
+            if suffix == ".npy":  # header checked before reading: an .npz, a structured dtype, a forged size
+                arr = load_npy(path, max_bytes=68 * 2 * 8, what="landmarks (.npy) array")  # 68 x 2 of 8-byte numbers
             else:
                 with open(path, encoding="utf-8") as f:
                     arr = np.loadtxt(f.read().replace(",", " ").splitlines(), dtype=np.float64, ndmin=2)
+        except ConfigError:
+            raise
         except (OSError, ValueError, UnicodeDecodeError) as e:
             raise ConfigError(f"{path}: cannot read landmarks ({str(e).splitlines()[0] if str(e) else e})") from None
         if arr.dtype.kind not in "iuf" or arr.shape != (68, 2):
@@ -357,9 +407,6 @@ def read_landmarks(path: str, images: Sequence[str]) -> List[FaceKeypoints]:
         if not np.isfinite(arr).all():
             raise ConfigError(f"{path}: landmarks must be finite numbers")
         return [keypoints_from_68(arr)]
-
-    from ..utils.limits import MAX_JSON_BYTES, MAX_JSON_DEPTH
-    from ..utils.safe_json import json_depth
 
     if os.path.getsize(path) > MAX_JSON_BYTES:
         raise ConfigError(f"{path}: larger than the {MAX_JSON_BYTES} bytes a landmarks file may hold")
@@ -384,7 +431,7 @@ def read_landmarks(path: str, images: Sequence[str]) -> List[FaceKeypoints]:
             raise ConfigError(f"{path}: no landmarks for {base} (keys are image file names, with or without suffix)")
         if len(found) > 1:
             raise ConfigError(f"{path}: two entries for {base} ({found[0]!r} and {found[1]!r})")
-        result.append(_parse_entry(doc[found[0]], f"{path}: {found[0]!r}"))
+        result.append(_parse_entry(doc[found[0]], repr(found[0]), path))
     return result
 
 

@@ -68,7 +68,8 @@ class ProjectionVideo:
         if not self.paths or not mp4_writer_available():
             return None
         import imageio.v2 as imageio
-        from PIL import Image
+
+        from ..datasets.images import open_image
 
         path = os.fspath(path)
         with atomic_path(path, ".mp4") as tmp:
@@ -84,7 +85,7 @@ class ProjectionVideo:
             )
             try:
                 for frame_path in self.paths:
-                    with Image.open(frame_path) as im:
+                    with open_image(frame_path, frame_path) as im:  # size checked before decoding
                         frame = np.asarray(im.convert("RGB"))
                     writer.append_data(_even(frame))
             finally:

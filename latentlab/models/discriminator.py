@@ -11,6 +11,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..ops import downsample2d, setup_filter
+from .arguments import MAPPING_RANGES, check_arguments, check_channel_base, check_channels, check_size
 from .layers import Conv2dLayer, FullyConnectedLayer, check_resolution
 from .mapping import MappingNetwork
 
@@ -179,7 +180,12 @@ class DiscriminatorEpilogue(nn.Module):
 
 
 class Discriminator(nn.Module):
-    """D(img, c) -> logits [N, 1]."""
+    """D(img, c) -> logits [N, 1].
+
+    Constructor arguments follow stylegan2-ada-pytorch; they are range-checked before anything is
+    built (`arguments`): ConfigError for sizes outside `utils.limits`, channel_base < img_resolution,
+    or a network over `limits.MAX_PARAMS`.
+    """
 
     def __init__(
         self,
@@ -196,34 +202,39 @@ class Discriminator(nn.Module):
         mapping_kwargs: Optional[Mapping[str, Any]] = None,
         epilogue_kwargs: Optional[Mapping[str, Any]] = None,
     ) -> None:
-        super().__init__()
         block_kwargs, mapping_kwargs, epilogue_kwargs = (
             dict(block_kwargs or {}),
             dict(mapping_kwargs or {}),
             dict(epilogue_kwargs or {}),
         )
-        self.init_kwargs = copy.deepcopy(
-            dict(
-                c_dim=c_dim,
-                img_resolution=img_resolution,
-                img_channels=img_channels,
-                architecture=architecture,
-                channel_base=channel_base,
-                channel_max=channel_max,
-                num_fp16_res=num_fp16_res,
-                conv_clamp=conv_clamp,
-                cmap_dim=cmap_dim,
-                block_kwargs=block_kwargs,
-                mapping_kwargs=mapping_kwargs,
-                epilogue_kwargs=epilogue_kwargs,
-            )
+        init_kwargs = dict(
+            c_dim=c_dim,
+            img_resolution=img_resolution,
+            img_channels=img_channels,
+            architecture=architecture,
+            channel_base=channel_base,
+            channel_max=channel_max,
+            num_fp16_res=num_fp16_res,
+            conv_clamp=conv_clamp,
+            cmap_dim=cmap_dim,
+            block_kwargs=block_kwargs,
+            mapping_kwargs=mapping_kwargs,
+            epilogue_kwargs=epilogue_kwargs,
         )
+        check_arguments("Discriminator", init_kwargs, MAPPING_RANGES if isinstance(c_dim, int) and c_dim > 0 else None)
+        check_channel_base("Discriminator", channel_base, img_resolution)
+        super().__init__()
+        self.init_kwargs = copy.deepcopy(init_kwargs)
         log2 = check_resolution(img_resolution)
         self.c_dim = c_dim
         self.img_resolution = img_resolution
         self.img_channels = img_channels
         self.block_resolutions = [2**i for i in range(log2, 2, -1)]
         channels = {res: min(channel_base // res, channel_max) for res in self.block_resolutions + [4]}
+        check_channels("Discriminator", channels, f"channel_base = {channel_base}, channel_max = {channel_max}")
+        # conv weights of the blocks (tmp x tmp and tmp x out 3x3) and the epilogue's dense layer: part of its size
+        blocks = sum(9 * channels[r] * (channels[r] + channels[r // 2]) for r in self.block_resolutions)
+        check_size("Discriminator", blocks + 16 * channels[4] ** 2)
         fp16_resolution = max(2 ** (log2 + 1 - num_fp16_res), 8)
         if cmap_dim is None:
             cmap_dim = channels[4]

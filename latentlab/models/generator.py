@@ -8,6 +8,7 @@ from typing import Any, Mapping, Optional, Union
 import torch
 from torch import nn
 
+from .arguments import MAPPING_RANGES, check_arguments, check_channel_base
 from .mapping import MappingNetwork
 from .synthesis import SynthesisNetwork
 
@@ -16,7 +17,9 @@ class Generator(nn.Module):
     """G(z, c) = synthesis(mapping(z, c)).
 
     Constructor arguments follow stylegan2-ada-pytorch (`synthesis_kwargs` may be
-    given as a dict, as ADA pickles do, or flat, as stylegan3-era pickles do).
+    given as a dict, as ADA pickles do, or flat, as stylegan3-era pickles do). They are
+    range-checked before anything is built (`arguments.check_arguments`): ConfigError
+    naming the argument for sizes outside `utils.limits` (e.g. z_dim=-1, img_resolution=3).
     """
 
     generation = 2
@@ -32,9 +35,13 @@ class Generator(nn.Module):
         synthesis_kwargs: Optional[Mapping[str, Any]] = None,
         **extra_synthesis_kwargs: Any,
     ) -> None:
-        super().__init__()
         mapping_kwargs = dict(mapping_kwargs or {})
         synthesis_kwargs = {**(synthesis_kwargs or {}), **extra_synthesis_kwargs}
+        sizes = dict(z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, img_resolution=img_resolution, img_channels=img_channels)
+        nested = dict(mapping_kwargs=mapping_kwargs, synthesis_kwargs=synthesis_kwargs)
+        check_arguments("Generator", dict(sizes, **nested), MAPPING_RANGES)
+        check_channel_base("Generator", synthesis_kwargs.get("channel_base", 32768), img_resolution)
+        super().__init__()
         self.init_kwargs = copy.deepcopy(
             dict(
                 z_dim=z_dim,

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Dict, Optional
 
 import torch
 from torch import nn
 
 from ..errors import ConfigError
+from ..utils import limits
+from .arguments import MAPPING_RANGES, check_arguments, check_size
 from .layers import FullyConnectedLayer, HookPoint, normalize_2nd_moment
+
+# A mapping network takes z, a label c, or both (a discriminator's label mapping has z_dim=0), through
+# at least one layer.
+_RANGES = {"z_dim": (0, limits.MAX_DIM), **MAPPING_RANGES}
 
 
 def truncate(ws: torch.Tensor, center: torch.Tensor, psi: float = 1.0, cutoff: Optional[int] = None) -> torch.Tensor:
@@ -23,7 +29,11 @@ def truncate(ws: torch.Tensor, center: torch.Tensor, psi: float = 1.0, cutoff: O
 
 
 class MappingNetwork(nn.Module):
-    """An MLP with equalised learning rate (lr multiplier 0.01 by default) and a running mean of w."""
+    """An MLP with equalised learning rate (lr multiplier 0.01 by default) and a running mean of w.
+
+    z_dim and/or a label (z_dim=0: a label-only mapping), num_layers >= 1; ConfigError for
+    arguments outside `utils.limits` (`arguments.check_arguments`), before anything is built.
+    """
 
     w_avg: torch.Tensor  # buffer (only with num_ws and w_avg_beta)
 
@@ -40,6 +50,9 @@ class MappingNetwork(nn.Module):
         lr_multiplier: float = 0.01,
         w_avg_beta: Optional[float] = 0.995,
     ) -> None:
+        args: Dict[str, object] = dict(z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, num_ws=num_ws, num_layers=num_layers)
+        args.update(embed_features=embed_features, layer_features=layer_features, activation=activation)
+        check_arguments("MappingNetwork", dict(args, lr_multiplier=lr_multiplier, w_avg_beta=w_avg_beta), _RANGES)
         super().__init__()
         self.z_dim = z_dim
         self.c_dim = c_dim
@@ -54,6 +67,17 @@ class MappingNetwork(nn.Module):
         if layer_features is None:
             layer_features = w_dim
         features = [z_dim + embed_features] + [layer_features] * (num_layers - 1) + [w_dim]
+        if c_dim > 0 and embed_features < 1:
+            raise ConfigError(
+                f"MappingNetwork: constructor argument 'embed_features' = {embed_features}; expected at least 1 "
+                "for a conditional network (c_dim > 0)"
+            )
+        if features[0] < 1:
+            raise ConfigError(
+                f"MappingNetwork: constructor arguments give the first layer no inputs (z_dim = {z_dim}, "
+                f"c_dim = {c_dim}, embed_features = {embed_features}); expected z, a label c, or both"
+            )
+        check_size("MappingNetwork", c_dim * embed_features + sum(a * b for a, b in zip(features, features[1:])))
         if c_dim > 0:
             self.embed = FullyConnectedLayer(c_dim, embed_features)
         for i in range(num_layers):

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import Any, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -22,6 +22,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..ops import setup_filter, upfirdn2d
+from .arguments import MAPPING_RANGES, check_arguments, check_channels, check_size
 from .discriminator import MinibatchStdLayer
 from .layers import HookPoint, check_resolution, normalize_2nd_moment
 from .mapping import truncate
@@ -294,7 +295,17 @@ class StyleGAN1Synthesis(StyleSpaceMixin, nn.Module):
         use_wscale: bool = True,
         **layer_kwargs: Any,
     ) -> None:
+        sizes = dict(w_dim=w_dim, img_resolution=img_resolution, img_channels=img_channels, fmap_base=fmap_base)
+        check_arguments("StyleGAN1Synthesis", dict(sizes, fmap_decay=fmap_decay, fmap_max=fmap_max, **layer_kwargs))
         log2 = check_resolution(img_resolution)
+        channels = {2**r: nf(r - 1, fmap_base, fmap_decay, fmap_max) for r in range(2, log2 + 1)}
+        check_channels("StyleGAN1Synthesis", channels, f"fmap_base = {fmap_base}, fmap_decay = {fmap_decay}")
+        # the 3x3 conv weights (and the 4x4 constant): a part of the network's size
+        prev, bound = 0, 0
+        for ch in channels.values():
+            bound += 9 * ch * (prev + ch) + (0 if prev else 16 * ch)
+            prev = ch
+        check_size("StyleGAN1Synthesis", bound)
         super().__init__()
         self.w_dim = w_dim
         self.img_resolution = img_resolution
@@ -360,6 +371,9 @@ class StyleGAN1Mapping(nn.Module):
         normalize_latents: bool = True,
         use_wscale: bool = True,
     ) -> None:
+        args: Dict[str, object] = dict(z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, num_ws=num_ws, num_layers=num_layers)
+        args.update(layer_features=layer_features, lr_multiplier=lr_multiplier, activation=activation)
+        check_arguments("StyleGAN1Mapping", args, MAPPING_RANGES)
         super().__init__()
         self.z_dim = z_dim
         self.c_dim = c_dim
@@ -370,6 +384,7 @@ class StyleGAN1Mapping(nn.Module):
         if c_dim > 0:
             self.embed = nn.Parameter(torch.randn([z_dim, c_dim]))  # used as is: no scaling, no bias
         features = [z_dim * (2 if c_dim > 0 else 1)] + [layer_features] * (num_layers - 1) + [w_dim]
+        check_size("StyleGAN1Mapping", z_dim * c_dim + sum(a * b for a, b in zip(features, features[1:])))
         for i in range(num_layers):
             layer = EqualizedDense(
                 features[i],
@@ -446,8 +461,10 @@ class StyleGAN1Generator(nn.Module):
         fused_scale: Union[bool, str] = "auto",
         blur_filter: Optional[Sequence[float]] = (1, 2, 1),
     ) -> None:
+        init_kwargs = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
+        check_arguments("StyleGAN1Generator", init_kwargs)
         super().__init__()
-        self.init_kwargs = copy.deepcopy({k: v for k, v in locals().items() if k not in ("self", "__class__")})
+        self.init_kwargs = copy.deepcopy(init_kwargs)
         self.init_kwargs["blur_filter"] = list(blur_filter) if blur_filter is not None else None
         self.z_dim = latent_size
         self.c_dim = label_size
@@ -560,10 +577,20 @@ class StyleGAN1Discriminator(nn.Module):
         fused_scale: Union[bool, str] = "auto",
         blur_filter: Optional[Sequence[float]] = (1, 2, 1),
     ) -> None:
-        super().__init__()
-        self.init_kwargs = copy.deepcopy({k: v for k, v in locals().items() if k not in ("self", "__class__")})
-        self.init_kwargs["blur_filter"] = list(blur_filter) if blur_filter is not None else None
+        init_kwargs = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
+        check_arguments("StyleGAN1Discriminator", init_kwargs)
         log2 = check_resolution(resolution)
+        channels = {
+            stage: nf(stage, fmap_base, fmap_decay, fmap_max) for stage in range(log2)
+        }  # stage: 2**(stage+1) px
+        rule = f"fmap_base = {fmap_base}, fmap_decay = {fmap_decay}"
+        check_channels("StyleGAN1Discriminator", {2 ** (s + 1): ch for s, ch in channels.items()}, rule)
+        # the blocks' 3x3 conv weights and the dense layer after the 4x4 conv: a part of the network's size
+        bound = sum(9 * channels[r - 1] * (channels[r - 1] + channels[r - 2]) for r in range(3, log2 + 1))
+        check_size("StyleGAN1Discriminator", bound + 16 * channels[1] * channels[0])
+        super().__init__()
+        self.init_kwargs = copy.deepcopy(init_kwargs)
+        self.init_kwargs["blur_filter"] = list(blur_filter) if blur_filter is not None else None
         self.c_dim = label_size
         self.img_resolution = resolution
         self.img_channels = num_channels

@@ -12,6 +12,7 @@ from torch import nn
 from ..errors import ConfigError
 from ..ops import bias_act, modulated_conv2d, setup_filter, upsample2d
 from ..ops.bias_act import activation as _activation
+from .arguments import check_arguments, check_channel_base, check_channels, check_size
 from .layers import Conv2dLayer, FullyConnectedLayer, HookPoint, check_resolution
 from .style_space import StyleLayer, StyleSpaceMixin
 
@@ -317,6 +318,10 @@ class SynthesisNetwork(StyleSpaceMixin, nn.Module):
 
     Per-layer styles ("S space": the outputs of the affine layers) can be read
     with `compute_styles` and fed back through `forward(styles=...)`.
+
+    A block of resolution r has min(channel_base // r, channel_max) channels. Arguments are
+    range-checked before anything is built (`arguments`): ConfigError for sizes outside
+    `utils.limits`, channel_base < img_resolution, or a network over `limits.MAX_PARAMS`.
     """
 
     def __init__(
@@ -329,6 +334,11 @@ class SynthesisNetwork(StyleSpaceMixin, nn.Module):
         num_fp16_res: int = 0,
         **block_kwargs: Any,
     ) -> None:
+        sizes = dict(w_dim=w_dim, img_resolution=img_resolution, img_channels=img_channels, channel_base=channel_base)
+        check_arguments(
+            "SynthesisNetwork", dict(sizes, channel_max=channel_max, num_fp16_res=num_fp16_res, **block_kwargs)
+        )
+        check_channel_base("SynthesisNetwork", channel_base, img_resolution)
         log2 = check_resolution(img_resolution)
         super().__init__()
         self.w_dim = w_dim
@@ -340,6 +350,9 @@ class SynthesisNetwork(StyleSpaceMixin, nn.Module):
         self.num_fp16_res = num_fp16_res
         self.block_resolutions = [2**i for i in range(2, log2 + 1)]
         channels = {res: min(channel_base // res, channel_max) for res in self.block_resolutions}
+        check_channels("SynthesisNetwork", channels, f"channel_base = {channel_base}, channel_max = {channel_max}")
+        noise = bool(block_kwargs.get("use_noise", True))
+        check_size("SynthesisNetwork", self._size_lower_bound(channels, w_dim, img_channels, noise))
         fp16_resolution = max(2 ** (log2 + 1 - num_fp16_res), 8)
         self.num_ws = 0
         for res in self.block_resolutions:
@@ -357,6 +370,16 @@ class SynthesisNetwork(StyleSpaceMixin, nn.Module):
             if res == img_resolution:
                 self.num_ws += block.num_torgb
             setattr(self, f"b{res}", block)
+
+    @staticmethod
+    def _size_lower_bound(channels: Mapping[int, int], w_dim: int, img_channels: int, noise: bool) -> int:
+        """Elements of the convolution weights, their affines and (with `noise`) noise buffers, and the last
+        ToRGB layer: a part of the network's parameters and buffers, computed without building it."""
+        n, prev = 0, 0
+        for res, ch in channels.items():
+            n += (prev + ch) * ch * 9 + (prev + ch) * w_dim + (res * res * (2 if prev else 1) if noise else 0)
+            prev = ch
+        return n + prev * (img_channels + w_dim)
 
     def blocks(self) -> List[SynthesisBlock]:
         return [getattr(self, f"b{res}") for res in self.block_resolutions]

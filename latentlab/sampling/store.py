@@ -16,11 +16,14 @@ Several ranks write into the same folder, so merging their work is just reading 
 
 import os
 import zipfile
+import zlib
 
 import numpy as np
 
 from ..errors import ConfigError
 from ..utils.atomic import save_npz
+from ..utils.limits import MAX_NPZ_MEMBERS
+from ..utils.npy import load_npz
 from .manifest import read_manifest
 
 __all__ = ["SampleTable", "chunk_name", "chunk_path", "chunk_problem", "chunk_seeds", "write_chunk"]
@@ -48,14 +51,18 @@ def write_chunk(out_dir, k, arrays):
 def _npz_headers(path):
     """{field: (shape, dtype)} from the .npy headers inside an npz, reading no array data.
 
-    ValueError when the file is not a readable npz or a member's size disagrees with its header.
+    ValueError (ConfigError) when the file is not a readable npz, has more members than an .npz may
+    (`MAX_NPZ_MEMBERS`), or a member's size disagrees with its header (a truncated, forged or foreign file).
     """
     out = {}
     try:
         with zipfile.ZipFile(path) as zf:
-            for info in zf.infolist():
+            infos = zf.infolist()
+            if len(infos) > MAX_NPZ_MEMBERS:
+                raise ConfigError(f"{len(infos)} members (at most {MAX_NPZ_MEMBERS})")
+            for info in infos:
                 if not info.filename.endswith(".npy"):
-                    raise ConfigError(f"unexpected member {info.filename!r}")
+                    raise ConfigError(f"unexpected member {info.filename[:100]!r}")
                 with zf.open(info) as f:
                     version = np.lib.format.read_magic(f)
                     if version not in ((1, 0), (2, 0)):
@@ -66,12 +73,16 @@ def _npz_headers(path):
                         else np.lib.format.read_array_header_2_0
                     )
                     shape, _, dtype = read(f)
-                    expected = f.tell() + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+                    count = 1
+                    for d in shape:  # Python integers: a forged shape cannot overflow into a small size
+                        count *= int(d)
+                    expected = f.tell() + count * dtype.itemsize
                 if info.file_size != expected:
                     raise ConfigError(f"{info.filename}: {info.file_size} bytes where the header implies {expected}")
                 out[info.filename[:-4]] = (tuple(shape), dtype)
-    except (OSError, zipfile.BadZipFile, EOFError) as e:
-        raise ConfigError(f"not a readable npz ({type(e).__name__}: {e})") from None
+    except (OSError, zipfile.BadZipFile, EOFError, zlib.error, RuntimeError, NotImplementedError, SyntaxError) as e:
+        # truncated or corrupted members, encrypted or unsupported compression, unparsable headers
+        raise ConfigError(f"not a readable npz ({type(e).__name__}: {str(e)[:200]})") from None
     return out
 
 
@@ -92,17 +103,16 @@ def chunk_problem(out_dir, k, manifest):
     seeds = chunk_seeds(manifest, k)
     want = manifest["fields"]
     if set(headers) != set(want):
-        return f"has fields {sorted(headers)}, expected {sorted(want)}"
+        return f"has fields {sorted(headers)[:20]}, expected {sorted(want)}"
     for name, spec in want.items():
         shape, dtype = headers[name]
         expected = (len(seeds), *spec["shape"])
         if shape != expected or dtype != np.dtype(spec["dtype"]):
             return f"{name} is {dtype}{list(shape)}, expected {spec['dtype']}{list(expected)}"
-    try:
-        with np.load(path) as npz:
-            found = npz["seeds"]
-    except Exception as e:  # damaged member data
-        return f"unreadable seeds ({type(e).__name__}: {e})"
+    try:  # headers checked again by latentlab.utils.npy before the data is read
+        found = load_npz(path, keys=("seeds",), what="sample chunk")["seeds"]
+    except ConfigError as e:  # damaged member data
+        return f"unreadable seeds ({e})"
     if not np.array_equal(found, seeds):
         return f"holds seeds {found[:1].tolist()}..., expected {seeds[0]}..{seeds[-1]}"
     return None
@@ -204,9 +214,25 @@ class SampleTable:
         """Yield one dict of arrays per chunk, in seed order; `attrs` picks score columns by name."""
         fields = self._check_fields(fields)
         cols = self._attr_columns(attrs)
-        for k, _ in self._chunks:
-            with np.load(chunk_path(self.out_dir, k)) as npz:
-                out = {f: npz[f] for f in fields}
+        for k, n in self._chunks:
+            # each member's header is checked again before its data is read (the chunk may have changed since the
+            # scan): damaged data, a missing field or another shape is one ConfigError naming the chunk
+            path = chunk_path(self.out_dir, k)
+            try:
+                out = load_npz(path, keys=fields, what="sample chunk")
+            except ConfigError as e:  # e.g. damaged data behind intact headers (the scan reads only the seeds)
+                raise ConfigError(
+                    f"{e}; delete it and rerun the same `latentlab sample` command to recompute it"
+                ) from None
+            for f in fields:
+                shape, dtype = self.field_spec(f)
+                got = out.get(f)
+                if got is None or got.shape != (n, *shape) or got.dtype != dtype:
+                    found = "missing" if got is None else f"{got.dtype}{list(got.shape)}"
+                    raise ConfigError(
+                        f"{path}: {f} is {found}, expected {dtype}{[n, *shape]} (the chunk changed since it was checked)"
+                    )
+            out = {f: out[f] for f in fields}
             if cols is not None and "scores" in out:
                 out["scores"] = np.ascontiguousarray(out["scores"][:, cols])
             yield out

@@ -1,12 +1,16 @@
 """PPL figures: overlaid path-length histograms of several models, interpolation strips, saved report folders."""
 
-import json
 import os
 
 import numpy as np
 
 from ..errors import ConfigError
+from ..utils.npy import load_npy
+from ..utils.safe_json import AnyOf, Obj, Str, load_json
 from .plots import _plt, save_figure
+
+# A PPL report's ppl.json (`write_ppl_report`) as read back: only the label is used (other fields are free).
+PPL_META_SCHEMA = Obj({"label": AnyOf(None, Str(1000))})
 
 
 def kept_band(distances):
@@ -48,17 +52,15 @@ def read_ppl_report(folder):
         raise ConfigError(
             f"{folder}: not a PPL report folder (no distances.npy; write one with `latentlab ppl --out DIR`)"
         )
-    distances = np.load(path, allow_pickle=False)
+    distances = load_npy(path, what="array of path lengths")  # header checked before the data is read
     if distances.ndim != 1 or len(distances) < 2 or not np.issubdtype(distances.dtype, np.floating):
         raise ConfigError(
             f"{path}: expected a 1-D float array of path lengths, got {distances.dtype} {distances.shape}"
         )
     label = os.path.basename(os.path.normpath(folder))
-    try:
-        with open(os.path.join(folder, "ppl.json")) as f:
-            label = json.load(f).get("label") or label
-    except (OSError, ValueError, AttributeError):
-        pass
+    meta_path = os.path.join(folder, "ppl.json")
+    if os.path.isfile(meta_path):  # without one, the folder's name; a broken one is refused in one line
+        label = load_json(meta_path, PPL_META_SCHEMA).get("label") or label
     return str(label), distances
 
 

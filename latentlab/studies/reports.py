@@ -13,7 +13,9 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError
+from ..utils import safe_json as sj
 from ..utils.atomic import atomic_path, write_text
+from ..utils.npy import load_npy
 from ..utils.validate import check_number
 
 
@@ -252,6 +254,22 @@ def write_als_report(
     return table
 
 
+# A saved ALS report's als.json (`write_als_report`), checked when read back (`latentlab.utils.safe_json`):
+# the fields read are typed and bounded, the others free.
+ALS_META_SCHEMA = sj.Obj(
+    {
+        "protocol": sj.Str(100),
+        "standardize": sj.Bool(),
+        "steps": sj.Int(1),
+        "pairs": sj.Int(1),
+        "names": sj.AnyOf(None, sj.List(sj.Str(1000), 1, 100_000)),
+        "units": sj.AnyOf(None, sj.Map(sj.Str(100)), sj.List(sj.Str(100))),
+        "settings": sj.Map(sj.Anything()),
+    },
+    required=["protocol"],
+)
+
+
 def read_als_report(folder):
     """The ALS result of a folder written by `write_als_report`, recomputed from its logits.npy."""
     import re
@@ -266,13 +284,7 @@ def read_als_report(folder):
         raise ConfigError(f"{folder}: not an ALS report folder (no logits.npy); write one with `latentlab als --out`")
     meta_path = os.path.join(folder, "als.json")
     if os.path.isfile(meta_path):
-        try:
-            with open(meta_path) as f:
-                meta = json.load(f)
-        except ValueError as e:
-            raise ConfigError(f"{meta_path}: not valid JSON ({e})") from None
-        if not isinstance(meta, dict):
-            raise ConfigError(f"{meta_path}: expected a JSON object")
+        meta = sj.load_json(meta_path, ALS_META_SCHEMA)  # size, depth and shape checked; one line naming the file
         protocol, names = meta.get("protocol"), meta.get("names")
         standardize, units = bool(meta.get("standardize", False)), meta.get("units")
         if isinstance(units, dict) and names:
@@ -288,10 +300,8 @@ def read_als_report(folder):
         standardize, units = False, None
     if protocol is None:
         raise ConfigError(f"{folder}: cannot tell the ALS protocol (no als.json)")
-    try:
-        logits = np.load(os.path.join(folder, "logits.npy"), allow_pickle=False)
-    except ValueError as e:
-        raise ConfigError(f"{folder}/logits.npy: unreadable ({e})") from None
+    # header checked before reading (an .npz named .npy, structured dtypes, claimed sizes beyond the file)
+    logits = load_npy(os.path.join(folder, "logits.npy"), kinds="iuf", what="ALS logits array")
     try:
         return als_from_logits(logits, names, protocol, standardize, units if isinstance(units, list) else None)
     except ValueError as e:

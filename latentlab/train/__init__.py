@@ -6,6 +6,7 @@
 - `hsr.py`, `extractors.py`: the Hierarchical Semantic Regulariser and its frozen feature extractors.
 - `clusters.py`: learned multi-level cluster mappings and their truncation.
 - `interrupt.py`: Ctrl-C during a run writes a snapshot and the resume state, then stops.
+- `evaluation.py`: metrics during training (`Trainer(evaluators=...)`): the run's metrics-eval.csv.
 """
 
 from .dataset import ImageDataset, PositionSampler

@@ -13,7 +13,17 @@ Output folder:
   training_state.pt                     resume point (weights-only torch file)
   options.json                          the run's settings
   metrics.csv                           averaged stats every `log_every` steps
-  tensorboard/                          the same stats, when TensorBoard is installed
+  metrics-eval.csv                      metrics of G_ema (FID, ...) from `evaluators`, see below
+  tensorboard/                          the same stats (and metrics under Metrics/<name>), when TensorBoard
+                                        is installed
+
+Metrics during training (`evaluators`, see `latentlab.train.evaluation`): as in StyleGAN2-ADA, G_ema is
+evaluated at the snapshots: at step 0 of a new run, every `metrics_every`-th snapshot (the steps that are
+multiples of snapshot_every * metrics_every) and at the last step of `train()`, not at a Ctrl-C snapshot
+before the last step (the resumed run evaluates that step first if it is one of those). Evaluation comes
+before the snapshot it belongs to is written, runs with the RNG state saved and restored (exact resume
+still holds), and calls the evaluators on every rank (`latentlab.metrics` splits its work across
+torchrun's ranks); rank 0 writes the values.
 """
 
 import copy
@@ -30,9 +40,12 @@ from ..checkpoints.native import save_native
 from ..errors import ConfigError
 from ..models import Discriminator, Generator
 from ..utils import distributed as dist_utils
+from ..utils import limits
 from ..utils.atomic import remove_stale_temps, save_torch, write_text
 from ..utils.metrics import MetricsCSV
+from ..utils.safe_json import AnyOf, Anything, Bool, Int, List, Map, Num, Obj, Str, loads_json
 from .dataset import ImageDataset, PositionSampler, load_batch
+from .evaluation import EVAL_FILE, EvalLog, check_values
 from .interrupt import StopOnInterrupt, TrainingInterrupted
 from .losses import StyleGAN2Loss
 
@@ -63,6 +76,10 @@ class TrainingOptions:
     r1_gamma: R1 weight; None = 0.0002 * resolution^2 / batch_size (ADA's heuristic).
     ema_kimg: half-life of G_ema in thousands of images; None = batch_size * 10 / 32.
     ema_rampup: the half-life is at most ema_rampup * images seen so far (None: off).
+    metrics: names of the metrics evaluated during training (the keys of the Trainer's `evaluators`); None:
+    those of the evaluators given (a resumed run: the stored ones). metrics_every: evaluate every N-th
+    snapshot. metrics_settings: the evaluators' settings (e.g. feature extractor, seed), recorded so that a
+    resumed run uses the same; metrics_data: their real images (may change on resume, as the training data).
     """
 
     batch_size: int = 16
@@ -83,10 +100,14 @@ class TrainingOptions:
     snapshot_every: int = 500
     log_every: int = 10
     export_pkl: bool = False
+    metrics: list = None
+    metrics_every: int = 1
+    metrics_settings: dict = None
+    metrics_data: str = None
     extra: dict = field(default_factory=dict)  # settings of add-on terms (e.g. HSR), for the record
 
     # Settings that may differ between a run and its resumption.
-    RESUMABLE_CHANGES = ("snapshot_every", "log_every", "export_pkl")
+    RESUMABLE_CHANGES = ("snapshot_every", "log_every", "export_pkl", "metrics_every", "metrics_data")
 
     def resolved(self, resolution):
         o = copy.deepcopy(self)
@@ -112,13 +133,22 @@ class TrainingOptions:
                 raise ConfigError(f"{name} must be a finite number >= 0, got {v}")
         if not 0 <= self.style_mixing_prob <= 1:
             raise ConfigError(f"style_mixing_prob must be in [0, 1], got {self.style_mixing_prob}")
-        for name in ("g_reg_interval", "d_reg_interval", "snapshot_every", "log_every", "pl_batch_shrink"):
+        for name in (
+            "g_reg_interval",
+            "d_reg_interval",
+            "snapshot_every",
+            "log_every",
+            "pl_batch_shrink",
+            "metrics_every",
+        ):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
 
     def to_dict(self):
         d = asdict(self)
         d["betas"] = list(d["betas"])
+        if d["metrics"] is not None:
+            d["metrics"] = list(d["metrics"])
         return d
 
     @classmethod
@@ -172,11 +202,77 @@ def _network_spec(net):
     return {"class_name": type(net).__name__, "init_kwargs": net.init_kwargs}
 
 
-def _build(spec):
+def _build(spec, where="training state"):
+    """The network a training state's record describes; its kwargs range-checked and its size counted on the
+    meta device first (`checkpoints.budget.plan_network`: CheckpointError naming `where`)."""
+    from ..checkpoints.budget import plan_network
+
     cls = {"Generator": Generator, "Discriminator": Discriminator}.get(spec["class_name"])
     if cls is None:
-        raise ConfigError(f"training state holds an unsupported network class {spec['class_name']!r}")
+        raise ConfigError(f"{where} holds an unsupported network class {spec['class_name'][:100]!r}")
+    plan_network(where, cls, spec["init_kwargs"])
     return cls(**spec["init_kwargs"])
+
+
+# The JSON records inside training_state.pt (`Trainer.snapshot`), checked by `latentlab.utils.safe_json` on
+# resume (size, depth, shape; ConfigError naming the state file and the record).
+_NET_RECORD = Obj(
+    {"class_name": Str(100), "init_kwargs": Map(Anything(), max_items=256)}, required=["class_name", "init_kwargs"]
+)
+_G_KWARGS = Obj(
+    {
+        "z_dim": Int(1, limits.MAX_DIM),
+        "w_dim": Int(1, limits.MAX_DIM),
+        "img_resolution": Int(4, limits.MAX_RESOLUTION),
+        "img_channels": Int(1, limits.MAX_IMG_CHANNELS),
+        "mapping_kwargs": AnyOf(None, Obj({"num_layers": Int(1, limits.MAX_MAPPING_LAYERS)})),
+        "synthesis_kwargs": AnyOf(
+            None,
+            Obj(
+                {
+                    "channel_base": Int(1, limits.MAX_CHANNEL_BASE),
+                    "channel_max": Int(1, limits.MAX_CHANNELS),
+                    "num_fp16_res": Int(0, 64),
+                }
+            ),
+        ),
+    },
+    required=["z_dim", "w_dim", "img_resolution", "img_channels"],
+)
+STATE_NETWORKS_SCHEMA = Obj(
+    {
+        "G": Obj({"class_name": Str(100), "init_kwargs": _G_KWARGS}, required=["class_name", "init_kwargs"]),
+        "D": _NET_RECORD,
+        "G_ema": _NET_RECORD,
+    },
+    required=["G", "D", "G_ema"],
+)
+_OPTIONAL_NUM = AnyOf(None, Num())
+STATE_OPTIONS_SCHEMA = Obj(  # the types of TrainingOptions' fields (unknown names: from_dict; ranges: check)
+    {
+        **{k: Int(1) for k in ("batch_size", "pl_batch_shrink", "g_reg_interval", "d_reg_interval")},
+        **{k: Int(1) for k in ("snapshot_every", "log_every", "metrics_every")},
+        **{k: Num() for k in ("lr", "eps", "style_mixing_prob", "pl_weight", "pl_decay")},
+        **{k: _OPTIONAL_NUM for k in ("r1_gamma", "ema_kimg", "ema_rampup")},
+        "betas": List(Num(), 2, 2),
+        "xflip": Bool(),
+        "export_pkl": Bool(),
+        "seed": Int(),
+        "extra": Map(Anything()),
+        "metrics": AnyOf(None, List(Str(100), 0, 100)),
+        "metrics_settings": AnyOf(None, Map(Anything(), max_items=100)),
+        "metrics_data": AnyOf(None, Str(4096)),
+    }
+)
+STATE_REGULARIZER_SCHEMA = AnyOf(None, Map(Anything()))
+
+
+def _state_json(state, key, path, schema, default=None):
+    """The JSON record `key` of a training state, parsed and checked; ConfigError naming the file and the key."""
+    text = state.get(key, default)
+    if not isinstance(text, (str, bytes)):
+        raise ConfigError(f"{path}: no {key!r} record (a damaged or foreign training state)")
+    return loads_json(text, f"{path}: {key!r}", schema)
 
 
 class Trainer:
@@ -186,6 +282,9 @@ class Trainer:
     regularizer: optional add-on generator term (e.g. `latentlab.train.hsr.HSRTerm`)
     with `resolutions`, `weight(kimg)`, `__call__(features, images) -> (loss, stats)`,
     `parameters()`, `state_dict()`, `load_state_dict()` and `log_keys`.
+    evaluators: optional {name: callable(G_ema) -> {result key: value}} evaluated at snapshots into
+    metrics-eval.csv and TensorBoard (module docstring; `latentlab.metrics.training.training_evaluators`
+    builds them for FID, KID, precision/recall and PPL); their names are recorded as options.metrics.
     Use `Trainer.resume(out_dir, dataset)` to continue a run.
     """
 
@@ -201,6 +300,7 @@ class Trainer:
         device="cpu",
         progress=True,
         source=None,
+        evaluators=None,
     ):
         self.out_dir = os.fspath(out_dir)
         self.device = torch.device(device)
@@ -215,6 +315,7 @@ class Trainer:
             raise ConfigError(f"labels: dataset has {dataset.label_dim}, G takes {G.c_dim}, D takes {D.c_dim}")
         self.options = (options or TrainingOptions()).resolved(G.img_resolution)
         o = self.options
+        self.evaluators = _check_evaluators(evaluators, o, self.out_dir)
         if o.batch_size % self.world:
             raise ConfigError(f"batch_size {o.batch_size} is not divisible by the {self.world} processes")
         self.batch_gpu = o.batch_size // self.world
@@ -243,6 +344,8 @@ class Trainer:
         self.step = 0
         self._stats = {}
         self._metrics = None
+        self._evals = None
+        self._bar = None
         self._tb = None
         if self.world > 1:  # every rank starts from rank 0's weights
             for net in (self.G, self.D, self.G_ema) + ((self.regularizer,) if self.regularizer is not None else ()):
@@ -261,22 +364,33 @@ class Trainer:
         return torch.optim.Adam(list(params), lr=o.lr * ratio, betas=tuple(b**ratio for b in o.betas), eps=o.eps)
 
     @classmethod
-    def resume(cls, out_dir, dataset, options=None, regularizer=None, device="cpu", progress=True):
+    def resume(cls, out_dir, dataset, options=None, regularizer=None, device="cpu", progress=True, evaluators=None):
         """Continue the run in `out_dir` from its last snapshot.
 
-        `options`, when given, must match the stored ones (apart from RESUMABLE_CHANGES).
+        `options`, when given, must match the stored ones (apart from RESUMABLE_CHANGES; None values keep the
+        stored ones). A run that evaluates metrics needs `evaluators` of the same names.
         """
         state = read_state(out_dir)
-        stored = TrainingOptions.from_dict(json.loads(state["options"]))
+        path = os.path.join(out_dir, STATE_FILE)
+        recorded = _state_json(state, "options", path, STATE_OPTIONS_SCHEMA)
+        try:
+            stored = TrainingOptions.from_dict(recorded)
+        except ConfigError as e:  # unknown option names
+            raise ConfigError(f"{path}: 'options': {e}") from None
         if options is not None:
             check_same_options(stored, options, out_dir)
             for k in TrainingOptions.RESUMABLE_CHANGES:
-                setattr(stored, k, getattr(options, k))
-        specs = json.loads(state["networks"])
+                if getattr(options, k) is not None:
+                    setattr(stored, k, getattr(options, k))
+        specs = _state_json(state, "networks", path, STATE_NETWORKS_SCHEMA)
         nets = {}
         for name in ("G", "D", "G_ema"):
-            nets[name] = _build(specs[name])
-            nets[name].load_state_dict(state[name])
+            nets[name] = _build(specs[name], f"{path}: network {name}")
+            try:
+                nets[name].load_state_dict(state[name])
+            except (KeyError, TypeError, AttributeError, RuntimeError) as e:  # missing, or of another architecture
+                msg = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
+                raise ConfigError(f"{path}: network {name}: weights do not fit its record ({msg})") from None
         if (regularizer is None) != (state.get("regularizer") is None):
             raise ConfigError(
                 f"{out_dir}: the run was {'not ' if state.get('regularizer') is None else ''}"
@@ -295,15 +409,17 @@ class Trainer:
             device=device,
             progress=progress,
             source=state.get("source"),
+            evaluators=evaluators,
         )
         trainer._load_state(state)
         return trainer
 
     @staticmethod
     def peek(out_dir):
-        """Resolution, channels and step of the run stored in `out_dir` (without building it)."""
+        """Resolution, channels, step, network and options of the run stored in `out_dir` (without building it)."""
         state = read_state(out_dir, mmap=True)  # tensors stay on disk: only the JSON records are read
-        g = json.loads(state["networks"])["G"]["init_kwargs"]
+        path = os.path.join(out_dir, STATE_FILE)
+        g = _state_json(state, "networks", path, STATE_NETWORKS_SCHEMA)["G"]["init_kwargs"]
         syn, mapping = g.get("synthesis_kwargs") or {}, g.get("mapping_kwargs") or {}
         network = {
             "z_dim": g["z_dim"],
@@ -318,7 +434,8 @@ class Trainer:
             "channels": g["img_channels"],
             "step": int(state["step"]),
             "network": network,
-            "regularizer": json.loads(state.get("regularizer_config") or "null"),
+            "regularizer": _state_json(state, "regularizer_config", path, STATE_REGULARIZER_SCHEMA, "null"),
+            "options": _state_json(state, "options", path, STATE_OPTIONS_SCHEMA),
         }
 
     def _load_state(self, state):
@@ -442,6 +559,9 @@ class Trainer:
         logging interval, a snapshot and the resume state are written, then `TrainingInterrupted`
         (a KeyboardInterrupt naming the resume point) is raised; a second Ctrl-C stops at once
         (`latentlab.train.interrupt`). Resuming then gives the same networks as an uninterrupted run.
+
+        With `evaluators`, their `prepare(G_ema)` runs first, then G_ema is evaluated at step 0 of a new run
+        (or at the resume point when that evaluation is due and missing) and at the snapshots (module docstring).
         """
         o = self.options
         if self.rank == 0:
@@ -451,6 +571,12 @@ class Trainer:
         self._metrics = (
             MetricsCSV(os.path.join(self.out_dir, METRICS_FILE), self._columns(), self.step) if self.rank == 0 else None
         )
+        self._open_eval_log()
+        if self.evaluators and steps > self.step:
+            with self._quiet_rng():
+                for fn in self.evaluators.values():  # check inputs, load networks: before any training
+                    if callable(getattr(fn, "prepare", None)):
+                        fn.prepare(self.G_ema)
         bar = None
         if self.progress and steps > self.step:
             from ..utils.progress import progress_bar
@@ -463,9 +589,12 @@ class Trainer:
                 what="training steps",
                 hint="Ctrl-C stops with a snapshot; rerun the command to resume",
             )
+        self._bar = bar
         t0 = time.perf_counter()
         try:
             with StopOnInterrupt() as stop:
+                if self.evaluators and steps > self.step and self._missing_evaluation():
+                    self.evaluate()  # step 0 of a new run, or a due evaluation a Ctrl-C snapshot skipped
                 while self.step < steps:
                     stats = self.train_step()
                     for k, v in stats.items():
@@ -478,10 +607,13 @@ class Trainer:
                         self._log((time.perf_counter() - t0) / max(len(self._stats.get("loss_G", [])), 1))
                         t0 = time.perf_counter()
                     if self.step % o.snapshot_every == 0 or self.step == steps or interrupted:
+                        if self.evaluators and self._evaluation_due(steps) and not (interrupted and self.step < steps):
+                            self.evaluate()  # before the snapshot: a run killed meanwhile redoes this step
                         self.snapshot()
                     if interrupted and self.step < steps:
                         raise TrainingInterrupted(self.step, os.path.join(self.out_dir, STATE_FILE))
         finally:
+            self._bar = None
             if bar is not None:
                 bar.close()
             if self._metrics is not None:
@@ -489,6 +621,74 @@ class Trainer:
             if self._tb:
                 self._tb.flush()
         return self
+
+    # ---------------------------------------------------------------------------------- metrics
+
+    def _evaluation_due(self, steps):
+        """Whether the snapshot at this step is evaluated: every metrics_every-th snapshot, and the last step."""
+        o = self.options
+        return self.step % (o.snapshot_every * o.metrics_every) == 0 or self.step == steps
+
+    def _open_eval_log(self):
+        """Rank 0's metrics-eval.csv: a resumed run keeps the rows up to its step, a new run starts it empty."""
+        path = os.path.join(self.out_dir, EVAL_FILE)
+        self._evals = None
+        if self.rank != 0:
+            return
+        if self.evaluators:
+            self._evals = EvalLog(path, keep_through=self.step if self.step > 0 else -1)
+        elif self.step == 0 and os.path.exists(path):  # an old run's values are not this run's
+            os.remove(path)
+
+    def _missing_evaluation(self):
+        """Whether G_ema at this step needs evaluating before training on: step 0 of a new run, or a resume
+        point that was due (a Ctrl-C snapshot skips evaluation) and has no values. Rank 0 decides for all."""
+        o = self.options
+        due = self.step == 0 or self.step % (o.snapshot_every * o.metrics_every) == 0
+        missing = due and (self._evals is None or self.step not in self._evals.steps())
+        if self.world > 1:
+            flag = torch.tensor([1.0 if missing else 0.0], device=self.device)
+            torch.distributed.broadcast(flag, src=0)
+            missing = bool(flag.item() > 0)
+        return missing
+
+    def _quiet_rng(self):
+        """A context in which evaluators may draw random numbers without moving the training's RNG streams."""
+        return torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else [])
+
+    def evaluate(self):
+        """Evaluate G_ema with every evaluator (on every rank); rank 0 logs the values to metrics-eval.csv and
+        TensorBoard (Metrics/<result key>) and returns {result key: value}."""
+        values, seconds, total = {}, {}, 0.0
+        with self._quiet_rng(), torch.no_grad():
+            for name, fn in self.evaluators.items():
+                self.G_ema.eval()
+                t0 = time.perf_counter()
+                got = check_values(name, fn(self.G_ema))
+                took = time.perf_counter() - t0
+                total += took
+                for k, v in got.items():
+                    if k in values:
+                        raise ConfigError(f"metric evaluator {name!r} returns {k!r}, which another one returned")
+                    values[k], seconds[k] = v, took
+        self.G_ema.eval().requires_grad_(False)
+        if self._evals is None:  # not rank 0
+            return values
+        snapshot = os.path.basename(self.snapshot_path()) if self.step > 0 else ""
+        self._evals.append(self.step, self.kimg, snapshot, values, seconds)
+        tb = self._tensorboard()
+        if tb is not None:
+            for k, v in values.items():
+                tb.add_scalar(f"Metrics/{k}", v, self.step)
+            tb.flush()
+        if self.progress:
+            text = ", ".join(f"{k} {v:.4g}" for k, v in values.items())
+            line = f"metrics at step {self.step} ({self.kimg:.1f} kimg): {text} [{total:.0f} s]"
+            if self._bar is not None:
+                self._bar.write(line)
+            else:
+                print(line, flush=True)
+        return values
 
     def _agree(self, requested):
         """Whether to stop now: under torchrun, every rank stops at the same step once any rank was interrupted."""
@@ -590,13 +790,57 @@ class Trainer:
         return self._tb or None
 
 
+def _check_evaluators(evaluators, options, out_dir):
+    """`evaluators` as a dict {name: callable}; options.metrics set to their names, or checked against them.
+
+    Evaluators with `settings` (a JSON-able dict, e.g. `latentlab.metrics.training.TrainingEvaluators`) have them
+    recorded as options.metrics_settings, or checked against those of the run being resumed; their `data` (the
+    real images, which may move between sessions) is recorded as options.metrics_data.
+    """
+    if evaluators is not None and not isinstance(evaluators, dict):
+        raise ConfigError(f"evaluators must be a dict of name -> callable, got {type(evaluators).__name__}")
+    settings = getattr(evaluators, "settings", None)
+    data = getattr(evaluators, "data", None)
+    evaluators = dict(evaluators or {})
+    for name, fn in evaluators.items():
+        if not isinstance(name, str) or not name or not callable(fn):
+            raise ConfigError(f"evaluators must map metric names to callables, got {name!r}: {fn!r:.80}")
+    names = list(evaluators)
+    if options.metrics is None:
+        options.metrics = names
+    elif list(options.metrics) != names:
+        if not names:
+            raise ConfigError(
+                f"the run evaluates the metrics {','.join(options.metrics)}: resume it with evaluators of those "
+                "names (the same --metrics)"
+            )
+        raise ConfigError(f"metrics {list(options.metrics)} do not match the evaluators given ({names})")
+    if settings is not None:
+        settings = json.loads(json.dumps(settings))  # as the run records it
+        if options.metrics_settings is None:
+            options.metrics_settings = settings
+        elif options.metrics_settings != settings:
+            stored = options.metrics_settings
+            k = next(k for k in sorted(set(stored) | set(settings)) if stored.get(k) != settings.get(k))
+            raise ConfigError(
+                f"{out_dir}: holds a run whose metrics use {k}={stored.get(k)!r}, not {settings.get(k)!r}; "
+                "use another --out folder"
+            )
+    if data is not None:
+        options.metrics_data = os.fspath(data)
+    return evaluators
+
+
 def read_state(out_dir, mmap=False):
     """The resume state in `out_dir` (weights-only load); ValueError naming the file if unreadable."""
     path = os.path.join(out_dir, STATE_FILE)
     try:
-        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
-    except (OSError, RuntimeError, EOFError) as e:
-        raise ConfigError(f"{path}: unreadable training state ({e})") from None
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+    except (OSError, RuntimeError, EOFError) as e:  # torch's messages run over several lines: the first one
+        raise ConfigError(f"{path}: unreadable training state ({(str(e).splitlines() or [''])[0][:300]})") from None
+    if not isinstance(state, dict):
+        raise ConfigError(f"{path}: not a training state (holds a {type(state).__name__}, not a dict)")
+    return state
 
 
 def check_same_options(stored, given, out_dir):

@@ -42,10 +42,12 @@ def train_gan(
     regularizer=None,
     device="cpu",
     progress=True,
+    evaluators=None,
 ):
     """Train from scratch (`resolution`, `network_kwargs` for `scratch_networks`) or fine-tune `model`.
 
-    A folder that already holds a run is resumed (its settings must match).
+    A folder that already holds a run is resumed (its settings must match). evaluators: metrics evaluated
+    at snapshots (`Trainer`; `latentlab.metrics.training.training_evaluators` builds them).
     Returns the Trainer after `steps` steps in total.
     """
     options = options or TrainingOptions()
@@ -63,7 +65,9 @@ def train_gan(
                     f"{out_dir}: holds a run with {k}={stored['network'][k]!r}, not {v!r}; use another --out folder"
                 )
         ds = ImageDataset(data, res, channels=ch, xflip=xflip, use_labels=use_labels, max_images=max_images)
-        trainer = Trainer.resume(out_dir, ds, options=options, regularizer=regularizer, device=dev, progress=progress)
+        trainer = Trainer.resume(
+            out_dir, ds, options=options, regularizer=regularizer, device=dev, progress=progress, evaluators=evaluators
+        )
         if progress and trainer.rank == 0:
             print(f"resuming {out_dir} at step {trainer.step} ({trainer.kimg:.1f} kimg)", flush=True)
     else:
@@ -96,6 +100,7 @@ def train_gan(
             device=dev,
             progress=progress,
             source=source,
+            evaluators=evaluators,
         )
     trainer.train(steps)
     return trainer

@@ -7,9 +7,10 @@ finds the file and is refused with one line naming the running one (`FolderLocke
 when the run ends, also on errors and Ctrl-C.
 
 A run killed with kill -9 (or a crash, a power cut) leaves its lock behind. A lock whose process is gone
-is stale and taken over: the pid is not alive on this host, or it is alive but started at another time
-(the pid was reused). A lock written on another host cannot be checked and is refused, naming the host
-and the file to delete once that run is known to be over. Taking over is itself guarded by a short-lived
+is stale and taken over: the pid is not alive on this host (a killed process that its parent has not yet
+reaped, a zombie, counts as gone), or it is alive but started at another time (the pid was reused). A
+lock written on another host cannot be checked and is refused, naming the host and the file to delete
+once that run is known to be over. Taking over is itself guarded by a short-lived
 `.latentlab-lock.break` file, so that two runs meeting one stale lock cannot both take it.
 
 The lock file is not an output: `latentlab.utils.outdir` does not count it when judging whether a
@@ -50,10 +51,23 @@ def _alive(pid):
     except ProcessLookupError:
         return False
     except PermissionError:  # exists, owned by someone else
-        return True
+        return not _zombie(pid)
     except (OSError, OverflowError, ValueError):
         return False
-    return True
+    return not _zombie(pid)
+
+
+def _zombie(pid):
+    """True for a process that has ended but was not yet reaped by its parent (Linux /proc; False where unknown).
+
+    A process killed with kill -9 stays one until its parent waits for it (never, where the parent does not,
+    or in a container whose init does not reap): signal 0 still reaches it, but it writes nothing."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            stat = f.read()
+        return stat[stat.rindex(")") + 2 :].split()[0] in ("Z", "X")  # field 3, the state
+    except (OSError, ValueError, IndexError):
+        return False
 
 
 def _command_line():

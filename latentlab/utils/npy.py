@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import zipfile
+import zlib
 from typing import IO, Callable, Dict, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -143,7 +144,7 @@ def load_npz(
                 with zf.open(info) as member:
                     shape, _, dtype = _header(member, source)
                     header_len = member.tell() if member.seekable() else 0
-            except (zipfile.BadZipFile, NotImplementedError, RuntimeError, EOFError, OSError) as e:
+            except (zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError, EOFError, OSError) as e:
                 raise ConfigError(f"{source}: damaged archive member ({_short(str(e))})") from None
             total += _check_header(shape, dtype, info.file_size - header_len, source, kinds, None)
             if max_bytes is not None and total > max_bytes:
@@ -153,7 +154,7 @@ def load_npz(
             try:
                 with zf.open(info) as member:
                     out[name] = np.lib.format.read_array(member, allow_pickle=False)
-            except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
+            except (zipfile.BadZipFile, zlib.error, ValueError, OSError, EOFError) as e:  # zlib: corrupt deflate data
                 raise ConfigError(f"{path}: array {name!r} is unreadable ({_short(str(e))})") from None
     return out
 

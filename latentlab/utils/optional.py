@@ -17,7 +17,13 @@ __all__ = ["EXTRAS", "MissingDependency", "available", "require"]
 
 # pip package -> the latentlab extra that installs it (pyproject.toml's [project.optional-dependencies];
 # tests/test_structure_helpers.py checks that the two agree).
-EXTRAS = {"open_clip_torch": "clip", "pyarrow": "parquet", "timm": "hsr", "tensorboard": "tensorboard"}
+EXTRAS = {
+    "open_clip_torch": "clip",
+    "pyarrow": "parquet",
+    "timm": "hsr",
+    "tensorboard": "tensorboard",
+    "torch-fidelity": "metrics",
+}
 
 
 def require(module, package=None, purpose=None):

@@ -47,14 +47,21 @@ def check_int(name, value, lo=0, hi=None):
 def check_saved_state(state, fmt, version, config, source, what):
     """A trainer's saved state (dict with 'format', 'version' and 'config' as JSON) fits this trainer: its format
     is `fmt` (else "`source` is not a `what`"), its version `version`, and its config equals `config` key by
-    key (else one line listing every differing setting, saved and now)."""
+    key (else one line listing every differing setting, saved and now). The saved config is parsed with
+    `safe_json.loads_json` (size and depth checked, an object required): ConfigError naming `source`."""
     import json
+
+    from .safe_json import Anything, Map, loads_json
 
     if not isinstance(state, dict) or state.get("format") != fmt:
         raise ConfigError(f"{source} is not a {what}")
     if state.get("version") != version:
-        raise ConfigError(f"{source} has state version {state.get('version')}, this latentlab reads {version}")
-    saved = json.loads(state["config"])
+        raise ConfigError(
+            f"{source} has state version {str(state.get('version'))[:40]}, this latentlab reads {version}"
+        )
+    if not isinstance(state.get("config"), (str, bytes)):
+        raise ConfigError(f"{source}: no 'config' record (a damaged {what})")
+    saved = loads_json(state["config"], f"{source}: 'config'", Map(Anything(), max_items=1000))
     mine = json.loads(json.dumps(config, sort_keys=True))
     diff = [
         f"{key} {saved.get(key)!r} (now {mine.get(key)!r})"
