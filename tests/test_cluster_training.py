@@ -233,7 +233,7 @@ def read_metrics(out):
         return list(csv.reader(f))
 
 
-def test_resume_reproduces_the_uninterrupted_run_and_refuses_other_settings(tmp_path):
+def test_resume_reproduces_the_uninterrupted_run_and_refuses_other_settings(tmp_path, capsys):
     G = tiny()
     kw = dict(levels=("coarse", "medium"), k=3, seed=5, log_every=1, progress=False, **FAST)
     a, b = str(tmp_path / "a"), str(tmp_path / "b")
@@ -242,7 +242,9 @@ def test_resume_reproduces_the_uninterrupted_run_and_refuses_other_settings(tmp_
     assert read_metrics(b)[-1][0] == "3"
     with open(os.path.join(b, "metrics.csv"), "a") as f:  # rows written after the snapshot by a run that then died
         f.write("4,0,0,0,0,0,0,0,0,0,0,0,0\n")
+    capsys.readouterr()
     tb = train_cluster_mappings(G, b, 6, **kw)
+    assert f"resuming {b} at step 3" in capsys.readouterr().out
     sa = torch.load(os.path.join(a, "state.pt"), weights_only=True)
     sb = torch.load(os.path.join(b, "state.pt"), weights_only=True)
     assert sa["step"] == sb["step"] == 6

@@ -593,7 +593,8 @@ def train_cluster_mappings(
     check_int("center_samples", center_samples, lo=1)
     os.makedirs(out, exist_ok=True)
     remove_stale_temps(out)  # left by a run killed mid-write
-    trainer.resume(out)
+    if trainer.resume(out):
+        print(f"resuming {out} at step {trainer.step_}", flush=True)  # as train gan|hsr|encoder say
     trainer.fit(steps, out, snapshot_every=snapshot_every, log_every=log_every, progress=progress)
     t = trainer.to_truncation(psi, accuracy=trainer.evaluate(), center_samples=center_samples)
     t.save(os.path.join(out, CLUSTERS_FILE))
