@@ -26,11 +26,29 @@ import time
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from benchmarks.generator_throughput import CONFIGS, add_run_args, append_jsonl, apply_run_args  # noqa: E402
-from benchmarks.inversion_throughput import load, sync  # noqa: E402
+from benchmarks.generator_throughput import (  # noqa: E402
+    CONFIGS,
+    add_run_args,
+    append_jsonl,
+    apply_run_args,
+    synthetic_generator,
+)
 from latentlab.metrics.extractors import get_extractor  # noqa: E402
 from latentlab.metrics.precision_recall import precision_recall  # noqa: E402
 from latentlab.metrics.sources import generator_images  # noqa: E402
+
+
+def load(config, device):
+    if config == "toyfaces":
+        import latentlab
+
+        return latentlab.load_generator("toyfaces", device=device).eval().requires_grad_(False)
+    return synthetic_generator(config, device)
+
+
+def sync(device):
+    if str(device).startswith("cuda"):
+        torch.cuda.synchronize()
 
 
 @torch.no_grad()

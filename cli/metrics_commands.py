@@ -10,32 +10,6 @@ def _echo_err(text):
     click.echo(f"latentlab: {text}", err=True)
 
 
-# Options of both `metrics` and `sweep` (their other options differ in meaning or help).
-_noise_mode = click.option(
-    "--noise-mode",
-    type=click.Choice(["random", "const", "none"]),
-    default="random",
-    show_default=True,
-    help="Noise inputs: random (fresh per image, as NVIDIA's metrics), const or none.",
-)
-_batch = click.option(
-    "--batch",
-    "batch_size",
-    type=click.IntRange(min=1),
-    default=64,
-    show_default=True,
-    help="Images per batch (per process).",
-)
-
-
-def _fit_samples(help):
-    return click.option("--fit-samples", type=click.IntRange(min=10), default=10000, show_default=True, help=help)
-
-
-def _seed(help):
-    return click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help=help)
-
-
 @click.command("metrics")
 @opt.model
 @click.option(
@@ -78,10 +52,35 @@ def _seed(help):
     help="Truncation psi: the same as --variant w:PSI [default: 1, none].",
 )
 @opt.trunc_cutoff
-@_fit_samples("Samples for a --variant that fits (e.g. clusters:k=8,psi=0.7).")
-@_seed("Seed of the generated images (z, labels, noise) and of KID's subsets.")
-@_noise_mode
-@_batch
+@click.option(
+    "--fit-samples",
+    type=click.IntRange(min=10),
+    default=10000,
+    show_default=True,
+    help="Samples for a --variant that fits (e.g. clusters:k=8,psi=0.7).",
+)
+@click.option(
+    "--seed",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Seed of the generated images (z, labels, noise) and of KID's subsets.",
+)
+@click.option(
+    "--noise-mode",
+    type=click.Choice(["random", "const", "none"]),
+    default="random",
+    show_default=True,
+    help="Noise inputs: random (fresh per image, as NVIDIA's metrics), const or none.",
+)
+@click.option(
+    "--batch",
+    "batch_size",
+    type=click.IntRange(min=1),
+    default=64,
+    show_default=True,
+    help="Images per batch (per process).",
+)
 @click.option(
     "--no-cache",
     is_flag=True,
@@ -354,10 +353,35 @@ class _BadValue(click.ClickException):
     help="Feature network, as for `latentlab metrics` (auto: Inception for FID, VGG16 for precision/recall; the "
     "toyfaces classifier for the embedded model).",
 )
-@_fit_samples("Samples a clusters:k=... variant is fitted on (once for all psi).")
-@_seed("Seed of the generated images (the same codes at every point), of the fitting and of KID's subsets.")
-@_noise_mode
-@_batch
+@click.option(
+    "--fit-samples",
+    type=click.IntRange(min=10),
+    default=10000,
+    show_default=True,
+    help="Samples a clusters:k=... variant is fitted on (once for all psi).",
+)
+@click.option(
+    "--seed",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Seed of the generated images (the same codes at every point), of the fitting and of KID's subsets.",
+)
+@click.option(
+    "--noise-mode",
+    type=click.Choice(["random", "const", "none"]),
+    default="random",
+    show_default=True,
+    help="Noise inputs: random (fresh per image, as NVIDIA's metrics), const or none.",
+)
+@click.option(
+    "--batch",
+    "batch_size",
+    type=click.IntRange(min=1),
+    default=64,
+    show_default=True,
+    help="Images per batch (per process).",
+)
 @click.option(
     "--no-cache",
     is_flag=True,

@@ -15,16 +15,30 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from test_training import tiny_pair
 
 from conftest import make_tiny_generator, run_cli
-from latentlab import load_checkpoint
+from latentlab import Discriminator, Generator, load_checkpoint
 from latentlab.errors import ConfigError
 from latentlab.train import ImageDataset, Trainer, TrainingOptions
 from latentlab.train.evaluation import EVAL_COLUMNS, EvalLog, read_eval_log
 
 OPTS = dict(batch_size=4, snapshot_every=2, log_every=1, g_reg_interval=2, d_reg_interval=2)
 NET = ["--z-dim", 16, "--w-dim", 16, "--channel-base", 256, "--channel-max", 16]
+
+
+def tiny_pair(seed=0):
+    torch.manual_seed(seed)
+    G = Generator(
+        z_dim=16,
+        c_dim=0,
+        w_dim=16,
+        img_resolution=16,
+        img_channels=3,
+        mapping_kwargs=dict(num_layers=2),
+        synthesis_kwargs=dict(channel_base=256, channel_max=16),
+    )
+    D = Discriminator(c_dim=0, img_resolution=16, img_channels=3, channel_base=256, channel_max=16)
+    return G, D
 
 
 @pytest.fixture(scope="module")
