@@ -4,11 +4,16 @@ Examples:
     python benchmarks/training_throughput.py --config toy64 --batch 16 --iters 10
     python benchmarks/training_throughput.py --config res64 --batch 16 --iters 3 --rows gan
     python benchmarks/training_throughput.py --config toy64 --device cuda --iters 50
+    python benchmarks/training_throughput.py --config toy64 --rows gan,ada-bgc,ada-bgcfnc,augment \
+        --official ~/stylegan2-ada-pytorch
 
 Rows: 'gan' (one full step: G main, lazy path length, D main, lazy R1, EMA, averaged over a
 multiple of the regularisation intervals), 'hsr-resnet18' / 'hsr-vit' (the same step plus HSR with
 a random ResNet-18 or ViT-S/16 F, the latter at the paper's 224 px), 'clusters' (one mapping step of
-the learned cluster trainer with 5 critic steps, per level). Synthetic images; no disk I/O.
+the learned cluster trainer with 5 critic steps, per level), 'ada-PIPE' (the 'gan' step with D's images
+augmented by pipeline PIPE at fixed p = 0.5; the cost hardly depends on p > 0), 'augment' (the pipeline alone,
+bgc, forward and backward on one batch; with --official PATH also NVIDIA's AugmentPipe from that
+stylegan2-ada-pytorch checkout, in the same process). Synthetic images; no disk I/O.
 """
 
 import argparse
@@ -40,11 +45,12 @@ def image_folder(resolution, n=64):
     return folder
 
 
-def trainer(config, batch, device, regularizer=None):
+def trainer(config, batch, device, regularizer=None, augpipe=None):
     res, kw = CONFIGS[config]
     G, D = scratch_networks(res, fp16=device.startswith("cuda"), **kw)
     ds = ImageDataset(image_folder(res), res)
-    opts = TrainingOptions(batch_size=batch, snapshot_every=10**9, log_every=10**9)
+    aug = dict(aug="fixed", aug_p=0.5, augpipe=augpipe) if augpipe else {}
+    opts = TrainingOptions(batch_size=batch, snapshot_every=10**9, log_every=10**9, **aug)
     tr = Trainer(
         tempfile.mkdtemp(prefix="bench-run-"), G, D, ds, opts, regularizer=regularizer, device=device, progress=False
     )
@@ -62,6 +68,27 @@ def hsr_term(G, kind):
     return HSRTerm.for_generator(G, weight=1.0, warmup_kimg=0, extractor=F, gen_resolutions="auto")
 
 
+def augment_pipes(official, device):
+    """('latentlab', our bgc pipe) and, with a checkout path, ('official', NVIDIA's), both at p = 0.5."""
+    from latentlab.train.augment import PRESETS, AugmentPipe
+
+    pipes = [("latentlab", AugmentPipe.from_preset("bgc"))]
+    if official:
+        sys.path.insert(0, official)
+        from training.augment import AugmentPipe as OfficialPipe
+
+        pipes.append(("official", OfficialPipe(**PRESETS["bgc"])))
+    for _, pipe in pipes:
+        pipe.to(device).p.fill_(0.5)
+    return pipes
+
+
+def augment_step(pipe, batch, res, device):
+    """One batch through the pipeline and back (the generator's gradient path)."""
+    x = torch.randn([batch, 3, res, res], device=device, requires_grad=True)
+    pipe(x).square().sum().backward()
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", choices=sorted(CONFIGS), default="toy64")
@@ -69,6 +96,7 @@ def main():
     ap.add_argument("--iters", type=int, default=16, help="timed steps (use multiples of 16: the lazy R1 interval)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--rows", default="gan,hsr-resnet18,hsr-vit,clusters")
+    ap.add_argument("--official", default=None, help="stylegan2-ada-pytorch checkout for the 'augment' row")
     add_run_args(ap)
     args = ap.parse_args()
     apply_run_args(args)
@@ -90,6 +118,20 @@ def main():
                 tr = trainer(args.config, args.batch, args.device, regularizer=term)
             sec = timed(tr.train_step, iters, 2, args.device)
             rows.append(dict(row=row, sec_per_step=sec, steps_per_s=1 / sec, img_per_s=args.batch / sec))
+        elif row.startswith("ada-"):
+            tr = trainer(args.config, args.batch, args.device, augpipe=row[4:])
+            sec = timed(tr.train_step, iters, 2, args.device)
+            rows.append(dict(row=row, sec_per_step=sec, steps_per_s=1 / sec, img_per_s=args.batch / sec))
+        elif row == "augment":
+            res = CONFIGS[args.config][0]
+            for name, pipe in augment_pipes(args.official, args.device):
+                sec = timed(lambda pipe=pipe: augment_step(pipe, args.batch, res, args.device), iters, 2, args.device)
+                rows.append(
+                    dict(row=f"augment-{name}", sec_per_step=sec, steps_per_s=1 / sec, img_per_s=args.batch / sec)
+                )
+                r = rows[-1]
+                print(f"{args.config:6s} {r['row']:16s} {sec:8.4f} s/batch {r['img_per_s']:7.1f} img/s", flush=True)
+            continue
         elif row == "clusters":
             from latentlab.train.clusters import ClusterMappingTrainer
 

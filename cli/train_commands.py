@@ -8,6 +8,11 @@ from latentlab.errors import ConfigError
 
 from . import options as opt
 
+# Names the options offer (kept here, without importing torch, and checked against the library by a test).
+CFG_NAMES = ("auto", "stylegan2", "paper256", "paper512", "paper1024", "cifar")
+AUG_MODES = ("ada", "noaug", "fixed")
+AUG_PIPES = ("blit", "geom", "color", "filter", "noise", "cutout", "bg", "bgc", "bgcf", "bgcfn", "bgcfnc")
+
 
 def _run_options(f):
     """Options every GAN training command shares."""
@@ -25,47 +30,92 @@ def _run_options(f):
             "with the same --out to resume.",
         ),
         click.option(
+            "--cfg",
+            type=click.Choice(CFG_NAMES),
+            default=None,
+            help="StyleGAN2-ADA's configuration: mapping depth, channels, minibatch-std group (new networks), "
+            "batch, lr, gamma, EMA, mixing and path length; the options below override it  [default: auto; "
+            "when resuming: the run's].",
+        ),
+        click.option(
             "--batch",
             "batch_size",
             type=click.IntRange(min=1),
-            default=16,
-            show_default=True,
-            help="Images per step (over all processes).",
+            default=None,
+            help="Images per step (over all processes)  [default: from --cfg; auto: min(4096 / resolution, 32)].",
         ),
         click.option(
             "--lr",
             type=opt.FiniteFloat(min=0, min_open=True),
-            default=0.0025,
-            show_default=True,
-            help="Adam learning rate of G and D.",
+            default=None,
+            help="Adam learning rate of G and D  [default: from --cfg; auto: 0.0025, 0.002 at 1024 px].",
         ),
         click.option(
             "--gamma",
             "r1_gamma",
             type=opt.FiniteFloat(min=0),
             default=None,
-            help="R1 weight [default: 0.0002 * resolution^2 / batch].",
+            help="R1 weight  [default: from --cfg; auto: 0.0002 * resolution^2 / batch].",
         ),
         click.option(
             "--pl-weight",
             type=opt.FiniteFloat(min=0),
-            default=2.0,
-            show_default=True,
-            help="Path-length regulariser weight (0 = off).",
+            default=None,
+            help="Path-length regulariser weight, 0 = off  [default: from --cfg; auto: 2].",
         ),
         click.option(
             "--mixing",
             "style_mixing_prob",
             type=opt.FiniteFloat(0, 1),
-            default=0.9,
-            show_default=True,
-            help="Style-mixing probability.",
+            default=None,
+            help="Style-mixing probability  [default: from --cfg; auto: 0.9].",
         ),
         click.option(
             "--ema-kimg",
             type=opt.FiniteFloat(min=0),
             default=None,
-            help="G_ema half-life in kimg [default: batch * 10 / 32].",
+            help="G_ema half-life in kimg  [default: from --cfg; auto: batch * 10 / 32].",
+        ),
+        click.option(
+            "--aug",
+            type=click.Choice(AUG_MODES),
+            default=None,
+            help="Discriminator augmentation: ada (p adapts to keep E[sign D(real)] at --target), fixed (p = --p) "
+            "or noaug  [default: ada; when resuming: the run's].",
+        ),
+        click.option(
+            "--p",
+            "aug_p",
+            type=opt.FiniteFloat(0, 1),
+            default=None,
+            help="Augmentation probability of --aug fixed (needed there; ada starts at 0).",
+        ),
+        click.option(
+            "--target",
+            "ada_target",
+            type=opt.FiniteFloat(0, 1),
+            default=None,
+            help="ADA's target for E[sign D(real)]  [default: 0.6].",
+        ),
+        click.option(
+            "--augpipe",
+            type=click.Choice(AUG_PIPES),
+            default=None,
+            help="Augmentations: blit (flips, 90-degree turns, integer shifts), geom, color, filter, noise, "
+            "cutout and unions  [default: bgc].",
+        ),
+        click.option(
+            "--new-d",
+            is_flag=True,
+            help="Fine-tune --model with a new discriminator (for checkpoints without one, e.g. G_ema-only files); "
+            "train it alone first with --d-warmup.",
+        ),
+        click.option(
+            "--d-warmup",
+            type=click.IntRange(min=0),
+            default=None,
+            metavar="STEPS",
+            help="The run's first STEPS steps train D alone (G and G_ema unchanged)  [default: 0].",
         ),
         click.option("--mirror", "xflip", is_flag=True, help="Add x-flipped copies of every image."),
         click.option("--cond", "use_labels", is_flag=True, help="Conditional training on dataset.json labels."),
@@ -131,15 +181,36 @@ def _run_options(f):
 
 
 def _training_options(kw):
+    """TrainingOptions from the command line: options not given stay None (the --cfg preset's, or the resumed
+    run's); a new run without --cfg / --aug gets auto / ada, as StyleGAN2-ADA's train.py."""
     from latentlab.train import TrainingOptions
+    from latentlab.train.runs import is_resumable
 
-    return TrainingOptions(
+    new = not is_resumable(kw["out_dir"])
+    aug, p, target = kw.pop("aug"), kw.pop("aug_p"), kw.pop("ada_target")
+    mode = aug or ("ada" if new else None)
+    if p is not None and mode != "fixed":
+        raise click.UsageError("--p is the probability of --aug fixed (ada adapts it)")
+    if mode == "fixed" and p is None and new:
+        raise click.UsageError("--aug fixed needs --p")
+    if target is not None and mode not in ("ada", None):
+        raise click.UsageError("--target is ADA's (--aug ada)")
+    given = dict(
+        cfg=kw.pop("cfg") or ("auto" if new else None),
         batch_size=kw.pop("batch_size"),
         lr=kw.pop("lr"),
         r1_gamma=kw.pop("r1_gamma"),
         pl_weight=kw.pop("pl_weight"),
         style_mixing_prob=kw.pop("style_mixing_prob"),
         ema_kimg=kw.pop("ema_kimg"),
+        aug=mode,
+        aug_p=p,
+        ada_target=target,
+        augpipe=kw.pop("augpipe"),
+        d_warmup=kw.pop("d_warmup"),
+    )
+    return TrainingOptions(
+        **given,  # None: the preset's / the resumed run's / TrainingOptions.resolved's default
         seed=kw.pop("seed"),
         snapshot_every=kw.pop("snapshot_every"),
         log_every=kw.pop("log_every"),
@@ -211,6 +282,9 @@ def _train(kw, runner=None, **extra):
     from latentlab.utils.distributed import join, shutdown
 
     runner = runner or train_gan
+    if kw["new_d"] and extra.get("model") is None:
+        raise click.UsageError("--new-d is for fine-tuning --model (a run from scratch always starts with a new D)")
+    extra["new_d"] = kw.pop("new_d")
     metrics = _metrics_request(kw)
     dev, rank, _ = join(kw.pop("device"))  # under torchrun: the process group joined, cuda:LOCAL_RANK
     options = _training_options(kw)

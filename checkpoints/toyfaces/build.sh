@@ -22,7 +22,7 @@ if [ -z "${SKIP_TRAINING:-}" ]; then
   # 2. The generator: a small StyleGAN2 (128-d z and w, 4 mapping layers, 64 channels at most), our training loop.
   latentlab train gan --data "$WORK/data/images" --resolution 64 --steps "$STEPS" --out "$WORK/run" --batch 16 \
       --z-dim 128 --w-dim 128 --map-layers 4 --channel-base 2048 --channel-max 64 --snapshot-every 500 \
-      --log-every 50 --seed 0 --device cpu
+      --log-every 50 --aug noaug --seed 0 --device cpu
   # 3. The attribute classifier, trained on the renders with their true labels (last 10% held out).
   latentlab train-classifier --toyfaces "$WORK/data" --out "$WORK/classifier/toyfaces-classifier.safetensors" \
       --epochs 14 --device cpu --threads 1

@@ -11,6 +11,8 @@ format (latentlab's safe loader among them) rebuilds the networks from it.
 executes. We ship none: ours holds only a comment, and latentlab never executes it.
 Only modules of the official StyleGAN2 classes are written; our analysis-only
 HookPoint modules (no weights) are left out, as the official networks have none.
+A training run's `augment_pipe` (`latentlab.train.augment.AugmentPipe`) is written the same way: its
+constructor arguments (the augmentation settings), p and its filter buffers, as data.
 """
 
 from __future__ import annotations
@@ -111,14 +113,14 @@ def save_official_pickle(
     networks: Mapping[str, Optional[nn.Module]],
     extras: Optional[Mapping[str, Any]] = None,
 ) -> None:
-    """Write {'G': module, 'D': module, 'G_ema': module} (any subset) atomically as an ADA-style .pkl.
+    """Write {'G', 'D', 'G_ema', 'augment_pipe': module} (any subset) atomically as an ADA-style .pkl.
 
     extras: plain-data entries added to the top-level dict (e.g. {'progress': {...}}).
     """
     data: Dict[str, Any] = {"G": None, "D": None, "G_ema": None, "augment_pipe": None, "training_set_kwargs": None}
     for name, net in networks.items():
-        if name not in ("G", "D", "G_ema"):
-            raise ConfigError(f"unknown network name {name!r} (expected G, D or G_ema)")
+        if name not in ("G", "D", "G_ema", "augment_pipe"):
+            raise ConfigError(f"unknown network name {name!r} (expected G, D, G_ema or augment_pipe)")
         data[name] = None if net is None else _PersistentModule(net, True)
     data.update(extras or {})
     with atomic_path(path, ".pkl") as tmp:

@@ -44,12 +44,14 @@ from ..utils import limits
 from ..utils.atomic import remove_stale_temps, save_torch, write_text
 from ..utils.metrics import MetricsCSV
 from ..utils.safe_json import AnyOf, Anything, Bool, Int, List, Map, Num, Obj, Str, loads_json
+from .augment import AdaptiveP, make_pipe
 from .dataset import ImageDataset, PositionSampler, load_batch
 from .evaluation import EVAL_FILE, EvalLog, check_values
 from .interrupt import StopOnInterrupt, TrainingInterrupted
 from .losses import StyleGAN2Loss
 
 STATE_FILE = "training_state.pt"
+LAST_VALUE_COLUMNS = ("augment_p",)  # logged as at the row's step; the others are means over the interval
 OPTIONS_FILE = "options.json"
 METRICS_FILE = "metrics.csv"
 BASE_COLUMNS = (
@@ -64,6 +66,8 @@ BASE_COLUMNS = (
     "D_real",
     "D_fake",
     "r1_penalty",
+    "r_t",  # E[sign(D(real))] over the interval's D passes on reals: ADA's overfitting measure
+    "augment_p",  # the augmentation probability at the end of each step
 )
 
 
@@ -71,30 +75,44 @@ BASE_COLUMNS = (
 class TrainingOptions:
     """Settings of a run. None means 'choose as StyleGAN2-ADA does' (see `resolved`).
 
+    cfg: one of StyleGAN2-ADA's configurations (`latentlab.train.presets`: auto, stylegan2, paper256, paper512,
+    paper1024, cifar) filling the settings left None below; without one: batch 16, lr 0.0025, mixing 0.9,
+    path length 2, EMA ramp-up 0.05 and the `auto` formulas for gamma and the EMA half-life.
     lr: Adam learning rate of G and D (betas (0, 0.99), eps 1e-8; with lazy
     regularisation both are adjusted by interval / (interval + 1) as in StyleGAN2).
     r1_gamma: R1 weight; None = 0.0002 * resolution^2 / batch_size (ADA's heuristic).
     ema_kimg: half-life of G_ema in thousands of images; None = batch_size * 10 / 32.
-    ema_rampup: the half-life is at most ema_rampup * images seen so far (None: off).
+    ema_rampup: the half-life is at most ema_rampup * images seen so far (0: off).
+    aug: discriminator augmentation (`latentlab.train.augment`): 'noaug', 'ada' (p adapted towards
+    ada_target, moved by batch * ada_interval / (ada_kimg * 1000) every ada_interval steps) or 'fixed' (p stays
+    aug_p); aug_p: the starting p; augpipe: the pipeline (PRESETS of augment: 'bgc' as StyleGAN2-ADA).
     metrics: names of the metrics evaluated during training (the keys of the Trainer's `evaluators`); None:
     those of the evaluators given (a resumed run: the stored ones). metrics_every: evaluate every N-th
     snapshot. metrics_settings: the evaluators' settings (e.g. feature extractor, seed), recorded so that a
     resumed run uses the same; metrics_data: their real images (may change on resume, as the training data).
     """
 
-    batch_size: int = 16
-    lr: float = 0.0025
+    batch_size: int = None
+    lr: float = None
     betas: tuple = (0.0, 0.99)
     eps: float = 1e-8
     r1_gamma: float = None
-    style_mixing_prob: float = 0.9
-    pl_weight: float = 2.0
+    style_mixing_prob: float = None
+    pl_weight: float = None
     pl_batch_shrink: int = 2
     pl_decay: float = 0.01
     g_reg_interval: int = 4
     d_reg_interval: int = 16
     ema_kimg: float = None
-    ema_rampup: float = 0.05
+    ema_rampup: float = None
+    cfg: str = None
+    aug: str = "noaug"
+    aug_p: float = 0.0
+    augpipe: str = "bgc"
+    ada_target: float = 0.6
+    ada_interval: int = 4
+    ada_kimg: float = None
+    d_warmup: int = 0
     xflip: bool = False
     seed: int = 0
     snapshot_every: int = 500
@@ -109,8 +127,21 @@ class TrainingOptions:
     # Settings that may differ between a run and its resumption.
     RESUMABLE_CHANGES = ("snapshot_every", "log_every", "export_pkl", "metrics_every", "metrics_data")
 
-    def resolved(self, resolution):
+    # Without a cfg, what None means for the settings a cfg would fill (r1_gamma, ema_kimg: formulas below).
+    DEFAULTS = {"batch_size": 16, "lr": 0.0025, "style_mixing_prob": 0.9, "pl_weight": 2.0, "ema_rampup": 0.05}
+    RUN_DEFAULTS = {"aug": "noaug", "aug_p": 0.0, "augpipe": "bgc", "ada_target": 0.6, "ada_kimg": 500, "d_warmup": 0}
+
+    def resolved(self, resolution, world=1):
+        """A copy with every None filled: from `cfg` for `resolution` and `world` processes, else DEFAULTS."""
         o = copy.deepcopy(self)
+        fill = dict(self.DEFAULTS)
+        if o.cfg is not None:
+            from .presets import resolve_preset
+
+            fill = resolve_preset(o.cfg, resolution, world)["options"]
+        for k, v in {**fill, **self.RUN_DEFAULTS}.items():
+            if getattr(o, k) is None:
+                setattr(o, k, v)
         if not (isinstance(o.batch_size, int) and o.batch_size >= 1):
             raise ConfigError(f"batch_size must be an integer >= 1, got {o.batch_size!r}")
         o.betas = tuple(float(b) for b in o.betas)
@@ -133,6 +164,24 @@ class TrainingOptions:
                 raise ConfigError(f"{name} must be a finite number >= 0, got {v}")
         if not 0 <= self.style_mixing_prob <= 1:
             raise ConfigError(f"style_mixing_prob must be in [0, 1], got {self.style_mixing_prob}")
+        if self.ema_rampup is not None and not (self.ema_rampup >= 0 and math.isfinite(self.ema_rampup)):
+            raise ConfigError(f"ema_rampup must be a finite number >= 0, got {self.ema_rampup}")
+        from .augment import AUG_MODES, PRESETS
+        from .presets import preset
+
+        if self.cfg is not None:
+            preset(self.cfg)  # unknown names: ConfigError listing the known ones
+        if self.aug not in AUG_MODES:
+            raise ConfigError(f"aug must be one of {', '.join(AUG_MODES)}, got {self.aug!r}")
+        if self.augpipe not in PRESETS:
+            raise ConfigError(f"augpipe must be one of {', '.join(PRESETS)}, got {self.augpipe!r}")
+        for name in ("aug_p", "ada_target"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ConfigError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        if not (isinstance(self.d_warmup, int) and self.d_warmup >= 0):
+            raise ConfigError(f"d_warmup must be an integer >= 0, got {self.d_warmup!r}")
+        if not (self.ada_kimg > 0 and math.isfinite(self.ada_kimg)):
+            raise ConfigError(f"ada_kimg must be a finite number > 0, got {self.ada_kimg}")
         for name in (
             "g_reg_interval",
             "d_reg_interval",
@@ -140,6 +189,7 @@ class TrainingOptions:
             "log_every",
             "pl_batch_shrink",
             "metrics_every",
+            "ada_interval",
         ):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -157,6 +207,9 @@ class TrainingOptions:
         unknown = sorted(set(d) - names)
         if unknown:
             raise ConfigError(f"unknown training options {unknown}")
+        d = dict(d)
+        if "ema_rampup" in d and d["ema_rampup"] is None:  # a stored (resolved) run's None: no ramp-up
+            d["ema_rampup"] = 0.0
         return cls(**{k: tuple(v) if k == "betas" else v for k, v in d.items()})
 
 
@@ -171,9 +224,13 @@ def scratch_networks(
     c_dim=0,
     fp16=False,
     mbstd_group=4,
+    d_architecture="resnet",
     seed=0,
 ):
-    """A new (G, D) pair with StyleGAN2-ADA's layout; fp16 adds its 4 fp16 resolutions and conv clamp 256."""
+    """A new (G, D) pair with StyleGAN2-ADA's layout; fp16 adds its 4 fp16 resolutions and conv clamp 256.
+
+    d_architecture: D's 'resnet' (StyleGAN2) or 'orig' (the `cifar` preset's) blocks.
+    """
     fp16_kw = dict(num_fp16_res=4, conv_clamp=256) if fp16 else dict(num_fp16_res=0, conv_clamp=None)
     with torch.random.fork_rng(devices=[]):  # seeded initialisation without touching the caller's RNG
         torch.manual_seed(seed)
@@ -192,6 +249,7 @@ def scratch_networks(
             img_channels=img_channels,
             channel_base=channel_base,
             channel_max=channel_max,
+            architecture=d_architecture,
             epilogue_kwargs=dict(mbstd_group_size=mbstd_group),
             **fp16_kw,
         )
@@ -262,7 +320,16 @@ STATE_OPTIONS_SCHEMA = Obj(  # the types of TrainingOptions' fields (unknown nam
         "metrics": AnyOf(None, List(Str(100), 0, 100)),
         "metrics_settings": AnyOf(None, Map(Anything(), max_items=100)),
         "metrics_data": AnyOf(None, Str(4096)),
+        "cfg": AnyOf(None, Str(20)),
+        "aug": Str(10),
+        "augpipe": Str(20),
+        **{k: Num() for k in ("aug_p", "ada_target", "ada_kimg")},
+        "ada_interval": Int(1),
+        "d_warmup": Int(0),
     }
+)
+STATE_ADA_SCHEMA = Obj(
+    {"sign_sum": Num(), "count": Int(0), "last_rt": AnyOf(None, Num())}, required=["sign_sum", "count"]
 )
 STATE_REGULARIZER_SCHEMA = AnyOf(None, Map(Anything()))
 
@@ -313,7 +380,7 @@ class Trainer:
             )
         if dataset.label_dim != G.c_dim or D.c_dim != G.c_dim:
             raise ConfigError(f"labels: dataset has {dataset.label_dim}, G takes {G.c_dim}, D takes {D.c_dim}")
-        self.options = (options or TrainingOptions()).resolved(G.img_resolution)
+        self.options = (options or TrainingOptions()).resolved(G.img_resolution, self.world)
         o = self.options
         self.evaluators = _check_evaluators(evaluators, o, self.out_dir)
         if o.batch_size % self.world:
@@ -328,6 +395,12 @@ class Trainer:
         self.D = D.to(self.device).train().requires_grad_(False)
         self.G_ema = (G_ema if G_ema is not None else copy.deepcopy(G)).to(self.device).eval().requires_grad_(False)
         self.regularizer = regularizer.to(self.device) if regularizer is not None else None
+        # Discriminator augmentation: the pipeline (p a buffer of it) and, for ADA, p's controller.
+        self.augment_pipe = make_pipe(o.aug, o.augpipe, o.aug_p)
+        if self.augment_pipe is not None:
+            self.augment_pipe = self.augment_pipe.to(self.device).train().requires_grad_(False)
+        self.ada = AdaptiveP(o.ada_target, o.ada_interval, o.ada_kimg) if o.aug == "ada" else None
+        self._signs = [0.0, 0]  # sum and count of sign(D(real)) in the step under way (logged as r_t)
         self.loss = StyleGAN2Loss(
             self.G,
             self.D,
@@ -336,6 +409,8 @@ class Trainer:
             pl_weight=o.pl_weight,
             pl_batch_shrink=o.pl_batch_shrink,
             pl_decay=o.pl_decay,
+            augment_pipe=self.augment_pipe,
+            observe_real=self._observe_real,
         )
         self.opt_G = self._adam(self.G.parameters(), o.g_reg_interval if o.pl_weight > 0 else None)
         self.opt_D = self._adam(self.D.parameters(), o.d_reg_interval if o.r1_gamma > 0 else None)
@@ -445,6 +520,14 @@ class Trainer:
             self.opt_reg.load_state_dict(state["opt_reg"])
         self.loss.pl_mean.copy_(state["pl_mean"])
         self.step = int(state["step"])
+        path = os.path.join(self.out_dir, STATE_FILE)
+        if self.augment_pipe is not None:
+            p = state.get("augment_p")
+            if not (torch.is_tensor(p) and p.numel() == 1 and 0 <= float(p) < float("inf")):
+                raise ConfigError(f"{path}: no valid 'augment_p' (the augmentation probability) for this ADA run")
+            self.augment_pipe.p.fill_(float(p))
+        if self.ada is not None:
+            self.ada.load_state_dict(_state_json(state, "ada", path, STATE_ADA_SCHEMA))
         rng = state.get(f"rng_{self.rank}")
         if rng is not None and int(state.get("world", 1)) == self.world:
             torch.set_rng_state(rng["cpu"])
@@ -493,11 +576,56 @@ class Trainer:
     def train_step(self):
         """One StyleGAN2 iteration; returns this step's stats."""
         o, stats = self.options, {}
-        G, D, n = self.G, self.D, self.batch_gpu
+        D, n = self.D, self.batch_gpu
         start = self.step * o.batch_size + self.rank
         real, real_c = load_batch(self.dataset, self.sampler, start, n, stride=self.world, device=self.device)
 
-        # G main (+ add-on regulariser on the same images).
+        if self.step >= o.d_warmup:
+            self._g_phases(stats)
+
+        # D main (+ lazy R1).
+        D.requires_grad_(True)
+        z, c = self._latents(n)
+        loss, s = self.loss.d_main(z, c, real, real_c)
+        self._phase(D.parameters(), self.opt_D, loss)
+        stats.update(s)
+        if o.r1_gamma > 0 and self.step % o.d_reg_interval == 0:
+            loss, s = self.loss.d_reg(real, real_c)
+            self._phase(D.parameters(), self.opt_D, loss * o.d_reg_interval)
+            stats.update(s)
+        D.requires_grad_(False)
+
+        self.step += 1
+        if self.step > o.d_warmup:  # G trained this step
+            self._update_ema()
+        if self.ada is not None:  # ADA: every ada_interval steps, move p towards r_t = target
+            p = self.ada.update(self.step, o.batch_size, float(self.augment_pipe.p), sync=self._sync_sum)
+            if p is not None:
+                self.augment_pipe.p.fill_(p)
+        total, count = self._signs
+        self._signs = [0.0, 0]
+        if count:
+            stats["r_t"] = total / count
+        stats["augment_p"] = float(self.augment_pipe.p) if self.augment_pipe is not None else 0.0
+        return stats
+
+    def _observe_real(self, real_logits):
+        """Every D pass on reals (main and R1): ADA's r_t and the logged one."""
+        signs = real_logits.detach().sign()
+        self._signs[0] += float(signs.sum())
+        self._signs[1] += signs.numel()
+        if self.ada is not None:
+            self.ada.observe(real_logits)
+
+    def _sync_sum(self, t):
+        if self.world > 1:
+            t = t.to(self.device)
+            torch.distributed.all_reduce(t)
+        return t.cpu()
+
+    def _g_phases(self, stats):
+        """G main (+ add-on regulariser on the same images), then the lazy path-length phase."""
+        o, G, n = self.options, self.G, self.batch_gpu
         G.requires_grad_(True)
         z, c = self._latents(n)
         reg_weight = self.regularizer.weight(self.kimg) if self.regularizer is not None else 0.0
@@ -523,28 +651,12 @@ class Trainer:
             stats.update(s)
         G.requires_grad_(False)
 
-        # D main (+ lazy R1).
-        D.requires_grad_(True)
-        z, c = self._latents(n)
-        loss, s = self.loss.d_main(z, c, real, real_c)
-        self._phase(D.parameters(), self.opt_D, loss)
-        stats.update(s)
-        if o.r1_gamma > 0 and self.step % o.d_reg_interval == 0:
-            loss, s = self.loss.d_reg(real, real_c)
-            self._phase(D.parameters(), self.opt_D, loss * o.d_reg_interval)
-            stats.update(s)
-        D.requires_grad_(False)
-
-        self.step += 1
-        self._update_ema()
-        return stats
-
     @torch.no_grad()
     def _update_ema(self):
         o = self.options
         nimg = self.step * o.batch_size
         ema_nimg = o.ema_kimg * 1000
-        if o.ema_rampup is not None:
+        if o.ema_rampup:  # 0 / None: no ramp-up
             ema_nimg = min(ema_nimg, nimg * o.ema_rampup)
         beta = 0.5 ** (o.batch_size / max(ema_nimg, 1e-8))
         for p_ema, p in zip(self.G_ema.parameters(), self.G.parameters()):
@@ -601,7 +713,8 @@ class Trainer:
                         self._stats.setdefault(k, []).append(v)
                     if bar is not None:
                         bar.update(1)
-                        bar.set_postfix(kimg=f"{self.kimg:.1f}", G=f"{stats['loss_G']:.3f}", D=f"{stats['loss_D']:.3f}")
+                        losses = {k: f"{stats[v]:.3f}" for k, v in (("G", "loss_G"), ("D", "loss_D")) if v in stats}
+                        bar.set_postfix(kimg=f"{self.kimg:.1f}", **losses)
                     interrupted = self._agree(stop.requested)
                     if self.step % o.log_every == 0 or self.step == steps or (interrupted and self._stats):
                         self._log((time.perf_counter() - t0) / max(len(self._stats.get("loss_G", [])), 1))
@@ -726,12 +839,16 @@ class Trainer:
             return
         nets = {"G": self.G, "D": self.D, "G_ema": self.G_ema}
         extras = {"step": self.step, "kimg": self.kimg, "training": self._record()}
+        if self.augment_pipe is not None:
+            extras["augment"] = {"pipe": self.options.augpipe, "p": float(self.augment_pipe.p)}
         save_native(self.snapshot_path(), nets, source_format="latentlab-training", extras=extras)
         if self.options.export_pkl:
             from ..checkpoints.export import save_official_pickle
 
             save_official_pickle(
-                self.snapshot_path(ext=".pkl"), nets, extras={"progress": {"step": self.step, "kimg": self.kimg}}
+                self.snapshot_path(ext=".pkl"),
+                {**nets, "augment_pipe": self.augment_pipe},
+                extras={"progress": {"step": self.step, "kimg": self.kimg}},
             )
         state = {
             "step": self.step,
@@ -745,6 +862,8 @@ class Trainer:
             "opt_reg": self.opt_reg.state_dict() if self.opt_reg is not None else None,
             "regularizer": self.regularizer.state_dict() if self.regularizer is not None else None,
             "regularizer_config": json.dumps(getattr(self.regularizer, "config", None)),
+            "augment_p": self.augment_pipe.p.detach().cpu() if self.augment_pipe is not None else None,
+            "ada": json.dumps(self.ada.state_dict()) if self.ada is not None else None,
             **{k: {n: t.detach().cpu() for n, t in v.state_dict().items()} for k, v in nets.items()},
             **{f"rng_{r}": rng for r, rng in enumerate(rngs)},
         }
@@ -771,7 +890,7 @@ class Trainer:
             return
         row = {"step": self.step, "kimg": round(self.kimg, 4), "sec_per_step": round(sec_per_step, 4)}
         for k, v in stats.items():
-            row[k] = float(np.mean(v))
+            row[k] = float(v[-1] if k in LAST_VALUE_COLUMNS else np.mean(v))
         self._metrics.write(row)
         tb = self._tensorboard()
         if tb is not None:

@@ -6,6 +6,8 @@
   gamma/2 E[|grad_x D(x)|^2] on real images.
 Regularisers are "lazy": evaluated every few steps and scaled by that interval
 (the caller passes the interval as `gain`), as in StyleGAN2.
+With an augmentation pipeline (ADA), D sees every image, real or generated, through it (`run_D`); R1 is the
+gradient with respect to the un-augmented real image, as in StyleGAN2-ADA.
 """
 
 import numpy as np
@@ -42,6 +44,9 @@ class StyleGAN2Loss:
     r1_gamma: R1 weight. style_mixing_prob: probability that a sample's ws switch
     to a second z at a random layer. pl_weight / pl_batch_shrink / pl_decay: path-length
     regulariser (weight 0 turns it off). noise_mode: 'random' as in training.
+    augment_pipe: optional `latentlab.train.augment.AugmentPipe` applied before every D call.
+    observe_real: optional callback given D's logits on reals after every pass on them (main and R1 phases;
+    ADA's r_t averages their signs).
     """
 
     def __init__(
@@ -54,8 +59,12 @@ class StyleGAN2Loss:
         pl_batch_shrink=2,
         pl_decay=0.01,
         noise_mode="random",
+        augment_pipe=None,
+        observe_real=None,
     ):
         self.G, self.D = G, D
+        self.augment_pipe = augment_pipe
+        self.observe_real = observe_real
         self.r1_gamma = float(r1_gamma)
         self.style_mixing_prob = float(style_mixing_prob)
         self.pl_weight = float(pl_weight)
@@ -81,10 +90,21 @@ class StyleGAN2Loss:
         ws = self.mapping(z, c)
         return self.G.synthesis(ws, noise_mode=self.noise_mode), ws
 
+    def run_D(self, img, c):
+        if self.augment_pipe is not None:
+            img = self.augment_pipe(img)
+        return self.D(img, c)
+
+    def _real_logits(self, real_img, real_c):
+        logits = self.run_D(real_img, real_c)
+        if self.observe_real is not None:
+            self.observe_real(logits.detach())
+        return logits
+
     def g_main(self, z, c):
         """Generator adversarial loss; also returns the images (for add-on regularisers)."""
         img, _ = self.run_G(z, c)
-        logits = self.D(img, c)
+        logits = self.run_D(img, c)
         loss = g_nonsaturating(logits).mean()
         return loss, img, {"loss_G": float(loss.detach()), "D_fake_G": float(logits.detach().mean())}
 
@@ -110,8 +130,8 @@ class StyleGAN2Loss:
         """Discriminator logistic loss on fakes (G runs without a graph) and reals."""
         with torch.no_grad():
             fake_img, _ = self.run_G(z, c)
-        fake_logits = self.D(fake_img, c)
-        real_logits = self.D(real_img.detach(), real_c)
+        fake_logits = self.run_D(fake_img, c)
+        real_logits = self._real_logits(real_img.detach(), real_c)
         loss_real, loss_fake = d_logistic(real_logits, fake_logits)
         loss = loss_real.mean() + loss_fake.mean()
         return loss, {
@@ -123,7 +143,7 @@ class StyleGAN2Loss:
     def d_reg(self, real_img, real_c):
         """R1 loss gamma/2 |grad_x D(x)|^2 on real images (the caller scales it by the lazy interval)."""
         real_img = real_img.detach().requires_grad_(True)
-        real_logits = self.D(real_img, real_c)
+        real_logits = self._real_logits(real_img, real_c)
         penalty = r1_penalty(real_logits, real_img)
         # + 0 * logits keeps the epilogue in the graph so every D parameter gets a (zero) gradient.
         loss = penalty.mean() * (self.r1_gamma / 2) + real_logits.sum() * 0

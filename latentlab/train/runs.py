@@ -1,5 +1,6 @@
 """One call per kind of run: what the `latentlab train ...` commands do, as Python functions."""
 
+import copy
 import os
 
 import torch
@@ -13,19 +14,47 @@ def is_resumable(out_dir):
     return os.path.isfile(os.path.join(out_dir, STATE_FILE))
 
 
-def load_for_finetuning(model, device="cpu"):
-    """(G, D, G_ema) from a checkpoint, unfrozen copies ready for training; refuses files without D."""
+def load_for_finetuning(model, device="cpu", new_d=False, seed=0):
+    """(G, D, G_ema) from a checkpoint, ready for training.
+
+    A checkpoint without D (e.g. a G_ema-only release) is refused unless `new_d`: then D is a new
+    StyleGAN2-ADA discriminator for G's images (G's channel base and maximum, minibatch-std group 4, seeded by
+    `seed`); train it alone first (`TrainingOptions.d_warmup`). G is G_ema's copy when the file has no G.
+    """
     from ..checkpoints import load_checkpoint
 
     ckpt = load_checkpoint(model)
-    if ckpt.D is None:
-        raise ConfigError(
-            f"{model}: holds no discriminator; fine-tuning needs G and D (official training pickles have both)"
-        )
-    G = ckpt.G if ckpt.G is not None else ckpt.G_ema
+    G = ckpt.G if ckpt.G is not None else copy.deepcopy(ckpt.G_ema)
     if getattr(G, "generation", 2) != 2 or type(G).__name__ != "Generator":
         raise ConfigError(f"{model}: only StyleGAN2 networks can be trained (this is a {type(G).__name__})")
-    return G, ckpt.D, ckpt.G_ema
+    D = ckpt.D
+    if new_d:
+        D = new_discriminator(G, seed=seed)
+    elif D is None:
+        raise ConfigError(
+            f"{model}: holds no discriminator; fine-tuning needs G and D (official training pickles have both), "
+            "or a new D (--new-d, with --d-warmup steps training it alone first)"
+        )
+    return G, D, ckpt.G_ema
+
+
+def new_discriminator(G, seed=0):
+    """A new StyleGAN2-ADA discriminator (resnet, minibatch-std group 4) for G's images, G's channel widths."""
+    from ..models import Discriminator
+
+    syn = G.init_kwargs.get("synthesis_kwargs") or {}
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return Discriminator(
+            c_dim=G.c_dim,
+            img_resolution=G.img_resolution,
+            img_channels=G.img_channels,
+            channel_base=syn.get("channel_base", 32768),
+            channel_max=syn.get("channel_max", 512),
+            num_fp16_res=syn.get("num_fp16_res", 0),
+            conv_clamp=syn.get("conv_clamp"),
+            epilogue_kwargs=dict(mbstd_group_size=4),
+        )
 
 
 def train_gan(
@@ -43,14 +72,18 @@ def train_gan(
     device="cpu",
     progress=True,
     evaluators=None,
+    new_d=False,
 ):
-    """Train from scratch (`resolution`, `network_kwargs` for `scratch_networks`) or fine-tune `model`.
+    """Train from scratch (`resolution`, `network_kwargs` for `scratch_networks`) or fine-tune `model`
+    (`new_d`: with a new discriminator, see `load_for_finetuning`).
 
+    options.cfg (a `latentlab.train.presets` name) fills the settings left None, the networks' too when training
+    from scratch (a fine-tuned model keeps its own).
     A folder that already holds a run is resumed (its settings must match). evaluators: metrics evaluated
     at snapshots (`Trainer`; `latentlab.metrics.training.training_evaluators` builds them).
     Returns the Trainer after `steps` steps in total.
     """
-    options = options or TrainingOptions()
+    options = copy.copy(options) if options is not None else TrainingOptions()
     options.xflip = bool(xflip)
     dev = str(device)
     if is_resumable(out_dir):
@@ -72,14 +105,30 @@ def train_gan(
             print(f"resuming {out_dir} at step {trainer.step} ({trainer.kimg:.1f} kimg)", flush=True)
     else:
         if model is not None:
-            G, D, G_ema = load_for_finetuning(model)
+            G, D, G_ema = load_for_finetuning(model, new_d=new_d, seed=options.seed)
             if resolution is not None and resolution != G.img_resolution:
                 raise ConfigError(f"{model} makes {G.img_resolution}px images, not {resolution}px")
+            if G.c_dim > 0 and not use_labels:
+                raise ConfigError(
+                    f"{model} is conditional ({G.c_dim} labels): fine-tune it with labels (--cond, dataset.json)"
+                )
             source = str(model)
+            # As StyleGAN2-ADA's train.py when resuming from a pickle: ADA reacts faster, no EMA ramp-up.
+            if options.ada_kimg is None:
+                options.ada_kimg = 100
+            if options.ema_rampup is None:
+                options.ema_rampup = 0.0
         else:
             if resolution is None:
                 raise ConfigError("training from scratch needs a resolution (--resolution)")
             kw = {k: v for k, v in (network_kwargs or {}).items() if v is not None}
+            if options.cfg is not None:  # the preset's networks, where not given
+                from ..utils import distributed as dist_utils
+                from .presets import resolve_preset
+
+                world = (dist_utils.world() or (0, 1))[1]
+                for k, v in resolve_preset(options.cfg, resolution, world)["network"].items():
+                    kw.setdefault(k, v)
             kw.setdefault("fp16", dev.startswith("cuda"))
             if use_labels:
                 probe = ImageDataset(data, resolution, use_labels=True, max_images=max_images)
@@ -158,7 +207,7 @@ def train_hsr(
         weights = default_weights(name) if extractor_weights is None else _none(extractor_weights)
         F = make_extractor(name, weights=weights, layers=layers)
         if model is not None:
-            G, _, _ = load_for_finetuning(model)
+            G, _, _ = load_for_finetuning(model, new_d=kwargs.get("new_d", False))
             warmup = 0.0 if warmup_kimg is None else warmup_kimg
         else:
             kw = {k: v for k, v in (network_kwargs or {}).items() if v is not None}
