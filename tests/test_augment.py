@@ -278,6 +278,11 @@ def test_saturation_scales_chroma_and_zero_gives_grey():
             grey += 1
             assert _maxerr(y[i], mean[i].float().expand(3, S, S)) <= 1e-6  # every channel = mean of RGB
     assert grey >= 2
+    # with the default saturation_std 1: s = 2^N(0, 1) per image
+    torch.manual_seed(4)
+    chroma_out = _pipe(saturation=1)(x).double() - mean
+    s = (chroma_out * chroma_in).flatten(1).sum(1) / chroma_in.square().flatten(1).sum(1)
+    assert 0.7 < float(torch.log2(s).std()) < 1.3
     torch.manual_seed(4)
     d = _pipe(saturation=1)(x) - x
     assert _maxerr(d.mean(dim=1), torch.zeros(n, S, S)) <= 1e-5 and float(d.abs().max()) > 0.1
@@ -318,6 +323,16 @@ def test_filter_bank_splits_the_unit_impulse():
     np.testing.assert_allclose(bank.sum(0), impulse, atol=1e-12)
     np.testing.assert_allclose(bank.sum(1), [1, 0, 0, 0], atol=1e-12)  # band 0 alone passes DC
     np.testing.assert_allclose(bank, bank[:, ::-1], atol=1e-12)  # zero-phase bands
+    # octave bands, lowest first: frequency responses at DC, pi/2 (the top two bands' crossover) and Nyquist
+    taps = np.arange(43) - 21
+
+    def response(w):
+        return (bank * np.cos(w * taps)).sum(1)
+
+    np.testing.assert_allclose(response(0), [1, 0, 0, 0], atol=1e-9)
+    np.testing.assert_allclose(response(np.pi / 2), [0, 0, 0.5, 0.5], atol=1e-9)
+    np.testing.assert_allclose(response(np.pi), [0, 0, 0, 1], atol=1e-9)
+    assert [int(np.argmax(response(w))) for w in np.pi * np.array([3 / 64, 3 / 16, 3 / 8, 3 / 4])] == [0, 1, 2, 3]
 
 
 @pytest.mark.parametrize("kw", [dict(imgfilter_std=0), dict(imgfilter_bands=(0, 0, 0, 0))])
@@ -327,6 +342,29 @@ def test_filter_with_unit_gains_is_identity(kw):
     assert _maxerr(_pipe(imgfilter=1, **kw)(x), x) <= 1e-5
     torch.manual_seed(0)
     assert _maxerr(_pipe(imgfilter=1)(x), x) > 0.05  # with the default gains it does filter
+
+
+@pytest.mark.parametrize("band", [0, 3])
+def test_filter_keeps_the_expected_power(band):
+    # One band amplified by t, then all gains divided by n = sqrt(sum(expected_power * gain^2)), expected_power
+    # = (10, 1, 1, 1) / 13, so 10 g0^2 + g1^2 + g2^2 + g3^2 = 13. The 1-D filter runs along rows and columns: a
+    # constant channel comes out scaled by g0^2 (DC passes band 0 only), a checkerboard by g3^2 (Nyquist passes
+    # band 3 only). The other gains are 1 / n, equal to g3 (band 0 amplified) or g0 (band 3 amplified).
+    n = 16
+    r = torch.arange(S)
+    checker = ((r[:, None] + r[None, :]) % 2 * 2 - 1).float()
+    x = torch.stack([torch.ones(S, S), checker, _rand([S, S])]).expand(n, 3, S, S)
+    bands = [0, 0, 0, 0]
+    bands[band] = 1
+    torch.manual_seed(9)
+    y = _pipe(imgfilter=1, imgfilter_bands=bands)(x)
+    g0sq = y[:, 0, 0, 0]
+    g3sq = y[:, 1, 0, 0] * checker[0, 0]
+    assert _maxerr(y[:, 0], g0sq.view(n, 1, 1).expand(n, S, S)) <= 1e-5
+    assert _maxerr(y[:, 1], g3sq.view(n, 1, 1) * checker) <= 1e-5
+    lhs = 10 * g0sq + 3 * g3sq if band == 0 else 12 * g0sq + g3sq
+    assert _maxerr(lhs, torch.full([n], 13.0)) <= 1e-4
+    assert ((g0sq - 1).abs() > 1e-3).sum() >= n - 2  # and the gains were random
 
 
 def test_filter_refuses_small_images():
@@ -540,7 +578,12 @@ def test_augmentpipe_refuses_bad_arguments(kw):
 
 @pytest.mark.parametrize(
     "images",
-    [torch.zeros(3, S, S), torch.zeros(1, 1, 3, S, S), torch.zeros(1, 3, S, S, dtype=torch.uint8), np.zeros((1, 3, S, S))],
+    [
+        torch.zeros(3, S, S),
+        torch.zeros(1, 1, 3, S, S),
+        torch.zeros(1, 3, S, S, dtype=torch.uint8),
+        np.zeros((1, 3, S, S)),
+    ],
     ids=["3d", "5d", "uint8", "numpy"],
 )
 def test_augmentpipe_refuses_bad_input(images):

@@ -6,7 +6,9 @@ each image with probability `p * multiplier`; every step is differentiable, so t
 through the augmented fakes and R1 sees the gradient with respect to the un-augmented reals. The stages run
 in the paper's order:
 
-  1. pixel blitting: x-flip, 90-degree rotations, integer translation;
+  1. pixel blitting: x-flip, 90-degree rotations, integer translation (as in the official pipeline these go
+     through the same resampling as stage 2, so a flip or an odd quarter turn also passes the asymmetric sym6
+     filter: exact up to that low-pass, not a pure copy of pixels);
   2. general geometric: isotropic scaling, pre-rotation, anisotropic scaling, post-rotation, fractional
      translation. Stages 1 and 2 compose one inverse 3x3 matrix per image, applied once: reflect-pad just
      enough, upsample 2x with the symmetric sym6 wavelet low-pass, bilinear resampling, low-pass and
@@ -30,6 +32,7 @@ from __future__ import annotations
 
 import copy
 import math
+import numbers
 from typing import Optional, Sequence
 
 import numpy as np
@@ -181,7 +184,7 @@ class AugmentPipe(torch.nn.Module):
         init_kwargs = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
         init_kwargs["imgfilter_bands"] = [float(b) for b in _bands(imgfilter_bands)]
         for k, v in init_kwargs.items():
-            if k != "imgfilter_bands" and not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
+            if k != "imgfilter_bands" and not (_is_real(v) and math.isfinite(v) and v >= 0):
                 raise ConfigError(f"AugmentPipe: {k} must be a finite number >= 0, got {v!r:.60}")
         if init_kwargs["cutout_size"] > 1 or init_kwargs["xint_max"] > 1:
             raise ConfigError("AugmentPipe: cutout_size and xint_max are fractions of the image size (at most 1)")
@@ -389,7 +392,13 @@ class AugmentPipe(torch.nn.Module):
 _ON_KEYS = set(_GEOMETRIC) | set(_COLOR) | {"imgfilter", "noise", "cutout"}
 
 
+def _is_real(v):
+    return isinstance(v, numbers.Real) and not isinstance(v, bool)
+
+
 def _bands(value):
+    if isinstance(value, (str, bytes)):
+        raise ConfigError(f"AugmentPipe: imgfilter_bands must be 4 numbers, got {value!r:.60}")
     try:
         bands = [float(b) for b in value]
     except (TypeError, ValueError):
@@ -415,11 +424,11 @@ class AdaptiveP:
     """
 
     def __init__(self, target: float = 0.6, interval: int = 4, speed_kimg: float = 500) -> None:
-        if not (isinstance(target, (int, float)) and 0 <= target <= 1):
+        if not (_is_real(target) and 0 <= target <= 1):
             raise ConfigError(f"ADA target must be in [0, 1], got {target!r}")
-        if not (isinstance(interval, int) and interval >= 1):
+        if not (isinstance(interval, numbers.Integral) and not isinstance(interval, bool) and interval >= 1):
             raise ConfigError(f"ADA interval must be an integer >= 1, got {interval!r}")
-        if not (isinstance(speed_kimg, (int, float)) and speed_kimg > 0 and math.isfinite(speed_kimg)):
+        if not (_is_real(speed_kimg) and speed_kimg > 0 and math.isfinite(speed_kimg)):
             raise ConfigError(f"ADA speed must be a finite number of kimg > 0, got {speed_kimg!r}")
         self.target, self.interval, self.speed_kimg = float(target), int(interval), float(speed_kimg)
         self.sign_sum, self.count = 0.0, 0
@@ -458,7 +467,7 @@ def make_pipe(mode: str, pipe: str = "bgc", p: float = 0.0) -> Optional[AugmentP
         raise ConfigError(f"unknown augmentation mode {mode!r}; known: {', '.join(AUG_MODES)}")
     if mode == "noaug":
         return None
-    if not (isinstance(p, (int, float)) and 0 <= p <= 1):
+    if not (_is_real(p) and 0 <= p <= 1):
         raise ConfigError(f"augmentation probability p must be in [0, 1], got {p!r}")
     aug = AugmentPipe.from_preset(pipe)
     aug.p.fill_(float(p))

@@ -106,13 +106,13 @@ class TrainingOptions:
     ema_kimg: float = None
     ema_rampup: float = None
     cfg: str = None
-    aug: str = "noaug"
-    aug_p: float = 0.0
-    augpipe: str = "bgc"
-    ada_target: float = 0.6
+    aug: str = None
+    aug_p: float = None
+    augpipe: str = None
+    ada_target: float = None
     ada_interval: int = 4
     ada_kimg: float = None
-    d_warmup: int = 0
+    d_warmup: int = None
     xflip: bool = False
     seed: int = 0
     snapshot_every: int = 500
@@ -194,9 +194,14 @@ class TrainingOptions:
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
 
+    @classmethod
+    def unset(cls, **given):
+        """Options with every setting None (= the stored run's, when resuming) except `given`."""
+        return cls(**{f.name: None for f in fields(cls) if f.name != "extra"}, **given)
+
     def to_dict(self):
         d = asdict(self)
-        d["betas"] = list(d["betas"])
+        d["betas"] = None if d["betas"] is None else list(d["betas"])
         if d["metrics"] is not None:
             d["metrics"] = list(d["metrics"])
         return d

@@ -83,9 +83,11 @@ def train_gan(
     at snapshots (`Trainer`; `latentlab.metrics.training.training_evaluators` builds them).
     Returns the Trainer after `steps` steps in total.
     """
+    dev = str(device)
+    if options is None and is_resumable(out_dir):  # resume with the run's own settings
+        options = TrainingOptions.unset()
     options = copy.copy(options) if options is not None else TrainingOptions()
     options.xflip = bool(xflip)
-    dev = str(device)
     if is_resumable(out_dir):
         stored = Trainer.peek(out_dir)
         res, ch = stored["resolution"], stored["channels"]
