@@ -722,7 +722,7 @@ class Trainer:
                         bar.set_postfix(kimg=f"{self.kimg:.1f}", **losses)
                     interrupted = self._agree(stop.requested)
                     if self.step % o.log_every == 0 or self.step == steps or (interrupted and self._stats):
-                        self._log((time.perf_counter() - t0) / max(len(self._stats.get("loss_G", [])), 1))
+                        self._log((time.perf_counter() - t0) / max(len(self._stats.get("loss_D", [])), 1))
                         t0 = time.perf_counter()
                     if self.step % o.snapshot_every == 0 or self.step == steps or interrupted:
                         if self.evaluators and self._evaluation_due(steps) and not (interrupted and self.step < steps):
