@@ -6,7 +6,7 @@ data of latentlab, the package `latentlab.shipped` (the repository's `checkpoint
 under latentlab by pyproject.toml; `shipped_path`):
 
     registry.json                      models and classifiers known by name (`latentlab.checkpoints.download`)
-    toyfaces/generator.safetensors     G_ema (latentlab format), 64x64
+    toyfaces/generator.safetensors     G_ema and D (latentlab format), 64x64
     toyfaces/classifier.safetensors    attribute classifier (scores per toyfaces attribute)
     toyfaces/boundaries_z/             Z-space boundaries (for the correlation study)
     boundaries/toyfaces/               W-space boundaries, the registry entry behind --attr

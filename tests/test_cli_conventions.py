@@ -456,7 +456,12 @@ def test_medium_is_middle_everywhere(tiny_generator):
 
 
 def test_train_gan_model_takes_a_registry_name(capsys, tmp_path):
-    """--model resolves names like every other --model: the embedded model is found (and refused: it has no D)."""
+    """--model resolves names like every other --model: the embedded model (G_ema and D) is found and loaded, and
+    the run goes on to the data (here an empty folder, refused in one line)."""
+    from latentlab.train.runs import load_for_finetuning
+
+    G, D, G_ema = load_for_finetuning("toyfaces")
+    assert D is not None and G is not G_ema and (D.img_resolution, G.img_resolution) == (64, 64)
     os.chdir(tmp_path)
     (tmp_path / "data").mkdir()
     code, _, err = run_cli(
@@ -472,7 +477,7 @@ def test_train_gan_model_takes_a_registry_name(capsys, tmp_path):
         "--out",
         tmp_path / "run",
     )
-    assert code == 1 and "toyfaces: holds no discriminator" in err, err
+    assert code == 1 and f"{tmp_path / 'data'}: no images found" in err and len(err.strip().splitlines()) == 1, err
 
 
 # ---------------------------------------------------------------------------------------------- progress

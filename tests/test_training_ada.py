@@ -384,7 +384,7 @@ def _cli_run(capsys, out, image_dir, *extra, steps=1):
 
 
 def test_cli_names_match_the_library():
-    from cli import train_commands
+    from latentlab.cli import train_commands
     from latentlab.train import augment, presets
 
     assert train_commands.CFG_NAMES == tuple(presets.PRESETS)

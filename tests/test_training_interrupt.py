@@ -131,7 +131,8 @@ def test_ctrl_c_in_train_gan_writes_a_resume_point_that_resumes_exactly(tmp_path
         resolution=16,
         network_kwargs=NET,
         progress=False,
-        options=TrainingOptions(batch_size=4, log_every=1, snapshot_every=1000),
+        # the command line's defaults for a new run: --cfg auto, --aug ada
+        options=TrainingOptions(cfg="auto", aug="ada", batch_size=4, log_every=1, snapshot_every=1000),
     )
     resumed = load_checkpoint(out / f"network-snapshot-{k + 2:06d}.safetensors").networks()
     for name in ("G", "D", "G_ema"):

@@ -22,7 +22,7 @@ if [ -z "${SKIP_TRAINING:-}" ]; then
   # 2. The generator: a small StyleGAN2 (128-d z and w, 4 mapping layers, 64 channels at most), our training loop.
   latentlab train gan --data "$WORK/data/images" --resolution 64 --steps "$STEPS" --out "$WORK/run" --batch 16 \
       --z-dim 128 --w-dim 128 --map-layers 4 --channel-base 2048 --channel-max 64 --snapshot-every 500 \
-      --log-every 50 --aug noaug --seed 0 --device cpu
+      --log-every 50 --gamma 0.0512 --ema-kimg 5 --aug noaug --seed 0 --device cpu
   # 3. The attribute classifier, trained on the renders with their true labels (last 10% held out).
   latentlab train-classifier --toyfaces "$WORK/data" --out "$WORK/classifier/toyfaces-classifier.safetensors" \
       --epochs 14 --device cpu --threads 1
@@ -42,6 +42,18 @@ models = json.load(open(path))
 models["toyfaces"] = {"names": ["toyfaces"], "model_hashes": [model_hash(G)]}
 open(path, "w").write(json.dumps(models, indent=2) + "\n")
 PY
+
+# 4b. The discriminator, so that `train gan|hsr --model toyfaces` fine-tunes offline (issue 18): the training run's
+#     D was not kept, so a new one (`--new-d`) was trained alone against the shipped G_ema (`--d-warmup`: G and
+#     G_ema untouched, G_ema's hash unchanged) on the same renders, 1000 steps (16 kimg; 18 min on one thread,
+#     loss_D 1.39 -> 0.61, E[sign D(real)] 0.11 -> 0.64), and shipped beside G_ema.
+D_STEPS=${D_STEPS:-1000}
+if [ -z "${SKIP_TRAINING:-}" ]; then
+  latentlab --threads 1 train gan --model toyfaces --new-d --d-warmup "$D_STEPS" --steps "$D_STEPS" \
+      --data "$WORK/data/images" --batch 16 --aug noaug --snapshot-every 250 --log-every 50 --seed 0 --out "$WORK/dwarm"
+fi
+latentlab convert "$(printf '%s/dwarm/network-snapshot-%06d.safetensors' "$WORK" "$D_STEPS")" \
+    checkpoints/toyfaces/generator.safetensors --networks G_ema,D --force
 
 # 5. Boundaries: sample and score, then InterFaceGAN SVMs on the top and bottom 5% per attribute, in W and in Z.
 rm -rf "$WORK/samples"

@@ -229,19 +229,10 @@ def learning_rate(step: int, lr: float = 1e-4, lr_decay: float = 0.8, decay_ever
 # ---- networks the trainer builds ---------------------------------------------------------------
 def fresh_discriminator(G: AnyGenerator, seed: int = 0) -> nn.Module:
     """A new StyleGAN2 discriminator of G's resolution and channels (G's channel_base / channel_max when it
-    has them), seeded, for generators whose checkpoint holds no D."""
-    from ..models import Discriminator
+    has them), unconditional and in float32, seeded, for generators whose checkpoint holds no D."""
+    from ..train.runs import new_discriminator
 
-    syn = G.synthesis
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(int(seed))
-        return Discriminator(
-            c_dim=0,
-            img_resolution=G.img_resolution,
-            img_channels=G.img_channels,
-            channel_base=int(getattr(syn, "channel_base", 32768)),
-            channel_max=int(getattr(syn, "channel_max", 512)),
-        )
+    return new_discriminator(G, seed=seed, c_dim=0, match_precision=False)
 
 
 def _mbstd_group(D: nn.Module) -> Optional[int]:

@@ -38,22 +38,25 @@ def load_for_finetuning(model, device="cpu", new_d=False, seed=0):
     return G, D, ckpt.G_ema
 
 
-def new_discriminator(G, seed=0):
-    """A new StyleGAN2-ADA discriminator (resnet, minibatch-std group 4) for G's images, G's channel widths."""
+def new_discriminator(G, seed=0, c_dim=None, match_precision=True):
+    """A new StyleGAN2-ADA discriminator (resnet, minibatch-std group 4: the defaults) for G's images and widths.
+
+    c_dim: its label dimension (default G's); match_precision: G's fp16 resolutions and conv clamp (else fp32).
+    Seeded by `seed` without touching the caller's RNG.
+    """
     from ..models import Discriminator
 
-    syn = G.init_kwargs.get("synthesis_kwargs") or {}
+    syn = G.synthesis
+    precision = dict(num_fp16_res=getattr(syn, "num_fp16_res", 0), conv_clamp=getattr(syn, "conv_clamp", None))
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+        torch.manual_seed(int(seed))
         return Discriminator(
-            c_dim=G.c_dim,
+            c_dim=G.c_dim if c_dim is None else c_dim,
             img_resolution=G.img_resolution,
             img_channels=G.img_channels,
-            channel_base=syn.get("channel_base", 32768),
-            channel_max=syn.get("channel_max", 512),
-            num_fp16_res=syn.get("num_fp16_res", 0),
-            conv_clamp=syn.get("conv_clamp"),
-            epilogue_kwargs=dict(mbstd_group_size=4),
+            channel_base=int(getattr(syn, "channel_base", 32768)),
+            channel_max=int(getattr(syn, "channel_max", 512)),
+            **(precision if match_precision else {}),
         )
 
 
