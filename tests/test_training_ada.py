@@ -570,3 +570,30 @@ def D_kwargs_follow(G, D):
         syn["channel_max"],
         G.c_dim,
     )
+
+
+def test_finetuning_a_conditional_official_pickle_with_labels(tmp_path, image_dir, capsys):
+    """`train gan --model cond.pkl --cond` fine-tunes a conditional StyleGAN2-ADA pickle on dataset.json labels,
+    with ADA, and the labels reach G and D (class indices become one-hot vectors of the model's c_dim)."""
+    import shutil
+
+    from latentlab.checkpoints import load_checkpoint
+    from latentlab.checkpoints.export import save_official_pickle
+
+    G, D = scratch_networks(16, seed=4, c_dim=3, **NET)
+    save_official_pickle(tmp_path / "cond.pkl", {"G": G, "D": D, "G_ema": G})
+    data = tmp_path / "labelled"
+    shutil.copytree(image_dir, data)
+    names = sorted(p.name for p in data.glob("*.png"))
+    (data / "dataset.json").write_text(json.dumps({"labels": [[n, i % 3] for i, n in enumerate(names)]}))
+    out = tmp_path / "ft"
+    args = ["train", "gan", "--model", tmp_path / "cond.pkl", "--data", data, "--steps", 2, "--batch", 4]
+    code, _, err = run_cli(capsys, *args, "--out", out)
+    assert code == 1 and "--cond" in err and len(err.strip().splitlines()) == 1
+    code, _, err = run_cli(capsys, *args, "--cond", "--out", out)
+    assert code == 0, err
+    record = options_record(out)
+    assert record["options"]["aug"] == "ada" and record["options"]["ada_kimg"] == 100
+    tuned = load_checkpoint(out / "network-snapshot-000002.safetensors")
+    assert tuned.G.c_dim == 3 and tuned.D.c_dim == 3
+    assert any(not torch.equal(p, q) for p, q in zip(tuned.G.parameters(), G.parameters()))
