@@ -17,6 +17,7 @@ from latentlab.checkpoints.safe_pickle import load_pickle
 from latentlab.checkpoints.tags import (
     ALL_FORMATS,
     FORMAT_LATENTLAB,
+    FORMAT_ROSINALITY,
     FORMAT_SG1_TF,
     FORMAT_SG2_PYTORCH,
     FORMAT_SG2_TF,
@@ -26,7 +27,7 @@ from latentlab.checkpoints.tags import (
 PACKAGE = os.path.dirname(latentlab.__file__)
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CHECKPOINTS = os.path.join(PACKAGE, "checkpoints")
-CONVERTERS = ("pytorch_pickle", "tf_pickle", "tf_stylegan1")
+CONVERTERS = ("pytorch_pickle", "tf_pickle", "tf_stylegan1", "rosinality")
 
 
 def modules():
@@ -57,13 +58,14 @@ def sibling_imports(name):
 
 def test_tag_values_are_the_published_ones():
     # the strings are an interface: `latentlab info` prints them, the registry and converted files store them
-    assert (FORMAT_SG2_PYTORCH, FORMAT_SG2_TF, FORMAT_SG1_TF, FORMAT_LATENTLAB) == (
+    assert (FORMAT_SG2_PYTORCH, FORMAT_SG2_TF, FORMAT_SG1_TF, FORMAT_ROSINALITY, FORMAT_LATENTLAB) == (
         "stylegan2-ada-pytorch",
         "stylegan2-tf",
         "stylegan1-tf",
+        "rosinality-stylegan2-pytorch",
         "latentlab",
     )
-    assert len(set(ALL_FORMATS)) == len(ALL_FORMATS) == 4 and set(OFFICIAL_FORMATS) == set(ALL_FORMATS) - {"latentlab"}
+    assert len(set(ALL_FORMATS)) == len(ALL_FORMATS) == 5 and set(OFFICIAL_FORMATS) == set(ALL_FORMATS) - {"latentlab"}
     docs = open(os.path.join(REPO, "docs", "FORMATS.md"), encoding="utf-8").read()
     readme = open(os.path.join(REPO, "README.md"), encoding="utf-8").read()
     for tag in ALL_FORMATS:
@@ -82,7 +84,7 @@ def test_each_official_tag_is_written_once_in_the_code():
                 for node in ast.walk(ast.parse(open(path, encoding="utf-8").read())):
                     if isinstance(node, ast.Constant) and node.value in OFFICIAL_FORMATS:
                         found.append(os.path.relpath(path, REPO))
-    assert found == [os.path.join("latentlab", "checkpoints", "tags.py")] * 3
+    assert found == [os.path.join("latentlab", "checkpoints", "tags.py")] * len(OFFICIAL_FORMATS)
 
 
 def test_checkpoint_modules_compare_no_tag_literals():

@@ -1,16 +1,18 @@
 """Read official StyleGAN checkpoint files into a neutral, code-free record.
 
-`read_checkpoint(path)` unpickles with the restricted unpickler of `safe_pickle`,
-detects the format (`detect_format`, a tag of `tags`) and hands the object to the
+`read_checkpoint(path)` reads `torch.save` files (zip or legacy, recognised by their first
+bytes) with `torch_save.read_torch_save` and every other file with the restricted unpickler
+of `safe_pickle`, detects the format (`detect_format`, a tag of `tags`) and hands the object to the
 converter `CONVERTERS` lists for that tag. Each converter returns a `RawCheckpoint`
 whose networks are described by class name, constructor kwargs (stylegan2-ada-pytorch
 names) and a state dict under the official stylegan2-ada-pytorch parameter/buffer names.
 
-Converters live in their own modules (`pytorch_pickle`, `tf_pickle`, `tf_stylegan1`) and
-import only `records`, `tags`, `tf_common` and `safe_pickle`, never this module, so the
+Converters live in their own modules (`pytorch_pickle`, `tf_pickle`, `tf_stylegan1`,
+`rosinality`) and import only `records`, `tags`, `tf_common` and `safe_pickle` (and, for
+`rosinality`, `models`), never this module, so the
 table below can import them without a cycle. A new format is one converter module, one tag
 in `tags` and one entry here (plus its detection rule). The formats are described in
-docs/FORMATS.md and docs/SG1_FORMAT.md.
+docs/FORMATS.md, docs/SG1_FORMAT.md and docs/ROSINALITY_FORMAT.md.
 """
 
 from __future__ import annotations
@@ -19,10 +21,11 @@ import os
 from typing import Any, Callable, Dict, Optional, Union
 
 from ..errors import CheckpointError
-from . import pytorch_pickle, tf_pickle, tf_stylegan1
+from . import pytorch_pickle, rosinality, tf_pickle, tf_stylegan1
 from .records import NetworkRecord, RawCheckpoint, describe
 from .safe_pickle import TFNetwork, load_pickle
-from .tags import FORMAT_SG1_TF, FORMAT_SG2_PYTORCH, FORMAT_SG2_TF
+from .tags import FORMAT_ROSINALITY, FORMAT_SG1_TF, FORMAT_SG2_PYTORCH, FORMAT_SG2_TF
+from .torch_save import read_torch_save, torch_save_kind
 
 __all__ = ["NetworkRecord", "RawCheckpoint", "CONVERTERS", "read_checkpoint", "detect_format"]
 
@@ -31,6 +34,7 @@ CONVERTERS: Dict[str, Callable[[str, Any], RawCheckpoint]] = {
     FORMAT_SG2_PYTORCH: pytorch_pickle.convert,
     FORMAT_SG2_TF: tf_pickle.convert,
     FORMAT_SG1_TF: tf_stylegan1.convert,
+    FORMAT_ROSINALITY: rosinality.convert,
 }
 
 
@@ -38,6 +42,9 @@ def detect_format(obj: object) -> Optional[str]:
     """The format tag of an unpickled object (a key of CONVERTERS), or None when it is no StyleGAN checkpoint."""
     if isinstance(obj, dict) and any(k in obj for k in ("G", "D", "G_ema")):
         return FORMAT_SG2_PYTORCH
+    # lower-case state dicts g_ema/g/d, or a pSp/e4e state_dict with decoder.* keys
+    if rosinality.detect(obj):
+        return FORMAT_ROSINALITY
     # A TFNetwork whose BUILD never ran has no `state`: not a usable network.
     if (
         isinstance(obj, tuple)
@@ -53,13 +60,14 @@ def detect_format(obj: object) -> Optional[str]:
 
 
 def read_checkpoint(path: Union[str, os.PathLike]) -> RawCheckpoint:
-    """Read an official StyleGAN pickle (v1 TF, v2 TF, v2 PyTorch) without running code from it.
+    """Read an official StyleGAN checkpoint (v1 TF, v2 TF, v2 PyTorch pickles; rosinality .pt files)
+    without running code from it.
 
     Raises CheckpointError (naming the file and the problem) for anything unsafe,
     damaged, or not a StyleGAN checkpoint.
     """
     path = os.fspath(path)
-    obj = load_pickle(path)
+    obj = read_torch_save(path) if torch_save_kind(path) else load_pickle(path)
     fmt = detect_format(obj)
     converter = CONVERTERS.get(fmt) if fmt is not None else None
     if converter is None:

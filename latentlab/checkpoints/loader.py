@@ -95,7 +95,10 @@ def load_checkpoint(
     `path` may also be a registry name (e.g. 'ffhq', see `latentlab models`) or
     an http(s) URL; those are downloaded once into the cache (resumable).
     Supported (`tags`): stylegan2-ada-pytorch / stylegan3-era pickles of StyleGAN2
-    networks, StyleGAN2 and original StyleGAN TensorFlow pickles, and latentlab .safetensors files.
+    networks, StyleGAN2 and original StyleGAN TensorFlow pickles, rosinality stylegan2-pytorch `.pt`
+    files (train.py, convert_weight.py, and pSp/e4e-style files whose `decoder` is its generator; read by
+    `torch_save.read_torch_save`, which checks the storages against the file and the limits before torch
+    reads them, with `weights_only=True`), and latentlab .safetensors files.
     Raises `CheckpointError` (naming the file and the problem) for anything else, including NaN/inf
     weights unless `allow_nonfinite` (then `Checkpoint.nonfinite` lists them).
     """

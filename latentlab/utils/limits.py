@@ -39,6 +39,11 @@ MAX_TENSOR_ELEMENTS = MAX_PARAMS
 # copying them costs): G + D + G_ema of the largest allowed networks.
 MAX_CHECKPOINT_ELEMENTS = 3 * MAX_PARAMS
 
+# Mapping-network weights (layers x width^2) up to which a rosinality checkpoint without `latent_avg` gets its w_avg
+# estimated at load time from 10 000 mapped z (FFHQ: 8 x 512^2 = 2.1M, about a second on one core); larger
+# mappings keep w_avg at zero (recorded in the extras) instead of costing minutes per load.
+MAX_W_AVG_ESTIMATE_WEIGHTS = 1 << 24
+
 # ------------------------------------------------------------------------------------------------ pickles
 # Nesting depth of a pickled structure (containers, objects and their arguments). Official checkpoints
 # nest < 60 deep; CPython's unpickler and any recursive walk crash (C stack) far below 10**6.
