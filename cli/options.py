@@ -39,8 +39,8 @@ class FiniteFloat(click.FloatRange):
 FINITE = FiniteFloat()
 
 MODEL_HELP = (
-    "Checkpoint: a .pkl/.safetensors file, a registry name (see `latentlab models`) or a URL "
-    "[default: the embedded toyfaces model]."
+    "Checkpoint: a .pkl/.safetensors file, a registry name (see `latentlab models`), a URL or a Hugging Face "
+    "Hub file hf://owner/repo/path/to/file.pkl[@revision] [default: the embedded toyfaces model]."
 )
 
 

@@ -1,4 +1,4 @@
-"""Resolve a checkpoint argument (path, registry name or URL) to a local file, downloading if needed.
+"""Resolve a checkpoint argument (path, registry name, URL or hf:// spec) to a local file, downloading if needed.
 
 The registry (`registry.json` in latentlab's shipped data, `latentlab.defaults.shipped_dir()`; the
 repository's `checkpoints/` folder) is the one table of names: generators (`--model ffhq`,
@@ -13,6 +13,9 @@ HTTP Range request, are checked against a sha256 when one is known, and are rena
 only when complete. A server that answers with a web page instead of the file (Google Drive does
 for large files) is an error, never a saved file. When no URL of an entry can be reached (offline,
 say), the one-line error names the URL and the exact path to place the file at.
+
+A file of a Hugging Face Hub repository, `hf://owner/repo/path/to/file.pkl[@revision]`, is fetched by
+huggingface_hub instead (`hub.py`): its cache, resuming, revisions, HF_HUB_OFFLINE and HF_TOKEN.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from .. import defaults
 from ..errors import CheckpointError, ConfigError
 from ..utils.limits import MAX_RESOLUTION
 from ..utils.safe_json import AnyOf, Int, List, Map, Num, Obj, Str, load_json
+from . import hub
 
 CHUNK = 1 << 20
 KINDS = ("generator", "classifier")
@@ -118,15 +122,21 @@ def entry_for(spec: Union[str, os.PathLike], kind: Optional[str] = "generator") 
     """(name, entry) of the registry entry that `spec` stands for, else None.
 
     spec may be the entry's name ('ffhq'), its official file name or a path ending in it
-    ('ffhq.pkl', '~/models/karras2019stylegan-ffhq-1024x1024.pkl'), one of its URLs, or its local file
-    (the cached download, or the shipped file of a shipped entry).
+    ('ffhq.pkl', '~/models/karras2019stylegan-ffhq-1024x1024.pkl'), one of its URLs, an hf:// spec of a
+    file of that name, or its local file (the cached download, or the shipped file of a shipped entry).
     """
     spec = os.fspath(spec)
     reg = registry(kind, shipped=True)
     if spec in reg:
         return spec, reg[spec]
-    is_url = spec.startswith(("http://", "https://"))
-    base = os.path.basename(urllib.parse.urlparse(spec).path if is_url else spec)
+    is_url = spec.startswith(("http://", "https://")) or hub.is_hub_spec(spec)
+    if hub.is_hub_spec(spec):
+        try:
+            base = hub.parse(spec).filename.rsplit("/", 1)[-1]
+        except ConfigError:
+            base = ""  # loading it says what is wrong with it
+    else:
+        base = os.path.basename(urllib.parse.urlparse(spec).path if is_url else spec)
     for name, entry in reg.items():
         if spec in [entry.get("url"), *entry.get("mirrors", [])]:
             return name, entry
@@ -260,8 +270,12 @@ def fetch(
 def resolve(spec: Union[str, os.PathLike], progress: bool = True) -> str:
     """Local path for `spec`: an existing file, a registry name (e.g. 'ffhq', or 'toyfaces', the shipped
     embedded model) or official file name (e.g. 'karras2019stylegan-ffhq-1024x1024.pkl', fetched when
-    not present here), or an http(s) URL."""
+    not present here), an http(s) URL, or a file of a Hugging Face Hub repository,
+    'hf://owner/repo/path/to/file.pkl[@revision]' (`hub.fetch`: huggingface_hub's cache, resumable,
+    HF_HUB_OFFLINE honoured; needs `latentlab[hub]`)."""
     spec = os.fspath(spec)
+    if hub.is_hub_spec(spec):  # before the file system: a spec from the Hub never means a local folder 'hf:'
+        return hub.fetch(spec, progress)
     if os.path.exists(spec):
         return spec
     is_url = spec.startswith(("http://", "https://"))
@@ -276,4 +290,4 @@ def resolve(spec: Union[str, os.PathLike], progress: bool = True) -> str:
             download(spec, dest, None, progress)
         return dest
     known = ", ".join(sorted(registry(shipped=True)))
-    raise CheckpointError(f"{spec}: no such file, and not a known checkpoint name ({known}) or URL")
+    raise CheckpointError(f"{spec}: no such file, and not a known checkpoint name ({known}), URL or {hub.FORM}")

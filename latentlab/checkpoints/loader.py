@@ -93,7 +93,10 @@ def load_checkpoint(
     """Read a checkpoint safely and return its networks in eval mode on `device`.
 
     `path` may also be a registry name (e.g. 'ffhq', see `latentlab models`) or
-    an http(s) URL; those are downloaded once into the cache (resumable).
+    an http(s) URL; those are downloaded once into the cache (resumable). A file of a Hugging Face Hub
+    repository, 'hf://owner/repo/path/to/file.pkl[@revision]', is fetched with huggingface_hub
+    (`latentlab[hub]`) into its cache (resumable; a branch, tag or commit pins it; HF_HUB_OFFLINE=1 uses
+    the cached copy only) and then read like any other file (`download.resolve`, `hub`).
     Supported (`tags`): stylegan2-ada-pytorch / stylegan3-era pickles of StyleGAN2
     networks, StyleGAN2 and original StyleGAN TensorFlow pickles, rosinality stylegan2-pytorch `.pt`
     files (train.py, convert_weight.py, and pSp/e4e-style files whose `decoder` is its generator; read by

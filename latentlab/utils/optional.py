@@ -23,6 +23,7 @@ EXTRAS = {
     "timm": "hsr",
     "tensorboard": "tensorboard",
     "torch-fidelity": "metrics",
+    "huggingface_hub": "hub",
 }
 
 
