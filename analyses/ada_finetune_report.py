@@ -29,7 +29,7 @@ SHOWN = ("smile", "eyeglasses", "male", "age", "yaw")
 
 def folder_images(folder, limit=None):
     files = sorted(glob.glob(os.path.join(folder, "images", "*.png")))[:limit]
-    arr = np.stack([np.asarray(open_image(f).convert("RGB")) for f in files])
+    arr = np.stack([np.asarray(open_image(f, f).convert("RGB")) for f in files])
     return torch.from_numpy(arr).permute(0, 3, 1, 2).float() / 127.5 - 1
 
 

@@ -142,17 +142,18 @@ def generate(
     "--networks", default=None, help="Keep only these networks, e.g. G_ema (a training snapshot's inference generator)."
 )
 def convert(src, dst, force, networks):
-    """Convert an official checkpoint to latentlab's .safetensors format.
+    """Convert any supported checkpoint to latentlab's .safetensors format, or to a stylegan2-ada-pytorch .pkl.
 
     \b
     Example:
       latentlab convert ffhq.pkl ffhq.safetensors
+      latentlab convert stylegan2-ffhq-config-f.pt ffhq.pkl          # rosinality -> NVIDIA's layout
       latentlab convert runs/toy/network-snapshot-010000.safetensors toy.safetensors --networks G_ema
     """
     from latentlab.checkpoints import convert as convert_ckpt
 
-    if not dst.endswith(".safetensors"):
-        raise ConfigError(f"{dst}: the output must end in .safetensors")
+    if not dst.endswith((".safetensors", ".pkl")):
+        raise ConfigError(f"{dst}: the output must end in .safetensors (latentlab) or .pkl (stylegan2-ada-pytorch)")
     if os.path.exists(dst) and not force:
         raise ConfigError(f"{dst} exists; pass --force to overwrite it")
     keep = [n.strip() for n in networks.split(",") if n.strip()] if networks else None

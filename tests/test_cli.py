@@ -118,7 +118,8 @@ def test_convert_then_generate_from_safetensors(capsys, tmp_path):
         (["generate", "--model", ADA, "--seeds", "0", "--class", "1", "--out", "x"], "unconditional"),
         (["generate", "--model", ADA, "--seeds", "0", "--trunc-cutoff", "99", "--out", "x"], "exceeds num_ws"),
         (["generate", "--model", ADA, "--seeds", "0", "--out", "x.png"], "--out takes a folder"),
-        (["convert", ADA, "out.pkl"], "must end in .safetensors"),
+        (["convert", ADA, "out.npz"], "must end in .safetensors"),
+        (["convert", fixture_path("sg1_32.pkl"), "v1.pkl"], "only StyleGAN2 networks have the pickle layout"),
     ],
 )
 def test_errors_are_one_line_and_nonzero(capsys, tmp_path, args, message):

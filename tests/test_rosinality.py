@@ -532,3 +532,19 @@ def test_pkl_files_are_not_read_as_torch_saves(tmp_path):
     path = tmp_path / "plain.pkl"
     path.write_bytes(pickle.dumps({"a": 1}, protocol=2))
     assert torch_save_kind(path) is None
+
+
+def test_convert_to_the_official_pickle_layout_keeps_the_outputs(tmp_path, capsys):
+    """`latentlab convert FILE.pt out.pkl`: rosinality -> stylegan2-ada-pytorch's layout, same images after reading
+    the pickle back (through latentlab's safe loader)."""
+    src = PLAIN
+    code, out, err = run_cli(capsys, "convert", src, tmp_path / "tiny32.pkl")
+    assert code == 0, err
+    a, b = load_checkpoint(src), load_checkpoint(tmp_path / "tiny32.pkl")
+    assert b.format == "stylegan2-ada-pytorch" and set(b.networks()) == set(a.networks())
+    z = torch.from_numpy(np.random.RandomState(5).randn(2, a.G_ema.z_dim).astype(np.float32))
+    c = a.G_ema.empty_c(2, "cpu")
+    with torch.no_grad():
+        assert torch.equal(a.G_ema(z, c, noise_mode="const"), b.G_ema(z, c, noise_mode="const"))
+        img = a.G_ema(z, c, noise_mode="const")
+        assert torch.equal(a.D(img, c), b.D(img, c))

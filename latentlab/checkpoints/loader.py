@@ -149,7 +149,9 @@ def load_generator(
 def convert(
     src: Union[str, os.PathLike], dst: Union[str, os.PathLike], networks: Optional[Sequence[str]] = None
 ) -> Checkpoint:
-    """Convert any supported checkpoint into latentlab's .safetensors format.
+    """Convert any supported checkpoint into latentlab's .safetensors format, or (dst ending in .pkl) into
+    stylegan2-ada-pytorch's pickle layout (StyleGAN2 networks only; weights and constructor arguments as data,
+    `checkpoints.export`).
 
     networks: names to keep (e.g. ['G_ema']); ValueError if one is absent. Default: all.
     """
@@ -160,5 +162,16 @@ def convert(
         if missing:
             raise ConfigError(f"{src}: has no network {missing[0]!r} (it has {', '.join(sorted(nets))})")
         nets = {n: nets[n] for n in networks}
+    if os.fspath(dst).endswith(".pkl"):
+        from .export import save_official_pickle
+
+        for name, net in nets.items():
+            if type(net).__name__ not in ("Generator", "Discriminator") or getattr(net, "generation", 2) != 2:
+                raise ConfigError(
+                    f"{src}: {name} is a {type(net).__name__}; only StyleGAN2 networks have the pickle layout "
+                    "(write .safetensors instead)"
+                )
+        save_official_pickle(dst, nets)
+        return ckpt
     save_native(dst, nets, source_format=ckpt.format, extras=ckpt.extras)
     return ckpt
