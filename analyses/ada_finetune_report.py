@@ -82,6 +82,8 @@ def main():
     curves = []
     for label, run in runs:
         m = pd.read_csv(os.path.join(run, "metrics.csv"))
+        last = int(os.path.basename(last_snapshot(run)).split("-")[-1].split(".")[0])
+        m = m[m.step <= last]  # up to the snapshot the table scores (a run stopped later logged a little more)
         curves.append(m[["step", "kimg", "r_t", "augment_p"]].assign(run=label))
     curves = pd.concat(curves) if curves else pd.DataFrame()
     curves.to_csv(os.path.join(args.out, "curves.csv"), index=False)

@@ -80,3 +80,18 @@ def mean_colour_torchscript(tmp_path_factory):
     script.write_text(MEAN_COLOUR.replace("PATH", repr(str(path))))
     subprocess.run([sys.executable, str(script)], check=True, capture_output=True)
     return path
+
+
+def blob_images(folder, n, seed=0, size=16, reverse_names=False):
+    """`n` smooth random size x size colour blobs as PNGs in `folder` (names NN.png, optionally numbered
+    backwards to check sorting); returns the folder."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size]
+    for i in range(n):
+        cy, cx = rng.uniform(3, size - 3, 2)
+        blob = np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / 10)[..., None] * rng.uniform(0, 255, 3)
+        Image.fromarray(blob.astype(np.uint8)).save(folder / f"{(n - 1 - i) if reverse_names else i:02d}.png")
+    return folder

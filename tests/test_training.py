@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from conftest import run_cli
+from conftest import blob_images, run_cli
 from latentlab import Discriminator, Generator, load_checkpoint, load_generator
 from latentlab.checkpoints.tags import FORMAT_SG2_PYTORCH
 from latentlab.train import ImageDataset, PositionSampler, StyleGAN2Loss, Trainer, TrainingOptions
@@ -42,14 +42,7 @@ def tiny_pair(seed=0):
 @pytest.fixture(scope="module")
 def image_dir(tmp_path_factory):
     """20 smooth random 16x16 images (colour blobs), named out of order to check sorting."""
-    folder = tmp_path_factory.mktemp("imgs")
-    rng = np.random.default_rng(0)
-    yy, xx = np.mgrid[0:16, 0:16]
-    for i in range(20):
-        cy, cx = rng.uniform(3, 13, 2)
-        blob = np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / 10)[..., None] * rng.uniform(0, 255, 3)
-        Image.fromarray(blob.astype(np.uint8)).save(folder / f"{19 - i:02d}.png")
-    return folder
+    return blob_images(tmp_path_factory.mktemp("imgs"), 20, seed=0, reverse_names=True)
 
 
 OPTS = dict(batch_size=4, snapshot_every=2, log_every=1, g_reg_interval=2, d_reg_interval=2)

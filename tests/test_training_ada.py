@@ -8,9 +8,8 @@ import json
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
-from conftest import run_cli
+from conftest import blob_images, run_cli
 from latentlab.errors import ConfigError
 from latentlab.train import ImageDataset, StyleGAN2Loss, Trainer, TrainingOptions, scratch_networks
 from latentlab.train.augment import AugmentPipe
@@ -36,14 +35,7 @@ def one_thread():
 @pytest.fixture(scope="module")
 def image_dir(tmp_path_factory):
     """8 smooth random 16x16 colour blobs."""
-    folder = tmp_path_factory.mktemp("ada_imgs")
-    rng = np.random.default_rng(1)
-    yy, xx = np.mgrid[0:16, 0:16]
-    for i in range(8):
-        cy, cx = rng.uniform(3, 13, 2)
-        blob = np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / 10)[..., None] * rng.uniform(0, 255, 3)
-        Image.fromarray(blob.astype(np.uint8)).save(folder / f"{i:02d}.png")
-    return folder
+    return blob_images(tmp_path_factory.mktemp("ada_imgs"), 8, seed=1)
 
 
 def tiny_trainer(out, image_dir, seed=0, **options):

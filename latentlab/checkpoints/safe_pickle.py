@@ -158,7 +158,7 @@ _TORCH_VERSION = 1001  # torch.serialization.PROTOCOL_VERSION
 # without a pre-scan (no nesting deep enough to matter, no length field reaching past it), which keeps the
 # check far cheaper than torch's own read of the archive.
 _ARCHIVE_HEADER_BYTES = 4096
-_STORAGE_DTYPES = {
+STORAGE_DTYPES = {
     "FloatStorage": torch.float32,
     "DoubleStorage": torch.float64,
     "HalfStorage": torch.float16,
@@ -192,7 +192,7 @@ class _ArchiveHeaderUnpickler(pickle._Unpickler):
     pids: list  # the persistent ids met, in order (set by the caller)
 
     def find_class(self, module: str, name: str) -> Any:
-        if module == "torch" and name in _STORAGE_DTYPES:
+        if module == "torch" and name in STORAGE_DTYPES:
             return _StorageType(name)
         raise UnsafePickle(f"unreadable torch storage (its archive refers to '{module}.{name}', not a storage type)")
 
@@ -262,7 +262,7 @@ def check_storage_archive(data: bytes) -> Tuple[torch.dtype, int]:
         raise UnsafePickle("unreadable torch storage (its key list does not match its description)")
     start = f.tell()
     header = data[start : start + 8]
-    dtype = _STORAGE_DTYPES[storage_type]
+    dtype = STORAGE_DTYPES[storage_type]
     nbytes = numel * dtype.itemsize
     present = size - start - 8
     if len(header) < 8:

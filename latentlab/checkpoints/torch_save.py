@@ -45,7 +45,7 @@ import torch
 
 from ..errors import CheckpointError
 from ..utils import limits
-from .safe_pickle import UnsafePickle, check_view, scan_pickle, short_repr
+from .safe_pickle import STORAGE_DTYPES, UnsafePickle, check_view, scan_pickle, short_repr
 
 __all__ = ["ALLOWED_GLOBALS", "torch_save_kind", "read_torch_save"]
 
@@ -56,18 +56,7 @@ _LEGACY_VERSION = 1001
 _SNIFF_BYTES = 64
 _ZIP_LOCAL_HEADER = struct.Struct("<4s22xHH")  # signature, ..., file name length, extra field length
 
-_STORAGE_DTYPES = {
-    "FloatStorage": torch.float32,
-    "DoubleStorage": torch.float64,
-    "HalfStorage": torch.float16,
-    "BFloat16Storage": torch.bfloat16,
-    "LongStorage": torch.int64,
-    "IntStorage": torch.int32,
-    "ShortStorage": torch.int16,
-    "CharStorage": torch.int8,
-    "ByteStorage": torch.uint8,
-    "BoolStorage": torch.bool,
-}
+_STORAGE_DTYPES = STORAGE_DTYPES  # the storage classes a torch archive may name, and their dtypes
 
 # The globals a torch.save file of weights, optimiser state and training arguments may name.
 ALLOWED_GLOBALS = frozenset(
