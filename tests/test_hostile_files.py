@@ -267,7 +267,7 @@ def _training_state(folder, **records):
     state = {
         "step": 0,
         "world": 1,
-        "options": json.dumps(TrainingOptions().to_dict()),
+        "options": json.dumps(TrainingOptions().resolved(8).to_dict()),
         "networks": json.dumps({"G": _network_spec(G), "D": _network_spec(D), "G_ema": _network_spec(G)}),
         "regularizer_config": "null",
         "G": G.state_dict(),
@@ -321,7 +321,7 @@ def test_training_state_records_are_schema_checked(tmp_path):
 def _training_options():
     from latentlab.train.loop import TrainingOptions
 
-    return TrainingOptions().to_dict()
+    return TrainingOptions().resolved(8).to_dict()  # as a run stores them: every setting resolved
 
 
 def test_saved_trainer_config_is_parsed_with_bounds():
