@@ -33,6 +33,7 @@ from ..models.mapping import MappingNetwork
 from ..utils import limits
 from .records import NetworkRecord, RawCheckpoint, float_tensor, summarise
 from .safe_pickle import short_repr
+from .state_dicts import load_state_dict_strict
 from .tags import FORMAT_ROSINALITY
 
 __all__ = ["detect", "convert", "W_AVG_SAMPLES", "W_AVG_SEED"]
@@ -398,7 +399,8 @@ def _estimate_w_avg(where: str, state: Mapping[str, torch.Tensor], s_dim: int, n
         )
     except ConfigError as e:
         raise CheckpointError(f"{where}: {e}") from None
-    mapping.load_state_dict({k[len("mapping.") :]: v for k, v in state.items() if k.startswith("mapping.fc")})
+    fc = {k[len("mapping.") :]: v for k, v in state.items() if k.startswith("mapping.fc")}
+    load_state_dict_strict(mapping, fc, where, "mapping network (for w_avg)")
     z = torch.from_numpy(np.random.RandomState(W_AVG_SEED).randn(W_AVG_SAMPLES, s_dim)).float()
     total = torch.zeros([s_dim], dtype=torch.float64)
     with torch.no_grad():
