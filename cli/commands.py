@@ -38,7 +38,11 @@ def info(ckpt, as_json):
         return
     click.echo(f"file          {ckpt}")
     click.echo(f"format        {c.format}  (networks: {', '.join(s['networks'])})")
-    gen = "StyleGAN (v1)" if s["generation"] == 1 else f"StyleGAN2 (v2, {s['architecture']} architecture)"
+    gen = {
+        1: "StyleGAN (v1)",
+        2: f"StyleGAN2 (v2, {s['architecture']} architecture)",
+        3: f"StyleGAN3 (alias-free, {s['architecture']})",
+    }[s["generation"]]
     click.echo(f"generation    {gen}")
     click.echo(f"resolution    {s['img_resolution']}x{s['img_resolution']}, {s['img_channels']} channel(s)")
     click.echo(
@@ -47,7 +51,16 @@ def info(ckpt, as_json):
     p = s["params"]
     extra = f", D {p['D']:,}" if "D" in p else ""
     click.echo(f"parameters    G {p['total']:,} (mapping {p['mapping']:,}, synthesis {p['synthesis']:,}){extra}")
-    click.echo("blocks        res  channels  ws       layers")
+    if s["generation"] == 3:
+        click.echo("layers        name          size  rate  cutoff  channels  ws")
+        for r in s["layers"]:
+            fp16 = "  fp16" if r["fp16"] else ""
+            click.echo(
+                f"              {r['name']:<12}  {r['size']:>4}  {r['sampling_rate']:>4}  {r['cutoff']:>6.1f}"
+                f"  {r['channels']:>8}  {r['ws'][0]}{fp16}"
+            )
+    else:
+        click.echo("blocks        res  channels  ws       layers")
     for b in s["blocks"]:
         ws = f"{b['ws'][0]}-{b['ws'][-1]}" if len(b["ws"]) > 1 else str(b["ws"][0])
         fp16 = "  fp16" if b["fp16"] else ""

@@ -33,7 +33,7 @@ def check_kwargs(where: str, class_name: str, kwargs: Mapping[str, Any]) -> None
     where: 'file: network NAME', named first in the message; CheckpointError otherwise.
     """
     try:
-        check_arguments(where, kwargs, MAPPING_RANGES if class_name == "Generator" else None)
+        check_arguments(where, kwargs, MAPPING_RANGES if class_name in ("Generator", "StyleGAN3Generator") else None)
         if class_name in ("Generator", "Discriminator"):
             sub = kwargs.get("synthesis_kwargs") if class_name == "Generator" else kwargs
             base = sub.get("channel_base", 32768) if isinstance(sub, Mapping) else 32768

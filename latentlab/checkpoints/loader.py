@@ -11,6 +11,7 @@ import torch
 from ..errors import CheckpointError, ConfigError
 from ..models import Discriminator, Generator
 from ..models.stylegan1 import StyleGAN1Discriminator, StyleGAN1Generator
+from ..models.stylegan3 import StyleGAN3Generator
 from .budget import plan_network
 from .formats import read_checkpoint
 from .native import read_native, save_native
@@ -18,7 +19,10 @@ from .safe_pickle import short_repr
 from .state_dicts import check_state_dict, is_safetensors, load_state_dict_strict, nonfinite_counts
 from .tags import FORMAT_LATENTLAB
 
-NETWORK_CLASSES = {cls.__name__: cls for cls in (Generator, Discriminator, StyleGAN1Generator, StyleGAN1Discriminator)}
+NETWORK_CLASSES = {
+    cls.__name__: cls
+    for cls in (Generator, Discriminator, StyleGAN1Generator, StyleGAN1Discriminator, StyleGAN3Generator)
+}
 
 
 @dataclass

@@ -1,6 +1,9 @@
-"""stylegan2-ada-pytorch / stylegan3-era pickles: a dict of `torch_utils.persistence` objects.
+"""stylegan2-ada-pytorch / stylegan3 pickles: a dict of `torch_utils.persistence` objects.
 
-The layout is described in docs/FORMATS.md (section 1).
+The layout is described in docs/FORMATS.md (section 1). A generator whose synthesis network holds the
+Fourier-feature `input` (and layers named like 'L0_36_512') is a StyleGAN3 generator
+(NVlabs/stylegan3's `networks_stylegan3.Generator`): it becomes a 'StyleGAN3Generator' record with the
+official, flat constructor kwargs; every other generator is StyleGAN2's.
 """
 
 from __future__ import annotations
@@ -52,6 +55,16 @@ D_CLASSES = {
     "FullyConnectedLayer",
     "Conv2dLayer",
 }
+# NVlabs/stylegan3's networks_stylegan3 classes
+G3_CLASSES = {
+    "Generator",
+    "MappingNetwork",
+    "SynthesisNetwork",
+    "SynthesisInput",
+    "SynthesisLayer",
+    "FullyConnectedLayer",
+}
+G3_POSITIONAL = ("z_dim", "c_dim", "w_dim", "img_resolution", "img_channels", "mapping_kwargs")
 ROLES = (
     ("G", "Generator", G_CLASSES, G_POSITIONAL),
     ("D", "Discriminator", D_CLASSES, D_POSITIONAL),
@@ -83,6 +96,11 @@ def _network(path, key, obj, class_name, classes, positional, ignored):
         raise CheckpointError(f"{path}: {key!r} is a {type(obj).__name__}, not a persistent network object")
     if obj.class_name != class_name:
         raise CheckpointError(f"{path}: {key!r} is a {short_repr(obj.class_name)}, expected a {class_name!r}")
+    if class_name == "Generator" and _is_stylegan3(obj):
+        state: Dict[str, Any] = {}
+        _flatten(path, key, obj, "", G3_CLASSES, state, depth=0, generation=3)
+        init_args, init_kwargs = _init_kwargs(path, key, obj, G3_POSITIONAL)
+        return NetworkRecord("StyleGAN3Generator", init_kwargs=init_kwargs, state=state, init_args=tuple(init_args))
     state = {}
     _flatten(path, key, obj, "", classes, state, depth=0)
     init_args, init_kwargs = _init_kwargs(path, key, obj, positional)
@@ -91,7 +109,15 @@ def _network(path, key, obj, class_name, classes, positional, ignored):
     return NetworkRecord(class_name=class_name, init_kwargs=init_kwargs, state=state, init_args=tuple(init_args))
 
 
-def _flatten(path, key, obj, prefix, classes, out, depth):
+def _is_stylegan3(obj: PersistentObject) -> bool:
+    """A generator whose synthesis network has StyleGAN3's Fourier-feature input or its layer names."""
+    modules = obj.state.get("_modules")
+    synthesis = modules.get("synthesis") if isinstance(modules, dict) else None
+    sub = synthesis.state.get("_modules") if isinstance(synthesis, PersistentObject) else None
+    return isinstance(sub, dict) and any(n == "input" or _SG3_LAYER.match(str(n)) for n in sub)
+
+
+def _flatten(path, key, obj, prefix, classes, out, depth, generation=2):
     """Walk `_modules` recursively, collecting `_parameters` and persistent `_buffers` under dotted names."""
     where = f"network {key!r} at {prefix.rstrip('.') or 'top level'}"
     if depth > 16:
@@ -101,16 +127,10 @@ def _flatten(path, key, obj, prefix, classes, out, depth):
     skip = st.get("_non_persistent_buffers_set") or set()
     if not all(isinstance(d, dict) for d in (params, buffers, modules)) or not isinstance(skip, (set, frozenset)):
         raise CheckpointError(f"{path}: {where}: malformed module state")
-    if obj.class_name == "SynthesisInput" or (
-        obj.class_name == "SynthesisNetwork" and any(n == "input" or _SG3_LAYER.match(str(n)) for n in modules)
-    ):
-        raise CheckpointError(
-            f"{path}: network {key!r} is a StyleGAN3 generator; StyleGAN3 networks are not supported yet"
-        )
     if obj.class_name not in classes:
         raise CheckpointError(
             f"{path}: {where} is a {short_repr(obj.class_name)}, "
-            f"which is not a StyleGAN2 {'discriminator' if key == 'D' else 'generator'} class"
+            f"which is not a StyleGAN{generation} {'discriminator' if key == 'D' else 'generator'} class"
         )
     for group, is_buffer in ((params, False), (buffers, True)):
         for name, t in group.items():
@@ -128,7 +148,7 @@ def _flatten(path, key, obj, prefix, classes, out, depth):
             raise CheckpointError(
                 f"{path}: {where}: submodule {short_repr(name)} is a {type(child).__name__}, not a module"
             )
-        _flatten(path, key, child, f"{prefix}{name}.", classes, out, depth + 1)
+        _flatten(path, key, child, f"{prefix}{name}.", classes, out, depth + 1, generation)
 
 
 def _check_name(path, where, name):

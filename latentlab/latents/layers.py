@@ -25,7 +25,10 @@ LEVEL_ALIASES = {"medium": "middle"}
 
 
 def ws_resolutions(G: AnyGenerator) -> List[int]:
-    """List with the resolution of every ws index of `G` (any generation)."""
+    """List with the resolution of every ws index of `G` (any generation; StyleGAN3's say their own)."""
+    own = getattr(G.synthesis, "ws_resolutions", None)
+    if own is not None:
+        return list(own())
     layers = [(int(name.split(".", 1)[0][1:]), name.endswith("torgb"), i) for name, _, i in G.synthesis.style_layers()]
     res = {i: r for r, rgb, i in layers if not rgb}  # convolutions define the resolution...
     for r, _rgb, i in layers:

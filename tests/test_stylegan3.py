@@ -1,0 +1,196 @@
+"""StyleGAN3 generators: official pickles (made by NVIDIA's classes, tests/fixtures/stylegan3) load and match.
+
+The fixtures hold a T network at 16 px (default 14-layer schedule, with D), an R network at 32 px
+(1x1 convs, radial filters) and a conditional 64 px network with 6 layers (changing up/down factors);
+their outputs were recorded with NVIDIA's own forward passes (make_fixture.py).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+from conftest import assert_matches_official
+
+from latentlab import load_checkpoint
+from latentlab.errors import ConfigError
+from latentlab.latents import level_layers, parse_layers, ws_resolutions
+from latentlab.models.stylegan3 import StyleGAN3Generator, input_transform, layer_schedule
+from latentlab.models.summary import generator_summary
+
+CASES = ["sg3t_16", "sg3r_32", "sg3t_64_cond"]
+HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "stylegan3")
+
+
+def fixture_path(name):
+    return os.path.join(HERE, name.split("/", 1)[1])
+
+
+def _load(case):
+    ckpt = load_checkpoint(fixture_path(f"stylegan3/{case}.pkl"))
+    return ckpt, dict(np.load(fixture_path(f"stylegan3/{case}.expected.npz")))
+
+
+def _c(G, e):
+    return torch.from_numpy(e["c"]) if G.c_dim else None
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_official_outputs(case):
+    ckpt, e = _load(case)
+    G = ckpt.G_ema
+    assert type(G) is StyleGAN3Generator and G.generation == 3
+    z = torch.from_numpy(e["z"])
+    with torch.no_grad():
+        ws = G.mapping(z, _c(G, e))
+        assert_matches_official(ws, e["ws"], f"{case} ws")
+        assert_matches_official(G.synthesis(ws), e["img"], f"{case} img")
+        assert_matches_official(G(z, _c(G, e), truncation_psi=0.6), e["img_trunc"], f"{case} truncated")
+        wplus = torch.from_numpy(e["wplus"])
+        assert_matches_official(G.synthesis(wplus), e["img_wplus"], f"{case} W+")
+        # the grouped-conv path (used on GPUs) computes the same images
+        assert_matches_official(G.synthesis(wplus, fused_modconv=True), e["img_wplus"], f"{case} fused")
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_style_space_matches_official_affines_and_round_trips(case):
+    ckpt, e = _load(case)
+    G = ckpt.G_ema
+    wplus = torch.from_numpy(e["wplus"])
+    with torch.no_grad():
+        styles = G.synthesis.compute_styles(wplus)
+        names = ["input"] + json.load(open(fixture_path("stylegan3/cases.json")))[case]["layer_names"]
+        assert list(styles) == names
+        for name in names:
+            assert_matches_official(styles[name], e[f"style_{name}"], f"{case} style {name}")
+        flat = G.synthesis.pack_styles(styles)
+        assert flat.shape[1] == sum(G.synthesis.style_dims.values())
+        assert_matches_official(G.synthesis(styles=flat), e["img_wplus"], f"{case} from styles")
+        # a style given with ws overrides only its layer; a uniform scale of a demodulated layer's styles
+        # cancels (they are normalised), one channel's does not
+        edited = dict(styles)
+        scaled = G.synthesis(wplus, styles={names[3]: styles[names[3]] * 1.5})
+        assert_matches_official(scaled, e["img_wplus"], f"{case} uniformly scaled styles")
+        edited[names[3]] = styles[names[3]].clone()
+        edited[names[3]][:, 0] += 2.0
+        img_edit = G.synthesis(wplus, styles={names[3]: edited[names[3]]})
+        assert torch.allclose(img_edit, G.synthesis(styles=edited), atol=1e-6)
+        assert not torch.allclose(img_edit, torch.from_numpy(e["img_wplus"]), atol=1e-4)
+
+
+def test_user_transform_matches_the_official_visualiser():
+    ckpt, e = _load("sg3t_16")
+    G = ckpt.G_ema
+    ws = torch.from_numpy(e["ws"])
+    before = G.synthesis.input.transform.clone()
+    with torch.no_grad(), input_transform(G, translate=(0.1, -0.2), rotate=30):
+        img = G.synthesis(ws)
+    assert_matches_official(img, e["img_transformed"], "transformed")
+    assert torch.equal(G.synthesis.input.transform, before)  # restored
+    with pytest.raises(ConfigError, match="StyleGAN3"):
+        with input_transform(torch.nn.Module()):
+            pass
+
+
+def test_integer_translation_shifts_the_image():
+    """Alias-free equivariance, checked where it is exact: a translation by whole pixels of the input's
+    grid moves the first layer's features by whole pixels (the Fourier features are a continuous signal)."""
+    ckpt, _ = _load("sg3t_16")
+    inp = ckpt.G_ema.synthesis.input
+    w = torch.randn([2, ckpt.G_ema.w_dim])
+    with torch.no_grad():
+        x0 = inp(w)
+        inp.set_transform(translate=(2 / inp.sampling_rate, 0.0))  # two samples of the input grid
+        x1 = inp(w)
+        inp.set_transform()
+    assert torch.allclose(x1[..., 2:], x0[..., :-2], atol=1e-4)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_designed_filters_equal_the_files_taps(case):
+    """Our filter design (Kaiser sinc / jinc) reproduces the taps NVIDIA's code stored in the file."""
+    ckpt, _ = _load(case)
+    G = ckpt.G_ema
+    torch.manual_seed(0)
+    fresh = StyleGAN3Generator(**ckpt.kwargs["G_ema"])
+    n = 0
+    for (name, a), (name_b, b) in zip(G.synthesis.named_buffers(), fresh.synthesis.named_buffers()):
+        assert name == name_b
+        if name.endswith("_filter"):
+            assert a.shape == b.shape, name
+            assert torch.allclose(a, b, atol=1e-7, rtol=0), name
+            n += 1
+    assert n > 0
+    radial = [layer.down_filter.ndim == 2 for layer in G.synthesis.layers() if layer.down_filter is not None]
+    assert any(radial) == (case == "sg3r_32")
+
+
+def test_schedule_follows_the_paper():
+    """Cutoffs rise geometrically from 2 to Nyquist, then stay; rates are powers of two >= 2 x stop band."""
+    spec = layer_schedule(1024, 3, 32768, 512, 14, 2, 2, 2**2.1, 2**0.3, 10, 4)
+    cutoffs = [s.cutoff for s in spec]
+    assert cutoffs[0] == 2 and cutoffs[12] == cutoffs[13] == cutoffs[14] == 512
+    ratios = np.diff(np.log(cutoffs[:13]))
+    assert np.allclose(ratios, ratios[0])
+    for s in spec:
+        assert s.sampling_rate & (s.sampling_rate - 1) == 0
+        assert s.sampling_rate >= min(2 * s.stopband, 1024) - 1e-9
+    assert [s.size for s in spec][:2] == [36, 36] and spec[-1].size == 1024
+    assert [s.channels for s in spec][0] == 512 and spec[-1].channels == 3
+    # FFHQ-1024 T: the official layer names
+    assert [f"L{s.index}_{s.size}_{s.channels}" for s in spec][:4] == ["L0_36_512", "L1_36_512", "L2_52_512", "L3_52_512"]
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(first_cutoff=0),
+        dict(first_cutoff=float("nan")),
+        dict(num_critical=20),
+        dict(num_layers=0),
+        dict(margin_size=10**9),
+        dict(last_stopband_rel=1e6),
+        dict(first_stopband=1e-300),
+    ],
+)
+def test_impossible_schedules_are_refused(kwargs):
+    with pytest.raises(ConfigError, match="StyleGAN3"):
+        StyleGAN3Generator(z_dim=4, c_dim=0, w_dim=4, img_resolution=16, img_channels=3, channel_base=64, **kwargs)
+
+
+def test_levels_and_summary():
+    ckpt, _ = _load("sg3t_16")
+    G = ckpt.G_ema
+    res = ws_resolutions(G)
+    assert len(res) == G.num_ws and res[0] == 4 and res[-1] == 16
+    assert res == sorted(res)
+    assert level_layers(G, "coarse") and level_layers(G, "middle")
+    assert parse_layers("coarse,middle", G) == sorted(level_layers(G, "coarse") + level_layers(G, "middle"))
+    s = generator_summary(G)
+    assert s["generation"] == 3 and s["architecture"] == "stylegan3-t"
+    assert [r["name"] for r in s["layers"]] == ["input"] + G.synthesis.layer_names
+    assert s["params"]["total"] == sum(p.numel() for p in G.parameters())
+    r = generator_summary(load_checkpoint(fixture_path("stylegan3/sg3r_32.pkl")).G_ema)
+    assert r["architecture"] == "stylegan3-r"
+
+
+def test_discriminator_of_a_stylegan3_snapshot_loads():
+    ckpt, _ = _load("sg3t_16")
+    assert type(ckpt.D).__name__ == "Discriminator"
+    with torch.no_grad():
+        logits = ckpt.D(torch.zeros([2, 3, 16, 16]), None)
+    assert logits.shape == (2, 1) and torch.isfinite(logits).all()
+
+
+def test_double_backward_through_the_generator():
+    """Path-length style gradients of gradients work (the filtered_lrelu reference is differentiable twice)."""
+    ckpt, e = _load("sg3t_64_cond")
+    G = ckpt.G_ema
+    ws = torch.from_numpy(e["ws"][:1]).requires_grad_(True)
+    img = G.synthesis(ws)
+    (g,) = torch.autograd.grad((img * torch.randn_like(img)).sum(), ws, create_graph=True)
+    (gg,) = torch.autograd.grad(g.square().sum(), ws)
+    assert torch.isfinite(gg).all() and gg.abs().sum() > 0
