@@ -452,14 +452,15 @@ def test_flat_synthesis_kwargs_are_nested(official_globals, tmp_path, ada):
     assert got.extras["ignored_kwargs"] == {"G_ema": {"fused_modconv_default": "inference_only"}}
 
 
-def test_stylegan3_generator_is_refused(official_globals, tmp_path):
+def test_stylegan2_modules_under_stylegan3_names_are_refused(official_globals, tmp_path):
+    """A synthesis network with StyleGAN3's layer names is read as StyleGAN3's: StyleGAN2 blocks there are foreign."""
     data = load_pickle(ADA)
     modules = module_state(data["G_ema"], "synthesis")["_modules"]
     renamed = collections.OrderedDict()
     for i, (_name, mod) in enumerate(modules.items()):
         renamed["input" if i == 0 else f"L{i - 1}_36_512"] = mod
     module_state(data["G_ema"], "synthesis")["_modules"] = renamed
-    with pytest.raises(CheckpointError, match="StyleGAN3 networks are not supported"):
+    with pytest.raises(CheckpointError, match="not a StyleGAN3 generator class"):
         read_checkpoint(write(tmp_path, to_official(data)))
 
 

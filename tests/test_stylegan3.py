@@ -141,7 +141,12 @@ def test_schedule_follows_the_paper():
     assert [s.size for s in spec][:2] == [36, 36] and spec[-1].size == 1024
     assert [s.channels for s in spec][0] == 512 and spec[-1].channels == 3
     # FFHQ-1024 T: the official layer names
-    assert [f"L{s.index}_{s.size}_{s.channels}" for s in spec][:4] == ["L0_36_512", "L1_36_512", "L2_52_512", "L3_52_512"]
+    assert [f"L{s.index}_{s.size}_{s.channels}" for s in spec][:4] == [
+        "L0_36_512",
+        "L1_36_512",
+        "L2_52_512",
+        "L3_52_512",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -194,3 +199,20 @@ def test_double_backward_through_the_generator():
     (g,) = torch.autograd.grad((img * torch.randn_like(img)).sum(), ws, create_graph=True)
     (gg,) = torch.autograd.grad(g.square().sum(), ws)
     assert torch.isfinite(gg).all() and gg.abs().sum() > 0
+
+
+def test_stylegan2_pickle_from_the_stylegan3_code_base():
+    """NVIDIA re-released StyleGAN2 models with the stylegan3 code (flat synthesis kwargs, fused_modconv_default)."""
+    ckpt = load_checkpoint(fixture_path("stylegan3/sg2_from_sg3_16.pkl"))
+    e = dict(np.load(fixture_path("stylegan3/sg2_from_sg3_16.expected.npz")))
+    G = ckpt.G_ema
+    assert type(G).__name__ == "Generator" and G.generation == 2
+    assert ckpt.extras["ignored_kwargs"] == {
+        "G": {"fused_modconv_default": "inference_only"},
+        "G_ema": {"fused_modconv_default": "inference_only"},
+    }
+    with torch.no_grad():
+        ws = G.mapping(torch.from_numpy(e["z"]), None)
+        assert_matches_official(ws, e["ws"], "ws")
+        assert_matches_official(G.synthesis(ws), e["img"], "img")
+        assert_matches_official(G.synthesis(torch.from_numpy(e["wplus"])), e["img_wplus"], "W+")
