@@ -119,7 +119,7 @@ def test_convert_then_generate_from_safetensors(capsys, tmp_path):
         (["generate", "--model", ADA, "--seeds", "0", "--trunc-cutoff", "99", "--out", "x"], "exceeds num_ws"),
         (["generate", "--model", ADA, "--seeds", "0", "--out", "x.png"], "--out takes a folder"),
         (["convert", ADA, "out.npz"], "must end in .safetensors"),
-        (["convert", fixture_path("sg1_32.pkl"), "v1.pkl"], "only StyleGAN2 networks have the pickle layout"),
+        (["convert", fixture_path("sg1_32.pkl"), "v1.pkl"], "only StyleGAN2 and StyleGAN3 networks have the pickle"),
     ],
 )
 def test_errors_are_one_line_and_nonzero(capsys, tmp_path, args, message):

@@ -216,3 +216,33 @@ def test_stylegan2_pickle_from_the_stylegan3_code_base():
         assert_matches_official(ws, e["ws"], "ws")
         assert_matches_official(G.synthesis(ws), e["img"], "img")
         assert_matches_official(G.synthesis(torch.from_numpy(e["wplus"])), e["img_wplus"], "W+")
+
+
+@pytest.mark.parametrize("case", ["sg3t_16", "sg3r_32"])
+def test_convert_writes_the_official_stylegan3_layout(case, tmp_path):
+    """convert -> .pkl keeps NVIDIA's class names, constructor kwargs and tensor names, and the images."""
+    from latentlab.checkpoints.formats import read_checkpoint
+    from latentlab.checkpoints.loader import convert
+    from latentlab.checkpoints.safe_pickle import PersistentObject, load_pickle
+
+    src = fixture_path(f"stylegan3/{case}.pkl")
+    dst = str(tmp_path / "out.pkl")
+    convert(src, dst)
+
+    def classes(obj, prefix=""):
+        out = {prefix: obj.class_name}
+        for name, child in obj.state["_modules"].items():
+            if isinstance(child, PersistentObject):
+                out.update(classes(child, f"{prefix}{name}."))
+        return out
+
+    a, b = load_pickle(src), load_pickle(dst)
+    assert classes(a["G_ema"]) == classes(b["G_ema"])
+    ra, rb = read_checkpoint(src), read_checkpoint(dst)
+    assert rb.networks["G_ema"].class_name == "StyleGAN3Generator"
+    assert rb.networks["G_ema"].init_kwargs == ra.networks["G_ema"].init_kwargs
+    sa, sb = ra.networks["G_ema"].state, rb.networks["G_ema"].state
+    assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+    z = torch.randn([2, 8])
+    with torch.no_grad():
+        assert torch.equal(load_checkpoint(src).G_ema(z), load_checkpoint(dst).G_ema(z))

@@ -9,7 +9,8 @@ format (latentlab's safe loader among them) rebuilds the networks from it.
 
 `module_src` is where NVIDIA's pickles carry their Python source, which their loader
 executes. We ship none: ours holds only a comment, and latentlab never executes it.
-Only modules of the official StyleGAN2 classes are written; our analysis-only
+Modules are written under their official class names (`OFFICIAL_CLASS_NAMES` maps the StyleGAN3
+classes, whose official names clash with StyleGAN2's, to NVlabs/stylegan3's); our analysis-only
 HookPoint modules (no weights) are left out, as the official networks have none.
 A training run's `augment_pipe` (`latentlab.train.augment.AugmentPipe`) is written the same way: its
 constructor arguments (the augmentation settings), p and its filter buffers, as data.
@@ -31,6 +32,16 @@ from ..utils.atomic import atomic_path
 
 MODULE_SRC = "# Written by latentlab (weights and constructor arguments only); no code to run.\n"
 PERSISTENCE_VERSION = 6  # version tag of the persistence metadata in official pickles
+
+
+# latentlab class -> the official class name (the others already have it)
+OFFICIAL_CLASS_NAMES = {
+    "StyleGAN3Generator": "Generator",
+    "StyleGAN3Synthesis": "SynthesisNetwork",
+    "StyleGAN3Layer": "SynthesisLayer",
+}
+# Networks with an official pickle layout: StyleGAN2 (and ADA) generators and discriminators, StyleGAN3 generators.
+EXPORTABLE = ("Generator", "Discriminator", "StyleGAN3Generator", "AugmentPipe")
 
 
 def _reconstruct_persistent_obj(meta):  # pragma: no cover - only its pickled name matters
@@ -82,7 +93,7 @@ class _PersistentModule:
             "type": "class",
             "version": PERSISTENCE_VERSION,
             "module_src": MODULE_SRC,
-            "class_name": type(module).__name__,
+            "class_name": OFFICIAL_CLASS_NAMES.get(type(module).__name__, type(module).__name__),
             "state": state,
         }
 

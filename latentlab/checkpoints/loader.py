@@ -154,8 +154,8 @@ def convert(
     src: Union[str, os.PathLike], dst: Union[str, os.PathLike], networks: Optional[Sequence[str]] = None
 ) -> Checkpoint:
     """Convert any supported checkpoint into latentlab's .safetensors format, or (dst ending in .pkl) into
-    stylegan2-ada-pytorch's pickle layout (StyleGAN2 networks only; weights and constructor arguments as data,
-    `checkpoints.export`).
+    NVIDIA's pickle layout (stylegan2-ada-pytorch's for StyleGAN2 networks, stylegan3's for StyleGAN3
+    generators; weights and constructor arguments as data, `checkpoints.export`).
 
     networks: names to keep (e.g. ['G_ema']); ValueError if one is absent. Default: all.
     """
@@ -167,13 +167,13 @@ def convert(
             raise ConfigError(f"{src}: has no network {missing[0]!r} (it has {', '.join(sorted(nets))})")
         nets = {n: nets[n] for n in networks}
     if os.fspath(dst).endswith(".pkl"):
-        from .export import save_official_pickle
+        from .export import EXPORTABLE, save_official_pickle
 
         for name, net in nets.items():
-            if type(net).__name__ not in ("Generator", "Discriminator") or getattr(net, "generation", 2) != 2:
+            if type(net).__name__ not in EXPORTABLE:
                 raise ConfigError(
-                    f"{src}: {name} is a {type(net).__name__}; only StyleGAN2 networks have the pickle layout "
-                    "(write .safetensors instead)"
+                    f"{src}: {name} is a {type(net).__name__}; only StyleGAN2 and StyleGAN3 networks have the pickle "
+                    "layout (write .safetensors instead)"
                 )
         save_official_pickle(dst, nets)
         return ckpt

@@ -530,13 +530,14 @@ class StyleGAN3Generator(nn.Module):
         mapping_kwargs: Optional[Mapping[str, Any]] = None,  # Arguments of the MappingNetwork.
         **synthesis_kwargs: Any,  # Arguments of StyleGAN3Synthesis (and its layers).
     ) -> None:
+        given = {} if mapping_kwargs is None else dict(mapping_kwargs=dict(mapping_kwargs))  # recorded as given
         mapping_kwargs = dict(mapping_kwargs or {})
         sizes = dict(z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, img_resolution=img_resolution, img_channels=img_channels)
         check_arguments(
             "StyleGAN3Generator", dict(sizes, mapping_kwargs=mapping_kwargs, **synthesis_kwargs), MAPPING_RANGES
         )
         super().__init__()
-        self.init_kwargs = copy.deepcopy(dict(sizes, mapping_kwargs=mapping_kwargs, **synthesis_kwargs))
+        self.init_kwargs = copy.deepcopy(dict(sizes, **given, **synthesis_kwargs))
         self.z_dim = z_dim
         self.c_dim = c_dim
         self.w_dim = w_dim
