@@ -4,6 +4,7 @@ Examples:
     python benchmarks/generator_throughput.py --model ffhq.pkl --batch 8
     python benchmarks/generator_throughput.py --config res256 --batch 4 --iters 5
     python benchmarks/generator_throughput.py --config res256 --official ~/stylegan2-ada-pytorch
+    python benchmarks/generator_throughput.py --config sg3t-256 --official ~/stylegan3
 
 --official PATH times NVIDIA's own networks (from your checkout of
 stylegan2-ada-pytorch or stylegan3) on the very same weights, side by side.
@@ -46,6 +47,21 @@ CONFIGS = {  # synthetic generators with random weights, sized like real ones
         img_channels=3,
         synthesis_kwargs=dict(channel_base=32768, channel_max=512),
     ),
+    # StyleGAN3 at 256 px as NVIDIA trained FFHQ-U 256 (train.py --cbase=16384; R doubles cbase and cmax)
+    "sg3t-256": dict(
+        z_dim=512, c_dim=0, w_dim=512, img_resolution=256, img_channels=3, channel_base=16384, channel_max=512
+    ),
+    "sg3r-256": dict(
+        z_dim=512,
+        c_dim=0,
+        w_dim=512,
+        img_resolution=256,
+        img_channels=3,
+        channel_base=32768,
+        channel_max=1024,
+        conv_kernel=1,
+        use_radial_filters=True,
+    ),  # fmt: skip
 }
 
 
@@ -63,6 +79,10 @@ def apply_run_args(args):
 def synthetic_generator(config, device="cpu"):
     """A random generator of one of CONFIGS, seeded so every script times the same weights."""
     torch.manual_seed(0)
+    if config.startswith("sg3"):
+        from latentlab.models.stylegan3 import StyleGAN3Generator
+
+        return StyleGAN3Generator(**CONFIGS[config]).eval().requires_grad_(False).to(device)
     return latentlab.Generator(**CONFIGS[config]).eval().requires_grad_(False).to(device)
 
 
@@ -90,6 +110,20 @@ def timed(fn, iters, warmup, device):
 def official_generator(repo, G):
     """NVIDIA's Generator built from their source tree, loaded with our weights."""
     sys.path.insert(0, os.path.abspath(repo))
+    try:
+        import pkg_resources  # noqa: F401  (their conv2d_gradfix imports it; recent setuptools dropped it)
+    except ImportError:
+        import types
+
+        from packaging.version import parse
+
+        sys.modules["pkg_resources"] = types.SimpleNamespace(parse_version=parse)  # type: ignore[assignment]
+    if getattr(G, "generation", 2) == 3:
+        from training.networks_stylegan3 import Generator as Official3
+
+        net3 = Official3(**G.init_kwargs)
+        net3.load_state_dict(G.state_dict())
+        return net3.eval().requires_grad_(False)
     try:
         from training.networks import Generator as Official  # stylegan2-ada-pytorch
     except ImportError:
@@ -141,7 +175,8 @@ def main():
             O = official_generator(args.official, G.cpu()).to(args.device)
             G.to(args.device)
             sec = timed(lambda: O(z, c, noise_mode="const"), args.iters, args.warmup, args.device)
-            results.append(dict(impl="official", sec_per_batch=sec, img_per_s=args.batch / sec))
+            diff = float((O(z, c, noise_mode="const") - G(z, c, noise_mode="const")).abs().max())
+            results.append(dict(impl="official", sec_per_batch=sec, img_per_s=args.batch / sec, max_abs_diff=diff))
 
     info = dict(
         model=name,
@@ -153,7 +188,8 @@ def main():
     )
     print(json.dumps(info))
     for r in results:
-        print(f"{r['impl']:<16} {r['img_per_s']:8.2f} img/s   {r['sec_per_batch'] * 1000:9.1f} ms/batch")
+        diff = f"   max |official - ours| {r['max_abs_diff']:.2g}" if "max_abs_diff" in r else ""
+        print(f"{r['impl']:<16} {r['img_per_s']:8.2f} img/s   {r['sec_per_batch'] * 1000:9.1f} ms/batch{diff}")
     append_jsonl(args.json, info, results)
 
 

@@ -246,3 +246,17 @@ def test_convert_writes_the_official_stylegan3_layout(case, tmp_path):
     z = torch.randn([2, 8])
     with torch.no_grad():
         assert torch.equal(load_checkpoint(src).G_ema(z), load_checkpoint(dst).G_ema(z))
+
+
+def test_readme_stylegan3_example():
+    """The README's StyleGAN3 snippet runs as written on a StyleGAN3 generator and moves the image."""
+    from test_readme_python import readme_block
+
+    ckpt, e = _load("sg3t_16")
+    G, ws = ckpt.G_ema, torch.from_numpy(e["ws"])
+    scope = {"G": G, "ws": ws}
+    with torch.no_grad():
+        exec(compile(readme_block("python:stylegan3"), "README.md", "exec"), scope)
+        assert scope["img"].shape == (3, 3, 16, 16)
+        assert not torch.allclose(scope["img"], G.synthesis(ws), atol=1e-3)
+    assert torch.equal(G.synthesis.input.transform, torch.eye(3))
