@@ -175,23 +175,77 @@ def convert(src, dst, force, networks):
 
 
 @click.command()
-def models():
-    """List the models --model accepts by name: the embedded model, then checkpoints downloaded on first use.
+@click.option(
+    "--kind",
+    type=click.Choice(["generator", "classifier", "boundary", "all"]),
+    default="generator",
+    show_default=True,
+    help="Which entries: the models --model accepts (generator), NVIDIA's CelebA-HQ attribute classifiers "
+    "(classifier), InterFaceGAN's boundary files (boundary), or all of them.",
+)
+@click.option(
+    "--fetch",
+    "fetch_names",
+    multiple=True,
+    metavar="NAME",
+    help="Download these entries into the cache now (verified as on first use), print where each is, and list "
+    "nothing. Repeatable.",
+)
+def models(kind, fetch_names):
+    """List the registry: the models --model accepts by name (the embedded model, then checkpoints
+    downloaded on first use), and with --kind the attribute classifiers and boundary files.
+
+    Columns: name, resolution, size (or cached / shipped), architecture, licence, description.
+    docs/MODELS.md shows the same as tables, with the publishers' pages and licences. Boundary files
+    are fetched into <cache>/boundaries/<set>/ under their official names: a folder --boundaries takes.
 
     \b
     Example:
       latentlab models
+      latentlab models --kind boundary
+      latentlab models --fetch stylegan_ffhq_smile_w_boundary
       latentlab generate --model ffhq --seeds 0-3 --out out/ffhq
     """
-    from latentlab.checkpoints.download import cache_dir, is_shipped, local_path, registry
+    from latentlab.checkpoints.download import (
+        KINDS,
+        cache_dir,
+        fetch,
+        human_size,
+        is_shipped,
+        kind_of,
+        local_path,
+        registry,
+    )
 
-    # shipped entries first (no download), then by name
-    for name, entry in sorted(registry(shipped=True).items(), key=lambda kv: (not is_shipped(kv[1]), kv[0])):
+    if fetch_names:
+        for name in fetch_names:
+            click.echo(f"{name}: {fetch(name, None)}")
+        return
+    entries = registry(None if kind == "all" else kind, shipped=True)
+    # shipped entries first (no download), then by kind and name
+    order = sorted(entries.items(), key=lambda kv: (not is_shipped(kv[1]), KINDS.index(kind_of(kv[1])), kv[0]))
+    width = max([22, *(len(name) for name in entries)])
+    for name, entry in order:
         here = os.path.exists(local_path(name, entry))
         if is_shipped(entry) and not here:
             continue  # an installation without its data files
-        mark = "shipped" if is_shipped(entry) else "cached" if here else f"~{entry.get('size_mb', '?')} MB"
-        click.echo(f"{name:<22} {entry['resolution']:>5}px  {mark:<9} {entry['description']}")
+        size = entry.get("size_mb")
+        mark = (
+            "shipped"
+            if is_shipped(entry)
+            else "cached"
+            if here
+            else f"~{human_size(size * 2**20)}"
+            if size is not None
+            else "download"
+        )
+        res = f"{entry['resolution']:>5}px" if entry.get("resolution") else f"{'-':>7}"
+        arch = entry.get("architecture") or entry.get("network") or "-"
+        licence = entry.get("licence") or "-"
+        click.echo(f"{name:<{width}} {res}  {mark:<9} {arch:<13} {licence:<13} {entry.get('description', '')}")
+    if kind in ("boundary", "all"):
+        folders = sorted({os.path.dirname(local_path(n, e)) for n, e in entries.items() if kind_of(e) == "boundary"})
+        click.echo(f"boundary files: {', '.join(folders) or '-'} once fetched (a folder --boundaries takes)")
     click.echo(f"cache: {cache_dir()} (set LATENTLAB_CACHE to move it)")
 
 
