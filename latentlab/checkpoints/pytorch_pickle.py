@@ -64,6 +64,15 @@ G3_CLASSES = {
     "SynthesisLayer",
     "FullyConnectedLayer",
 }
+# ... and where each may stand: a class -> {its submodules' names (regex): their class}; nothing else is accepted
+G3_TREE = {
+    "Generator": {"mapping": "MappingNetwork", "synthesis": "SynthesisNetwork"},
+    "MappingNetwork": {r"embed|fc\d+": "FullyConnectedLayer"},
+    "SynthesisNetwork": {"input": "SynthesisInput", r"L\d+_\d+_\d+": "SynthesisLayer"},
+    "SynthesisInput": {"affine": "FullyConnectedLayer"},
+    "SynthesisLayer": {"affine": "FullyConnectedLayer"},
+    "FullyConnectedLayer": {},
+}
 G3_POSITIONAL = ("z_dim", "c_dim", "w_dim", "img_resolution", "img_channels", "mapping_kwargs")
 ROLES = (
     ("G", "Generator", G_CLASSES, G_POSITIONAL),
@@ -98,7 +107,8 @@ def _network(path, key, obj, class_name, classes, positional, ignored):
         raise CheckpointError(f"{path}: {key!r} is a {short_repr(obj.class_name)}, expected a {class_name!r}")
     if class_name == "Generator" and _is_stylegan3(obj):
         state: Dict[str, Any] = {}
-        _flatten(path, key, obj, "", G3_CLASSES, state, depth=0, generation=3)
+        _flatten(path, key, obj, "", G3_CLASSES, state, depth=0, generation=3, tree=G3_TREE)
+        _check_magnitudes(path, key, state)
         init_args, init_kwargs = _init_kwargs(path, key, obj, G3_POSITIONAL)
         return NetworkRecord("StyleGAN3Generator", init_kwargs=init_kwargs, state=state, init_args=tuple(init_args))
     state = {}
@@ -117,8 +127,11 @@ def _is_stylegan3(obj: PersistentObject) -> bool:
     return isinstance(sub, dict) and any(n == "input" or _SG3_LAYER.match(str(n)) for n in sub)
 
 
-def _flatten(path, key, obj, prefix, classes, out, depth, generation=2):
-    """Walk `_modules` recursively, collecting `_parameters` and persistent `_buffers` under dotted names."""
+def _flatten(path, key, obj, prefix, classes, out, depth, generation=2, tree=None, expected=None):
+    """Walk `_modules` recursively, collecting `_parameters` and persistent `_buffers` under dotted names.
+
+    tree: {class: {submodule name pattern: class}} (`G3_TREE`): each submodule's name must match a pattern of
+    its parent's class, and the module be of the class given there (`expected`); None: any of `classes` anywhere."""
     where = f"network {key!r} at {prefix.rstrip('.') or 'top level'}"
     if depth > 16:
         raise CheckpointError(f"{path}: {where}: module tree nested too deeply")
@@ -132,6 +145,8 @@ def _flatten(path, key, obj, prefix, classes, out, depth, generation=2):
             f"{path}: {where} is a {short_repr(obj.class_name)}, "
             f"which is not a StyleGAN{generation} {'discriminator' if key == 'D' else 'generator'} class"
         )
+    if expected is not None and obj.class_name != expected:
+        raise CheckpointError(f"{path}: {where} is a {short_repr(obj.class_name)}, expected a {expected!r} there")
     for group, is_buffer in ((params, False), (buffers, True)):
         for name, t in group.items():
             if t is None or (is_buffer and name in skip):
@@ -148,7 +163,25 @@ def _flatten(path, key, obj, prefix, classes, out, depth, generation=2):
             raise CheckpointError(
                 f"{path}: {where}: submodule {short_repr(name)} is a {type(child).__name__}, not a module"
             )
-        _flatten(path, key, child, f"{prefix}{name}.", classes, out, depth + 1, generation)
+        child_class = None
+        if tree is not None:
+            allowed = tree.get(obj.class_name, {})
+            child_class = next((cls for pattern, cls in allowed.items() if re.fullmatch(pattern, name)), None)
+            if child_class is None:
+                raise CheckpointError(
+                    f"{path}: {where}: unexpected submodule {short_repr(name)} in a StyleGAN{generation} {obj.class_name}"
+                )
+        _flatten(path, key, child, f"{prefix}{name}.", classes, out, depth + 1, generation, tree, child_class)
+
+
+def _check_magnitudes(path, key, state):
+    """StyleGAN3 layers divide their input by sqrt(magnitude_ema), a running mean square: it must be > 0
+    (NaN/inf are reported with the other non-finite values)."""
+    for name, t in state.items():
+        if name.endswith(".magnitude_ema") and bool((t <= 0).any()):
+            raise CheckpointError(
+                f"{path}: network {key!r} tensor {name!r} holds {t.min().item():g}; expected a mean square > 0"
+            )
 
 
 def _check_name(path, where, name):

@@ -55,21 +55,31 @@ INT_RANGES: Dict[str, Tuple[int, int]] = {
     "mbstd_group_size": (0, limits.MAX_MBSTD),
     "mbstd_num_channels": (0, limits.MAX_MBSTD),
     "mbstd_num_features": (0, limits.MAX_MBSTD),
+    # StyleGAN3 layers (defaults 3, 6, 2): 0 would build empty kernels or filters
+    "conv_kernel": (1, limits.MAX_CONV_KERNEL),
+    "filter_size": (1, limits.MAX_FILTER_TAPS),  # low-pass taps per unit of resampling factor
+    "lrelu_upsampling": (1, limits.MAX_RESAMPLING_FACTOR),
 }
 # A network that builds a mapping network (a generator; a conditional discriminator) needs >= 1 layer.
 MAPPING_RANGES = {"num_layers": (1, limits.MAX_MAPPING_LAYERS)}
 _RESOLUTIONS = ("img_resolution", "resolution")
 _FILTERS = ("resample_filter", "resample_kernel", "blur_filter")
-_POSITIVE = ("conv_clamp", "lr_multiplier", "mapping_lrmul")  # numbers > 0 (lr multipliers divide weights)
+# numbers > 0: lr multipliers divide weights; StyleGAN3's band limits (`stylegan3.layer_schedule` checks them
+# against img_resolution)
+_POSITIVE = ("conv_clamp", "lr_multiplier", "mapping_lrmul", "first_cutoff", "first_stopband", "last_stopband_rel")
+_REALS = ("output_scale",)  # any finite number (a string or list would only fail when rendering)
+_FLAGS = ("use_radial_filters",)  # True or False
 # arguments that may be None (a default computed from the others, or "off"); any other known size may not
 _OPTIONAL = ("embed_features", "layer_features", "cmap_dim", "num_ws", "mbstd_group_size", "conv_clamp")
 _OTHER_INTS = (-limits.MAX_CHANNEL_BASE, limits.MAX_CHANNEL_BASE)  # any other integer argument
 # numbers with a range of their own: the original StyleGAN's channels fmap_base / 2**(stage * fmap_decay)
 # (1.0 in every model; 2**(10 * 1e300) overflows)
-_NUMBER_RANGES = {"fmap_decay": (0.0, 16.0)}
+_NUMBER_RANGES = {"fmap_decay": (0.0, 16.0), "magnitude_ema_beta": (0.0, 1.0)}
 _MAX_LIST = 64  # longest list argument (filters have <= MAX_FILTER_TAPS entries)
 _MAX_STRING = 100  # longest string argument ('lrelu', 'skip', ...)
 _MAX_NESTING = 4  # Generator(synthesis_kwargs={...}) nests 1 deep; files nest <= 2
+# names of single values: a list or tuple there is refused, not checked entry by entry
+_SCALARS = frozenset(INT_RANGES) | frozenset(_RESOLUTIONS + _POSITIVE + _REALS + _FLAGS) | frozenset(_NUMBER_RANGES)
 
 _SHORT = reprlib.Repr()
 _SHORT.maxlevel, _SHORT.maxstring, _SHORT.maxother, _SHORT.maxlong = 3, 60, 60, 40
@@ -130,16 +140,18 @@ def _walk(where: str, key: str, value: Any, depth: int, ranges: Mapping[str, Tup
         for k, v in value.items():
             _walk(where, str(k), v, depth + 1, ranges)
         return
+    if key.endswith("_kwargs") and value is not None:  # mapping_kwargs, synthesis_kwargs, block_kwargs, ...
+        raise _fail(where, key, value, "a dict of constructor arguments")
     if key in _FILTERS:
         _check_filter(where, key, value)
         return
-    if isinstance(value, (list, tuple)):
+    if isinstance(value, (list, tuple)) and key not in _SCALARS and key not in ranges:
         if len(value) > _MAX_LIST:
             raise _fail(where, key, f"<{type(value).__name__} of {len(value)}>", f"at most {_MAX_LIST} entries")
         for v in value:
             _walk(where, key, v, depth + 1, ranges)
         return
-    if value is None and (key in _OPTIONAL or key not in ranges and key not in _RESOLUTIONS):
+    if value is None and (key in _OPTIONAL or key not in ranges and key not in _SCALARS):
         return
     if key in _RESOLUTIONS:
         if not (_is_int(value) and 4 <= value <= limits.MAX_RESOLUTION and value & (value - 1) == 0):
@@ -155,6 +167,12 @@ def _walk(where: str, key: str, value: Any, depth: int, ranges: Mapping[str, Tup
         lo_f, hi_f = _NUMBER_RANGES[key]
         if not (_is_number(value) and lo_f <= value <= hi_f):
             raise _fail(where, key, value, f"a number from {lo_f} to {hi_f}")
+    elif key in _REALS:
+        if not (_is_number(value) and _finite(value)):
+            raise _fail(where, key, value, "a finite number")
+    elif key in _FLAGS:
+        if not (isinstance(value, bool) or type(value).__name__ == "bool_"):  # numpy's bool too
+            raise _fail(where, key, value, "True or False")
     elif isinstance(value, str):
         if len(value) > _MAX_STRING:
             raise _fail(where, key, value, f"a string of at most {_MAX_STRING} characters")
@@ -171,8 +189,10 @@ def check_arguments(
     """Range-check a network's constructor arguments before it is built; ConfigError otherwise.
 
     Known sizes (`INT_RANGES`, by name at any nesting level) must be integers in their `limits` ranges,
-    resolutions powers of two from 4 to `limits.MAX_RESOLUTION`, numbers finite (lr multipliers and
-    conv_clamp > 0), filters short lists of finite taps with a non-zero sum, lists and strings short.
+    resolutions powers of two from 4 to `limits.MAX_RESOLUTION`, numbers finite (lr multipliers, conv_clamp
+    and StyleGAN3's band limits > 0), flags booleans, `*_kwargs` dicts, filters short lists of finite taps
+    with a non-zero sum, lists and strings short; a known single value is never a list, nor None unless
+    optional.
     where: who is asking, named first in the message ('Generator', 'ffhq.pkl: network 'G_ema'').
     ranges: replacements for some of `INT_RANGES` (e.g. z_dim from 0 for a label-only mapping network).
     """

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import math
+import numbers
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
@@ -31,6 +32,7 @@ from torch import nn
 from ..errors import ConfigError
 from ..ops import modulated_conv2d
 from ..ops.filtered_lrelu import filtered_lrelu
+from ..utils import limits
 from .arguments import MAPPING_RANGES, check_arguments, check_size
 from .layers import FullyConnectedLayer, HookPoint, check_resolution
 from .mapping import MappingNetwork
@@ -48,7 +50,7 @@ __all__ = [
 
 NOISE_MODES = ("const", "random", "none")  # accepted for the common interface; StyleGAN3 has no noise inputs
 # Sanity bounds of the derived schedule (published models: factors <= 4, <= 24 taps, <= 16 layers).
-_MAX_FACTOR = 16
+_MAX_FACTOR = limits.MAX_RESAMPLING_FACTOR
 _MAX_TAPS = 128
 _MAX_LAYERS = 64
 
@@ -89,6 +91,17 @@ def layer_schedule(
     (at most the image resolution), and has channel_base / 2 / cutoff channels (at most channel_max).
     ConfigError for a schedule no network can have (non-positive bands, absurd resampling factors).
     """
+    for name, value, kind in (
+        ("num_layers", num_layers, numbers.Integral),
+        ("num_critical", num_critical, numbers.Integral),
+        ("margin_size", margin_size, numbers.Integral),
+        ("first_cutoff", first_cutoff, numbers.Real),
+        ("first_stopband", first_stopband, numbers.Real),
+        ("last_stopband_rel", last_stopband_rel, numbers.Real),
+    ):
+        if not isinstance(value, kind) or isinstance(value, bool):
+            expected = "an integer" if kind is numbers.Integral else "a number"
+            raise ConfigError(f"StyleGAN3Synthesis: {name} is a {type(value).__name__}; expected {expected}")
     if num_layers < 1 or num_layers > _MAX_LAYERS or not 0 <= num_critical < num_layers:
         raise ConfigError(
             f"StyleGAN3Synthesis: num_layers = {num_layers}, num_critical = {num_critical}; expected "
@@ -530,12 +543,12 @@ class StyleGAN3Generator(nn.Module):
         mapping_kwargs: Optional[Mapping[str, Any]] = None,  # Arguments of the MappingNetwork.
         **synthesis_kwargs: Any,  # Arguments of StyleGAN3Synthesis (and its layers).
     ) -> None:
-        given = {} if mapping_kwargs is None else dict(mapping_kwargs=dict(mapping_kwargs))  # recorded as given
-        mapping_kwargs = dict(mapping_kwargs or {})
         sizes = dict(z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, img_resolution=img_resolution, img_channels=img_channels)
-        check_arguments(
+        check_arguments(  # first: mapping_kwargs may be anything until then
             "StyleGAN3Generator", dict(sizes, mapping_kwargs=mapping_kwargs, **synthesis_kwargs), MAPPING_RANGES
         )
+        given = {} if mapping_kwargs is None else dict(mapping_kwargs=dict(mapping_kwargs))  # recorded as given
+        mapping_kwargs = dict(mapping_kwargs or {})
         super().__init__()
         self.init_kwargs = copy.deepcopy(dict(sizes, **given, **synthesis_kwargs))
         self.z_dim = z_dim

@@ -30,6 +30,12 @@ MAX_MAPPING_LAYERS = 64
 MAX_FILTER_TAPS = 16
 # Minibatch-std group size / extra features of the discriminator epilogue (4 and 1 in published models).
 MAX_MBSTD = 256
+# Kernel size of a StyleGAN3 layer's convolution (`conv_kernel`: 3 in config T, 1 in R); each layer holds
+# channels^2 x kernel^2 weights, and 0 would build empty kernels that only fail when rendering.
+MAX_CONV_KERNEL = 16
+# Resampling factor between two StyleGAN3 sampling rates, and the nonlinearity's oversampling (`lrelu_upsampling`:
+# 2 in every published model; their factors are <= 4). Filters grow with the factor, and each step is a layer.
+MAX_RESAMPLING_FACTOR = 16
 
 # ------------------------------------------------------------------------------------------------ tensors
 # Elements of one tensor rebuilt from a checkpoint (a view of a storage): a file may not claim more than a
@@ -103,3 +109,11 @@ MAX_GRID_BYTES = 1 << 30
 # Images in `generate`'s grid.png: the first seeds' only (a million-seed run streams its images to disk; a grid of
 # all of them would be a 10^12-pixel picture). 256 = 16 x 16; at large resolutions MAX_GRID_BYTES cuts it further.
 MAX_GENERATE_GRID = 256
+
+# ------------------------------------------------------------------------------------------------ explorer (HTTP)
+# Bytes of one JSON request body of `latentlab explore` (a page's settings: a seed, a few dozen slider values and
+# channel edits, well under 4 KiB); a larger body is refused (413) before it is read.
+MAX_EXPLORE_REQUEST_BYTES = 64 << 10
+# Bytes of one photo uploaded to `latentlab explore` for projection or encoding (the page sends it already cropped
+# and resized to the generator's resolution: ~3 MiB as PNG at 1024 px); refused (413) before it is read.
+MAX_EXPLORE_UPLOAD_BYTES = 16 << 20
