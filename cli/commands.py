@@ -8,6 +8,7 @@ import click
 from latentlab.errors import ConfigError
 
 from . import options as opt
+from .types import TRANSLATE
 
 
 @click.command()
@@ -93,13 +94,34 @@ def info(ckpt, as_json):
     help="latents.npz holds z and w; wplus: w as W+ [N, num_ws, w_dim]; nvidia: also projected_w.npz "
     "(NVIDIA's projector layout, for its generate.py --projected-w).",
 )
+@click.option(
+    "--translate",
+    type=TRANSLATE,
+    default=None,
+    help="StyleGAN3: translate the images by X,Y (image units, e.g. 0.1,0), as NVIDIA's gen_images.py.",
+)
+@click.option(
+    "--rotate", type=float, default=None, help="StyleGAN3: rotate the images by this many degrees (gen_images.py)."
+)
 @opt.allow_nonfinite
 @opt.out(
     help=f"Output folder: seedNNNN.png, grid.png (the first {opt.MAX_GENERATE_GRID} images at most), generate.json "
     "(settings, written last), latents.npz (z, w)."
 )
 def generate(
-    ckpt, seeds, psi, cutoff, noise_mode, class_idx, batch_size, device, latents_format, allow_nonfinite, out_dir
+    ckpt,
+    seeds,
+    psi,
+    cutoff,
+    noise_mode,
+    class_idx,
+    batch_size,
+    device,
+    latents_format,
+    translate,
+    rotate,
+    allow_nonfinite,
+    out_dir,
 ):
     """Render one PNG per seed plus grid.png, with the settings and latents used.
 
@@ -119,6 +141,7 @@ def generate(
     Example:
       latentlab generate --model ffhq.pkl --seeds 0-7 --trunc 0.7 --out out/ffhq
       latentlab generate --seeds 0-3 --latents-format nvidia
+      latentlab generate --model stylegan3-t-ffhqu-256 --seeds 0-3 --translate 0.1,0 --rotate 10
     """
     from latentlab import defaults
     from latentlab.generate import check_generation, write_generation
@@ -127,7 +150,7 @@ def generate(
     device = opt.device(device)
     G = opt.load_model(ckpt, device, allow_nonfinite=allow_nonfinite)
     opt.check_cutoff(G, cutoff)
-    check_generation(G, class_idx, latents_format)  # before the progress bar
+    check_generation(G, class_idx, latents_format, translate, rotate)  # before the progress bar
     with progress_bar(total=len(seeds), desc="generate", unit="img", what="images", hint="use fewer --seeds") as bar:
         record = write_generation(
             G,
@@ -142,6 +165,8 @@ def generate(
             latents_format,
             model=ckpt or defaults.NAME,
             progress=bar,
+            translate=translate,
+            rotate=rotate,
         )
     latents = [f for f in record["files"] if f.endswith(".npz")]
     click.echo(f"wrote {len(seeds)} images, grid.png, generate.json, {', '.join(latents)} to {out_dir}")

@@ -63,7 +63,11 @@ def _direction(G, ckpt, attr, boundary, boundaries_dir, conditions, channels, sp
 @click.option(
     "--layers", type=LAYERS, default=None, help="W+ layers: 0-5, a list, coarse, middle (or medium), fine or all."
 )
-@click.option("--channels", default=None, help="S-space channels: b64.conv0:12,b32.conv1:3-5 or flat indices.")
+@click.option(
+    "--channels",
+    default=None,
+    help="S-space channels: b64.conv0:12,b32.conv1:3-5 (StyleGAN3: L3_52_512:7) or flat indices.",
+)
 @opt.seeds
 @latents_option(
     help="Latents file to edit instead of --seeds (e.g. `latentlab project`'s latents.npz, or `latentlab encode`'s "

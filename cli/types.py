@@ -120,12 +120,26 @@ class ClusterChoice(LibraryType):
         return parse_choice(value)
 
 
+class TranslateType(LibraryType):
+    """--translate X,Y -> (x, y) in image units (`latentlab.models.stylegan3.parse_translate`)."""
+
+    name = "x,y"
+
+    def parse(self, value):
+        if isinstance(value, tuple):
+            return value
+        from latentlab.models.stylegan3 import parse_translate
+
+        return parse_translate(value)
+
+
 SEEDS = SeedsType()
 ALPHAS = AlphaSpec()
 ALPHA = AlphaSpec(single=True)
 LAYERS = LayersType()
 TRUNCATION = TruncationType()
 CHOICE = ClusterChoice()
+TRANSLATE = TranslateType()
 
 
 def with_bound(help_text, bound):

@@ -146,11 +146,14 @@ def save_generation_settings(out_dir, G, record, files):
     return record
 
 
-def check_generation(G, class_idx=None, latents_format="latentlab"):
+def check_generation(G, class_idx=None, latents_format="latentlab", translate=None, rotate=None):
     """Refuse (ValueError, one line) what `write_generation` could not do for G: a class index for an
-    unconditional model or none for a conditional one, an unknown latents format. Cheap: call it before
-    showing progress."""
+    unconditional model or none for a conditional one, an unknown latents format, a translation/rotation for
+    a generator that is not StyleGAN3. Cheap: call it before showing progress."""
+    from .models.stylegan3 import check_transform
+
     class_labels(G, 1, class_idx)
+    check_transform(G, translate, rotate)
     if latents_format not in LATENTS_FORMATS:
         raise ConfigError(f"unknown latents format {latents_format!r}; choose from {', '.join(LATENTS_FORMATS)}")
 
@@ -244,6 +247,8 @@ def write_generation(
     latents_format="latentlab",
     model=None,
     progress=None,
+    translate=None,
+    rotate=None,
 ):
     """What `latentlab generate` writes: seedNNNN.png per seed, grid.png, latents.npz (+ projected_w.npz for
     latents_format 'nvidia', see `save_generation_latents`) and generate.json. Returns generate.json's record.
@@ -256,16 +261,22 @@ def write_generation(
     without it holds an interrupted run.
 
     The images are rendered from the saved w's, so rendering latents.npz with the same noise mode gives them
-    again. `model` names the model in the record; `progress` advances by the images rendered.
-    Everything is checked (`check_generation`) before anything is rendered or written.
+    again. `model` names the model in the record; `progress` advances by the images rendered. `translate`
+    ((x, y), image units) and `rotate` (degrees) move a StyleGAN3 generator's images as NVIDIA's gen_images.py
+    does (`models.stylegan3.input_transform`; recorded in generate.json). Everything is checked (`check_generation`) before anything is rendered or written.
     """
+    import contextlib
+
     import numpy as np
 
     from .latents import LatentCodes
     from .models.identity import model_hash
+    from .models.stylegan3 import input_transform
 
     seeds = [int(s) for s in seeds]
-    check_generation(G, class_idx, latents_format)
+    check_generation(G, class_idx, latents_format, translate, rotate)
+    moved = translate is not None or rotate is not None
+    transform = dict(translate=list(translate or (0.0, 0.0)), rotate=float(rotate or 0.0)) if moved else None
     if not seeds:
         raise ConfigError("no seeds given")
     if batch_size < 1:
@@ -282,7 +293,8 @@ def write_generation(
     grid_images = np.empty((generate_grid_count(G, n), res, res, ch), dtype=np.uint8)
     os.makedirs(out_dir, exist_ok=True)
     files = []  # names, not paths: a million of them are kept for generate.json
-    with _Spill(out_dir, shapes, os.path.join(out_dir, LATENTS_FILE)) as spill:
+    moving = input_transform(G, **transform) if transform else contextlib.nullcontext()
+    with moving, _Spill(out_dir, shapes, os.path.join(out_dir, LATENTS_FILE)) as spill:
         for lo in range(0, n, chunk):
             part = seeds[lo : lo + chunk]
             z, w = generation_latents(G, part, truncation_psi, truncation_cutoff, class_idx, device, wplus=wplus)
@@ -322,4 +334,6 @@ def write_generation(
         latents_format=latents_format,
         latents_space=space,
     )
+    if transform:
+        record["transform"] = transform
     return save_generation_settings(out_dir, G, record, files)

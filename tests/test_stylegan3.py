@@ -13,8 +13,8 @@ import os
 import numpy as np
 import pytest
 import torch
-from conftest import assert_matches_official
 
+from conftest import assert_matches_official, run_cli
 from latentlab import load_checkpoint
 from latentlab.errors import ConfigError
 from latentlab.latents import level_layers, parse_layers, ws_resolutions
@@ -260,3 +260,27 @@ def test_readme_stylegan3_example():
         assert scope["img"].shape == (3, 3, 16, 16)
         assert not torch.allclose(scope["img"], G.synthesis(ws), atol=1e-3)
     assert torch.equal(G.synthesis.input.transform, torch.eye(3))
+
+
+def test_generate_translate_rotate(tmp_path, capsys):
+    """`generate --translate/--rotate` renders what input_transform renders, records it, and refuses StyleGAN2."""
+    from PIL import Image
+
+    from latentlab.generate import generation_latents
+
+    path = fixture_path("stylegan3/sg3t_16.pkl")
+    out = tmp_path / "g"
+    code, _, err = run_cli(
+        capsys, "generate", "--model", path, "--seeds", "3", "--translate", "0.25,-0.1", "--rotate", "20", "--out", out
+    )
+    assert code == 0, err
+    assert json.load(open(out / "generate.json"))["transform"] == {"translate": [0.25, -0.1], "rotate": 20.0}
+    G = load_checkpoint(path).G_ema
+    _, w = generation_latents(G, [3])
+    with torch.no_grad(), input_transform(G, (0.25, -0.1), 20):
+        img = G.synthesis(w.wplus(G), noise_mode="const")
+    expected = (img[0].permute(1, 2, 0) * 127.5 + 128).clamp(0, 255).to(torch.uint8).numpy()
+    got = np.asarray(Image.open(out / "seed0003.png"))
+    assert np.abs(got.astype(int) - expected.astype(int)).max() <= 1
+    code, _, err = run_cli(capsys, "generate", "--seeds", "0", "--rotate", "5", "--out", tmp_path / "b")
+    assert code != 0 and "StyleGAN3" in err and len(err.strip().splitlines()) <= 2

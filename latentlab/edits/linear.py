@@ -60,7 +60,8 @@ def parse_alphas(spec: Alphas) -> List[float]:
 
 
 def parse_channels(spec: str, G: AnyGenerator) -> List[int]:
-    """S-space channels: 'b64.conv0:12,b32.conv1:3-5' (layer:channel) or flat indices '17,300' -> flat indices."""
+    """S-space channels: 'b64.conv0:12,b32.conv1:3-5' (layer:channel; StyleGAN3 layers: 'L3_52_512:7', 'input:2')
+    or flat indices '17,300' -> flat indices."""
     dims = G.synthesis.style_dims
     offsets, total = {}, 0
     for name, d in dims.items():

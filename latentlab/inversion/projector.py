@@ -29,6 +29,8 @@ Differences, on purpose:
   per-channel 0.05 * std, which would explore sqrt(w_dim) times less than the published W setting.
 - Starting codes: `init` (codes of this model in any space up to `space`, converted forward) and
   `init_noise` replace w_avg and the random initial noise maps (the hybrid encoder + projector).
+- Generators without noise inputs (StyleGAN3) have no noise maps: the codes alone are optimised, and
+  the noise regulariser has nothing to act on.
 """
 
 from __future__ import annotations
@@ -365,7 +367,7 @@ def project(
                 eps = s_noise(G, eps)
             synth = synthesize(x_opt + eps if scale > 0 else x_opt)
             loss = dist_fn(_downsample((synth + 1) * 127.5), target_255).sum()
-            if noise_regularize_weight:
+            if noise_regularize_weight and noise:  # a generator without noise inputs (StyleGAN3) has no maps
                 loss = loss + noise_regularize_weight * noise_regularization(noise).sum()
             if pixel_weight:
                 loss = loss + pixel_weight * (synth - target_pm1).square().flatten(1).mean(1).sum()

@@ -40,6 +40,9 @@ from .style_space import StyleLayer, StyleSpaceMixin
 from .stylegan3_filters import design_lowpass_filter
 
 __all__ = [
+    "check_transform",
+    "input_transform",
+    "parse_translate",
     "LayerSpec",
     "layer_schedule",
     "SynthesisInput",
@@ -435,6 +438,8 @@ class StyleGAN3Synthesis(StyleSpaceMixin, nn.Module):
         self.w_dim = w_dim
         self.img_resolution = img_resolution
         self.img_channels = img_channels
+        self.channel_base = channel_base  # read by the discriminators latentlab builds for a generator
+        self.channel_max = channel_max
         self.num_layers = num_layers
         self.num_critical = num_critical
         self.margin_size = margin_size
@@ -585,13 +590,38 @@ class StyleGAN3Generator(nn.Module):
         )
 
 
+def parse_translate(value: Union[str, Sequence[float]]) -> Tuple[float, float]:
+    """'X,Y' (or two numbers) -> (x, y): a translation in image units (1 = the image's width); finite only."""
+    parts = value.split(",") if isinstance(value, str) else list(value)
+    try:
+        xy = tuple(float(v) for v in parts)
+    except (TypeError, ValueError):
+        xy = ()
+    if len(xy) != 2 or not all(math.isfinite(v) for v in xy):
+        raise ConfigError(f"translation must be two finite numbers X,Y (image units), got {value!r:.60}")
+    return xy[0], xy[1]
+
+
+def check_transform(G: nn.Module, translate: Optional[Sequence[float]], rotate: Optional[float]) -> None:
+    """Refuse a translation/rotation for a generator without StyleGAN3's input, or a non-finite angle."""
+    if translate is None and rotate is None:
+        return
+    if not isinstance(getattr(getattr(G, "synthesis", None), "input", None), SynthesisInput):
+        raise ConfigError(
+            f"translation and rotation need a StyleGAN3 generator (its Fourier-feature input); this is a "
+            f"generation-{getattr(G, 'generation', 2)} model"
+        )
+    if rotate is not None and not math.isfinite(rotate):
+        raise ConfigError(f"rotation must be a finite number of degrees, got {rotate!r}")
+
+
 @contextmanager
 def input_transform(G: nn.Module, translate: Sequence[float] = (0.0, 0.0), rotate: float = 0.0) -> Iterator[None]:
     """Render a StyleGAN3 generator's images translated / rotated (degrees) inside a `with` block; the
     stored transform is restored afterwards, also on errors."""
-    synthesis_input = getattr(getattr(G, "synthesis", None), "input", None)
-    if not isinstance(synthesis_input, SynthesisInput):
-        raise ConfigError("translation and rotation need a StyleGAN3 generator (its Fourier-feature input)")
+    check_transform(G, translate, rotate)
+    synthesis_input = G.synthesis.input
+    assert isinstance(synthesis_input, SynthesisInput)
     saved = synthesis_input.transform.clone()
     try:
         synthesis_input.set_transform(translate, rotate)

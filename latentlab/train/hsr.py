@@ -76,9 +76,16 @@ PAPER_VIT_BLOCKS = (3, 6, 9, 12)
 
 def _synthesis(G):
     """The SynthesisNetwork of a Generator (or a DDP-wrapped one, or the synthesis network itself)."""
+    from ..models.stylegan3 import StyleGAN3Synthesis
+
     for _ in range(3):
         if hasattr(G, "block_resolutions"):
             return G
+        if getattr(G, "generation", None) == 3 or isinstance(G, StyleGAN3Synthesis):
+            raise ConfigError(
+                "HSR supervises the features of StyleGAN2 synthesis blocks (b{R}.hook_x): a StyleGAN3 generator "
+                "has no blocks (its layers are alias-free L0..LN), and latentlab cannot train StyleGAN3"
+            )
         if hasattr(G, "synthesis"):
             return G.synthesis
         if hasattr(G, "module"):

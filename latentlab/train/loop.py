@@ -71,6 +71,19 @@ BASE_COLUMNS = (
 )
 
 
+# Why `check_trainable` refuses StyleGAN3 generators (one line, after the file or network it names).
+STYLEGAN3_NOT_TRAINABLE = (
+    "StyleGAN3 generators cannot be trained here: latentlab's training loop is StyleGAN2's, and StyleGAN3's own "
+    "(its losses, blurred discriminator inputs, schedules) is not implemented; train it with NVlabs/stylegan3"
+)
+
+
+def check_trainable(G, where="the generator"):
+    """ConfigError (one line starting with `where`) for a generator the StyleGAN2 loop cannot train (StyleGAN3)."""
+    if getattr(G, "generation", 2) == 3:
+        raise ConfigError(f"{where}: {STYLEGAN3_NOT_TRAINABLE}")
+
+
 @dataclass
 class TrainingOptions:
     """Settings of a run. None means 'choose as StyleGAN2-ADA does' (see `resolved`).
@@ -378,6 +391,7 @@ class Trainer:
         self.device = torch.device(device)
         self.rank, self.world = dist_utils.world() or (0, 1)
         self.dataset = dataset
+        check_trainable(G, "Trainer")
         if (dataset.resolution, dataset.channels) != (G.img_resolution, G.img_channels):
             raise ConfigError(
                 f"dataset gives {dataset.channels}x{dataset.resolution}px images, generator makes "

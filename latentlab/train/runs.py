@@ -7,7 +7,7 @@ import torch
 
 from ..datasets.images import ImageDataset
 from ..errors import ConfigError
-from .loop import STATE_FILE, Trainer, TrainingOptions, scratch_networks
+from .loop import STATE_FILE, Trainer, TrainingOptions, check_trainable, scratch_networks
 
 
 def is_resumable(out_dir):
@@ -25,6 +25,7 @@ def load_for_finetuning(model, device="cpu", new_d=False, seed=0):
 
     ckpt = load_checkpoint(model)
     G = ckpt.G if ckpt.G is not None else copy.deepcopy(ckpt.G_ema)
+    check_trainable(G, str(model))
     if getattr(G, "generation", 2) != 2 or type(G).__name__ != "Generator":
         raise ConfigError(f"{model}: only StyleGAN2 networks can be trained (this is a {type(G).__name__})")
     D = ckpt.D
