@@ -13,9 +13,11 @@ import warnings
 import pytest
 import torch
 
+from latentlab.errors import ConfigError
 from latentlab.ops import cuda as ops_cuda
 from latentlab.ops.bias_act import bias_act_ref
-from latentlab.ops.cuda.functions import bias_act_cuda, upfirdn2d_cuda
+from latentlab.ops.cuda.functions import bias_act_cuda, filtered_lrelu_cuda, upfirdn2d_cuda
+from latentlab.ops.filtered_lrelu import filtered_lrelu_ref
 from latentlab.ops.upfirdn2d import upfirdn2d_ref
 
 HAS_GPU = torch.cuda.is_available()
@@ -24,7 +26,7 @@ DEVICES = [
     pytest.param("cuda", marks=pytest.mark.skipif(not HAS_GPU, reason="no CUDA device"), id="cuda"),
 ]
 ACTS = ["linear", "relu", "lrelu", "tanh", "sigmoid", "elu", "selu", "softplus", "swish"]
-EXPECTED_FUNCS = {"bias_act": ["bias_act"], "upfirdn2d": ["upfirdn2d"]}
+EXPECTED_FUNCS = {"bias_act": ["bias_act"], "upfirdn2d": ["upfirdn2d"], "filtered_lrelu": ["filtered_lrelu"]}
 
 
 def _toolkit_or_skip():
@@ -75,7 +77,7 @@ def device(request, built):
 
 @pytest.mark.slow
 def test_extensions_compile_and_import(monkeypatch):
-    """Builds both extensions (or reuses torch's cached build of the same sources)."""
+    """Builds every extension (or reuses torch's cached build of the same sources)."""
     _build_env(monkeypatch)
     saved = dict(ops_cuda._cache)
     ops_cuda._reset_cache()
@@ -386,3 +388,180 @@ def test_public_ops_dispatch_to_kernels(built):
     )
     b = torch.randn(3, device="cuda")
     torch.testing.assert_close(bias_act(x, b, act="lrelu", impl="cuda"), bias_act_ref(x, b, act="lrelu"))
+
+
+# ---------------------------------------------------------------------- filtered_lrelu
+
+# (up, down, padding (x0, x1, y0, y1)) on a 7x6 input; the last ones crop and pad unevenly
+FLRELU_CASES = [
+    (1, 1, (0, 0, 0, 0)),
+    (2, 2, (5, 4, 5, 4)),
+    (4, 2, (9, 10, 11, 8)),
+    (1, 4, (4, 3, 2, 5)),
+    (2, 1, (3, 2, 4, 1)),
+    (4, 4, (12, 10, 9, 13)),
+    (3, 2, (-1, 6, 5, -2)),
+    (2, 2, (-2, -1, 1, -3)),
+]
+FLRELU_FILTERS = {
+    "none": lambda: None,
+    "sep": lambda: torch.rand(6, dtype=torch.float64) + 0.1,
+    "2d": lambda: torch.randn(5, 4, dtype=torch.float64),
+    "1tap": lambda: torch.full((1,), 0.7, dtype=torch.float64),
+}
+
+
+def _flrelu_args(device, up, down, pad, fu, fd, dtype=torch.float64, requires_grad=False, with_bias=True):
+    x = _rand((2, 3, 7, 6), device, dtype, requires_grad=requires_grad)
+    b = _rand((3,), device, dtype, requires_grad=requires_grad) if with_bias else None
+    filters = [FLRELU_FILTERS[name]() for name in (fu, fd)]
+    return (x, *(None if f is None else f.to(device) for f in filters), b)
+
+
+def _flrelu_kernel(x, fu, fd, b, up, down, pad, clamp=None, flip=False, tile=0, gain=1.4, slope=0.3):
+    return filtered_lrelu_cuda(x, fu, fd, b, up, down, pad, gain, slope, clamp, flip, tile)
+
+
+def _flrelu_ref(x, fu, fd, b, up, down, pad, clamp=None, flip=False, gain=1.4, slope=0.3):
+    cast = lambda t: None if t is None else t.to(x.dtype)
+    return filtered_lrelu_ref(x, cast(fu), cast(fd), cast(b), up, down, pad, gain, slope, clamp, flip)
+
+
+@pytest.mark.parametrize("device", DEVICES, indirect=True)
+@pytest.mark.parametrize("case", FLRELU_CASES)
+@pytest.mark.parametrize("filters", [("sep", "sep"), ("2d", "sep"), ("sep", "2d"), ("none", "2d"), ("1tap", "none")])
+@pytest.mark.parametrize("clamp", [None, 0.8])
+@pytest.mark.parametrize("flip", [False, True])
+def test_filtered_lrelu_forward_float64(device, case, filters, clamp, flip):
+    torch.manual_seed(10)
+    up, down, pad = case
+    x, fu, fd, b = _flrelu_args(device, up, down, pad, *filters)
+    try:
+        ref = _flrelu_ref(x, fu, fd, b, up, down, pad, clamp, flip)
+    except ConfigError:  # the filters do not fit this padding
+        with pytest.raises(ConfigError, match="leaves no output"):
+            _flrelu_kernel(x, fu, fd, b, up, down, pad, clamp, flip)
+        return
+    for tile in (0, 1, 2, 5):  # tile borders fall everywhere
+        got = _flrelu_kernel(x, fu, fd, b, up, down, pad, clamp, flip, tile)
+        assert got.shape == ref.shape
+        torch.testing.assert_close(got, ref, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("device", DEVICES, indirect=True)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+@pytest.mark.parametrize("case", FLRELU_CASES[1:4])
+def test_filtered_lrelu_low_precision(device, dtype, case):
+    torch.manual_seed(11)
+    up, down, pad = case
+    x, fu, fd, b = _flrelu_args(device, up, down, pad, "sep", "2d", dtype, requires_grad=True)
+    y = _flrelu_kernel(x, fu, fd, b, up, down, pad, clamp=1.5)
+    assert y.dtype == dtype
+    x64, b64 = x.detach().double().requires_grad_(True), b.detach().double().requires_grad_(True)
+    ref = _flrelu_ref(x64, fu, fd, b64, up, down, pad, clamp=1.5)
+    tol = dict(rtol=1e-5, atol=1e-5) if dtype == torch.float32 else dict(rtol=5e-3, atol=5e-3)
+    torch.testing.assert_close(y.double(), ref, **tol)
+    dy = _rand(y.shape, device, dtype, scale=1.0)
+    gx, gb = torch.autograd.grad(y, (x, b), dy)
+    rx, rb = torch.autograd.grad(ref, (x64, b64), dy.double())
+    assert gx.dtype == dtype and gb.dtype == dtype
+    torch.testing.assert_close(gx.double(), rx, **tol)
+    torch.testing.assert_close(gb.double(), rb, rtol=tol["rtol"] * 10, atol=tol["atol"] * 10)  # a sum of many
+
+
+@pytest.mark.parametrize("device", DEVICES, indirect=True)
+@pytest.mark.parametrize("case", FLRELU_CASES)
+@pytest.mark.parametrize("filters", [("sep", "2d"), ("2d", "sep")])
+@pytest.mark.parametrize("clamp", [None, 0.8])
+def test_filtered_lrelu_gradients_match_reference(device, case, filters, clamp):
+    torch.manual_seed(12)
+    up, down, pad = case
+    x, fu, fd, b = _flrelu_args(device, up, down, pad, *filters, requires_grad=True)
+    try:
+        _flrelu_ref(x.detach(), fu, fd, None, up, down, pad)
+    except ConfigError:
+        return  # the filters do not fit this padding (the forward test checks the error)
+    outs = []
+    for fn in (lambda *a: _flrelu_kernel(*a, clamp=clamp, tile=2), lambda *a: _flrelu_ref(*a, clamp=clamp)):
+        y = fn(x, fu, fd, b, up, down, pad)
+        dy = torch.linspace(-1, 1, y.numel(), dtype=y.dtype, device=device).reshape(y.shape).requires_grad_(True)
+        gx, gb = torch.autograd.grad(y, (x, b), dy, create_graph=True)
+        # an R1-like penalty of the first gradients, differentiated again (here only dy reaches it:
+        # the activation's derivative is piecewise constant)
+        penalty = gx.square().sum() + (gb * torch.arange(3, device=device)).sum()
+        (gdy,) = torch.autograd.grad(penalty, dy)
+        outs.append((y, gx, gb, gdy))
+    for got, ref in zip(*outs):
+        torch.testing.assert_close(got, ref, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("device", DEVICES, indirect=True)
+@pytest.mark.parametrize("case", [FLRELU_CASES[2], FLRELU_CASES[6]])
+def test_filtered_lrelu_gradcheck(device, case):
+    torch.manual_seed(13)
+    up, down, pad = case
+    x = _rand((1, 2, 4, 3), device, scale=1.0, requires_grad=True)
+    b = _rand((2,), device, scale=1.0, requires_grad=True)
+    fu, fd = torch.rand(4, dtype=torch.float64, device=device), torch.randn(3, 2, dtype=torch.float64, device=device)
+    pad = tuple(max(p, 1) for p in pad)
+    fn = lambda x, b: _flrelu_kernel(x, fu, fd, b, up, down, pad, clamp=1.0, tile=2)
+    assert torch.autograd.gradcheck(fn, (x, b))
+    assert torch.autograd.gradgradcheck(fn, (x, b))
+
+
+@pytest.mark.parametrize("device", DEVICES, indirect=True)
+def test_filtered_lrelu_layouts_and_modes(device):
+    torch.manual_seed(14)
+    up, down, pad = FLRELU_CASES[1]
+    x, fu, fd, b = _flrelu_args(device, up, down, pad, "sep", "sep")
+    ref = _flrelu_ref(x, fu, fd, b, up, down, pad)
+    xcl = x.to(memory_format=torch.channels_last)
+    got = _flrelu_kernel(xcl, fu, fd, b, up, down, pad)
+    assert got.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(got, ref, rtol=1e-12, atol=1e-12)
+    xs = _rand((2, 3, 14, 6), device)[:, :, ::2]  # strided view
+    torch.testing.assert_close(
+        _flrelu_kernel(xs, fu, fd, b, up, down, pad), _flrelu_ref(xs, fu, fd, b, up, down, pad), rtol=1e-12, atol=1e-12
+    )
+    with torch.no_grad():  # no record is kept, same values
+        torch.testing.assert_close(_flrelu_kernel(x, fu, fd, b, up, down, pad), ref, rtol=1e-12, atol=1e-12)
+    # gradients: channels_last x, expanded (stride 0) upstream gradient from .sum(), bias-only gradients
+    for xin, bias_only in ((xcl, False), (x, True)):
+        xg = xin.detach().requires_grad_(not bias_only)
+        bg = b.detach().requires_grad_(True)
+        inputs = (bg,) if bias_only else (xg, bg)
+        got_g = torch.autograd.grad(_flrelu_kernel(xg, fu, fd, bg, up, down, pad).sum(), inputs)
+        ref_g = torch.autograd.grad(_flrelu_ref(xg, fu, fd, bg, up, down, pad).sum(), inputs)
+        for g1, g2 in zip(got_g, ref_g):
+            torch.testing.assert_close(g1, g2, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("device", DEVICES, indirect=True)
+def test_filtered_lrelu_large_filters(device):
+    """Filters whose tile workspace exceeds shared memory: the GPU uses a global scratch buffer."""
+    torch.manual_seed(15)
+    x = _rand((1, 2, 12, 12), device, torch.float32, scale=1.0, requires_grad=True)
+    fu = torch.rand(8, 8, device=device)
+    fd = torch.rand(120, 120, device=device) / 7200  # 120 * 120 * 4 bytes > 48 KiB even for a 1x1 tile
+    args = (4, 2, (45, 45, 45, 45))
+    y = _flrelu_kernel(x, fu, fd, None, *args, clamp=2.0)
+    ref = _flrelu_ref(x.double(), fu, fd, None, *args, clamp=2.0)
+    torch.testing.assert_close(y.double(), ref, rtol=1e-4, atol=1e-4)
+    (gx,) = torch.autograd.grad(y, x, torch.ones_like(y))
+    (rx,) = torch.autograd.grad(ref, x, torch.ones_like(ref))
+    torch.testing.assert_close(gx, rx, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.skipif(not HAS_GPU, reason="no CUDA device")
+def test_public_filtered_lrelu_dispatch(built):
+    from latentlab.ops import filtered_lrelu
+
+    x = torch.randn(2, 3, 10, 10, device="cuda", requires_grad=True)
+    f = torch.rand(12, device="cuda")
+    kw = dict(up=2, down=2, padding=(11, 10, 11, 10), clamp=256)
+    ref = filtered_lrelu_ref(x, f, f, **kw)
+    torch.testing.assert_close(filtered_lrelu(x, f, f, impl="cuda", **kw), ref)
+    torch.testing.assert_close(filtered_lrelu(x, f, f, **kw), ref)
+    fg = f.clone().requires_grad_(True)  # filter gradients: the reference path
+    (gf,) = torch.autograd.grad(filtered_lrelu(x, fg, f, **kw).sum(), fg)
+    assert gf.shape == f.shape

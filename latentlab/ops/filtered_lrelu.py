@@ -13,6 +13,8 @@ apply the pointwise leaky ReLU there, low-pass again and decimate. Per channel, 
 
 Output size per axis: (in * up + pad0 + pad1 - (fu_taps - 1) - (fd_taps - 1) + (down - 1)) // down.
 The reference path composes `bias_act` and `upfirdn2d` (any-order gradients, exact on the CPU).
+On CUDA tensors `filtered_lrelu` runs our fused kernel (`ops/cuda/filtered_lrelu.*`): it keeps
+only a uint8 code per upsampled pixel for the backward, not the intermediate images.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Optional
 import torch
 
 from ..errors import ConfigError
+from ._impl import choose_impl
 from .bias_act import bias_act
 from .upfirdn2d import Padding, filter_size, parse_padding, upfirdn2d
 
@@ -106,6 +109,15 @@ def filtered_lrelu(
         slope: the leaky ReLU's negative slope (1 = linear).
         clamp: clamp the activation's output to [-clamp, clamp]; None = no clamping.
         flip_filter: correlate instead of convolve.
-        impl: 'ref', 'cuda' or None (automatic).
+        impl: 'ref', 'cuda' or None (automatic: our kernel for CUDA tensors when it builds).
+    Filters that require gradients always take the reference path (the kernel treats them as constants).
     """
+    _check(x, fu, fd, b, up, down, gain, slope, clamp)
+    constant_filters = not any(f is not None and f.requires_grad for f in (fu, fd))
+    if constant_filters and choose_impl(x, impl, "filtered_lrelu") == "cuda":
+        from .cuda.functions import filtered_lrelu_cuda
+
+        c = None if clamp is None else float(clamp)
+        pad = parse_padding(padding)
+        return filtered_lrelu_cuda(x, fu, fd, b, up, down, pad, float(gain), float(slope), c, bool(flip_filter))
     return filtered_lrelu_ref(x, fu, fd, b, up, down, padding, gain, slope, clamp, flip_filter)

@@ -1,4 +1,4 @@
-"""Our CUDA kernels for bias_act and upfirdn2d, compiled with torch.utils.cpp_extension on first use.
+"""Our CUDA kernels (bias_act, upfirdn2d, filtered_lrelu), compiled with torch.utils.cpp_extension on first use.
 
 Importing this package compiles nothing. `load_extension(name)` builds (or reuses the
 cached build in ~/.cache/torch_extensions) and returns the module, or None when the
@@ -26,12 +26,15 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 OPS = {
     "bias_act": ["bias_act.cpp", "bias_act.cu"],
     "upfirdn2d": ["upfirdn2d.cpp", "upfirdn2d.cu"],
+    "filtered_lrelu": ["filtered_lrelu.cpp", "filtered_lrelu.cu"],
 }
 # bias_act is memory-bound, so exact expf/tanhf cost nothing there, while
 # --use_fast_math would turn tanhf into a 1e-3-accurate approximation.
 _CUDA_FLAGS = {
     "bias_act": ["-O3"],
     "upfirdn2d": ["-O3", "--use_fast_math"],
+    # Only multiply-adds and compares: fast math would gain nothing but flush denormals to zero.
+    "filtered_lrelu": ["-O3"],
 }
 
 _lock = threading.Lock()
@@ -117,7 +120,7 @@ def _short(exc: BaseException, limit: int = 2000) -> str:
 
 
 def load_extension(name: str) -> Optional[ModuleType]:
-    """Return the compiled module for op `name` ('bias_act' or 'upfirdn2d'), or None.
+    """Return the compiled module for op `name` (a key of OPS), or None.
 
     None without a warning when LATENTLAB_OPS=ref. On the first failure to build or
     import, warns once (saying why) and returns None for the rest of the process.

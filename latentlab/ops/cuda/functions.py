@@ -1,6 +1,6 @@
 """Autograd wrappers around our compiled kernels (first and second derivatives).
 
-Both functions take already-normalised arguments (see their docstrings); the public
+The public functions take already-normalised arguments (see their docstrings); the public
 ops in latentlab.ops do the parsing and call these only for CUDA tensors. The
 compiled modules also run on CPU tensors (a plain host loop), which the tests use
 to check the kernels' maths on machines without a GPU.
@@ -9,7 +9,7 @@ to check the kernels' maths on machines without a GPU.
 from __future__ import annotations
 
 import math
-from typing import Optional, Sequence
+from typing import NamedTuple, Optional, Sequence, Tuple
 
 import torch
 from torch.autograd.function import once_differentiable
@@ -242,3 +242,208 @@ def upfirdn2d_cuda(
             f"upfirdn2d: padding {padding} leaves an empty output for a {h}x{w} input and {fh}x{fw} filter"
         )
     return _Upfirdn2d.apply(x, f, (up, down, padding, bool(flip_filter), float(gain)))
+
+
+# ----------------------------------------------------------------------- filtered_lrelu
+
+_ACT, _MASKED = 0, 1  # modes of the fused kernel (filtered_lrelu.h)
+
+
+class _Chain(NamedTuple):
+    """One pass of the fused kernel: stage 1 (up, FIR), a pointwise step, stage 2 (FIR, down).
+
+    Pairs are (x, y); paddings (x0, x1, y0, y1), stage 1's in upsampled pixels, stage 2's in
+    intermediate pixels. gains: (stage 1, activation, stage 2). clamp < 0 means none. tile:
+    output tile size of the kernel, 0 = automatic (tests force small tiles).
+    """
+
+    up: Tuple[int, int]
+    down: Tuple[int, int]
+    pad1: Tuple[int, int, int, int]
+    pad2: Tuple[int, int, int, int]
+    flip_taps: bool
+    gains: Tuple[float, float, float]
+    slope: float
+    clamp: float
+    tile: int
+
+
+def _taps(f: torch.Tensor) -> Tuple[int, int]:
+    """(width, height) of a 1-D (separable) or 2-D filter."""
+    return (f.shape[0], f.shape[0]) if f.ndim == 1 else (f.shape[1], f.shape[0])
+
+
+def _axis_sizes(n: int, u: int, d: int, p0: int, p1: int, q0: int, q1: int, t1: int, t2: int) -> Tuple[int, int]:
+    """Intermediate and output lengths along one axis (as filtered_lrelu.cpp computes them).
+
+    n: input length; u, d: up and down factors; p0, p1: stage 1 padding (upsampled pixels);
+    q0, q1: stage 2 padding (intermediate pixels); t1, t2: the two filters' taps on this axis.
+    """
+    mid = n * u + p0 + p1 - t1 + 1
+    return mid, (mid + q0 + q1 - t2) // d + 1
+
+
+def _adjoint_axis(
+    n: int, u: int, d: int, p0: int, p1: int, q0: int, q1: int, t1: int, t2: int
+) -> Tuple[Tuple[int, int], Tuple[int, int]]:
+    """Paddings (pad1, pad2) of the adjoint chain along one axis (arguments as for _axis_sizes).
+
+    The adjoint of each stage is upfirdn2d's adjoint (see _transpose_cfg) taken in reverse
+    order: up by d with the stage 2 filter, then down by u with the stage 1 filter. Its
+    intermediate grid is the forward one, so the recorded codes index it unchanged.
+    """
+    mid, out = _axis_sizes(n, u, d, p0, p1, q0, q1, t1, t2)
+    return (t2 - 1 - q0, mid - out * d + q0), (t1 - 1 - p0, n * u - mid + p0 - u + 1)
+
+
+def _adjoint(chain: _Chain, f1: torch.Tensor, f2: torch.Tensor, in_hw: Tuple[int, int]) -> _Chain:
+    """The chain computing the transpose of `chain` (as a linear map for fixed codes); its filters are (f2, f1)."""
+    (t1w, t1h), (t2w, t2h) = _taps(f1), _taps(f2)
+    (ux, uy), (dx, dy) = chain.up, chain.down
+    px0, px1, py0, py1 = chain.pad1
+    qx0, qx1, qy0, qy1 = chain.pad2
+    ax1, ax2 = _adjoint_axis(in_hw[1], ux, dx, px0, px1, qx0, qx1, t1w, t2w)
+    ay1, ay2 = _adjoint_axis(in_hw[0], uy, dy, py0, py1, qy0, qy1, t1h, t2h)
+    g1, g, g2 = chain.gains
+    return chain._replace(
+        up=chain.down,
+        down=chain.up,
+        pad1=ax1 + ay1,
+        pad2=ax2 + ay2,
+        flip_taps=not chain.flip_taps,
+        gains=(g2, g, g1),
+    )
+
+
+def _run_chain(
+    x: torch.Tensor,
+    b: Optional[torch.Tensor],
+    f1: torch.Tensor,
+    f2: torch.Tensor,
+    mask: Optional[torch.Tensor],
+    chain: _Chain,
+    mode: int,
+    write_mask: bool,
+) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+    """(y, codes or None) from one kernel pass over x (+ b); `mask` (the codes) is read in _MASKED mode."""
+    e = _empty_like(x)
+    m = mask if mask is not None else x.new_empty([0], dtype=torch.uint8)
+    return _ext("filtered_lrelu").filtered_lrelu(
+        x,
+        e if b is None else b,
+        f1,
+        f2,
+        m,
+        list(chain.up + chain.down),
+        list(chain.pad1),
+        list(chain.pad2),
+        chain.flip_taps,
+        list(chain.gains),
+        chain.slope,
+        chain.clamp,
+        mode,
+        write_mask,
+        chain.tile,
+    )
+
+
+class _FilteredLRelu(torch.autograd.Function):
+    """The activation chain; saves only the filters and the uint8 codes for the backward.
+
+    forward(x, b, f1, f2, chain, record): x [N, C, H, W]; b [C] of x's dtype or None; f1, f2 the
+    kernel-ready up and down filters (see _filter_for); chain a _Chain in _ACT mode; record
+    whether to keep the codes (only when a gradient may be asked for).
+    """
+
+    @staticmethod
+    def forward(ctx, x, b, f1, f2, chain, record):
+        y, codes = _run_chain(x, b, f1, f2, None, chain, _ACT, record)
+        ctx.chain, ctx.in_hw = chain, tuple(x.shape[2:])
+        ctx.save_for_backward(f1, f2, codes)
+        return y
+
+    @staticmethod
+    def backward(ctx, dy):
+        need_x, need_b = ctx.needs_input_grad[:2]
+        if not (need_x or need_b):
+            return None, None, None, None, None, None
+        f1, f2, codes = ctx.saved_tensors
+        dx = _MaskedChain.apply(dy, f2, f1, codes, _adjoint(ctx.chain, f1, f2, ctx.in_hw))
+        db = dx.sum([0, 2, 3]) if need_b else None
+        return (dx if need_x else None), db, None, None, None, None
+
+
+class _MaskedChain(torch.autograd.Function):
+    """The chain made linear by recorded codes; its gradient is its adjoint, again such a chain.
+
+    The codes are piecewise constant in the op's input, so these are the derivatives of every
+    order that the reference's leaky ReLU and clamp have (almost everywhere).
+
+    forward(v, f1, f2, codes, chain): v [N, C, H, W]; f1, f2 the stage 1 and stage 2 filters;
+    codes the uint8 record [N, C, MH, MW] of the forward pass; chain a _Chain over that grid.
+    """
+
+    @staticmethod
+    def forward(ctx, v, f1, f2, codes, chain):
+        ctx.chain, ctx.in_hw = chain, tuple(v.shape[2:])
+        ctx.save_for_backward(f1, f2, codes)
+        return _run_chain(v, None, f1, f2, codes, chain, _MASKED, False)[0]
+
+    @staticmethod
+    def backward(ctx, g):
+        if not ctx.needs_input_grad[0]:
+            return None, None, None, None, None
+        f1, f2, codes = ctx.saved_tensors
+        return _MaskedChain.apply(g, f2, f1, codes, _adjoint(ctx.chain, f1, f2, ctx.in_hw)), None, None, None, None
+
+
+def filtered_lrelu_cuda(
+    x: torch.Tensor,
+    fu: Optional[torch.Tensor],
+    fd: Optional[torch.Tensor],
+    b: Optional[torch.Tensor],
+    up: int,
+    down: int,
+    padding: Sequence[int],
+    gain: float,
+    slope: float,
+    clamp: Optional[float],
+    flip_filter: bool,
+    tile: int = 0,
+) -> torch.Tensor:
+    """latentlab.ops.filtered_lrelu on our fused kernel, differentiable to any order in x and b.
+
+    Takes normalised arguments: x [N, C, H, W] of any layout and floating dtype; fu, fd None
+    or [taps] / [h, w] filters (no gradient reaches them); b None or [C] (cast to x's dtype);
+    up, down ints >= 1; padding (x0, x1, y0, y1) ints in upsampled pixels; gain > 0, slope
+    >= 0 floats; clamp a float >= 0 or None; flip_filter bool; tile the kernel's output tile
+    size (0 = automatic; small values are for tests).
+    """
+    if x.ndim != 4:
+        raise ConfigError(f"filtered_lrelu expects [N, C, H, W], got shape {tuple(x.shape)}")
+    f1, f2 = (_filter_for(x, torch.ones([1, 1]) if f is None else f) for f in (fu, fd))
+    if min(f1.numel(), f2.numel()) == 0 or f1.ndim not in (1, 2) or f2.ndim not in (1, 2):
+        raise ConfigError("filtered_lrelu: filters must be non-empty 1-D or 2-D tensors")
+    px0, px1, py0, py1 = (int(v) for v in padding)
+    (t1w, t1h), (t2w, t2h) = _taps(f1), _taps(f2)
+    sizes_h = _axis_sizes(x.shape[2], up, down, py0, py1, 0, 0, t1h, t2h)  # (intermediate, output)
+    sizes_w = _axis_sizes(x.shape[3], up, down, px0, px1, 0, 0, t1w, t2w)
+    if min(sizes_h + sizes_w) < 1:
+        raise ConfigError(
+            f"filtered_lrelu: padding {tuple(padding)} leaves no output for a {x.shape[2]}x{x.shape[3]} input"
+        )
+    if b is not None:
+        b = b.to(x.dtype)
+    chain = _Chain(
+        up=(up, up),
+        down=(down, down),
+        pad1=(px0, px1, py0, py1),
+        pad2=(0, 0, 0, 0),
+        flip_taps=not flip_filter,
+        gains=(float(up * up), float(gain), 1.0),
+        slope=float(slope),
+        clamp=-1.0 if clamp is None else float(clamp),
+        tile=int(tile),
+    )
+    record = torch.is_grad_enabled() and (x.requires_grad or (b is not None and b.requires_grad))
+    return _FilteredLRelu.apply(x, b, f1, f2, chain, record)

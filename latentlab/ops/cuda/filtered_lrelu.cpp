@@ -1,0 +1,170 @@
+// Python binding, argument checks, tile planning and a host fallback loop for filtered_lrelu.
+#include <torch/extension.h>
+#include <ATen/OpMathType.h>
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <tuple>
+#include <vector>
+
+#include "filtered_lrelu.h"
+
+namespace latentlab {
+namespace filtered_lrelu {
+
+void launch_cuda(const Params& p, at::Tensor& y, const at::Tensor& x, const at::Tensor& b, const at::Tensor& f1,
+                 const at::Tensor& f2, at::Tensor& m);
+
+constexpr int kMaxCoord = 1 << 30;  // every grid coordinate (padding included) fits an int with room
+
+static void check_filter(const at::Tensor& f, const at::Tensor& x, const char* name) {
+    TORCH_CHECK((f.dim() == 1 || f.dim() == 2) && f.numel() > 0, "filtered_lrelu: ", name,
+                " must be a non-empty 1-D (separable) or 2-D filter");
+    TORCH_CHECK(f.scalar_type() == at::toOpMathType(x.scalar_type()), "filtered_lrelu: ", name,
+                " must be float64 for float64 x and float32 otherwise");
+    TORCH_CHECK(f.device() == x.device(), "filtered_lrelu: ", name, " must be on the device of x");
+    TORCH_CHECK(f.size(0) < 4096 && f.size(-1) < 4096, "filtered_lrelu: ", name, " is too large");
+}
+
+// Grid sizes along one axis: intermediate = in*u + p0 + p1 - f1 + 1, output = (mid + q0 + q1 - f2) / d + 1.
+static void axis_sizes(int64_t in, int64_t u, int64_t d, int64_t p0, int64_t p1, int64_t q0, int64_t q1, int64_t f1,
+                       int64_t f2, int64_t& mid, int64_t& out) {
+    TORCH_CHECK(in * u + std::abs(p0) + std::abs(p1) + f1 < kMaxCoord, "filtered_lrelu: spatial size too large");
+    mid = in * u + p0 + p1 - f1 + 1;
+    TORCH_CHECK(mid >= 1, "filtered_lrelu: padding leaves an empty intermediate image");
+    TORCH_CHECK(mid + std::abs(q0) + std::abs(q1) + f2 < kMaxCoord, "filtered_lrelu: spatial size too large");
+    const int64_t span = mid + q0 + q1 - f2;
+    TORCH_CHECK(span >= 0, "filtered_lrelu: padding leaves an empty output");
+    out = span / d + 1;
+}
+
+// Output tile size: as given (tests use tiny tiles to exercise tile borders), else the largest
+// power of two up to 32 whose workspace fits the shared-memory budget (16 when none does).
+static void plan_tiles(Params& p, int64_t tile, int64_t elem_bytes) {
+    int t = int(tile);
+    if (t <= 0) {
+        t = 16;
+        for (int cand = 32; cand >= 1; cand /= 2) {
+            int64_t a, u, d;
+            workspace_size(p, std::min(cand, p.oh), std::min(cand, p.ow), a, u, d);
+            if ((a + u + d) * elem_bytes <= kSharedBytes) { t = cand; break; }
+        }
+    }
+    p.tile_h = std::min(t, p.oh);
+    p.tile_w = std::min(t, p.ow);
+    p.tiles_y = (p.oh + p.tile_h - 1) / p.tile_h;
+    p.tiles_x = (p.ow + p.tile_w - 1) / p.tile_w;
+    p.tiles = p.n * p.c * p.tiles_y * p.tiles_x;
+    workspace_size(p, p.tile_h, p.tile_w, p.ws_a, p.ws_u, p.ws_d);
+}
+
+static void fill_params(Params& p, const at::Tensor& x, const at::Tensor& f1, const at::Tensor& f2,
+                        const std::vector<int64_t>& up_down, const std::vector<int64_t>& pad1,
+                        const std::vector<int64_t>& pad2) {
+    p.n = x.size(0); p.c = x.size(1);
+    p.h = int(x.size(2)); p.w = int(x.size(3));
+    p.sn = x.stride(0); p.sc = x.stride(1); p.sh = x.stride(2); p.sw = x.stride(3);
+    p.ux = int(up_down[0]); p.uy = int(up_down[1]); p.dx = int(up_down[2]); p.dy = int(up_down[3]);
+    p.sep1 = f1.dim() == 1; p.sep2 = f2.dim() == 1;
+    p.f1h = int(f1.size(0)); p.f1w = int(f1.size(-1));
+    p.f2h = int(f2.size(0)); p.f2w = int(f2.size(-1));
+    p.px0 = int(pad1[0]); p.py0 = int(pad1[2]);
+    p.qx0 = int(pad2[0]); p.qy0 = int(pad2[2]);
+    int64_t mh, mw, oh, ow;
+    axis_sizes(x.size(2), p.uy, p.dy, pad1[2], pad1[3], pad2[2], pad2[3], p.f1h, p.f2h, mh, oh);
+    axis_sizes(x.size(3), p.ux, p.dx, pad1[0], pad1[1], pad2[0], pad2[1], p.f1w, p.f2w, mw, ow);
+    p.mh = int(mh); p.mw = int(mw); p.oh = int(oh); p.ow = int(ow);
+}
+
+// One chain (see filtered_lrelu.h) over [N, C, H, W] x of any strides:
+//   stage 1: upsample by up_down[0:2] (x, y), pad by pad1 (x0, x1, y0, y1), FIR with f1, times gains[0];
+//   pointwise: mode 0 (ACT) the activation with gains[1], slope, clamp (< 0: none), recording a
+//              uint8 code per intermediate element into a new [N, C, MH, MW] tensor when write_mask;
+//              mode 1 (MASKED) multiply by gains[1] * {0, 1, slope}[mask] (mask given, that shape);
+//   stage 2: pad by pad2, FIR with f2, keep every up_down[2:4]-th sample, times gains[2].
+// b: bias [C] of x's dtype added to x (empty: none). f1/f2: [taps] (separable) or [h, w], dtype
+// opmath_type<x>. flip_taps reads the filters reversed (a true convolution). tile: output tile
+// size, 0 = automatic. Returns (y, mask), mask undefined unless written; y has x's memory format.
+std::tuple<at::Tensor, at::Tensor> filtered_lrelu(at::Tensor x, at::Tensor b, at::Tensor f1, at::Tensor f2,
+                                                  at::Tensor mask, std::vector<int64_t> up_down,
+                                                  std::vector<int64_t> pad1, std::vector<int64_t> pad2,
+                                                  bool flip_taps, std::vector<double> gains, double slope,
+                                                  double clamp, int64_t mode, bool write_mask, int64_t tile) {
+    TORCH_CHECK(x.dim() == 4, "filtered_lrelu: x must be [N, C, H, W]");
+    TORCH_CHECK(at::isFloatingType(x.scalar_type()), "filtered_lrelu: x must be a floating-point tensor");
+    TORCH_CHECK(up_down.size() == 4 && pad1.size() == 4 && pad2.size() == 4 && gains.size() == 3,
+                "filtered_lrelu: expected 4 factors, 4 + 4 paddings and 3 gains");
+    for (int64_t v : up_down) TORCH_CHECK(v >= 1 && v < kMaxCoord, "filtered_lrelu: up and down must be >= 1");
+    TORCH_CHECK(mode == ACT || mode == MASKED, "filtered_lrelu: bad mode ", mode);
+    TORCH_CHECK(tile >= 0 && tile <= 256, "filtered_lrelu: tile must be in [0, 256]");
+    check_filter(f1, x, "f1");
+    check_filter(f2, x, "f2");
+    const bool has_bias = b.defined() && b.numel() > 0;
+    if (has_bias) {
+        TORCH_CHECK(b.dim() == 1 && b.size(0) == x.size(1), "filtered_lrelu: b must be [C]");
+        TORCH_CHECK(b.scalar_type() == x.scalar_type() && b.device() == x.device(),
+                    "filtered_lrelu: b must have the dtype and device of x");
+    }
+
+    Params p;
+    fill_params(p, x, f1, f2, up_down, pad1, pad2);
+    p.flip_taps = flip_taps;
+    p.g_up = gains[0]; p.gain = gains[1]; p.g_down = gains[2];
+    p.slope = slope; p.clamp = clamp;
+    p.mode = int(mode);
+
+    const std::vector<int64_t> mshape = {p.n, p.c, p.mh, p.mw};
+    at::Tensor m;
+    if (mode == MASKED) {
+        TORCH_CHECK(mask.defined() && mask.sizes() == at::IntArrayRef(mshape) && mask.scalar_type() == at::kByte &&
+                        mask.is_contiguous() && mask.device() == x.device(),
+                    "filtered_lrelu: mask must be a contiguous uint8 [N, C, MH, MW] tensor on x's device");
+        m = mask;
+    } else if (write_mask) {
+        m = at::zeros(mshape, x.options().dtype(at::kByte));  // cells no output reads keep code 0
+    }
+    at::Tensor y = at::empty({p.n, p.c, p.oh, p.ow}, x.options().memory_format(x.suggest_memory_format()));
+    p.on = y.stride(0); p.oc = y.stride(1); p.oys = y.stride(2); p.oxs = y.stride(3);
+    if (y.numel() == 0) return {y, m};
+    if (x.numel() == 0) return {y.zero_(), m};  // the output sees only padding
+    const int64_t elem_bytes = x.scalar_type() == at::kDouble ? 8 : 4;
+    plan_tiles(p, tile, elem_bytes);
+
+    at::Tensor bc = has_bias ? b.contiguous() : at::Tensor();
+    at::Tensor f1c = f1.contiguous(), f2c = f2.contiguous();
+    if (x.is_cuda()) {
+        launch_cuda(p, y, x, bc, f1c, f2c, m);
+        return {y, m};
+    }
+    TORCH_CHECK(x.device().is_cpu(), "filtered_lrelu: unsupported device ", x.device());
+    AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "latentlab_filtered_lrelu_cpu", [&] {
+        using acc_t = at::opmath_type<scalar_t>;
+        scalar_t* yp = y.data_ptr<scalar_t>();
+        const scalar_t* xp = x.data_ptr<scalar_t>();
+        const scalar_t* bp = has_bias ? bc.data_ptr<scalar_t>() : nullptr;
+        const acc_t *k1 = f1c.data_ptr<acc_t>(), *k2 = f2c.data_ptr<acc_t>();
+        uint8_t* mp = m.defined() ? m.data_ptr<uint8_t>() : nullptr;
+        const int64_t ws_elems = p.ws_a + p.ws_u + p.ws_d;
+        at::parallel_for(0, p.tiles, 1, [&](int64_t begin, int64_t end) {
+            std::vector<acc_t> ws(static_cast<size_t>(ws_elems));
+            const HostGroup g{};
+            for (int64_t t = begin; t < end; ++t)
+                run_tile<scalar_t, acc_t, HostGroup>(t, p, g, yp, xp, bp, k1, k2, mp, ws.data());
+        });
+    });
+    return {y, m};
+}
+
+}  // namespace filtered_lrelu
+}  // namespace latentlab
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+    m.doc() = "latentlab filtered_lrelu kernels (CUDA, with a host loop for testing)";
+    m.def("filtered_lrelu", &latentlab::filtered_lrelu::filtered_lrelu,
+          "Upsample + FIR, leaky ReLU or its recorded derivative, FIR + downsample, fused per output tile",
+          pybind11::arg("x"), pybind11::arg("b"), pybind11::arg("f1"), pybind11::arg("f2"), pybind11::arg("mask"),
+          pybind11::arg("up_down"), pybind11::arg("pad1"), pybind11::arg("pad2"), pybind11::arg("flip_taps"),
+          pybind11::arg("gains"), pybind11::arg("slope"), pybind11::arg("clamp"), pybind11::arg("mode"),
+          pybind11::arg("write_mask"), pybind11::arg("tile"));
+}

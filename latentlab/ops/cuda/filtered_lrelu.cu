@@ -1,0 +1,66 @@
+// CUDA launcher of filtered_lrelu: one block per output tile (grid-stride over tiles), the
+// tile's intermediate image in shared memory, or in a global scratch buffer when too large.
+#include <ATen/ATen.h>
+#include <ATen/Dispatch.h>
+#include <ATen/OpMathType.h>
+#include <c10/cuda/CUDAException.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+
+#include <algorithm>
+
+#include "filtered_lrelu.h"
+
+namespace latentlab {
+namespace filtered_lrelu {
+
+// The threads of one block share a tile; each phase of the tile is followed by a barrier.
+struct BlockGroup {
+    int tid, size;
+    LL_HD void sync() const {
+#if defined(__CUDA_ARCH__)
+        __syncthreads();
+#endif
+    }
+};
+
+constexpr int kThreads = 256;
+constexpr int64_t kMaxBlocksShared = 1 << 20;
+constexpr int64_t kMaxBlocksScratch = 1024;  // bounds the scratch buffer
+
+template <typename scalar_t, typename acc_t>
+__global__ void __launch_bounds__(kThreads) filtered_lrelu_kernel(Params p, scalar_t* y, const scalar_t* x,
+                                                                  const scalar_t* b, const acc_t* f1, const acc_t* f2,
+                                                                  uint8_t* m, acc_t* scratch) {
+    extern __shared__ __align__(16) unsigned char smem[];
+    const int64_t per_block = p.ws_a + p.ws_u + p.ws_d;
+    acc_t* ws = scratch ? scratch + int64_t(blockIdx.x) * per_block : reinterpret_cast<acc_t*>(smem);
+    const BlockGroup g{int(threadIdx.x), int(blockDim.x)};
+    // All threads of a block walk the same tiles, so every barrier is reached by all of them.
+    for (int64_t t = blockIdx.x; t < p.tiles; t += gridDim.x)
+        run_tile<scalar_t, acc_t, BlockGroup>(t, p, g, y, x, b, f1, f2, m, ws);
+}
+
+// Tensors are already validated and the tiles planned by filtered_lrelu.cpp.
+void launch_cuda(const Params& p, at::Tensor& y, const at::Tensor& x, const at::Tensor& b, const at::Tensor& f1,
+                 const at::Tensor& f2, at::Tensor& m) {
+    const c10::cuda::CUDAGuard guard(x.device());
+    cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
+    AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "latentlab_filtered_lrelu_cuda", [&] {
+        using acc_t = at::opmath_type<scalar_t>;
+        const int64_t per_block = p.ws_a + p.ws_u + p.ws_d;
+        const int64_t bytes = per_block * int64_t(sizeof(acc_t));
+        const bool shared = bytes <= kSharedBytes;
+        const int blocks = int(std::min<int64_t>(p.tiles, shared ? kMaxBlocksShared : kMaxBlocksScratch));
+        at::Tensor scratch;
+        if (!shared) scratch = at::empty({blocks * per_block}, x.options().dtype(f1.scalar_type()));
+        filtered_lrelu_kernel<scalar_t, acc_t><<<blocks, kThreads, shared ? size_t(bytes) : 0, stream>>>(
+            p, y.data_ptr<scalar_t>(), x.data_ptr<scalar_t>(), b.defined() ? b.data_ptr<scalar_t>() : nullptr,
+            f1.data_ptr<acc_t>(), f2.data_ptr<acc_t>(), m.defined() ? m.data_ptr<uint8_t>() : nullptr,
+            shared ? nullptr : scratch.data_ptr<acc_t>());
+        C10_CUDA_KERNEL_LAUNCH_CHECK();
+    });
+}
+
+}  // namespace filtered_lrelu
+}  // namespace latentlab
