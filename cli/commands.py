@@ -101,7 +101,7 @@ def info(ckpt, as_json):
     help="StyleGAN3: translate the images by X,Y (image units, e.g. 0.1,0), as NVIDIA's gen_images.py.",
 )
 @click.option(
-    "--rotate", type=float, default=None, help="StyleGAN3: rotate the images by this many degrees (gen_images.py)."
+    "--rotate", type=opt.FINITE, default=None, help="StyleGAN3: rotate the images by this many degrees (gen_images.py)."
 )
 @opt.allow_nonfinite
 @opt.out(

@@ -620,7 +620,7 @@ def input_transform(G: nn.Module, translate: Sequence[float] = (0.0, 0.0), rotat
     """Render a StyleGAN3 generator's images translated / rotated (degrees) inside a `with` block; the
     stored transform is restored afterwards, also on errors."""
     check_transform(G, translate, rotate)
-    synthesis_input = G.synthesis.input
+    synthesis_input = getattr(G.synthesis, "input", None)
     assert isinstance(synthesis_input, SynthesisInput)
     saved = synthesis_input.transform.clone()
     try:
