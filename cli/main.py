@@ -15,6 +15,7 @@ from . import (
     dataset_commands,
     edit_commands,
     encoder_commands,
+    explore_commands,
     inversion_commands,
     metrics_commands,
     sample_commands,
@@ -64,6 +65,7 @@ for cmd in (
     + inversion_commands.ALL
     + encoder_commands.ALL
     + metrics_commands.ALL
+    + explore_commands.ALL
 ):
     app.add_command(cmd)
 add_global_options(app)  # --debug and --threads on the group and on every command

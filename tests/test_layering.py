@@ -22,7 +22,7 @@ LAYERS = [
     {"studies"},
     {"metrics"},  # FID, KID, precision/recall: uses studies.frechet; train gets its metrics as callables
     {"inversion"},  # the projector uses studies.ppl's LPIPS distance
-    {"cli", "__main__"},
+    {"cli", "__main__", "explore"},  # explore: the web explorer, beside the CLI (imports every layer; none imports it)
 ]
 SAME_LAYER = {
     ("__main__", "cli"),
