@@ -113,7 +113,8 @@ RESUMABLE = {
     ("sweep",),
 }
 PRINT_ONLY = {("als",), ("ppl",), ("separability",)}  # print their result; files only with --out
-NO_OUT = {("info",), ("models",), ("convert",)}  # convert: SRC DST files, --force is about DST
+# convert: SRC DST files, --force is about DST; explore: a server, its exports download in the browser
+NO_OUT = {("info",), ("models",), ("convert",), ("explore",)}
 
 
 def test_every_writing_command_has_a_folder_out_with_the_right_default():
