@@ -55,32 +55,24 @@ D_CLASSES = {
     "FullyConnectedLayer",
     "Conv2dLayer",
 }
-# NVlabs/stylegan3's networks_stylegan3 classes
-G3_CLASSES = {
-    "Generator",
-    "MappingNetwork",
-    "SynthesisNetwork",
-    "SynthesisInput",
-    "SynthesisLayer",
-    "FullyConnectedLayer",
-}
-# ... and where each may stand: a class -> {its submodules' names (regex): their class}; nothing else is accepted
+_SG3_LAYER_NAME = r"L\d+_\d+_\d+"  # StyleGAN3 synthesis layers, e.g. 'L0_36_512'
+# NVlabs/stylegan3's networks_stylegan3 classes and where each may stand: a class -> {its submodules' names
+# (regex): their class}; nothing else is accepted
 G3_TREE = {
     "Generator": {"mapping": "MappingNetwork", "synthesis": "SynthesisNetwork"},
     "MappingNetwork": {r"embed|fc\d+": "FullyConnectedLayer"},
-    "SynthesisNetwork": {"input": "SynthesisInput", r"L\d+_\d+_\d+": "SynthesisLayer"},
+    "SynthesisNetwork": {"input": "SynthesisInput", _SG3_LAYER_NAME: "SynthesisLayer"},
     "SynthesisInput": {"affine": "FullyConnectedLayer"},
     "SynthesisLayer": {"affine": "FullyConnectedLayer"},
     "FullyConnectedLayer": {},
 }
+G3_CLASSES = set(G3_TREE)
 G3_POSITIONAL = ("z_dim", "c_dim", "w_dim", "img_resolution", "img_channels", "mapping_kwargs")
 ROLES = (
     ("G", "Generator", G_CLASSES, G_POSITIONAL),
     ("D", "Discriminator", D_CLASSES, D_POSITIONAL),
     ("G_ema", "Generator", G_CLASSES, G_POSITIONAL),
 )
-
-_SG3_LAYER = re.compile(r"L\d+_\d+_\d+$")  # StyleGAN3 synthesis layers, e.g. 'L0_36_512'
 
 
 def convert(path: str, data: Mapping[Any, Any]) -> RawCheckpoint:
@@ -124,7 +116,7 @@ def _is_stylegan3(obj: PersistentObject) -> bool:
     modules = obj.state.get("_modules")
     synthesis = modules.get("synthesis") if isinstance(modules, dict) else None
     sub = synthesis.state.get("_modules") if isinstance(synthesis, PersistentObject) else None
-    return isinstance(sub, dict) and any(n == "input" or _SG3_LAYER.match(str(n)) for n in sub)
+    return isinstance(sub, dict) and any(n == "input" or re.fullmatch(_SG3_LAYER_NAME, str(n)) for n in sub)
 
 
 def _flatten(path, key, obj, prefix, classes, out, depth, generation=2, tree=None, expected=None):
