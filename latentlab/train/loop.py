@@ -431,8 +431,10 @@ class Trainer:
             augment_pipe=self.augment_pipe,
             observe_real=self._observe_real,
         )
-        self.opt_G = self._adam(self.G.parameters(), o.g_reg_interval if o.pl_weight > 0 else None)
-        self.opt_D = self._adam(self.D.parameters(), o.d_reg_interval if o.r1_gamma > 0 else None)
+        # As StyleGAN2-ADA: the lazy-regularisation rescaling follows the interval even when the weight is 0 (its
+        # cifar configuration, path length off, trains G at 4/5 of the rate with betas ** 0.8).
+        self.opt_G = self._adam(self.G.parameters(), o.g_reg_interval)
+        self.opt_D = self._adam(self.D.parameters(), o.d_reg_interval)
         self.opt_reg = self._adam(self.regularizer.parameters(), None) if self.regularizer is not None else None
         self.sampler = PositionSampler(len(dataset), seed=o.seed)
         self.step = 0
@@ -578,13 +580,25 @@ class Trainer:
             t /= self.world
         return t
 
-    def _latents(self, n):
-        z = torch.randn([n, self.G.z_dim], device=self.device)
-        if self.G.c_dim == 0:
-            return z, self.G.empty_c(n, self.device)
-        idx = torch.randint(len(self.dataset), [n]).tolist()
-        c = np.stack([self.dataset.sample(i)[1] for i in idx])
-        return z, torch.from_numpy(c).to(self.device)
+    PHASES = ("G main", "G reg", "D main", "D reg")  # each draws its own latents, every step
+
+    def _latents(self):
+        """This rank's (z, c) for each of PHASES, drawn up front as StyleGAN2-ADA's loop draws them: one
+        [len(PHASES) * batch, z_dim] normal draw per step (skipped phases included), each rank taking the first
+        batch_gpu rows of every phase's block; so one seed gives the official run's latents. Labels of
+        conditional runs come from torch's generator after that (the official loop uses NumPy's)."""
+        o, n = self.options, self.batch_gpu
+        blocks = torch.randn([len(self.PHASES) * o.batch_size, self.G.z_dim], device=self.device).split(o.batch_size)
+        out = []
+        for z in blocks:
+            z = z[:n]
+            if self.G.c_dim == 0:
+                out.append((z, self.G.empty_c(n, self.device)))
+                continue
+            idx = torch.randint(len(self.dataset), [n]).tolist()
+            c = np.stack([self.dataset.sample(i)[1] for i in idx])
+            out.append((z, torch.from_numpy(c).to(self.device)))
+        return dict(zip(self.PHASES, out))
 
     def _phase(self, module_params, opt, loss):
         opt.zero_grad(set_to_none=True)
@@ -599,12 +613,13 @@ class Trainer:
         start = self.step * o.batch_size + self.rank
         real, real_c = load_batch(self.dataset, self.sampler, start, n, stride=self.world, device=self.device)
 
+        latents = self._latents()
         if self.step >= o.d_warmup:
-            self._g_phases(stats)
+            self._g_phases(stats, latents)
 
         # D main (+ lazy R1).
         D.requires_grad_(True)
-        z, c = self._latents(n)
+        z, c = latents["D main"]
         loss, s = self.loss.d_main(z, c, real, real_c)
         self._phase(D.parameters(), self.opt_D, loss)
         stats.update(s)
@@ -642,11 +657,11 @@ class Trainer:
             torch.distributed.all_reduce(t)
         return t.cpu()
 
-    def _g_phases(self, stats):
+    def _g_phases(self, stats, latents):
         """G main (+ add-on regulariser on the same images), then the lazy path-length phase."""
-        o, G, n = self.options, self.G, self.batch_gpu
+        o, G = self.options, self.G
         G.requires_grad_(True)
-        z, c = self._latents(n)
+        z, c = latents["G main"]
         reg_weight = self.regularizer.weight(self.kimg) if self.regularizer is not None else 0.0
         if reg_weight > 0:
             with self.regularizer.capture(G) as feats:
@@ -664,7 +679,7 @@ class Trainer:
         stats.update(s)
         stats["reg_weight"] = reg_weight
         if o.pl_weight > 0 and self.step % o.g_reg_interval == 0:
-            z, c = self._latents(n)
+            z, c = latents["G reg"]
             loss, s = self.loss.g_pl(z, c, sync=self._sync_mean)
             self._phase(G.parameters(), self.opt_G, loss * o.g_reg_interval)
             stats.update(s)
@@ -673,7 +688,7 @@ class Trainer:
     @torch.no_grad()
     def _update_ema(self):
         o = self.options
-        nimg = self.step * o.batch_size
+        nimg = (self.step - 1) * o.batch_size  # images before this step, as StyleGAN2-ADA's cur_nimg at its EMA
         ema_nimg = o.ema_kimg * 1000
         if o.ema_rampup:  # 0 / None: no ramp-up
             ema_nimg = min(ema_nimg, nimg * o.ema_rampup)

@@ -74,15 +74,21 @@ class StyleGAN2Loss:
         self.pl_mean = torch.zeros([], device=next(G.parameters()).device)
 
     def mapping(self, z, c):
-        """ws for z, with style mixing: from a random layer on, ws come from a second z."""
+        """ws for z, with style mixing: from a random layer on, ws come from a second z.
+
+        The random numbers are drawn as StyleGAN2-ADA's loss draws them (a cutoff in [1, num_ws), a uniform for
+        the mixing probability, then the second z, whether or not it is used), so that one seed gives the
+        official run's numbers; the second mapping itself is skipped when nothing is mixed.
+        """
         G = self.G
         ws = G.mapping(z, c)
         if self.style_mixing_prob > 0 and ws.shape[1] > 1:
-            cutoff = int(torch.randint(1, ws.shape[1], []))
-            if float(torch.rand([])) >= self.style_mixing_prob:
+            cutoff = int(torch.empty([], dtype=torch.int64, device=ws.device).random_(1, ws.shape[1]))
+            if not float(torch.rand([], device=ws.device)) < self.style_mixing_prob:
                 cutoff = ws.shape[1]
+            z2 = torch.randn_like(z)
             if cutoff < ws.shape[1]:
-                ws2 = G.mapping(torch.randn_like(z), c, update_w_avg=False)
+                ws2 = G.mapping(z2, c, update_w_avg=False)
                 ws = torch.cat([ws[:, :cutoff], ws2[:, cutoff:]], dim=1)
         return ws
 
@@ -117,11 +123,13 @@ class StyleGAN2Loss:
         n = max(z.shape[0] // self.pl_batch_shrink, 1)
         img, ws = self.run_G(z[:n], c[:n])
         lengths = path_lengths(img, ws)
-        mean = lengths.detach().mean()
-        if sync is not None:
-            mean = sync(mean)
-        self.pl_mean.copy_(self.pl_mean.lerp(mean, self.pl_decay))
-        penalty = (lengths - self.pl_mean).square()
+        mean = lengths.mean()
+        if sync is not None:  # the value of every rank's mean, the gradient of this rank's
+            mean = mean + (sync(mean.detach()) - mean.detach())
+        # As StyleGAN2-ADA: the penalty's target is the updated mean, gradient included (it moves with this batch).
+        pl_mean = self.pl_mean.lerp(mean, self.pl_decay)
+        self.pl_mean.copy_(pl_mean.detach())
+        penalty = (lengths - pl_mean).square()
         # img[:, 0, 0, 0] * 0 keeps every synthesis output in the graph (needed for DDP-style grad sync).
         loss = (penalty * self.pl_weight).mean() + img[:, 0, 0, 0].sum() * 0
         return loss, {"pl_penalty": float(penalty.detach().mean()), "pl_mean": float(self.pl_mean)}
