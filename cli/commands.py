@@ -104,6 +104,7 @@ def info(ckpt, as_json):
     "--rotate", type=opt.FINITE, default=None, help="StyleGAN3: rotate the images by this many degrees (gen_images.py)."
 )
 @opt.allow_nonfinite
+@opt.grid_scale
 @opt.out(
     help=f"Output folder: seedNNNN.png, grid.png (the first {opt.MAX_GENERATE_GRID} images at most), generate.json "
     "(settings, written last), latents.npz (z, w)."
@@ -121,6 +122,7 @@ def generate(
     translate,
     rotate,
     allow_nonfinite,
+    grid_scale,
     out_dir,
 ):
     """Render one PNG per seed plus grid.png, with the settings and latents used.
@@ -131,8 +133,9 @@ def generate(
 
     Images are written a batch at a time as they are rendered, so memory does not
     grow with the number of seeds; grid.png shows the first images only (see
-    --out). generate.json is written last: a folder without it holds an
-    interrupted run.
+    --out), each captioned with its seed, its cells upscaled to at least 128 px
+    (see --grid-scale; seedNNNN.png keep the model's resolution). generate.json
+    is written last: a folder without it holds an interrupted run.
 
     The z of a seed is NumPy's RandomState(seed).randn(z_dim), as in NVIDIA's
     generate.py, so seeds give the same faces as the official scripts.
@@ -150,7 +153,7 @@ def generate(
     device = opt.device(device)
     G = opt.load_model(ckpt, device, allow_nonfinite=allow_nonfinite)
     opt.check_cutoff(G, cutoff)
-    check_generation(G, class_idx, latents_format, translate, rotate)  # before the progress bar
+    check_generation(G, class_idx, latents_format, translate, rotate, grid_scale)  # before the progress bar
     with progress_bar(total=len(seeds), desc="generate", unit="img", what="images", hint="use fewer --seeds") as bar:
         record = write_generation(
             G,
@@ -167,6 +170,7 @@ def generate(
             progress=bar,
             translate=translate,
             rotate=rotate,
+            grid_scale=grid_scale,
         )
     latents = [f for f in record["files"] if f.endswith(".npz")]
     click.echo(f"wrote {len(seeds)} images, grid.png, generate.json, {', '.join(latents)} to {out_dir}")

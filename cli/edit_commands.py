@@ -88,6 +88,7 @@ def _direction(G, ckpt, attr, boundary, boundaries_dir, conditions, channels, sp
     help="Do not add the unedited image (alpha 0) as the first column when --alpha lacks 0.",
 )
 @opt.allow_nonfinite
+@opt.grid_scale
 @opt.out(help=f"Output folder: grid.png, seedNNNN_alphaA.png, edit.json, latents.npz. {opt.GRID_HELP}")
 def edit(
     ckpt,
@@ -110,15 +111,17 @@ def edit(
     device,
     no_original,
     allow_nonfinite,
+    grid_scale,
     out_dir,
 ):
     """Edit generated faces, or given codes (--latents), along a semantic direction: code + alpha * n.
 
-    Writes grid.png (rows = seeds or codes, columns = alphas), one PNG per image
-    (seedNNNN_alphaA.png, or NAME_alphaA.png named after the latents' images),
-    edit.json (everything needed to reproduce it) and latents.npz. The first
-    column is the unedited image (alpha 0, added unless --alpha has it; with
-    --to-distance the unedited code; --no-original omits it).
+    Writes grid.png (rows = seeds or codes, columns = alphas, labelled; cells
+    upscaled to at least 128 px, see --grid-scale), one PNG per image at the
+    model's resolution (seedNNNN_alphaA.png, or NAME_alphaA.png named after the
+    latents' images), edit.json (everything needed to reproduce it) and
+    latents.npz. The first column is the unedited image (alpha 0, added unless
+    --alpha has it; with --to-distance the unedited code; --no-original omits it).
 
     With --latents the codes are edited in their own space or converted forward
     (z -> w -> w+ -> s, never back): W+ codes take a W direction on every layer
@@ -158,7 +161,9 @@ def edit(
         check_given_codes(latents, space, psi, cutoff)
     c = class_labels(G, len(seeds), class_idx, dev) if latents is None else None
     total = len(start) * len(alpha_list)
-    opt.check_grid(G, len(start), len(alpha_list), f"{'--latents' if latents_file else '--seeds'} x --alpha")
+    opt.check_grid(
+        G, len(start), len(alpha_list), f"{'--latents' if latents_file else '--seeds'} x --alpha", scale=grid_scale
+    )
     with progress_bar(
         total=total, desc="edit", unit="img", what="images", hint="use fewer --seeds or --alpha values"
     ) as bar:
@@ -200,7 +205,7 @@ def edit(
             conditions=list(conditions),
         ),
     )
-    save_edit(out_dir, G, codes, edited, images, None, record)
+    save_edit(out_dir, G, codes, edited, images, None, record, grid_scale=grid_scale)
     click.echo(f"wrote {total} images, grid.png, edit.json and latents.npz to {out_dir}")
 
 
@@ -239,16 +244,31 @@ def edit(
 @opt.noise_mode
 @opt.batch
 @opt.device_opt
+@opt.grid_scale
 @opt.out(help=f"Output folder: grid.png, mix_ROW_COL.png, mix.json. {opt.GRID_HELP}")
 def mix(
-    ckpt, row_seeds, col_seeds, row_latents, col_latents, layers, psi, cutoff, noise_mode, batch_size, device, out_dir
+    ckpt,
+    row_seeds,
+    col_seeds,
+    row_latents,
+    col_latents,
+    layers,
+    psi,
+    cutoff,
+    noise_mode,
+    batch_size,
+    device,
+    grid_scale,
+    out_dir,
 ):
     """Style mixing grid: row images with the chosen layers taken from column images.
 
-    The top row shows the column sources, the left column the row sources. Rows
-    and columns are seeds (--rows, --cols) or the codes of a latents file
-    (--row-latents, --col-latents; e.g. projected photos, which render with their
-    noise maps: a mixed image keeps its row image's noise). --trunc applies to
+    The top row shows the column sources, the left column the row sources;
+    grid.png labels them (seeds or the codes' names) and names the copied layers
+    in its corner (cells upscaled, see --grid-scale; mix_ROW_COL.png keep the
+    model's resolution). Rows and columns are seeds (--rows, --cols) or the codes
+    of a latents file (--row-latents, --col-latents; e.g. projected photos, which
+    render with their noise maps: a mixed image keeps its row image's noise). --trunc applies to
     seeds and z codes; w and w+ codes are used as they are. Files are named
     mix_ROW_COL.png by 4-digit seeds or the codes' image names.
 
@@ -264,9 +284,9 @@ def mix(
     opt.check_cutoff(G, cutoff)
     rows = seeds_or_latents(row_seeds, row_latents, G, dev, "row_seeds", "--rows", "--row-latents")
     cols = seeds_or_latents(col_seeds, col_latents, G, dev, "col_seeds", "--cols", "--col-latents")
-    opt.check_grid(G, len(rows) + 1, len(cols) + 1, "--rows x --cols")  # plus the sources' row and column
+    opt.check_grid(G, len(rows) + 1, len(cols) + 1, "--rows x --cols", scale=grid_scale)  # + the sources' row, column
     result = mix_grid(G, rows, cols, layers, psi, cutoff, noise_mode, batch_size, dev)
-    write_mix(out_dir, result, dict(model=ckpt))
+    write_mix(out_dir, result, dict(model=ckpt), grid_scale=grid_scale)
     click.echo(f"wrote {len(rows) * len(cols)} mixes and grid.png to {out_dir}")
 
 
@@ -302,13 +322,20 @@ def mix(
 @opt.noise_mode
 @opt.batch
 @opt.device_opt
+@opt.grid_scale
 @opt.out(help=f"Output folder: pairPP_frameFFF.png, grid.png, path.npz. {opt.GRID_HELP}")
-def interpolate(ckpt, seeds, latents_file, steps, space, psi, cutoff, noise_mode, batch_size, device, out_dir):
+def interpolate(
+    ckpt, seeds, latents_file, steps, space, psi, cutoff, noise_mode, batch_size, device, grid_scale, out_dir
+):
     """Interpolate between seeds or given codes: slerp in Z, lerp in W / W+ / S.
 
     With --latents, consecutive codes of the file are the endpoints, in their own
     space or a later one (--space; conversions go z -> w -> w+ -> s); their noise
     maps are lerped along each path, so both ends render as the codes' images.
+
+    grid.png has a row per pair (labelled 0 -> 5, or the codes' names) and a
+    column per t (cells upscaled, see --grid-scale); the frames' PNGs keep the
+    model's resolution.
 
     \b
     Example:
@@ -324,13 +351,15 @@ def interpolate(ckpt, seeds, latents_file, steps, space, psi, cutoff, noise_mode
     G = opt.load_model(ckpt, dev)
     opt.check_cutoff(G, cutoff)
     start = seeds_or_latents(seeds, latents_file, G, dev)
-    opt.check_grid(G, len(start) - 1, steps, f"{'--latents' if latents_file else '--seeds'} x --frames")
+    opt.check_grid(
+        G, len(start) - 1, steps, f"{'--latents' if latents_file else '--seeds'} x --frames", scale=grid_scale
+    )
     path = interpolation_path(G, start, steps, space if space or latents_file else "w", psi, cutoff, dev)
     with progress_bar(
         total=len(path["codes"]), desc="interpolate", unit="img", what="frames", hint="use fewer --seeds or --frames"
     ) as bar:
         result = render_interpolation(G, path, psi, cutoff, noise_mode, batch_size, progress=bar)
-    write_interpolation(out_dir, result)
+    write_interpolation(out_dir, result, grid_scale=grid_scale)
     click.echo(f"wrote {len(result['images'])} frames and grid.png to {out_dir}")
 
 
@@ -401,6 +430,7 @@ ALL = [edit, mix, interpolate]
 @opt.noise_mode
 @opt.batch
 @opt.device_opt
+@opt.grid_scale
 @opt.out(
     help="Output folder: grid.png, variantN.png [variantN.npz], truncate.json, summary.md [tsne/umap figures]. "
     + opt.GRID_HELP
@@ -422,9 +452,14 @@ def truncate(
     noise_mode,
     batch_size,
     device,
+    grid_scale,
     out_dir,
 ):
     """Truncation variants side by side on the same seeds or given codes (rows = variants, columns = seeds).
+
+    grid.png labels its rows with the variants and its columns with the seeds or
+    codes (cells upscaled, see --grid-scale); variantN.png keep the model's
+    resolution.
 
     With --clusters, the last row comes from that clusters file: truncated toward each
     level's predicted cluster, or, with --choose, generated from the chosen cluster per
@@ -459,7 +494,9 @@ def truncate(
 
             raise ConfigError(f"--variant {row.spec}: cutoff {cutoff} exceeds num_ws ({G.num_ws})")
     start = seeds_or_latents(seeds, latents_file, G, dev)
-    opt.check_grid(G, len(rows), len(start), f"--variant x {'--latents' if latents_file else '--seeds'}")
+    opt.check_grid(
+        G, len(rows), len(start), f"--variant x {'--latents' if latents_file else '--seeds'}", scale=grid_scale
+    )
     _, record = truncation_report(
         G,
         rows,
@@ -476,6 +513,7 @@ def truncate(
         device=dev,
         settings=dict(model=ckpt),
         log=lambda text: click.echo(text, err=True),
+        grid_scale=grid_scale,
     )
     for i, e in enumerate(record["variants"]):
         click.echo(f"row {i}: {e['name']}")

@@ -11,7 +11,7 @@ from latentlab.utils.limits import (  # noqa: F401  (dependency-free; bounds quo
     MAX_GRID_BYTES,
 )
 
-from .types import SEEDS
+from .types import GRID_SCALE, SEEDS
 
 
 class FiniteFloat(click.FloatRange):
@@ -100,15 +100,31 @@ def classifier_for(spec, G, ckpt, attrs=None):
     return spec
 
 
-GRID_HELP = f"A grid over {MAX_GRID_BYTES >> 20} MiB of pixels (rows x columns x resolution^2 x 3) is refused."
+GRID_HELP = (
+    f"A grid over {MAX_GRID_BYTES >> 20} MiB of pixels (rows x columns x (resolution x --grid-scale)^2 x 3) is refused."
+)
 
 
-def check_grid(G, rows, cols, options, hint=None):
-    """Refuse, before any rendering, a rows x cols grid of G's images over MAX_GRID_BYTES (one line naming
-    `options`, e.g. '--seeds x --alpha'; `latentlab.utils.grids.check_grid`)."""
+def check_grid(G, rows, cols, options, hint=None, scale=None):
+    """Refuse, before any rendering, a rows x cols grid of G's images over MAX_GRID_BYTES at grid scale `scale`
+    (--grid-scale; None: auto) in one line naming `options`, e.g. '--seeds x --alpha', and --grid-scale when a
+    given scale makes it too large (`latentlab.utils.grids.check_grid`)."""
     from latentlab.utils.grids import check_grid as check
 
-    check(rows, cols, G, options, hint)
+    check(rows, cols, G, options, hint, scale=scale, scale_option="--grid-scale")
+
+
+grid_scale = click.option(
+    "--grid-scale",
+    "grid_scale",
+    type=GRID_SCALE,
+    default="auto",
+    show_default=True,
+    help="Upscale grid.png's cells this many times (nearest neighbour: each pixel becomes an N x N block); auto: "
+    "the smallest N that makes a cell at least 128 px (64 px images: 2), smaller if the grid would not fit in "
+    f"{MAX_GRID_BYTES >> 20} MiB. grid.png is labelled (seeds, alphas, variants, ...); the other PNGs keep the "
+    "model's resolution.",
+)
 
 
 def check_cutoff(G, cutoff):

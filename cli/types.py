@@ -15,7 +15,7 @@ A type whose values are bounded by `latentlab.utils.limits` says so in `bound` (
 import click
 
 from latentlab.errors import ConfigError, LatentlabError  # dependency-free: keeps `--help` instant
-from latentlab.utils.limits import MAX_ALPHAS, MAX_LAYER_INDEX, MAX_SEEDS  # dependency-free too
+from latentlab.utils.limits import MAX_ALPHAS, MAX_GRID_SCALE, MAX_LAYER_INDEX, MAX_SEEDS  # dependency-free too
 
 
 class InvalidValue(click.ClickException):
@@ -133,6 +133,19 @@ class TranslateType(LibraryType):
         return parse_translate(value)
 
 
+class GridScaleType(LibraryType):
+    """--grid-scale: auto (None: cells of at least 128 px) or a whole number from 1 to MAX_GRID_SCALE
+    (`latentlab.utils.grids.parse_grid_scale`)."""
+
+    name = "auto|N"
+    bound = f"at most {MAX_GRID_SCALE}"
+
+    def parse(self, value):
+        from latentlab.utils.grids import parse_grid_scale
+
+        return parse_grid_scale(value, "--grid-scale")
+
+
 SEEDS = SeedsType()
 ALPHAS = AlphaSpec()
 ALPHA = AlphaSpec(single=True)
@@ -140,6 +153,7 @@ LAYERS = LayersType()
 TRUNCATION = TruncationType()
 CHOICE = ClusterChoice()
 TRANSLATE = TranslateType()
+GRID_SCALE = GridScaleType()
 
 
 def with_bound(help_text, bound):

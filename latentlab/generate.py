@@ -6,8 +6,8 @@ import os
 import torch
 
 from .errors import ConfigError
-from .utils.grids import grid_bytes
-from .utils.images import make_grid, save_png, to_pil, to_uint8
+from .utils.grids import grid_bytes, grid_scale_for, parse_grid_scale
+from .utils.images import labelled_grid, save_png, to_pil, to_uint8
 from .utils.limits import MAX_GENERATE_GRID, MAX_GRID_BYTES
 from .utils.render import render_batches
 
@@ -54,22 +54,32 @@ def generate_images(
             k += 1
 
 
-def write_images(items, out_dir, grid_name="grid.png", cols=None):
-    """Save each (seed, image) as seedNNNN.png plus a grid of all; return the file paths."""
+def write_images(items, out_dir, grid_name="grid.png", cols=None, grid_scale=None):
+    """Save each (seed, image) as seedNNNN.png plus a grid of all, each cell captioned with its seed and upscaled
+    `grid_scale` times (None: auto, `latentlab.utils.grids`); return the file paths."""
     os.makedirs(out_dir, exist_ok=True)
-    paths, images = [], []
+    paths, images, seeds = [], [], []
     for seed, arr in items:
         path = os.path.join(out_dir, f"seed{seed:04d}.png")
         save_png(to_pil(arr), path)
         paths.append(path)
         images.append(arr)
+        seeds.append(seed)
     if images and grid_name:
         import numpy as np
 
         path = os.path.join(out_dir, grid_name)
-        save_png(to_pil(make_grid(np.stack(images), cols=cols)), path)
+        res, ch = images[0].shape[0], images[0].shape[-1]
+        scale = grid_scale_for(len(images), 1, res, ch, grid_scale)
+        grid = labelled_grid(np.stack(images), cols=cols, cell_labels=seed_labels(seeds), scale=scale)
+        save_png(to_pil(grid), path)
         paths.append(path)
     return paths
+
+
+def seed_labels(seeds):
+    """Grid labels of seeds: 'seed 12'."""
+    return [f"seed {int(s)}" for s in seeds]
 
 
 # ---- what a generate run used: settings and latents ----------------------------------------------------------------
@@ -146,13 +156,15 @@ def save_generation_settings(out_dir, G, record, files):
     return record
 
 
-def check_generation(G, class_idx=None, latents_format="latentlab", translate=None, rotate=None):
+def check_generation(G, class_idx=None, latents_format="latentlab", translate=None, rotate=None, grid_scale=None):
     """Refuse (ValueError, one line) what `write_generation` could not do for G: a class index for an
     unconditional model or none for a conditional one, an unknown latents format, a translation/rotation for
-    a generator that is not StyleGAN3. Cheap: call it before showing progress."""
+    a generator that is not StyleGAN3, a grid scale too large for one image (`generate_grid_layout`). Cheap:
+    call it before showing progress."""
     from .models.stylegan3 import check_transform
 
     class_labels(G, 1, class_idx)
+    generate_grid_layout(G, 1, grid_scale)
     check_transform(G, translate, rotate)
     if latents_format not in LATENTS_FORMATS:
         raise ConfigError(f"unknown latents format {latents_format!r}; choose from {', '.join(LATENTS_FORMATS)}")
@@ -163,11 +175,28 @@ def check_generation(G, class_idx=None, latents_format="latentlab", translate=No
 SEED_CHUNK = 1024
 
 
-def generate_grid_count(G, n):
-    """How many images `generate`'s grid.png shows for n seeds: the first ones, at most MAX_GENERATE_GRID and
-    as many as fit in MAX_GRID_BYTES (at least one)."""
-    per_image = grid_bytes(1, 1, G.img_resolution, G.img_channels)
-    return min(int(n), MAX_GENERATE_GRID, max(1, MAX_GRID_BYTES // per_image))
+def generate_grid_layout(G, n, grid_scale=None):
+    """(images, scale) of `generate`'s grid.png for n seeds: the first images, at most MAX_GENERATE_GRID and as
+    many as fit in MAX_GRID_BYTES at the scale (at least one), upscaled `grid_scale` times (None: auto, the
+    128-px rule lowered to fit, `latentlab.utils.grids.grid_scale_for`). A given scale at which even one image
+    passes MAX_GRID_BYTES is refused (ConfigError naming --grid-scale)."""
+    res, ch = int(G.img_resolution), int(G.img_channels)
+    scale = parse_grid_scale(grid_scale, "--grid-scale")
+    if scale is None:
+        count = min(int(n), MAX_GENERATE_GRID, max(1, MAX_GRID_BYTES // grid_bytes(1, 1, res, ch)))
+        return count, grid_scale_for(count, 1, res, ch)
+    per_image = grid_bytes(1, 1, res, ch, scale)
+    if per_image > MAX_GRID_BYTES:
+        raise ConfigError(
+            f"--grid-scale {scale}: one {res}x{res} px image upscaled {scale} times needs {per_image / 2**20:,.0f} "
+            f"MiB, more than {MAX_GRID_BYTES >> 20} MiB (use a smaller --grid-scale)"
+        )
+    return min(int(n), MAX_GENERATE_GRID, MAX_GRID_BYTES // per_image), scale
+
+
+def generate_grid_count(G, n, grid_scale=None):
+    """How many images `generate`'s grid.png shows for n seeds (`generate_grid_layout`)."""
+    return generate_grid_layout(G, n, grid_scale)[0]
 
 
 class _Spill:
@@ -249,6 +278,7 @@ def write_generation(
     progress=None,
     translate=None,
     rotate=None,
+    grid_scale=None,
 ):
     """What `latentlab generate` writes: seedNNNN.png per seed, grid.png, latents.npz (+ projected_w.npz for
     latents_format 'nvidia', see `save_generation_latents`) and generate.json. Returns generate.json's record.
@@ -256,9 +286,10 @@ def write_generation(
     Streams: seeds are mapped `SEED_CHUNK` at a time and rendered `batch_size` at a time, and each image is
     written (atomically) as soon as it is rendered, so memory does not grow with the number of seeds (a run of
     10^6 seeds holds one batch of images). grid.png shows the first `generate_grid_count` images (all of them
-    for up to MAX_GENERATE_GRID small images, as a whole-run grid). The latents are gathered in temporary files
-    beside the images and written into latents.npz at the end; generate.json is written last, so a folder
-    without it holds an interrupted run.
+    for up to MAX_GENERATE_GRID small images, as a whole-run grid), each captioned with its seed and upscaled
+    `grid_scale` times (None: auto, at least 128 px a cell; `generate_grid_layout`); the seedNNNN.png files
+    keep the generator's resolution. The latents are gathered in temporary files beside the images and written
+    into latents.npz at the end; generate.json is written last, so a folder without it holds an interrupted run.
 
     The images are rendered from the saved w's, so rendering latents.npz with the same noise mode gives them
     again. `model` names the model in the record; `progress` advances by the images rendered. `translate`
@@ -274,7 +305,7 @@ def write_generation(
     from .models.stylegan3 import input_transform
 
     seeds = [int(s) for s in seeds]
-    check_generation(G, class_idx, latents_format, translate, rotate)
+    check_generation(G, class_idx, latents_format, translate, rotate, grid_scale)
     moved = translate is not None or rotate is not None
     transform = dict(translate=list(translate or (0.0, 0.0)), rotate=float(rotate or 0.0)) if moved else None
     if not seeds:
@@ -290,7 +321,8 @@ def write_generation(
     if latents_format == "nvidia":
         shapes["projected"] = (n, G.num_ws, G.w_dim)
     chunk = batch_size * -(-SEED_CHUNK // batch_size)  # whole batches: the same batches as rendering all at once
-    grid_images = np.empty((generate_grid_count(G, n), res, res, ch), dtype=np.uint8)
+    grid_count, scale = generate_grid_layout(G, n, grid_scale)
+    grid_images = np.empty((grid_count, res, res, ch), dtype=np.uint8)
     os.makedirs(out_dir, exist_ok=True)
     files = []  # names, not paths: a million of them are kept for generate.json
     moving = input_transform(G, **transform) if transform else contextlib.nullcontext()
@@ -314,9 +346,10 @@ def write_generation(
                     if k < len(grid_images):
                         grid_images[k] = arr
                     k += 1
-        save_png(to_pil(make_grid(grid_images)), os.path.join(out_dir, "grid.png"))
+        grid = labelled_grid(grid_images, cell_labels=seed_labels(seeds[:grid_count]), scale=scale)
+        save_png(to_pil(grid), os.path.join(out_dir, "grid.png"))
         files.append("grid.png")
-        del grid_images
+        del grid_images, grid
         arrays = spill.arrays()
         c = torch.from_numpy(arrays["c"]) if G.c_dim else None
         meta = dict(truncation=dict(psi=truncation_psi, cutoff=truncation_cutoff))

@@ -91,8 +91,11 @@ def test_generate_matches_official_seed_convention(capsys, tmp_path):
     expected = (img[0].permute(1, 2, 0) * 127.5 + 128).clamp(0, 255).to(torch.uint8).numpy()
     got = np.asarray(Image.open(out_dir / "seed0009.png"))
     assert got.shape == (32, 32, 3) and np.abs(got.astype(int) - expected.astype(int)).max() <= 1
-    grid = Image.open(out_dir / "grid.png")
-    assert grid.size == (2 * 32 + 2, 2 * 32 + 2)
+    grid = np.asarray(Image.open(out_dir / "grid.png"))  # 2 x 2 cells, each captioned with its seed
+    band = (grid.shape[0] - 2) // 2 - 128  # 32 px images upscaled 4 times (auto: cells of at least 128 px)
+    assert grid.shape[1] == 2 * 128 + 2 and band > 0 and grid.shape[0] == 2 * (band + 128) + 2
+    cell = grid[band + 130 + band : band + 130 + band + 128, 130:258]  # row 1, column 1: seed 9
+    np.testing.assert_array_equal(cell, got.repeat(4, axis=0).repeat(4, axis=1))
 
 
 @pytest.mark.slow

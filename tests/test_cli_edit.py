@@ -189,8 +189,12 @@ def test_mix_grid_copies_the_layers(capsys, tmp_path):
         capsys, "mix", "--model", ADA, "--rows", "0-1", "--cols", "5-7", "--layers", "0-3", "--out", tmp_path / "m"
     )
     assert code == 0, err
-    grid = Image.open(tmp_path / "m" / "grid.png")
-    assert grid.size == (4 * 32 + 3 * 2, 3 * 32 + 2 * 2)
+    grid = np.asarray(Image.open(tmp_path / "m" / "grid.png"))  # labels left and on top; 32 px cells x4
+    top, left = grid.shape[0] - (3 * 128 + 2 * 2), grid.shape[1] - (4 * 128 + 3 * 2)
+    assert top > 0 and left > 0
+    mixed = np.asarray(Image.open(tmp_path / "m" / "mix_0001_0006.png"))
+    y, x = top + 2 * 130, left + 2 * 130  # row 2 (seed 1; row 0 holds the sources), column 2 (seed 6)
+    np.testing.assert_array_equal(grid[y : y + 128, x : x + 128], mixed.repeat(4, axis=0).repeat(4, axis=1))
     G = latentlab.load_generator(ADA)
     with torch.no_grad():
         wr = G.mapping(latentlab.z_from_seeds([1], 64), None)
@@ -253,7 +257,8 @@ def test_truncate_grid_and_reusable_clusters(capsys, tmp_path):
     assert code == 0, err
     rec = json.loads((out / "truncate.json").read_text())
     assert [v["spec"] for v in rec["variants"]] == ["none", "w:0", "clusters:k=2,psi=0"]
-    assert Image.open(out / "grid.png").size == (4 * 32 + 3 * 2, 3 * 32 + 2 * 2)
+    w, h = Image.open(out / "grid.png").size  # 3 x 4 cells of 32 px x4 (auto), variant and seed labels
+    assert w > 4 * 128 + 3 * 2 and h > 3 * 128 + 2 * 2
     # psi=0 in W renders w_avg for every seed: all four images of that row are identical
     row = np.asarray(Image.open(out / "variant1.png"))
     tiles = [row[:, k * 34 : k * 34 + 32] for k in range(4)]

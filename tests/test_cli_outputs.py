@@ -267,7 +267,11 @@ def test_edit_no_original(capsys, tmp_path):
     )
     assert code == 0, err
     assert json.loads((tmp_path / "e" / "edit.json").read_text())["alphas"] == [2.0]
-    assert Image.open(tmp_path / "e" / "grid.png").size == (64, 2 * 64 + 2)  # one column
+    grid = np.asarray(Image.open(tmp_path / "e" / "grid.png"))  # one column: 64 px images x2, under its label
+    top, left = grid.shape[0] - (2 * 128 + 2), grid.shape[1] - 128
+    assert top > 0 and left > 0  # the label margins
+    edited = np.asarray(Image.open(tmp_path / "e" / "seed0001_alpha+2.00.png"))
+    np.testing.assert_array_equal(grid[top + 130 :, left:], edited.repeat(2, axis=0).repeat(2, axis=1))
     code, _, err = run_cli(capsys, "edit", "--attr", "smile", "--alpha", "2,0", "--seeds", "0", "--out", tmp_path / "f")
     assert json.loads((tmp_path / "f" / "edit.json").read_text())["alphas"] == [2.0, 0.0]  # 0 asked for: not added
 

@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TILE, PAD = 64, 2  # the embedded model's image side; make_grid's padding
+TILE, SCALE, PAD = 64, 2, 2  # the embedded model's image side; grid.png's auto upscaling (128 px cells); padding
 
 
 def latentlab(cwd, *args, timeout=300):
@@ -47,12 +47,23 @@ def printed_folder(stdout):
 
 
 def tiles(grid, rows, cols):
+    """The images of grid.png at the model's resolution: its cells (below the column labels, right of the row
+    labels) are the images upscaled SCALE times by pixel replication."""
     a = np.asarray(grid)
-    assert a.shape == (rows * TILE + (rows - 1) * PAD, cols * TILE + (cols - 1) * PAD, 3)
-    return [
-        [a[r * (TILE + PAD) : r * (TILE + PAD) + TILE, c * (TILE + PAD) : c * (TILE + PAD) + TILE] for c in range(cols)]
-        for r in range(rows)
-    ]
+    cell = TILE * SCALE
+    top, left = a.shape[0] - (rows * (cell + PAD) - PAD), a.shape[1] - (cols * (cell + PAD) - PAD)
+    assert top > 0 and left > 0 and a.shape[2] == 3, a.shape  # the label margins
+    out = []
+    for r in range(rows):
+        row = []
+        for c in range(cols):
+            y, x = top + r * (cell + PAD), left + c * (cell + PAD)
+            big = a[y : y + cell, x : x + cell]
+            small = big[::SCALE, ::SCALE]
+            assert np.array_equal(big, small.repeat(SCALE, axis=0).repeat(SCALE, axis=1))  # exact replication
+            row.append(small)
+        out.append(row)
+    return out
 
 
 @pytest.fixture(scope="module")

@@ -17,14 +17,15 @@ from conftest import make_tiny_generator, run_cli
 
 # ---------------------------------------------------------------------------------------------- generate streams
 def _old_generation(G, seeds, psi, noise_mode, batch_size):
-    """What write_generation wrote before it streamed: every image rendered at once (render_uint8 of all w's)."""
+    """What write_generation wrote before it streamed: every image rendered at once (render_uint8 of all w's),
+    and the grid of them all (captioned with the seeds, 16 px images x8: auto scale)."""
     from latentlab.generate import generation_latents
-    from latentlab.utils.images import make_grid
+    from latentlab.utils.images import labelled_grid
     from latentlab.utils.render import render_uint8
 
     _, w = generation_latents(G, seeds, psi)
     images = render_uint8(G, w.wplus(G), batch_size, noise_mode)
-    return w, images, make_grid(np.stack(images))
+    return w, images, labelled_grid(np.stack(images), cell_labels=[f"seed {s}" for s in seeds], scale=8)
 
 
 def _png_bytes(arr, folder, name):
@@ -64,7 +65,7 @@ def test_write_generation_holds_one_batch_of_images_at_a_time(tmp_path, monkeypa
     and the grid shows the first images only."""
     import latentlab.generate as gen
     from latentlab.latents import LatentCodes
-    from latentlab.utils.images import make_grid
+    from latentlab.utils.images import labelled_grid
 
     G = make_tiny_generator()
     events, mapped = [], []
@@ -107,7 +108,8 @@ def test_write_generation_holds_one_batch_of_images_at_a_time(tmp_path, monkeypa
     images = codes.render_uint8(G, noise_mode="none", batch_size=3)
     for k, s in enumerate(seeds):
         np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / f"seed{s:04d}.png")), images[k])
-    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "grid.png")), make_grid(images[:4]))
+    first = labelled_grid(images[:4], cell_labels=[f"seed {s}" for s in seeds[:4]], scale=8)
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "grid.png")), first)
     assert_no_leftovers(tmp_path)  # the latents gathered on disk are gone
 
 

@@ -135,7 +135,16 @@ def test_write_interpolation_files(tiny_generator, tmp_path):
         assert str(f["space"]) == "w" and f["seeds"].tolist() == [0, 1, 2] and f["t"].tolist() == [0, 0.5, 1]
         np.testing.assert_array_equal(f["codes"], res["codes"].data.numpy())
     np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "pair01_frame002.png")), res["images"][5])
-    assert Image.open(tmp_path / "grid.png").size == (3 * 16 + 2 * 2, 2 * 16 + 2)
+    grid = np.asarray(Image.open(tmp_path / "grid.png"))  # pairs x t, labelled; 16 px frames x8 (auto)
+    top, left = grid.shape[0] - (2 * 128 + 2), grid.shape[1] - (3 * 128 + 2 * 2)
+    assert top > 0 and left > 0
+    last = grid[top + 130 :, left + 260 :]  # pair 1, frame 2
+    np.testing.assert_array_equal(last, res["images"][5].repeat(8, axis=0).repeat(8, axis=1))
+    write_interpolation(tmp_path / "plain", res, grid_scale=1)  # the frames as they are, still labelled
+    plain = np.asarray(Image.open(tmp_path / "plain" / "grid.png"))
+    np.testing.assert_array_equal(plain[-16:, -16:], res["images"][5])
+    assert plain.shape[0] < grid.shape[0] and plain.shape[1] < grid.shape[1]
+    assert (tmp_path / "plain" / "pair01_frame002.png").read_bytes() == (tmp_path / "pair01_frame002.png").read_bytes()
 
 
 def test_write_generation_renders_its_saved_latents(tiny_generator, tmp_path):

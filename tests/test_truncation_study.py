@@ -94,8 +94,12 @@ def test_report_folder_and_record(tiny_generator, tmp_path):
     assert record["variants"][2]["fitted"] == "variant2.npz" and record["figures"] == []
     row = _png(tmp_path / "variant1.png")  # psi 0: every seed renders w_avg
     assert np.array_equal(row[:, :16], row[:, 18:34])
-    grid = _png(tmp_path / "grid.png")
-    np.testing.assert_array_equal(grid[18:34], row)  # the grid's second row is variant1.png
+    grid = _png(tmp_path / "grid.png")  # labelled rows (variants) and columns (seeds); 16 px cells x8 (auto)
+    top, left = grid.shape[0] - (3 * 128 + 2 * 2), grid.shape[1] - (2 * 128 + 2)
+    assert top > 0 and left > 0
+    for q in range(2):  # the grid's second row is variant1.png's images, upscaled
+        cell = grid[top + 130 : top + 258, left + q * 130 : left + q * 130 + 128]
+        np.testing.assert_array_equal(cell, row[:, q * 18 : q * 18 + 16].repeat(8, axis=0).repeat(8, axis=1))
     assert "row 2: clusters" in (tmp_path / "summary.md").read_text()
 
 

@@ -79,6 +79,16 @@ def _side(G, given, truncation_psi, truncation_cutoff, device, what):
     return codes, [f"{s:04d}" for s in seeds]
 
 
+def _mix_cells(img_r: np.ndarray, img_c: np.ndarray, img_m: np.ndarray) -> np.ndarray:
+    """The cells of a mixing grid, row-major: a blank corner and the column sources, then per row its source
+    and its mixes."""
+    blank = np.full((1, *img_r.shape[1:]), 255, np.uint8)
+    cells = [blank, img_c]
+    for i in range(len(img_r)):
+        cells += [img_r[i : i + 1], img_m[i * len(img_c) : (i + 1) * len(img_c)]]
+    return np.concatenate(cells)
+
+
 def mix_grid(
     G: AnyGenerator,
     rows: Union[Sequence[int], LatentCodes],
@@ -100,7 +110,8 @@ def mix_grid(
     (seeds, or None for given codes), row_names, col_names (file-name labels: 4-digit seeds or the
     codes' names), layers (indices), images_rows [R, H, W, C], images_cols [C, ...], images [R*C, ...]
     (row-major: row i, column j at i*C + j) uint8, grid uint8 (the top row shows the column sources, the
-    left column the row sources, the corner blank), record (what `write_mix` puts in mix.json besides
+    left column the row sources, the corner blank; at the generator's resolution, unlabelled: grid.png is
+    this grid labelled and upscaled, `mix_picture`), record (what `write_mix` puts in mix.json besides
     versions)).
     """
     from ..latents import parse_layers
@@ -118,11 +129,7 @@ def mix_grid(
         mixed_ws = style_mix(cr.data.repeat_interleave(len(cc), 0), cc.data.repeat(len(cr), 1, 1), sel)
         mixed = cr.repeat_rows(len(cc), mixed_ws)  # each mixed image keeps its row image's noise
     img_r, img_c, img_m = (c.render_uint8(G, noise_mode, batch_size, progress) for c in (cr, cc, mixed))
-    blank = np.full((1, *img_r.shape[1:]), 255, np.uint8)
-    cells = [blank, img_c]
-    for i in range(len(cr)):
-        cells += [img_r[i : i + 1], img_m[i * len(cc) : (i + 1) * len(cc)]]
-    grid = make_grid(np.concatenate(cells), cols=len(cc) + 1)
+    grid = make_grid(_mix_cells(img_r, img_c, img_m), cols=len(cc) + 1)
     row_seeds = None if isinstance(rows, LatentCodes) else [int(s) for s in rows]
     col_seeds = None if isinstance(cols, LatentCodes) else [int(s) for s in cols]
     record = dict(
@@ -148,11 +155,52 @@ def mix_grid(
     )
 
 
+def _span_text(indices: Sequence[int]) -> str:
+    """Layer indices as short text: [0, 1, 2, 3, 8] -> '0-3,8'."""
+    parts: list = []
+    for i in sorted(int(k) for k in indices):
+        if parts and parts[-1][1] == i - 1:
+            parts[-1][1] = i
+        else:
+            parts.append([i, i])
+    return ",".join(str(a) if a == b else f"{a}-{b}" for a, b in parts)
+
+
+def _grid_labels(seeds: Optional[Sequence[int]], names: Sequence[str]) -> list:
+    """Grid labels of one side: 'seed 12' for seeds, else the codes' names."""
+    return [f"seed {int(s)}" for s in seeds] if seeds is not None else [str(n) for n in names]
+
+
+def mix_picture(result: Dict[str, Any], grid_scale: Optional[int] = None) -> np.ndarray:
+    """grid.png of a `mix_grid` result: its grid's cells upscaled `grid_scale` times (None: auto, at least
+    128 px a cell; `latentlab.utils.grids`), columns labelled with the column sources, rows with the row
+    sources (seed 12, or the codes' names), the copied layers in the corner."""
+    from ..utils.grids import grid_scale_for
+    from ..utils.images import labelled_grid
+
+    rows = _grid_labels(result.get("rows"), result.get("row_names") or [])
+    cols = _grid_labels(result.get("cols"), result.get("col_names") or [])
+    _, h, w, ch = result["images_rows"].shape
+    scale = grid_scale_for(len(rows) + 1, len(cols) + 1, max(h, w), ch, grid_scale)
+    return labelled_grid(
+        _mix_cells(result["images_rows"], result["images_cols"], result["images"]),
+        cols=len(cols) + 1,
+        row_labels=["", *rows],  # the first row holds the column sources: its column labels say which
+        col_labels=["", *cols],
+        corner=f"layers {_span_text(result['layers'])}",
+        scale=scale,
+    )
+
+
 def write_mix(
-    out_dir: Union[str, os.PathLike], result: Dict[str, Any], record: Optional[Dict[str, Any]] = None
+    out_dir: Union[str, os.PathLike],
+    result: Dict[str, Any],
+    record: Optional[Dict[str, Any]] = None,
+    grid_scale: Optional[int] = None,
 ) -> Dict[str, Any]:
-    """grid.png, mix_ROW_COL.png per mixed image (4-digit seeds, or the given codes' names) and mix.json
-    (`result`'s record, `record`'s extra entries such as the model, versions). Returns mix.json's record."""
+    """grid.png (`mix_picture`: labelled, upscaled `grid_scale` times, None: auto), mix_ROW_COL.png per mixed
+    image at the generator's resolution (4-digit seeds, or the given codes' names) and mix.json (`result`'s
+    record, `record`'s extra entries such as the model, versions). Returns mix.json's record."""
     import json
     import os
 
@@ -161,7 +209,7 @@ def write_mix(
     from ..utils.versions import versions
 
     os.makedirs(out_dir, exist_ok=True)
-    save_png(to_pil(result["grid"]), os.path.join(out_dir, "grid.png"))
+    save_png(to_pil(mix_picture(result, grid_scale)), os.path.join(out_dir, "grid.png"))
     rows = result.get("row_names") or [f"{s:04d}" for s in result["rows"]]
     cols = result.get("col_names") or [f"{s:04d}" for s in result["cols"]]
     for i, r in enumerate(rows):
@@ -251,19 +299,42 @@ def render_interpolation(
     return dict(path, images=images)
 
 
-def write_interpolation(out_dir: Union[str, os.PathLike], result: Dict[str, Any]) -> None:
-    """pairPP_frameFFF.png per frame, grid.png (a row per pair) and path.npz (codes, space, t, and the seeds
-    or, for given codes, the endpoints' names and the latents file)."""
+def interpolation_picture(result: Dict[str, Any], grid_scale: Optional[int] = None) -> np.ndarray:
+    """grid.png of a `render_interpolation` result: a row per pair ('12 -> 40', or the codes' names), a column
+    per t ('t=0.25'), the path's space in the corner, cells upscaled `grid_scale` times (None: auto, at least
+    128 px a cell; `latentlab.utils.grids`)."""
+    from ..utils.grids import grid_scale_for
+    from ..utils.images import labelled_grid
+
+    steps, images = result["frames"], result["images"]
+    seeds = result.get("seeds")
+    ends = [str(int(s)) for s in seeds] if seeds is not None else [str(n) for n in result["names"]]
+    rows = [f"{a} -> {b}" for a, b in zip(ends[:-1], ends[1:])]
+    t = result["t"].tolist() if hasattr(result["t"], "tolist") else list(result["t"])
+    cols = [f"t={float(v):.2g}" for v in t]
+    space = result.get("space")
+    corner = None if space is None else f"{'slerp' if space == 'z' else 'lerp'} in {space.upper()}"
+    _, h, w, ch = images.shape
+    scale = grid_scale_for(len(rows), steps, max(h, w), ch, grid_scale)
+    return labelled_grid(images, cols=steps, row_labels=rows, col_labels=cols, corner=corner, scale=scale)
+
+
+def write_interpolation(
+    out_dir: Union[str, os.PathLike], result: Dict[str, Any], grid_scale: Optional[int] = None
+) -> None:
+    """pairPP_frameFFF.png per frame (the generator's resolution), grid.png (`interpolation_picture`: a row per
+    pair, a column per t, labelled, upscaled `grid_scale` times, None: auto) and path.npz (codes, space, t, and
+    the seeds or, for given codes, the endpoints' names and the latents file)."""
     import os
 
     from ..utils.atomic import save_npz
-    from ..utils.images import make_grid, save_png, to_pil
+    from ..utils.images import save_png, to_pil
 
     os.makedirs(out_dir, exist_ok=True)
     steps, images = result["frames"], result["images"]
     for k, img in enumerate(images):
         save_png(to_pil(img), os.path.join(out_dir, f"pair{k // steps:02d}_frame{k % steps:03d}.png"))
-    save_png(to_pil(make_grid(images, cols=steps)), os.path.join(out_dir, "grid.png"))
+    save_png(to_pil(interpolation_picture(result, grid_scale)), os.path.join(out_dir, "grid.png"))
     arrays = dict(
         codes=result["codes"].data.cpu().numpy(),
         space=np.asarray(result["space"]),

@@ -15,7 +15,8 @@ from ..errors import ConfigError
 from ..latents.codes import LatentCodes, check_forward
 from ..models.identity import model_hash
 from ..utils.atomic import save_npz, write_text
-from ..utils.images import make_grid, save_png, to_pil
+from ..utils.grids import grid_scale_for
+from ..utils.images import labelled_grid, save_png, to_pil
 from ..utils.versions import versions
 from .linear import Alphas, Channels, parse_alphas, sweep
 
@@ -214,6 +215,29 @@ def run_edit(
     return codes, edited, images
 
 
+def edit_picture(
+    images: np.ndarray,
+    codes: LatentCodes,
+    alphas: Sequence[Optional[float]],
+    record: Optional[Dict[str, Any]] = None,
+    grid_scale: Optional[int] = None,
+) -> np.ndarray:
+    """The picture of grid.png (`save_edit`): rows = codes, columns = alphas, labelled and upscaled."""
+    info = record or {}
+    rows = [f"seed {s}" for s in codes.seeds] if codes.seeds is not None else codes.names()
+    word = "distance" if info.get("to_distance") else "alpha"
+    cols = ["original" if a is None else f"{word} {a:g}" for a in alphas]
+    direction = info.get("direction")
+    corner = direction.get("name") if isinstance(direction, dict) else None
+    if corner is None and info.get("channels"):
+        corner = f"channels {info['channels']}"
+    if corner is not None and len(str(corner)) > 28:  # a long file name must not widen the row labels' margin
+        corner = str(corner)[:25] + "..."
+    _, h, w, ch = images.shape
+    scale = grid_scale_for(len(rows), len(cols), max(h, w), ch, grid_scale)
+    return labelled_grid(images, cols=len(cols), row_labels=rows, col_labels=cols, corner=corner, scale=scale)
+
+
 def save_edit(
     out_dir: Union[str, os.PathLike],
     G: AnyGenerator,
@@ -222,8 +246,14 @@ def save_edit(
     images: np.ndarray,
     alphas: Union[str, Sequence[Optional[float]], None] = None,
     record: Optional[Dict[str, Any]] = None,
+    grid_scale: Optional[int] = None,
 ) -> Dict[str, Any]:
     """grid.png (rows = codes, columns = alphas), one PNG per image, edit.json and latents.npz.
+
+    grid.png labels its rows (seed 12, or the codes' names) and columns (alpha -2, original; distance 2 with
+    record["to_distance"]), names the direction in its corner (record["direction"]["name"], or the channels),
+    and upscales its cells `grid_scale` times (None: auto, at least 128 px a cell; `latentlab.utils.grids`);
+    the per-image PNGs keep the generator's resolution.
 
     Images are named by the codes' names (`LatentCodes.names`: seedNNNN for seeds, the image name of
     projected or encoded codes): NAME_alphaA.png. `alphas`: the columns rendered [default:
@@ -246,7 +276,7 @@ def save_edit(
         name = f"{stem}_original.png" if a is None else f"{stem}_alpha{a:+.2f}.png"
         save_png(to_pil(img), os.path.join(out_dir, name))
         files.append(name)
-    save_png(to_pil(make_grid(images, cols=len(alphas))), os.path.join(out_dir, "grid.png"))
+    save_png(to_pil(edit_picture(images, codes, alphas, record, grid_scale)), os.path.join(out_dir, "grid.png"))
     arrays = {
         **codes.arrays("original_"),
         **edited.arrays("edited_"),

@@ -771,8 +771,28 @@ def _check_embedding(method):
         require("umap", "umap-learn", "a UMAP embedding (t-SNE needs none)")
 
 
-def write_truncation_report(result, out_dir, save_fitted=False, figures=(), settings=None):
-    """A truncation report folder: grid.png (a row per variant, a column per seed), variantN.png (row N),
+def truncation_picture(result, grid_scale=None):
+    """grid.png of a `truncation_study` result: a row per variant (labelled with its name), a column per seed
+    ('seed 12', or the codes' names), cells upscaled `grid_scale` times (None: auto, at least 128 px a cell;
+    `latentlab.utils.grids`)."""
+    from ..utils.grids import grid_scale_for
+    from ..utils.images import labelled_grid
+
+    if result["seeds"] is not None:
+        cols = [f"seed {int(s)}" for s in result["seeds"]]
+    else:
+        cols = list(result.get("columns") or [])
+    images = np.concatenate([result["images"][name] for name in result["names"]])
+    _, h, w, ch = images.shape
+    scale = grid_scale_for(len(result["names"]), len(cols), max(h, w), ch, grid_scale)
+    return labelled_grid(
+        images, cols=len(cols), row_labels=list(result["names"]), col_labels=cols, corner="variant", scale=scale
+    )
+
+
+def write_truncation_report(result, out_dir, save_fitted=False, figures=(), settings=None, grid_scale=None):
+    """A truncation report folder: grid.png (a row per variant, a column per seed; labelled and upscaled
+    `grid_scale` times, None: auto, `truncation_picture`), variantN.png (row N, at the generator's resolution),
     variantN.npz (with save_fitted: the fitted state of rows that were fitted, reusable as clusters:FILE),
     truncate.json (seeds, rows: spec, name, image, choose, psi, fitted; `figures`; `settings`; versions),
     summary.md, and with a classifier attribute_stats.csv/.md. Returns truncate.json's record."""
@@ -794,9 +814,7 @@ def write_truncation_report(result, out_dir, save_fitted=False, figures=(), sett
             row.truncation.save(os.path.join(out_dir, f"variant{i}.npz"))
             entry["fitted"] = f"variant{i}.npz"
         entries.append(entry)
-    save_png(
-        to_pil(make_grid(np.concatenate(list(result["images"].values())), cols=cols)), os.path.join(out_dir, "grid.png")
-    )
+    save_png(to_pil(truncation_picture(result, grid_scale)), os.path.join(out_dir, "grid.png"))
     lines = "\n".join(f"- row {i}: {name}" for i, name in enumerate(result["names"]))
     if result["seeds"] is not None:
         what = f"columns are seeds {result['seeds']}"
@@ -834,15 +852,20 @@ def truncation_report(
     device="cpu",
     settings=None,
     log=None,
+    grid_scale=None,
 ):
     """The whole study behind `latentlab truncate` and analyses/truncation_report.py: fit the rows that need it
     (`fit_truncations`), render them on `seeds` or given codes (`truncation_study`), write the embeddings of cluster rows
     (`truncation_figures`, methods in `embeddings`, rows `embed_rows` [default: every cluster row]) and the
-    folder (`write_truncation_report`). Everything that can be checked is checked before any work.
-    Returns (study result, truncate.json's record)."""
+    folder (`write_truncation_report`; grid.png's cells upscaled `grid_scale` times, None: auto). Everything that
+    can be checked is checked before any work. Returns (study result, truncate.json's record)."""
     rows = [r if isinstance(r, TruncationRow) else TruncationRow.parse(r) for r in rows]
     for method in embeddings:
         _check_embedding(method)
+    if grid_scale is not None:  # a given scale that makes grid.png too large is refused before any work
+        from ..utils.grids import check_grid
+
+        check_grid(len(rows), len(seeds), G, "rows x seeds", scale=grid_scale, scale_option="grid_scale")
     for i in embed_rows or ():
         if not 0 <= i < len(rows) or not rows[i].is_clusters:
             raise ConfigError(f"row {i} has no clusters to embed")
@@ -855,5 +878,5 @@ def truncation_report(
     if embeddings:
         figures = truncation_figures(G, result, out_dir, embeddings, embed_rows, embed_samples, fit_seed, log)
     settings = dict(settings or {}, noise_mode=noise_mode)
-    record = write_truncation_report(result, out_dir, save_fitted, figures, settings=settings)
+    record = write_truncation_report(result, out_dir, save_fitted, figures, settings=settings, grid_scale=grid_scale)
     return result, record

@@ -102,13 +102,16 @@ MAX_FRAMES = 10_000
 MAX_LAYER_INDEX = 1023
 
 # ------------------------------------------------------------------------------------------------ grids (memory)
-# Pixel bytes (rows x cols x resolution^2 x channels) of one grid that `edit`, `mix`, `interpolate` and `truncate`
-# compose in memory, refused before any rendering. They hold the images, the grid and its PNG encoding at once
-# (about three times this): 1 GiB is 341 images at 1024 px (an 18 x 18 grid), 5461 at 256 px.
+# Pixel bytes (rows x cols x (resolution x grid scale)^2 x channels) of one grid that `edit`, `mix`, `interpolate`
+# and `truncate` compose in memory, refused before any rendering. They hold the images, the grid and its PNG
+# encoding at once (about three times this): 1 GiB is 341 images at 1024 px (an 18 x 18 grid), 5461 at 256 px.
 MAX_GRID_BYTES = 1 << 30
 # Images in `generate`'s grid.png: the first seeds' only (a million-seed run streams its images to disk; a grid of
 # all of them would be a 10^12-pixel picture). 256 = 16 x 16; at large resolutions MAX_GRID_BYTES cuts it further.
 MAX_GENERATE_GRID = 256
+# Upscaling factor of grid.png's cells (`--grid-scale`): 16 makes a 64 px image a 1024 px cell; more only magnifies
+# pixels. The grid's pixel bytes at that scale count against MAX_GRID_BYTES too.
+MAX_GRID_SCALE = 16
 
 # ------------------------------------------------------------------------------------------------ explorer (HTTP)
 # Bytes of one JSON request body of `latentlab explore` (a page's settings: a seed, a few dozen slider values and
