@@ -6,6 +6,8 @@ Examples:
     python benchmarks/training_throughput.py --config toy64 --device cuda --iters 50
     python benchmarks/training_throughput.py --config toy64 --rows gan,ada-bgc,ada-bgcfnc,augment \
         --official ~/stylegan2-ada-pytorch
+    python benchmarks/training_throughput.py --config toy64 --rows side-by-side --iters 16 --rounds 3 \
+        --official ~/stylegan2-ada-pytorch
 
 Rows: 'gan' (one full step: G main, lazy path length, D main, lazy R1, EMA, averaged over a
 multiple of the regularisation intervals), 'hsr-resnet18' / 'hsr-vit' (the same step plus HSR with
@@ -13,7 +15,11 @@ a random ResNet-18 or ViT-S/16 F, the latter at the paper's 224 px), 'clusters' 
 the learned cluster trainer with 5 critic steps, per level), 'ada-PIPE' (the 'gan' step with D's images
 augmented by pipeline PIPE at fixed p = 0.5; the cost hardly depends on p > 0), 'augment' (the pipeline alone,
 bgc, forward and backward on one batch; with --official PATH also NVIDIA's AugmentPipe from that
-stylegan2-ada-pytorch checkout, in the same process). Synthetic images; no disk I/O.
+stylegan2-ada-pytorch checkout, in the same process), 'side-by-side' (the 'gan' step and NVIDIA's training
+iteration, `benchmarks/official_training.py`, on the same weights and settings, both fed by the same in-process
+image loader, in alternating rounds of --iters steps; the official loop must be given with --official; each
+row also reports the step's floating-point operations, counted once with torch's FlopCounterMode, and the
+rate they run at). Synthetic images.
 """
 
 import argparse
@@ -57,6 +63,71 @@ def trainer(config, batch, device, regularizer=None, augpipe=None):
     return tr
 
 
+def matmul_rate(device, n=2048, iters=5):
+    """GFLOP/s of a square float32 matmul: what this machine's cores sustain on the densest kernel there is."""
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+    return 2 * n**3 / timed(lambda: a @ b, iters, 1, device) / 1e9
+
+
+def step_flops(step):
+    """Floating-point operations of one call of `step`: every op torch's flop counter knows (convolutions and
+    matmuls, forward, backward and the double-backward of the lazy regularisers), counted at dispatch (torch's
+    FlopCounterMode itself tracks modules with hooks that autograd.grad on leaf inputs does not allow)."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+    from torch.utils.flop_counter import FlopCounterMode
+
+    class Count(TorchDispatchMode):
+        table = FlopCounterMode(display=False).flop_registry
+        total = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            kwargs = kwargs or {}
+            out = func(*args, **kwargs)
+            count = self.table.get(func._overloadpacket)
+            if count is not None:
+                self.total += count(*args, **kwargs, out_val=out)
+            return out
+
+    with Count() as counter:
+        step()
+    return counter.total
+
+
+def side_by_side(config, batch, device, official, iters, rounds):
+    """Rows 'gan' and 'gan-official': alternating rounds of `iters` steps, the best round of each."""
+    from benchmarks.official_training import OfficialIteration
+    from latentlab.train.dataset import load_batch
+
+    tr = trainer(config, batch, device)
+    off = OfficialIteration(
+        official, tr.G.init_kwargs, tr.D.init_kwargs, tr.G.state_dict(), tr.D.state_dict(), tr.options, device
+    )
+    position = [0]
+
+    def official_step():
+        real, real_c = load_batch(tr.dataset, tr.sampler, position[0], batch, device=device)
+        position[0] += batch
+        off(real, real_c)
+
+    steps = {"gan": tr.train_step, "gan-official": official_step}
+    # One whole lazy cycle (16 steps: both regularisers run) per count, divided back to a mean step.
+    flops = {}
+    for name, fn in steps.items():
+        total = 0
+        for _ in range(16):
+            total += step_flops(fn)
+        flops[name] = total / 16
+    best = {name: float("inf") for name in steps}
+    for _ in range(rounds):
+        for name, fn in steps.items():
+            best[name] = min(best[name], timed(fn, iters, 1, device))
+    return [
+        dict(row=name, sec_per_step=sec, steps_per_s=1 / sec, img_per_s=batch / sec, gflop_per_step=flops[name] / 1e9,
+             gflop_per_s=flops[name] / 1e9 / sec)
+        for name, sec in best.items()
+    ]  # fmt: skip
+
+
 def hsr_term(G, kind):
     from latentlab.train.extractors import make_extractor
     from latentlab.train.hsr import HSRTerm
@@ -96,7 +167,8 @@ def main():
     ap.add_argument("--iters", type=int, default=16, help="timed steps (use multiples of 16: the lazy R1 interval)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--rows", default="gan,hsr-resnet18,hsr-vit,clusters")
-    ap.add_argument("--official", default=None, help="stylegan2-ada-pytorch checkout for the 'augment' row")
+    ap.add_argument("--official", default=None, help="stylegan2-ada-pytorch checkout (rows 'augment', 'side-by-side')")
+    ap.add_argument("--rounds", type=int, default=3, help="side-by-side: alternating rounds (the best of each)")
     add_run_args(ap)
     args = ap.parse_args()
     apply_run_args(args)
@@ -122,6 +194,22 @@ def main():
             tr = trainer(args.config, args.batch, args.device, augpipe=row[4:])
             sec = timed(tr.train_step, iters, 2, args.device)
             rows.append(dict(row=row, sec_per_step=sec, steps_per_s=1 / sec, img_per_s=args.batch / sec))
+        elif row == "side-by-side":
+            if not args.official:
+                raise SystemExit("the side-by-side row needs --official PATH (a stylegan2-ada-pytorch checkout)")
+            pair = side_by_side(args.config, args.batch, args.device, args.official, iters, args.rounds)
+            for r in pair:
+                print(
+                    f"{args.config:6s} {r['row']:14s} {r['sec_per_step']:8.3f} s/step {r['img_per_s']:7.1f} img/s "
+                    f"{r['gflop_per_step']:7.2f} GFLOP/step {r['gflop_per_s']:6.1f} GFLOP/s",
+                    flush=True,
+                )
+            ratio = pair[1]["sec_per_step"] / pair[0]["sec_per_step"]
+            info["matmul_gflop_per_s"] = matmul_rate(args.device)
+            print(f"{args.config:6s} official / latentlab step time: {ratio:.2f}x; a 2048^2 float32 matmul runs at "
+                  f"{info['matmul_gflop_per_s']:.1f} GFLOP/s here", flush=True)  # fmt: skip
+            rows += pair
+            continue
         elif row == "augment":
             res = CONFIGS[args.config][0]
             for name, pipe in augment_pipes(args.official, args.device):

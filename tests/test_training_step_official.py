@@ -116,3 +116,22 @@ def test_the_recording_is_not_trivial(recorded):
     g, g_ema = _part(tensors, "it1/G/"), _part(tensors, "it1/G_ema/")
     moved = [float((g[n] - g_ema[n]).abs().max()) for n in g if g[n].is_floating_point()]
     assert max(moved) > 1e-5  # EMA half-life 20 images: G_ema trails G after the second step
+
+
+def test_the_cpu_step_runs_channels_last(recorded, tmp_path):
+    """The comparison above covers the fast CPU path: G's and D's convolutions see channels-last activations
+    there (NVIDIA's reference ops use contiguous ones), so the two layouts agree to the tolerance."""
+    meta, tensors = recorded
+    tr = _trainer(meta, tensors, tmp_path)
+    seen = []
+
+    def hook(module, args):
+        seen.append((type(module).__name__, args[0].is_contiguous(memory_format=torch.channels_last)))
+
+    handles = [tr.D.b16.conv0.register_forward_pre_hook(hook), tr.G.synthesis.b16.conv1.register_forward_pre_hook(hook)]
+    try:
+        tr.train_step()
+    finally:
+        for h in handles:
+            h.remove()
+    assert len({name for name, _ in seen}) == 2 and all(cl for _, cl in seen), seen
