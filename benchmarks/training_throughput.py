@@ -40,6 +40,7 @@ CONFIGS = {  # (resolution, scratch_networks kwargs)
     "toy64": (64, dict(z_dim=128, w_dim=128, map_layers=4, channel_base=2048, channel_max=64)),  # the toyfaces model
     "res32": (32, dict(z_dim=512, w_dim=512, map_layers=2, channel_base=16384, channel_max=512)),
     "res64": (64, dict(z_dim=512, w_dim=512, map_layers=2, channel_base=16384, channel_max=512)),
+    "res256": (256, dict(z_dim=512, w_dim=512, map_layers=8, channel_base=16384, channel_max=512)),  # paper256
 }
 
 
@@ -93,7 +94,7 @@ def step_flops(step):
     return counter.total
 
 
-def side_by_side(config, batch, device, official, iters, rounds):
+def side_by_side(config, batch, device, official, iters, rounds, count_flops=True):
     """Rows 'gan' and 'gan-official': alternating rounds of `iters` steps, the best round of each."""
     from benchmarks.official_training import OfficialIteration
     from latentlab.train.dataset import load_batch
@@ -111,12 +112,9 @@ def side_by_side(config, batch, device, official, iters, rounds):
 
     steps = {"gan": tr.train_step, "gan-official": official_step}
     # One whole lazy cycle (16 steps: both regularisers run) per count, divided back to a mean step.
-    flops = {}
-    for name, fn in steps.items():
-        total = 0
-        for _ in range(16):
-            total += step_flops(fn)
-        flops[name] = total / 16
+    flops = {name: float("nan") for name in steps}
+    for name, fn in steps.items() if count_flops else ():
+        flops[name] = sum(step_flops(fn) for _ in range(16)) / 16
     best = {name: float("inf") for name in steps}
     for _ in range(rounds):
         for name, fn in steps.items():
@@ -169,6 +167,7 @@ def main():
     ap.add_argument("--rows", default="gan,hsr-resnet18,hsr-vit,clusters")
     ap.add_argument("--official", default=None, help="stylegan2-ada-pytorch checkout (rows 'augment', 'side-by-side')")
     ap.add_argument("--rounds", type=int, default=3, help="side-by-side: alternating rounds (the best of each)")
+    ap.add_argument("--no-flops", dest="flops", action="store_false", help="side-by-side: skip the FLOP count")
     add_run_args(ap)
     args = ap.parse_args()
     apply_run_args(args)
@@ -197,7 +196,7 @@ def main():
         elif row == "side-by-side":
             if not args.official:
                 raise SystemExit("the side-by-side row needs --official PATH (a stylegan2-ada-pytorch checkout)")
-            pair = side_by_side(args.config, args.batch, args.device, args.official, iters, args.rounds)
+            pair = side_by_side(args.config, args.batch, args.device, args.official, iters, args.rounds, args.flops)
             for r in pair:
                 print(
                     f"{args.config:6s} {r['row']:14s} {r['sec_per_step']:8.3f} s/step {r['img_per_s']:7.1f} img/s "

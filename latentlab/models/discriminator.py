@@ -12,7 +12,7 @@ from torch import nn
 from ..errors import ConfigError
 from ..ops import downsample2d, setup_filter
 from .arguments import MAPPING_RANGES, check_arguments, check_channel_base, check_channels, check_size
-from .layers import Conv2dLayer, FullyConnectedLayer, check_resolution
+from .layers import Conv2dLayer, FullyConnectedLayer, check_resolution, cpu_channels_last
 from .mapping import MappingNetwork
 
 
@@ -88,10 +88,10 @@ class DiscriminatorBlock(nn.Module):
         assert ref is not None, "a discriminator block needs features or an image"
         dtype = torch.float16 if self.use_fp16 and ref.device.type == "cuda" and not force_fp32 else torch.float32
         # oneDNN runs these convolutions (the 32-channel ones at full resolution above all, and the depthwise
-        # low-pass filters) up to twice as fast on channels-last tensors, in both passes: the CPU always uses them.
-        on_cpu = ref.device.type == "cpu"
+        # low-pass filters) up to twice as fast on channels-last tensors (`cpu_channels_last`).
+        cpu_cl = ref.device.type == "cpu" and cpu_channels_last(self, self.resolution)
         memory_format = (
-            torch.channels_last if (self.channels_last and not force_fp32) or on_cpu else torch.contiguous_format
+            torch.channels_last if (self.channels_last and not force_fp32) or cpu_cl else torch.contiguous_format
         )
         if x is not None:
             x = x.to(dtype=dtype, memory_format=memory_format)

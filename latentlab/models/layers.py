@@ -12,6 +12,19 @@ from ..errors import ConfigError
 from ..ops import bias_act, conv2d_resample, setup_filter
 from ..ops.bias_act import activation as _activation
 
+# oneDNN on the CPU (measured on the 2-core development machine, BENCHMARKS.md "Training"): channels-last activations
+# make forward and input-gradient convolutions faster at every size we tried, but weight gradients slower above
+# 64 x 64 px (3x at 256 px, 64 channels). So the CPU uses channels-last except for blocks above this resolution
+# whose weights are being trained.
+CPU_CHANNELS_LAST_MAX_TRAINED_RES = 64
+
+
+def cpu_channels_last(block: nn.Module, resolution: int) -> bool:
+    """Whether a block on the CPU should run on channels-last activations (see CPU_CHANNELS_LAST_MAX_TRAINED_RES)."""
+    if resolution <= CPU_CHANNELS_LAST_MAX_TRAINED_RES or not torch.is_grad_enabled():
+        return True
+    return not any(p.requires_grad for p in block.parameters())
+
 
 class HookPoint(nn.Module):
     """Identity module marking a named place in the network.

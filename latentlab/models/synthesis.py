@@ -13,7 +13,7 @@ from ..errors import ConfigError
 from ..ops import bias_act, modulated_conv2d, setup_filter, upsample2d
 from ..ops.bias_act import activation as _activation
 from .arguments import check_arguments, check_channel_base, check_channels, check_size
-from .layers import Conv2dLayer, FullyConnectedLayer, HookPoint, check_resolution
+from .layers import Conv2dLayer, FullyConnectedLayer, HookPoint, check_resolution, cpu_channels_last
 from .style_space import StyleLayer, StyleSpaceMixin
 
 NOISE_MODES = ("const", "random", "none")
@@ -269,8 +269,8 @@ class SynthesisBlock(nn.Module):
         if fused_modconv is None:
             # Grouped convs win on GPUs; on the CPU one batched conv with scaled activations is faster.
             fused_modconv = on_gpu and not self.training and (dtype == torch.float32 or ref.shape[0] == 1)
-        # oneDNN convs (above all the transposed ones) run much faster on channels-last tensors.
-        cpu_cl = not on_gpu and not fused_modconv
+        # oneDNN convs (above all the transposed ones) run much faster on channels-last tensors (`cpu_channels_last`).
+        cpu_cl = not on_gpu and not fused_modconv and cpu_channels_last(self, self.resolution)
         memory_format = (
             torch.channels_last if (self.channels_last and not force_fp32) or cpu_cl else torch.contiguous_format
         )
