@@ -65,6 +65,7 @@ latentlab boundary --samples "$WORK/samples" --attr all --space z --ratio 0.05 -
 # 6. The model report (generated faces vs fresh renders) and the README's demo edit.
 python3 analyses/toyfaces_model_report.py --n "${REPORT_N:-2000}" --out checkpoints/toyfaces/report
 latentlab edit --attr smile --alpha -2,0,2 --seeds 0-5 --out out/demo --force
+cp out/demo/grid.png docs/images/demo_smile.png  # the README's image: rows = seeds, columns = alphas, labelled, 2x
 
 # 7. The GH-Feat encoder (issue 15): trained on the training renders (the first 27000; the last 3000 stay out, as
 #    for the classifier) with the generator frozen, single-threaded in the background (~1.1 s/step on the 2-core
