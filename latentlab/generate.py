@@ -366,6 +366,7 @@ def write_generation(
         class_idx=class_idx,
         latents_format=latents_format,
         latents_space=space,
+        grid_scale=scale,  # the scale grid.png was drawn at (auto resolved)
     )
     if transform:
         record["transform"] = transform

@@ -234,6 +234,8 @@ def test_generate_grid_captions_seeds_and_keeps_the_seed_pngs(capsys, tmp_path):
     )
     assert code == 0, err
     assert _png(tmp_path / "g1" / "grid.png").shape[1] == 2 * 32 + PAD
+    assert json.loads((tmp_path / "g" / "generate.json").read_text())["grid_scale"] == 4  # auto, 32 px
+    assert json.loads((tmp_path / "g1" / "generate.json").read_text())["grid_scale"] == 1
     for s in (3, 4, 5):  # only grid.png depends on the scale
         name = f"seed{s:04d}.png"
         assert (tmp_path / "g" / name).read_bytes() == (tmp_path / "g1" / name).read_bytes()

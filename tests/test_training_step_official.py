@@ -135,3 +135,18 @@ def test_the_cpu_step_runs_channels_last(recorded, tmp_path):
         for h in handles:
             h.remove()
     assert len({name for name, _ in seen}) == 2 and all(cl for _, cl in seen), seen
+
+
+def test_trained_blocks_above_64_px_keep_the_contiguous_layout():
+    """oneDNN's channels-last weight gradients are slow above 64 px: such blocks stay contiguous while their weights
+    train, and use channels-last otherwise (frozen weights, no autograd, or 64 px and below)."""
+    from latentlab.models.layers import CPU_CHANNELS_LAST_MAX_TRAINED_RES, cpu_channels_last
+
+    block = torch.nn.Conv2d(4, 4, 3)
+    above = 2 * CPU_CHANNELS_LAST_MAX_TRAINED_RES
+    assert not cpu_channels_last(block, above)
+    assert cpu_channels_last(block, CPU_CHANNELS_LAST_MAX_TRAINED_RES)
+    with torch.no_grad():
+        assert cpu_channels_last(block, above)
+    block.requires_grad_(False)
+    assert cpu_channels_last(block, above)
