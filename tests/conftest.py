@@ -95,3 +95,22 @@ def blob_images(folder, n, seed=0, size=16, reverse_names=False):
         blob = np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / 10)[..., None] * rng.uniform(0, 255, 3)
         Image.fromarray(blob.astype(np.uint8)).save(folder / f"{(n - 1 - i) if reverse_names else i:02d}.png")
     return folder
+
+
+@pytest.fixture
+def sigint_deliverable():
+    """Ctrl-C tests need SIGINT to reach Python: a test run started from a background job (`nohup cmd &`)
+    inherits SIGINT ignored, where Python installs no handler and latentlab's StopOnInterrupt stays inactive
+    on purpose. Give this test Python's default handler, and restore whatever was there."""
+    import signal
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def sigint_default_in_child():
+    """preexec_fn for a child that a test stops with SIGINT (see sigint_deliverable)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import run_cli
+from conftest import run_cli, sigint_default_in_child
 from latentlab import defaults
 
 SEED_SMILE = {"seed": 3, "psi": 0.7, "attrs": {"smile": 1.5}}
@@ -454,6 +454,7 @@ def test_ctrl_c_stops_the_real_server_cleanly(tmp_path):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=sigint_default_in_child,
     )
     try:
         line = p.stdout.readline()

@@ -150,7 +150,9 @@ def test_resume_keeps_rows_through_its_step_and_training_stays_exact(tmp_path, i
         assert float(r["value"]) == stub_value(snapshot_G_ema(tmp_path / "plain", int(r["step"])))
 
 
-def test_a_ctrl_c_at_a_due_snapshot_is_evaluated_when_the_run_resumes(tmp_path, image_dir, monkeypatch):
+def test_a_ctrl_c_at_a_due_snapshot_is_evaluated_when_the_run_resumes(
+    tmp_path, image_dir, monkeypatch, sigint_deliverable
+):
     from latentlab.train.interrupt import TrainingInterrupted
 
     step = Trainer.train_step

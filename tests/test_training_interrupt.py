@@ -14,7 +14,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import make_tiny_generator, run_cli
+from conftest import make_tiny_generator, run_cli, sigint_default_in_child
 from latentlab import load_checkpoint
 from latentlab.train import TrainingOptions
 from latentlab.train.interrupt import EXIT_CODE, StopOnInterrupt, TrainingInterrupted
@@ -56,7 +56,7 @@ def interrupt_cli(args, metrics, min_rows=3, timeout=180):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        preexec_fn=sigint_default_in_child,
     )
     deadline = time.monotonic() + timeout
     try:
@@ -206,7 +206,7 @@ def test_ctrl_c_in_train_clusters_writes_the_state_that_resumes_exactly(tmp_path
 # ---------------------------------------------------------------------------------------- the handler
 
 
-def test_first_ctrl_c_asks_to_stop_the_second_interrupts_and_the_handler_is_restored():
+def test_first_ctrl_c_asks_to_stop_the_second_interrupts_and_the_handler_is_restored(sigint_deliverable):
     before = signal.getsignal(signal.SIGINT)
     with StopOnInterrupt(message="test: stopping") as stop:
         assert stop.active and signal.getsignal(signal.SIGINT) is not before
