@@ -24,10 +24,11 @@ from . import options as opt
     "grid_path",
     type=click.Path(dir_okay=False),
     default=None,
-    help="Also write an 8x8 preview grid of the first 64 faces to this PNG (its folder must exist, unless it "
-    "lies inside --out).",
+    help="Also write an 8x8 preview grid of the first 64 faces to this PNG, each captioned with its file number "
+    "(its folder must exist, unless it lies inside --out).",
 )
-def toyfaces(n, out_dir, seed, resolution, workers, grid_path):
+@opt.grid_scale
+def toyfaces(n, out_dir, seed, resolution, workers, grid_path, grid_scale):
     """Render the procedural toyfaces dataset: cartoon faces with known attributes.
 
     Writes OUT/images/000000.png ..., OUT/labels.csv (file, the attributes smile,
@@ -45,7 +46,7 @@ def toyfaces(n, out_dir, seed, resolution, workers, grid_path):
 
     tf.check_resolution(resolution)
     if grid_path:
-        _check_grid(grid_path, out_dir)
+        _check_grid(grid_path, out_dir, min(n, 64), resolution, grid_scale)
     report = tf.write_dataset(out_dir, n, seed=seed, resolution=resolution, workers=workers, progress=True)
     if report["rendered"]:
         click.echo(
@@ -59,17 +60,31 @@ def toyfaces(n, out_dir, seed, resolution, workers, grid_path):
         f"{os.path.join(out_dir, 'labels.csv')} and {os.path.join(out_dir, 'dataset.json')}"
     )
     if grid_path:
-        from latentlab.utils.images import make_grid, save_png, to_pil
+        from latentlab.utils.grids import grid_scale_for
+        from latentlab.utils.images import labelled_grid, save_png, to_pil
 
         images = tf.render_batch(tf.sample_attributes(min(n, 64), seed), resolution)  # = the first images
-        save_png(to_pil(make_grid(images, cols=8)), grid_path)
+        scale = grid_scale_for(_grid_rows(len(images)), 8, resolution, 3, grid_scale)
+        names = [f"{i:06d}" for i in range(len(images))]  # the files' names in OUT/images
+        save_png(to_pil(labelled_grid(images, cols=8, cell_labels=names, scale=scale)), grid_path)
         click.echo(f"wrote {grid_path}")
 
 
-def _check_grid(grid_path, out_dir):
+def _grid_rows(count):
+    return -(-count // 8)
+
+
+def _check_grid(grid_path, out_dir, count, resolution, grid_scale):
     """--grid may name a file inside --out (its folders are created) or in an existing folder elsewhere: a
-    typo must not create folders outside the output. Checked before rendering, so no work is wasted."""
+    typo must not create folders outside the output; its size at --grid-scale must fit MAX_GRID_BYTES. Checked
+    before rendering, so no work is wasted."""
+    from types import SimpleNamespace
+
     from latentlab.errors import ConfigError
+    from latentlab.utils.grids import check_grid
+
+    renders = SimpleNamespace(img_resolution=resolution, img_channels=3)  # what check_grid reads of a generator
+    check_grid(_grid_rows(count), 8, renders, "--grid", hint="use a smaller --grid-scale", scale=grid_scale)
 
     parent = os.path.dirname(os.path.abspath(grid_path))
     out = os.path.abspath(out_dir)

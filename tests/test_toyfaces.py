@@ -268,9 +268,23 @@ def test_cli(capsys, tmp_path):
     assert "renders/s" in stdout and len(os.listdir(out / "images")) == 10
     from PIL import Image
 
-    g = np.asarray(Image.open(grid))
-    assert g.shape == (2 * 18 - 2, 8 * 18 - 2, 3)  # 10 faces, 8 per row, 2 px padding
-    np.testing.assert_array_equal(g[:16, :16], np.asarray(Image.open(out / "images" / "000000.png")))
+    g = np.asarray(Image.open(grid))  # 10 faces, 8 per row, 2 px padding, upscaled 8x (auto: 128 px cells)
+    assert g.shape[1] == 8 * 128 + 7 * 2
+    band = (g.shape[0] + 2) // 2 - 128 - 2  # each row of cells has its caption band above it
+    assert 0 < band < 64
+    for i in range(10):
+        y, x = (i // 8) * (band + 128 + 2) + band, (i % 8) * 130
+        face = np.asarray(Image.open(out / "images" / f"{i:06d}.png"))
+        np.testing.assert_array_equal(g[y : y + 128, x : x + 128], np.kron(face, np.ones((8, 8, 1), np.uint8)))
+        assert (g[y - band : y, x : x + 128] < 128).any()  # its caption: the file number
+    assert (g[band + 128 + 2 :, 2 * 130 :] == 255).all()  # 10 faces: the rest of the second row is blank
+
+    code, _, err = run_cli(  # a scale that cannot fit is refused before anything is rendered
+        capsys, "toyfaces", "--n", 64, "--out", tmp_path / "big", "--resolution", 1024, "--grid", grid,
+        "--grid-scale", 16,
+    )  # fmt: skip
+    assert code == 1 and err.startswith("latentlab: error: --grid at --grid-scale 16:") and "MiB" in err, err
+    assert not (tmp_path / "big").exists()
 
     code, stdout, err = run_cli(capsys, "toyfaces", "--n", 10, "--out", out, "--resolution", 16)
     assert code == 0 and "kept 10" in stdout
