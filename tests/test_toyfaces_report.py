@@ -65,3 +65,29 @@ def test_report_files_and_values(tmp_path):
     first = ATTRIBUTES[0]
     assert stats.loc[first, "mean_fake"] == pytest.approx(float(clf(fake)[:, 0].mean()), abs=1e-4)
     assert stats.loc[first, "mean_real"] == pytest.approx(float(clf(real)[:, 0].mean()), abs=1e-4)
+    # the target measures, recomputed from the CSV the report wrote
+    t = summary["targets"]
+    gap = abs(stats.loc["eyeglasses", "rate_fake"] - stats.loc["eyeglasses", "rate_real"])
+    assert t["eyeglasses_rate_gap"] == pytest.approx(gap, abs=1e-4)
+    assert t["smile_std_ratio"] == pytest.approx(stats.loc["smile", "std_ratio"], abs=1e-4)
+    assert t["frechet_classifier_features"] == summary["frechet_classifier_features"]
+    assert "the targets (issue 21): Frechet" in "\n".join(md)
+
+
+def test_target_measures_and_bounds_by_hand():
+    from latentlab.studies.fidelity import TOYFACES_TARGETS, target_line, toyfaces_measures
+
+    stats = pd.DataFrame(
+        {"std_ratio": [0.7, 0.69, 1.0], "rate_fake": [np.nan, np.nan, 0.28], "rate_real": [np.nan, np.nan, 0.33]},
+        index=["smile", "yaw", "eyeglasses"],
+    )
+    m = toyfaces_measures({"stats": stats, "frechet": 5.0, "corr_mean_abs_diff": 0.081})
+    assert m["eyeglasses_rate_gap"] == pytest.approx(0.05)
+    # 0.05 gap, Frechet 5 and smile 0.7 sit on their bounds (met); yaw 0.69 and correlations 0.081 do not
+    assert m["meets_targets"] == ["frechet_classifier_features", "eyeglasses_rate_gap", "smile_std_ratio"]
+    assert m["all_met"] is False and len(TOYFACES_TARGETS) == 5
+    line = target_line(m)
+    assert line.startswith("Frechet 5 (<= 5: yes), eyeglasses gap 0.05 (<= 0.05: yes), smile std ratio 0.7 (>= 0.7")
+    assert line.endswith("corr mean abs diff 0.081 (<= 0.08: no)")
+    stats.loc["yaw", "std_ratio"] = 2.0
+    assert toyfaces_measures({"stats": stats, "frechet": 0.1, "corr_mean_abs_diff": 0.0})["all_met"] is True

@@ -1,0 +1,115 @@
+"""How a toyfaces training run approaches the embedded model's targets: the model report's measures
+(`fidelity.toyfaces_measures`) at each snapshot of a run, as a table and a figure.
+
+    curve = toyfaces_training_curve("runs/toy", classifier, "reports/curve", every=1000, n=500)
+
+Each snapshot's G_ema draws n faces (seeds 0..n-1, constant noise) that are compared with the same n fresh
+renders. curve.csv gains a row per snapshot and is rewritten atomically after each, so a rerun (while the
+run goes on, or after a stop) evaluates only the snapshots not yet in it. With n below the model card's 2000
+the Frechet distance reads higher (its bias grows as 1/n); compare curves at one n.
+"""
+
+import os
+import re
+
+import numpy as np
+import pandas as pd
+
+from ..errors import ConfigError
+from .fidelity import (
+    RENDER_SEEDS,
+    TOYFACES_TARGETS,
+    fidelity_report,
+    generated_images,
+    target_line,
+    toyfaces_measures,
+    toyfaces_renders,
+)
+
+SNAPSHOT = re.compile(r"^network-snapshot-(\d{6})\.safetensors$")
+COLUMNS = ["step", "kimg", "model", *TOYFACES_TARGETS, "all_met"]
+
+
+def run_snapshots(run_dir, every=1):
+    """[(step, path)] of the run's snapshots whose step is a multiple of `every`, by step."""
+    found = []
+    for name in os.listdir(run_dir):
+        m = SNAPSHOT.match(name)
+        if m and int(m.group(1)) % every == 0:
+            found.append((int(m.group(1)), os.path.join(run_dir, name)))
+    return sorted(found)
+
+
+def toyfaces_training_curve(
+    run_dir,
+    classifier,
+    out_dir,
+    every=1000,
+    n=500,
+    start=None,
+    device="cpu",
+    log=print,
+):
+    """Evaluate the snapshots of the training run in `run_dir` (every `every` steps) and, when `start` (a model
+    spec) is given, the model the run started from, as step 0; write curve.csv and curve.png into `out_dir` and
+    return the table (columns COLUMNS: kimg from the run's batch size; the TOYFACES_TARGETS measures)."""
+    import latentlab
+    from latentlab.attributes.toyfaces import LOGITS
+    from latentlab.train import Trainer
+
+    from .reports import write_csv
+
+    if every < 1 or n < 2:
+        raise ConfigError(f"every must be >= 1 and n >= 2 (got every={every}, n={n})")
+    batch = int(Trainer.peek(run_dir)["options"]["batch_size"])
+    todo = [(0, start)] if start is not None else []
+    todo += run_snapshots(run_dir, every)
+    os.makedirs(out_dir, exist_ok=True)
+    path = os.path.join(out_dir, "curve.csv")
+    rows = pd.read_csv(path).to_dict("records") if os.path.exists(path) else []
+    if rows and int(rows[0].get("n", n)) != n:
+        raise ConfigError(f"{path}: evaluated with n={rows[0]['n']}; use the same --n or another folder")
+    done = {int(r["step"]) for r in rows}
+    real = None
+    for step, model in todo:
+        if step in done:
+            continue
+        G = latentlab.load_generator(model, device=device)
+        if real is None:  # the same renders for every snapshot
+            real = toyfaces_renders(n, RENDER_SEEDS[0], G.img_resolution)
+        fake = generated_images(G, range(n), device=device)
+        m = toyfaces_measures(fidelity_report(classifier, fake, real, logit_names=LOGITS))
+        rows.append(
+            {"step": step, "kimg": step * batch / 1000, "model": str(model), "n": n}
+            | {k: m[k] for k in TOYFACES_TARGETS}
+            | {"all_met": m["all_met"]}
+        )
+        rows.sort(key=lambda r: r["step"])
+        write_csv(pd.DataFrame(rows), path, index=False)
+        log(f"step {step}: {target_line(m)}")
+    table = pd.DataFrame(rows, columns=[*COLUMNS, "n"])
+    if len(table):
+        plot_curve(table, os.path.join(out_dir, "curve.png"))
+    return table
+
+
+def plot_curve(table, path):
+    """One panel per target measure against kimg, its bound dashed; written atomically."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ..utils.atomic import atomic_path
+
+    names = list(TOYFACES_TARGETS)
+    fig, axes = plt.subplots(1, len(names), figsize=(3.2 * len(names), 3), constrained_layout=True)
+    for ax, name in zip(np.atleast_1d(axes), names):
+        sense, bound = TOYFACES_TARGETS[name]
+        ax.plot(table["kimg"], table[name], marker="o", ms=3)
+        ax.axhline(bound, ls="--", color="grey", lw=1)
+        ax.set_title(f"{name.replace('_', ' ')} ({sense} {bound:g})", fontsize=9)
+        ax.set_xlabel("kimg")
+    with atomic_path(path, ".png") as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)

@@ -1,0 +1,77 @@
+"""latentlab.studies.training_curve: the toyfaces target measures along a training run."""
+
+import os
+
+import pandas as pd
+import pytest
+import torch
+from test_toyfaces_report import ChannelMeans
+from test_training import tiny_pair
+
+from conftest import blob_images
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """A tiny 16 px run with snapshots at steps 2 and 4."""
+    from latentlab.train import ImageDataset, Trainer, TrainingOptions
+
+    folder = tmp_path_factory.mktemp("curve")
+    (folder / "imgs").mkdir()
+    ds = ImageDataset(blob_images(folder / "imgs", 8, seed=0), 16)
+    G, D = tiny_pair()
+    opts = TrainingOptions(batch_size=4, snapshot_every=2, log_every=2, g_reg_interval=2, d_reg_interval=2)
+    Trainer(folder / "run", G, D, ds, opts, progress=False).train(4)
+    return folder / "run"
+
+
+def _measures_by_hand(snapshot, n, clf):
+    """The five measures recomputed with the fidelity module's pieces, independently of the curve code."""
+    import latentlab
+    from latentlab.attributes.toyfaces import LOGITS
+    from latentlab.latents import z_from_seeds
+    from latentlab.studies.fidelity import RENDER_SEEDS, fidelity_report, toyfaces_renders
+
+    G = latentlab.load_generator(snapshot)
+    with torch.no_grad():
+        fake = G(z_from_seeds(range(n), G.z_dim), None, noise_mode="const").clamp(-1, 1)
+    rep = fidelity_report(clf, fake, toyfaces_renders(n, RENDER_SEEDS[0], 16), logit_names=LOGITS)
+    s = rep["stats"]
+    return {
+        "frechet_classifier_features": rep["frechet"],
+        "eyeglasses_rate_gap": abs(s.loc["eyeglasses", "rate_fake"] - s.loc["eyeglasses", "rate_real"]),
+        "smile_std_ratio": s.loc["smile", "std_ratio"],
+        "yaw_std_ratio": s.loc["yaw", "std_ratio"],
+        "corr_mean_abs_diff": rep["corr_mean_abs_diff"],
+    }
+
+
+def test_rows_values_resume_and_refusals(run, tmp_path):
+    from latentlab.attributes.toyfaces import ATTRIBUTES
+    from latentlab.errors import ConfigError
+    from latentlab.studies.training_curve import run_snapshots, toyfaces_training_curve
+
+    assert [s for s, _ in run_snapshots(run)] == [2, 4] and [s for s, _ in run_snapshots(run, 4)] == [4]
+    clf, logs = ChannelMeans(ATTRIBUTES), []
+    table = toyfaces_training_curve(run, clf, tmp_path, every=2, n=6, log=logs.append)
+    assert list(table["step"]) == [2, 4] and list(table["kimg"]) == [0.008, 0.016]  # batch 4
+    assert len(logs) == 2 and logs[1].startswith("step 4: Frechet")
+    assert os.path.getsize(tmp_path / "curve.png") > 0
+    for step in (2, 4):
+        row = table[table.step == step].iloc[0]
+        for k, v in _measures_by_hand(run / f"network-snapshot-{step:06d}.safetensors", 6, clf).items():
+            assert row[k] == pytest.approx(v, rel=1e-6, abs=1e-9), (step, k)
+
+    # a rerun evaluates only what is new: here the start model (step 0); every=4 leaves snapshot 2 out, but its row stays
+    logs.clear()
+    start = run / "network-snapshot-000004.safetensors"
+    table = toyfaces_training_curve(run, clf, tmp_path, every=4, n=6, start=start, log=logs.append)
+    assert list(table["step"]) == [0, 2, 4] and [m.split(":")[0] for m in logs] == ["step 0"]
+    assert table.iloc[0]["model"] == str(start) and table.iloc[0]["kimg"] == 0
+    assert table.iloc[0]["frechet_classifier_features"] == pytest.approx(table.iloc[2]["frechet_classifier_features"])
+    assert list(pd.read_csv(tmp_path / "curve.csv")["step"]) == [0, 2, 4]
+
+    with pytest.raises(ConfigError, match="evaluated with n=6"):
+        toyfaces_training_curve(run, clf, tmp_path, every=2, n=8)
+    with pytest.raises(ConfigError, match="every must be >= 1"):
+        toyfaces_training_curve(run, clf, tmp_path / "x", every=0)
