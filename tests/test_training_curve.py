@@ -73,5 +73,11 @@ def test_rows_values_resume_and_refusals(run, tmp_path):
 
     with pytest.raises(ConfigError, match="evaluated with n=6"):
         toyfaces_training_curve(run, clf, tmp_path, every=2, n=8)
+    for text in ("step,kimg\n1,2\n", "\x00\xff\xfe garbage"):
+        bad = tmp_path / f"bad{len(text)}"
+        bad.mkdir()
+        (bad / "curve.csv").write_bytes(text.encode("latin-1"))
+        with pytest.raises(ConfigError, match=r"curve.csv: not a curve.csv .*remove it or use another folder$"):
+            toyfaces_training_curve(run, clf, bad, every=2, n=6)
     with pytest.raises(ConfigError, match="every must be >= 1"):
         toyfaces_training_curve(run, clf, tmp_path / "x", every=0)

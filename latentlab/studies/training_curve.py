@@ -27,7 +27,7 @@ from .fidelity import (
 )
 
 SNAPSHOT = re.compile(r"^network-snapshot-(\d{6})\.safetensors$")
-COLUMNS = ["step", "kimg", "model", *TOYFACES_TARGETS, "all_met"]
+COLUMNS = ["step", "kimg", "model", "n", *TOYFACES_TARGETS, "all_met"]
 
 
 def run_snapshots(run_dir, every=1):
@@ -66,8 +66,8 @@ def toyfaces_training_curve(
     todo += run_snapshots(run_dir, every)
     os.makedirs(out_dir, exist_ok=True)
     path = os.path.join(out_dir, "curve.csv")
-    rows = pd.read_csv(path).to_dict("records") if os.path.exists(path) else []
-    if rows and int(rows[0].get("n", n)) != n:
+    rows = _read_curve(path) if os.path.exists(path) else []
+    if rows and int(rows[0]["n"]) != n:
         raise ConfigError(f"{path}: evaluated with n={rows[0]['n']}; use the same --n or another folder")
     done = {int(r["step"]) for r in rows}
     real = None
@@ -85,12 +85,26 @@ def toyfaces_training_curve(
             | {"all_met": m["all_met"]}
         )
         rows.sort(key=lambda r: r["step"])
-        write_csv(pd.DataFrame(rows), path, index=False)
+        write_csv(pd.DataFrame(rows, columns=COLUMNS), path, index=False)
         log(f"step {step}: {target_line(m)}")
-    table = pd.DataFrame(rows, columns=[*COLUMNS, "n"])
+    table = pd.DataFrame(rows, columns=COLUMNS)
     if len(table):
         plot_curve(table, os.path.join(out_dir, "curve.png"))
     return table
+
+
+def _read_curve(path):
+    """The rows of an earlier curve.csv; ConfigError naming the file when it is not one."""
+    try:
+        table = pd.read_csv(path)
+    except (ValueError, UnicodeDecodeError) as e:  # pandas' parser errors are ValueErrors
+        raise ConfigError(
+            f"{path}: not a curve.csv ({str(e).splitlines()[0][:120]}); remove it or use another folder"
+        ) from None
+    missing = [c for c in COLUMNS if c not in table.columns]
+    if missing:
+        raise ConfigError(f"{path}: not a curve.csv (no column {', '.join(missing)}); remove it or use another folder")
+    return table[COLUMNS].to_dict("records")
 
 
 def plot_curve(table, path):
