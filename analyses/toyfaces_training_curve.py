@@ -8,11 +8,13 @@ snapshots written since.
 """
 
 import argparse
+import sys
 
 import numpy as np
 
 from latentlab import defaults
 from latentlab.attributes import load_classifier
+from latentlab.errors import LatentlabError
 from latentlab.studies.training_curve import toyfaces_training_curve
 
 
@@ -25,10 +27,13 @@ def main():
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
-    clf = load_classifier(defaults.classifier_spec()).to(args.device).eval()
-    table = toyfaces_training_curve(
-        args.run, clf, args.out, every=args.every, n=args.n, start=args.start, device=args.device
-    )
+    try:
+        clf = load_classifier(defaults.classifier_spec()).to(args.device).eval()
+        table = toyfaces_training_curve(
+            args.run, clf, args.out, every=args.every, n=args.n, start=args.start, device=args.device
+        )
+    except (LatentlabError, OSError) as e:
+        sys.exit(f"toyfaces_training_curve: error: {e}")
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
 
 

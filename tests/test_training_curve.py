@@ -81,3 +81,16 @@ def test_rows_values_resume_and_refusals(run, tmp_path):
             toyfaces_training_curve(run, clf, bad, every=2, n=6)
     with pytest.raises(ConfigError, match="every must be >= 1"):
         toyfaces_training_curve(run, clf, tmp_path / "x", every=0)
+
+
+def test_the_analysis_script_ends_bad_input_in_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    script = os.path.join(os.path.dirname(__file__), "..", "analyses", "toyfaces_training_curve.py")
+    for args in (["--run", str(tmp_path / "nowhere")], ["--run", str(tmp_path), "--every", "0"]):
+        proc = subprocess.run(
+            [sys.executable, script, *args, "--out", str(tmp_path / "out")], capture_output=True, text=True
+        )
+        lines = proc.stderr.strip().splitlines()
+        assert proc.returncode == 1 and len(lines) == 1 and lines[0].startswith("toyfaces_training_curve: error: ")
