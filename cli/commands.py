@@ -183,7 +183,17 @@ def generate(
 @click.option(
     "--networks", default=None, help="Keep only these networks, e.g. G_ema (a training snapshot's inference generator)."
 )
-def convert(src, dst, force, networks):
+@click.option(
+    "--channel-base",
+    type=click.IntRange(1),
+    default=None,
+    help="Widen the StyleGAN2 networks to this channel_base (blocks of resolution r get min(base // r, max) "
+    "channels); they compute the same function, the new channels start silent and train from there.",
+)
+@click.option(
+    "--channel-max", type=click.IntRange(1), default=None, help="Widen to this channel_max (as --channel-base)."
+)
+def convert(src, dst, force, networks, channel_base, channel_max):
     """Convert any supported checkpoint to latentlab's .safetensors format, or to a stylegan2-ada-pytorch .pkl.
 
     \b
@@ -191,6 +201,7 @@ def convert(src, dst, force, networks):
       latentlab convert ffhq.pkl ffhq.safetensors
       latentlab convert stylegan2-ffhq-config-f.pt ffhq.pkl          # rosinality -> NVIDIA's layout
       latentlab convert runs/toy/network-snapshot-010000.safetensors toy.safetensors --networks G_ema
+      latentlab convert toy.safetensors toy-wide.safetensors --channel-max 128   # then: train gan --model
     """
     from latentlab.checkpoints import convert as convert_ckpt
 
@@ -199,8 +210,9 @@ def convert(src, dst, force, networks):
     if os.path.exists(dst) and not force:
         raise ConfigError(f"{dst} exists; pass --force to overwrite it")
     keep = [n.strip() for n in networks.split(",") if n.strip()] if networks else None
-    c = convert_ckpt(src, dst, networks=keep)
-    click.echo(f"wrote {dst} ({', '.join(keep or sorted(c.networks()))} from {c.format})")
+    c = convert_ckpt(src, dst, networks=keep, channel_base=channel_base, channel_max=channel_max)
+    wider = "" if channel_base is None and channel_max is None else ", widened"
+    click.echo(f"wrote {dst} ({', '.join(keep or sorted(c.networks()))} from {c.format}{wider})")
 
 
 @click.command()

@@ -151,13 +151,19 @@ def load_generator(
 
 
 def convert(
-    src: Union[str, os.PathLike], dst: Union[str, os.PathLike], networks: Optional[Sequence[str]] = None
+    src: Union[str, os.PathLike],
+    dst: Union[str, os.PathLike],
+    networks: Optional[Sequence[str]] = None,
+    channel_base: Optional[int] = None,
+    channel_max: Optional[int] = None,
 ) -> Checkpoint:
     """Convert any supported checkpoint into latentlab's .safetensors format, or (dst ending in .pkl) into
     NVIDIA's pickle layout (stylegan2-ada-pytorch's for StyleGAN2 networks, stylegan3's for StyleGAN3
     generators; weights and constructor arguments as data, `checkpoints.export`).
 
     networks: names to keep (e.g. ['G_ema']); ValueError if one is absent. Default: all.
+    channel_base, channel_max: widen every network to these (`models.widen`: more channels, the same function;
+    ConfigError for networks other than StyleGAN2 generators and discriminators).
     """
     ckpt = load_checkpoint(src)
     nets = ckpt.networks()
@@ -166,6 +172,16 @@ def convert(
         if missing:
             raise ConfigError(f"{src}: has no network {missing[0]!r} (it has {', '.join(sorted(nets))})")
         nets = {n: nets[n] for n in networks}
+    if channel_base is not None or channel_max is not None:
+        from ..models.widen import widen
+
+        wide = {}
+        for name, net in nets.items():
+            try:
+                wide[name] = widen(net, channel_base=channel_base, channel_max=channel_max)
+            except ConfigError as e:
+                raise ConfigError(f"{src}: {name}: {e}") from None
+        nets = wide
     if os.fspath(dst).endswith(".pkl"):
         from .export import EXPORTABLE, save_official_pickle
 
