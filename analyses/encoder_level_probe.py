@@ -18,6 +18,8 @@ background) best.
 encoder's packed style codes split by level, so pairs of images (the first and second half) are
 re-rendered by --model with one level's codes swapped, and the classifier (--classifier, default the
 embedded one) measures the share of each attribute's change the level carries (transfer.csv/.md/.png).
+The same on the generator's own samples (seeded z pairs, no encoder: transfer_generator.csv/.md/.png) tells
+the generator's hierarchy apart from the encoder's.
 """
 
 import argparse
@@ -73,7 +75,7 @@ def transfer(args, feats):
     import latentlab
     from latentlab import defaults
     from latentlab.attributes import load_classifier
-    from latentlab.studies.level_transfer import level_transfer, plot_level_transfer
+    from latentlab.studies.level_transfer import generator_level_transfer, level_transfer, plot_level_transfer
     from latentlab.studies.reports import write_table
 
     G = latentlab.load_generator(args.model)
@@ -90,6 +92,15 @@ def transfer(args, feats):
     plot_level_transfer(
         table, os.path.join(args.out, "transfer"), f"Share of each attribute's change per level ({half} pairs)"
     )
+    print(table.to_string(float_format=lambda v: f"{v:.2f}"))
+    table = generator_level_transfer(G, clf, pairs=half, seed=args.seed)
+    write_table(table, os.path.join(args.out, "transfer_generator"))
+    plot_level_transfer(
+        table,
+        os.path.join(args.out, "transfer_generator"),
+        f"The generator's own samples: share of each attribute's change per level ({half} pairs)",
+    )
+    print("the generator's own samples:")
     print(table.to_string(float_format=lambda v: f"{v:.2f}"))
 
 

@@ -36,3 +36,28 @@ def test_refuses_codes_of_another_size(tiny_generator):
     a = torch.zeros(3, 5)
     with pytest.raises(ConfigError, match="packed S codes"):
         level_transfer(tiny_generator, ChannelMeans(), a, a, {"x": slice(0, 5)})
+
+
+def test_generator_samples_follow_the_levels_that_see_w(tiny_generator):
+    """A generator whose middle and fine layers ignore w (zero affine weights: the same styles for every sample)
+    is controlled by its coarse level alone: share 1 there, 0 elsewhere, for any classifier."""
+    import copy
+
+    from latentlab.inversion.encoder import style_levels
+    from latentlab.studies.level_transfer import generator_level_transfer
+
+    G = copy.deepcopy(tiny_generator)
+    levels = style_levels(G)
+    assert all(levels.values())  # 16 px, 6 ws: 2 / 2 / 2 layers
+    with torch.no_grad():
+        for name in levels["middle"] + levels["fine"]:
+            G.synthesis.get_submodule(name).affine.weight.zero_()
+    table = generator_level_transfer(G, ChannelMeans(), pairs=6, seed=1, batch_size=4)
+    torch.testing.assert_close(torch.tensor(table.loc["coarse"].to_numpy()), torch.ones(3, dtype=torch.float64))
+    assert (table.loc[["middle", "fine"]].abs().to_numpy() < 1e-9).all()
+    # Untouched, every level has a say in the colour means, and the same seed gives the same table.
+    full = generator_level_transfer(tiny_generator, ChannelMeans(), pairs=6, seed=1)
+    assert (full.abs().to_numpy() > 1e-3).sum() >= 4
+    assert full.equals(generator_level_transfer(tiny_generator, ChannelMeans(), pairs=6, seed=1))
+    with pytest.raises(ConfigError, match="at least 2 pairs"):
+        generator_level_transfer(tiny_generator, ChannelMeans(), pairs=1)

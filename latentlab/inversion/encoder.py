@@ -103,6 +103,16 @@ def style_levels(G: AnyGenerator) -> Dict[str, List[str]]:
     return out
 
 
+def level_slices(levels: Mapping[str, List[str]], style_dims: Mapping[str, int]) -> Dict[str, slice]:
+    """Where each level's layers lie in the packed S vector (levels follow S order, so they are contiguous)."""
+    out, start = {}, 0
+    for level in LEVELS:
+        n = sum(style_dims[name] for name in levels[level])
+        out[level] = slice(start, start + n)
+        start += n
+    return out
+
+
 # ---- the backbone ------------------------------------------------------------------------------
 def _bn(channels: int) -> nn.BatchNorm2d:
     return nn.BatchNorm2d(channels)
@@ -351,12 +361,7 @@ class HierarchicalEncoder(nn.Module):
 
     def level_slices(self) -> Dict[str, slice]:
         """Where each level's layers lie in the packed S vector (contiguous: levels follow S order)."""
-        out, start = {}, 0
-        for level in LEVELS:
-            n = sum(self.style_dims[name] for name in self.levels[level])
-            out[level] = slice(start, start + n)
-            start += n
-        return out
+        return level_slices(self.levels, self.style_dims)
 
     def level_codes(self, codes: torch.Tensor) -> Dict[str, torch.Tensor]:
         """Packed S codes [N, D] -> {level: [N, D_level]}: each level's layers' codes, concatenated."""

@@ -76,6 +76,25 @@ def level_transfer(
     return table
 
 
+def generator_level_transfer(G: AnyGenerator, classifier: Any, pairs: int = 500, seed: int = 0, batch_size: int = 64):
+    """`level_transfer` on the generator's own samples: pairs of packed S codes of mapped z (drawn from
+    `seed`, psi 1) split into GH-Feat's levels (`inversion.encoder.style_levels`). What each level controls in
+    the generator itself, with no encoder in between: the baseline an encoder's transfer table compares with."""
+    from ..inversion.encoder import level_slices, style_levels
+
+    if pairs < 2:
+        raise ConfigError("level transfer needs at least 2 pairs")
+    if G.c_dim:
+        raise ConfigError("level transfer on a generator's own samples takes an unconditional generator")
+    device = next(G.parameters()).device
+    z = torch.randn([2 * pairs, G.z_dim], generator=torch.Generator().manual_seed(seed)).to(device)
+    with torch.no_grad():
+        ws = G.mapping(z, G.empty_c(2 * pairs, device))
+        codes = G.synthesis.pack_styles(G.synthesis.compute_styles(ws)).cpu()
+    slices = level_slices(style_levels(G), G.synthesis.style_dims)
+    return level_transfer(G, classifier, codes[:pairs], codes[pairs:], slices, batch_size=batch_size)
+
+
 def plot_level_transfer(table, path_stem: str, title: str = "What each level controls") -> list:
     """Heatmap levels x attributes of the transfer shares (PNG and PDF)."""
     from .plots import _plt, save_figure
