@@ -110,7 +110,8 @@ fi
 cp "$WORK/encoder/encoder.safetensors" checkpoints/toyfaces/encoder.safetensors
 
 # 8. Its report: held-out renders (a fresh seed, never seen in training) inverted by the projector, the encoder and
-#    the encoder + 100 projector steps; then GH-Feat's level-wise probes on the same renders' features.
+#    the encoder + 100 projector steps; then GH-Feat's level-wise probes on the same renders' features, and level
+#    transfer on their codes and on the generator's own samples.
 latentlab toyfaces --n 1000 --seed 1 --resolution 64 --workers 2 --out "$WORK/heldout"
 python3 analyses/toyfaces_inversion_report.py --renders "$WORK/heldout" --n 32 --steps 1000 --refine 100 \
     --threads 1 --out checkpoints/toyfaces/report/inversion
