@@ -93,7 +93,7 @@ def transfer(args, feats):
         table, os.path.join(args.out, "transfer"), f"Share of each attribute's change per level ({half} pairs)"
     )
     print(table.to_string(float_format=lambda v: f"{v:.2f}"))
-    table = generator_level_transfer(G, clf, pairs=half, seed=args.seed)
+    table = generator_level_transfer(G, clf, slices, pairs=half, seed=args.seed)
     write_table(table, os.path.join(args.out, "transfer_generator"))
     plot_level_transfer(
         table,

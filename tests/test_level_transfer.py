@@ -43,7 +43,7 @@ def test_generator_samples_follow_the_levels_that_see_w(tiny_generator):
     is controlled by its coarse level alone: share 1 there, 0 elsewhere, for any classifier."""
     import copy
 
-    from latentlab.inversion.encoder import style_levels
+    from latentlab.inversion.encoder import level_slices, style_levels
     from latentlab.studies.level_transfer import generator_level_transfer
 
     G = copy.deepcopy(tiny_generator)
@@ -52,12 +52,13 @@ def test_generator_samples_follow_the_levels_that_see_w(tiny_generator):
     with torch.no_grad():
         for name in levels["middle"] + levels["fine"]:
             G.synthesis.get_submodule(name).affine.weight.zero_()
-    table = generator_level_transfer(G, ChannelMeans(), pairs=6, seed=1, batch_size=4)
+    slices = level_slices(levels, G.synthesis.style_dims)
+    table = generator_level_transfer(G, ChannelMeans(), slices, pairs=6, seed=1, batch_size=4)
     torch.testing.assert_close(torch.tensor(table.loc["coarse"].to_numpy()), torch.ones(3, dtype=torch.float64))
     assert (table.loc[["middle", "fine"]].abs().to_numpy() < 1e-9).all()
     # Untouched, every level has a say in the colour means, and the same seed gives the same table.
-    full = generator_level_transfer(tiny_generator, ChannelMeans(), pairs=6, seed=1)
+    full = generator_level_transfer(tiny_generator, ChannelMeans(), slices, pairs=6, seed=1)
     assert (full.abs().to_numpy() > 1e-3).sum() >= 4
-    assert full.equals(generator_level_transfer(tiny_generator, ChannelMeans(), pairs=6, seed=1))
+    assert full.equals(generator_level_transfer(tiny_generator, ChannelMeans(), slices, pairs=6, seed=1))
     with pytest.raises(ConfigError, match="at least 2 pairs"):
-        generator_level_transfer(tiny_generator, ChannelMeans(), pairs=1)
+        generator_level_transfer(tiny_generator, ChannelMeans(), slices, pairs=1)

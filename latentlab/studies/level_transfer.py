@@ -76,12 +76,18 @@ def level_transfer(
     return table
 
 
-def generator_level_transfer(G: AnyGenerator, classifier: Any, pairs: int = 500, seed: int = 0, batch_size: int = 64):
-    """`level_transfer` on the generator's own samples: pairs of packed S codes of mapped z (drawn from
-    `seed`, psi 1) split into GH-Feat's levels (`inversion.encoder.style_levels`). What each level controls in
-    the generator itself, with no encoder in between: the baseline an encoder's transfer table compares with."""
-    from ..inversion.encoder import level_slices, style_levels
-
+def generator_level_transfer(
+    G: AnyGenerator,
+    classifier: Any,
+    level_slices: Mapping[str, slice],
+    pairs: int = 500,
+    seed: int = 0,
+    batch_size: int = 64,
+):
+    """`level_transfer` on the generator's own samples: pairs of packed S codes of mapped z (drawn from `seed`,
+    psi 1). What each level controls in the generator itself, with no encoder in between: the baseline an
+    encoder's transfer table compares with. level_slices as for `level_transfer` (GH-Feat's levels:
+    `inversion.encoder.level_slices(style_levels(G), G.synthesis.style_dims)`)."""
     if pairs < 2:
         raise ConfigError("level transfer needs at least 2 pairs")
     if G.c_dim:
@@ -91,8 +97,7 @@ def generator_level_transfer(G: AnyGenerator, classifier: Any, pairs: int = 500,
     with torch.no_grad():
         ws = G.mapping(z, G.empty_c(2 * pairs, device))
         codes = G.synthesis.pack_styles(G.synthesis.compute_styles(ws)).cpu()
-    slices = level_slices(style_levels(G), G.synthesis.style_dims)
-    return level_transfer(G, classifier, codes[:pairs], codes[pairs:], slices, batch_size=batch_size)
+    return level_transfer(G, classifier, codes[:pairs], codes[pairs:], level_slices, batch_size=batch_size)
 
 
 def plot_level_transfer(table, path_stem: str, title: str = "What each level controls") -> list:
