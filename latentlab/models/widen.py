@@ -151,7 +151,7 @@ def _copy_weight(
         new_t[rows:] = 0
     else:
         new_t[:rows] = 0
-    new_t[:rows] = new_t[:rows].index_copy(1, idx, old_t * scale.view([1, cols] + [1] * (old_t.ndim - 2)))
+    new_t[:rows].index_copy_(1, idx, old_t * scale.view([1, cols] + [1] * (old_t.ndim - 2)))  # a view: in place
 
 
 def _check_same_function(net: Union[Generator, Discriminator], wide: nn.Module) -> None:

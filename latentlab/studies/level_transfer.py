@@ -88,6 +88,8 @@ def generator_level_transfer(
     psi 1). What each level controls in the generator itself, with no encoder in between: the baseline an
     encoder's transfer table compares with. level_slices as for `level_transfer` (GH-Feat's levels:
     `inversion.encoder.level_slices(style_levels(G), G.synthesis.style_dims)`)."""
+    from ..truncation.base import map_z
+
     if pairs < 2:
         raise ConfigError("level transfer needs at least 2 pairs")
     if G.c_dim:
@@ -95,7 +97,7 @@ def generator_level_transfer(
     device = next(G.parameters()).device
     z = torch.randn([2 * pairs, G.z_dim], generator=torch.Generator().manual_seed(seed)).to(device)
     with torch.no_grad():
-        ws = G.mapping(z, G.empty_c(2 * pairs, device))
+        ws = map_z(G, z)
         codes = G.synthesis.pack_styles(G.synthesis.compute_styles(ws)).cpu()
     return level_transfer(G, classifier, codes[:pairs], codes[pairs:], level_slices, batch_size=batch_size)
 
