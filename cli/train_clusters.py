@@ -125,7 +125,7 @@ def clusters(
     from latentlab.train.clusters import CLUSTERS_FILE, train_cluster_mappings
     from latentlab.truncation.cluster_base import check_cluster_count
 
-    from .train_commands import stop_on_ctrl_c  # Ctrl-C: one line naming the resume point, exit code 130
+    from .train_commands import stop_on_ctrl_c  # Ctrl-C/SIGTERM: one line naming the resume point, exit 130/143
 
     check_cluster_count(k, "--k")  # the same rule and line as truncate's clusters:k=
     level_list = [p.strip() for p in levels.split(",") if p.strip()]

@@ -221,14 +221,15 @@ def _training_options(kw):
 
 @contextlib.contextmanager
 def stop_on_ctrl_c():
-    """A training run stopped by Ctrl-C (it wrote its resume point): one line saying where, exit code 130."""
-    from latentlab.train.interrupt import EXIT_CODE, TrainingInterrupted
+    """A training run stopped by Ctrl-C or SIGTERM (it wrote its resume point): one line saying where, exit code
+    128 + the signal (130 for Ctrl-C, 143 for SIGTERM)."""
+    from latentlab.train.interrupt import TrainingInterrupted
 
     try:
         yield
     except TrainingInterrupted as e:
         click.echo(f"latentlab: {e}", err=True)
-        raise click.exceptions.Exit(EXIT_CODE) from None
+        raise click.exceptions.Exit(e.exit_code) from None
 
 
 def _metrics_request(kw):

@@ -43,8 +43,8 @@ def _rows(path):
         return []
 
 
-def interrupt_cli(args, metrics, min_rows=3, timeout=180):
-    """Run `latentlab ARGS` in a child process, send SIGINT once `metrics` has `min_rows` rows; (rc, stderr).
+def interrupt_cli(args, metrics, min_rows=3, timeout=180, sig=signal.SIGINT, preexec=sigint_default_in_child):
+    """Run `latentlab ARGS` in a child process, send `sig` once `metrics` has `min_rows` rows; (rc, stderr).
 
     The child uses this process's thread count, so its float round-off matches runs made here.
     """
@@ -56,7 +56,7 @@ def interrupt_cli(args, metrics, min_rows=3, timeout=180):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        preexec_fn=sigint_default_in_child,
+        preexec_fn=preexec,
     )
     deadline = time.monotonic() + timeout
     try:
@@ -64,7 +64,7 @@ def interrupt_cli(args, metrics, min_rows=3, timeout=180):
             assert proc.poll() is None, f"training ended early: {proc.communicate()[1][-2000:]}"
             assert time.monotonic() < deadline, "no training progress"
             time.sleep(0.05)
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         _, err = proc.communicate(timeout=timeout)
     finally:
         if proc.poll() is None:
@@ -223,6 +223,46 @@ def test_first_ctrl_c_asks_to_stop_the_second_interrupts_and_the_handler_is_rest
     assert signal.getsignal(signal.SIGINT) is before
 
 
+def test_first_sigterm_asks_to_stop_the_second_goes_to_the_previous_handler():
+    seen = []
+    before = signal.signal(signal.SIGTERM, lambda signum, frame: seen.append(signum))
+    try:
+        previous = signal.getsignal(signal.SIGTERM)
+        with StopOnInterrupt(message="test: {signal}") as stop:
+            assert signal.SIGTERM in stop.active_signals
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.01)
+            assert stop.requested and stop.signum == signal.SIGTERM and seen == []
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.01)
+            assert seen == [signal.SIGTERM]  # the second one acted at once, through the handler that was there
+            assert signal.getsignal(signal.SIGTERM) is previous
+        assert signal.getsignal(signal.SIGTERM) is previous
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
+def _ignore_sigint():
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a background job of a non-interactive shell (`nohup cmd &`)
+
+
+def test_sigterm_stops_a_background_train_gan_with_a_resume_point(tmp_path, image_dir):
+    out = tmp_path / "run"
+    args = ["train", "gan", "--data", image_dir, "--resolution", 16, "--batch", 4, "--z-dim", 16, "--w-dim", 16]
+    args += ["--channel-base", 256, "--channel-max", 16, "--log-every", 1, "--snapshot-every", 1000, "--out", out]
+    rc, err = interrupt_cli(args + ["--steps", 100000], out / "metrics.csv", sig=signal.SIGTERM, preexec=_ignore_sigint)
+    assert rc == 128 + signal.SIGTERM == 143, err[-2000:]
+    k = int(torch.load(out / "training_state.pt", weights_only=True)["step"])
+    assert k >= 3 and (out / f"network-snapshot-{k:06d}.safetensors").exists()
+    lines = err.strip().splitlines()
+    assert "latentlab: SIGTERM: stopping after this step to write a snapshot" in err
+    assert lines[-1] == (
+        f"latentlab: interrupted after step {k}; resume point {out / 'training_state.pt'} "
+        "(rerun the same command to resume)"
+    )
+    assert "Traceback" not in err
+
+
 def test_handler_is_left_alone_outside_the_main_thread_and_where_sigint_is_ignored():
     seen = {}
 
@@ -239,7 +279,8 @@ def test_handler_is_left_alone_outside_the_main_thread_and_where_sigint_is_ignor
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         with StopOnInterrupt() as stop:
-            assert not stop.active and signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+            assert signal.SIGINT not in stop.active_signals and signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+            assert stop.active_signals == (signal.SIGTERM,)  # SIGTERM still stops a background run cleanly
     finally:
         signal.signal(signal.SIGINT, previous)
 

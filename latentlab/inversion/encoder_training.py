@@ -437,7 +437,7 @@ class EncoderTrainer:
         """Train until `steps` steps in total (a resumed trainer counts those done before).
 
         With `out`: metrics.csv every log_every steps; encoder.safetensors and state.pt every
-        snapshot_every steps and at the end; Ctrl-C (main thread) writes both after the step under
+        snapshot_every steps and at the end; Ctrl-C or SIGTERM (main thread) writes both after the step under
         way and raises `TrainingInterrupted`.
         """
         from ..utils.progress import progress_bar
@@ -471,7 +471,7 @@ class EncoderTrainer:
                         self.save(out)
                     if interrupted:
                         assert out is not None
-                        raise TrainingInterrupted(self.step_, os.path.join(out, STATE_FILE))
+                        raise TrainingInterrupted(self.step_, os.path.join(out, STATE_FILE), signum=stop.signum)
         finally:
             if writer is not None:
                 writer.close()

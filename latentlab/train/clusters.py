@@ -404,8 +404,8 @@ class ClusterMappingTrainer:
         """Train until `steps` mapping steps in total (a resumed trainer counts those done before).
 
         With `out`: metrics go to out/metrics.csv every log_every steps, the state to
-        out/state.pt every snapshot_every steps and at the end; Ctrl-C (main thread) then writes
-        out/state.pt after the step under way and raises `TrainingInterrupted` (a second Ctrl-C
+        out/state.pt every snapshot_every steps and at the end; Ctrl-C or SIGTERM (main thread) then writes
+        out/state.pt after the step under way and raises `TrainingInterrupted` (a second one
         stops at once); resuming gives the same result as an uninterrupted run.
         """
         steps = check_int("steps", steps)
@@ -448,7 +448,7 @@ class ClusterMappingTrainer:
                     ):
                         self.save_state(out)
                     if interrupted:
-                        raise TrainingInterrupted(self.step_, os.path.join(out, STATE_FILE))
+                        raise TrainingInterrupted(self.step_, os.path.join(out, STATE_FILE), signum=stop.signum)
         finally:
             if writer is not None:
                 writer.close()

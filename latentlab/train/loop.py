@@ -5,7 +5,7 @@ One step = the four lazy-regularised phases of StyleGAN2 (G main, G path length 
 Everything a resumed run needs (networks, optimisers, path-length mean, RNG states,
 step) goes into `training_state.pt` together with each snapshot, so stopping after
 any snapshot and resuming gives the same networks as an uninterrupted run. Ctrl-C writes a
-snapshot and the resume state after the step under way, then stops (a second Ctrl-C stops at once).
+snapshot and the resume state after the step under way, then stops (a second one stops at once).
 
 Output folder:
   network-snapshot-NNNNNN.safetensors  G, D, G_ema after step NNNNNN (latentlab format;
@@ -701,9 +701,9 @@ class Trainer:
     def train(self, steps):
         """Train until `steps` steps in total (resumed runs count the steps already done).
 
-        Ctrl-C (SIGINT, main thread) stops after the step under way: the metrics of the partial
+        Ctrl-C or SIGTERM (main thread) stops after the step under way: the metrics of the partial
         logging interval, a snapshot and the resume state are written, then `TrainingInterrupted`
-        (a KeyboardInterrupt naming the resume point) is raised; a second Ctrl-C stops at once
+        (a KeyboardInterrupt naming the resume point) is raised; a second one stops at once
         (`latentlab.train.interrupt`). Resuming then gives the same networks as an uninterrupted run.
 
         With `evaluators`, their `prepare(G_ema)` runs first, then G_ema is evaluated at step 0 of a new run
@@ -758,7 +758,7 @@ class Trainer:
                             self.evaluate()  # before the snapshot: a run killed meanwhile redoes this step
                         self.snapshot()
                     if interrupted and self.step < steps:
-                        raise TrainingInterrupted(self.step, os.path.join(self.out_dir, STATE_FILE))
+                        raise TrainingInterrupted(self.step, os.path.join(self.out_dir, STATE_FILE), signum=stop.signum)
         finally:
             self._bar = None
             if bar is not None:
