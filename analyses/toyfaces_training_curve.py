@@ -24,13 +24,29 @@ def main():
     ap.add_argument("--every", type=int, default=1000, help="evaluate snapshots whose step is a multiple of this")
     ap.add_argument("--n", type=int, default=500, help="generated faces and renders per snapshot")
     ap.add_argument("--start", default=None, help="the model the run started from, plotted at step 0")
+    ap.add_argument(
+        "--edit",
+        action="append",
+        default=[],
+        metavar="ATTR",
+        help="also measure this attribute's W edit at each snapshot (repeatable; ~50 s a snapshot on one CPU thread)",
+    )
+    ap.add_argument("--edit-samples", type=int, default=5000, help="samples the edit's boundary is fitted on")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
     try:
         clf = load_classifier(defaults.classifier_spec()).to(args.device).eval()
         table = toyfaces_training_curve(
-            args.run, clf, args.out, every=args.every, n=args.n, start=args.start, device=args.device
+            args.run,
+            clf,
+            args.out,
+            every=args.every,
+            n=args.n,
+            start=args.start,
+            device=args.device,
+            edits=args.edit,
+            edit_samples=args.edit_samples,
         )
     except (LatentlabError, OSError) as e:
         sys.exit(f"toyfaces_training_curve: error: {e}")

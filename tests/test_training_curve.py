@@ -83,6 +83,26 @@ def test_rows_values_resume_and_refusals(run, tmp_path):
         toyfaces_training_curve(run, clf, tmp_path / "x", every=0)
 
 
+def test_edit_columns_are_the_edit_study_on_each_snapshot(run, tmp_path):
+    """edits=['smile'] adds smile_edit_raised / smile_edit_max_flip: edit_quality on that snapshot, recomputed here;
+    a curve measured without them is refused rather than mixed."""
+    from latentlab import load_generator
+    from latentlab.attributes.toyfaces import ATTRIBUTES
+    from latentlab.errors import ConfigError
+    from latentlab.studies.edit_quality import edit_quality
+    from latentlab.studies.training_curve import toyfaces_training_curve
+
+    clf = ChannelMeans(ATTRIBUTES)
+    table = toyfaces_training_curve(run, clf, tmp_path, every=4, n=6, edits=["smile"], edit_samples=200, log=print)
+    assert list(table.columns[-2:]) == ["smile_edit_raised", "smile_edit_max_flip"]
+    e = edit_quality(load_generator(run / "network-snapshot-000004.safetensors"), clf, "smile", n_samples=200)
+    assert table.iloc[0]["smile_edit_raised"] == e["raised"] and table.iloc[0]["smile_edit_max_flip"] == e["max_flip"]
+    assert os.path.getsize(tmp_path / "curve.png") > 0
+    toyfaces_training_curve(run, clf, tmp_path / "plain", every=4, n=6)
+    with pytest.raises(ConfigError, match="measured without these edits .*smile_edit_raised"):
+        toyfaces_training_curve(run, clf, tmp_path / "plain", every=4, n=6, edits=["smile"])
+
+
 def test_the_analysis_script_ends_bad_input_in_one_line(tmp_path):
     import subprocess
     import sys

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError
+from .edit_quality import EDIT_BARS, edit_quality
 from .fidelity import (
     RENDER_SEEDS,
     TOYFACES_TARGETS,
@@ -49,10 +50,17 @@ def toyfaces_training_curve(
     start=None,
     device="cpu",
     log=print,
+    edits=(),
+    edit_samples=5000,
 ):
     """Evaluate the snapshots of the training run in `run_dir` (every `every` steps) and, when `start` (a model
     spec) is given, the model the run started from, as step 0; write curve.csv and curve.png into `out_dir` and
-    return the table (columns COLUMNS: kimg from the run's batch size; the TOYFACES_TARGETS measures)."""
+    return the table (columns COLUMNS: kimg from the run's batch size; the TOYFACES_TARGETS measures).
+
+    edits: attributes whose edit is measured too (`edit_quality.edit_quality`: the W boundary fitted on
+    `edit_samples` of the snapshot's faces, then +2 on seeds 0-47): columns ATTR_edit_raised and
+    ATTR_edit_max_flip. A run can come closer to the renders on every target while an attribute stops being
+    a direction in W; these columns show that."""
     import latentlab
     from latentlab.attributes.toyfaces import LOGITS
     from latentlab.train import Trainer
@@ -66,7 +74,8 @@ def toyfaces_training_curve(
     todo += run_snapshots(run_dir, every)
     os.makedirs(out_dir, exist_ok=True)
     path = os.path.join(out_dir, "curve.csv")
-    rows = _read_curve(path) if os.path.exists(path) else []
+    columns = curve_columns(edits)
+    rows = _read_curve(path, columns) if os.path.exists(path) else []
     if rows and int(rows[0]["n"]) != n:
         raise ConfigError(f"{path}: evaluated with n={rows[0]['n']}; use the same --n or another folder")
     done = {int(r["step"]) for r in rows}
@@ -79,22 +88,33 @@ def toyfaces_training_curve(
             real = toyfaces_renders(n, RENDER_SEEDS[0], G.img_resolution)
         fake = generated_images(G, range(n), device=device)
         m = toyfaces_measures(fidelity_report(classifier, fake, real, logit_names=LOGITS))
-        rows.append(
+        row = (
             {"step": step, "kimg": step * batch / 1000, "model": str(model), "n": n}
             | {k: m[k] for k in TOYFACES_TARGETS}
             | {"all_met": m["all_met"]}
         )
+        line = target_line(m)
+        for attr in edits:
+            e = edit_quality(G, classifier, attr, n_samples=edit_samples)
+            row |= {f"{attr}_edit_raised": e["raised"], f"{attr}_edit_max_flip": e["max_flip"]}
+            line += f"; {attr} +2 raises {e['raised']:.2f}, flips {e['max_flip_attribute']} {e['max_flip']:.2f}"
+        rows.append(row)
         rows.sort(key=lambda r: r["step"])
-        write_csv(pd.DataFrame(rows, columns=COLUMNS), path, index=False)
-        log(f"step {step}: {target_line(m)}")
-    table = pd.DataFrame(rows, columns=COLUMNS)
+        write_csv(pd.DataFrame(rows, columns=columns), path, index=False)
+        log(f"step {step}: {line}")
+    table = pd.DataFrame(rows, columns=columns)
     if len(table):
-        plot_curve(table, os.path.join(out_dir, "curve.png"))
+        plot_curve(table, os.path.join(out_dir, "curve.png"), edits)
     return table
 
 
-def _read_curve(path):
-    """The rows of an earlier curve.csv; ConfigError naming the file when it is not one."""
+def curve_columns(edits=()):
+    """COLUMNS, then ATTR_edit_raised and ATTR_edit_max_flip for each attribute in `edits`."""
+    return COLUMNS + [f"{a}_edit_{k}" for a in edits for k in ("raised", "max_flip")]
+
+
+def _read_curve(path, columns=COLUMNS):
+    """The rows of an earlier curve.csv; ConfigError naming the file when it is not one (or lacks `columns`)."""
     try:
         table = pd.read_csv(path)
     except (ValueError, UnicodeDecodeError) as e:  # pandas' parser errors are ValueErrors
@@ -104,11 +124,16 @@ def _read_curve(path):
     missing = [c for c in COLUMNS if c not in table.columns]
     if missing:
         raise ConfigError(f"{path}: not a curve.csv (no column {', '.join(missing)}); remove it or use another folder")
-    return table[COLUMNS].to_dict("records")
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise ConfigError(f"{path}: measured without these edits (no column {', '.join(missing)}); use another folder")
+    return table[columns].to_dict("records")
 
 
-def plot_curve(table, path):
-    """One panel per target measure against kimg, its bound dashed; written atomically."""
+def plot_curve(table, path, edits=()):
+    """One panel per target measure against kimg, its bound dashed, and one per edited attribute (share of faces
+    raised, largest share of another attribute's decisions flipped; the embedded model's bars EDIT_BARS dashed);
+    written atomically."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -117,12 +142,22 @@ def plot_curve(table, path):
     from ..utils.atomic import atomic_path
 
     names = list(TOYFACES_TARGETS)
-    fig, axes = plt.subplots(1, len(names), figsize=(3.2 * len(names), 3), constrained_layout=True)
-    for ax, name in zip(np.atleast_1d(axes), names):
+    panels = len(names) + len(edits)
+    fig, axes = plt.subplots(1, panels, figsize=(3.2 * panels, 3), constrained_layout=True)
+    axes = np.atleast_1d(axes)
+    for ax, name in zip(axes, names):
         sense, bound = TOYFACES_TARGETS[name]
         ax.plot(table["kimg"], table[name], marker="o", ms=3)
         ax.axhline(bound, ls="--", color="grey", lw=1)
         ax.set_title(f"{name.replace('_', ' ')} ({sense} {bound:g})", fontsize=9)
+        ax.set_xlabel("kimg")
+    for ax, attr in zip(axes[len(names) :], edits):
+        for key, colour in (("raised", "C0"), ("max_flip", "C3")):
+            ax.plot(table["kimg"], table[f"{attr}_edit_{key}"], marker="o", ms=3, color=colour, label=key)
+            ax.axhline(EDIT_BARS[key][1], ls="--", color=colour, lw=1, alpha=0.6)
+        ax.set_ylim(0, 1)
+        ax.legend(fontsize=7)
+        ax.set_title(f"{attr} +2: raised (>= {EDIT_BARS['raised'][1]:g}), max flip", fontsize=9)
         ax.set_xlabel("kimg")
     with atomic_path(path, ".png") as tmp:
         fig.savefig(tmp, dpi=110, format="png")
