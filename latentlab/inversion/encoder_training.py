@@ -470,7 +470,7 @@ class EncoderTrainer:
                     if out is not None and self.step_ < steps and (self.step_ % snapshot_every == 0 or interrupted):
                         self.save(out)
                     if interrupted:
-                        assert out is not None
+                        assert out is not None and stop is not None
                         raise TrainingInterrupted(self.step_, os.path.join(out, STATE_FILE), signum=stop.signum)
         finally:
             if writer is not None:
