@@ -34,32 +34,32 @@ EDIT_BARS = {"raised": (">=", 0.85), "max_flip": ("<=", 0.15)}
 
 
 @torch.no_grad()
+def _scores(G: AnyGenerator, classifier: Any, ws: torch.Tensor, batch_size: int) -> np.ndarray:
+    """The classifier's scores [N, A] of G's images of ws [N, num_ws, w_dim], constant noise."""
+    from ..truncation.base import generator_device
+
+    device = generator_device(G)
+    parts = [
+        classifier(G.synthesis(p.to(device), noise_mode="const")).detach().float().cpu() for p in ws.split(batch_size)
+    ]
+    return torch.cat(parts).numpy()
+
+
+@torch.no_grad()
 def _w_and_scores(G: AnyGenerator, classifier: Any, seeds, batch_size: int):
+    """ws of the seeds (psi 1, w_avg untouched) and their scores."""
     from ..latents import z_from_seeds
     from ..truncation.base import generator_device, map_z
 
     device = generator_device(G)
-    ws, scores = [], []
     seeds = list(seeds)
-    for i in range(0, len(seeds), batch_size):
-        z = z_from_seeds(seeds[i : i + batch_size], G.z_dim).to(device)
-        w = map_z(G, z)
-        ws.append(w.cpu())
-        scores.append(classifier(G.synthesis(w, noise_mode="const")).detach().float().cpu())
-    return torch.cat(ws), torch.cat(scores).numpy()
-
-
-@torch.no_grad()
-def _scores(G: AnyGenerator, classifier: Any, ws: torch.Tensor, batch_size: int) -> np.ndarray:
-    from ..truncation.base import generator_device
-
-    device = generator_device(G)
-    return np.concatenate(
+    ws = torch.cat(
         [
-            classifier(G.synthesis(part.to(device), noise_mode="const")).detach().float().cpu().numpy()
-            for part in ws.split(batch_size)
+            map_z(G, z_from_seeds(seeds[i : i + batch_size], G.z_dim).to(device)).cpu()
+            for i in range(0, len(seeds), batch_size)
         ]
     )
+    return ws, _scores(G, classifier, ws, batch_size)
 
 
 def edit_quality(
