@@ -170,7 +170,7 @@ def train_encoder_cmd(**kw):
 
     Writes --out/encoder.safetensors (for `latentlab encode` and `latentlab features`),
     metrics.csv and state.pt; rerun the same command to resume (the result equals an
-    uninterrupted run); Ctrl-C writes a snapshot after the current step and stops.
+    uninterrupted run); Ctrl-C or SIGTERM writes a snapshot after the current step and stops.
     One process: torchrun with more than one process is refused.
 
     \b

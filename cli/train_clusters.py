@@ -113,7 +113,7 @@ def clusters(
     samples. Writes DIR/clusters.npz (use it with `latentlab truncate --clusters`, where
     --choose picks the cluster per level, or `clusters:FILE`), DIR/metrics.csv and
     DIR/state.pt; rerunning with the same settings resumes from DIR/state.pt, which
-    Ctrl-C also writes (after the current step) before it stops.
+    Ctrl-C or SIGTERM also writes (after the current step) before it stops.
 
     \b
     Example:

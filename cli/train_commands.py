@@ -357,8 +357,8 @@ def gan(**kw):
     Snapshots (G, D, G_ema) go to --out as network-snapshot-NNNNNN.safetensors, which
     every latentlab command reads; metrics.csv logs the losses. --metrics evaluates G_ema
     at the snapshots, as StyleGAN2-ADA does (metrics-eval.csv; `latentlab metrics --run`
-    plots them). Rerun the same command to resume from the last snapshot; Ctrl-C writes
-    one after the current step and stops (a second Ctrl-C stops at once). Under torchrun
+    plots them). Rerun the same command to resume from the last snapshot; Ctrl-C (or
+    SIGTERM) writes one after the current step and stops (a second one stops at once). Under torchrun
     the batch is split over processes.
 
     \b

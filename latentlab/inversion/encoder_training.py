@@ -45,8 +45,8 @@ trainer's own seeded generator (z drawn on the CPU: the same on every device).
 Files in `out/`: `encoder.safetensors` (`save_encoder`: what `latentlab encode` and `latentlab features`
 read), `state.pt` (E, D, both optimisers, the RNG, step and data position; torch.load(weights_only=True)),
 both written atomically at every snapshot, and `metrics.csv`. Rerunning with the same settings resumes
-from state.pt, and the result equals an uninterrupted run; other settings are refused. Ctrl-C writes a
-snapshot after the step under way. One process only: torchrun with WORLD_SIZE > 1 is refused.
+from state.pt, and the result equals an uninterrupted run; other settings are refused. Ctrl-C or
+SIGTERM writes a snapshot after the step under way. One process only: torchrun with WORLD_SIZE > 1 is refused.
 """
 
 from __future__ import annotations
