@@ -74,8 +74,11 @@ class StopOnInterrupt:
         self.message = message
         self.requested = False
         self.signum = None  # the signal that asked to stop
-        self.active = False
-        self._previous = {}  # signum -> the handler that was there before
+        self._previous = {}  # signum -> the handler that was there before (installed while non-empty)
+
+    @property
+    def active(self):
+        return bool(self._previous)
 
     @property
     def active_signals(self):
@@ -102,7 +105,6 @@ class StopOnInterrupt:
         for signum, previous in self._previous.items():
             signal.signal(signum, previous)
         self._previous = {}
-        self.active = False
 
     def __enter__(self):
         self.requested, self.signum = False, None
@@ -112,7 +114,6 @@ class StopOnInterrupt:
                 if previous is not signal.SIG_IGN and previous is not None:
                     self._previous[signum] = previous
                     signal.signal(signum, self._handler)
-            self.active = bool(self._previous)
         return self
 
     def __exit__(self, *exc):
