@@ -61,6 +61,7 @@ def test_a_planted_independent_attribute_is_found_and_edited_cleanly():
     # the boundary is the planted direction: the smile score (w . e0) moves by alpha * n[0] ~ 2 for every face
     assert abs(r["mean_change"] - 2.0) < 0.1
     assert r["max_flip_attribute"] == "age" and r["max_flip"] <= 0.05
+    assert r["max_move_attribute"] == "age" and r["max_move"] < 0.1  # age's score stays put
     assert abs(r["w_std_along"] - 1.0) < 0.1  # w = z ~ N(0, I) along a unit direction
 
 
@@ -73,6 +74,9 @@ def test_an_entangled_attribute_flips_with_the_edit():
     )
     assert r["raised"] == 1.0
     assert r["max_flip_attribute"] == "age" and 0.3 < r["max_flip"] < 0.55
+    # ... and every face's age score moves by alpha * (n . age direction) = 2 / sqrt(2)
+    assert r["max_move_attribute"] == "age" and abs(r["max_move"] - np.sqrt(2)) < 0.1
+    assert r["moves"] == {"age": r["max_move"]}
     # a negative alpha lowers the attribute for every face
     r = edit_quality(PlantedG([smile, age]), ChannelMeans(["smile", "age"]), "smile", n_samples=2000, alpha=-1)
     assert r["raised"] == 0.0 and r["mean_change"] < -0.9
@@ -84,3 +88,15 @@ def test_refusals():
         edit_quality(G, clf, "beard")
     with pytest.raises(ConfigError, match="edit_seeds is empty"):
         edit_quality(G, clf, "smile", n_samples=200, edit_seeds=[])
+
+
+def test_moves_are_taken_over_the_chosen_attributes_only():
+    """A logit-like attribute that swings with the edit does not count when `moved` leaves it out."""
+    smile, loud, calm = _unit(0), 5 * _unit(0), _unit(2)
+    clf = ChannelMeans(["smile", "loud", "calm"])
+    r = edit_quality(PlantedG([smile, loud, calm]), clf, "smile", n_samples=1000, edit_seeds=range(20))
+    assert r["max_move_attribute"] == "loud" and abs(r["max_move"] - 10) < 0.5  # 5 x alpha
+    r = edit_quality(PlantedG([smile, loud, calm]), clf, "smile", n_samples=1000, edit_seeds=range(20), moved=["calm"])
+    assert r["max_move_attribute"] == "calm" and r["max_move"] < 0.1
+    with pytest.raises(ConfigError, match="moved: smile, nope not another attribute"):
+        edit_quality(PlantedG([smile, loud, calm]), clf, "smile", n_samples=100, moved=["smile", "nope"])

@@ -84,19 +84,22 @@ def test_rows_values_resume_and_refusals(run, tmp_path):
 
 
 def test_edit_columns_are_the_edit_study_on_each_snapshot(run, tmp_path):
-    """edits=['smile'] adds smile_edit_raised / smile_edit_max_flip: edit_quality on that snapshot, recomputed here;
-    a curve measured without them is refused rather than mixed."""
+    """edits=['smile'] adds smile_edit_raised / _max_flip / _max_move: edit_quality on that snapshot, recomputed
+    here (moves over the regressed scores only); a curve measured without them is refused rather than mixed."""
     from latentlab import load_generator
-    from latentlab.attributes.toyfaces import ATTRIBUTES
+    from latentlab.attributes.toyfaces import ATTRIBUTES, LOGITS
     from latentlab.errors import ConfigError
     from latentlab.studies.edit_quality import edit_quality
     from latentlab.studies.training_curve import toyfaces_training_curve
 
     clf = ChannelMeans(ATTRIBUTES)
     table = toyfaces_training_curve(run, clf, tmp_path, every=4, n=6, edits=["smile"], edit_samples=200, log=print)
-    assert list(table.columns[-2:]) == ["smile_edit_raised", "smile_edit_max_flip"]
-    e = edit_quality(load_generator(run / "network-snapshot-000004.safetensors"), clf, "smile", n_samples=200)
+    assert list(table.columns[-3:]) == ["smile_edit_raised", "smile_edit_max_flip", "smile_edit_max_move"]
+    G = load_generator(run / "network-snapshot-000004.safetensors")
+    e = edit_quality(G, clf, "smile", n_samples=200)
     assert table.iloc[0]["smile_edit_raised"] == e["raised"] and table.iloc[0]["smile_edit_max_flip"] == e["max_flip"]
+    regressed = {a: m for a, m in e["moves"].items() if a not in LOGITS}
+    assert table.iloc[0]["smile_edit_max_move"] == max(regressed.values())
     assert os.path.getsize(tmp_path / "curve.png") > 0
     toyfaces_training_curve(run, clf, tmp_path / "plain", every=4, n=6)
     with pytest.raises(ConfigError, match="measured without these edits .*smile_edit_raised"):

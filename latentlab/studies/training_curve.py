@@ -29,6 +29,7 @@ from .fidelity import (
 
 SNAPSHOT = re.compile(r"^network-snapshot-(\d{6})\.safetensors$")
 COLUMNS = ["step", "kimg", "model", "n", *TOYFACES_TARGETS, "all_met"]
+EDIT_KEYS = ("raised", "max_flip", "max_move")  # edit_quality's measures a curve keeps, each with its EDIT_BARS bar
 
 
 def run_snapshots(run_dir, every=1):
@@ -58,8 +59,9 @@ def toyfaces_training_curve(
     return the table (columns COLUMNS: kimg from the run's batch size; the TOYFACES_TARGETS measures).
 
     edits: attributes whose edit is measured too (`edit_quality.edit_quality`: the W boundary fitted on
-    `edit_samples` of the snapshot's faces, then +2 on seeds 0-47): columns ATTR_edit_raised and
-    ATTR_edit_max_flip. A run can come closer to the renders on every target while an attribute stops being
+    `edit_samples` of the snapshot's faces, then +2 on seeds 0-47): columns ATTR_edit_raised,
+    ATTR_edit_max_flip and ATTR_edit_max_move (over the regressed scores), the three measures the embedded
+    model's edit is held to (EDIT_BARS). A run can come closer to the renders on every target while an attribute stops being
     a direction in W; these columns show that."""
     import latentlab
     from latentlab.attributes.toyfaces import LOGITS
@@ -95,9 +97,13 @@ def toyfaces_training_curve(
         )
         line = target_line(m)
         for attr in edits:
-            e = edit_quality(G, classifier, attr, n_samples=edit_samples)
-            row |= {f"{attr}_edit_raised": e["raised"], f"{attr}_edit_max_flip": e["max_flip"]}
-            line += f"; {attr} +2 raises {e['raised']:.2f}, flips {e['max_flip_attribute']} {e['max_flip']:.2f}"
+            regressed = [a for a in classifier.names if a not in LOGITS and a != attr]
+            e = edit_quality(G, classifier, attr, n_samples=edit_samples, moved=regressed)
+            row |= {f"{attr}_edit_{k}": e[k] for k in EDIT_KEYS}
+            line += (
+                f"; {attr} +2 raises {e['raised']:.2f}, flips {e['max_flip_attribute']} {e['max_flip']:.2f}, "
+                f"moves {e['max_move_attribute']} {e['max_move']:.2f}"
+            )
         rows.append(row)
         rows.sort(key=lambda r: r["step"])
         write_csv(pd.DataFrame(rows, columns=columns), path, index=False)
@@ -109,8 +115,8 @@ def toyfaces_training_curve(
 
 
 def curve_columns(edits=()):
-    """COLUMNS, then ATTR_edit_raised and ATTR_edit_max_flip for each attribute in `edits`."""
-    return COLUMNS + [f"{a}_edit_{k}" for a in edits for k in ("raised", "max_flip")]
+    """COLUMNS, then ATTR_edit_KEY for each attribute in `edits` and KEY in EDIT_KEYS."""
+    return COLUMNS + [f"{a}_edit_{k}" for a in edits for k in EDIT_KEYS]
 
 
 def _read_curve(path, columns=COLUMNS):
@@ -132,7 +138,8 @@ def _read_curve(path, columns=COLUMNS):
 
 def plot_curve(table, path, edits=()):
     """One panel per target measure against kimg, its bound dashed, and one per edited attribute (share of faces
-    raised, largest share of another attribute's decisions flipped; the embedded model's bars EDIT_BARS dashed);
+    raised, largest share of another attribute's decisions flipped, largest mean move of a regressed score; the
+    embedded model's bars EDIT_BARS dashed);
     written atomically."""
     import matplotlib
 
@@ -152,12 +159,12 @@ def plot_curve(table, path, edits=()):
         ax.set_title(f"{name.replace('_', ' ')} ({sense} {bound:g})", fontsize=9)
         ax.set_xlabel("kimg")
     for ax, attr in zip(axes[len(names) :], edits):
-        for key, colour in (("raised", "C0"), ("max_flip", "C3")):
+        for key, colour in zip(EDIT_KEYS, ("C0", "C3", "C2")):
             ax.plot(table["kimg"], table[f"{attr}_edit_{key}"], marker="o", ms=3, color=colour, label=key)
             ax.axhline(EDIT_BARS[key][1], ls="--", color=colour, lw=1, alpha=0.6)
         ax.set_ylim(0, 1)
         ax.legend(fontsize=7)
-        ax.set_title(f"{attr} +2: raised (>= {EDIT_BARS['raised'][1]:g}), max flip", fontsize=9)
+        ax.set_title(f"{attr} +2: raised (>= {EDIT_BARS['raised'][1]:g}), max flip, max move", fontsize=9)
         ax.set_xlabel("kimg")
     with atomic_path(path, ".png") as tmp:
         fig.savefig(tmp, dpi=110, format="png")
