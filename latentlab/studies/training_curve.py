@@ -61,8 +61,8 @@ def toyfaces_training_curve(
     edits: attributes whose edit is measured too (`edit_quality.edit_quality`: the W boundary fitted on
     `edit_samples` of the snapshot's faces, then +2 on seeds 0-47): columns ATTR_edit_raised,
     ATTR_edit_max_flip and ATTR_edit_max_move (over the regressed scores), the three measures the embedded
-    model's edit is held to (EDIT_BARS). A run can come closer to the renders on every target while an attribute stops being
-    a direction in W; these columns show that."""
+    model's edit is held to (EDIT_BARS). A run can come closer to the renders on every target while an
+    attribute stops being a direction in W; these columns show that."""
     import latentlab
     from latentlab.attributes.toyfaces import LOGITS
     from latentlab.train import Trainer
