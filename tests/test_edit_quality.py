@@ -98,5 +98,5 @@ def test_moves_are_taken_over_the_chosen_attributes_only():
     assert r["max_move_attribute"] == "loud" and abs(r["max_move"] - 10) < 0.5  # 5 x alpha
     r = edit_quality(PlantedG([smile, loud, calm]), clf, "smile", n_samples=1000, edit_seeds=range(20), moved=["calm"])
     assert r["max_move_attribute"] == "calm" and r["max_move"] < 0.1
-    with pytest.raises(ConfigError, match="moved: smile, nope not another attribute"):
+    with pytest.raises(ConfigError, match=r"moved: smile, nope: not among the other attributes \(loud, calm\)"):
         edit_quality(PlantedG([smile, loud, calm]), clf, "smile", n_samples=100, moved=["smile", "nope"])

@@ -95,7 +95,8 @@ def edit_quality(
     moved = [m for m in names if m != attribute] if moved is None else list(moved)
     unknown = [m for m in moved if m not in names or m == attribute]
     if unknown:
-        raise ConfigError(f"moved: {', '.join(map(str, unknown))} not another attribute of the classifier's")
+        others = ", ".join(n for n in names if n != attribute)
+        raise ConfigError(f"moved: {', '.join(map(str, unknown))}: not among the other attributes ({others})")
     ws, scores = _w_and_scores(G, classifier, range(int(n_samples)), batch_size)
     codes = ws[:, 0].double().numpy()
     boundary = train_boundary(codes, scores[:, a], ratio=ratio, seed=seed, meta={"attribute": attribute})
