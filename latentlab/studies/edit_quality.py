@@ -14,8 +14,8 @@ Returned: `raised` (share of the edited faces whose attribute score rises), `mea
 `max_flip` (the largest share of faces whose present/absent decision, score > 0, flips, over the other
 attributes) and `max_flip_attribute`, `moves` (each other attribute's mean |score change|) and `max_move` /
 `max_move_attribute` (the largest of them over `moved`: scores on one bounded scale, e.g. the toyfaces
-classifier's regressed ones; logits move by several units without meaning more), plus the boundary's validation accuracy and `w_std_along` (the
-standard deviation of the samples' w along the boundary's normal: alpha in those units is alpha / w_std_along).
+classifier's regressed ones; logits move by several units without meaning more), plus the boundary's
+validation accuracy and `w_std_along` (the standard deviation of the samples' w along the boundary's normal: alpha in those units is alpha / w_std_along).
 """
 
 from __future__ import annotations
@@ -95,8 +95,8 @@ def edit_quality(
     moved = [m for m in names if m != attribute] if moved is None else list(moved)
     unknown = [m for m in moved if m not in names or m == attribute]
     if unknown:
-        others = ", ".join(n for n in names if n != attribute)
-        raise ConfigError(f"moved: {', '.join(map(str, unknown))}: not among the other attributes ({others})")
+        accepted = ", ".join(n for n in names if n != attribute)
+        raise ConfigError(f"moved: {', '.join(map(str, unknown))}: not among the other attributes ({accepted})")
     ws, scores = _w_and_scores(G, classifier, range(int(n_samples)), batch_size)
     codes = ws[:, 0].double().numpy()
     boundary = train_boundary(codes, scores[:, a], ratio=ratio, seed=seed, meta={"attribute": attribute})
