@@ -15,7 +15,8 @@ Returned: `raised` (share of the edited faces whose attribute score rises), `mea
 attributes) and `max_flip_attribute`, `moves` (each other attribute's mean |score change|) and `max_move` /
 `max_move_attribute` (the largest of them over `moved`: scores on one bounded scale, e.g. the toyfaces
 classifier's regressed ones; logits move by several units without meaning more), plus the boundary's
-validation accuracy and `w_std_along` (the standard deviation of the samples' w along the boundary's normal: alpha in those units is alpha / w_std_along).
+validation accuracy and `w_std_along` (the standard deviation of the samples' w along the boundary's normal:
+alpha in those units is alpha / w_std_along).
 """
 
 from __future__ import annotations
