@@ -15,13 +15,13 @@ cd "$(dirname "$0")/.."
 MODEL=${1:?usage: toyfaces_check_candidate.sh SNAPSHOT OUT_DIR}
 OUT=${2:?usage: toyfaces_check_candidate.sh SNAPSHOT OUT_DIR}
 mkdir -p "$OUT"
-CLASSIFIER="toyfaces:checkpoints/toyfaces/classifier.safetensors"
+CLASSIFIER=$(python3 -c "from latentlab import defaults; print(defaults.classifier_spec())")  # the embedded one
 
 latentlab sample --model "$MODEL" --classifier "$CLASSIFIER" --n 20000 --batch 64 --chunk 2000 --out "$OUT/samples"
 [ -f "$OUT/boundaries/index.json" ] ||
     latentlab boundary --samples "$OUT/samples" --attr all --space w --ratio 0.05 --out "$OUT/boundaries"
 
-python3 - "$MODEL" "$OUT" <<'PY' | tee "$OUT/edit_check.txt"
+python3 - "$MODEL" "$OUT" "$CLASSIFIER" <<'PY' | tee "$OUT/edit_check.txt"
 import json
 import sys
 
@@ -32,10 +32,11 @@ from latentlab import load_generator
 from latentlab.attributes import load_classifier
 from latentlab.edits.registry import load_direction
 from latentlab.latents import z_from_seeds
+from latentlab.studies.edit_quality import EDIT_BARS
 
-model, out = sys.argv[1], sys.argv[2]
+model, out, spec = sys.argv[1:4]
 G = load_generator(model)
-clf = load_classifier("toyfaces:checkpoints/toyfaces/classifier.safetensors").eval()
+clf = load_classifier(spec).eval()
 index = json.load(open(f"{out}/boundaries/index.json"))["attributes"]
 for a, e in index.items():  # the test's bar: 0.9, yaw 0.85
     bar = 0.85 if a == "yaw" else 0.9
@@ -49,14 +50,15 @@ names = list(clf.names)
 d = (after - before).numpy()
 s = names.index("smile")
 raised = (d[:, s] > 0).mean()
-print(f"smile raised {raised:.3f} (>= 0.85) mean {d[:, s].mean():+.3f} (> 0.03)")
+raised_bar, flip_bar, move_bar = (EDIT_BARS[k][1] for k in ("raised", "max_flip", "max_move"))  # the test's bars
+print(f"smile raised {raised:.3f} (>= {raised_bar}) mean {d[:, s].mean():+.3f} (> 0.03)")
 flips = ((after > 0) != (before > 0)).float().mean(dim=0).numpy()
 for i, a in enumerate(names):
     if a != "smile":
-        print(f"flip {a:12s} {flips[i]:.3f} {'ok' if flips[i] <= 0.15 else 'FAIL'}")
+        print(f"flip {a:12s} {flips[i]:.3f} {'ok' if flips[i] <= flip_bar else 'FAIL'}")
 for a in ("age", "yaw", "skin", "background"):
     m = np.abs(d[:, names.index(a)]).mean()
-    print(f"move {a:12s} {m:.3f} {'ok' if m < 0.15 else 'FAIL'}")
+    print(f"move {a:12s} {m:.3f} {'ok' if m < move_bar else 'FAIL'}")
 PY
 
 [ -f "$OUT/report/summary.md" ] || python3 analyses/toyfaces_model_report.py --model "$MODEL" --n 2000 --out "$OUT/report"
