@@ -100,3 +100,28 @@ def test_moves_are_taken_over_the_chosen_attributes_only():
     assert r["max_move_attribute"] == "calm" and r["max_move"] < 0.1
     with pytest.raises(ConfigError, match=r"moved: smile, nope: not among the other attributes \(loud, calm\)"):
         edit_quality(PlantedG([smile, loud, calm]), clf, "smile", n_samples=100, moved=["smile", "nope"])
+
+
+def test_a_given_direction_is_edited_along_without_sampling():
+    """direction=: the edit along exactly that vector. A direction between smile and age, (e0 + e1) / sqrt(2),
+    moves the smile score by alpha / sqrt(2) for every face (hand value), and the age score by the same."""
+    smile, age = _unit(0), _unit(1)
+    G, clf = PlantedG([smile, age]), ChannelMeans(["smile", "age"])
+    r = edit_quality(G, clf, "smile", edit_seeds=range(30), direction=(smile + age) * 3)  # normalised on load
+    assert r["n_samples"] == 0 and r["w_std_along"] is None and r["val_accuracy"] is None
+    assert r["raised"] == 1.0 and abs(r["mean_change"] - np.sqrt(2)) < 1e-5
+    assert abs(r["moves"]["age"] - np.sqrt(2)) < 1e-5
+    # the boundary the study fits, passed back in, gives the same edit, and its accuracy is carried over
+    from latentlab.boundaries.svm import train_boundary
+    from latentlab.studies.edit_quality import _w_and_scores
+
+    ws, scores = _w_and_scores(G, clf, range(2000), 64)
+    b = train_boundary(ws[:, 0].double().numpy(), scores[:, 0], ratio=0.05, seed=0, meta={"attribute": "smile"})
+    fitted = edit_quality(G, clf, "smile", n_samples=2000, edit_seeds=range(30))
+    given = edit_quality(G, clf, "smile", edit_seeds=range(30), direction=b.direction(space="w"))
+    assert given["mean_change"] == pytest.approx(fitted["mean_change"], abs=1e-6)
+    assert given["val_accuracy"] == fitted["val_accuracy"] == 1.0
+    with pytest.raises(ConfigError, match="has 3 entries but the W space of this model has 8"):
+        edit_quality(G, clf, "smile", direction=np.ones(3))
+    with pytest.raises(ConfigError, match="is in z space; edit_quality edits in W"):
+        edit_quality(G, clf, "smile", direction=b.direction(space="z"))

@@ -17,6 +17,10 @@ attributes) and `max_flip_attribute`, `moves` (each other attribute's mean |scor
 classifier's regressed ones; logits move by several units without meaning more), plus the boundary's
 validation accuracy and `w_std_along` (the standard deviation of the samples' w along the boundary's normal:
 alpha in those units is alpha / w_std_along).
+
+With `direction=` (a boundary fitted before, e.g. the 20000-sample ones `latentlab boundary` writes), steps 1-2
+are skipped and only the edit is measured; `val_accuracy` then comes from the direction's report when it
+carries one, and `w_std_along` is None (no samples were drawn).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError
+from ..latents.directions import DirectionLike, load_direction
 
 if TYPE_CHECKING:
     from ..models.aliases import AnyGenerator
@@ -76,11 +81,13 @@ def edit_quality(
     batch_size: int = 64,
     seed: int = 0,
     moved: Optional[Iterable[str]] = None,
+    direction: Optional[DirectionLike] = None,
 ) -> Dict[str, Any]:
     """Fit `attribute`'s W boundary on G's own samples and measure the edit w + alpha n (module docstring).
 
     classifier: images -> scores [N, A] with `names` (positive = present), e.g. the toyfaces classifier.
     moved: the attributes `max_move` is taken over (default: every other one).
+    direction: a W direction to edit along instead of fitting one (n_samples, ratio and seed are then unused).
     Unconditional generators only (the samples draw no labels)."""
     from ..boundaries.svm import train_boundary
 
@@ -98,10 +105,19 @@ def edit_quality(
     if unknown:
         accepted = ", ".join(n for n in names if n != attribute)
         raise ConfigError(f"moved: {', '.join(map(str, unknown))}: not among the other attributes ({accepted})")
-    ws, scores = _w_and_scores(G, classifier, range(int(n_samples)), batch_size)
-    codes = ws[:, 0].double().numpy()
-    boundary = train_boundary(codes, scores[:, a], ratio=ratio, seed=seed, meta={"attribute": attribute})
-    normal = torch.as_tensor(boundary.normal, dtype=torch.float32)
+    if direction is None:
+        ws, scores = _w_and_scores(G, classifier, range(int(n_samples)), batch_size)
+        codes = ws[:, 0].double().numpy()
+        boundary = train_boundary(codes, scores[:, a], ratio=ratio, seed=seed, meta={"attribute": attribute})
+        vector, val_accuracy = boundary.normal, boundary.val_accuracy
+        w_std_along: Optional[float] = float((codes @ boundary.normal).std())
+    else:
+        d = load_direction(direction, name=attribute).check_dim(G.w_dim, "W")
+        if d.space not in (None, "w"):
+            raise ConfigError(f"direction {d.name!r} is in {d.space} space; edit_quality edits in W")
+        vector, w_std_along, n_samples = d.vector, None, 0
+        val_accuracy = d.meta.get("val_accuracy")
+    normal = torch.as_tensor(vector, dtype=torch.float32)
 
     before_ws, before = _w_and_scores(G, classifier, edit_seeds, batch_size)
     after = _scores(G, classifier, before_ws + alpha * normal, batch_size)
@@ -123,8 +139,8 @@ def edit_quality(
         "max_move": float(moves[most]) if most is not None else 0.0,
         "max_move_attribute": names[most] if most is not None else None,
         "moves": {names[i]: float(moves[i]) for i in others},
-        "val_accuracy": boundary.val_accuracy,
-        "w_std_along": float((codes @ boundary.normal).std()),
+        "val_accuracy": val_accuracy,
+        "w_std_along": w_std_along,
         "n_samples": int(n_samples),
         "n_edited": len(edit_seeds),
     }
