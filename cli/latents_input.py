@@ -8,8 +8,8 @@ fit the model, get one line naming the file), the codes' space checked by the li
 import click
 
 LATENTS_HELP = (
-    "Latents file (`latentlab project`/`encode` output, or any `LatentCodes.save` file of this model) to use "
-    "instead of seeds; its noise maps, when it has them, are rendered with."
+    "Latents file (`latentlab project`/`encode` output, NVIDIA's projected_w.npz, or any `LatentCodes.save` file "
+    "of this model) to use instead of seeds; its noise maps, when it has them, are rendered with."
 )
 
 

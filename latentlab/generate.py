@@ -121,6 +121,7 @@ def save_generation_latents(out_dir, z, w, G, fmt="latentlab", projected_w=None)
     """
     import numpy as np
 
+    from .latents.codes import NVIDIA_W_KEY
     from .utils.atomic import save_npz
 
     if fmt not in LATENTS_FORMATS:
@@ -136,7 +137,7 @@ def save_generation_latents(out_dir, z, w, G, fmt="latentlab", projected_w=None)
         if ws is None:
             ws = (w if w.space == "w+" else w.to("w+", G)).data.detach().cpu().numpy()
         ws = np.asarray(ws).astype(np.float32, copy=False)
-        save_npz(os.path.join(out_dir, NVIDIA_W_FILE), dict(w=ws))
+        save_npz(os.path.join(out_dir, NVIDIA_W_FILE), {NVIDIA_W_KEY: ws})
         files.append(NVIDIA_W_FILE)
     return files
 

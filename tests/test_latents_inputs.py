@@ -241,6 +241,50 @@ def test_edit_s_codes_in_s_and_along_a_w_direction(capsys, tmp_path, ckpt, G, di
     one_line_error(code, err, str(f), "s codes", "--channels")
 
 
+def test_nvidia_projected_w_is_read_as_w_plus_codes(capsys, tmp_path, ckpt, G, direction):
+    """NVIDIA's projector writes projected_w.npz: one float32 array `w` [1, num_ws, w_dim] and nothing else
+    (np.savez as its projector.py does). `edit --latents` on it edits those W+ codes with the constant noise,
+    as NVIDIA's generate.py --projected-w renders them; the layers differ here, so a W broadcast would show."""
+    ws = full(G, ws_of(G, 2)) + torch.randn(2, G.num_ws, G.w_dim, generator=torch.Generator().manual_seed(5))
+    f = tmp_path / "projected_w.npz"
+    np.savez(f, w=ws.numpy().astype(np.float32))
+    codes = LatentCodes.load_for(f, G)
+    assert codes.space == "w+" and codes.model_id is None and codes.noise is None and torch.equal(codes.data, ws)
+    path, n = direction
+    out = tmp_path / "o"
+    code, _, err = run_cli(
+        capsys, "edit", "--model", ckpt, "--latents", f, "--boundary", path, "--alpha", "2", "--no-original",
+        "--batch", "64", "--out", out,
+    )  # fmt: skip
+    assert code == 0, err
+    expected = reference(G, ws + 2 * n)
+    got = sorted(p.name for p in out.glob("*_alpha+2.00.png"))
+    assert len(got) == 2, got
+    for k, name in enumerate(got):
+        np.testing.assert_array_equal(png(out / name), expected[k], err_msg=name)
+    # what `generate --latents-format nvidia` writes reads back as the same codes
+    code, _, err = run_cli(
+        capsys, "generate", "--model", ckpt, "--seeds", "0-2", "--latents-format", "nvidia", "--out", tmp_path / "g"
+    )
+    assert code == 0, err
+    back = LatentCodes.load_for(tmp_path / "g" / "projected_w.npz", G)
+    mine = LatentCodes.load_for(tmp_path / "g" / "latents.npz", G)
+    assert back.space == "w+" and torch.equal(back.data, mine.to("w+", G).data)
+    # a 'w' array of another layout, or of integers, is refused in one line naming the file
+    np.savez(tmp_path / "flat.npz", w=ws[:, 0].numpy())
+    np.savez(tmp_path / "ints.npz", w=np.zeros((1, G.num_ws, G.w_dim), dtype=np.int64))
+    np.savez(tmp_path / "short.npz", w=ws[:, :2].numpy())
+    for name, part in [
+        ("flat.npz", "[N, num_ws, w_dim]"),
+        ("ints.npz", "expected floats"),
+        ("short.npz", "do not fit this generator ([N, 6, 16])"),
+    ]:
+        code, _, err = run_cli(
+            capsys, "edit", "--model", ckpt, "--latents", tmp_path / name, "--boundary", path, "--out", tmp_path / "x"
+        )
+        one_line_error(code, err, name, part)
+
+
 def test_edit_w_codes_in_s_converts_forward(capsys, tmp_path, ckpt, G):
     f = tmp_path / "p.npz"
     w, maps = write_latents(f, G, "w", n=2)

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from ..models.aliases import AnyGenerator
 
 SPACES = ("z", "w", "w+", "s")
+NVIDIA_W_KEY = "w"  # the one array of NVIDIA's projected_w.npz: W+ codes [N, num_ws, w_dim]
 _ORDER = {s: i for i, s in enumerate(SPACES)}
 
 
@@ -310,12 +311,24 @@ class LatentCodes:
 
     @classmethod
     def load(cls, path: Union[str, os.PathLike], prefix: str = "") -> LatentCodes:
-        """The codes `prefix`codes of an .npz written by `save` (with their seeds, labels, noise maps, meta)."""
+        """The codes `prefix`codes of an .npz written by `save` (with their seeds, labels, noise maps, meta).
+
+        Without a prefix, NVIDIA's `projected_w.npz` (stylegan2-ada-pytorch's projector output: one
+        array `w`, float [N, num_ws, w_dim], nothing else) reads as W+ codes, without a model id (the file has
+        none) or noise maps (the projector does not save its optimised noise; its generate.py renders the codes
+        with the generator's constant noise, as these render)."""
         fixed = {f"{prefix}codes", f"{prefix}seeds", f"{prefix}c", "space", "model_id", "meta"}
+        if not prefix:
+            fixed.add(NVIDIA_W_KEY)
         noise_name = re.compile(re.escape(prefix) + r"noise\d+")
         f = load_npz(path, keys=lambda k: k in fixed or noise_name.fullmatch(k) is not None, what="latents file")
         if f"{prefix}codes" not in f:
-            raise ConfigError(f"{path}: no latent codes in this file")
+            if not prefix and NVIDIA_W_KEY in f:
+                return cls._from_projected_w(f[NVIDIA_W_KEY], os.fspath(path))
+            raise ConfigError(
+                f"{path}: no latent codes in this file (neither latentlab's '{prefix}codes' array nor the 'w' "
+                "array of NVIDIA's projected_w.npz)"
+            )
         noise_keys = [k for k in f if noise_name.fullmatch(k)]
         wanted = [f"{prefix}noise{k}" for k in range(len(noise_keys))]
         if sorted(noise_keys) != sorted(wanted):
@@ -338,6 +351,16 @@ class LatentCodes:
             noise=[torch.from_numpy(f[k]).float() for k in wanted] if wanted else None,
         )
         return codes.replace(source=os.fspath(path))
+
+    @classmethod
+    def _from_projected_w(cls, w: np.ndarray, path: str) -> LatentCodes:
+        """W+ codes from the `w` array of NVIDIA's projected_w.npz (see `load`)."""
+        check_kind({NVIDIA_W_KEY: w}, NVIDIA_W_KEY, "f", path, "floats")
+        if w.ndim != 3:
+            raise ConfigError(
+                f"{path}: 'w' has shape {tuple(w.shape)}; NVIDIA's projected_w.npz holds [N, num_ws, w_dim]"
+            )
+        return cls(torch.from_numpy(w).float(), "w+", meta={"format": "nvidia projected_w"}, source=path)
 
     @classmethod
     def load_for(
