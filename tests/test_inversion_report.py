@@ -63,6 +63,14 @@ def test_compare_and_write(tiny_generator, tmp_path):
     assert agree.loc["original image", "bright"] == 0.75
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["x"] == 1 and summary["n"] == 4 and set(summary["methods"]) == set(comp["methods"])
-    assert (tmp_path / "figure.png").exists() and (tmp_path / "summary.md").exists()
+    assert (tmp_path / "summary.md").exists()
+    # figure.png: 7 labelled rows (originals, then each method and its edit) of 4 images, each 16 px face upscaled
+    # 8x by pixel replication (cells >= 128 px); the bottom-right cell is the last method's last edited image
+    from PIL import Image
+
+    fig = np.asarray(Image.open(tmp_path / "figure.png"))
+    last = list(comp["methods"].values())[-1]["edited"][-1]
+    np.testing.assert_array_equal(fig[-128:, -128:], np.kron(last, np.ones((8, 8, 1), dtype=np.uint8)))
+    assert fig.shape[0] > 7 * 128 + 6 * 2 and fig.shape[1] > 4 * 128 + 3 * 2  # plus the label margins
     with pytest.raises(ConfigError, match="true labels"):
         compare_inversions(G, targets, truth[:2], Brightness(), steps=1, distance=l2)

@@ -11,7 +11,7 @@ point of view), `compare_inversions` inverts the same images three ways and meas
   into S exactly, `latentlab.edits.linear.direction_in_s`).
 
 `write_inversion_report` writes summary.md, metrics.csv (per image and method), agreement.csv and
-figure.png (rows: originals, then per method its reconstructions and their edits).
+figure.png (rows: originals, then per method its reconstructions and their edits, labelled; columns: the images).
 """
 
 from __future__ import annotations
@@ -131,7 +131,7 @@ def write_inversion_report(
 
     from ..studies.reports import markdown_table, write_csv
     from ..utils.atomic import write_text
-    from ..utils.images import make_grid, save_png, to_pil
+    from ..utils.images import labelled_grid, save_png, to_pil
 
     os.makedirs(out_dir, exist_ok=True)
     n = comparison["n"]
@@ -167,7 +167,9 @@ def write_inversion_report(
     grid = np.concatenate(strips)
     if grid.shape[-1] == 1:
         grid = grid.repeat(3, axis=-1)
-    save_png(to_pil(make_grid(grid, cols=k)), os.path.join(out_dir, "figure.png"))
+    # Rows named after the methods, columns after the images; upscaled so that small faces can be read.
+    figure = labelled_grid(grid, cols=k, row_labels=labels, col_labels=image_names[:k])
+    save_png(to_pil(figure), os.path.join(out_dir, "figure.png"))
 
     lines = [
         "# Inversion: projector, encoder, encoder + refinement",
