@@ -271,6 +271,33 @@ def test_extreme_pairs_and_band_strips(tiny_generator):
     np.testing.assert_array_equal(strips["highest"][0, 0], to_uint8(pair_images(G, pairs, epsilon=0.0)[0])[0])
 
 
+def test_figures_label_each_pair_with_its_index_and_path_length(tiny_generator, tmp_path):
+    """The report's pair figures: rows 'pair i: d' for the pairs extreme_pairs / band_strips chose (hand-picked
+    distances), columns t / t + epsilon and t = 0 .. 1, cells upscaled (16 px -> 8x, at least 128 px)."""
+    from PIL import Image
+
+    from latentlab.studies.ppl import extreme_indices, strip_indices
+    from latentlab.studies.ppl_figures import pair_labels
+    from latentlab.studies.reports import write_ppl_report
+
+    res = perceptual_path_length(tiny_generator, num_samples=5, distance=MSE, batch_size=5)
+    res.distances = np.array([3.0, 1.0, 2.0, 10.0, 0.5])
+    assert [list(v) for v in extreme_indices(res, 2).values()] == [[4, 1], [3, 0]]
+    assert [list(v) for v in strip_indices(res, 0.4, 2).values()] == [[4, 1], [3, 0]]
+    assert pair_labels(res, [4, 3]) == ["pair 4: 0.5", "pair 3: 10"]
+    rng = np.random.RandomState(0)
+    pairs = rng.randint(0, 256, (2, 2, 16, 16, 3), dtype=np.uint8)
+    strips = rng.randint(0, 256, (2, 5, 16, 16, 3), dtype=np.uint8)
+    write_ppl_report(res, tmp_path, extremes={"lowest": pairs}, strips={"highest": strips}, band=0.4)
+    up = lambda x: np.kron(x, np.ones((8, 8, 1), dtype=np.uint8))  # noqa: E731
+    fig = np.asarray(Image.open(tmp_path / "ppl_lowest.png"))
+    np.testing.assert_array_equal(fig[-128:, -128:], up(pairs[1, 1]))
+    assert fig.shape[0] > 2 * 128 + 2 and fig.shape[1] > 2 * 128 + 2  # plus the label margins
+    fig = np.asarray(Image.open(tmp_path / "ppl_strips_highest.png"))
+    np.testing.assert_array_equal(fig[-128:, -128:], up(strips[1, 4]))
+    assert fig.shape[1] > 5 * 128 + 4 * 2
+
+
 def test_overlaid_histograms_and_report_folders(tiny_generator, tmp_path):
     from latentlab.studies.ppl_figures import ppl_histograms, read_ppl_report
     from latentlab.studies.reports import write_ppl_report

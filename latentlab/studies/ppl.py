@@ -391,6 +391,21 @@ def _replay(G, result, indices, latents=None, labels=None, device="cpu"):
     )
 
 
+def extreme_indices(result, k=8):
+    """{'lowest': the k pairs of lowest path length, lowest first; 'highest': the k highest, highest first}."""
+    order = np.argsort(result.distances, kind="stable")
+    return {"lowest": order[:k], "highest": order[::-1][:k]}
+
+
+def strip_indices(result, fraction=0.1, k=4):
+    """{'lowest' / 'highest': k pairs evenly spread over that `fraction` band (`PPLResult.band` order)}."""
+    out = {}
+    for which in ("lowest", "highest"):
+        band = result.band(fraction, which)
+        out[which] = band[np.linspace(0, len(band) - 1, min(k, len(band))).round().astype(int)]
+    return out
+
+
 @torch.no_grad()
 def extreme_pairs(G, result, k=8, latents=None, labels=None, device="cpu"):
     """uint8 images of the k lowest and k highest path-length pairs (re-rendered from their seeds).
@@ -400,9 +415,8 @@ def extreme_pairs(G, result, k=8, latents=None, labels=None, device="cpu"):
     from ..utils.images import to_uint8
 
     s = result.settings
-    order = np.argsort(result.distances, kind="stable")
     out = {}
-    for name, idx in (("lowest", order[:k]), ("highest", order[::-1][:k])):
+    for name, idx in extreme_indices(result, k).items():
         pairs = _replay(G, result, idx, latents, labels, device)
         a, b = pair_images(G, pairs, s.get("epsilon", EPS), s.get("truncation_psi", 1.0), s.get("truncation_cutoff"))
         out[name] = np.stack([to_uint8(a), to_uint8(b)], axis=1)
@@ -413,7 +427,7 @@ def extreme_pairs(G, result, k=8, latents=None, labels=None, device="cpu"):
 def band_strips(G, result, fraction=0.1, k=4, frames=8, latents=None, labels=None, device="cpu"):
     """Interpolation strips of pairs from the lowest and highest `fraction` of path lengths (HSR paper figures).
 
-    k pairs per band, evenly spread over the band; each strip renders its whole path
+    k pairs per band, evenly spread over the band (`strip_indices`); each strip renders its whole path
     (t = 0 .. 1 in `frames` steps) with the pair's noise. Returns
     {'lowest': uint8 [k, frames, H, W, C], 'highest': ...}.
     """
@@ -423,9 +437,7 @@ def band_strips(G, result, fraction=0.1, k=4, frames=8, latents=None, labels=Non
         raise ConfigError(f"frames must be >= 2, got {frames}")
     s = result.settings
     out = {}
-    for which in ("lowest", "highest"):
-        band = result.band(fraction, which)
-        chosen = band[np.linspace(0, len(band) - 1, min(k, len(band))).round().astype(int)]
+    for which, chosen in strip_indices(result, fraction, k).items():
         pairs = prepare_pairs(
             G,
             _replay(G, result, chosen, latents, labels, device),

@@ -64,9 +64,26 @@ def read_ppl_report(folder):
     return str(label), distances
 
 
-def strip_grid(strips):
-    """uint8 [k, frames, H, W, C] -> one image, a row per pair."""
-    from ..utils.images import make_grid
+def strip_grid(strips, row_labels=None):
+    """uint8 [k, frames, H, W, C] -> one labelled image: a row per pair (`row_labels`), columns t = 0 .. 1."""
+    from ..utils.images import labelled_grid
 
     k, frames = strips.shape[:2]
-    return make_grid(strips.reshape(k * frames, *strips.shape[2:]), cols=frames)
+    cols = [f"t={t:.2f}" for t in np.linspace(0, 1, frames)]
+    return labelled_grid(
+        strips.reshape(k * frames, *strips.shape[2:]), cols=frames, row_labels=row_labels, col_labels=cols
+    )
+
+
+def pair_grid(pairs, row_labels=None):
+    """uint8 [k, 2, H, W, C] (each pair's two images, t and t + epsilon) -> one labelled image, a row per pair."""
+    from ..utils.images import labelled_grid
+
+    return labelled_grid(
+        pairs.reshape(-1, *pairs.shape[2:]), cols=2, row_labels=row_labels, col_labels=["t", "t + epsilon"]
+    )
+
+
+def pair_labels(result, indices):
+    """Row labels of pairs: their index in the run and their path length."""
+    return [f"pair {int(i)}: {float(result.distances[i]):.4g}" for i in indices]

@@ -350,8 +350,9 @@ def write_als_comparison(results, out_dir, title="Attribute Linearity Score"):
 def write_ppl_report(res, out_dir, extremes=None, settings=None, strips=None, compare=None, label=None, band=0.1):
     """PPL report folder: ppl.json, distances.npy, the histogram (overlaid with `compare`
     {label: distances or PPLResult} when given), lowest/highest pairs, band strips, summary.md."""
-    from ..utils.images import make_grid, save_png, to_pil
-    from .ppl_figures import ppl_histograms, strip_grid
+    from ..utils.images import save_png, to_pil
+    from .ppl import extreme_indices, strip_indices
+    from .ppl_figures import pair_grid, pair_labels, ppl_histograms, strip_grid
 
     os.makedirs(out_dir, exist_ok=True)
     settings = dict(res.settings, **(settings or {}))
@@ -383,12 +384,13 @@ def write_ppl_report(res, out_dir, extremes=None, settings=None, strips=None, co
         text += "\nCompared (ppl_histograms_compared.png):\n\n" + "".join(
             f"- {name}: PPL {_band_mean(getattr(r, 'distances', r)):.3f}\n" for name, r in compare.items()
         )
+    # Rows labelled with the pair's index and path length (the pairs `extreme_pairs` / `band_strips` chose).
     for name, pairs in (extremes or {}).items():
-        save_png(
-            to_pil(make_grid(pairs.reshape(-1, *pairs.shape[2:]), cols=2)), os.path.join(out_dir, f"ppl_{name}.png")
-        )
+        rows = pair_labels(res, extreme_indices(res, len(pairs))[name])
+        save_png(to_pil(pair_grid(pairs, rows)), os.path.join(out_dir, f"ppl_{name}.png"))
     for name, s in (strips or {}).items():
-        save_png(to_pil(strip_grid(s)), os.path.join(out_dir, f"ppl_strips_{name}.png"))
+        rows = pair_labels(res, strip_indices(res, band, len(s))[name])
+        save_png(to_pil(strip_grid(s, rows)), os.path.join(out_dir, f"ppl_strips_{name}.png"))
     if strips:
         text += (
             f"\nppl_strips_lowest.png / ppl_strips_highest.png: interpolation paths (t = 0 to 1) of pairs from the "
