@@ -19,7 +19,7 @@ CLASSIFIER=$(python3 -c "from latentlab import defaults; print(defaults.classifi
 
 latentlab sample --model "$MODEL" --classifier "$CLASSIFIER" --n 20000 --batch 64 --chunk 2000 --out "$OUT/samples"
 [ -f "$OUT/boundaries/index.json" ] ||
-    latentlab boundary --samples "$OUT/samples" --attr all --space w --ratio 0.05 --out "$OUT/boundaries"
+    latentlab boundary --samples-dir "$OUT/samples" --attr all --space w --ratio 0.05 --out "$OUT/boundaries"
 
 python3 - "$MODEL" "$OUT" "$CLASSIFIER" <<'PY' | tee "$OUT/edit_check.txt"
 import json

@@ -3,6 +3,11 @@
 #
 #   WORK=/work/toy STEPS=9000 V2_STEPS=8000 bash checkpoints/toyfaces/build.sh            # everything
 #   WORK=/work/toy STEPS=9000 V2_STEPS=8000 SKIP_TRAINING=1 bash checkpoints/toyfaces/build.sh   # reuse the runs
+#   WORK=/work/toy FROM=5 bash checkpoints/toyfaces/build.sh     # from step 5 on: all that follows the generator
+#
+# FROM: the first step to run (1, 2, 3, 4, 4b, 4c, 5, 6, 7, 8, 9; default 1); the steps before it are taken as
+# done (their files already shipped). DRY=1 prints the commands of the steps that would run instead of running
+# them. SKIP_TRAINING=1 leaves out the training commands of the steps that run (their runs are in $WORK).
 #
 # WORK holds the large intermediate files (dataset, training run, samples); the shipped files go to
 # checkpoints/ in this repository, which installs as latentlab's package data `latentlab.shipped` (the
@@ -13,19 +18,43 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 WORK=${WORK:?set WORK to a folder for the dataset, run and samples}
-STEPS=${STEPS:?set STEPS to the training step whose snapshot is shipped}
 SAMPLES=${SAMPLES:-20000}  # REPORT_N (default 2000): faces per set in the model report
-SNAP=$(printf "%s/run/network-snapshot-%06d.safetensors" "$WORK" "$STEPS")
+STEP_ORDER=" 1 2 3 4 4b 4c 5 6 7 8 9 "
+FROM=${FROM:-1}
+case "$STEP_ORDER" in
+  *" $FROM "*) ;;
+  *) echo "build.sh: FROM=$FROM is not a step (one of:$STEP_ORDER)" >&2; exit 2 ;;
+esac
+runs() {  # whether step $1 runs: it is FROM or comes after it
+  case "${STEP_ORDER%% "$FROM" *} " in *" $1 "*) return 1 ;; esac
+}
+training() {  # whether the training commands of step $1 run
+  runs "$1" && [ -z "${SKIP_TRAINING:-}" ]
+}
+run() {  # a command, or with DRY=1 its line (shell-quoted)
+  if [ -n "${DRY:-}" ]; then printf '+'; printf ' %q' "$@"; echo; else "$@"; fi
+}
+# The snapshots shipped, asked for up front when their steps run.
+if runs 2 || runs 4; then
+  STEPS=${STEPS:?set STEPS to the training step whose snapshot is shipped}
+fi
+if runs 4c; then
+  V2_STEPS=${V2_STEPS:?set V2_STEPS to the fine-tuning step whose snapshot is shipped}
+fi
 
-if [ -z "${SKIP_TRAINING:-}" ]; then
-  # 1. The dataset: 30000 procedural faces at 64 px with their true labels.
-  latentlab toyfaces --n 30000 --seed 0 --resolution 64 --workers 2 --out "$WORK/data"
-  # 2. The generator: a small StyleGAN2 (128-d z and w, 4 mapping layers, 64 channels at most), our training loop.
-  latentlab train gan --data "$WORK/data/images" --resolution 64 --steps "$STEPS" --out "$WORK/run" --batch 16 \
+# 1. The dataset: 30000 procedural faces at 64 px with their true labels.
+if training 1; then
+  run latentlab toyfaces --n 30000 --seed 0 --resolution 64 --workers 2 --out "$WORK/data"
+fi
+# 2. The generator: a small StyleGAN2 (128-d z and w, 4 mapping layers, 64 channels at most), our training loop.
+if training 2; then
+  run latentlab train gan --data "$WORK/data/images" --resolution 64 --steps "$STEPS" --out "$WORK/run" --batch 16 \
       --z-dim 128 --w-dim 128 --map-layers 4 --channel-base 2048 --channel-max 64 --snapshot-every 500 \
       --log-every 50 --gamma 0.0512 --ema-kimg 5 --aug noaug --seed 0 --device cpu
-  # 3. The attribute classifier, trained on the renders with their true labels (last 10% held out).
-  latentlab train-classifier --toyfaces "$WORK/data" --out "$WORK/classifier/toyfaces-classifier.safetensors" \
+fi
+# 3. The attribute classifier, trained on the renders with their true labels (last 10% held out).
+if training 3; then
+  run latentlab train-classifier --toyfaces "$WORK/data" --out "$WORK/classifier/toyfaces-classifier.safetensors" \
       --epochs 14 --device cpu --threads 1
 fi
 
@@ -43,101 +72,9 @@ open(path, "w").write(json.dumps(models, indent=2) + "\n")
 PY
 }
 
-# 4. v1: ship G_ema alone and the classifier.
-latentlab convert "$SNAP" checkpoints/toyfaces/generator.safetensors --networks G_ema --force
-cp "$WORK/classifier/toyfaces-classifier.safetensors" checkpoints/toyfaces/classifier.safetensors
-cp "$WORK/classifier/toyfaces-classifier.json" checkpoints/toyfaces/classifier.json
-register_toyfaces
-
-# 4b. The discriminator, so that `train gan|hsr --model toyfaces` fine-tunes offline (issue 18): the training run's
-#     D was not kept, so a new one (`--new-d`) was trained alone against the shipped G_ema (`--d-warmup`: G and
-#     G_ema untouched, G_ema's hash unchanged) on the same renders, 1000 steps (16 kimg; 18 min on one thread,
-#     loss_D 1.39 -> 0.61, E[sign D(real)] 0.11 -> 0.64), and shipped beside G_ema.
-D_STEPS=${D_STEPS:-1000}
-if [ -z "${SKIP_TRAINING:-}" ]; then
-  latentlab --threads 1 train gan --model toyfaces --new-d --d-warmup "$D_STEPS" --steps "$D_STEPS" \
-      --data "$WORK/data/images" --batch 16 --aug noaug --snapshot-every 250 --log-every 50 --seed 0 --out "$WORK/dwarm"
-fi
-latentlab convert "$(printf '%s/dwarm/network-snapshot-%06d.safetensors' "$WORK" "$D_STEPS")" \
-    checkpoints/toyfaces/generator.safetensors --networks G_ema,D --force
-
-# 4c. v2 (issue 21): v1 (G_ema and the D of 4b) fine-tuned on the same renders with the same settings, 2 threads in
-#     the background (~1.4 steps/s), and stopped at V2_STEPS (128 kimg more: 272 kimg in all). Its measures stopped
-#     improving after ~32 kimg (report/curve: analyses/toyfaces_training_curve.py on the run, 500 faces per
-#     snapshot); V2_STEPS is the snapshot with the lowest Frechet distance and correlation difference there
-#     (1000 faces each, snapshots 7000-9000). The learning rate is constant, so a run stopped there equals one
-#     asked for V2_STEPS steps; rerunning the command resumes. Then G_ema and the fine-tuned D are shipped.
-V2_STEPS=${V2_STEPS:?set V2_STEPS to the fine-tuning step whose snapshot is shipped}
-if [ -z "${SKIP_TRAINING:-}" ]; then
-  cp checkpoints/toyfaces/generator.safetensors "$WORK/v1_generator.safetensors"
-  latentlab --threads 2 train gan --model "$WORK/v1_generator.safetensors" --data "$WORK/data/images" --batch 16 \
-      --gamma 0.0512 --ema-kimg 5 --aug noaug --steps "$V2_STEPS" --snapshot-every 250 --log-every 50 --seed 1 \
-      --out "$WORK/v2"
-  python3 analyses/toyfaces_training_curve.py --run "$WORK/v2" --every 1000 --n 500 \
-      --start "$WORK/v1_generator.safetensors" --out checkpoints/toyfaces/report/curve
-fi
-latentlab convert "$(printf '%s/v2/network-snapshot-%06d.safetensors' "$WORK" "$V2_STEPS")" \
-    checkpoints/toyfaces/generator.safetensors --networks G_ema,D --force
-register_toyfaces
-
-# 5. Boundaries: sample and score, then InterFaceGAN SVMs on the top and bottom 5% per attribute, in W and in Z.
-rm -rf "$WORK/samples"
-latentlab sample --model toyfaces --n "$SAMPLES" --batch 64 --chunk 2000 --out "$WORK/samples"
-rm -rf checkpoints/boundaries/toyfaces checkpoints/toyfaces/boundaries_z
-latentlab boundary --samples "$WORK/samples" --attr all --space w --ratio 0.05 --out checkpoints/boundaries/toyfaces
-latentlab boundary --samples "$WORK/samples" --attr all --space z --ratio 0.05 --out checkpoints/toyfaces/boundaries_z
-
-# 6. The model report (generated faces vs fresh renders) and the README's demo edit.
-python3 analyses/toyfaces_model_report.py --n "${REPORT_N:-2000}" --out checkpoints/toyfaces/report
-latentlab edit --attr smile --alpha -2,0,2 --seeds 0-5 --out out/demo --force
-cp out/demo/grid.png docs/images/demo_smile.png  # the README's image: rows = seeds, columns = alphas, labelled, 2x
-
-# 7. The GH-Feat encoder (issue 15): trained on the training renders (the first 27000; the last 3000 stay out, as
-#    for the classifier) with the generator frozen, single-threaded in the background (~0.85 s/step on the 2-core
-#    CPU). No VGG16 ImageNet weights offline, so no feature term (--lambda-feat 0: pixel, adversarial, residual
-#    terms with the paper's weights). D starts fresh: the encoder is trained against G_ema alone (a copy of the
-#    shipped file without its D), because v2's trained D, the default (`--model toyfaces`), rated every
-#    reconstruction so confidently fake that its term swamped the pixel loss (held-out PSNR 18.1 dB against
-#    20.5 dB with a fresh D, same steps; model card). ENC_STEPS is where it was stopped (the learning rate
-#    decays with the step alone, so a run stopped there equals one asked for ENC_STEPS steps; rerunning resumes).
-ENC_STEPS=${ENC_STEPS:-2500}
-if [ -z "${SKIP_TRAINING:-}" ]; then
-  latentlab convert checkpoints/toyfaces/generator.safetensors "$WORK/g_ema_only.safetensors" --networks G_ema --force
-  latentlab train encoder --model "$WORK/g_ema_only.safetensors" --data "$WORK/data/images" --max-images 27000 \
-      --steps "$ENC_STEPS" --batch 8 --depth 18 --width 16 --fpn-channels 64 --lambda-feat 0 --decay-every 1000 \
-      --snapshot-every 250 --log-every 20 --seed 0 --device cpu --threads 1 --out "$WORK/encoder"
-fi
-cp "$WORK/encoder/encoder.safetensors" checkpoints/toyfaces/encoder.safetensors
-
-# 8. Its report: held-out renders (a fresh seed, never seen in training) inverted by the projector, the encoder and
-#    the encoder + 100 projector steps; then GH-Feat's level-wise probes on the same renders' features, and level
-#    transfer on their codes and on the generator's own samples.
-latentlab toyfaces --n 1000 --seed 1 --resolution 64 --workers 2 --out "$WORK/heldout"
-python3 analyses/toyfaces_inversion_report.py --renders "$WORK/heldout" --n 32 --steps 1000 --refine 100 \
-    --threads 1 --out checkpoints/toyfaces/report/inversion
-latentlab features "$WORK"/heldout/images/*.png --out "$WORK/features" --force
-python3 analyses/encoder_level_probe.py --features "$WORK/features/features.npz" --labels "$WORK/heldout/labels.csv" \
-    --targets yaw,nuisance_face_scale,male,smile,age,eyeglasses,skin,background,nuisance_hair_shade \
-    --title "toyfaces encoder: linear probes per level (1000 held-out renders)" --transfer \
-    --out checkpoints/toyfaces/report/level_probe
-
-# 9. Truncation sweeps (issue 17): learned clusters for the embedded model (`train clusters`, the code classifier,
-#    k = 8 per level, 5000 steps: ~5 min single-threaded), then FID and precision/recall of W truncation, fitted
-#    clusters (k = 8, fitted once on 10000 codes) and the learned clusters at 8 psi from 0.3 to 1.0: 5000 generated
-#    images per point against the training renders (all 30000 for FID, the first 5000 for precision/recall), toyfaces
-#    classifier features, the same seeded codes at every point; ~32 min on one thread. Rerunning resumes.
-if [ -z "${SKIP_TRAINING:-}" ]; then
-  latentlab train clusters --model toyfaces --steps 5000 --k 8 --seed 0 --device cpu --threads 1 --log-every 50 \
-      --out "$WORK/clusters"
-fi
-latentlab sweep --model toyfaces --data "$WORK/data/images" --curve w --curve clusters:k=8 \
-    --curve "clusters:$WORK/clusters/clusters.npz" --psis 0.3:1.0:8 --metrics fid5k_full,pr5k3 --seed 0 \
-    --device cpu --threads 1 --out "$WORK/sweep"
-mkdir -p checkpoints/toyfaces/report/sweep
-cp "$WORK"/sweep/{sweep.csv,sweep.json,sweep.png,precision_recall.png,precision_fid.png} \
-    checkpoints/toyfaces/report/sweep/
-# The floor of these numbers (README): the first 5000 renders against the next 5000, the same features.
-python3 - "$WORK/data/images" <<'PY'
+# The floor of the sweep's numbers (step 9): renders against renders, with the same features.
+sweep_floor() {
+python3 - "$1" <<'PY'
 import sys
 import numpy as np
 from latentlab.metrics.extractors import get_extractor
@@ -149,3 +86,120 @@ f = np.concatenate([ext(x).numpy() for x in dataset_images(sys.argv[1], 64, max_
 p, r = precision_recall(f[:5000], f[5000:], k=3)
 print(f"renders vs renders: precision {p:.3f}, recall {r:.3f}, FID {fid_from_features(f[5000:], f[:5000]):.2f}")
 PY
+}
+
+# 4. v1: ship G_ema alone and the classifier.
+if runs 4; then
+  run latentlab convert "$(printf "%s/run/network-snapshot-%06d.safetensors" "$WORK" "$STEPS")" \
+      checkpoints/toyfaces/generator.safetensors --networks G_ema --force
+  run cp "$WORK/classifier/toyfaces-classifier.safetensors" checkpoints/toyfaces/classifier.safetensors
+  run cp "$WORK/classifier/toyfaces-classifier.json" checkpoints/toyfaces/classifier.json
+  run register_toyfaces
+fi
+
+# 4b. The discriminator, so that `train gan|hsr --model toyfaces` fine-tunes offline (issue 18): the training run's
+#     D was not kept, so a new one (`--new-d`) was trained alone against the shipped G_ema (`--d-warmup`: G and
+#     G_ema untouched, G_ema's hash unchanged) on the same renders, 1000 steps (16 kimg; 18 min on one thread,
+#     loss_D 1.39 -> 0.61, E[sign D(real)] 0.11 -> 0.64), and shipped beside G_ema.
+D_STEPS=${D_STEPS:-1000}
+if training 4b; then
+  run latentlab --threads 1 train gan --model toyfaces --new-d --d-warmup "$D_STEPS" --steps "$D_STEPS" \
+      --data "$WORK/data/images" --batch 16 --aug noaug --snapshot-every 250 --log-every 50 --seed 0 --out "$WORK/dwarm"
+fi
+if runs 4b; then
+  run latentlab convert "$(printf '%s/dwarm/network-snapshot-%06d.safetensors' "$WORK" "$D_STEPS")" \
+      checkpoints/toyfaces/generator.safetensors --networks G_ema,D --force
+fi
+
+# 4c. v2 (issue 21): v1 (G_ema and the D of 4b) fine-tuned on the same renders with the same settings, 2 threads in
+#     the background (~1.4 steps/s), and stopped at V2_STEPS (128 kimg more: 272 kimg in all). Its measures stopped
+#     improving after ~32 kimg (report/curve: analyses/toyfaces_training_curve.py on the run, 500 faces per
+#     snapshot); V2_STEPS is the snapshot with the lowest Frechet distance and correlation difference there
+#     (1000 faces each, snapshots 7000-9000). The learning rate is constant, so a run stopped there equals one
+#     asked for V2_STEPS steps; rerunning the command resumes. Then G_ema and the fine-tuned D are shipped.
+if training 4c; then
+  run cp checkpoints/toyfaces/generator.safetensors "$WORK/v1_generator.safetensors"
+  run latentlab --threads 2 train gan --model "$WORK/v1_generator.safetensors" --data "$WORK/data/images" \
+      --batch 16 --gamma 0.0512 --ema-kimg 5 --aug noaug --steps "$V2_STEPS" --snapshot-every 250 --log-every 50 \
+      --seed 1 --out "$WORK/v2"
+  run python3 analyses/toyfaces_training_curve.py --run "$WORK/v2" --every 1000 --n 500 \
+      --start "$WORK/v1_generator.safetensors" --out checkpoints/toyfaces/report/curve
+fi
+if runs 4c; then
+  run latentlab convert "$(printf '%s/v2/network-snapshot-%06d.safetensors' "$WORK" "$V2_STEPS")" \
+      checkpoints/toyfaces/generator.safetensors --networks G_ema,D --force
+  run register_toyfaces
+fi
+
+# 5. Boundaries: sample and score, then InterFaceGAN SVMs on the top and bottom 5% per attribute, in W and in Z.
+if runs 5; then
+  run rm -rf "$WORK/samples"
+  run latentlab sample --model toyfaces --n "$SAMPLES" --batch 64 --chunk 2000 --out "$WORK/samples"
+  run rm -rf checkpoints/boundaries/toyfaces checkpoints/toyfaces/boundaries_z
+  run latentlab boundary --samples-dir "$WORK/samples" --attr all --space w --ratio 0.05 \
+      --out checkpoints/boundaries/toyfaces
+  run latentlab boundary --samples-dir "$WORK/samples" --attr all --space z --ratio 0.05 \
+      --out checkpoints/toyfaces/boundaries_z
+fi
+
+# 6. The model report (generated faces vs fresh renders) and the README's demo edit.
+if runs 6; then
+  run python3 analyses/toyfaces_model_report.py --n "${REPORT_N:-2000}" --out checkpoints/toyfaces/report
+  run latentlab edit --attr smile --alpha -2,0,2 --seeds 0-5 --out out/demo --force
+  run cp out/demo/grid.png docs/images/demo_smile.png  # the README's image: seeds x alphas, labelled, 2x
+fi
+
+# 7. The GH-Feat encoder (issue 15): trained on the training renders (the first 27000; the last 3000 stay out, as
+#    for the classifier) with the generator frozen, single-threaded in the background (~0.85 s/step on the 2-core
+#    CPU). No VGG16 ImageNet weights offline, so no feature term (--lambda-feat 0: pixel, adversarial, residual
+#    terms with the paper's weights). D starts fresh: the encoder is trained against G_ema alone (a copy of the
+#    shipped file without its D), because v2's trained D, the default (`--model toyfaces`), rated every
+#    reconstruction so confidently fake that its term swamped the pixel loss (held-out PSNR 18.1 dB against
+#    20.5 dB with a fresh D, same steps; model card). ENC_STEPS is where it was stopped (the learning rate
+#    decays with the step alone, so a run stopped there equals one asked for ENC_STEPS steps; rerunning resumes).
+ENC_STEPS=${ENC_STEPS:-2500}
+if training 7; then
+  run latentlab convert checkpoints/toyfaces/generator.safetensors "$WORK/g_ema_only.safetensors" \
+      --networks G_ema --force
+  run latentlab train encoder --model "$WORK/g_ema_only.safetensors" --data "$WORK/data/images" \
+      --max-images 27000 --steps "$ENC_STEPS" --batch 8 --depth 18 --width 16 --fpn-channels 64 --lambda-feat 0 \
+      --decay-every 1000 --snapshot-every 250 --log-every 20 --seed 0 --device cpu --threads 1 --out "$WORK/encoder"
+fi
+if runs 7; then
+  run cp "$WORK/encoder/encoder.safetensors" checkpoints/toyfaces/encoder.safetensors
+fi
+
+# 8. Its report: held-out renders (a fresh seed, never seen in training) inverted by the projector, the encoder and
+#    the encoder + 100 projector steps; then GH-Feat's level-wise probes on the same renders' features, and level
+#    transfer on their codes and on the generator's own samples.
+if runs 8; then
+  run latentlab toyfaces --n 1000 --seed 1 --resolution 64 --workers 2 --out "$WORK/heldout"
+  run python3 analyses/toyfaces_inversion_report.py --renders "$WORK/heldout" --n 32 --steps 1000 --refine 100 \
+      --threads 1 --out checkpoints/toyfaces/report/inversion
+  run latentlab features "$WORK"/heldout/images/*.png --out "$WORK/features" --force
+  run python3 analyses/encoder_level_probe.py --features "$WORK/features/features.npz" \
+      --labels "$WORK/heldout/labels.csv" \
+      --targets yaw,nuisance_face_scale,male,smile,age,eyeglasses,skin,background,nuisance_hair_shade \
+      --title "toyfaces encoder: linear probes per level (1000 held-out renders)" --transfer \
+      --out checkpoints/toyfaces/report/level_probe
+fi
+
+# 9. Truncation sweeps (issue 17): learned clusters for the embedded model (`train clusters`, the code classifier,
+#    k = 8 per level, 5000 steps: ~5 min single-threaded), then FID and precision/recall of W truncation, fitted
+#    clusters (k = 8, fitted once on 10000 codes) and the learned clusters at 8 psi from 0.3 to 1.0: 5000 generated
+#    images per point against the training renders (all 30000 for FID, the first 5000 for precision/recall), toyfaces
+#    classifier features, the same seeded codes at every point; ~32 min on one thread. Rerunning resumes.
+if training 9; then
+  run latentlab train clusters --model toyfaces --steps 5000 --k 8 --seed 0 --device cpu --threads 1 \
+      --log-every 50 --out "$WORK/clusters"
+fi
+if runs 9; then
+  run latentlab sweep --model toyfaces --data "$WORK/data/images" --curve w --curve clusters:k=8 \
+      --curve "clusters:$WORK/clusters/clusters.npz" --psis 0.3:1.0:8 --metrics fid5k_full,pr5k3 --seed 0 \
+      --device cpu --threads 1 --out "$WORK/sweep"
+  run mkdir -p checkpoints/toyfaces/report/sweep
+  run cp "$WORK"/sweep/{sweep.csv,sweep.json,sweep.png,precision_recall.png,precision_fid.png} \
+      checkpoints/toyfaces/report/sweep/
+  # The floor of these numbers (README): the first 5000 renders against the next 5000, the same features.
+  run sweep_floor "$WORK/data/images"
+fi
