@@ -40,6 +40,15 @@ from . import options as opt
     show_default=True,
     help="With --video: a frame every this many steps (and after the last).",
 )
+@click.option(
+    "--latents-format",
+    "latents_format",
+    type=click.Choice(["latentlab", "nvidia"]),
+    default="latentlab",
+    show_default=True,
+    help="nvidia: also projected_w.npz (NVIDIA's projector layout, W+ codes, for its generate.py --projected-w); "
+    "needs --space w or w+.",
+)
 @opt.device_opt
 @opt.out(lock=True, help="Output folder: latents.npz (codes + noise), recon_<name>.png, metrics.csv, project.json.")
 def project_cmd(
@@ -55,6 +64,7 @@ def project_cmd(
     landmarks,
     video,
     video_every,
+    latents_format,
     device,
     out_dir,
 ):
@@ -71,21 +81,25 @@ def project_cmd(
     project.json (settings, versions). --video adds frames/step_NNNN.png, the targets
     (left) beside the current synthesis (right) after every --video-every steps, and
     proj.mp4 of them when the video extra is installed (pip install 'latentlab[video]').
+    --latents-format nvidia adds projected_w.npz, the codes as W+ in the layout of
+    NVIDIA's projector output (its generate.py --projected-w renders them).
 
     \b
     Example:
       latentlab project photo.png --out p/
       latentlab project a.png b.png --space w+ --steps 500 --pixel-weight 1 --out p/
       latentlab project face.jpg --align --space s --video --out p/
+      latentlab project photo.png --latents-format nvidia --out p/   # + p/projected_w.npz
     """
     from latentlab import defaults
-    from latentlab.inversion import load_targets, project, write_projection
+    from latentlab.inversion import check_projection_format, load_targets, project, write_projection
     from latentlab.inversion.video import VIDEO_EXTRA, ProjectionVideo
     from latentlab.utils.progress import progress_bar
     from latentlab.utils.versions import versions
 
     from .conventions import note
 
+    check_projection_format(latents_format, space)
     device = opt.device(device)
     G = opt.load_model(ckpt, device)
     targets, names = load_targets(images, G.img_resolution, G.img_channels, align=align, landmarks=landmarks)
@@ -117,7 +131,7 @@ def project_cmd(
                 f"wrote {len(frames.paths)} video frames to {frames.frames_dir}; for proj.mp4 too install the "
                 f"{VIDEO_EXTRA} extra (pip install 'latentlab[{VIDEO_EXTRA}]')"
             )
-    files = write_projection(result, names, out_dir, record)
+    files = write_projection(result, names, out_dir, record, G=G, latents_format=latents_format)
     if frames is not None:
         files += [f"frames/ ({len(frames.paths)} frames)"] + (["proj.mp4"] if record["video"]["mp4"] else [])
     mean = {k: float(v.mean()) for k, v in result.metrics.items()}

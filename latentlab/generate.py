@@ -85,7 +85,6 @@ def seed_labels(seeds):
 # ---- what a generate run used: settings and latents ----------------------------------------------------------------
 LATENTS_FORMATS = ("latentlab", "nvidia", "wplus")
 LATENTS_FILE = "latents.npz"
-NVIDIA_W_FILE = "projected_w.npz"
 SETTINGS_FILE = "generate.json"
 
 
@@ -121,7 +120,7 @@ def save_generation_latents(out_dir, z, w, G, fmt="latentlab", projected_w=None)
     """
     import numpy as np
 
-    from .latents.codes import NVIDIA_W_KEY
+    from .latents.codes import NVIDIA_W_FILE, NVIDIA_W_KEY
     from .utils.atomic import save_npz
 
     if fmt not in LATENTS_FORMATS:
@@ -133,11 +132,10 @@ def save_generation_latents(out_dir, z, w, G, fmt="latentlab", projected_w=None)
     w.save(os.path.join(out_dir, LATENTS_FILE), z=z.data.detach().cpu().numpy(), w=w.data.detach().cpu().numpy())
     files = [LATENTS_FILE]
     if fmt == "nvidia":
-        ws = projected_w
-        if ws is None:
-            ws = (w if w.space == "w+" else w.to("w+", G)).data.detach().cpu().numpy()
-        ws = np.asarray(ws).astype(np.float32, copy=False)
-        save_npz(os.path.join(out_dir, NVIDIA_W_FILE), {NVIDIA_W_KEY: ws})
+        if projected_w is None:
+            w.save_projected_w(os.path.join(out_dir, NVIDIA_W_FILE), G)
+        else:
+            save_npz(os.path.join(out_dir, NVIDIA_W_FILE), {NVIDIA_W_KEY: np.asarray(projected_w, dtype=np.float32)})
         files.append(NVIDIA_W_FILE)
     return files
 

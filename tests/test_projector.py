@@ -469,6 +469,43 @@ def test_cli_refuses_an_unreadable_image_and_colour_for_a_grey_model(tmp_path, c
     assert "Traceback" not in err
 
 
+def test_cli_nvidia_format_adds_projected_w(tmp_path, tiny_ckpt, capsys, no_vgg):
+    from latentlab import load_generator
+
+    out = tmp_path / "out"
+    code, stdout, err = run_cli(
+        capsys, "project", *_two_targets(tmp_path), "--model", tiny_ckpt, "--steps", "2", "--space", "w",
+        "--latents-format", "nvidia", "--random-backbone", "--out", out,
+    )  # fmt: skip
+    assert code == 0, err
+    G = load_generator(str(tiny_ckpt))
+    codes = LatentCodes.load_for(out / "latents.npz", G)
+    assert codes.space == "w"
+    with np.load(out / "projected_w.npz") as f:
+        assert list(f.keys()) == ["w"] and f["w"].dtype == np.float32
+        ws = f["w"]
+    assert ws.shape == (2, G.num_ws, G.w_dim)  # one w per image, repeated for every layer
+    for layer in range(G.num_ws):
+        assert np.array_equal(ws[:, layer], codes.data.numpy())
+    back = LatentCodes.load(out / "projected_w.npz")
+    assert back.space == "w+" and torch.equal(back.data, torch.from_numpy(ws))
+    assert "projected_w.npz" in json.loads((out / "project.json").read_text())["files"]
+
+
+def test_cli_nvidia_format_refuses_s_space_before_projecting(tmp_path, tiny_ckpt, capsys, monkeypatch):
+    import latentlab.inversion as inversion
+
+    monkeypatch.setattr(inversion, "project", lambda *a, **k: pytest.fail("projected before the check"))
+    code, _, err = run_cli(
+        capsys, "project", *_two_targets(tmp_path), "--model", tiny_ckpt, "--space", "s", "--latents-format",
+        "nvidia", "--out", tmp_path / "o",
+    )  # fmt: skip
+    line = err.strip().splitlines()[-1]
+    assert code != 0 and line.startswith("latentlab: error:") and "--latents-format nvidia" in line
+    assert "--space w or w+" in line and "Traceback" not in err
+    assert not (tmp_path / "o" / "latents.npz").exists()
+
+
 @pytest.fixture
 def no_vgg(monkeypatch):
     """The projector's default distance replaced by the pixel distance (building even an untrained VGG16 takes

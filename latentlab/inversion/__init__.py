@@ -11,7 +11,7 @@ from .encoder import (
     save_encoder,
 )
 from .encoder_training import train_encoder
-from .files import load_targets, write_projection
+from .files import PROJECTION_FORMATS, check_projection_format, load_targets, write_projection
 from .projector import (
     ProjectionResult,
     lr_at,
@@ -25,10 +25,12 @@ from .projector import (
 from .video import ProjectionVideo
 
 __all__ = [
+    "PROJECTION_FORMATS",
     "HierarchicalEncoder",
     "ProjectionResult",
     "ProjectionVideo",
     "check_encoder_for",
+    "check_projection_format",
     "encode",
     "encode_images",
     "level_features",

@@ -6,7 +6,7 @@ import csv
 import io
 import json
 import os
-from typing import List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -18,6 +18,9 @@ from ..utils.atomic import write_text
 from ..utils.images import save_png, to_pil, to_uint8
 from .align import FaceKeypoints, align_face, check_keypoints, detect_keypoints, read_landmarks, require_detector
 from .projector import ProjectionResult
+
+if TYPE_CHECKING:
+    from ..models.aliases import AnyGenerator
 
 GREY_MODES = ("1", "L", "LA", "I", "I;16", "F")
 
@@ -75,12 +78,45 @@ def load_targets(
     return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous(), names
 
 
-def write_projection(result: ProjectionResult, names: Sequence[str], out_dir: str, record: dict) -> List[str]:
+PROJECTION_FORMATS = ("latentlab", "nvidia")
+
+
+def check_projection_format(latents_format: str, space: str) -> None:
+    """Refuse (ConfigError) a latents format the projection cannot be written in, before it runs: 'nvidia' adds
+    NVIDIA's projected_w.npz, W+ codes, which S-space codes cannot become."""
+    if latents_format not in PROJECTION_FORMATS:
+        raise ConfigError(f"unknown latents format {latents_format!r}; choose from {', '.join(PROJECTION_FORMATS)}")
+    if latents_format == "nvidia" and space == "s":
+        raise ConfigError(
+            "--latents-format nvidia writes W+ codes (projected_w.npz), and S-space codes have no W+ equivalent; "
+            "project with --space w or w+"
+        )
+
+
+def write_projection(
+    result: ProjectionResult,
+    names: Sequence[str],
+    out_dir: str,
+    record: dict,
+    G: Optional[AnyGenerator] = None,
+    latents_format: str = "latentlab",
+) -> List[str]:
     """latents.npz (the codes, with noise0..noiseK arrays [N, 1, R, R]), recon_<name>.png, metrics.csv
-    (one row per image) and project.json (`record` plus the settings); returns the file names."""
+    (one row per image) and project.json (`record` plus the settings); returns the file names.
+    latents_format 'nvidia' (needs G, W or W+ codes) adds projected_w.npz, the layout of stylegan2-ada-pytorch's
+    projector output, which its generate.py --projected-w renders (without the optimised noise, which that file
+    cannot hold: its renders use the generator's constant noise)."""
+    from ..latents.codes import NVIDIA_W_FILE
+
+    check_projection_format(latents_format, result.codes.space)
     files = ["latents.npz"]
     noise = {f"noise{i}": n.cpu().numpy() for i, n in enumerate(result.noise)}
     result.codes.save(os.path.join(out_dir, "latents.npz"), **noise)
+    if latents_format == "nvidia":
+        if G is None:
+            raise ValueError("write_projection: latents_format 'nvidia' needs the generator G")
+        result.codes.save_projected_w(os.path.join(out_dir, NVIDIA_W_FILE), G)
+        files.append(NVIDIA_W_FILE)
     for name, img in zip(names, to_uint8(result.images)):
         save_png(to_pil(img), os.path.join(out_dir, f"recon_{name}.png"))
         files.append(f"recon_{name}.png")

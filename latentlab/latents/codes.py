@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 
 SPACES = ("z", "w", "w+", "s")
 NVIDIA_W_KEY = "w"  # the one array of NVIDIA's projected_w.npz: W+ codes [N, num_ws, w_dim]
+NVIDIA_W_FILE = "projected_w.npz"  # the file name NVIDIA's projector writes and its generate.py --projected-w reads
 _ORDER = {s: i for i, s in enumerate(SPACES)}
 
 
@@ -308,6 +309,13 @@ class LatentCodes:
         arrays["meta"] = np.asarray(json.dumps(self.meta, default=str))
         arrays.update({k: np.asarray(v) for k, v in extra_arrays.items()})
         save_npz(path, arrays)
+
+    def save_projected_w(self, path: Union[str, os.PathLike], G: AnyGenerator) -> None:
+        """Write the codes as NVIDIA's projected_w.npz (one array `w`, float32 [N, num_ws, w_dim]; atomically),
+        which stylegan2-ada-pytorch's generate.py --projected-w renders and `load` reads back as W+ codes. Z and
+        W codes are mapped or repeated per layer with G; S codes cannot go back to W+ (ConfigError)."""
+        ws = self if self.space == "w+" else self.to("w+", G)
+        save_npz(path, {NVIDIA_W_KEY: ws.data.detach().cpu().numpy().astype(np.float32, copy=False)})
 
     @classmethod
     def load(cls, path: Union[str, os.PathLike], prefix: str = "") -> LatentCodes:
