@@ -18,7 +18,7 @@ pytestmark = pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash
 def dry(**env):
     """(exit code, the printed commands as argument lists, stderr) of a DRY=1 run."""
     full = dict(os.environ, WORK="/w", DRY="1", **env)
-    for k in ("FROM", "STEPS", "V2_STEPS", "SKIP_TRAINING"):
+    for k in ("FROM", "STEPS", "V2_STEPS", "V4_STEPS", "SKIP_TRAINING"):
         if k not in env:
             full.pop(k, None)
     p = subprocess.run(["bash", SCRIPT], env=full, capture_output=True, text=True, timeout=60)
@@ -37,12 +37,44 @@ def test_from_runs_that_step_and_the_ones_after_it():
     assert code == 0, err
     assert not any(cmd[1:3] == ["train", "encoder"] or cmd[1:3] == ["train", "clusters"] for cmd in skipped)
     assert len(skipped) == len(lines) - 3  # the encoder's convert + training, the clusters' training
-    # the whole build: step 1 first, both snapshots named by STEPS and V2_STEPS
-    code, every, err = dry(STEPS="9000", V2_STEPS="8000")
+    # the whole build: step 1 first, the snapshots named by STEPS, V2_STEPS and V4_STEPS
+    code, every, err = dry(STEPS="9000", V2_STEPS="8000", V4_STEPS="18500")
     assert code == 0, err
     assert every[0][:2] == ["latentlab", "toyfaces"] and every[-len(lines) :] == lines
-    assert "/w/run/network-snapshot-009000.safetensors" in sum(every, [])
-    assert "/w/v2/network-snapshot-008000.safetensors" in sum(every, [])
+    words = sum(every, [])
+    assert "/w/run/network-snapshot-009000.safetensors" in words
+    assert "/w/v2/network-snapshot-008000.safetensors" in words
+    assert "/w/v4/network-snapshot-018500.safetensors" in words
+
+
+def test_v4_widens_the_shipped_v2_then_ships_its_snapshot():
+    code, lines, err = dry(FROM="4d", V4_STEPS="18500")
+    assert code == 0, err
+    widen, train = lines[0], lines[1]
+    assert widen[:4] == [
+        "latentlab",
+        "convert",
+        "checkpoints/toyfaces/generator.safetensors",
+        "/w/v3_start.safetensors",
+    ]
+    assert widen[widen.index("--channel-max") + 1] == "128"
+    assert train[train.index("--model") + 1] == "/w/v3_start.safetensors"
+    assert train[train.index("--steps") + 1] == "18500" and train[train.index("--pl-weight") + 1] == "8"
+    ship = lines.index(
+        [
+            "latentlab",
+            "convert",
+            "/w/v4/network-snapshot-018500.safetensors",
+            "checkpoints/toyfaces/generator.safetensors",
+            "--networks",
+            "G_ema,D",
+            "--force",
+        ]
+    )
+    assert lines[ship + 1] == ["register_toyfaces"] and lines[ship + 2] == ["rm", "-rf", "/w/samples"]
+    code, skipped, err = dry(FROM="4d", V4_STEPS="18500", SKIP_TRAINING="1")
+    assert code == 0, err
+    assert skipped[0] == lines[ship]  # the run is reused: only the shipping and what follows
 
 
 def test_refusals():
@@ -50,6 +82,8 @@ def test_refusals():
     assert code == 2 and not lines and "FROM=4x is not a step" in err
     code, lines, err = dry(FROM="4c")  # the v2 snapshot is asked for before anything runs
     assert code != 0 and not lines and "set V2_STEPS" in err
+    code, lines, err = dry(FROM="4d")
+    assert code != 0 and not lines and "set V4_STEPS" in err
     code, lines, err = dry()
     assert code != 0 and not lines and "set STEPS" in err
 
@@ -77,7 +111,7 @@ def test_its_latentlab_commands_parse():
     """Each `latentlab ...` line of the full build names a command that exists, with options it has."""
     from latentlab.cli.main import app
 
-    code, lines, err = dry(STEPS="9000", V2_STEPS="8000")
+    code, lines, err = dry(STEPS="9000", V2_STEPS="8000", V4_STEPS="18500")
     assert code == 0, err
     commands = [cmd[1:] for cmd in lines if cmd[0] == "latentlab"]
     assert len(commands) >= 15

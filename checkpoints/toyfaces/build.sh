@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # How the embedded toyfaces model was made: every command, in order (see README.md here for the results).
 #
-#   WORK=/work/toy STEPS=9000 V2_STEPS=8000 bash checkpoints/toyfaces/build.sh            # everything
-#   WORK=/work/toy STEPS=9000 V2_STEPS=8000 SKIP_TRAINING=1 bash checkpoints/toyfaces/build.sh   # reuse the runs
+#   WORK=/work/toy STEPS=9000 V2_STEPS=8000 V4_STEPS=NNNNN bash checkpoints/toyfaces/build.sh  # everything
+#   WORK=/work/toy STEPS=9000 V2_STEPS=8000 V4_STEPS=NNNNN SKIP_TRAINING=1 bash \
+#       checkpoints/toyfaces/build.sh  # reuse the runs
 #   WORK=/work/toy FROM=5 bash checkpoints/toyfaces/build.sh     # from step 5 on: all that follows the generator
 #
-# FROM: the first step to run (1, 2, 3, 4, 4b, 4c, 5, 6, 7, 8, 9; default 1); the steps before it are taken as
+# FROM: the first step to run (1, 2, 3, 4, 4b, 4c, 4d, 5, 6, 7, 8, 9; default 1); the steps before it are taken as
 # done (their files already shipped). DRY=1 prints the commands of the steps that would run instead of running
 # them. SKIP_TRAINING=1 leaves out the training commands of the steps that run (their runs are in $WORK).
 #
@@ -14,12 +15,12 @@
 # registry's shipped entry 'toyfaces' names toyfaces/generator.safetensors there): run it with an editable
 # install (`pip install -e .`), so that the later steps read the files the earlier ones wrote here.
 # Training ran on a 2-core CPU; STEPS is where the first run (v1) was stopped, V2_STEPS where its fine-tuning (v2,
-# step 4c, the shipped model) was.
+# step 4c) was, V4_STEPS where the widened v2's run (v4, step 4d, the shipped model) was.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 WORK=${WORK:?set WORK to a folder for the dataset, run and samples}
 SAMPLES=${SAMPLES:-20000}  # REPORT_N (default 2000): faces per set in the model report
-STEP_ORDER=" 1 2 3 4 4b 4c 5 6 7 8 9 "
+STEP_ORDER=" 1 2 3 4 4b 4c 4d 5 6 7 8 9 "
 FROM=${FROM:-1}
 case "$STEP_ORDER" in
   *" $FROM "*) ;;
@@ -40,6 +41,9 @@ if runs 2 || runs 4; then
 fi
 if runs 4c; then
   V2_STEPS=${V2_STEPS:?set V2_STEPS to the fine-tuning step whose snapshot is shipped}
+fi
+if runs 4d; then
+  V4_STEPS=${V4_STEPS:?set V4_STEPS to the v4 training step whose snapshot is shipped}
 fi
 
 # 1. The dataset: 30000 procedural faces at 64 px with their true labels.
@@ -127,6 +131,27 @@ if training 4c; then
 fi
 if runs 4c; then
   run latentlab convert "$(printf '%s/v2/network-snapshot-%06d.safetensors' "$WORK" "$V2_STEPS")" \
+      checkpoints/toyfaces/generator.safetensors --networks G_ema,D --force
+  run register_toyfaces
+fi
+
+# 4d. v4 (issue 21): v2 widened to 128 channels at 4-16 px (`--channel-max 128`: the new channels start at zero
+#     weight, so the widened model draws what v2 draws) and fine-tuned with a 4x path-length weight from its first
+#     step (a v3 run without it first reached the targets' neighbourhood only after it was added), 2 threads in the
+#     background (1.0-1.6 s/step), over several sessions: rerunning the command resumed exactly from the run's
+#     training_state.pt each time (runs-in-progress history: CHANGELOG). The learning rate is constant, so a run
+#     stopped at V4_STEPS equals one asked for V4_STEPS steps. report/curve: the measures per 2000 steps (500 faces).
+if training 4d; then
+  run latentlab convert checkpoints/toyfaces/generator.safetensors "$WORK/v3_start.safetensors" --channel-max 128 \
+      --force
+  run latentlab --threads 2 train gan --model "$WORK/v3_start.safetensors" --data "$WORK/data/images" --batch 16 \
+      --gamma 0.0512 --ema-kimg 5 --aug noaug --pl-weight 8 --steps "$V4_STEPS" --snapshot-every 500 \
+      --log-every 50 --seed 4 --out "$WORK/v4"
+  run python3 analyses/toyfaces_training_curve.py --run "$WORK/v4" --every 2000 --n 500 --edit smile \
+      --start "$WORK/v3_start.safetensors" --out checkpoints/toyfaces/report/curve
+fi
+if runs 4d; then
+  run latentlab convert "$(printf '%s/v4/network-snapshot-%06d.safetensors' "$WORK" "$V4_STEPS")" \
       checkpoints/toyfaces/generator.safetensors --networks G_ema,D --force
   run register_toyfaces
 fi
