@@ -117,7 +117,7 @@ fi
 
 # 4c. v2 (issue 21): v1 (G_ema and the D of 4b) fine-tuned on the same renders with the same settings, 2 threads in
 #     the background (~1.4 steps/s), and stopped at V2_STEPS (128 kimg more: 272 kimg in all). Its measures stopped
-#     improving after ~32 kimg (report/curve: analyses/toyfaces_training_curve.py on the run, 500 faces per
+#     improving after ~32 kimg (report/v2/curve: analyses/toyfaces_training_curve.py on the run, 500 faces per
 #     snapshot); V2_STEPS is the snapshot with the lowest Frechet distance and correlation difference there
 #     (1000 faces each, snapshots 7000-9000). The learning rate is constant, so a run stopped there equals one
 #     asked for V2_STEPS steps; rerunning the command resumes. Then G_ema and the fine-tuned D are shipped.
@@ -127,7 +127,7 @@ if training 4c; then
       --batch 16 --gamma 0.0512 --ema-kimg 5 --aug noaug --steps "$V2_STEPS" --snapshot-every 250 --log-every 50 \
       --seed 1 --out "$WORK/v2"
   run python3 analyses/toyfaces_training_curve.py --run "$WORK/v2" --every 1000 --n 500 \
-      --start "$WORK/v1_generator.safetensors" --out checkpoints/toyfaces/report/curve
+      --start "$WORK/v1_generator.safetensors" --out checkpoints/toyfaces/report/v2/curve
 fi
 if runs 4c; then
   run latentlab convert "$(printf '%s/v2/network-snapshot-%06d.safetensors' "$WORK" "$V2_STEPS")" \
