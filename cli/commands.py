@@ -85,12 +85,8 @@ def info(ckpt, as_json):
 )
 @opt.batch
 @opt.device_opt
-@click.option(
-    "--latents-format",
-    "latents_format",
-    type=click.Choice(["latentlab", "nvidia", "wplus"]),
-    default="latentlab",
-    show_default=True,
+@opt.latents_format(
+    ["latentlab", "nvidia", "wplus"],
     help="latents.npz holds z and w; wplus: w as W+ [N, num_ws, w_dim]; nvidia: also projected_w.npz "
     "(NVIDIA's projector layout, for its generate.py --projected-w).",
 )

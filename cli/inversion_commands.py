@@ -40,12 +40,8 @@ from . import options as opt
     show_default=True,
     help="With --video: a frame every this many steps (and after the last).",
 )
-@click.option(
-    "--latents-format",
-    "latents_format",
-    type=click.Choice(["latentlab", "nvidia"]),
-    default="latentlab",
-    show_default=True,
+@opt.latents_format(
+    ["latentlab", "nvidia"],  # latentlab.inversion.PROJECTION_FORMATS (not imported: --help stays torch-free)
     help="nvidia: also projected_w.npz (NVIDIA's projector layout, W+ codes, for its generate.py --projected-w); "
     "needs --space w or w+.",
 )

@@ -177,6 +177,18 @@ batch = click.option(
 )
 
 
+def latents_format(choices, help):
+    """--latents-format of the commands that write latents.npz (generate, project): the extra layouts beside it."""
+    return click.option(
+        "--latents-format",
+        "latents_format",
+        type=click.Choice(list(choices)),
+        default="latentlab",
+        show_default=True,
+        help=help,
+    )
+
+
 def check_device(ctx, param, value):
     """--device: 'auto' or a compute device torch accepts (cpu, cuda, cuda:N, mps, xpu); anything else (gpu,
     cuda:x, cuda:-1, meta) and a CUDA index this machine does not have are refused in one line before any work."""
