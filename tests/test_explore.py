@@ -85,7 +85,7 @@ def test_info_describes_the_model(served):
     assert status == 200 and headers["Content-Type"] == "application/json"
     assert info["model"] == "toyfaces" and info["resolution"] == 64 and info["num_ws"] == 10
     assert info["levels"] == {"coarse": [0, 1, 2], "middle": [3, 4, 5, 6], "fine": [7, 8, 9]}
-    assert info["style_layers"][0] == {"name": "b4.conv1", "channels": 64}
+    assert info["style_layers"][0] == {"name": "b4.conv1", "channels": 128}  # v4: min(2048 / 4, channel_max 128)
     names = [a["name"] for a in info["attributes"]]
     assert names[:2] == ["smile", "age"] and len(names) == 9
     assert all(a["spaces"] == ["z", "w", "w+"] for a in info["attributes"])  # shipped W and Z boundaries
@@ -221,7 +221,7 @@ BAD = [
     ({"mix": {"seed": 2, "layers": "fine"}}, 400, "needs the W+ space"),
     ({"channels": [{"layer": "b4.conv1", "channel": 0, "value": 1}] * 65}, 400, "at most 64"),
     ({"channels": [{"layer": "b4.conv9", "channel": 0, "value": 1}]}, 400, "unknown style layer 'b4.conv9'"),
-    ({"channels": [{"layer": "b4.conv1", "channel": 64, "value": 1}]}, 400, "channel must be in 0..63"),
+    ({"channels": [{"layer": "b4.conv1", "channel": 128, "value": 1}]}, 400, "channel must be in 0..127"),
     ({"conditions": ["nope"]}, 400, "conditions: unknown attribute 'nope'"),
     ({"cutoff": 4, "psi": 0.5, "attrs": {"smile": 1}}, 400, "a truncation cutoff makes the layers differ"),
     ({"photo": "0123456789abcdef"}, 404, "is not on the server"),
