@@ -209,6 +209,7 @@ if runs 8; then
       --targets yaw,nuisance_face_scale,male,smile,age,eyeglasses,skin,background,nuisance_hair_shade \
       --title "toyfaces encoder: linear probes per level (1000 held-out renders)" --transfer \
       --out checkpoints/toyfaces/report/level_probe
+  run rm -f checkpoints/toyfaces/report/level_probe/*.pdf  # the card shows the PNGs; the PDFs are not shipped
 fi
 
 # 9. Truncation sweeps (issue 17): learned clusters for the embedded model (`train clusters`, the code classifier,
