@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from latentlab.errors import ConfigError
 from latentlab.studies import perceptual_path_length, prepare_images, slerp_unit
 from latentlab.studies.ppl import LPIPSDistance, band_strips, draw_pairs, pair_images
 
@@ -283,6 +284,12 @@ def test_figures_label_each_pair_with_its_index_and_path_length(tiny_generator, 
     res = perceptual_path_length(tiny_generator, num_samples=5, distance=MSE, batch_size=5)
     res.distances = np.array([3.0, 1.0, 2.0, 10.0, 0.5])
     assert [list(v) for v in extreme_indices(res, 2).values()] == [[4, 1], [3, 0]]
+    res.distances = np.array([3.0, 1.0, 3.0, 10.0, 0.5])  # a tie: pairs 0 and 2
+    assert list(res.ranked("lowest")) == [4, 1, 0, 2, 3] and list(res.ranked("highest")) == [3, 2, 0, 1, 4]
+    assert list(res.band(0.4, "highest")) == [3, 2]
+    with pytest.raises(ConfigError, match="'lowest' or 'highest'"):
+        res.ranked("middle")
+    res.distances = np.array([3.0, 1.0, 2.0, 10.0, 0.5])
     assert [list(v) for v in strip_indices(res, 0.4, 2).values()] == [[4, 1], [3, 0]]
     assert pair_labels(res, [4, 3]) == ["pair 4: 0.5", "pair 3: 10"]
     rng = np.random.RandomState(0)

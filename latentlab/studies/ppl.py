@@ -129,9 +129,15 @@ class PPLResult:
         """Pair indices in the lowest / highest `fraction` of path lengths, sorted by path length."""
         if not 0 < fraction <= 1:
             raise ConfigError(f"band fraction must be in (0, 1], got {fraction}")
+        return self.ranked(which)[: max(1, int(round(len(self.distances) * fraction)))]
+
+    def ranked(self, which="lowest"):
+        """Every pair index by path length, 'lowest' or 'highest' first: one stable ascending sort, reversed for
+        'highest' (so tied pairs come lowest index first in 'lowest', highest index first in 'highest')."""
+        if which not in ("lowest", "highest"):
+            raise ConfigError(f"which must be 'lowest' or 'highest', got {which!r}")
         order = np.argsort(self.distances, kind="stable")
-        n = max(1, int(round(len(order) * fraction)))
-        return order[:n] if which == "lowest" else order[::-1][:n]
+        return order if which == "lowest" else order[::-1]
 
 
 # ---- pairs ------------------------------------------------------------------------------------
@@ -393,8 +399,7 @@ def _replay(G, result, indices, latents=None, labels=None, device="cpu"):
 
 def extreme_indices(result, k=8):
     """{'lowest': the k pairs of lowest path length, lowest first; 'highest': the k highest, highest first}."""
-    order = np.argsort(result.distances, kind="stable")
-    return {"lowest": order[:k], "highest": order[::-1][:k]}
+    return {which: result.ranked(which)[:k] for which in ("lowest", "highest")}
 
 
 def strip_indices(result, fraction=0.1, k=4):
