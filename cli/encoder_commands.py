@@ -130,11 +130,19 @@ def _load_generator_and_d(ckpt, dev):
     help="linear: the paper's formula; logistic: the official code's softplus losses.",
 )
 @click.option(
+    "--feature-net",
+    type=click.Choice(["vgg16", "toyfaces"]),
+    default="vgg16",
+    show_default=True,
+    help="F of the feature term: vgg16 = VGG16 conv4_3 (the paper's, ImageNet weights); toyfaces = the embedded "
+    "classifier's stages (offline; the term is then the projector's toyfaces distance).",
+)
+@click.option(
     "--feature-size",
     type=click.IntRange(min=8),
-    default=256,
-    show_default=True,
-    help="Images are resized (nearest) to this size for VGG16 (256 as published; the image size is much faster).",
+    default=None,
+    help="Images are resized (nearest) to this size for VGG16 [default: 256, as published; the image size is "
+    "much faster].",
 )
 @click.option(
     "--random-backbone",
@@ -190,6 +198,12 @@ def train_encoder_cmd(**kw):
             "latentlab train encoder runs in one process: torchrun with WORLD_SIZE > 1 is not supported "
             "(run it alone, on one GPU with --device cuda)"
         )
+    if kw["feature_net"] != "vgg16":
+        for flag, given in (("--random-backbone", kw["random_backbone"]), ("--feature-size", kw["feature_size"])):
+            if given:
+                raise click.UsageError(f"{flag} is a VGG16 setting; it contradicts --feature-net {kw['feature_net']}")
+    if kw["feature_size"] is None:
+        kw["feature_size"] = 256
     dev = opt.device(kw.pop("device"))
     G, D, spec = _load_generator_and_d(kw.pop("ckpt"), dev)
     d_spec = kw.pop("discriminator")

@@ -14,6 +14,7 @@ from conftest import make_tiny_generator, run_cli
 from latentlab.errors import ConfigError
 from latentlab.inversion.encoder import HierarchicalEncoder, load_encoder
 from latentlab.inversion.encoder_training import (
+    ClassifierStageFeatures,
     EncoderTrainer,
     VGG16Features,
     discriminator_loss,
@@ -295,6 +296,45 @@ def test_train_encoder_command_trains_and_resumes(capsys, tmp_path, tiny_ckpt, i
     assert "resuming" in stdout and "to step 3" in stdout
     code, _, err = run_cli(capsys, *args, "--steps", "4", "--lambda-reg", "0.1")
     assert code == 1 and "different settings: lambda_reg" in err and len(err.strip().splitlines()) == 1
+
+
+def test_toyfaces_feature_term_equals_the_projectors_toyfaces_distance():
+    """F = the embedded classifier's stages: mean (F(a) - F(b))^2 is the projector's toyfaces distance (`StageDistance`
+    on [0, 255] images), recomputed here from the raw stage activations."""
+    from latentlab.inversion.distances import StageDistance, ToyFacesStages
+
+    torch.manual_seed(0)
+    a, b = torch.rand(2, 3, 64, 64) * 2 - 1, torch.rand(2, 3, 64, 64) * 2 - 1
+    feats = ClassifierStageFeatures()
+    assert feats.spec["name"] == "toyfaces-stages" and not feats.training
+    got = torch.stack([feature_loss(feats(a[i : i + 1]), feats(b[i : i + 1])) for i in range(2)])
+    stages = ToyFacesStages()
+    by_hand = torch.zeros(2)
+    for x, y in zip(stages(a), stages(b)):
+        ux, uy = x / x.norm(dim=1, keepdim=True), y / y.norm(dim=1, keepdim=True)
+        by_hand += (ux - uy).square().sum(dim=1).mean(dim=(1, 2))
+    torch.testing.assert_close(got, by_hand, rtol=1e-4, atol=1e-6)
+    dist = StageDistance(stages)((a + 1) * 127.5, (b + 1) * 127.5)
+    torch.testing.assert_close(got, dist, rtol=1e-4, atol=1e-6)
+    assert feature_loss(feats(a), feats(a)).item() == 0
+
+
+def test_train_encoder_with_the_toyfaces_feature_net(capsys, tmp_path):
+    """--feature-net toyfaces trains offline on the embedded model (no VGG download), records F in the settings
+    (a resume with VGG16 is refused), and refuses the VGG16-only flags."""
+    out = tmp_path / "run"
+    args = ["train", "encoder", "--model", "toyfaces", "--steps", "1", "--batch", "4", "--depth", "10", "--width", "4",
+            "--fpn-channels", "8", "--lambda-adv", "0", "--log-every", "1", "--out", out]  # fmt: skip
+    for flag in (["--random-backbone"], ["--feature-size", "64"]):  # refused before anything is loaded
+        code, _, err = run_cli(capsys, *args, "--feature-net", "toyfaces", *flag, "--out", tmp_path / "x")
+        assert code == 2 and f"{flag[0]} is a VGG16 setting" in err, err
+    code, stdout, err = run_cli(capsys, *args, "--feature-net", "toyfaces")
+    assert code == 0, err
+    with open(out / "metrics.csv") as f:
+        row = next(csv.DictReader(f))
+    assert float(row["feat"]) > 0
+    code, _, err = run_cli(capsys, *args[:4], "--steps", "2", *args[6:], "--random-backbone")
+    assert code == 1 and "different settings: features" in err and len(err.strip().splitlines()) == 1, err
 
 
 def test_train_encoder_command_bad_inputs(capsys, tmp_path, tiny_ckpt, image_folder, monkeypatch):

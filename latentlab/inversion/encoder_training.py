@@ -27,7 +27,9 @@ the official code uses), images resized (nearest neighbour, as the official code
 ('torchvision', downloaded once into torch hub's cache) or untrained and seeded (None: offline runs;
 the term then compares random features). The official F is Keras' VGG16 (Caffe weights, BGR input
 with the mean subtracted); torchvision's takes ImageNet-normalised RGB, so feature magnitudes differ
-and lambda2 is not calibrated for it: `lambda_feat` is a parameter.
+and lambda2 is not calibrated for it: `lambda_feat` is a parameter. For the embedded toyfaces model, which
+has no ImageNet network offline, F can be its attribute classifier's stages (`ClassifierStageFeatures`,
+feature_net='toyfaces'): the term then equals the projector's toyfaces distance.
 
 The generator is frozen: requires_grad False, in eval mode, constant noise; gradients reach E only
 through G's forward pass. D's parameters get gradients only from L_D (they are frozen during the E
@@ -84,6 +86,7 @@ COLUMNS = ("step", "sec_per_step", "lr", "loss_E", "mse", "adv", "feat", "reg", 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 VGG_CONV4_3 = 23  # torchvision's vgg16().features[:23] ends with conv4_3 and its ReLU
+FEATURE_NETS = ("vgg16", "toyfaces")  # F by name (`train_encoder(feature_net=...)`)
 
 
 # ---- F: VGG16 conv4_3 ----------------------------------------------------------------------------
@@ -145,6 +148,39 @@ class VGG16Features(nn.Module):
             x = F.interpolate(x, size=(self.input_size, self.input_size), mode="nearest")
         x = ((x + 1) / 2 - self.mean) / self.std
         return self.net(x)
+
+
+class ClassifierStageFeatures(nn.Module):
+    """F from the embedded toyfaces classifier: its stage activations (`distances.ToyFacesStages`), each
+    unit-normalised over channels at every position and scaled by sqrt(D / P_s) (D: F's output size, P_s: the
+    stage's positions), flattened and concatenated. The scale makes `feature_loss`, a mean over F's elements,
+    equal the projector's toyfaces distance (`distances.StageDistance`: per stage the channel-summed squared
+    difference averaged over positions, summed over stages), so the term reads as that distance.
+
+    For the embedded model, which has no ImageNet-trained network offline: a network that has learned to see
+    these faces (pose, smile, glasses) gives the encoder the perceptual signal VGG16 gives it on photos."""
+
+    def __init__(self, path: Optional[str] = None) -> None:
+        super().__init__()
+        from .. import defaults
+        from .distances import ToyFacesStages
+
+        path = path or defaults.classifier_path()
+        self.stages = ToyFacesStages(path)
+        self.spec: Dict[str, Any] = {"name": "toyfaces-stages", "classifier": os.path.basename(os.fspath(path))}
+        self.eval()  # batch norm with its running statistics, whatever the caller does with train()
+
+    def train(self, mode: bool = True) -> ClassifierStageFeatures:  # frozen: always in eval mode
+        return super().train(False)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        maps = self.stages(images)
+        total = sum(m[0].numel() for m in maps)
+        parts = []
+        for m in maps:
+            unit = m / (m.square().sum(dim=1, keepdim=True).sqrt() + 1e-10)  # as the distance's normalisation
+            parts.append(unit.flatten(1) * (total / (m.shape[-2] * m.shape[-1])) ** 0.5)
+        return torch.cat(parts, dim=1)
 
 
 # ---- loss terms ----------------------------------------------------------------------------------
@@ -546,6 +582,7 @@ def train_encoder(
     width: Optional[int] = None,
     fpn_channels: Optional[int] = None,
     stem_down: Optional[int] = None,
+    feature_net: str = "vgg16",
     vgg_weights: Optional[str] = "torchvision",
     feature_size: int = 256,
     d_source: Optional[str] = None,
@@ -561,7 +598,9 @@ def train_encoder(
     dataset: an ImageDataset (`latentlab.train.loop.open_dataset`) or None (generator samples only).
     D: the checkpoint's discriminator (trained from its weights), or None (a fresh one, seeded).
     depth / width / fpn_channels: None = `default_architecture(G)`; stem_down: None = `for_generator`'s.
-    vgg_weights: F's weights (`VGG16Features`; None = untrained, offline); feature_size: F's input size.
+    feature_net: F, 'vgg16' (`VGG16Features`, the paper's) or 'toyfaces' (`ClassifierStageFeatures`, the
+    embedded classifier's stages, offline); vgg_weights: VGG16's weights (None = untrained, offline);
+    feature_size: VGG16's input size.
     options: EncoderTrainer's (batch_size, gen_fraction, lr, lambdas, gan_loss, ...). Writes out/ as the
     module docstring says.
     """
@@ -572,6 +611,8 @@ def train_encoder(
             "encoder training runs in one process: torchrun with WORLD_SIZE > 1 is not supported "
             "(run it alone, on one GPU with --device cuda)"
         )
+    if feature_net not in FEATURE_NETS:
+        raise ConfigError(f"unknown feature network {feature_net!r}; choose from vgg16, toyfaces")
     arch = default_architecture(G)
     for key, value in (("depth", depth), ("width", width), ("fpn_channels", fpn_channels)):
         if value is not None:
@@ -595,7 +636,12 @@ def train_encoder(
         **options,
     )
     if trainer.lambda_feat > 0:  # F after every setting is checked: it may need a download
-        trainer.set_features(VGG16Features(vgg_weights, input_size=feature_size, seed=2 * seed + 3).to(dev))
+        if feature_net == "toyfaces":
+            if G.img_channels != 3:
+                raise ConfigError("the toyfaces feature network takes RGB images; this generator draws grey ones")
+            trainer.set_features(ClassifierStageFeatures().to(dev))
+        else:
+            trainer.set_features(VGG16Features(vgg_weights, input_size=feature_size, seed=2 * seed + 3).to(dev))
     os.makedirs(out, exist_ok=True)
     remove_stale_temps(out)  # left by a run killed mid-write
     if trainer.resume(out) and progress:
