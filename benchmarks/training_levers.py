@@ -1,4 +1,4 @@
-"""Two levers for the CPU training step that were measured and not taken (BENCHMARKS.md, issue 21).
+"""Levers for the CPU training step that were measured and not taken (BENCHMARKS.md, issue 21).
 
 'compile': the two main phases of the StyleGAN2 step (D main: D on fakes and reals, softplus losses, backward
 to D's weights; G main: G(z), D frozen, backward to G's weights) in eager mode and under `torch.compile`
@@ -8,10 +8,15 @@ difference over the parameters). The lazy regularisers are left out: they need d
 graphs do not support.
 'loader': the training loop's `load_batch` (PNG decoding, the epoch permutation, stacking) for one batch, the only
 data work on the step's critical path.
+'convs': the rate (GFLOP/s) of the toy64 networks' 3x3 convolution shapes, forward and both gradients (input
+and weight) as a training step runs them, through oneDNN (`F.conv2d`, contiguous and channels-last inputs) and
+as im2col + one matmul (`F.unfold`), next to a dense 2048^2 matmul on the same threads: how far the kernels
+the step spends most of its time in are from the machine's matmul rate.
 
 Examples:
     python benchmarks/training_levers.py --rows compile --config toy64 --batch 16 --threads 2
     python benchmarks/training_levers.py --rows loader --data /work/toy/data/images --batch 16
+    python benchmarks/training_levers.py --rows convs --batch 16 --threads 1
 """
 
 import argparse
@@ -105,9 +110,46 @@ def loader_row(data, resolution, batch, iters):
     print(f"load_batch: {t * 1e3:.1f} ms per batch of {batch} ({ds.num_images} images, {ds.resolution} px)")
 
 
+CONV_SHAPES = [  # (in channels, out channels, resolution): toy64's 3x3 convolutions (G and D)
+    (64, 64, 8),
+    (64, 64, 16),
+    (64, 64, 32),
+    (64, 32, 64),
+    (32, 32, 64),
+]
+
+
+def _conv_step(x, w, im2col):
+    x, w = x.detach().requires_grad_(True), w.detach().requires_grad_(True)
+    if im2col:
+        n, _, h, wd = x.shape
+        y = (w.reshape(w.shape[0], -1) @ F.unfold(x, w.shape[-1], padding=w.shape[-1] // 2)).reshape(n, -1, h, wd)
+    else:
+        y = F.conv2d(x, w, padding=w.shape[-1] // 2)
+    y.backward(torch.ones_like(y))  # input and weight gradients, as the step's backward pass
+
+
+def conv_rows(batch, iters):
+    a = torch.randn(2048, 2048)
+    t = best_of(lambda: a @ a, iters)
+    print(f"dense matmul 2048^2: {2 * 2048**3 / t / 1e9:.0f} GFLOP/s ({torch.get_num_threads()} threads)")
+    print("| shape (batch, in -> out, px, 3x3) | oneDNN | oneDNN channels-last | im2col + matmul |")
+    print("| --- | --- | --- | --- |")
+    for cin, cout, res in CONV_SHAPES:
+        x, w = torch.randn(batch, cin, res, res), torch.randn(cout, cin, 3, 3)
+        flops = 3 * 2 * batch * cout * cin * 9 * res * res  # forward + input gradient + weight gradient
+        variants = [
+            (x, False),
+            (x.contiguous(memory_format=torch.channels_last), False),
+            (x, True),
+        ]
+        rates = [flops / best_of(lambda v=v: _conv_step(v[0], w, v[1]), iters) / 1e9 for v in variants]
+        print(f"| {batch}, {cin} -> {cout}, {res} px | " + " | ".join(f"{r:.0f} GFLOP/s" for r in rates) + " |")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--rows", default="compile,loader", help="compile, loader (comma-separated)")
+    ap.add_argument("--rows", default="compile,loader", help="compile, loader, convs (comma-separated)")
     ap.add_argument("--config", choices=sorted(CONFIGS), default="toy64")
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--iters", type=int, default=6)
@@ -122,6 +164,8 @@ def main():
         compile_rows(args.config, args.batch, args.iters)
     if "loader" in rows:
         loader_row(args.data, args.resolution, args.batch, max(args.iters, 20))
+    if "convs" in rows:
+        conv_rows(args.batch, args.iters)
 
 
 if __name__ == "__main__":
