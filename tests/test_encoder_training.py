@@ -319,6 +319,18 @@ def test_toyfaces_feature_term_equals_the_projectors_toyfaces_distance():
     assert feature_loss(feats(a), feats(a)).item() == 0
 
 
+def test_toyfaces_feature_net_is_refused_for_grey_generators_and_unknown_names(tmp_path):
+    from latentlab import Generator
+
+    torch.manual_seed(0)
+    grey = Generator(16, 0, 16, 16, 1, mapping_kwargs=dict(num_layers=2), synthesis_kwargs=dict(channel_max=16))
+    kw = dict(FAST, lambda_adv=0.0)
+    with pytest.raises(ConfigError, match="takes RGB images"):
+        train_encoder(grey.eval(), str(tmp_path / "a"), 0, feature_net="toyfaces", **kw)
+    with pytest.raises(ConfigError, match="choose from vgg16, toyfaces"):
+        train_encoder(make_tiny_generator(), str(tmp_path / "b"), 0, feature_net="vgg19", **kw)
+
+
 def test_train_encoder_with_the_toyfaces_feature_net(capsys, tmp_path):
     """--feature-net toyfaces trains offline on the embedded model (no VGG download), records F in the settings
     (a resume with VGG16 is refused), and refuses the VGG16-only flags."""

@@ -612,7 +612,7 @@ def train_encoder(
             "(run it alone, on one GPU with --device cuda)"
         )
     if feature_net not in FEATURE_NETS:
-        raise ConfigError(f"unknown feature network {feature_net!r}; choose from vgg16, toyfaces")
+        raise ConfigError(f"unknown feature network {feature_net!r}; choose from {', '.join(FEATURE_NETS)}")
     arch = default_architecture(G)
     for key, value in (("depth", depth), ("width", width), ("fpn_channels", fpn_channels)):
         if value is not None:
