@@ -31,7 +31,8 @@ DISTANCES = ("auto", "lpips", "lpips-random", "toyfaces")
 Distance = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-def _unit(x: torch.Tensor) -> torch.Tensor:
+def unit_channels(x: torch.Tensor) -> torch.Tensor:
+    """x [N, C, H, W] with the channel vector at every position scaled to unit length (LPIPS's normalisation)."""
     return x / (x.square().sum(dim=1, keepdim=True).sqrt() + 1e-10)
 
 
@@ -74,7 +75,7 @@ class StageDistance(nn.Module):
         fa, fb = self.stages(a / 127.5 - 1), self.stages(b / 127.5 - 1)
         total = a.new_zeros(a.shape[0])
         for x, y in zip(fa, fb):
-            total = total + (_unit(x) - _unit(y)).square().sum(dim=1).mean(dim=(1, 2))
+            total = total + (unit_channels(x) - unit_channels(y)).square().sum(dim=1).mean(dim=(1, 2))
         return total
 
 

@@ -174,12 +174,11 @@ class ClassifierStageFeatures(nn.Module):
         return super().train(False)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
+        from .distances import unit_channels
+
         maps = self.stages(images)
         total = sum(m[0].numel() for m in maps)
-        parts = []
-        for m in maps:
-            unit = m / (m.square().sum(dim=1, keepdim=True).sqrt() + 1e-10)  # as the distance's normalisation
-            parts.append(unit.flatten(1) * (total / (m.shape[-2] * m.shape[-1])) ** 0.5)
+        parts = [unit_channels(m).flatten(1) * (total / (m.shape[-2] * m.shape[-1])) ** 0.5 for m in maps]
         return torch.cat(parts, dim=1)
 
 
