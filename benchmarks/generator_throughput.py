@@ -109,15 +109,9 @@ def timed(fn, iters, warmup, device):
 
 def official_generator(repo, G):
     """NVIDIA's Generator built from their source tree, loaded with our weights."""
-    sys.path.insert(0, os.path.abspath(repo))
-    try:
-        import pkg_resources  # noqa: F401  (their conv2d_gradfix imports it; recent setuptools dropped it)
-    except ImportError:
-        import types
+    from benchmarks.official_training import import_official
 
-        from packaging.version import parse
-
-        sys.modules["pkg_resources"] = types.SimpleNamespace(parse_version=parse)  # type: ignore[assignment]
+    import_official(repo)
     if getattr(G, "generation", 2) == 3:
         from training.networks_stylegan3 import Generator as Official3
 
@@ -175,7 +169,11 @@ def main():
             O = official_generator(args.official, G.cpu()).to(args.device)
             G.to(args.device)
             sec = timed(lambda: O(z, c, noise_mode="const"), args.iters, args.warmup, args.device)
+            # Compared without TF32 (cuDNN uses it for float32 convolutions by default), as NVIDIA's loops run.
+            tf32 = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+            torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
             diff = float((O(z, c, noise_mode="const") - G(z, c, noise_mode="const")).abs().max())
+            torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = tf32
             results.append(dict(impl="official", sec_per_batch=sec, img_per_s=args.batch / sec, max_abs_diff=diff))
 
     info = dict(

@@ -18,8 +18,22 @@ import torch
 
 
 def import_official(repo):
-    """Put the checkout on sys.path (their conv2d_gradfix imports pkg_resources, gone from recent setuptools)."""
+    """Put the checkout on sys.path (their conv2d_gradfix imports pkg_resources, gone from recent setuptools), and
+    let their plugin loader import what torch built: it calls importlib.import_module(name) after
+    cpp_extension.load, which recent torch no longer makes importable by name."""
     sys.path.insert(0, os.path.abspath(os.path.expanduser(repo)))
+    from torch.utils import cpp_extension
+
+    if not getattr(cpp_extension.load, "_registers_module", False):
+        load = cpp_extension.load
+
+        def registering_load(name, *args, **kwargs):
+            module = load(name, *args, **kwargs)
+            sys.modules.setdefault(name, module)
+            return module
+
+        registering_load._registers_module = True
+        cpp_extension.load = registering_load
     try:
         import pkg_resources  # noqa: F401
     except ImportError:

@@ -21,6 +21,8 @@ from latentlab.models import Discriminator, Generator
 from latentlab.train import Trainer, TrainingOptions
 
 HERE = os.path.join(os.path.dirname(__file__), "fixtures", "training_step")
+# A stylegan2-ada-pytorch checkout: with a GPU, NVIDIA's loop and plugins run beside ours in this process.
+OFFICIAL = os.environ.get("LATENTLAB_SG2ADA")
 PHASES_BY_ITERATION = {0: ["Gmain", "Greg", "Dmain", "Dreg"], 1: ["Gmain", "Dmain"]}
 
 
@@ -64,14 +66,14 @@ def _close(ours, theirs, where, rtol=1e-4):
         assert err <= rtol, f"{where}/{name}: relative error {err:.2e}"
 
 
-def _trainer(meta, tensors, tmp_path):
+def _trainer(meta, tensors, tmp_path, device="cpu"):
     G = Generator(**meta["G_kwargs"])
     D = Discriminator(**meta["D_kwargs"])
     G.load_state_dict(_part(tensors, "init/G/"))
     D.load_state_dict(_part(tensors, "init/D/"))
     o = dict(meta["options"])
     options = TrainingOptions(**{**o, "betas": tuple(o["betas"]), "ema_rampup": o["ema_rampup"] or 0.0, "aug": "noaug"})
-    tr = Trainer(tmp_path / "run", G, D, FixedImages(tensors["reals"]), options, progress=False)
+    tr = Trainer(tmp_path / "run", G, D, FixedImages(tensors["reals"]), options, device=device, progress=False)
     tr.sampler = InOrder()
     return tr
 
@@ -103,6 +105,43 @@ def test_two_iterations_match_nvidia(recorded, tmp_path):
         for name, net in (("G", tr.G), ("D", tr.D), ("G_ema", tr.G_ema)):
             _close(net.state_dict(), _part(tensors, f"it{k}/{name}/"), f"it{k}/{name} after the step")
         assert float(tr.loss.pl_mean) == pytest.approx(float(tensors[f"it{k}/pl_mean"]), rel=1e-4)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+@pytest.mark.skipif(not OFFICIAL, reason="LATENTLAB_SG2ADA (a stylegan2-ada-pytorch checkout) is not set")
+def test_the_cuda_step_matches_nvidia_on_the_gpu(recorded, tmp_path):
+    """On the GPU our kernels (bias_act, upfirdn2d, first and second derivatives) meet NVIDIA's compiled plugins: their
+    loop and ours, from the fixture's weights and images, seeded alike, two iterations, every phase's gradients and
+    the networks after each step within 1e-4 relative. Their loop is recorded here, not in the fixture: the GPU's
+    random streams differ from the CPU's."""
+    import sys
+    import types
+
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+    from benchmarks.official_training import OfficialIteration
+
+    meta, tensors = recorded
+    tr = _trainer(meta, tensors, tmp_path, device="cuda")
+    # The Trainer turned TF32 off, as NVIDIA's loop does; their iteration below runs under the same settings.
+    assert not torch.backends.cudnn.allow_tf32 and not torch.backends.cuda.matmul.allow_tf32
+    theirs = OfficialIteration(OFFICIAL, meta["G_kwargs"], meta["D_kwargs"], _part(tensors, "init/G/"),
+                               _part(tensors, "init/D/"), types.SimpleNamespace(**meta["options"]), device="cuda")  # fmt: skip
+    reals = tensors["reals"].to("cuda", torch.float32) / 127.5 - 1
+    for k in range(meta["iterations"]):
+        record, log = {}, []
+        torch.manual_seed(meta["seed"] + k)
+        theirs(reals, record=record)
+        _record_phases(tr, log)
+        torch.manual_seed(meta["seed"] + k)
+        tr.train_step()
+        names = PHASES_BY_ITERATION[k]
+        assert list(record) == names and len(log) == len(names), (list(record), len(log))
+        for phase, grads in zip(names, log):
+            _close(grads, record[phase], f"cuda it{k}/{phase} gradients")
+        for name in ("G", "D", "G_ema"):
+            _close(getattr(tr, name).state_dict(), getattr(theirs, name).state_dict(), f"cuda it{k}/{name}")
+        assert float(tr.loss.pl_mean) == pytest.approx(float(theirs.loss.pl_mean), rel=1e-4)
 
 
 def test_the_recording_is_not_trivial(recorded):

@@ -450,6 +450,11 @@ class Trainer:
         torch.manual_seed(o.seed * self.world + self.rank)
         if self.device.type == "cuda":
             torch.cuda.manual_seed(o.seed * self.world + self.rank)
+            # As NVIDIA's training loop (its --allow-tf32 is off by default): no TF32, whose 10-bit mantissa moves
+            # losses and gradients ~1e-3 away from float32; cuDNN times its algorithms once per shape.
+            torch.backends.cuda.matmul.allow_tf32 = False
+            torch.backends.cudnn.allow_tf32 = False
+            torch.backends.cudnn.benchmark = True
 
     # ---------------------------------------------------------------------------------- setup
 

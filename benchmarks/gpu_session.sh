@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Everything a lent GPU is for, in one call (device time is scarce): compile every CUDA extension in parallel (ours
+# and NVIDIA's plugins from the two checkouts), run the GPU tests, then the side-by-side benchmarks on the GPU.
+#
+#   benchmarks/gpu_session.sh STYLEGAN2_ADA_CHECKOUT STYLEGAN3_CHECKOUT [OUTDIR]
+#
+# Logs and JSON lines go to OUTDIR (default $OUT, else ./gpu-out); the last lines printed are the summary.
+set -u
+SG2=$(realpath "$1"); SG3=$(realpath "$2"); OUTDIR=${3:-${OUT:-gpu-out}}
+mkdir -p "$OUTDIR"
+export PYTHONUNBUFFERED=1 MAX_JOBS=${MAX_JOBS:-16} TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-9.0}
+export LATENTLAB_SG2ADA=$SG2 PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
+PY=${PYTHON:-python3}
+T0=$(date +%s)
+say() { echo "[$(($(date +%s) - T0)) s] $*"; }
+{
+  nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm --format=csv,noheader
+  $PY -c "import sys, torch; print('python', sys.version.split()[0], 'torch', torch.__version__, 'cuda', torch.version.cuda)"
+  nvcc --version | tail -1; echo "cpus $(nproc)"; date -u
+} >"$OUTDIR/machine.txt" 2>&1
+cat "$OUTDIR/machine.txt"
+$PY -m pip install -q --no-deps --no-build-isolation --no-index -e . >"$OUTDIR/install.log" 2>&1 || say "pip install -e . failed (install.log); PYTHONPATH only"
+
+# 1. Builds, all at once.
+pids=()
+for op in bias_act upfirdn2d filtered_lrelu; do
+  timeout 300 $PY -c "import sys; from latentlab.ops import cuda as c; sys.exit(c.load_extension('$op') is None)" \
+    >"$OUTDIR/build_$op.log" 2>&1 &
+  pids+=($!)
+done
+timeout 300 $PY benchmarks/build_official_ops.py "$SG2" >"$OUTDIR/build_sg2.log" 2>&1 &
+sg2_pid=$!
+timeout 400 $PY benchmarks/build_official_ops.py "$SG3" >"$OUTDIR/build_sg3.log" 2>&1 &
+sg3_pid=$!
+builds_ok=1
+for p in "${pids[@]}"; do wait "$p" || builds_ok=0; done
+say "our kernels built: $builds_ok"
+wait "$sg2_pid" || say "NVIDIA's stylegan2-ada plugins FAILED to build: their rows below time their reference fallback"
+tail -n 3 "$OUTDIR"/build_*.log
+
+# 2. GPU tests: our kernels against the reference ops, and one training step against NVIDIA's on the GPU.
+timeout 240 $PY -m pytest -q -p no:cacheprovider -rs -k "not host" tests/test_ops_cuda.py tests/test_filtered_lrelu.py \
+  tests/test_structure_helpers.py tests/test_training_step_official.py >"$OUTDIR/pytest.log" 2>&1
+say "pytest exit $?"; tail -n 25 "$OUTDIR/pytest.log"
+
+# 3. Side by side with NVIDIA's code on the same weights.
+J="$OUTDIR/bench.jsonl"
+timeout 90 $PY benchmarks/generator_throughput.py --device cuda --config res256 --batch 16 --iters 20 --warmup 3 \
+  --official "$SG2" --json "$J" 2>&1 | grep -v Warning | tail -n 6
+for cfg in toy64 res256; do
+  timeout 100 $PY benchmarks/training_throughput.py --device cuda --config "$cfg" --batch 16 --rows side-by-side \
+    --iters 16 --rounds 2 --official "$SG2" --json "$J" 2>&1 | grep -v Warning | tail -n 3
+done
+wait "$sg3_pid" && say "stylegan3 plugins built" || say "stylegan3 plugins FAILED"; tail -n 3 "$OUTDIR/build_sg3.log"
+timeout 90 $PY benchmarks/generator_throughput.py --device cuda --config sg3t-256 --batch 16 --iters 20 --warmup 3 \
+  --official "$SG3" --json "$J" 2>&1 | grep -v Warning | tail -n 6
+say "done"
