@@ -7,6 +7,7 @@ their outputs were recorded with NVIDIA's own forward passes (make_fixture.py).
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 
@@ -188,6 +189,25 @@ def test_discriminator_of_a_stylegan3_snapshot_loads():
     with torch.no_grad():
         logits = ckpt.D(torch.zeros([2, 3, 16, 16]), None)
     assert logits.shape == (2, 1) and torch.isfinite(logits).all()
+
+
+def test_float64_generator_matches_the_official_output():
+    """A generator moved to float64 computes in float64 up to its output (benchmarks/sg3_accuracy_profile.py checks
+    the GPU paths against it) and lands on the official float32 image within float32's own error."""
+    ckpt, e = _load("sg3r_32")
+    G = copy.deepcopy(ckpt.G_ema).double()
+    dtypes = []
+    hook = G.synthesis.layer_names[-2]
+    handle = getattr(G.synthesis, hook).register_forward_hook(lambda m, a, out: dtypes.append(out.dtype))
+    with torch.no_grad():
+        img = G(torch.from_numpy(e["z"]).double(), _c(G, e))
+    handle.remove()
+    assert dtypes == [torch.float64]
+    with torch.no_grad():
+        img32 = ckpt.G_ema(torch.from_numpy(e["z"]), _c(G, e))
+    # computed in float64 up to the output, which is cast to float32 as NVIDIA's synthesis does
+    assert_matches_official(img, e["img"], "sg3r_32 in float64")
+    assert 0 < float((img - img32).abs().max()) < 1e-5
 
 
 def test_double_backward_through_the_generator():

@@ -217,12 +217,12 @@ class SynthesisInput(nn.Module):
         t = self.hook_style(self.affine(w) if style is None else style)
         n, device = t.shape[0], t.device
         t = t / t[:, :2].norm(dim=1, keepdim=True)  # (cos, sin) of the rotation, and the translation
-        m_r = torch.eye(3, device=device).unsqueeze(0).repeat([n, 1, 1])  # inverse rotation of the image
+        m_r = torch.eye(3, device=device, dtype=t.dtype).unsqueeze(0).repeat([n, 1, 1])  # inverse rotation of the image
         m_r[:, 0, 0] = t[:, 0]
         m_r[:, 0, 1] = -t[:, 1]
         m_r[:, 1, 0] = t[:, 1]
         m_r[:, 1, 1] = t[:, 0]
-        m_t = torch.eye(3, device=device).unsqueeze(0).repeat([n, 1, 1])  # inverse translation
+        m_t = torch.eye(3, device=device, dtype=t.dtype).unsqueeze(0).repeat([n, 1, 1])  # inverse translation
         m_t[:, 0, 2] = -t[:, 2]
         m_t[:, 1, 2] = -t[:, 3]
         transforms = m_r @ m_t @ self.transform.unsqueeze(0)  # rotate, then translate, then the user's transform
@@ -233,7 +233,7 @@ class SynthesisInput(nn.Module):
         # A user transform can push frequencies beyond the band: fade those out instead of aliasing.
         amplitudes = (1 - (freqs.norm(dim=2) - self.bandwidth) / (self.sampling_rate / 2 - self.bandwidth)).clamp(0, 1)
 
-        theta = torch.eye(2, 3, device=device)
+        theta = torch.eye(2, 3, device=device, dtype=t.dtype)
         theta[0, 0] = 0.5 * self.size / self.sampling_rate
         theta[1, 1] = 0.5 * self.size / self.sampling_rate
         grids = F.affine_grid(theta.unsqueeze(0), [1, 1, self.size, self.size], align_corners=False)
@@ -369,7 +369,10 @@ class StyleGAN3Layer(nn.Module):
             # demodulation cancels both up to its epsilon, so this only matters at the float level.
             weight = weight * weight.square().mean([1, 2, 3], keepdim=True).rsqrt()
             styles = styles * styles.square().mean().rsqrt()
-        dtype = torch.float16 if self.use_fp16 and not force_fp32 and x.device.type == "cuda" else torch.float32
+        if self.use_fp16 and not force_fp32 and x.device.type == "cuda":
+            dtype = torch.float16
+        else:  # float32 as NVIDIA's layer; a float64 model stays in float64 (the truth GPU paths are checked against)
+            dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
         # The input gain is a scalar (1 / RMS of the inputs seen in training): scaling x is scaling the weights.
         x = x.to(dtype) * self.magnitude_ema.rsqrt().to(dtype)
         x = modulated_conv2d(
