@@ -204,8 +204,9 @@ if runs 7; then
 fi
 
 # 8. Its report: held-out renders (a fresh seed, never seen in training) inverted by the projector, the encoder and
-#    the encoder + 100 projector steps; then GH-Feat's level-wise probes on the same renders' features, and level
-#    transfer on their codes and on the generator's own samples.
+#    the encoder + 100 projector steps; then GH-Feat's level-wise probes on the same renders' features (with all
+#    700 training labels, and label-efficiency curves from 25 labels up: ~4 min), and level transfer on their codes
+#    and on the generator's own samples.
 if runs 8; then
   run latentlab toyfaces --n 1000 --seed 1 --resolution 64 --workers 2 --out "$WORK/heldout"
   run python3 analyses/toyfaces_inversion_report.py --renders "$WORK/heldout" --n 32 --steps 1000 --refine 100 \
@@ -215,6 +216,7 @@ if runs 8; then
       --labels "$WORK/heldout/labels.csv" \
       --targets yaw,nuisance_face_scale,male,smile,age,eyeglasses,skin,background,nuisance_hair_shade \
       --title "toyfaces encoder: linear probes per level (1000 held-out renders)" --transfer \
+      --curve 25,50,100,200,400,700 --repeats 20 \
       --out checkpoints/toyfaces/report/level_probe
   run rm -f checkpoints/toyfaces/report/level_probe/*.pdf  # the card shows the PNGs; the PDFs are not shipped
 fi

@@ -14,7 +14,13 @@ rest.
   held-out share of the training part's majority class.
 
 The split is one seeded permutation shared by every level and target, so levels are compared on the
-same images. Features are whatever the caller measured: `latentlab features` writes one array per
+same images.
+
+`probe_curve` repeats the probes with only n labelled training images, for several n (random subsets of
+the training part, the held-out part fixed): a label-efficiency curve per level. With many labels every
+level of an in-domain encoder reaches the same ceiling (its codes are all functions of one latent, so
+each holds the same information); how few labels a level needs says how directly it carries an
+attribute, which is what features for downstream tasks with few labels depend on. Features are whatever the caller measured: `latentlab features` writes one array per
 level (`latentlab.inversion.encoder.level_features`), and any other per-level representation works.
 """
 
@@ -65,6 +71,39 @@ def _check_inputs(features, targets, test_fraction):
     return n, n_test
 
 
+def _check_kinds(kinds, targets):
+    kinds = dict(kinds) if kinds is not None else target_kinds(targets)
+    unknown = {k for k in kinds.values()} - {"continuous", "binary"}
+    if unknown or set(kinds) != set(targets):
+        raise ConfigError(f"kinds must give 'continuous' or 'binary' for every target, got {kinds}")
+    return kinds
+
+
+def _fit_and_score(X, y, kind, train, test, name):
+    """(score, chance, metric) of one linear probe fitted on rows `train` and scored on rows `test`."""
+    from sklearn.linear_model import LogisticRegression, RidgeCV
+    from sklearn.model_selection import GridSearchCV
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    if kind == "continuous":
+        model = make_pipeline(StandardScaler(), RidgeCV(alphas=RIDGE_ALPHAS))
+        model.fit(X[train], y[train])
+        return float(model.score(X[test], y[test])), 0.0, "r2"
+    values = np.unique(y)
+    if len(values) != 2:
+        raise ConfigError(f"binary target {name!r} has {len(values)} distinct values")
+    labels = (y == values[1]).astype(int)
+    if len(np.unique(labels[train])) < 2:
+        raise ConfigError(f"target {name!r} has one class only in the training part")
+    folds = int(min(5, np.bincount(labels[train]).min()))
+    search = GridSearchCV(LogisticRegression(max_iter=2000), {"C": list(LOGISTIC_CS)}, cv=max(2, folds))
+    model = make_pipeline(StandardScaler(), search)
+    model.fit(X[train], labels[train])
+    majority = int(labels[train].mean() >= 0.5)
+    return float((model.predict(X[test]) == labels[test]).mean()), float((labels[test] == majority).mean()), "accuracy"
+
+
 def probe_levels(
     features: Mapping[str, np.ndarray],
     targets: Mapping[str, np.ndarray],
@@ -79,42 +118,16 @@ def probe_levels(
     features: level -> [N, D] array; targets: name -> [N] values; kinds: name -> 'continuous' or
     'binary' (default: `target_kinds`)."""
     import pandas as pd
-    from sklearn.linear_model import LogisticRegression, RidgeCV
-    from sklearn.model_selection import GridSearchCV
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
 
     n, n_test = _check_inputs(features, targets, test_fraction)
-    kinds = dict(kinds) if kinds is not None else target_kinds(targets)
-    unknown = {k for k in kinds.values()} - {"continuous", "binary"}
-    if unknown or set(kinds) != set(targets):
-        raise ConfigError(f"kinds must give 'continuous' or 'binary' for every target, got {kinds}")
+    kinds = _check_kinds(kinds, targets)
     order = np.random.RandomState(seed).permutation(n)
     test, train = order[:n_test], order[n_test:]
     rows = []
     for level, feats in features.items():
         X = np.asarray(feats, dtype=np.float64)
         for name, y in targets.items():
-            y = np.asarray(y, dtype=np.float64)
-            if kinds[name] == "continuous":
-                model = make_pipeline(StandardScaler(), RidgeCV(alphas=RIDGE_ALPHAS))
-                model.fit(X[train], y[train])
-                score = float(model.score(X[test], y[test]))  # R^2
-                chance, metric = 0.0, "r2"
-            else:
-                values = np.unique(y)
-                if len(values) != 2:
-                    raise ConfigError(f"binary target {name!r} has {len(values)} distinct values")
-                labels = (y == values[1]).astype(int)
-                if len(np.unique(labels[train])) < 2:
-                    raise ConfigError(f"target {name!r} has one class only in the training part")
-                folds = int(min(5, np.bincount(labels[train]).min()))
-                search = GridSearchCV(LogisticRegression(max_iter=2000), {"C": list(LOGISTIC_CS)}, cv=max(2, folds))
-                model = make_pipeline(StandardScaler(), search)
-                model.fit(X[train], labels[train])
-                score = float((model.predict(X[test]) == labels[test]).mean())
-                majority = int(labels[train].mean() >= 0.5)
-                chance, metric = float((labels[test] == majority).mean()), "accuracy"
+            score, chance, metric = _fit_and_score(X, np.asarray(y, dtype=np.float64), kinds[name], train, test, name)
             rows.append(
                 dict(
                     level=level,
@@ -129,6 +142,145 @@ def probe_levels(
                 )
             )
     return pd.DataFrame(rows)
+
+
+def probe_curve(
+    features: Mapping[str, np.ndarray],
+    targets: Mapping[str, np.ndarray],
+    sizes: Sequence[int],
+    repeats: int = 10,
+    kinds: Optional[Mapping[str, str]] = None,
+    test_fraction: float = 0.3,
+    seed: int = 0,
+):
+    """Label-efficiency curves: the probes of `probe_levels` fitted on n training images only, for each n
+    in `sizes`, `repeats` times (each a seeded random subset of the training part, shared by every level
+    and target so that levels are compared on the same images), always scored on the same held-out part
+    (the split of `probe_levels` with the same seed and test_fraction). A DataFrame with columns level,
+    target, kind, metric, n_train, repeat, score, chance. A binary target whose subset holds fewer than two
+    images of either class (too few to cross-validate C) scores NaN there. With n the whole training part, one repeat is made (all would be equal)."""
+    import pandas as pd
+
+    n, n_test = _check_inputs(features, targets, test_fraction)
+    kinds = _check_kinds(kinds, targets)
+    pool = n - n_test
+    sizes = sorted({int(k) for k in sizes})
+    if not sizes or sizes[0] < 10 or sizes[-1] > pool:
+        raise ConfigError(f"training sizes must lie in [10, {pool}] (the training part of {n} images), got {sizes}")
+    if int(repeats) < 1:
+        raise ConfigError(f"repeats must be >= 1, got {repeats}")
+    order = np.random.RandomState(seed).permutation(n)
+    test, train = order[:n_test], order[n_test:]
+    X = {level: np.asarray(f, dtype=np.float64) for level, f in features.items()}
+    Y = {name: np.asarray(y, dtype=np.float64) for name, y in targets.items()}
+    rows = []
+    for size in sizes:
+        for r in range(1 if size == pool else int(repeats)):
+            subset = np.random.RandomState([seed, size, r]).choice(train, size, replace=False)
+            for level, feats in X.items():
+                for name, y in Y.items():
+                    counts = np.unique(y[subset], return_counts=True)[1] if kinds[name] == "binary" else None
+                    if counts is not None and (len(counts) < 2 or counts.min() < 2):  # C needs 2 folds of each
+                        score, chance, metric = float("nan"), float("nan"), "accuracy"
+                    else:
+                        score, chance, metric = _fit_and_score(feats, y, kinds[name], subset, test, name)
+                    rows.append(dict(level=level, target=name, kind=kinds[name], metric=metric, n_train=size,
+                                     repeat=r, score=score, chance=chance))  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def curve_summary(curve):
+    """Per (target, n_train, level): mean score over the repeats, its standard error, the repeats counted,
+    and the chance level; targets, sizes and levels in their order of appearance."""
+    import pandas as pd
+
+    rows = []
+    for (target, size, level), g in curve.groupby(["target", "n_train", "level"], sort=False):
+        scores = g["score"].dropna().to_numpy()
+        k = len(scores)
+        rows.append(dict(target=target, n_train=size, level=level, metric=g["metric"].iloc[0],
+                         mean=float(scores.mean()) if k else float("nan"),
+                         sem=float(scores.std(ddof=1) / np.sqrt(k)) if k > 1 else float("nan"),
+                         repeats=k, chance=float(g["chance"].mean())))  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def curve_best(curve):
+    """Per (target, n_train): the level with the best mean score and how far it leads the runner-up, as the
+    mean paired difference over the repeats (the same images for both) and that difference over its standard
+    error (NaN with one repeat); ties go to the level listed first."""
+    import pandas as pd
+
+    levels = list(dict.fromkeys(curve["level"]))
+    rows = []
+    for (target, size), g in curve.groupby(["target", "n_train"], sort=False):
+        wide = g.pivot(index="repeat", columns="level", values="score")[levels].dropna()
+        means = wide.mean()
+        ranked = sorted(levels, key=lambda lv: (-means[lv], levels.index(lv)))
+        best, second = ranked[0], ranked[1] if len(ranked) > 1 else None
+        diff = (wide[best] - wide[second]).to_numpy() if second else np.zeros(len(wide))
+        sd = diff.std(ddof=1) if len(diff) > 1 else float("nan")
+        z = float(diff.mean() / (sd / np.sqrt(len(diff)))) if len(diff) > 1 and sd > 0 else float("nan")
+        rows.append(dict(target=target, n_train=size, best=best, runner_up=second, lead=float(diff.mean()),
+                         lead_over_se=z, repeats=len(wide)))  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def plot_probe_curve(curve, path_stem: str, title: Optional[str] = None) -> Sequence[str]:
+    """One panel per target: mean held-out score against the number of training labels (log axis), one line
+    per level with standard-error bars, chance dotted for binary targets; writes PNG and PDF."""
+    from .plots import _plt, save_figure
+
+    plt = _plt()
+    summary = curve_summary(curve)
+    targets = list(dict.fromkeys(summary["target"]))
+    levels = list(dict.fromkeys(summary["level"]))
+    cols = min(4, len(targets))
+    rows = (len(targets) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.6 * rows), squeeze=False)
+    for ax, target in zip(axes.flat, targets):
+        part = summary[summary["target"] == target]
+        for level in levels:
+            line = part[part["level"] == level]
+            ax.errorbar(line["n_train"], line["mean"], yerr=line["sem"].fillna(0), marker="o", ms=3, capsize=2,
+                        label=level)  # fmt: skip
+        if part["metric"].iloc[0] == "accuracy":
+            ax.plot(part["n_train"].unique(), part.groupby("n_train", sort=False)["chance"].mean(), "k:", lw=1)
+        ax.set_xscale("log")
+        ax.minorticks_off()
+        sizes = sorted(part["n_train"].unique())
+        ax.set_xticks(sizes, labels=[str(k) for k in sizes])
+        ax.set_title(target, fontsize=9)
+        ax.set_xlabel("training labels", fontsize=8)
+        ax.set_ylabel("held-out R$^2$" if part["metric"].iloc[0] == "r2" else "held-out accuracy", fontsize=8)
+        ax.tick_params(labelsize=7)
+    for ax in list(axes.flat)[len(targets) :]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=7)
+    fig.suptitle(title or "Linear probes per level against the number of training labels", fontsize=10)
+    fig.tight_layout()
+    return save_figure(fig, path_stem)
+
+
+def write_probe_curve_report(curve, out_dir: str, title: Optional[str] = None, settings: Optional[dict] = None):
+    """curve.csv (every fit), curve_summary.csv/.md, curve_best.csv/.md, probe_curve.png/.pdf and
+    curve_summary.json; returns the curve_best table."""
+    import json
+    import os
+
+    from ..utils.atomic import write_text
+    from .reports import write_csv, write_table
+
+    os.makedirs(out_dir, exist_ok=True)
+    write_csv(curve.set_index("level"), os.path.join(out_dir, "curve.csv"))
+    write_table(curve_summary(curve).set_index("target"), os.path.join(out_dir, "curve_summary"))
+    best = curve_best(curve)
+    write_table(best.set_index("target"), os.path.join(out_dir, "curve_best"))
+    plot_probe_curve(curve, os.path.join(out_dir, "probe_curve"), title)
+    summary = dict(settings or {}, sizes=sorted(int(k) for k in curve["n_train"].unique()),
+                   best={f"{r.target}@{r.n_train}": r.best for r in best.itertuples()})  # fmt: skip
+    write_text(os.path.join(out_dir, "curve_summary.json"), json.dumps(summary, indent=2) + "\n")
+    return best
 
 
 def score_matrix(table):
