@@ -389,3 +389,13 @@ def test_feature_term_uses_f_on_both_images(image_folder):
     m = tr.step()
     assert m["feat"] == pytest.approx(float((Fx(x) - Fx(rec)).square().mean()), rel=1e-4)
     assert m["mse"] == pytest.approx(float((x - rec).square().mean()), rel=1e-4)
+
+
+def test_cli_feature_net_choices_are_the_library_names():
+    """The CLI lists F's names itself (importing the training module at --help time would load torch's heavy parts);
+    this keeps the two lists one."""
+    from latentlab.cli.encoder_commands import train_encoder_cmd
+    from latentlab.inversion.encoder_training import FEATURE_NETS
+
+    (option,) = [p for p in train_encoder_cmd.params if p.name == "feature_net"]
+    assert tuple(option.type.choices) == FEATURE_NETS
