@@ -118,6 +118,10 @@ def transfer(args, feats):
 
 
 def run(args):
+    try:  # checked before any work
+        sizes = [int(k) for k in args.curve.split(",") if k.strip()] if args.curve else []
+    except ValueError:
+        raise ValueError(f"--curve {args.curve!r}: give training sizes as comma-separated integers") from None
     names, feats = load_features(args.features)
     columns = [c for c in args.targets.split(",") if c] if args.targets else None
     circular = {c for c in args.circular.split(",") if c}
@@ -127,8 +131,7 @@ def run(args):
     best = write_level_probe_report(table, args.out, title=args.title, settings=settings)
     print(score_matrix(table).to_string(float_format=lambda v: f"{v:.3f}"))
     print("best level: " + ", ".join(f"{t}: {lvl}" for t, lvl in best.items()))
-    if args.curve:
-        sizes = [int(k) for k in args.curve.split(",") if k]
+    if sizes:
         curve = probe_curve(feats, targets, sizes, repeats=args.repeats, test_fraction=args.test_fraction,
                             seed=args.seed)  # fmt: skip
         title = f"{args.title or 'Linear probes per level'}: against the number of training labels"
