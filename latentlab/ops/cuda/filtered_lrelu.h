@@ -80,14 +80,16 @@ template <typename acc_t, typename src_t>
 LL_HD acc_t fir_window(const src_t* src, int64_t sy, int64_t sx, int y0, int y1, int x0, int x1, int by, int bx,
                        int uy, int ux, const acc_t* k, int kh, int kw, bool flip, acc_t add) {
     acc_t acc = acc_t(0);
-    const int kx0 = first_tap(bx, ux, x0);
-    for (int ky = first_tap(by, uy, y0); ky < kh; ky += uy) {
-        const int iy = (by + ky) / uy;  // exact and >= y0 by the choice of the first tap
+    // Taps step by the up factor, so the sample index steps by one: one division per window, not per tap.
+    const int ky0 = first_tap(by, uy, y0), kx0 = first_tap(bx, ux, x0);
+    const int ix0 = (bx + kx0) / ux;  // exact and >= x0 by the choice of the first tap
+    int iy = (by + ky0) / uy;         // likewise
+    for (int ky = ky0; ky < kh; ky += uy, ++iy) {
         if (iy >= y1) break;
         const src_t* row = src + int64_t(iy - y0) * sy;
         const acc_t* krow = k + (flip ? kh - 1 - ky : ky) * kw;
-        for (int kx = kx0; kx < kw; kx += ux) {
-            const int ix = (bx + kx) / ux;
+        int ix = ix0;
+        for (int kx = kx0; kx < kw; kx += ux, ++ix) {
             if (ix >= x1) break;
             acc += krow[flip ? kw - 1 - kx : kx] * (acc_t(row[int64_t(ix - x0) * sx]) + add);
         }

@@ -65,13 +65,15 @@ LL_HD void run_one(index_t i, const Params& p, scalar_t* __restrict__ y, const s
     const int ky0 = first_tap(by, p.uy);
     const int kx0 = first_tap(bx, p.ux);
     acc_t acc = acc_t(0);
-    for (int ky = ky0; ky < p.kh; ky += p.uy) {
-        const int iy = (by + ky) / p.uy;  // exact: by + ky is a non-negative multiple of uy
+    // Taps step by the up factor, so the sample index steps by one: one division per output, not per tap.
+    const int ix0 = (bx + kx0) / p.ux;  // exact: bx + kx0 is a non-negative multiple of ux
+    int iy = (by + ky0) / p.uy;         // likewise
+    for (int ky = ky0; ky < p.kh; ky += p.uy, ++iy) {
         if (iy >= p.h) break;
         const scalar_t* row = xp + int64_t(iy) * p.sh;
         const int fy = p.flip_taps ? p.kh - 1 - ky : ky;
-        for (int kx = kx0; kx < p.kw; kx += p.ux) {
-            const int ix = (bx + kx) / p.ux;
+        int ix = ix0;
+        for (int kx = kx0; kx < p.kw; kx += p.ux, ++ix) {
             if (ix >= p.w) break;
             const int fx = p.flip_taps ? p.kw - 1 - kx : kx;
             acc += k[fy * p.kw + fx] * acc_t(row[int64_t(ix) * p.sw]);
