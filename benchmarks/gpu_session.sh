@@ -54,4 +54,10 @@ done
 wait "$sg3_pid" && say "stylegan3 plugins built" || say "stylegan3 plugins FAILED"; tail -n 3 "$OUTDIR/build_sg3.log"
 timeout 90 $PY benchmarks/generator_throughput.py --device cuda --config sg3t-256 --batch 16 --iters 20 --warmup 3 \
   --official "$SG3" --json "$J" 2>&1 | grep -v Warning | tail -n 6
+# 4. StyleGAN3's filtered_lrelu call by call (ours vs NVIDIA's plugin, errors against float64), and the generator's
+#    paths against a float64 evaluation with a profile.
+timeout 120 $PY benchmarks/filtered_lrelu_kernel.py --config sg3t-256 --batch 8 --device cuda --official "$SG3" \
+  >"$OUTDIR/filtered_lrelu.log" 2>&1; tail -n 20 "$OUTDIR/filtered_lrelu.log"
+timeout 90 $PY benchmarks/sg3_accuracy_profile.py --config sg3t-256 --batch 8 --device cuda 2>&1 | grep -v "Warn\|USDT\|ERROR:" \
+  | tail -n 18
 say "done"
