@@ -107,6 +107,36 @@ def test_upfirdn2d_matches_naive(case, flip, sep):
     np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-10)
 
 
+@pytest.mark.parametrize(
+    "taps, up, pad",
+    [
+        (12, (2, 2), (6, 5, 6, 5)),  # StyleGAN3's up-sampling layers
+        (24, (4, 4), (12, 11, 12, 11)),
+        (3, (4, 1), (0, 0, 1, 1)),  # fewer taps than phases: some output phases meet no sample
+        (5, (3, 2), (-2, 4, 3, -1)),  # taps not a multiple of up, crops
+        (6, (2, 3), (-7, -3, 0, 0)),  # crops beyond the first phases' reach
+    ],
+)
+def test_upsampling_by_phases_matches_naive(taps, up, pad):
+    """Separable filters up-sample by phases (no zeros inserted); the sums equal the textbook definition."""
+    x = RNG.standard_normal((2, 3, 9, 8))
+    f = RNG.standard_normal(taps)
+    for flip in (False, True):
+        expected = naive_upfirdn2d(x, f, up, (1, 1), pad, flip, gain=1.7)
+        got = upfirdn2d(torch.from_numpy(x), torch.from_numpy(f), up=up, padding=pad, flip_filter=flip, gain=1.7)
+        assert got.shape == expected.shape
+        np.testing.assert_allclose(got.numpy(), expected, rtol=1e-10, atol=1e-10)
+
+
+def test_upsampling_by_phases_gradients():
+    torch.manual_seed(0)
+    x = _d(1, 2, 5, 4)
+    f = torch.randn(5, dtype=torch.float64)
+    fn = lambda x: upfirdn2d(x, f, up=(3, 2), padding=(-1, 2, 2, 1))  # noqa: E731
+    assert torch.autograd.gradcheck(fn, (x,))
+    assert torch.autograd.gradgradcheck(fn, (x,))
+
+
 def test_upfirdn2d_refuses_empty_output():
     with pytest.raises(ValueError, match="empty"):
         upfirdn2d(torch.zeros(1, 1, 3, 3), torch.ones(4, 4), padding=-1)
