@@ -60,4 +60,6 @@ timeout 120 $PY benchmarks/filtered_lrelu_kernel.py --config sg3t-256 --batch 8 
   >"$OUTDIR/filtered_lrelu.log" 2>&1; tail -n 20 "$OUTDIR/filtered_lrelu.log"
 timeout 90 $PY benchmarks/sg3_accuracy_profile.py --config sg3t-256 --batch 8 --device cuda 2>&1 | grep -v "Warn\|USDT\|ERROR:" \
   | tail -n 18
-say "done"
+# The device tool brings back at most 8 files: the logs travel as one archive beside bench.jsonl.
+(cd "$OUTDIR" && tar -czf logs.tar.gz --remove-files machine.txt ./*.log)
+say "done (logs in $OUTDIR/logs.tar.gz)"
