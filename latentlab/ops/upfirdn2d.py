@@ -116,6 +116,24 @@ def _pad_axis(x, axis, p0, p1):
     return F.pad(x, [0, 0] * (x.ndim - 1 - axis) + [p0, p1])
 
 
+def _zero_insert(x, axis, up):
+    """`up - 1` zeros after every sample along `axis`."""
+    if up == 1:
+        return x
+    shape = list(x.shape)
+    shape[axis] *= up
+    return _pad_axis(x.unsqueeze(axis + 1), axis + 1, 0, up - 1).reshape(shape)
+
+
+def _pad_or_crop(x, axis, p0, p1):
+    """(x, conv padding): symmetric non-negative padding is left to the convolution (no padded copy); any other is
+    applied here, negative values cropping."""
+    if p0 == p1 and p0 >= 0:
+        return x, p0
+    x = _pad_axis(x, axis, max(p0, 0), max(p1, 0))
+    return x.narrow(axis, max(-p0, 0), x.shape[axis] - max(-p0, 0) - max(-p1, 0)), 0
+
+
 def _polyphase_up(x, taps, axis, up, p0, p1):
     """Zero insertion by `up` along `axis`, padding (p0, p1; negative crops) and correlation with `taps`, without
     touching the inserted zeros: output r (mod up) only meets the taps t = (p0 - r) mod up + j * up, which read
@@ -152,15 +170,7 @@ def _separable_pass(x, taps, axis, up, down, p0, p1):
     """One axis of a separable upfirdn2d: zero insertion, padding, correlation with `taps`, decimation."""
     if up > 1 and down == 1:
         return _polyphase_up(x, taps, axis, up, p0, p1)
-    if up > 1:
-        shape = list(x.shape)
-        x = _pad_axis(x.unsqueeze(axis + 1), axis + 1, 0, up - 1)  # a zero after every sample
-        shape[axis] *= up
-        x = x.reshape(shape)
-    cpad = p0 if p0 == p1 and p0 >= 0 else 0  # symmetric padding goes into the conv (no padded copy)
-    if not cpad and (p0 or p1):
-        x = _pad_axis(x, axis, max(p0, 0), max(p1, 0))
-        x = x.narrow(axis, max(-p0, 0), x.shape[axis] - max(-p0, 0) - max(-p1, 0))
+    x, cpad = _pad_or_crop(_zero_insert(x, axis, up), axis, p0, p1)
     stride, padding = ((1, down), (0, cpad)) if axis == 3 else ((down, 1), (cpad, 0))
     return _depthwise(x, _along(taps, axis), stride, padding)
 
@@ -198,16 +208,9 @@ def upfirdn2d_ref(
         x = _separable_pass(x, fx, 3, ux, dx, px0, px1)
         return _separable_pass(x, fy, 2, uy, dy, py0, py1)
 
-    if ux > 1 or uy > 1:  # zero after every sample
-        x = x.reshape(n, c, h, 1, w, 1)
-        x = F.pad(x, [0, ux - 1, 0, 0, 0, uy - 1])
-        x = x.reshape(n, c, h * uy, w * ux)
-    # Symmetric positive padding goes into the conv itself (no padded copy of x).
-    cpad = (py0, px0) if px0 == px1 and py0 == py1 and px0 >= 0 and py0 >= 0 else (0, 0)
-    if cpad == (0, 0):
-        x = F.pad(x, [max(px0, 0), max(px1, 0), max(py0, 0), max(py1, 0)])
-        x = x[:, :, max(-py0, 0) : x.shape[2] - max(-py1, 0), max(-px0, 0) : x.shape[3] - max(-px1, 0)]
-    return _depthwise(x, f, (dy, dx), cpad)
+    x, cx = _pad_or_crop(_zero_insert(x, 3, ux), 3, px0, px1)
+    x, cy = _pad_or_crop(_zero_insert(x, 2, uy), 2, py0, py1)
+    return _depthwise(x, f, (dy, dx), (cy, cx))
 
 
 def upfirdn2d(

@@ -20,7 +20,9 @@ same images.
 the training part, the held-out part fixed): a label-efficiency curve per level. With many labels every
 level of an in-domain encoder reaches the same ceiling (its codes are all functions of one latent, so
 each holds the same information); how few labels a level needs says how directly it carries an
-attribute, which is what features for downstream tasks with few labels depend on. Features are whatever the caller measured: `latentlab features` writes one array per
+attribute, which is what features for downstream tasks with few labels depend on.
+
+Features are whatever the caller measured: `latentlab features` writes one array per
 level (`latentlab.inversion.encoder.level_features`), and any other per-level representation works.
 """
 
@@ -158,7 +160,8 @@ def probe_curve(
     and target so that levels are compared on the same images), always scored on the same held-out part
     (the split of `probe_levels` with the same seed and test_fraction). A DataFrame with columns level,
     target, kind, metric, n_train, repeat, score, chance. A binary target whose subset holds fewer than two
-    images of either class (too few to cross-validate C) scores NaN there. With n the whole training part, one repeat is made (all would be equal)."""
+    images of either class (too few to cross-validate C) scores NaN there. With n the whole training part,
+    one repeat is made (all would be equal)."""
     import pandas as pd
 
     n, n_test = _check_inputs(features, targets, test_fraction)
@@ -177,10 +180,14 @@ def probe_curve(
     for size in sizes:
         for r in range(1 if size == pool else int(repeats)):
             subset = np.random.RandomState([seed, size, r]).choice(train, size, replace=False)
+            too_few = set()  # binary targets whose subset cannot cross-validate C (2 folds of each class)
+            for name, y in Y.items():
+                counts = np.unique(y[subset], return_counts=True)[1]
+                if kinds[name] == "binary" and (len(counts) < 2 or counts.min() < 2):
+                    too_few.add(name)
             for level, feats in X.items():
                 for name, y in Y.items():
-                    counts = np.unique(y[subset], return_counts=True)[1] if kinds[name] == "binary" else None
-                    if counts is not None and (len(counts) < 2 or counts.min() < 2):  # C needs 2 folds of each
+                    if name in too_few:
                         score, chance, metric = float("nan"), float("nan"), "accuracy"
                     else:
                         score, chance, metric = _fit_and_score(feats, y, kinds[name], subset, test, name)
