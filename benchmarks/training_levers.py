@@ -12,11 +12,23 @@ data work on the step's critical path.
 and weight) as a training step runs them, through oneDNN (`F.conv2d`, contiguous and channels-last inputs) and
 as im2col + one matmul (`F.unfold`), next to a dense 2048^2 matmul on the same threads: how far the kernels
 the step spends most of its time in are from the machine's matmul rate.
+'winograd': the same shapes' forward and both gradients through oneDNN (channels-last) and as Winograd
+convolutions F(2x2, 3x3) and F(4x4, 3x3) written with torch ops (tiles by `unfold`, the transforms as matmuls
+with Kronecker products of the transform matrices, one batched matmul per tile position; autograd supplies the
+gradients): milliseconds per call and the forward's largest error relative to float64. The last column is the
+floor of any F(4x4, 3x3) implementation, however well fused: its three batched matmuls alone (forward, input
+gradient, weight gradient), with the tile transforms taken as free.
+'profile': where the full StyleGAN2 step's time goes (--iters x 16 steps of `Trainer.train_step`, so the lazy
+regularisers are in at their rates): the convolutions (forward, backward, double backward; each call timed alone)
+split into the 3x3 stride-1 ones a Winograd convolution could take and the rest (strided, transposed, 1x1,
+depthwise filters), and everything else (the plain step's time less the convolutions').
 
 Examples:
     python benchmarks/training_levers.py --rows compile --config toy64 --batch 16 --threads 2
     python benchmarks/training_levers.py --rows loader --data /work/toy/data/images --batch 16
     python benchmarks/training_levers.py --rows convs --batch 16 --threads 1
+    python benchmarks/training_levers.py --rows winograd --batch 16 --threads 2 --iters 10
+    python benchmarks/training_levers.py --rows profile --config toy64 --batch 16 --threads 2 --iters 1
 """
 
 import argparse
@@ -147,9 +159,142 @@ def conv_rows(batch, iters):
         print(f"| {batch}, {cin} -> {cout}, {res} px | " + " | ".join(f"{r:.0f} GFLOP/s" for r in rates) + " |")
 
 
+# Winograd F(m x m, 3 x 3) transforms (Lavin & Gray 2016): output tile = A^T [(G g G^T) * (B^T d B)] A for an
+# (m + 2)^2 input tile d; F(2, 3) interpolates at 0, +-1, F(4, 3) at 0, +-1, +-2 (both with the point at infinity).
+_WINOGRAD = {
+    2: (
+        [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]],
+        [[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]],
+        [[1, 1, 1, 0], [0, 1, -1, -1]],
+    ),
+    4: (
+        [
+            [4, 0, -5, 0, 1, 0],
+            [0, -4, -4, 1, 1, 0],
+            [0, 4, -4, -1, 1, 0],
+            [0, -2, -1, 2, 1, 0],
+            [0, 2, -1, -2, 1, 0],
+            [0, 4, 0, -5, 0, 1],
+        ],
+        [
+            [1 / 4, 0, 0],
+            [-1 / 6, -1 / 6, -1 / 6],
+            [-1 / 6, 1 / 6, -1 / 6],
+            [1 / 24, 1 / 12, 1 / 6],
+            [1 / 24, -1 / 12, 1 / 6],
+            [0, 0, 1],
+        ],
+        [[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]],
+    ),
+}
+
+
+def winograd_conv3x3(m):
+    """A 3x3, padding-1 convolution as Winograd F(m x m, 3 x 3) in torch ops (differentiable by autograd)."""
+    bt, g, at = (torch.tensor(v, dtype=torch.float64) for v in _WINOGRAD[m])
+    # Flattened 2-D transforms: (row-major tile) @ kron(M, M)^T applies M on both axes at once.
+    kb, kg, ka = (torch.kron(v, v).T.float().contiguous() for v in (bt, g, at))
+    a = m + 2
+
+    def conv(x, w):
+        n, c, h, wd = x.shape
+        th, tw = -(-h // m), -(-wd // m)
+        d = F.pad(x, (1, tw * m + 1 - wd, 1, th * m + 1 - h)).unfold(2, a, m).unfold(3, a, m)  # N C th tw a a
+        v = (d.permute(0, 2, 3, 1, 4, 5).reshape(n * th * tw, c, a * a) @ kb).permute(2, 0, 1)  # a^2, tiles, C
+        u = (w.reshape(w.shape[0], c, 9) @ kg).permute(2, 1, 0)  # a^2, C, O
+        y = torch.bmm(v, u).permute(1, 2, 0) @ ka  # tiles, O, m^2
+        y = y.reshape(n, th, tw, -1, m, m).permute(0, 3, 1, 4, 2, 5).reshape(n, -1, th * m, tw * m)
+        return y[:, :, :h, :wd]
+
+    return conv
+
+
+def _fwd_bwd(conv, x, w, gy):
+    x, w = x.detach().requires_grad_(True), w.detach().requires_grad_(True)
+    torch.autograd.grad(conv(x, w), [x, w], gy)
+
+
+def winograd_rows(batch, iters):
+    print(f"ms per forward + input and weight gradients ({torch.get_num_threads()} threads); error: forward vs float64")
+    print(
+        "| shape (batch, in -> out, px) | oneDNN channels-last | F(2x2,3x3) | error | F(4x4,3x3) | error "
+        "| F(4x4,3x3) batched matmuls only |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    torch.manual_seed(0)
+    for cin, cout, res in CONV_SHAPES:
+        x, w, gy = torch.randn(batch, cin, res, res), torch.randn(cout, cin, 3, 3), torch.randn(batch, cout, res, res)
+        ref = F.conv2d(x.double(), w.double(), padding=1)
+        xl, gyl = (t.contiguous(memory_format=torch.channels_last) for t in (x, gy))
+        cells = [f"{best_of(lambda: _fwd_bwd(lambda a, b: F.conv2d(a, b, padding=1), xl, w, gyl), iters) * 1e3:.1f}"]
+        for m in (2, 4):
+            conv = winograd_conv3x3(m)
+            err = ((conv(x, w).double() - ref).abs().max() / ref.abs().max()).item()
+            cells += [f"{best_of(lambda c=conv: _fwd_bwd(c, x, w, gy), iters) * 1e3:.1f}", f"{err:.1e}"]
+        tiles = batch * (-(-res // 4)) ** 2
+        v, u, dm = torch.randn(36, tiles, cin), torch.randn(36, cin, cout), torch.randn(36, tiles, cout)
+        gemms = lambda: (torch.bmm(v, u), torch.bmm(dm, u.transpose(1, 2)), torch.bmm(v.transpose(1, 2), dm))  # noqa: E731
+        cells.append(f"{best_of(gemms, iters) * 1e3:.1f}")
+        print(f"| {batch}, {cin} -> {cout}, {res} px | " + " | ".join(cells) + " |")
+
+
+class _ConvTimer(torch.utils._python_dispatch.TorchDispatchMode):
+    """Wall time of every convolution the dispatcher runs (forward, backward, and those inside double backward),
+    split into 3x3 stride-1 convolutions and the rest. Only the convolution calls themselves are timed, so the
+    mode's own per-op overhead does not enter the sums (the profiler's did: it doubled the small ops' share)."""
+
+    def __init__(self):
+        super().__init__()
+        self.seconds = {"3x3 stride 1": 0.0, "other": 0.0}
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func not in (torch.ops.aten.convolution.default, torch.ops.aten.convolution_backward.default):
+            return func(*args, **(kwargs or {}))
+        # convolution(input, weight, bias, stride, padding, dilation, transposed, output_padding, groups);
+        # convolution_backward(grad_output, input, weight, bias_sizes, stride, padding, dilation, transposed, ...).
+        backward = func is torch.ops.aten.convolution_backward.default
+        w, stride, transposed, groups = (
+            (args[2], args[4], args[7], args[9]) if backward else (args[1], args[3], args[6], args[8])
+        )
+        kind = (
+            "3x3 stride 1"
+            if tuple(w.shape[2:]) == (3, 3) and list(stride) == [1, 1] and not transposed and groups == 1
+            else "other"
+        )
+        t = time.perf_counter()
+        out = func(*args, **(kwargs or {}))
+        self.seconds[kind] += time.perf_counter() - t
+        return out
+
+
+def profile_rows(config, batch, iters):
+    from benchmarks.training_throughput import trainer
+
+    tr = trainer(config, batch, "cpu")
+    steps = 16 * iters  # whole cycles of the lazy regularisers
+    for _ in range(2):
+        tr.train_step()
+    t = time.perf_counter()
+    for _ in range(steps):
+        tr.train_step()
+    total = (time.perf_counter() - t) / steps
+    timer = _ConvTimer()
+    with timer:
+        for _ in range(steps):
+            tr.train_step()
+    w3, other = (timer.seconds[k] / steps for k in ("3x3 stride 1", "other"))
+    print(f"{config}, batch {batch}, {torch.get_num_threads()} threads: {total:.3f} s per step")
+    print(
+        f"  3x3 stride-1 convolutions {w3:.3f} s, other convolutions {other:.3f} s, "
+        f"everything else {total - w3 - other:.3f} s"
+    )
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--rows", default="compile,loader", help="compile, loader, convs (comma-separated)")
+    ap.add_argument(
+        "--rows", default="compile,loader", help="compile, loader, convs, winograd, profile (comma-separated)"
+    )
     ap.add_argument("--config", choices=sorted(CONFIGS), default="toy64")
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--iters", type=int, default=6)
@@ -166,6 +311,10 @@ def main():
         loader_row(args.data, args.resolution, args.batch, max(args.iters, 20))
     if "convs" in rows:
         conv_rows(args.batch, args.iters)
+    if "winograd" in rows:
+        winograd_rows(args.batch, args.iters)
+    if "profile" in rows:
+        profile_rows(args.config, args.batch, args.iters)
 
 
 if __name__ == "__main__":

@@ -262,6 +262,28 @@ def test_upfirdn2d_gradients(case):
     assert torch.autograd.gradgradcheck(fn, (x,))
 
 
+@pytest.mark.parametrize("case", CASES[4:])
+@pytest.mark.parametrize("sep", [False, True])
+def test_upfirdn2d_gradients_through_strides_and_crops(case, sep):
+    """The constant filter's gradient is its adjoint (a transposed per-channel filter, with the rows a stride skips
+    given back as output padding); first and second derivatives against finite differences."""
+    torch.manual_seed(1)
+    x = _d(1, 2, 7, 6)  # sizes the strides do not divide
+    f = torch.randn(4, dtype=torch.float64) if sep else torch.randn(3, 4, dtype=torch.float64)
+    fn = lambda x: upfirdn2d(x, f, up=case["up"], down=case["down"], padding=case["pad"], gain=1.3)  # noqa: E731
+    assert torch.autograd.gradcheck(fn, (x,))
+    assert torch.autograd.gradgradcheck(fn, (x,))
+
+
+def test_upfirdn2d_learned_filter_gets_gradients():
+    """A filter that requires grad takes autograd's own path, so it is learned too (first and second order)."""
+    torch.manual_seed(2)
+    x, f = _d(1, 2, 6, 5), _d(3, 3)
+    fn = lambda x, f: upfirdn2d(x, f, down=2, padding=1)  # noqa: E731
+    assert torch.autograd.gradcheck(fn, (x, f))
+    assert torch.autograd.gradgradcheck(fn, (x, f))
+
+
 @pytest.mark.parametrize("up,down,fused", [(1, 1, True), (2, 1, True), (2, 1, False), (1, 2, False)])
 def test_modulated_conv_and_resample_gradients(up, down, fused):
     torch.manual_seed(0)

@@ -85,9 +85,38 @@ def setup_filter(
     return t
 
 
-def _depthwise(x, k, stride, padding=(0, 0)):
+def _filter_channels(x, k, stride, padding, adjoint, out_hw):
+    """Correlate every channel of x with the 2-D filter k (`adjoint`: the transposed operation, sized out_hw)."""
     c = x.shape[1]
-    return F.conv2d(x, k[None, None].expand(c, 1, *k.shape), stride=stride, padding=padding, groups=c)
+    w = k[None, None].expand(c, 1, *k.shape)
+    if not adjoint:
+        return F.conv2d(x, w, stride=stride, padding=padding, groups=c)
+    # The rows/columns a strided correlation's input had beyond its last window come back as output padding.
+    extra = [o - ((i - 1) * s - 2 * p + t) for o, i, s, p, t in zip(out_hw, x.shape[2:], stride, padding, k.shape)]
+    return F.conv_transpose2d(x, w, stride=stride, padding=padding, output_padding=extra, groups=c)
+
+
+class _ConstantFilter(torch.autograd.Function):
+    """A per-channel FIR with a constant filter whose gradient is its adjoint, again this op, so gradients of any
+    order run as per-channel filters. Through autograd's own convolution formulas the second derivative (R1, path
+    length) also computes the filter's gradient, constant or not, as one small convolution per channel: a tenth of
+    the CPU training step of the embedded model went there."""
+
+    @staticmethod
+    def forward(ctx, x, k, stride, padding, adjoint, out_hw):
+        ctx.k, ctx.stride, ctx.padding, ctx.adjoint, ctx.in_hw = k, stride, padding, adjoint, tuple(x.shape[2:])
+        return _filter_channels(x, k, stride, padding, adjoint, out_hw)
+
+    @staticmethod
+    def backward(ctx, g):
+        gx = _ConstantFilter.apply(g, ctx.k, ctx.stride, ctx.padding, not ctx.adjoint, ctx.in_hw)
+        return gx, None, None, None, None, None
+
+
+def _depthwise(x, k, stride, padding=(0, 0)):
+    if k.requires_grad:  # a learned filter: autograd's formulas give its gradient too
+        return _filter_channels(x, k, stride, padding, False, None)
+    return _ConstantFilter.apply(x, k, tuple(stride), tuple(padding), False, None)
 
 
 def _as_separable(f):
