@@ -552,6 +552,69 @@ def test_filtered_lrelu_large_filters(device):
     torch.testing.assert_close(gx, rx, rtol=1e-4, atol=1e-4)
 
 
+# StyleGAN3's configurations, which run the kernel's compiled specialisations (with_spec in
+# filtered_lrelu.h; their backward chains swap up and down, and the filters): (up, down, up taps,
+# down taps, padding). The last has a 2-D (radial) down filter and 11 up taps, which the kernel
+# pads with a zero tap to the specialisation's 12.
+FLRELU_SPEC_CASES = [
+    (2, 2, 12, 12, (11, 10, 11, 10)),
+    (4, 2, 24, 12, (23, 22, 21, 24)),
+    (2, 4, 12, 24, (9, 14, 13, 10)),
+    (2, 2, 11, (12, 12), (10, 11, 12, 9)),
+]
+
+
+def _spec_args(device, case, dtype=torch.float64):
+    up, down, tu, td, pad = case
+    make = lambda t: (torch.rand(t, dtype=torch.float64) + 0.1).to(device) / (t if isinstance(t, int) else t[0])
+    x = _rand((2, 3, 19, 17), device, dtype, scale=1.0, requires_grad=True)
+    b = _rand((3,), device, dtype, scale=1.0, requires_grad=True)
+    return x, make(tu), make(td), b, up, down, pad
+
+
+@pytest.mark.parametrize("device", DEVICES, indirect=True)
+@pytest.mark.parametrize("case", FLRELU_SPEC_CASES)
+@pytest.mark.parametrize("flip", [False, True])
+def test_filtered_lrelu_compiled_configs(device, case, flip):
+    """Forward (all tile borders), gradients and double gradients on the compiled configurations."""
+    torch.manual_seed(16)
+    x, fu, fd, b, up, down, pad = _spec_args(device, case)
+    ref = _flrelu_ref(x, fu, fd, b, up, down, pad, clamp=0.8, flip=flip)
+    for tile in (0, 1, 3, 7):
+        got = _flrelu_kernel(x, fu, fd, b, up, down, pad, clamp=0.8, flip=flip, tile=tile)
+        torch.testing.assert_close(got, ref, rtol=1e-12, atol=1e-12)
+    outs = []
+    for fn in (
+        lambda *a: _flrelu_kernel(*a, clamp=0.8, flip=flip, tile=5),
+        lambda *a: _flrelu_ref(*a, clamp=0.8, flip=flip),
+    ):
+        y = fn(x, fu, fd, b, up, down, pad)
+        dy = torch.linspace(-1, 1, y.numel(), dtype=y.dtype, device=device).reshape(y.shape).requires_grad_(True)
+        gx, gb = torch.autograd.grad(y, (x, b), dy, create_graph=True)
+        (gdy,) = torch.autograd.grad(gx.square().sum() + gb.sum(), dy)
+        outs.append((gx, gb, gdy))
+    for got, want in zip(*outs):
+        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("device", DEVICES, indirect=True)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("case", FLRELU_SPEC_CASES[:3])
+def test_filtered_lrelu_compiled_configs_low_precision(device, dtype, case):
+    torch.manual_seed(17)
+    x, fu, fd, b, up, down, pad = _spec_args(device, case, dtype)
+    x64, b64 = x.detach().double().requires_grad_(True), b.detach().double().requires_grad_(True)
+    ref = _flrelu_ref(x64, fu, fd, b64, up, down, pad, clamp=1.5)
+    y = _flrelu_kernel(x, fu, fd, b, up, down, pad, clamp=1.5)
+    assert y.dtype == dtype
+    # the kernel rounds only its input and output to dtype (float32 arithmetic)
+    tol = {torch.float32: 1e-5, torch.float16: 5e-3, torch.bfloat16: 3e-2}[dtype]
+    torch.testing.assert_close(y.double(), ref, rtol=tol, atol=tol)
+    (gx,) = torch.autograd.grad(y, x, torch.ones_like(y))
+    (rx,) = torch.autograd.grad(ref, x64, torch.ones_like(ref))
+    torch.testing.assert_close(gx.double(), rx, rtol=tol, atol=tol * 10)
+
+
 @pytest.mark.skipif(not HAS_GPU, reason="no CUDA device")
 def test_public_filtered_lrelu_dispatch(built):
     from latentlab.ops import filtered_lrelu

@@ -40,15 +40,16 @@ static void axis_sizes(int64_t in, int64_t u, int64_t d, int64_t p0, int64_t p1,
 }
 
 // Output tile size: as given (tests use tiny tiles to exercise tile borders), else the largest
-// power of two up to 32 whose workspace fits the shared-memory budget (16 when none does).
+// candidate whose workspace fits the shared-memory budget (16 when none does). Larger tiles
+// recompute less of their neighbours' footprints (the filters' overlap).
 static void plan_tiles(Params& p, int64_t tile, int64_t elem_bytes) {
     int t = int(tile);
     if (t <= 0) {
         t = 16;
-        for (int cand = 32; cand >= 1; cand /= 2) {
-            int64_t a, u, d;
-            workspace_size(p, std::min(cand, p.oh), std::min(cand, p.ow), a, u, d);
-            if ((a + u + d) * elem_bytes <= kSharedBytes) { t = cand; break; }
+        for (int cand : {64, 48, 40, 32, 24, 16, 8, 4, 2, 1}) {
+            int64_t ts, a, b;
+            workspace_size(p, std::min(cand, p.oh), std::min(cand, p.ow), ts, a, b);
+            if ((ts + a + b) * elem_bytes <= kSharedBytes) { t = cand; break; }
         }
     }
     p.tile_h = std::min(t, p.oh);
@@ -56,7 +57,7 @@ static void plan_tiles(Params& p, int64_t tile, int64_t elem_bytes) {
     p.tiles_y = (p.oh + p.tile_h - 1) / p.tile_h;
     p.tiles_x = (p.ow + p.tile_w - 1) / p.tile_w;
     p.tiles = p.n * p.c * p.tiles_y * p.tiles_x;
-    workspace_size(p, p.tile_h, p.tile_w, p.ws_a, p.ws_u, p.ws_d);
+    workspace_size(p, p.tile_h, p.tile_w, p.ws_t, p.ws_a, p.ws_b);
 }
 
 static void fill_params(Params& p, const at::Tensor& x, const at::Tensor& f1, const at::Tensor& f2,
@@ -69,6 +70,7 @@ static void fill_params(Params& p, const at::Tensor& x, const at::Tensor& f1, co
     p.sep1 = f1.dim() == 1; p.sep2 = f2.dim() == 1;
     p.f1h = int(f1.size(0)); p.f1w = int(f1.size(-1));
     p.f2h = int(f2.size(0)); p.f2w = int(f2.size(-1));
+    p.n1x = (p.f1w + p.ux - 1) / p.ux; p.n1y = (p.f1h + p.uy - 1) / p.uy;
     p.px0 = int(pad1[0]); p.py0 = int(pad1[2]);
     p.qx0 = int(pad2[0]); p.qy0 = int(pad2[2]);
     int64_t mh, mw, oh, ow;
@@ -145,12 +147,15 @@ std::tuple<at::Tensor, at::Tensor> filtered_lrelu(at::Tensor x, at::Tensor b, at
         const scalar_t* bp = has_bias ? bc.data_ptr<scalar_t>() : nullptr;
         const acc_t *k1 = f1c.data_ptr<acc_t>(), *k2 = f2c.data_ptr<acc_t>();
         uint8_t* mp = m.defined() ? m.data_ptr<uint8_t>() : nullptr;
-        const int64_t ws_elems = p.ws_a + p.ws_u + p.ws_d;
-        at::parallel_for(0, p.tiles, 1, [&](int64_t begin, int64_t end) {
-            std::vector<acc_t> ws(static_cast<size_t>(ws_elems));
-            const HostGroup g{};
-            for (int64_t t = begin; t < end; ++t)
-                run_tile<scalar_t, acc_t, HostGroup>(t, p, g, yp, xp, bp, k1, k2, mp, ws.data());
+        with_spec(p, [&](auto spec) {
+            using S = decltype(spec);
+            at::parallel_for(0, p.tiles, 1, [&](int64_t begin, int64_t end) {
+                std::vector<acc_t> ws(static_cast<size_t>(p.ws_t + p.ws_a + p.ws_b));
+                const HostGroup g{};
+                prepare_taps<acc_t, HostGroup>(p, g, k1, k2, ws.data());
+                for (int64_t t = begin; t < end; ++t)
+                    run_tile<S, scalar_t, acc_t, HostGroup>(t, p, g, yp, xp, bp, mp, ws.data(), ws.data() + p.ws_t);
+            });
         });
     });
     return {y, m};

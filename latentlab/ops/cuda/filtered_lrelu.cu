@@ -1,5 +1,6 @@
 // CUDA launcher of filtered_lrelu: one block per output tile (grid-stride over tiles), the
-// tile's intermediate image in shared memory, or in a global scratch buffer when too large.
+// tile's workspace in shared memory, or in a global scratch buffer when too large. Each compiled
+// configuration (Spec, see filtered_lrelu.h) is its own kernel.
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
@@ -28,17 +29,19 @@ constexpr int kThreads = 256;
 constexpr int64_t kMaxBlocksShared = 1 << 20;
 constexpr int64_t kMaxBlocksScratch = 1024;  // bounds the scratch buffer
 
-template <typename scalar_t, typename acc_t>
+template <typename S, typename scalar_t, typename acc_t>
 __global__ void __launch_bounds__(kThreads) filtered_lrelu_kernel(Params p, scalar_t* y, const scalar_t* x,
                                                                   const scalar_t* b, const acc_t* f1, const acc_t* f2,
                                                                   uint8_t* m, acc_t* scratch) {
     extern __shared__ __align__(16) unsigned char smem[];
-    const int64_t per_block = p.ws_a + p.ws_u + p.ws_d;
+    const int64_t per_block = p.ws_t + p.ws_a + p.ws_b;
     acc_t* ws = scratch ? scratch + int64_t(blockIdx.x) * per_block : reinterpret_cast<acc_t*>(smem);
     const BlockGroup g{int(threadIdx.x), int(blockDim.x)};
+    // The rearranged filters stay in the workspace for all the block's tiles.
+    prepare_taps<acc_t, BlockGroup>(p, g, f1, f2, ws);
     // All threads of a block walk the same tiles, so every barrier is reached by all of them.
     for (int64_t t = blockIdx.x; t < p.tiles; t += gridDim.x)
-        run_tile<scalar_t, acc_t, BlockGroup>(t, p, g, y, x, b, f1, f2, m, ws);
+        run_tile<S, scalar_t, acc_t, BlockGroup>(t, p, g, y, x, b, m, ws, ws + p.ws_t);
 }
 
 // Tensors are already validated and the tiles planned by filtered_lrelu.cpp.
@@ -48,17 +51,19 @@ void launch_cuda(const Params& p, at::Tensor& y, const at::Tensor& x, const at::
     cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
     AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "latentlab_filtered_lrelu_cuda", [&] {
         using acc_t = at::opmath_type<scalar_t>;
-        const int64_t per_block = p.ws_a + p.ws_u + p.ws_d;
+        const int64_t per_block = p.ws_t + p.ws_a + p.ws_b;
         const int64_t bytes = per_block * int64_t(sizeof(acc_t));
         const bool shared = bytes <= kSharedBytes;
         const int blocks = int(std::min<int64_t>(p.tiles, shared ? kMaxBlocksShared : kMaxBlocksScratch));
         at::Tensor scratch;
         if (!shared) scratch = at::empty({blocks * per_block}, x.options().dtype(f1.scalar_type()));
-        filtered_lrelu_kernel<scalar_t, acc_t><<<blocks, kThreads, shared ? size_t(bytes) : 0, stream>>>(
-            p, y.data_ptr<scalar_t>(), x.data_ptr<scalar_t>(), b.defined() ? b.data_ptr<scalar_t>() : nullptr,
-            f1.data_ptr<acc_t>(), f2.data_ptr<acc_t>(), m.defined() ? m.data_ptr<uint8_t>() : nullptr,
-            shared ? nullptr : scratch.data_ptr<acc_t>());
-        C10_CUDA_KERNEL_LAUNCH_CHECK();
+        with_spec(p, [&](auto spec) {
+            filtered_lrelu_kernel<decltype(spec), scalar_t, acc_t><<<blocks, kThreads, shared ? size_t(bytes) : 0, stream>>>(
+                p, y.data_ptr<scalar_t>(), x.data_ptr<scalar_t>(), b.defined() ? b.data_ptr<scalar_t>() : nullptr,
+                f1.data_ptr<acc_t>(), f2.data_ptr<acc_t>(), m.defined() ? m.data_ptr<uint8_t>() : nullptr,
+                shared ? nullptr : scratch.data_ptr<acc_t>());
+            C10_CUDA_KERNEL_LAUNCH_CHECK();
+        });
     });
 }
 

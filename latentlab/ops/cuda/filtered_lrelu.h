@@ -12,14 +12,32 @@
 // The output is cut into tiles; each tile computes the part of the intermediate grid its
 // outputs need into a workspace (shared memory on the GPU), so intermediates never reach
 // global memory. Neighbouring tiles recompute the overlap of their footprints.
+//
+// Layout of the work, chosen so the inner loops are plain multiply-adds (on a GPU an integer
+// division or modulo costs ~20 instructions and a branch per tap stalls the warp):
+// - the filters are rearranged once per block ("taps"): flipped if asked, and stage 1's split
+//   into its `up` phases of n1 taps each, zero-padded to equal length;
+// - each tile first copies the input window it reads into the workspace, bias added and zeros
+//   outside the image, so no filter loop checks bounds;
+// - stage 1 works in "groups": the `up` neighbouring intermediate samples that read the same n1
+//   inputs (one per phase), so the inputs are loaded once per group and the phase of each
+//   sample is known without any division;
+// - the intermediate window is not clipped to the grid: samples outside it are stage 2's zero
+//   padding and are stored as zeros, so stage 2 has no bounds checks either;
+// - cells are handed to threads by stepping (row, column) by the group size, not by / and %;
+// - the StyleGAN3 configurations (Spec below) are compiled with fixed factors and filter lengths,
+//   so the loops unroll and the filters live in registers; other calls run the same code with
+//   run-time values (Spec<0, 0, 0, 0>).
 #pragma once
 
 #include <stdint.h>
 
 #if defined(__CUDACC__)
 #define LL_HD __host__ __device__ __forceinline__
+#define LL_UNROLL _Pragma("unroll")
 #else
 #define LL_HD inline
+#define LL_UNROLL
 #endif
 
 namespace latentlab {
@@ -44,6 +62,7 @@ struct Params {
     int px0, py0;                  // stage 1 leading padding, in upsampled pixels (negative crops)
     int qx0, qy0;                  // stage 2 leading padding, in intermediate pixels
     int f1h, f1w, f2h, f2w;        // filter sizes (a separable filter has f*h == f*w == taps)
+    int n1x, n1y;                  // stage 1 taps per phase: ceil(f1w / ux), ceil(f1h / uy)
     bool sep1, sep2;               // separable filters: two 1-D passes instead of one 2-D pass
     bool flip_taps;                // read the filters reversed (true convolution)
     double g_up, gain, g_down;     // stage 1 gain, activation gain, stage 2 gain
@@ -52,7 +71,7 @@ struct Params {
     int tile_h, tile_w;            // output tile size
     int tiles_y, tiles_x;          // tiles per plane along each axis
     int64_t tiles;                 // n * c * tiles_y * tiles_x
-    int64_t ws_a, ws_u, ws_d;      // workspace elements: activations, stage 1 rows, stage 2 rows
+    int64_t ws_t, ws_a, ws_b;      // workspace elements: taps, activations, the rest (see workspace_size)
 };
 
 LL_HD int floor_div(int a, int b) {  // b > 0
@@ -63,38 +82,48 @@ LL_HD int ceil_div(int a, int b) { return -floor_div(-a, b); }
 LL_HD int imin(int a, int b) { return a < b ? a : b; }
 LL_HD int imax(int a, int b) { return a > b ? a : b; }
 
-// Smallest tap t >= 0 such that base + t is a multiple of `up` whose sample index
-// (base + t) / up is at least `lo` (>= 0): the first tap that reads a real sample.
-LL_HD int first_tap(int base, int up, int lo) {
-    int t = base % up;
-    t = t > 0 ? up - t : -t;  // (-base) mod up, in [0, up)
-    const int need = lo * up - base - t;
-    if (need > 0) t += need;  // need is a multiple of up here
-    return t;
+// Compile-time factors and filter lengths: up U (both axes) with N stage 1 taps per phase
+// (separable stage 1 filter), down D with a stage 2 filter of T taps (1-D, or T x T). Zero: a
+// run-time value read from Params.
+template <int U_, int N_, int D_, int T_>
+struct Spec {
+    static constexpr int U = U_, N = N_, D = D_, T = T_;
+    static constexpr bool fixed = U_ > 0;
+    static bool matches(const Params& p) {
+        return fixed && p.sep1 && p.ux == U && p.uy == U && p.n1x == N && p.n1y == N && p.dx == D && p.dy == D &&
+               (p.sep2 ? p.f2w == T : (p.f2h == T && p.f2w == T));
+    }
+};
+using Generic = Spec<0, 0, 0, 0>;
+
+// Calls f(Spec{}) with the compiled configuration of p (host only). StyleGAN3's layers use
+// 6 taps per phase before the activation and 12 (down 2) after; their backward passes swap
+// the filters: up 2 / down 2 with 12 and 12 taps, up 2 / down 4 with 12 and 24.
+template <typename F>
+inline void with_spec(const Params& p, F&& f) {
+    if (Spec<2, 6, 2, 12>::matches(p)) return f(Spec<2, 6, 2, 12>{});
+    if (Spec<4, 6, 2, 12>::matches(p)) return f(Spec<4, 6, 2, 12>{});
+    if (Spec<2, 6, 4, 24>::matches(p)) return f(Spec<2, 6, 4, 24>{});
+    f(Generic{});
 }
 
-// sum_{ky,kx} k'[ky][kx] * S(by + ky, bx + kx), where S(m, n) = src(m / uy, n / ux) + add
-// when uy | m and ux | n and that sample lies in the window [y0, y1) x [x0, x1), else 0;
-// k' is k reversed on both axes when `flip`. `src` points at the sample (y0, x0).
-template <typename acc_t, typename src_t>
-LL_HD acc_t fir_window(const src_t* src, int64_t sy, int64_t sx, int y0, int y1, int x0, int x1, int by, int bx,
-                       int uy, int ux, const acc_t* k, int kh, int kw, bool flip, acc_t add) {
-    acc_t acc = acc_t(0);
-    // Taps step by the up factor, so the sample index steps by one: one division per window, not per tap.
-    const int ky0 = first_tap(by, uy, y0), kx0 = first_tap(bx, ux, x0);
-    const int ix0 = (bx + kx0) / ux;  // exact and >= x0 by the choice of the first tap
-    int iy = (by + ky0) / uy;         // likewise
-    for (int ky = ky0; ky < kh; ky += uy, ++iy) {
-        if (iy >= y1) break;
-        const src_t* row = src + int64_t(iy - y0) * sy;
-        const acc_t* krow = k + (flip ? kh - 1 - ky : ky) * kw;
-        int ix = ix0;
-        for (int kx = kx0; kx < kw; kx += ux, ++ix) {
-            if (ix >= x1) break;
-            acc += krow[flip ? kw - 1 - kx : kx] * (acc_t(row[int64_t(ix - x0) * sx]) + add);
+// Visits the cells (r, c) of a rows x cols grid that worker g.tid of g.size owns, row-major
+// (neighbouring threads take neighbouring columns: coalesced and free of bank conflicts).
+// (r, c) is stepped by the group size rather than recomputed with a division per cell.
+template <typename Group, typename F>
+LL_HD void for_cells(const Group& g, int rows, int cols, F&& f) {
+    if (rows <= 0 || cols <= 0) return;
+    const int dr = g.size / cols, dc = g.size - dr * cols;
+    int r = g.tid / cols, c = g.tid - r * cols;
+    while (r < rows) {
+        f(r, c);
+        r += dr;
+        c += dc;
+        if (c >= cols) {
+            c -= cols;
+            ++r;
         }
     }
-    return acc;
 }
 
 // The pointwise step on one intermediate value (see Mode). `code` is read in MASKED mode
@@ -124,122 +153,262 @@ struct HostGroup {
     LL_HD void sync() const {}
 };
 
-// Rows/columns of one tile along one axis, in each grid's own coordinates.
-struct Span {
-    int o0, o1;  // outputs [o0, o1)
-    int m0, m1;  // intermediate samples they read, clipped to the grid
-    int i0, i1;  // input samples those read, clipped to the input
+// One tile along one axis. Intermediate sample j reads the upsampled positions j - p0 + k,
+// k < f1; output o reads intermediate samples o*d - q0 + k, k < f2.
+struct Win {
+    int o0, no;      // outputs [o0, o0 + no)
+    int a0, na;      // intermediate window [a0, a0 + na) the outputs read, not clipped to the grid
+    int i0, ni;      // input window [i0, i0 + ni) that reads (zeros outside the input)
+    int k00;         // i0 * u - (a0 - p0), in [0, u): the phase offset of the window's first sample
+    int groups;      // stage 1 groups (see up_group): ni - n1 + 1
     int own0, own1;  // intermediate samples whose record this tile writes
 };
 
-// Footprints along one axis: output o reads intermediate [o*d - q0, o*d - q0 + f2); intermediate
-// j reads upsampled positions [j - p0, j - p0 + f1), i.e. inputs i with i*u in that range.
-// Each intermediate sample is owned by one tile (the first and last tiles take the unused ends).
-LL_HD Span span_of(int t, int tiles, int tsize, int out, int mid, int in, int u, int d, int p0, int q0, int f1,
-                   int f2) {
-    Span s;
+// Local intermediate sample a (global a0 + a) has its first tap of phase k0 = g*u + k00 - a on
+// local input g = ceil((a - k00) / u) (>= 0 as k00 < u), so the u samples a = k00 + g*u - k0,
+// k0 < u, form group g and read inputs g .. g + n1 - 1. Each intermediate sample is owned by one
+// tile (the first and last tiles take the unused ends).
+LL_HD Win window_of(int t, int tiles, int tsize, int out, int mid, int u, int d, int p0, int q0, int n1, int f2) {
+    Win s;
     s.o0 = t * tsize;
-    s.o1 = imin(s.o0 + tsize, out);
-    s.m0 = imax(s.o0 * d - q0, 0);
-    s.m1 = imax(imin((s.o1 - 1) * d - q0 + f2, mid), s.m0);  // empty when the tile reads only padding
-    s.i0 = imax(ceil_div(s.m0 - p0, u), 0);
-    s.i1 = s.m1 > s.m0 ? imax(imin(floor_div(s.m1 - 2 - p0 + f1, u) + 1, in), s.i0) : s.i0;
-    s.own0 = t == 0 ? 0 : s.o0 * d - q0;
+    s.no = imin(tsize, out - s.o0);
+    s.a0 = s.o0 * d - q0;
+    s.na = (s.no - 1) * d + f2;
+    s.i0 = ceil_div(s.a0 - p0, u);
+    s.k00 = s.i0 * u - (s.a0 - p0);
+    s.groups = ceil_div(s.na - 1 - s.k00, u) + 1;
+    s.ni = s.groups - 1 + n1;
+    s.own0 = t == 0 ? 0 : s.a0;
     s.own1 = t == tiles - 1 ? mid : (s.o0 + tsize) * d - q0;
     return s;
 }
 
-// Workspace elements (upper bounds over all tiles) for tiles of th x tw outputs.
-LL_HD void workspace_size(const Params& p, int th, int tw, int64_t& a, int64_t& u, int64_t& d) {
-    const int64_t mh = int64_t(th - 1) * p.dy + p.f2h, mw = int64_t(tw - 1) * p.dx + p.f2w;
-    a = mh * mw;
-    u = p.sep1 ? ((mh + p.f1h - 2) / p.uy + 1) * mw : 0;
-    d = p.sep2 ? mh * tw : 0;
+// Workspace elements (upper bounds over all tiles) for tiles of th x tw outputs: the taps; the
+// activations A [na_y, na_x]; then either the input window X [ni_y, ni_x] and the x pass U
+// [ni_y, na_x] of a separable stage 1, or the x pass D [na_y, tw] of a separable stage 2 (the
+// latter is written only once stage 1 is done, so they share the space).
+LL_HD void workspace_size(const Params& p, int th, int tw, int64_t& t, int64_t& a, int64_t& b) {
+    t = (p.sep1 ? int64_t(p.ux) * p.n1x + int64_t(p.uy) * p.n1y : int64_t(p.ux) * p.uy * p.n1x * p.n1y) +
+        (p.sep2 ? int64_t(p.f2w) : int64_t(p.f2h) * p.f2w);
+    const int64_t nay = int64_t(th - 1) * p.dy + p.f2h, nax = int64_t(tw - 1) * p.dx + p.f2w;
+    const int64_t niy = (nay + p.uy - 2) / p.uy + p.n1y, nix = (nax + p.ux - 2) / p.ux + p.n1x;
+    a = nay * nax;
+    const int64_t x = niy * nix + (p.sep1 ? niy * nax : 0), d = p.sep2 ? nay * tw : 0;
+    b = x > d ? x : d;
 }
 
-// Stage 1 and the pointwise step: fills the activations A [m1 - m0, m1 - m0] of the tile.
-template <typename scalar_t, typename acc_t, typename Group>
-LL_HD void tile_stage1(const Params& p, const Group& g, const Span& ys, const Span& xs, const scalar_t* xp,
-                       acc_t bias, const acc_t* f1, uint8_t* mp, acc_t* A, acc_t* U) {
-    const int mrows = ys.m1 - ys.m0, mcols = xs.m1 - xs.m0;
+// Fills `taps` (p.ws_t elements) from the filters, once per block: stage 1 as [uy][ux][n1y][n1x]
+// (2-D) or [ux][n1x] then [uy][n1y] (separable), tap k0 + u*t of the (flipped if asked) filter
+// at [k0][t], zero past its end; then stage 2's filter, flipped if asked (a 2-D filter flips on
+// both axes by reversing its row-major elements). One division per tap, not per use.
+template <typename acc_t, typename Group>
+LL_HD void prepare_taps(const Params& p, const Group& g, const acc_t* f1, const acc_t* f2, acc_t* taps) {
     const bool flip = p.flip_taps;
-    if (p.sep1) {  // rows of the input upsampled along x only, then the y pass from those
-        const int irows = ys.i1 - ys.i0;
-        for (int e = g.tid; e < irows * mcols; e += g.size) {
-            const int r = e / mcols, c = e % mcols, iy = ys.i0 + r;
-            U[e] = fir_window<acc_t>(xp + int64_t(iy) * p.sh, p.sh, p.sw, iy, iy + 1, 0, p.w, iy, xs.m0 + c - p.px0, 1,
-                                     p.ux, f1, 1, p.f1w, flip, bias);
+    int n = 0;
+    if (p.sep1) {
+        for (int axis = 0; axis < 2; ++axis) {
+            const int u = axis == 0 ? p.ux : p.uy, n1 = axis == 0 ? p.n1x : p.n1y, f = p.f1w;
+            for (int e = g.tid; e < u * n1; e += g.size) {
+                const int k = e / n1 + u * (e % n1);
+                taps[n + e] = k < f ? f1[flip ? f - 1 - k : k] : acc_t(0);
+            }
+            n += u * n1;
         }
-        g.sync();
+    } else {
+        const int per = p.n1y * p.n1x;
+        for (int e = g.tid; e < p.uy * p.ux * per; e += g.size) {
+            const int ph = e / per, ky = ph / p.ux + p.uy * ((e % per) / p.n1x);
+            const int kx = ph % p.ux + p.ux * (e % p.n1x);
+            const bool in = ky < p.f1h && kx < p.f1w;
+            taps[e] = in ? f1[(flip ? p.f1h - 1 - ky : ky) * p.f1w + (flip ? p.f1w - 1 - kx : kx)] : acc_t(0);
+        }
+        n = p.uy * p.ux * per;
     }
+    const int n2 = p.sep2 ? p.f2w : p.f2h * p.f2w;
+    for (int e = g.tid; e < n2; e += g.size) taps[n + e] = f2[flip ? n2 - 1 - e : e];
+    g.sync();
+}
+
+// Copies the tile's input window to X [ys.ni, xs.ni] with the bias added, zeros outside the image.
+template <typename scalar_t, typename acc_t, typename Group>
+LL_HD void stage_input(const Params& p, const Group& g, const Win& ys, const Win& xs, const scalar_t* xp,
+                       acc_t bias, acc_t* X) {
+    for_cells(g, ys.ni, xs.ni, [&](int r, int c) {
+        const int iy = ys.i0 + r, ix = xs.i0 + c;
+        const bool in = iy >= 0 && iy < p.h && ix >= 0 && ix < p.w;
+        X[r * xs.ni + c] = in ? acc_t(xp[int64_t(iy) * p.sh + int64_t(ix) * p.sw]) + bias : acc_t(0);
+    });
+}
+
+// One stage 1 group along one axis (see window_of): loads the n1 inputs src[(g + t) * stride]
+// once and emits, for each phase k0 whose sample a = k00 + g*u - k0 lies in [0, na),
+// emit(a, sum_t w[k0][t] * input t). `w` is [u][n1].
+template <int U, int N, typename acc_t, typename Emit>
+LL_HD void up_group(int grp, int k00, int na, int u_rt, int n1_rt, const acc_t* w, const acc_t* src, int stride,
+                    Emit&& emit) {
+    if constexpr (U > 0) {
+        acc_t v[N];
+        LL_UNROLL for (int t = 0; t < N; ++t) v[t] = src[(grp + t) * stride];
+        LL_UNROLL for (int k0 = 0; k0 < U; ++k0) {
+            const int a = k00 + grp * U - k0;
+            if (a < 0 || a >= na) continue;  // only at the window's ends
+            acc_t acc = acc_t(0);
+            LL_UNROLL for (int t = 0; t < N; ++t) acc += w[k0 * N + t] * v[t];
+            emit(a, acc);
+        }
+    } else {
+        for (int k0 = 0; k0 < u_rt; ++k0) {
+            const int a = k00 + grp * u_rt - k0;
+            if (a < 0 || a >= na) continue;
+            acc_t acc = acc_t(0);
+            for (int t = 0; t < n1_rt; ++t) acc += w[k0 * n1_rt + t] * src[(grp + t) * stride];
+            emit(a, acc);
+        }
+    }
+}
+
+// Copies n filter taps to `dst`: into registers when n is a compile-time constant (then every
+// later index is one too, after unrolling).
+template <int NT, typename acc_t>
+LL_HD void load_taps(acc_t* dst, const acc_t* src) {
+    LL_UNROLL for (int i = 0; i < NT; ++i) dst[i] = src[i];
+}
+
+// Stage 1 and the pointwise step: fills the activations A [ys.na, xs.na] of the tile from the
+// staged input X (zeros where the intermediate window leaves the grid: stage 2's padding).
+template <typename S, typename acc_t, typename Group>
+LL_HD void tile_stage1(const Params& p, const Group& g, const Win& ys, const Win& xs, const acc_t* taps,
+                       const acc_t* X, uint8_t* mp, acc_t* A, acc_t* U) {
     const acc_t g_up = acc_t(p.g_up);
-    for (int e = g.tid; e < mrows * mcols; e += g.size) {
-        const int r = e / mcols, c = e % mcols, jy = ys.m0 + r, jx = xs.m0 + c;
-        acc_t v;
-        if (p.sep1)
-            v = fir_window<acc_t>(U, mcols, 1, ys.i0, ys.i1, xs.m0, xs.m1, jy - p.py0, jx, p.uy, 1, f1, p.f1h, 1, flip,
-                                  acc_t(0));
-        else
-            v = fir_window<acc_t>(xp, p.sh, p.sw, 0, p.h, 0, p.w, jy - p.py0, jx - p.px0, p.uy, p.ux, f1, p.f1h, p.f1w,
-                                  flip, bias);
+    // The record, when kept, is indexed by the global intermediate sample.
+    auto finish = [&](int r, int c, acc_t v) {
+        const int jy = ys.a0 + r, jx = xs.a0 + c;
+        if (jy < 0 || jy >= p.mh || jx < 0 || jx >= p.mw) {
+            A[r * xs.na + c] = acc_t(0);
+            return;
+        }
+        uint8_t* cell = mp ? mp + int64_t(jy) * p.mw + jx : nullptr;
+        uint8_t code = (p.mode == MASKED && cell) ? *cell : uint8_t(CLAMPED);
+        A[r * xs.na + c] = pointwise<acc_t>(p, v * g_up, code);
         const bool own = jy >= ys.own0 && jy < ys.own1 && jx >= xs.own0 && jx < xs.own1;
-        uint8_t* mcell = mp ? mp + int64_t(jy) * p.mw + jx : nullptr;
-        uint8_t code = (p.mode == MASKED && mcell) ? *mcell : uint8_t(CLAMPED);
-        A[e] = pointwise<acc_t>(p, v * g_up, code);
-        if (p.mode == ACT && mcell && own) *mcell = code;
+        if (p.mode == ACT && cell && own) *cell = code;
+    };
+    if (!p.sep1) {  // 2-D filter: one division per sample for its phases (not a StyleGAN3 hot path)
+        const int per = p.n1y * p.n1x;
+        for_cells(g, ys.na, xs.na, [&](int r, int c) {
+            const int gy = ceil_div(r - ys.k00, p.uy), gx = ceil_div(c - xs.k00, p.ux);
+            const int k0y = gy * p.uy + ys.k00 - r, k0x = gx * p.ux + xs.k00 - c;
+            const acc_t* w = taps + (k0y * p.ux + k0x) * per;
+            const acc_t* src = X + gy * xs.ni + gx;
+            acc_t acc = acc_t(0);
+            for (int ty = 0; ty < p.n1y; ++ty)
+                for (int tx = 0; tx < p.n1x; ++tx) acc += w[ty * p.n1x + tx] * src[ty * xs.ni + tx];
+            finish(r, c, acc);
+        });
+        g.sync();
+        return;
+    }
+    // Separable: the x pass on every input row (U [ys.ni, xs.na]), then the y pass from U.
+    constexpr int NW = S::fixed ? S::U * S::N : 1;
+    const acc_t* wx = taps;
+    const acc_t* wy = taps + p.ux * p.n1x;
+    {
+        acc_t w[NW];
+        if constexpr (S::fixed) load_taps<NW>(w, wx);
+        const acc_t* wk = S::fixed ? w : wx;
+        for_cells(g, ys.ni, xs.groups, [&](int r, int grp) {
+            up_group<S::U, S::N>(grp, xs.k00, xs.na, p.ux, p.n1x, wk, X + r * xs.ni, 1,
+                                 [&](int c, acc_t v) { U[r * xs.na + c] = v; });
+        });
+    }
+    g.sync();
+    {
+        acc_t w[NW];
+        if constexpr (S::fixed) load_taps<NW>(w, wy);
+        const acc_t* wk = S::fixed ? w : wy;
+        for_cells(g, ys.groups, xs.na, [&](int grp, int c) {
+            up_group<S::U, S::N>(grp, ys.k00, ys.na, p.uy, p.n1y, wk, U + c, xs.na,
+                                 [&](int r, acc_t v) { finish(r, c, v); });
+        });
     }
     g.sync();
 }
 
-// Stage 2: the tile's outputs from its activations A.
-template <typename scalar_t, typename acc_t, typename Group>
-LL_HD void tile_stage2(const Params& p, const Group& g, const Span& ys, const Span& xs, const acc_t* f2,
-                       const acc_t* A, acc_t* D, scalar_t* yp) {
-    const int mrows = ys.m1 - ys.m0, mcols = xs.m1 - xs.m0;
-    const int orows = ys.o1 - ys.o0, ocols = xs.o1 - xs.o0;
-    const bool flip = p.flip_taps;
-    if (p.sep2) {  // the x pass on every activation row, then the y pass
-        for (int e = g.tid; e < mrows * ocols; e += g.size) {
-            const int r = e / ocols, c = e % ocols, jy = ys.m0 + r;
-            D[e] = fir_window<acc_t>(A + int64_t(r) * mcols, mcols, 1, jy, jy + 1, xs.m0, xs.m1, jy,
-                                     (xs.o0 + c) * p.dx - p.qx0, 1, 1, f2, 1, p.f2w, flip, acc_t(0));
-        }
-        g.sync();
+// sum_k w[k] * src[k * stride] over n taps (NT of them when NT > 0, with w in registers).
+template <int NT, typename acc_t>
+LL_HD acc_t fir(const acc_t* w, const acc_t* src, int stride, int n) {
+    acc_t acc = acc_t(0);
+    if constexpr (NT > 0) {
+        LL_UNROLL for (int k = 0; k < NT; ++k) acc += w[k] * src[k * stride];
+    } else {
+        for (int k = 0; k < n; ++k) acc += w[k] * src[k * stride];
     }
+    return acc;
+}
+
+// Stage 2: the tile's outputs from its activations A (in-window: no bounds checks).
+template <typename S, typename scalar_t, typename acc_t, typename Group>
+LL_HD void tile_stage2(const Params& p, const Group& g, const Win& ys, const Win& xs, const acc_t* taps,
+                       const acc_t* A, acc_t* D, scalar_t* yp) {
     const acc_t g_down = acc_t(p.g_down);
-    for (int e = g.tid; e < orows * ocols; e += g.size) {
-        const int oy = ys.o0 + e / ocols, ox = xs.o0 + e % ocols;
-        acc_t v;
-        if (p.sep2)
-            v = fir_window<acc_t>(D, ocols, 1, ys.m0, ys.m1, xs.o0, xs.o1, oy * p.dy - p.qy0, ox, 1, 1, f2, p.f2h, 1,
-                                  flip, acc_t(0));
-        else
-            v = fir_window<acc_t>(A, mcols, 1, ys.m0, ys.m1, xs.m0, xs.m1, oy * p.dy - p.qy0, ox * p.dx - p.qx0, 1, 1,
-                                  f2, p.f2h, p.f2w, flip, acc_t(0));
-        yp[int64_t(oy) * p.oys + int64_t(ox) * p.oxs] = scalar_t(v * g_down);
+    const int dx = S::fixed ? int(S::D) : p.dx, dy = S::fixed ? int(S::D) : p.dy;
+    auto store = [&](int r, int c, acc_t v) {
+        yp[int64_t(ys.o0 + r) * p.oys + int64_t(xs.o0 + c) * p.oxs] = scalar_t(v * g_down);
+    };
+    if (p.sep2) {  // the x pass on every activation row (D [ys.na, xs.no]), then the y pass
+        constexpr int NT = S::fixed ? S::T : 0;
+        acc_t w[NT > 0 ? NT : 1];
+        if constexpr (NT > 0) load_taps<NT>(w, taps);
+        const acc_t* wk = NT > 0 ? w : taps;
+        for_cells(g, ys.na, xs.no, [&](int r, int c) {
+            D[r * xs.no + c] = fir<NT>(wk, A + r * xs.na + c * dx, 1, p.f2w);
+        });
+        g.sync();
+        for_cells(g, ys.no, xs.no,
+                  [&](int r, int c) { store(r, c, fir<NT>(wk, D + r * dy * xs.no + c, xs.no, p.f2h)); });
+    } else if constexpr (S::fixed) {  // T x T filter, read from shared memory (up to 576 taps)
+        for_cells(g, ys.no, xs.no, [&](int r, int c) {
+            const acc_t* src = A + r * dy * xs.na + c * dx;
+            acc_t acc = acc_t(0);
+            for (int ky = 0; ky < S::T; ++ky) acc += fir<S::T>(taps + ky * S::T, src + ky * xs.na, 1, 0);
+            store(r, c, acc);
+        });
+    } else {
+        for_cells(g, ys.no, xs.no, [&](int r, int c) {
+            const acc_t* src = A + r * dy * xs.na + c * dx;
+            acc_t acc = acc_t(0);
+            for (int ky = 0; ky < p.f2h; ++ky)
+                for (int kx = 0; kx < p.f2w; ++kx) acc += taps[ky * p.f2w + kx] * src[ky * xs.na + kx];
+            store(r, c, acc);
+        });
     }
     g.sync();  // the workspace is reused by the group's next tile
 }
 
-// Tile `t` (plane-major, x fastest): stage 1, pointwise, stage 2. `ws` holds p.ws_a + p.ws_u +
-// p.ws_d elements; `b` (bias, or null) and `m` (the record, or null) as in Params' mode.
-template <typename scalar_t, typename acc_t, typename Group>
+// Tile `t` (plane-major, x fastest): stage the input, stage 1, pointwise, stage 2. `taps` as
+// filled by prepare_taps; `ws` holds p.ws_a + p.ws_b elements; `b` (bias, or null) and `m` (the
+// record, or null) as in Params' mode.
+template <typename S, typename scalar_t, typename acc_t, typename Group>
 LL_HD void run_tile(int64_t t, const Params& p, const Group& g, scalar_t* __restrict__ y,
-                    const scalar_t* __restrict__ x, const scalar_t* __restrict__ b, const acc_t* __restrict__ f1,
-                    const acc_t* __restrict__ f2, uint8_t* m, acc_t* ws) {
+                    const scalar_t* __restrict__ x, const scalar_t* __restrict__ b, uint8_t* m,
+                    const acc_t* taps, acc_t* ws) {
     const int tx = int(t % p.tiles_x);
     int64_t rest = t / p.tiles_x;
     const int ty = int(rest % p.tiles_y);
     const int64_t plane = rest / p.tiles_y;
     const int64_t n = plane / p.c, c = plane % p.c;
-    const Span ys = span_of(ty, p.tiles_y, p.tile_h, p.oh, p.mh, p.h, p.uy, p.dy, p.py0, p.qy0, p.f1h, p.f2h);
-    const Span xs = span_of(tx, p.tiles_x, p.tile_w, p.ow, p.mw, p.w, p.ux, p.dx, p.px0, p.qx0, p.f1w, p.f2w);
-    const scalar_t* xp = x + n * p.sn + c * p.sc;
+    const Win ys = window_of(ty, p.tiles_y, p.tile_h, p.oh, p.mh, p.uy, p.dy, p.py0, p.qy0, p.n1y, p.f2h);
+    const Win xs = window_of(tx, p.tiles_x, p.tile_w, p.ow, p.mw, p.ux, p.dx, p.px0, p.qx0, p.n1x, p.f2w);
     const acc_t bias = b ? acc_t(b[c]) : acc_t(0);
     uint8_t* mp = m ? m + plane * int64_t(p.mh) * p.mw : nullptr;
     acc_t* A = ws;
-    tile_stage1<scalar_t, acc_t, Group>(p, g, ys, xs, xp, bias, f1, mp, A, ws + p.ws_a);
-    tile_stage2<scalar_t, acc_t, Group>(p, g, ys, xs, f2, A, ws + p.ws_a + p.ws_u, y + n * p.on + c * p.oc);
+    acc_t* X = ws + p.ws_a;
+    acc_t* U = X + ys.ni * xs.ni;
+    const acc_t* taps2 = taps + (p.sep1 ? p.ux * p.n1x + p.uy * p.n1y : p.ux * p.uy * p.n1x * p.n1y);
+    stage_input<scalar_t, acc_t, Group>(p, g, ys, xs, x + n * p.sn + c * p.sc, bias, X);
+    g.sync();
+    tile_stage1<S, acc_t, Group>(p, g, ys, xs, taps, X, mp, A, U);
+    tile_stage2<S, scalar_t, acc_t, Group>(p, g, ys, xs, taps2, A, ws + p.ws_a, y + n * p.on + c * p.oc);
 }
 
 }  // namespace filtered_lrelu
