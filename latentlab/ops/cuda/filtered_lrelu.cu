@@ -29,10 +29,13 @@ constexpr int kThreads = 256;
 constexpr int64_t kMaxBlocksShared = 1 << 20;
 constexpr int64_t kMaxBlocksScratch = 1024;  // bounds the scratch buffer
 
+// Four blocks of 256 threads per SM (a 48 KiB workspace each fits too) caps the float32 kernels
+// at 64 registers, which they fit without spilling (ptxas -v, sm_90); the float64 ones would
+// spill at 64, so they get two blocks (128 registers).
 template <typename S, typename scalar_t, typename acc_t>
-__global__ void __launch_bounds__(kThreads) filtered_lrelu_kernel(Params p, scalar_t* y, const scalar_t* x,
-                                                                  const scalar_t* b, const acc_t* f1, const acc_t* f2,
-                                                                  uint8_t* m, acc_t* scratch) {
+__global__ void __launch_bounds__(kThreads, sizeof(acc_t) == 4 ? 4 : 2)
+    filtered_lrelu_kernel(Params p, scalar_t* y, const scalar_t* x, const scalar_t* b, const acc_t* f1,
+                          const acc_t* f2, uint8_t* m, acc_t* scratch) {
     extern __shared__ __align__(16) unsigned char smem[];
     const int64_t per_block = p.ws_t + p.ws_a + p.ws_b;
     acc_t* ws = scratch ? scratch + int64_t(blockIdx.x) * per_block : reinterpret_cast<acc_t*>(smem);
@@ -58,7 +61,8 @@ void launch_cuda(const Params& p, at::Tensor& y, const at::Tensor& x, const at::
         at::Tensor scratch;
         if (!shared) scratch = at::empty({blocks * per_block}, x.options().dtype(f1.scalar_type()));
         with_spec(p, [&](auto spec) {
-            filtered_lrelu_kernel<decltype(spec), scalar_t, acc_t><<<blocks, kThreads, shared ? size_t(bytes) : 0, stream>>>(
+            const size_t smem_bytes = shared ? size_t(bytes) : 0;
+            filtered_lrelu_kernel<decltype(spec), scalar_t, acc_t><<<blocks, kThreads, smem_bytes, stream>>>(
                 p, y.data_ptr<scalar_t>(), x.data_ptr<scalar_t>(), b.defined() ? b.data_ptr<scalar_t>() : nullptr,
                 f1.data_ptr<acc_t>(), f2.data_ptr<acc_t>(), m.defined() ? m.data_ptr<uint8_t>() : nullptr,
                 shared ? nullptr : scratch.data_ptr<acc_t>());
