@@ -271,8 +271,10 @@ def test_upfirdn2d_gradients_through_strides_and_crops(case, sep):
     x = _d(1, 2, 7, 6)  # sizes the strides do not divide
     f = torch.randn(4, dtype=torch.float64) if sep else torch.randn(3, 4, dtype=torch.float64)
     fn = lambda x: upfirdn2d(x, f, up=case["up"], down=case["down"], padding=case["pad"], gain=1.3)  # noqa: E731
-    assert torch.autograd.gradcheck(fn, (x,))
+    assert torch.autograd.gradcheck(fn, (x,), check_forward_ad=True, check_batched_grad=True)
     assert torch.autograd.gradgradcheck(fn, (x,))
+    xs = x.detach().expand(3, *x.shape[1:]) * torch.arange(1.0, 4.0, dtype=x.dtype)[:, None, None, None]
+    assert torch.equal(torch.func.vmap(fn)(xs[:, None]).squeeze(1), fn(xs))  # torch.func transforms work
 
 
 def test_upfirdn2d_learned_filter_gets_gradients():

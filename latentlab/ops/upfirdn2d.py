@@ -100,17 +100,28 @@ class _ConstantFilter(torch.autograd.Function):
     """A per-channel FIR with a constant filter whose gradient is its adjoint, again this op, so gradients of any
     order run as per-channel filters. Through autograd's own convolution formulas the second derivative (R1, path
     length) also computes the filter's gradient, constant or not, as one small convolution per channel: a tenth of
-    the CPU training step of the embedded model went there."""
+    the CPU training step of the embedded model went there. Linear in x, so forward-mode derivatives are the op
+    itself, and torch.func transforms get a generated vmap rule."""
+
+    generate_vmap_rule = True
 
     @staticmethod
-    def forward(ctx, x, k, stride, padding, adjoint, out_hw):
-        ctx.k, ctx.stride, ctx.padding, ctx.adjoint, ctx.in_hw = k, stride, padding, adjoint, tuple(x.shape[2:])
+    def forward(x, k, stride, padding, adjoint, out_hw):
         return _filter_channels(x, k, stride, padding, adjoint, out_hw)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        x, ctx.k, ctx.stride, ctx.padding, ctx.adjoint, ctx.out_hw = inputs
+        ctx.in_hw = tuple(x.shape[2:])
 
     @staticmethod
     def backward(ctx, g):
         gx = _ConstantFilter.apply(g, ctx.k, ctx.stride, ctx.padding, not ctx.adjoint, ctx.in_hw)
         return gx, None, None, None, None, None
+
+    @staticmethod
+    def jvp(ctx, tx, *_):
+        return _ConstantFilter.apply(tx, ctx.k, ctx.stride, ctx.padding, ctx.adjoint, ctx.out_hw)
 
 
 def _depthwise(x, k, stride, padding=(0, 0)):
