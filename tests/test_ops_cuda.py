@@ -598,6 +598,23 @@ def test_filtered_lrelu_compiled_configs(device, case, flip):
 
 
 @pytest.mark.parametrize("device", DEVICES, indirect=True)
+@pytest.mark.parametrize("case", FLRELU_SPEC_CASES[:3])
+def test_filtered_lrelu_compiled_configs_tile_invariant(device, case):
+    """Every tiling gives the same float32 sums (the register-blocked passes of filtered_lrelu.h take
+    several outputs per thread: full blocks inside large tiles, partial ones at their ends)."""
+    torch.manual_seed(18)
+    up, down, tu, td, pad = case
+    x = _rand((1, 2, 45, 38), device, torch.float32, scale=1.0)
+    b = _rand((2,), device, torch.float32, scale=1.0)
+    fu, fd = (torch.rand(t, device=device) / t for t in (tu, td))
+    want = _flrelu_kernel(x, fu, fd, b, up, down, pad, clamp=0.8, tile=0)
+    for tile in (1, 3, 8, 13, 17):
+        assert torch.equal(_flrelu_kernel(x, fu, fd, b, up, down, pad, clamp=0.8, tile=tile), want), tile
+    ref = _flrelu_ref(x.double(), fu, fd, b.double(), up, down, pad, clamp=0.8)
+    torch.testing.assert_close(want.double(), ref, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("device", DEVICES, indirect=True)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
 @pytest.mark.parametrize("case", FLRELU_SPEC_CASES[:3])
 def test_filtered_lrelu_compiled_configs_low_precision(device, dtype, case):

@@ -29,11 +29,11 @@ constexpr int kThreads = 256;
 constexpr int64_t kMaxBlocksShared = 1 << 20;
 constexpr int64_t kMaxBlocksScratch = 1024;  // bounds the scratch buffer
 
-// Four blocks of 256 threads per SM (a 48 KiB workspace each fits too) caps the float32 kernels
-// at 64 registers, which they fit without spilling (ptxas -v, sm_90); the float64 ones would
-// spill at 64, so they get two blocks (128 registers).
+// Three blocks of 256 threads per SM (three 48 KiB workspaces fit too) cap the float32 kernels at
+// 80 registers, which the register-blocked passes need to run without spilling (ptxas -v, sm_90:
+// at 64 every compiled configuration spilled); the float64 ones get two blocks (128 registers).
 template <typename S, typename scalar_t, typename acc_t>
-__global__ void __launch_bounds__(kThreads, sizeof(acc_t) == 4 ? 4 : 2)
+__global__ void __launch_bounds__(kThreads, sizeof(acc_t) == 4 ? 3 : 2)
     filtered_lrelu_kernel(Params p, scalar_t* y, const scalar_t* x, const scalar_t* b, const acc_t* f1,
                           const acc_t* f2, uint8_t* m, acc_t* scratch) {
     extern __shared__ __align__(16) unsigned char smem[];

@@ -25,6 +25,10 @@
 // - the intermediate window is not clipped to the grid: samples outside it are stage 2's zero
 //   padding and are stored as zeros, so stage 2 has no bounds checks either;
 // - cells are handed to threads by stepping (row, column) by the group size, not by / and %;
+// - the separable passes hand neighbouring threads neighbouring lines (rows at an odd pitch, or
+//   columns), free of shared-memory bank conflicts, and in the compiled configurations each
+//   thread computes several neighbouring samples of its line from inputs it loaded once into
+//   registers (see up_pass, down_pass);
 // - the StyleGAN3 configurations (Spec below) are compiled with fixed factors and filter lengths,
 //   so the loops unroll and the filters live in registers; other calls run the same code with
 //   run-time values (Spec<0, 0, 0, 0>).
@@ -160,7 +164,7 @@ struct Win {
     int a0, na;      // intermediate window [a0, a0 + na) the outputs read, not clipped to the grid
     int i0, ni;      // input window [i0, i0 + ni) that reads (zeros outside the input)
     int k00;         // i0 * u - (a0 - p0), in [0, u): the phase offset of the window's first sample
-    int groups;      // stage 1 groups (see up_group): ni - n1 + 1
+    int groups;      // stage 1 groups (see up_pass): ni - n1 + 1
     int own0, own1;  // intermediate samples whose record this tile writes
 };
 
@@ -183,17 +187,21 @@ LL_HD Win window_of(int t, int tiles, int tsize, int out, int mid, int u, int d,
     return s;
 }
 
+// Row pitch of a workspace array whose rows hold n elements: odd, so that a warp reading one
+// column of 32 consecutive rows touches 32 different shared-memory banks (see up_pass).
+LL_HD int pitch_of(int n) { return n | 1; }
+
 // Workspace elements (upper bounds over all tiles) for tiles of th x tw outputs: the taps; the
 // activations A [na_y, na_x]; then either the input window X [ni_y, ni_x] and the x pass U
 // [ni_y, na_x] of a separable stage 1, or the x pass D [na_y, tw] of a separable stage 2 (the
-// latter is written only once stage 1 is done, so they share the space).
+// latter is written only once stage 1 is done, so they share the space). Rows at pitch_of.
 LL_HD void workspace_size(const Params& p, int th, int tw, int64_t& t, int64_t& a, int64_t& b) {
     t = (p.sep1 ? int64_t(p.ux) * p.n1x + int64_t(p.uy) * p.n1y : int64_t(p.ux) * p.uy * p.n1x * p.n1y) +
         (p.sep2 ? int64_t(p.f2w) : int64_t(p.f2h) * p.f2w);
     const int64_t nay = int64_t(th - 1) * p.dy + p.f2h, nax = int64_t(tw - 1) * p.dx + p.f2w;
     const int64_t niy = (nay + p.uy - 2) / p.uy + p.n1y, nix = (nax + p.ux - 2) / p.ux + p.n1x;
-    a = nay * nax;
-    const int64_t x = niy * nix + (p.sep1 ? niy * nax : 0), d = p.sep2 ? nay * tw : 0;
+    a = nay * (nax | 1);
+    const int64_t x = niy * (nix | 1) + (p.sep1 ? niy * (nax | 1) : 0), d = p.sep2 ? nay * (tw | 1) : 0;
     b = x > d ? x : d;
 }
 
@@ -236,36 +244,22 @@ LL_HD void stage_input(const Params& p, const Group& g, const Win& ys, const Win
     for_cells(g, ys.ni, xs.ni, [&](int r, int c) {
         const int iy = ys.i0 + r, ix = xs.i0 + c;
         const bool in = iy >= 0 && iy < p.h && ix >= 0 && ix < p.w;
-        X[r * xs.ni + c] = in ? acc_t(xp[int64_t(iy) * p.sh + int64_t(ix) * p.sw]) + bias : acc_t(0);
+        X[r * pitch_of(xs.ni) + c] = in ? acc_t(xp[int64_t(iy) * p.sh + int64_t(ix) * p.sw]) + bias : acc_t(0);
     });
 }
 
-// One stage 1 group along one axis (see window_of): loads the n1 inputs src[(g + t) * stride]
-// once and emits, for each phase k0 whose sample a = k00 + g*u - k0 lies in [0, na),
-// emit(a, sum_t w[k0][t] * input t). `w` is [u][n1].
-template <int U, int N, typename acc_t, typename Emit>
-LL_HD void up_group(int grp, int k00, int na, int u_rt, int n1_rt, const acc_t* w, const acc_t* src, int stride,
-                    Emit&& emit) {
-    if constexpr (U > 0) {
-        acc_t v[N];
-        LL_UNROLL for (int t = 0; t < N; ++t) v[t] = src[(grp + t) * stride];
-        LL_UNROLL for (int k0 = 0; k0 < U; ++k0) {
-            const int a = k00 + grp * U - k0;
-            if (a < 0 || a >= na) continue;  // only at the window's ends
-            acc_t acc = acc_t(0);
-            LL_UNROLL for (int t = 0; t < N; ++t) acc += w[k0 * N + t] * v[t];
-            emit(a, acc);
-        }
-    } else {
-        for (int k0 = 0; k0 < u_rt; ++k0) {
-            const int a = k00 + grp * u_rt - k0;
-            if (a < 0 || a >= na) continue;
-            acc_t acc = acc_t(0);
-            for (int t = 0; t < n1_rt; ++t) acc += w[k0 * n1_rt + t] * src[(grp + t) * stride];
-            emit(a, acc);
-        }
-    }
-}
+// Work per thread in the passes of the compiled configurations (register blocking): a stage 1
+// item takes G neighbouring groups (G * U samples from G + N - 1 inputs), a stage 2 item R
+// neighbouring outputs (from (R - 1) * D + T inputs). Each input is read from the workspace once
+// per item instead of once per tap, which matters because shared memory, not arithmetic, bounds
+// these passes (one 32-lane load per clock per SM, against four 32-lane multiply-adds). The
+// values bound the registers: with them the float32 kernels fit 80 without spilling (ptxas -v,
+// sm_90; see filtered_lrelu.cu), the 24-tap stage 2 (T = 24, D = 4) only with R = 2.
+template <typename S>
+struct Blocking {
+    static constexpr int G = S::U == 2 ? 4 : 2;
+    static constexpr int R = S::D == 2 ? 8 : 2;
+};
 
 // Copies n filter taps to `dst`: into registers when n is a compile-time constant (then every
 // later index is one too, after unrolling).
@@ -274,22 +268,101 @@ LL_HD void load_taps(acc_t* dst, const acc_t* src) {
     LL_UNROLL for (int i = 0; i < NT; ++i) dst[i] = src[i];
 }
 
+// Both passes below work on `nlines` lines of a workspace array: element e of line l at
+// src[l * ls + e * es] (a row pass has es == 1 and ls the row pitch, a column pass ls == 1 and
+// es the pitch). Neighbouring threads take neighbouring lines, so the 32 lanes of a warp read
+// 32 neighbouring columns (column pass) or 32 rows at an odd pitch (row pass, see pitch_of):
+// 32 different banks either way, also for the stride-u stores of stage 1.
+
+// Stage 1 along one axis (see window_of for groups and k00): emits emit(l, a, sum_t w[k0][t] *
+// input(g + t)) for every sample a = k00 + g*u - k0 (k0 < u) of every group g < groups that lies
+// in [0, na). `w` is [u][n1]. The sum runs over t in ascending order from zero, as every other
+// path of this file does.
+template <typename S, typename acc_t, typename Group, typename Emit>
+LL_HD void up_pass(const Group& g, int nlines, int groups, int k00, int na, int u_rt, int n1_rt, const acc_t* w,
+                   const acc_t* src, int ls, int es, Emit&& emit) {
+    if constexpr (S::fixed) {
+        constexpr int U = S::U, N = S::N, G = Blocking<S>::G, NV = G + N - 1;
+        for_cells(g, (groups + G - 1) / G, nlines, [&](int s, int l) {
+            const int g0 = s * G, ng = imin(G, groups - g0);
+            const acc_t* in = src + l * ls + g0 * es;
+            acc_t v[NV];  // the inputs of the item's groups; past the last group: never used
+            LL_UNROLL for (int i = 0; i < NV; ++i, in += es) v[i] = i < ng - 1 + N ? *in : acc_t(0);
+            LL_UNROLL for (int j = 0; j < G; ++j) {
+                if (j >= ng) continue;
+                LL_UNROLL for (int k0 = 0; k0 < U; ++k0) {
+                    const int a = k00 + (g0 + j) * U - k0;
+                    if (a < 0 || a >= na) continue;  // only at the window's ends
+                    acc_t acc = acc_t(0);
+                    LL_UNROLL for (int t = 0; t < N; ++t) acc += w[k0 * N + t] * v[j + t];
+                    emit(l, a, acc);
+                }
+            }
+        });
+    } else {  // one group per item, taps read from the workspace
+        for_cells(g, groups, nlines, [&](int grp, int l) {
+            const acc_t* in = src + l * ls + grp * es;
+            for (int k0 = 0; k0 < u_rt; ++k0) {
+                const int a = k00 + grp * u_rt - k0;
+                if (a < 0 || a >= na) continue;
+                acc_t acc = acc_t(0);
+                for (int t = 0; t < n1_rt; ++t) acc += w[k0 * n1_rt + t] * in[t * es];
+                emit(l, a, acc);
+            }
+        });
+    }
+}
+
+// Stage 2 along one axis: emits emit(l, o, sum_k w[k] * input(o*d + k)) for o < nout, the sum
+// over k ascending from zero. A compiled item slides over its (R - 1) * D + T inputs once, each
+// input feeding the (up to ceil(T / D)) outputs that read it; the outputs' sums still run over k
+// in ascending order, so every path gives the same float sums.
+template <typename S, typename acc_t, typename Group, typename Emit>
+LL_HD void down_pass(const Group& g, int nlines, int nout, int d_rt, int n_rt, const acc_t* w, const acc_t* src,
+                     int ls, int es, Emit&& emit) {
+    if constexpr (S::fixed) {
+        constexpr int D = S::D, T = S::T, R = Blocking<S>::R, NV = (R - 1) * D + T;
+        for_cells(g, (nout + R - 1) / R, nlines, [&](int s, int l) {
+            const int o0 = s * R, no = imin(R, nout - o0), lim = (no - 1) * D + T;
+            const acc_t* in = src + l * ls + o0 * D * es;
+            acc_t acc[R];
+            LL_UNROLL for (int j = 0; j < R; ++j) acc[j] = acc_t(0);
+            LL_UNROLL for (int i = 0; i < NV; ++i, in += es) {
+                const acc_t v = i < lim ? *in : acc_t(0);  // past `lim`: outputs >= no only
+                LL_UNROLL for (int j = 0; j < R; ++j) {
+                    const int k = i - j * D;  // a constant after unrolling
+                    if (k >= 0 && k < T) acc[j] += w[k] * v;
+                }
+            }
+            LL_UNROLL for (int j = 0; j < R; ++j) if (j < no) emit(l, o0 + j, acc[j]);
+        });
+    } else {  // one output per item, taps read from the workspace
+        for_cells(g, nout, nlines, [&](int o, int l) {
+            const acc_t* in = src + l * ls + o * d_rt * es;
+            acc_t acc = acc_t(0);
+            for (int k = 0; k < n_rt; ++k) acc += w[k] * in[k * es];
+            emit(l, o, acc);
+        });
+    }
+}
+
 // Stage 1 and the pointwise step: fills the activations A [ys.na, xs.na] of the tile from the
 // staged input X (zeros where the intermediate window leaves the grid: stage 2's padding).
 template <typename S, typename acc_t, typename Group>
 LL_HD void tile_stage1(const Params& p, const Group& g, const Win& ys, const Win& xs, const acc_t* taps,
                        const acc_t* X, uint8_t* mp, acc_t* A, acc_t* U) {
     const acc_t g_up = acc_t(p.g_up);
+    const int px = pitch_of(xs.ni), pa = pitch_of(xs.na);  // pitches of X, and of U and A
     // The record, when kept, is indexed by the global intermediate sample.
     auto finish = [&](int r, int c, acc_t v) {
         const int jy = ys.a0 + r, jx = xs.a0 + c;
         if (jy < 0 || jy >= p.mh || jx < 0 || jx >= p.mw) {
-            A[r * xs.na + c] = acc_t(0);
+            A[r * pa + c] = acc_t(0);
             return;
         }
         uint8_t* cell = mp ? mp + int64_t(jy) * p.mw + jx : nullptr;
         uint8_t code = (p.mode == MASKED && cell) ? *cell : uint8_t(CLAMPED);
-        A[r * xs.na + c] = pointwise<acc_t>(p, v * g_up, code);
+        A[r * pa + c] = pointwise<acc_t>(p, v * g_up, code);
         const bool own = jy >= ys.own0 && jy < ys.own1 && jx >= xs.own0 && jx < xs.own1;
         if (p.mode == ACT && cell && own) *cell = code;
     };
@@ -299,10 +372,10 @@ LL_HD void tile_stage1(const Params& p, const Group& g, const Win& ys, const Win
             const int gy = ceil_div(r - ys.k00, p.uy), gx = ceil_div(c - xs.k00, p.ux);
             const int k0y = gy * p.uy + ys.k00 - r, k0x = gx * p.ux + xs.k00 - c;
             const acc_t* w = taps + (k0y * p.ux + k0x) * per;
-            const acc_t* src = X + gy * xs.ni + gx;
+            const acc_t* src = X + gy * px + gx;
             acc_t acc = acc_t(0);
             for (int ty = 0; ty < p.n1y; ++ty)
-                for (int tx = 0; tx < p.n1x; ++tx) acc += w[ty * p.n1x + tx] * src[ty * xs.ni + tx];
+                for (int tx = 0; tx < p.n1x; ++tx) acc += w[ty * p.n1x + tx] * src[ty * px + tx];
             finish(r, c, acc);
         });
         g.sync();
@@ -315,35 +388,17 @@ LL_HD void tile_stage1(const Params& p, const Group& g, const Win& ys, const Win
     {
         acc_t w[NW];
         if constexpr (S::fixed) load_taps<NW>(w, wx);
-        const acc_t* wk = S::fixed ? w : wx;
-        for_cells(g, ys.ni, xs.groups, [&](int r, int grp) {
-            up_group<S::U, S::N>(grp, xs.k00, xs.na, p.ux, p.n1x, wk, X + r * xs.ni, 1,
-                                 [&](int c, acc_t v) { U[r * xs.na + c] = v; });
-        });
+        up_pass<S>(g, ys.ni, xs.groups, xs.k00, xs.na, p.ux, p.n1x, S::fixed ? w : wx, X, px, 1,
+                   [&](int r, int c, acc_t v) { U[r * pa + c] = v; });
     }
     g.sync();
     {
         acc_t w[NW];
         if constexpr (S::fixed) load_taps<NW>(w, wy);
-        const acc_t* wk = S::fixed ? w : wy;
-        for_cells(g, ys.groups, xs.na, [&](int grp, int c) {
-            up_group<S::U, S::N>(grp, ys.k00, ys.na, p.uy, p.n1y, wk, U + c, xs.na,
-                                 [&](int r, acc_t v) { finish(r, c, v); });
-        });
+        up_pass<S>(g, xs.na, ys.groups, ys.k00, ys.na, p.uy, p.n1y, S::fixed ? w : wy, U, 1, pa,
+                   [&](int c, int r, acc_t v) { finish(r, c, v); });
     }
     g.sync();
-}
-
-// sum_k w[k] * src[k * stride] over n taps (NT of them when NT > 0, with w in registers).
-template <int NT, typename acc_t>
-LL_HD acc_t fir(const acc_t* w, const acc_t* src, int stride, int n) {
-    acc_t acc = acc_t(0);
-    if constexpr (NT > 0) {
-        LL_UNROLL for (int k = 0; k < NT; ++k) acc += w[k] * src[k * stride];
-    } else {
-        for (int k = 0; k < n; ++k) acc += w[k] * src[k * stride];
-    }
-    return acc;
 }
 
 // Stage 2: the tile's outputs from its activations A (in-window: no bounds checks).
@@ -352,33 +407,36 @@ LL_HD void tile_stage2(const Params& p, const Group& g, const Win& ys, const Win
                        const acc_t* A, acc_t* D, scalar_t* yp) {
     const acc_t g_down = acc_t(p.g_down);
     const int dx = S::fixed ? int(S::D) : p.dx, dy = S::fixed ? int(S::D) : p.dy;
+    const int pa = pitch_of(xs.na), pd = pitch_of(xs.no);  // pitches of A and D
     auto store = [&](int r, int c, acc_t v) {
         yp[int64_t(ys.o0 + r) * p.oys + int64_t(xs.o0 + c) * p.oxs] = scalar_t(v * g_down);
     };
     if (p.sep2) {  // the x pass on every activation row (D [ys.na, xs.no]), then the y pass
-        constexpr int NT = S::fixed ? S::T : 0;
-        acc_t w[NT > 0 ? NT : 1];
-        if constexpr (NT > 0) load_taps<NT>(w, taps);
-        const acc_t* wk = NT > 0 ? w : taps;
-        for_cells(g, ys.na, xs.no, [&](int r, int c) {
-            D[r * xs.no + c] = fir<NT>(wk, A + r * xs.na + c * dx, 1, p.f2w);
-        });
+        constexpr int NT = S::fixed ? S::T : 1;
+        acc_t w[NT];
+        if constexpr (S::fixed) load_taps<NT>(w, taps);
+        const acc_t* wk = S::fixed ? w : taps;
+        down_pass<S>(g, ys.na, xs.no, dx, p.f2w, wk, A, pa, 1, [&](int r, int c, acc_t v) { D[r * pd + c] = v; });
         g.sync();
-        for_cells(g, ys.no, xs.no,
-                  [&](int r, int c) { store(r, c, fir<NT>(wk, D + r * dy * xs.no + c, xs.no, p.f2h)); });
+        // Neighbouring threads store neighbouring columns of an output row (coalesced).
+        down_pass<S>(g, xs.no, ys.no, dy, p.f2h, wk, D, 1, pd, [&](int c, int r, acc_t v) { store(r, c, v); });
     } else if constexpr (S::fixed) {  // T x T filter, read from shared memory (up to 576 taps)
         for_cells(g, ys.no, xs.no, [&](int r, int c) {
-            const acc_t* src = A + r * dy * xs.na + c * dx;
+            const acc_t* src = A + r * dy * pa + c * dx;
             acc_t acc = acc_t(0);
-            for (int ky = 0; ky < S::T; ++ky) acc += fir<S::T>(taps + ky * S::T, src + ky * xs.na, 1, 0);
+            for (int ky = 0; ky < S::T; ++ky) {  // row sums, then their sum
+                acc_t row = acc_t(0);
+                LL_UNROLL for (int kx = 0; kx < S::T; ++kx) row += taps[ky * S::T + kx] * src[ky * pa + kx];
+                acc += row;
+            }
             store(r, c, acc);
         });
     } else {
         for_cells(g, ys.no, xs.no, [&](int r, int c) {
-            const acc_t* src = A + r * dy * xs.na + c * dx;
+            const acc_t* src = A + r * dy * pa + c * dx;
             acc_t acc = acc_t(0);
             for (int ky = 0; ky < p.f2h; ++ky)
-                for (int kx = 0; kx < p.f2w; ++kx) acc += taps[ky * p.f2w + kx] * src[ky * xs.na + kx];
+                for (int kx = 0; kx < p.f2w; ++kx) acc += taps[ky * p.f2w + kx] * src[ky * pa + kx];
             store(r, c, acc);
         });
     }
@@ -403,7 +461,7 @@ LL_HD void run_tile(int64_t t, const Params& p, const Group& g, scalar_t* __rest
     uint8_t* mp = m ? m + plane * int64_t(p.mh) * p.mw : nullptr;
     acc_t* A = ws;
     acc_t* X = ws + p.ws_a;
-    acc_t* U = X + ys.ni * xs.ni;
+    acc_t* U = X + ys.ni * pitch_of(xs.ni);
     const acc_t* taps2 = taps + (p.sep1 ? p.ux * p.n1x + p.uy * p.n1y : p.ux * p.uy * p.n1x * p.n1y);
     stage_input<scalar_t, acc_t, Group>(p, g, ys, xs, x + n * p.sn + c * p.sc, bias, X);
     g.sync();
