@@ -7,34 +7,18 @@
 # Logs and JSON lines go to OUTDIR (default $OUT, else ./gpu-out); the last lines printed are the summary.
 set -u
 SG2=$(realpath "$1"); SG3=$(realpath "$2"); OUTDIR=${3:-${OUT:-gpu-out}}
-mkdir -p "$OUTDIR"
-export PYTHONUNBUFFERED=1 MAX_JOBS=${MAX_JOBS:-16} TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-9.0}
-export LATENTLAB_SG2ADA=$SG2 PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
-PY=${PYTHON:-python3}
-T0=$(date +%s)
-say() { echo "[$(($(date +%s) - T0)) s] $*"; }
-{
-  nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm --format=csv,noheader
-  $PY -c "import sys, torch; print('python', sys.version.split()[0], 'torch', torch.__version__, 'cuda', torch.version.cuda)"
-  nvcc --version | tail -1; echo "cpus $(nproc)"; date -u
-} >"$OUTDIR/machine.txt" 2>&1
-cat "$OUTDIR/machine.txt"
+source "$(dirname "$0")/gpu_common.sh"
+export LATENTLAB_SG2ADA=$SG2
+record_machine
 $PY -m pip install -q --no-deps --no-build-isolation --no-index -e . >"$OUTDIR/install.log" 2>&1 || say "pip install -e . failed (install.log); PYTHONPATH only"
 
 # 1. Builds, all at once.
-pids=()
-for op in bias_act upfirdn2d filtered_lrelu; do
-  timeout 300 $PY -c "import sys; from latentlab.ops import cuda as c; sys.exit(c.load_extension('$op') is None)" \
-    >"$OUTDIR/build_$op.log" 2>&1 &
-  pids+=($!)
-done
+start_our_builds
 timeout 300 $PY benchmarks/build_official_ops.py "$SG2" >"$OUTDIR/build_sg2.log" 2>&1 &
 sg2_pid=$!
 timeout 400 $PY benchmarks/build_official_ops.py "$SG3" >"$OUTDIR/build_sg3.log" 2>&1 &
 sg3_pid=$!
-builds_ok=1
-for p in "${pids[@]}"; do wait "$p" || builds_ok=0; done
-say "our kernels built: $builds_ok"
+wait_our_builds
 wait "$sg2_pid" || say "NVIDIA's stylegan2-ada plugins FAILED to build: their rows below time their reference fallback"
 tail -n 3 "$OUTDIR"/build_*.log
 
