@@ -608,8 +608,13 @@ def test_filtered_lrelu_compiled_configs_tile_invariant(device, case):
     b = _rand((2,), device, torch.float32, scale=1.0)
     fu, fd = (torch.rand(t, device=device) / t for t in (tu, td))
     want = _flrelu_kernel(x, fu, fd, b, up, down, pad, clamp=0.8, tile=0)
-    for tile in (1, 3, 8, 13, 17):
+    # up to one tile for the whole output (tile 0 on a GPU plans tiles for its opted-in shared memory)
+    for tile in (1, 3, 8, 13, 17, 23, 40, 64):
         assert torch.equal(_flrelu_kernel(x, fu, fd, b, up, down, pad, clamp=0.8, tile=tile), want), tile
+    # recording the activation's branches (for a backward pass) takes another path to the same values
+    xg = x.clone().requires_grad_(True)
+    for tile in (0, 5, 64):
+        assert torch.equal(_flrelu_kernel(xg, fu, fd, b, up, down, pad, clamp=0.8, tile=tile).detach(), want), tile
     ref = _flrelu_ref(x.double(), fu, fd, b.double(), up, down, pad, clamp=0.8)
     torch.testing.assert_close(want.double(), ref, rtol=1e-5, atol=1e-5)
 

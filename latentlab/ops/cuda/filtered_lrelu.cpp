@@ -15,6 +15,7 @@ namespace filtered_lrelu {
 
 void launch_cuda(const Params& p, at::Tensor& y, const at::Tensor& x, const at::Tensor& b, const at::Tensor& f1,
                  const at::Tensor& f2, at::Tensor& m);
+void shared_plan_cuda(const at::Tensor& x, int64_t elem_bytes, int64_t& budget, int64_t& min_tiles);
 
 constexpr int kMaxCoord = 1 << 30;  // every grid coordinate (padding included) fits an int with room
 
@@ -39,24 +40,48 @@ static void axis_sizes(int64_t in, int64_t u, int64_t d, int64_t p0, int64_t p1,
     out = span / d + 1;
 }
 
-// Output tile size: as given (tests use tiny tiles to exercise tile borders), else the largest
-// candidate whose workspace fits the shared-memory budget (16 when none does). Larger tiles
-// recompute less of their neighbours' footprints (the filters' overlap).
-static void plan_tiles(Params& p, int64_t tile, int64_t elem_bytes) {
-    int t = int(tile);
-    if (t <= 0) {
-        t = 16;
-        for (int cand : {64, 48, 40, 32, 24, 16, 8, 4, 2, 1}) {
-            int64_t ts, a, b;
-            workspace_size(p, std::min(cand, p.oh), std::min(cand, p.ow), ts, a, b);
-            if ((ts + a + b) * elem_bytes <= kSharedBytes) { t = cand; break; }
-        }
-    }
+// Output tiles of a t x t plan (t clipped to the output), as equal as possible: the number of
+// tiles per axis of t, each ceil(size / count) (<= t, so the workspace still fits). Per axis the
+// recomputed overlap depends only on the count; equal tiles avoid a thin last one.
+static void set_tiles(Params& p, int t, bool balance) {
     p.tile_h = std::min(t, p.oh);
     p.tile_w = std::min(t, p.ow);
     p.tiles_y = (p.oh + p.tile_h - 1) / p.tile_h;
     p.tiles_x = (p.ow + p.tile_w - 1) / p.tile_w;
+    if (balance) {
+        p.tile_h = (p.oh + p.tiles_y - 1) / p.tiles_y;
+        p.tile_w = (p.ow + p.tiles_x - 1) / p.tiles_x;
+    }
     p.tiles = p.n * p.c * p.tiles_y * p.tiles_x;
+}
+
+// Output tile size: as given (tests use tiny tiles to exercise tile borders), else the largest
+// square tile whose workspace fits `budget` bytes (16, in global memory, when none does), made
+// even by set_tiles. Larger tiles recompute less of their neighbours' footprints (the filters'
+// overlap: at up 2 / down 2 with 12 taps a tile of t outputs computes 2t + 10 intermediate
+// samples per axis for 2t new ones). But fewer tiles are fewer blocks: while the call has fewer
+// than `min_tiles` (two waves of resident blocks on a GPU; 0 on the host), the tile shrinks,
+// down to 16.
+static void plan_tiles(Params& p, int64_t tile, int64_t elem_bytes, int64_t budget, int64_t min_tiles) {
+    p.smem_budget = budget;
+    if (tile > 0) {
+        set_tiles(p, int(tile), false);
+    } else {
+        auto fits = [&](int t) {
+            int64_t ts, a, b;
+            workspace_size(p, std::min(t, p.oh), std::min(t, p.ow), ts, a, b);
+            return (ts + a + b) * elem_bytes <= budget;
+        };
+        int t = std::min(256, std::max(p.oh, p.ow));
+        while (t > 1 && !fits(t)) --t;
+        if (!fits(t)) t = 16;
+        while (t > 16) {
+            set_tiles(p, t, true);
+            if (p.tiles >= min_tiles) break;
+            --t;
+        }
+        set_tiles(p, t, true);
+    }
     workspace_size(p, p.tile_h, p.tile_w, p.ws_t, p.ws_a, p.ws_b);
 }
 
@@ -130,8 +155,10 @@ std::tuple<at::Tensor, at::Tensor> filtered_lrelu(at::Tensor x, at::Tensor b, at
     p.on = y.stride(0); p.oc = y.stride(1); p.oys = y.stride(2); p.oxs = y.stride(3);
     if (y.numel() == 0) return {y, m};
     if (x.numel() == 0) return {y.zero_(), m};  // the output sees only padding
-    const int64_t elem_bytes = x.scalar_type() == at::kDouble ? 8 : 4;
-    plan_tiles(p, tile, elem_bytes);
+    const int64_t elem_bytes = x.scalar_type() == at::kDouble ? 8 : 4;  // the workspace holds opmath values
+    int64_t budget = kSharedBytes, min_tiles = 0;
+    if (x.is_cuda()) shared_plan_cuda(x, elem_bytes, budget, min_tiles);
+    plan_tiles(p, tile, elem_bytes, budget, min_tiles);
 
     at::Tensor bc = has_bias ? b.contiguous() : at::Tensor();
     at::Tensor f1c = f1.contiguous(), f2c = f2.contiguous();

@@ -52,7 +52,9 @@ namespace filtered_lrelu {
 enum Mode { ACT = 0, MASKED = 1 };
 // Codes of the record: the activation's local derivative class.
 enum Code : uint8_t { CLAMPED = 0, POSITIVE = 1, NEGATIVE = 2 };
-// Workspace a block may keep in shared memory without opting in; larger ones go to global memory.
+// Workspace a block may keep in shared memory without opting in. The host loop plans its tiles
+// for this budget; on a GPU the launcher opts in to more where the device allows (see
+// filtered_lrelu.cu), and a workspace over the budget goes to global memory.
 constexpr int64_t kSharedBytes = 48 * 1024;
 
 struct Params {
@@ -76,6 +78,7 @@ struct Params {
     int tiles_y, tiles_x;          // tiles per plane along each axis
     int64_t tiles;                 // n * c * tiles_y * tiles_x
     int64_t ws_t, ws_a, ws_b;      // workspace elements: taps, activations, the rest (see workspace_size)
+    int64_t smem_budget;           // shared-memory bytes per block the tiles were planned for
 };
 
 LL_HD int floor_div(int a, int b) {  // b > 0
@@ -130,6 +133,20 @@ LL_HD void for_cells(const Group& g, int rows, int cols, F&& f) {
     }
 }
 
+// The activation of mode ACT, as the reference: leaky ReLU (derivative slope at 0), gain, then
+// clamp (when `clamp`) with the closed interval [-c, c] counting as inside. Sets `code`; callers
+// that keep no record pass a dummy, which the compiler drops.
+template <typename acc_t>
+LL_HD acc_t activate(acc_t v, acc_t slope, acc_t gain, bool clamp, acc_t c, uint8_t& code) {
+    code = v > acc_t(0) ? POSITIVE : NEGATIVE;
+    acc_t y = (v > acc_t(0) ? v : v * slope) * gain;
+    if (clamp) {
+        if (y > c) { y = c; code = CLAMPED; }
+        else if (y < -c) { y = -c; code = CLAMPED; }
+    }
+    return y;
+}
+
 // The pointwise step on one intermediate value (see Mode). `code` is read in MASKED mode
 // and written in ACT mode.
 template <typename acc_t>
@@ -139,16 +156,7 @@ LL_HD acc_t pointwise(const Params& p, acc_t v, uint8_t& code) {
         const acc_t d = code == POSITIVE ? gain : (code == NEGATIVE ? gain * slope : acc_t(0));
         return v * d;
     }
-    // As the reference: leaky ReLU (derivative slope at 0), gain, then clamp with the
-    // closed interval [-clamp, clamp] counting as inside.
-    code = v > acc_t(0) ? POSITIVE : NEGATIVE;
-    acc_t y = (v > acc_t(0) ? v : v * slope) * gain;
-    if (p.clamp >= 0) {
-        const acc_t c = acc_t(p.clamp);
-        if (y > c) { y = c; code = CLAMPED; }
-        else if (y < -c) { y = -c; code = CLAMPED; }
-    }
-    return y;
+    return activate<acc_t>(v, slope, gain, p.clamp >= 0, acc_t(p.clamp), code);
 }
 
 // Host: one worker, nothing to synchronise.
@@ -192,17 +200,19 @@ LL_HD Win window_of(int t, int tiles, int tsize, int out, int mid, int u, int d,
 LL_HD int pitch_of(int n) { return n | 1; }
 
 // Workspace elements (upper bounds over all tiles) for tiles of th x tw outputs: the taps; the
-// activations A [na_y, na_x]; then either the input window X [ni_y, ni_x] and the x pass U
-// [ni_y, na_x] of a separable stage 1, or the x pass D [na_y, tw] of a separable stage 2 (the
-// latter is written only once stage 1 is done, so they share the space). Rows at pitch_of.
+// activations A [na_y, na_x]; the input window X [ni_y, ni_x]; then the x pass U [ni_y, na_x] of a
+// separable stage 1 and the x pass D [na_y, tw] of a separable stage 2 in the same space (D is
+// written only once stage 1 is done). D does not overlap X, so a block can stage its next tile's
+// input while threads still read this tile's D: no barrier at the end of a tile (see run_tile).
+// Rows at pitch_of.
 LL_HD void workspace_size(const Params& p, int th, int tw, int64_t& t, int64_t& a, int64_t& b) {
     t = (p.sep1 ? int64_t(p.ux) * p.n1x + int64_t(p.uy) * p.n1y : int64_t(p.ux) * p.uy * p.n1x * p.n1y) +
         (p.sep2 ? int64_t(p.f2w) : int64_t(p.f2h) * p.f2w);
     const int64_t nay = int64_t(th - 1) * p.dy + p.f2h, nax = int64_t(tw - 1) * p.dx + p.f2w;
     const int64_t niy = (nay + p.uy - 2) / p.uy + p.n1y, nix = (nax + p.ux - 2) / p.ux + p.n1x;
     a = nay * (nax | 1);
-    const int64_t x = niy * (nix | 1) + (p.sep1 ? niy * (nax | 1) : 0), d = p.sep2 ? nay * (tw | 1) : 0;
-    b = x > d ? x : d;
+    const int64_t u = p.sep1 ? niy * (nax | 1) : 0, d = p.sep2 ? nay * (tw | 1) : 0;
+    b = niy * (nix | 1) + (u > d ? u : d);
 }
 
 // Fills `taps` (p.ws_t elements) from the filters, once per block: stage 1 as [uy][ux][n1y][n1x]
@@ -395,13 +405,28 @@ LL_HD void tile_stage1(const Params& p, const Group& g, const Win& ys, const Win
     {
         acc_t w[NW];
         if constexpr (S::fixed) load_taps<NW>(w, wy);
-        up_pass<S>(g, xs.na, ys.groups, ys.k00, ys.na, p.uy, p.n1y, S::fixed ? w : wy, U, 1, pa,
-                   [&](int c, int r, acc_t v) { finish(r, c, v); });
+        const acc_t* wk = S::fixed ? w : wy;
+        // Inference (mode ACT, no record) on a window inside the intermediate grid, as every tile
+        // of StyleGAN3's forward calls: the activation alone, without finish's per-sample grid
+        // check, record addressing and ownership test. Same arithmetic (activate), same values.
+        const bool inside = ys.a0 >= 0 && ys.a0 + ys.na <= p.mh && xs.a0 >= 0 && xs.a0 + xs.na <= p.mw;
+        if (p.mode == ACT && !mp && inside) {
+            const acc_t slope = acc_t(p.slope), gain = acc_t(p.gain), cl = acc_t(p.clamp);
+            const bool clamp = p.clamp >= 0;
+            up_pass<S>(g, xs.na, ys.groups, ys.k00, ys.na, p.uy, p.n1y, wk, U, 1, pa, [&](int c, int r, acc_t v) {
+                uint8_t unused;
+                A[r * pa + c] = activate<acc_t>(v * g_up, slope, gain, clamp, cl, unused);
+            });
+        } else {
+            up_pass<S>(g, xs.na, ys.groups, ys.k00, ys.na, p.uy, p.n1y, wk, U, 1, pa,
+                       [&](int c, int r, acc_t v) { finish(r, c, v); });
+        }
     }
     g.sync();
 }
 
 // Stage 2: the tile's outputs from its activations A (in-window: no bounds checks).
+// D is the space of stage 1's U (see workspace_size).
 template <typename S, typename scalar_t, typename acc_t, typename Group>
 LL_HD void tile_stage2(const Params& p, const Group& g, const Win& ys, const Win& xs, const acc_t* taps,
                        const acc_t* A, acc_t* D, scalar_t* yp) {
@@ -440,10 +465,12 @@ LL_HD void tile_stage2(const Params& p, const Group& g, const Win& ys, const Win
             store(r, c, acc);
         });
     }
-    g.sync();  // the workspace is reused by the group's next tile
+    // No barrier here: the group's next tile first writes only X, which no pass of stage 2 reads
+    // (see workspace_size), and the barrier after that staging precedes any write to A or D.
 }
 
-// Tile `t` (plane-major, x fastest): stage the input, stage 1, pointwise, stage 2. `taps` as
+// Tile `t` (plane-major, x fastest): stage the input, stage 1, pointwise, stage 2, with four
+// barriers (after the staging and after each of the first three separable passes). `taps` as
 // filled by prepare_taps; `ws` holds p.ws_a + p.ws_b elements; `b` (bias, or null) and `m` (the
 // record, or null) as in Params' mode.
 template <typename S, typename scalar_t, typename acc_t, typename Group>
@@ -466,7 +493,7 @@ LL_HD void run_tile(int64_t t, const Params& p, const Group& g, scalar_t* __rest
     stage_input<scalar_t, acc_t, Group>(p, g, ys, xs, x + n * p.sn + c * p.sc, bias, X);
     g.sync();
     tile_stage1<S, acc_t, Group>(p, g, ys, xs, taps, X, mp, A, U);
-    tile_stage2<S, scalar_t, acc_t, Group>(p, g, ys, xs, taps2, A, ws + p.ws_a, y + n * p.on + c * p.oc);
+    tile_stage2<S, scalar_t, acc_t, Group>(p, g, ys, xs, taps2, A, U, y + n * p.on + c * p.oc);
 }
 
 }  // namespace filtered_lrelu
