@@ -40,47 +40,70 @@ static void axis_sizes(int64_t in, int64_t u, int64_t d, int64_t p0, int64_t p1,
     out = span / d + 1;
 }
 
-// Output tiles of a t x t plan (t clipped to the output), as equal as possible: the number of
-// tiles per axis of t, each ceil(size / count) (<= t, so the workspace still fits). Per axis the
-// recomputed overlap depends only on the count; equal tiles avoid a thin last one.
-static void set_tiles(Params& p, int t, bool balance) {
-    p.tile_h = std::min(t, p.oh);
-    p.tile_w = std::min(t, p.ow);
+// Sets the tile size and counts: th x tw outputs (clipped to the output), tiles per axis to cover it.
+static void set_tiles(Params& p, int th, int tw) {
+    p.tile_h = std::min(th, p.oh);
+    p.tile_w = std::min(tw, p.ow);
     p.tiles_y = (p.oh + p.tile_h - 1) / p.tile_h;
     p.tiles_x = (p.ow + p.tile_w - 1) / p.tile_w;
-    if (balance) {
-        p.tile_h = (p.oh + p.tiles_y - 1) / p.tiles_y;
-        p.tile_w = (p.ow + p.tiles_x - 1) / p.tiles_x;
-    }
     p.tiles = p.n * p.c * p.tiles_y * p.tiles_x;
 }
 
-// Output tile size: as given (tests use tiny tiles to exercise tile borders), else the largest
-// square tile whose workspace fits `budget` bytes (16, in global memory, when none does), made
-// even by set_tiles. Larger tiles recompute less of their neighbours' footprints (the filters'
-// overlap: at up 2 / down 2 with 12 taps a tile of t outputs computes 2t + 10 intermediate
-// samples per axis for 2t new ones). But fewer tiles are fewer blocks: while the call has fewer
-// than `min_tiles` (two waves of resident blocks on a GPU; 0 on the host), the tile shrinks,
-// down to 16.
+// Output tile size: as given (square; tests use tiny tiles to exercise tile borders), else
+// planned. A tile of t outputs along an axis computes (t - 1) * d + f2 intermediate samples, so
+// n tiles over `out` outputs compute (out - n) * d + n * f2: the fewer tiles, the less overlap
+// is recomputed (up 2 / down 2 with 12 taps: 2t + 10 samples for 2t new ones). The plan takes,
+// over the tile counts ny x nx, the least recomputed area whose workspace fits `budget` bytes,
+// with equal tiles (ceil(size / count); a thin last tile would cost the same overlap) and, at
+// equal cost, fewer columns of tiles (wide tiles: longer coalesced rows). Fewer tiles are also
+// fewer blocks: a call with fewer than `min_tiles` tiles (two waves of resident blocks on a GPU;
+// 0 on the host) takes more, smaller tiles, down to 16 outputs a side. When no tile fits the
+// budget, 16 x 16 tiles (the workspace then lives in global memory).
 static void plan_tiles(Params& p, int64_t tile, int64_t elem_bytes, int64_t budget, int64_t min_tiles) {
     p.smem_budget = budget;
     if (tile > 0) {
-        set_tiles(p, int(tile), false);
+        set_tiles(p, int(tile), int(tile));
     } else {
-        auto fits = [&](int t) {
+        constexpr int kMaxTile = 256, kMinSide = 16;
+        auto fits = [&](int th, int tw) {
             int64_t ts, a, b;
-            workspace_size(p, std::min(t, p.oh), std::min(t, p.ow), ts, a, b);
-            return (ts + a + b) * elem_bytes <= budget;
+            workspace_size(p, th, tw, ts, a, b);
+            return th <= kMaxTile && tw <= kMaxTile && (ts + a + b) * elem_bytes <= budget;
         };
-        int t = std::min(256, std::max(p.oh, p.ow));
-        while (t > 1 && !fits(t)) --t;
-        if (!fits(t)) t = 16;
-        while (t > 16) {
-            set_tiles(p, t, true);
-            if (p.tiles >= min_tiles) break;
-            --t;
+        auto size = [](int out, int n) { return (out + n - 1) / n; };  // equal tiles, n per axis
+        auto area = [](int out, int n, int d, int f2) { return int64_t(out - n) * d + int64_t(n) * f2; };
+        const int64_t planes = p.n * p.c;
+        // Ranks a plan: enough tiles first, then (enough) the least area or (short) the most
+        // tiles, then the fewest columns.
+        using Rank = std::tuple<bool, int64_t, int>;
+        bool found = false;
+        Rank best{};
+        int best_h = kMinSide, best_w = kMinSide;
+        // nx: the fewest columns of tiles that fit rows of tiles of height th; as ny grows, th
+        // shrinks and nx can only decrease (one pass over both axes).
+        int nx = p.ow;
+        for (int ny = 1; ny <= p.oh; ++ny) {
+            const int th = size(p.oh, ny);
+            if (ny > 1 && th == size(p.oh, ny - 1)) continue;  // the same tiles as ny - 1
+            if (found && th < kMinSide) break;
+            if (!fits(th, size(p.ow, nx))) continue;
+            while (nx > 1 && fits(th, size(p.ow, nx - 1))) --nx;
+            const int64_t want = (min_tiles + planes * ny - 1) / (planes * ny);  // columns for min_tiles
+            const int64_t cap = std::max<int64_t>(nx, size(p.ow, kMinSide));      // no thinner than kMinSide
+            const int tw = size(p.ow, int(std::min<int64_t>(std::max<int64_t>(nx, want), cap)));
+            const int cols = size(p.ow, tw), rows = size(p.oh, th);
+            const int64_t tiles = planes * rows * cols;
+            const bool short_of = tiles < min_tiles;
+            const Rank rank{short_of, short_of ? -tiles : area(p.oh, rows, p.dy, p.f2h) * area(p.ow, cols, p.dx, p.f2w),
+                            cols};
+            if (!found || rank < best) {
+                found = true;
+                best = rank;
+                best_h = th;
+                best_w = tw;
+            }
         }
-        set_tiles(p, t, true);
+        set_tiles(p, best_h, best_w);
     }
     workspace_size(p, p.tile_h, p.tile_w, p.ws_t, p.ws_a, p.ws_b);
 }

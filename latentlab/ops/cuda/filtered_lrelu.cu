@@ -5,11 +5,12 @@
 // Shared memory per block (shared_plan_cuda): registers bound the kernels to kBlocksPerSM blocks
 // per SM (see the launch bounds), so each block may take an even share of the SM's shared memory
 // without lowering occupancy; beyond 48 KiB that needs the opt-in (cudaFuncSetAttribute). On an
-// H100/H200 (228 KiB per SM, 1 KiB reserved per block) a float32 block gets 75 KiB: tiles of
-// 36-45 outputs at up 2 / down 2 with 12 taps instead of 32-34 at 48 KiB, so 3 blocks of 256
-// threads per SM still fit. Two larger blocks per SM (111 KiB, tiles up to 56) would recompute
-// less overlap but run 16 warps per SM instead of 24 unless they had more threads, which at 80
-// registers and 2 blocks allows at most 384; not chosen without a GPU to time it.
+// H100/H200 (228 KiB per SM, 1 KiB reserved per block) a float32 block gets 75 KiB, and 3 blocks
+// of 256 threads per SM still fit: StyleGAN3's calls get tiles of 26x52 to 50x50 outputs, which
+// recompute 1.21-1.31x the intermediate area instead of 1.29-1.46x at 48 KiB (plan_tiles in
+// filtered_lrelu.cpp). Two larger blocks per SM (111 KiB) would recompute less still, but run 16
+// warps per SM instead of 24 unless they had more threads, which at 80 registers and 2 blocks
+// allows at most 384; not chosen without a GPU to time it.
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
