@@ -41,7 +41,7 @@ constexpr int kBlocksPerSM = sizeof(acc_t) == 4 ? 3 : 2;
 constexpr int64_t kMaxBlocksShared = 1 << 20;
 constexpr int64_t kMaxBlocksScratch = 1024;  // bounds the scratch buffer
 
-// Three blocks of 256 threads per SM (three 48 KiB workspaces fit too) cap the float32 kernels at
+// Three blocks of 256 threads per SM (with their shares of shared memory, see above) cap the float32 kernels at
 // 80 registers, which the register-blocked passes need to run without spilling (ptxas -v, sm_90:
 // at 64 every compiled configuration spilled); the float64 ones get two blocks (128 registers).
 template <typename S, typename scalar_t, typename acc_t>
