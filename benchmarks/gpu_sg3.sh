@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The StyleGAN3 part of gpu_session.sh alone, for a short device call (about 160 s on an H200): build our kernels
+# The StyleGAN3 part of gpu_session.sh alone, for a short device call (about 3 min on an H200): build our kernels
 # and NVIDIA's stylegan3 plugins in parallel, run the GPU tests of the kernels, then time the sg3t-256 generator,
-# replay its filtered_lrelu calls one by one against NVIDIA's plugin, and check accuracy against float64.
+# replay its filtered_lrelu calls one by one against NVIDIA's plugin, check accuracy against float64, and run
+# compute-sanitizer's racecheck and memcheck on small filtered_lrelu calls.
 #
 #   benchmarks/gpu_sg3.sh STYLEGAN3_CHECKOUT [OUTDIR]
 set -u
@@ -23,4 +24,8 @@ timeout 120 $PY benchmarks/filtered_lrelu_kernel.py --config sg3t-256 --batch 8 
 say "replay exit $?"; grep -v "Warn\|warn\|pkg_resources\|Setting up" "$OUTDIR/filtered_lrelu.log" | tail -n 18
 timeout 90 $PY benchmarks/sg3_accuracy_profile.py --config sg3t-256 --batch 8 --device cuda >"$OUTDIR/accuracy.log" 2>&1
 say "accuracy exit $?"; grep "max |y - y64|" "$OUTDIR/accuracy.log"
+CS=$(command -v compute-sanitizer || echo "${CUDA_HOME:-/usr/local/cuda}/bin/compute-sanitizer")
+for tool in racecheck memcheck; do  # shared-memory races and out-of-bounds accesses of our kernels
+  timeout 100 "$CS" --tool "$tool" $PY benchmarks/sanitize_filtered_lrelu.py 2>&1 | grep "SUMMARY\|done\|Error"
+done
 say done
