@@ -264,6 +264,7 @@ def test_upfirdn2d_gradients(case):
 
 @pytest.mark.parametrize("case", CASES[4:])
 @pytest.mark.parametrize("sep", [False, True])
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:FutureWarning")  # torch.func's own first use
 def test_upfirdn2d_gradients_through_strides_and_crops(case, sep):
     """The constant filter's gradient is its adjoint (a transposed per-channel filter, with the rows a stride skips
     given back as output padding); first and second derivatives against finite differences."""
