@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from benchmarks.training_throughput import CONFIGS, image_folder  # noqa: E402
+from benchmarks.training_throughput import CONFIGS, image_folder, trainer  # noqa: E402
 from latentlab.train import ImageDataset, scratch_networks  # noqa: E402
 from latentlab.train.dataset import PositionSampler, load_batch  # noqa: E402
 
@@ -131,14 +131,19 @@ CONV_SHAPES = [  # (in channels, out channels, resolution): toy64's 3x3 convolut
 ]
 
 
-def _conv_step(x, w, im2col):
+def _conv3x3(x, w):
+    return F.conv2d(x, w, padding=1)
+
+
+def _im2col_conv3x3(x, w):
+    n, _, h, wd = x.shape
+    return (w.reshape(w.shape[0], -1) @ F.unfold(x, 3, padding=1)).reshape(n, -1, h, wd)
+
+
+def _fwd_bwd(conv, x, w, gy):
+    """conv(x, w) and its input and weight gradients for the output gradient gy, as a training step runs them."""
     x, w = x.detach().requires_grad_(True), w.detach().requires_grad_(True)
-    if im2col:
-        n, _, h, wd = x.shape
-        y = (w.reshape(w.shape[0], -1) @ F.unfold(x, w.shape[-1], padding=w.shape[-1] // 2)).reshape(n, -1, h, wd)
-    else:
-        y = F.conv2d(x, w, padding=w.shape[-1] // 2)
-    y.backward(torch.ones_like(y))  # input and weight gradients, as the step's backward pass
+    torch.autograd.grad(conv(x, w), [x, w], gy)
 
 
 def conv_rows(batch, iters):
@@ -148,14 +153,14 @@ def conv_rows(batch, iters):
     print("| shape (batch, in -> out, px, 3x3) | oneDNN | oneDNN channels-last | im2col + matmul |")
     print("| --- | --- | --- | --- |")
     for cin, cout, res in CONV_SHAPES:
-        x, w = torch.randn(batch, cin, res, res), torch.randn(cout, cin, 3, 3)
+        x, w, gy = torch.randn(batch, cin, res, res), torch.randn(cout, cin, 3, 3), torch.ones(batch, cout, res, res)
         flops = 3 * 2 * batch * cout * cin * 9 * res * res  # forward + input gradient + weight gradient
         variants = [
-            (x, False),
-            (x.contiguous(memory_format=torch.channels_last), False),
-            (x, True),
+            (_conv3x3, x),
+            (_conv3x3, x.contiguous(memory_format=torch.channels_last)),
+            (_im2col_conv3x3, x),
         ]
-        rates = [flops / best_of(lambda v=v: _conv_step(v[0], w, v[1]), iters) / 1e9 for v in variants]
+        rates = [flops / best_of(lambda v=v: _fwd_bwd(v[0], v[1], w, gy), iters) / 1e9 for v in variants]
         print(f"| {batch}, {cin} -> {cout}, {res} px | " + " | ".join(f"{r:.0f} GFLOP/s" for r in rates) + " |")
 
 
@@ -209,11 +214,6 @@ def winograd_conv3x3(m):
     return conv
 
 
-def _fwd_bwd(conv, x, w, gy):
-    x, w = x.detach().requires_grad_(True), w.detach().requires_grad_(True)
-    torch.autograd.grad(conv(x, w), [x, w], gy)
-
-
 def winograd_rows(batch, iters):
     print(f"ms per forward + input and weight gradients ({torch.get_num_threads()} threads); error: forward vs float64")
     print(
@@ -224,16 +224,19 @@ def winograd_rows(batch, iters):
     torch.manual_seed(0)
     for cin, cout, res in CONV_SHAPES:
         x, w, gy = torch.randn(batch, cin, res, res), torch.randn(cout, cin, 3, 3), torch.randn(batch, cout, res, res)
-        ref = F.conv2d(x.double(), w.double(), padding=1)
+        ref = _conv3x3(x.double(), w.double())
         xl, gyl = (t.contiguous(memory_format=torch.channels_last) for t in (x, gy))
-        cells = [f"{best_of(lambda: _fwd_bwd(lambda a, b: F.conv2d(a, b, padding=1), xl, w, gyl), iters) * 1e3:.1f}"]
+        cells = [f"{best_of(lambda: _fwd_bwd(_conv3x3, xl, w, gyl), iters) * 1e3:.1f}"]
         for m in (2, 4):
             conv = winograd_conv3x3(m)
             err = ((conv(x, w).double() - ref).abs().max() / ref.abs().max()).item()
             cells += [f"{best_of(lambda c=conv: _fwd_bwd(c, x, w, gy), iters) * 1e3:.1f}", f"{err:.1e}"]
         tiles = batch * (-(-res // 4)) ** 2
         v, u, dm = torch.randn(36, tiles, cin), torch.randn(36, cin, cout), torch.randn(36, tiles, cout)
-        gemms = lambda: (torch.bmm(v, u), torch.bmm(dm, u.transpose(1, 2)), torch.bmm(v.transpose(1, 2), dm))  # noqa: E731
+
+        def gemms(v=v, u=u, dm=dm):  # forward, input gradient, weight gradient
+            torch.bmm(v, u), torch.bmm(dm, u.transpose(1, 2)), torch.bmm(v.transpose(1, 2), dm)
+
         cells.append(f"{best_of(gemms, iters) * 1e3:.1f}")
         print(f"| {batch}, {cin} -> {cout}, {res} px | " + " | ".join(cells) + " |")
 
@@ -268,8 +271,6 @@ class _ConvTimer(torch.utils._python_dispatch.TorchDispatchMode):
 
 
 def profile_rows(config, batch, iters):
-    from benchmarks.training_throughput import trainer
-
     tr = trainer(config, batch, "cpu")
     steps = 16 * iters  # whole cycles of the lazy regularisers
     for _ in range(2):

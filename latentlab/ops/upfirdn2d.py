@@ -100,8 +100,8 @@ class _ConstantFilter(torch.autograd.Function):
     """A per-channel FIR with a constant filter whose gradient is its adjoint, again this op, so gradients of any
     order run as per-channel filters. Through autograd's own convolution formulas the second derivative (R1, path
     length) also computes the filter's gradient, constant or not, as one small convolution per channel: 6 % of the
-    embedded model's CPU training step went there, more with more channels. Linear in x, so forward-mode derivatives are the op
-    itself, and torch.func transforms get a generated vmap rule."""
+    embedded model's CPU training step went there, more with more channels. Linear in x, so forward-mode derivatives
+    are the op itself, and torch.func transforms get a generated vmap rule."""
 
     generate_vmap_rule = True
 

@@ -92,7 +92,8 @@ void launch_cuda(const Params& p, at::Tensor& y, const at::Tensor& x, const at::
             const size_t smem_bytes = shared ? size_t(bytes) : 0;
             auto* kernel = filtered_lrelu_kernel<decltype(spec), scalar_t, acc_t>;
             if (smem_bytes > size_t(kSharedBytes))  // opt in (per kernel and device; cheap to repeat)
-                C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem_bytes)));
+                C10_CUDA_CHECK(
+                    cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem_bytes)));
             kernel<<<blocks, kThreads, smem_bytes, stream>>>(
                 p, y.data_ptr<scalar_t>(), x.data_ptr<scalar_t>(), b.defined() ? b.data_ptr<scalar_t>() : nullptr,
                 f1.data_ptr<acc_t>(), f2.data_ptr<acc_t>(), m.defined() ? m.data_ptr<uint8_t>() : nullptr,
